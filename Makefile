@@ -1,0 +1,64 @@
+# Tally's one entry point. `make run` and `make test` are the whole set-up on
+# a fresh machine; everything else is here for operators and developers.
+SHELL        := bash
+.SHELLFLAGS  := -euo pipefail -c
+STACK        := deploy/local/stack
+BIN          := bin/tally
+LOCAL        := $(or $(TALLY_LOCAL_DIR),$(CURDIR)/.local)
+TEST_TIMEOUT ?= 30m
+ARGS         ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help up down status logs nodetool reset build migrate run serve test test-unit \
+        test-integration fmt vet bench clean
+
+help: ## list targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+up: ## install (first time) and start Cassandra, Kafka and Redis, waiting until each answers
+	$(STACK) up
+
+down: ## stop the servers `make up` started, and nothing else
+	$(STACK) down
+
+status: ## show which local servers are up
+	$(STACK) status
+
+logs: ## tail the local servers' logs
+	$(STACK) logs
+
+nodetool: ## run the real nodetool against the local node, e.g. make nodetool ARGS=status
+	$(STACK) nodetool $(ARGS)
+
+reset: ## stop the stack and delete its data (jars stay cached)
+	$(STACK) reset
+
+build: ## build bin/tally
+	go build -o $(BIN) ./cmd/tally
+
+migrate: build up ## apply cql/ migrations to the local keyspace
+	./$(BIN) migrate
+
+$(LOCAL)/dev-jwt-secret:
+	@mkdir -p $(LOCAL)
+	@head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > $@
+
+run: build up $(LOCAL)/dev-jwt-secret ## bring the stack up, migrate, and serve on http://127.0.0.1:8080
+	./$(BIN) migrate
+	TALLY_JWT_SECRET=$$(cat $(LOCAL)/dev-jwt-secret) ./$(BIN) serve
+
+test: test-unit test-integration ## unit tests with -race, then integration tests against the real servers
+
+test-unit: ## vet + unit tests with the race detector (no servers needed)
+	go vet ./...
+	go test -race -count=1 ./...
+
+test-integration: up ## integration tests against the local Cassandra, Kafka and Redis
+	go vet -tags integration ./...
+	go test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) -tags integration ./...
+
+fmt: ## gofmt the tree
+	gofmt -w $$(git ls-files '*.go')
+
+clean: ## remove build output
+	rm -rf bin

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/tally-vote/tally/pkg/config"
+)
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "tally",
+		Short:         "Tally: polls and exactly-once voting on Cassandra, Kafka and Redis",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newServeCmd(), newMigrateCmd())
+	return root
+}
+
+// setup loads configuration and builds the one logger of the process.
+func setup() (config.Config, *zap.Logger, error) {
+	cfg, err := config.Load()
+	if err != nil {
+		return cfg, nil, err
+	}
+	lvl, err := zapcore.ParseLevel(cfg.LogLevel)
+	if err != nil {
+		return cfg, nil, err
+	}
+	zc := zap.NewProductionConfig()
+	zc.Level = zap.NewAtomicLevelAt(lvl)
+	zc.Sampling = nil
+	log, err := zc.Build()
+	if err != nil {
+		return cfg, nil, err
+	}
+	return cfg, log, nil
+}

@@ -1,0 +1,107 @@
+// Package app wires Tally's parts together from configuration: connections,
+// stores, services and the HTTP router. The binary and the integration tests
+// build the process the same way through it.
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+	"github.com/scylladb/gocqlx/v2"
+	"go.uber.org/zap"
+
+	"github.com/tally-vote/tally/pkg/auth"
+	"github.com/tally-vote/tally/pkg/cassandra"
+	"github.com/tally-vote/tally/pkg/config"
+	"github.com/tally-vote/tally/pkg/httpapi"
+	"github.com/tally-vote/tally/pkg/kafkax"
+	"github.com/tally-vote/tally/pkg/live"
+	"github.com/tally-vote/tally/pkg/poll"
+	"github.com/tally-vote/tally/pkg/ratelimit"
+	"github.com/tally-vote/tally/pkg/redisx"
+	"github.com/tally-vote/tally/pkg/tally"
+	"github.com/tally-vote/tally/pkg/vote"
+)
+
+// App is one Tally process's parts.
+type App struct {
+	Cfg      config.Config
+	Log      *zap.Logger
+	Registry *prometheus.Registry
+	CQL      gocqlx.Session
+	Redis    *redis.Client
+	Now      func() time.Time
+
+	Auth  *auth.Service
+	Polls *poll.Service
+	Votes *vote.Service
+	Tally *tally.Service
+	Hub   *live.Hub
+	Limit *ratelimit.Limiter
+}
+
+// New connects to Cassandra and builds every service. Redis and Kafka are
+// not dialled here: the process starts while they are down and degrades.
+func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) {
+	if cfg.MigrateOnStart {
+		if err := cassandra.Migrate(ctx, cfg.Cassandra, log.Named("migrate")); err != nil {
+			return nil, err
+		}
+	}
+	s, err := cassandra.Connect(cfg.Cassandra, log.Named("cassandra"))
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a := &App{Cfg: cfg, Log: log, Registry: reg, CQL: s, Redis: redisx.New(cfg.Redis), Now: time.Now}
+
+	tokens := auth.NewTokens(cfg.JWTSecret, cfg.Auth.TokenTTL, a.Now)
+	a.Auth = auth.NewService(cfg.Auth, cassandra.NewUserStore(s, cfg.Cassandra), tokens, log.Named("auth"), a.Now)
+	a.Tally = tally.NewService(cfg.Tally, cassandra.NewTallyStore(s), a.Redis, log.Named("tally"), a.Now, reg)
+	a.Polls = poll.NewService(cfg.Poll, cassandra.NewPollStore(s, cfg.Cassandra), a.Tally, log.Named("poll"), a.Now)
+	a.Votes = vote.NewService(cassandra.NewVoteStore(s, cfg.Cassandra), a.Tally, log.Named("vote"), a.Now, reg)
+	a.Hub = live.NewHub(a.Tally, cfg.LiveInterval, log.Named("live"), reg)
+	a.Limit = ratelimit.New(cfg.RateLimit, a.Redis, log.Named("ratelimit"), a.Now, reg)
+	return a, nil
+}
+
+// Checks are the readiness probes of the three dependencies.
+func (a *App) Checks() []httpapi.Check {
+	return []httpapi.Check{
+		{Name: "cassandra", Fn: func(ctx context.Context) error { return cassandra.Ping(ctx, a.CQL) }},
+		{Name: "redis", Fn: func(ctx context.Context) error { return redisx.Ping(ctx, a.Redis) }},
+		{Name: "kafka", Fn: func(ctx context.Context) error { return kafkax.Ping(ctx, a.Cfg.Kafka) }},
+	}
+}
+
+// Router builds the HTTP handler.
+func (a *App) Router() (*gin.Engine, error) {
+	return httpapi.NewRouter(httpapi.Deps{
+		Log:            a.Log.Named("http"),
+		Registry:       a.Registry,
+		Checks:         a.Checks(),
+		Pprof:          a.Cfg.Pprof,
+		PublicURL:      a.Cfg.PublicURL,
+		TrustedProxies: a.Cfg.TrustedProxies,
+		Now:            a.Now,
+		Auth:           a.Auth,
+		Polls:          a.Polls,
+		Votes:          a.Votes,
+		Tally:          a.Tally,
+		Hub:            a.Hub,
+		Limiter:        a.Limit,
+	})
+}
+
+// Close releases connections.
+func (a *App) Close() {
+	if err := a.Redis.Close(); err != nil {
+		a.Log.Warn("close redis", zap.Error(err))
+	}
+	a.CQL.Close()
+}

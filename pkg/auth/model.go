@@ -1,0 +1,85 @@
+// Package auth owns accounts, password hashing, and the JWTs that identify
+// account holders and anonymous voters.
+package auth
+
+import (
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gocql/gocql"
+
+	"github.com/tally-vote/tally/pkg/apperr"
+)
+
+// Sentinels.
+var (
+	ErrEmailTaken      = apperr.New("EMAIL_TAKEN", "an account with this email exists")
+	ErrUsernameTaken   = apperr.New("USERNAME_TAKEN", "this username is taken")
+	ErrBadCredentials  = apperr.New("UNAUTHENTICATED", "wrong login or password")
+	ErrInvalidToken    = apperr.New("UNAUTHENTICATED", "missing, invalid or expired token")
+	ErrUserNotFound    = apperr.New("UNAUTHENTICATED", "the account behind this token no longer exists")
+	ErrAnonymousCaller = apperr.New("FORBIDDEN", "anonymous voter tokens cannot do this, log in with an account")
+)
+
+// User is an account.
+type User struct {
+	ID           gocql.UUID
+	Email        string
+	Username     string
+	PasswordHash string
+	CreatedAt    time.Time
+}
+
+// Principal is who a request acts for: an account, or an anonymous voter
+// whose id was minted with its token.
+type Principal struct {
+	UserID    gocql.UUID
+	Anonymous bool
+}
+
+// Token is what login and anonymous sign-in return.
+type Token struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int    `json:"expires_in"`
+}
+
+var (
+	usernameRe = regexp.MustCompile(`^[a-z0-9_]{3,32}$`)
+	// A deliberately plain shape check: one @, something on each side, a dot
+	// in the domain, no spaces. Deliverability is not ours to judge.
+	emailRe = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
+)
+
+// Registration is the register request after parsing.
+type Registration struct {
+	Email    string
+	Username string
+	Password string
+}
+
+// Normalize lower-cases and trims the email; usernames are taken as given.
+func (r *Registration) Normalize() {
+	r.Email = strings.ToLower(strings.TrimSpace(r.Email))
+}
+
+// Validate checks the SPEC's limits.
+func (r Registration) Validate() error {
+	switch {
+	case len(r.Email) > 254 || !emailRe.MatchString(r.Email):
+		return apperr.Invalid("email", "must look like an email address")
+	case !usernameRe.MatchString(r.Username):
+		return apperr.Invalid("username", "must be 3 to 32 characters of a-z, 0-9 and _")
+	case utf8.RuneCountInString(r.Password) < 8:
+		return apperr.Invalid("password", "must be at least 8 characters")
+	case len(r.Password) > 72:
+		// bcrypt reads at most 72 bytes; longer passwords would be silently
+		// truncated, so refuse them.
+		return apperr.Invalid("password", "must be at most 72 bytes")
+	}
+	return nil
+}
+
+func errInvalid(field, msg string) error { return apperr.Invalid(field, "%s", msg) }

@@ -1,0 +1,73 @@
+package auth
+
+import (
+	"errors"
+	"time"
+
+	"github.com/gocql/gocql"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+const issuer = "tally"
+
+type claims struct {
+	Anonymous bool `json:"anon,omitempty"`
+	jwt.RegisteredClaims
+}
+
+// Tokens signs and verifies HS256 JWTs.
+type Tokens struct {
+	secret []byte
+	ttl    time.Duration
+	now    func() time.Time
+	parser *jwt.Parser
+}
+
+// NewTokens builds a signer. now is injected so tests control expiry.
+func NewTokens(secret string, ttl time.Duration, now func() time.Time) *Tokens {
+	return &Tokens{
+		secret: []byte(secret),
+		ttl:    ttl,
+		now:    now,
+		parser: jwt.NewParser(
+			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+			jwt.WithIssuer(issuer),
+			jwt.WithExpirationRequired(),
+			jwt.WithTimeFunc(now),
+		),
+	}
+}
+
+// Issue signs a token for p.
+func (t *Tokens) Issue(p Principal) (Token, error) {
+	now := t.now()
+	c := claims{
+		Anonymous: p.Anonymous,
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    issuer,
+			Subject:   p.UserID.String(),
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(t.ttl)),
+		},
+	}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(t.secret)
+	if err != nil {
+		return Token{}, err
+	}
+	return Token{AccessToken: s, TokenType: "Bearer", ExpiresIn: int(t.ttl.Seconds())}, nil
+}
+
+// Verify checks signature, algorithm, issuer and expiry. Every failure is
+// ErrInvalidToken: callers learn nothing about why.
+func (t *Tokens) Verify(raw string) (Principal, error) {
+	var c claims
+	tok, err := t.parser.ParseWithClaims(raw, &c, func(*jwt.Token) (any, error) { return t.secret, nil })
+	if err != nil || !tok.Valid {
+		return Principal{}, errors.Join(ErrInvalidToken, err)
+	}
+	id, err := gocql.ParseUUID(c.Subject)
+	if err != nil {
+		return Principal{}, errors.Join(ErrInvalidToken, err)
+	}
+	return Principal{UserID: id, Anonymous: c.Anonymous}, nil
+}

@@ -1,0 +1,48 @@
+package cassandra
+
+import (
+	"context"
+	"errors"
+
+	"github.com/gocql/gocql"
+)
+
+// outcomeUnknown reports whether a failed conditional write may still have
+// applied: a write timeout, a CAS-unknown answer, or no answer at all. Such
+// a write must be resolved by a SERIAL read, never guessed.
+func outcomeUnknown(err error) bool {
+	var (
+		wt *gocql.RequestErrWriteTimeout
+		cu *gocql.RequestErrCASWriteUnknown
+	)
+	return errors.As(err, &wt) || errors.As(err, &cu) ||
+		errors.Is(err, gocql.ErrTimeoutNoResponse) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// unavailable reports whether err means the cluster could not serve the
+// request right now (as opposed to a bug or bad data).
+func unavailable(err error) bool {
+	var (
+		un *gocql.RequestErrUnavailable
+		rt *gocql.RequestErrReadTimeout
+	)
+	return outcomeUnknown(err) || errors.As(err, &un) || errors.As(err, &rt) ||
+		errors.Is(err, gocql.ErrNoConnections) || errors.Is(err, gocql.ErrConnectionClosed)
+}
+
+// casInsert runs an INSERT ... IF NOT EXISTS. When it did not apply,
+// existing holds the row that won. gocql's MapScanCAS reads the [applied]
+// column and the existing row by name, which is correct on both Cassandra
+// and ScyllaDB (their result metadata differ in column order).
+func casInsert(q *gocql.Query) (applied bool, existing map[string]any, err error) {
+	existing = map[string]any{}
+	applied, err = q.MapScanCAS(existing)
+	return applied, existing, err
+}
+
+// serialRead reads at the session's serial consistency, which completes any
+// in-flight Paxos round on the partition first: after it, an unknown LWT
+// outcome is known.
+func serialRead(q *gocql.Query, serial gocql.SerialConsistency) *gocql.Query {
+	return q.Consistency(gocql.Consistency(serial))
+}

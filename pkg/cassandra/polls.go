@@ -1,0 +1,162 @@
+package cassandra
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/gocql/gocql"
+	"github.com/scylladb/gocqlx/v2"
+
+	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/poll"
+)
+
+// PollStore implements poll.Store.
+type PollStore struct {
+	s      gocqlx.Session
+	serial gocql.SerialConsistency
+}
+
+// NewPollStore builds the store.
+func NewPollStore(s gocqlx.Session, cfg Config) *PollStore {
+	serial, _ := parseSerial(cfg.SerialConsistency)
+	return &PollStore{s: s, serial: serial}
+}
+
+const (
+	insertPollStatics = `INSERT INTO polls (poll_id, creator_id, title, description, start_time, end_time,
+		closed_at, created_at, updated_at, show_results_during_voting, allow_anonymous, allow_multiple_options,
+		max_votes_per_user, counter_shards, index_buckets) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	insertPollOption = `INSERT INTO polls (poll_id, option_id, option_text, display_order) VALUES (?, ?, ?, ?)`
+	deletePollOption = `DELETE FROM polls WHERE poll_id = ? AND option_id = ?`
+	selectPoll       = `SELECT option_id, creator_id, title, description, start_time, end_time, closed_at,
+		created_at, updated_at, show_results_during_voting, allow_anonymous, allow_multiple_options,
+		max_votes_per_user, counter_shards, index_buckets, option_text, display_order FROM polls WHERE poll_id = ?`
+)
+
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
+}
+
+// writePoll writes the poll's partition in one single-partition batch, so
+// readers never see metadata without its options.
+func (st *PollStore) writePoll(ctx context.Context, p *poll.Poll, removed []gocql.UUID) error {
+	b := st.s.Session.NewBatch(gocql.UnloggedBatch).WithContext(ctx)
+	for _, id := range removed {
+		b.Query(deletePollOption, p.ID, id)
+	}
+	b.Query(insertPollStatics, p.ID, p.CreatorID, p.Title, p.Description, p.StartTime, p.EndTime,
+		nullTime(p.ClosedAt), p.CreatedAt, p.UpdatedAt, p.Settings.ShowResultsDuringVoting,
+		p.Settings.AllowAnonymous, p.Settings.AllowMultipleOptions, p.Settings.MaxVotesPerUser,
+		p.CounterShards, p.IndexBuckets)
+	for _, o := range p.Options {
+		b.Query(insertPollOption, p.ID, o.ID, o.Text, o.DisplayOrder)
+	}
+	return st.s.Session.ExecuteBatch(b)
+}
+
+// Create stores a new poll and its creator index row.
+func (st *PollStore) Create(ctx context.Context, p *poll.Poll) error {
+	if err := st.writePoll(ctx, p, nil); err != nil {
+		return apperr.Unavailable("insert poll", err)
+	}
+	err := st.s.Session.Query(`INSERT INTO polls_by_creator (creator_id, created_at, poll_id) VALUES (?, ?, ?)`,
+		p.CreatorID, p.CreatedAt, p.ID).WithContext(ctx).Exec()
+	if err != nil {
+		return apperr.Unavailable("index poll by creator", err)
+	}
+	return nil
+}
+
+// Update rewrites metadata and, when removed is non-nil, the options.
+func (st *PollStore) Update(ctx context.Context, p *poll.Poll, removed []gocql.UUID) error {
+	if err := st.writePoll(ctx, p, removed); err != nil {
+		return apperr.Unavailable("update poll", err)
+	}
+	return nil
+}
+
+// Get reads the poll partition.
+func (st *PollStore) Get(ctx context.Context, id gocql.UUID) (*poll.Poll, error) {
+	iter := st.s.Session.Query(selectPoll, id).WithContext(ctx).Iter()
+	var (
+		p     = &poll.Poll{ID: id}
+		optID gocql.UUID
+		text  *string
+		order *int
+		found bool
+	)
+	var closedAt *time.Time
+	for iter.Scan(&optID, &p.CreatorID, &p.Title, &p.Description, &p.StartTime, &p.EndTime, &closedAt,
+		&p.CreatedAt, &p.UpdatedAt, &p.Settings.ShowResultsDuringVoting, &p.Settings.AllowAnonymous,
+		&p.Settings.AllowMultipleOptions, &p.Settings.MaxVotesPerUser, &p.CounterShards, &p.IndexBuckets,
+		&text, &order) {
+		found = true
+		if text != nil && optID != (gocql.UUID{}) {
+			o := poll.Option{ID: optID, Text: *text}
+			if order != nil {
+				o.DisplayOrder = *order
+			}
+			p.Options = append(p.Options, o)
+		}
+		if closedAt != nil {
+			p.ClosedAt = *closedAt
+		}
+	}
+	if err := iter.Close(); err != nil {
+		return nil, apperr.Unavailable("read poll", err)
+	}
+	if !found || p.CreatorID == (gocql.UUID{}) {
+		return nil, poll.ErrNotFound
+	}
+	poll.SortOptions(p.Options)
+	return p, nil
+}
+
+// ListByCreator pages through the creator's polls, newest first, with
+// Cassandra's paging state as the cursor.
+func (st *PollStore) ListByCreator(ctx context.Context, creator gocql.UUID, page []byte, limit int) ([]gocql.UUID, []byte, error) {
+	iter := st.s.Session.Query(`SELECT poll_id FROM polls_by_creator WHERE creator_id = ?`, creator).
+		WithContext(ctx).PageSize(limit).PageState(page).Iter()
+	next := iter.PageState()
+	ids := make([]gocql.UUID, 0, limit)
+	var id gocql.UUID
+	for len(ids) < limit && iter.Scan(&id) {
+		ids = append(ids, id)
+	}
+	if err := iter.Close(); err != nil {
+		return nil, nil, apperr.Unavailable("list polls", err)
+	}
+	return ids, next, nil
+}
+
+// ClaimCreateKey binds an idempotency key to a poll id.
+func (st *PollStore) ClaimCreateKey(ctx context.Context, creator gocql.UUID, key string, id gocql.UUID) (gocql.UUID, error) {
+	q := st.s.Session.Query(`INSERT INTO poll_idempotency (creator_id, idempotency_key, poll_id, created_at)
+		VALUES (?, ?, ?, ?) IF NOT EXISTS`, creator, key, id, time.Now().UTC()).WithContext(ctx)
+	applied, existing, err := casInsert(q)
+	if err == nil {
+		if applied {
+			return id, nil
+		}
+		winner, _ := existing["poll_id"].(gocql.UUID)
+		return winner, nil
+	}
+	if !outcomeUnknown(err) {
+		return gocql.UUID{}, apperr.Unavailable("claim idempotency key", err)
+	}
+	var winner gocql.UUID
+	rq := st.s.Session.Query(`SELECT poll_id FROM poll_idempotency WHERE creator_id = ? AND idempotency_key = ?`,
+		creator, key).WithContext(ctx)
+	if err := serialRead(rq, st.serial).Scan(&winner); err != nil {
+		if errors.Is(err, gocql.ErrNotFound) {
+			return st.ClaimCreateKey(ctx, creator, key, id)
+		}
+		return gocql.UUID{}, apperr.Unavailable("resolve idempotency key", err)
+	}
+	return winner, nil
+}

@@ -1,0 +1,153 @@
+package cassandra
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/gocql/gocql"
+	"github.com/scylladb/gocqlx/v2"
+
+	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/tally"
+)
+
+// TallyStore implements tally.Store.
+type TallyStore struct {
+	s gocqlx.Session
+}
+
+// NewTallyStore builds the store.
+func NewTallyStore(s gocqlx.Session) *TallyStore { return &TallyStore{s: s} }
+
+const incrCounter = `UPDATE vote_counts SET votes = votes + ? WHERE poll_id = ? AND shard = ? AND option_id = ?`
+
+// Add increments the ballot count and each chosen option in one shard, as
+// one single-partition counter batch.
+func (st *TallyStore) Add(ctx context.Context, pollID gocql.UUID, shard int, options []gocql.UUID) error {
+	d := tally.NewCounts()
+	d.Add(options)
+	return st.AdjustShard(ctx, pollID, shard, d)
+}
+
+// AdjustShard adds delta to one shard.
+func (st *TallyStore) AdjustShard(ctx context.Context, pollID gocql.UUID, shard int, delta tally.Counts) error {
+	b := st.s.Session.NewBatch(gocql.CounterBatch).WithContext(ctx)
+	if delta.Ballots != 0 {
+		b.Query(incrCounter, delta.Ballots, pollID, shard, tally.BallotKey)
+	}
+	for opt, n := range delta.Options {
+		if n != 0 {
+			b.Query(incrCounter, n, pollID, shard, opt)
+		}
+	}
+	if b.Size() == 0 {
+		return nil
+	}
+	if err := st.s.Session.ExecuteBatch(b); err != nil {
+		return apperr.Unavailable("increment counters", err)
+	}
+	return nil
+}
+
+func shardList(n int) []int {
+	l := make([]int, max(n, 1))
+	for i := range l {
+		l[i] = i
+	}
+	return l
+}
+
+// SumShards reads all shards in one multi-partition query and sums them.
+func (st *TallyStore) SumShards(ctx context.Context, pollID gocql.UUID, shards int) (tally.Counts, error) {
+	c := tally.NewCounts()
+	iter := st.s.Session.Query(`SELECT option_id, votes FROM vote_counts WHERE poll_id = ? AND shard IN ?`,
+		pollID, shardList(shards)).WithContext(ctx).Iter()
+	var (
+		opt gocql.UUID
+		n   int64
+	)
+	for iter.Scan(&opt, &n) {
+		if opt == tally.BallotKey {
+			c.Ballots += n
+		} else {
+			c.Options[opt] += n
+		}
+	}
+	if err := iter.Close(); err != nil {
+		return tally.Counts{}, apperr.Unavailable("sum counter shards", err)
+	}
+	return c, nil
+}
+
+// CountRows counts ballots bucket by bucket through the per-poll index,
+// paging through each bucket partition.
+func (st *TallyStore) CountRows(ctx context.Context, pollID gocql.UUID, buckets int) (tally.Counts, error) {
+	c := tally.NewCounts()
+	for _, b := range shardList(buckets) {
+		iter := st.s.Session.Query(`SELECT option_ids FROM votes_by_poll WHERE poll_id = ? AND bucket = ?`,
+			pollID, b).WithContext(ctx).PageSize(5000).Iter()
+		var opts []gocql.UUID
+		for iter.Scan(&opts) {
+			c.Add(opts)
+			opts = nil
+		}
+		if err := iter.Close(); err != nil {
+			return tally.Counts{}, apperr.Unavailable("count vote rows", err)
+		}
+	}
+	return c, nil
+}
+
+// AnyRow looks for one ballot row.
+func (st *TallyStore) AnyRow(ctx context.Context, pollID gocql.UUID, buckets int) (bool, error) {
+	var voter gocql.UUID
+	err := st.s.Session.Query(`SELECT voter_id FROM votes_by_poll WHERE poll_id = ? AND bucket IN ? LIMIT 1`,
+		pollID, shardList(buckets)).WithContext(ctx).Scan(&voter)
+	if errors.Is(err, gocql.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, apperr.Unavailable("look for vote rows", err)
+	}
+	return true, nil
+}
+
+// SaveTally stores a reconciled tally.
+func (st *TallyStore) SaveTally(ctx context.Context, pollID gocql.UUID, c tally.Counts, asOf time.Time, final bool) error {
+	b := st.s.Session.NewBatch(gocql.UnloggedBatch).WithContext(ctx)
+	b.Query(`INSERT INTO tallies (poll_id, ballots, as_of, final) VALUES (?, ?, ?, ?)`, pollID, c.Ballots, asOf, final)
+	for opt, n := range c.Options {
+		b.Query(`INSERT INTO tallies (poll_id, option_id, votes) VALUES (?, ?, ?)`, pollID, opt, n)
+	}
+	if err := st.s.Session.ExecuteBatch(b); err != nil {
+		return apperr.Unavailable("save tally", err)
+	}
+	return nil
+}
+
+// LoadTally reads a reconciled tally.
+func (st *TallyStore) LoadTally(ctx context.Context, pollID gocql.UUID) (tally.Counts, time.Time, bool, bool, error) {
+	c := tally.NewCounts()
+	iter := st.s.Session.Query(`SELECT option_id, votes, ballots, as_of, final FROM tallies WHERE poll_id = ?`,
+		pollID).WithContext(ctx).Iter()
+	var (
+		opt     *gocql.UUID
+		n       *int64
+		ballots int64
+		asOf    time.Time
+		final   bool
+		found   bool
+	)
+	for iter.Scan(&opt, &n, &ballots, &asOf, &final) {
+		found = true
+		c.Ballots = ballots
+		if opt != nil && n != nil {
+			c.Options[*opt] = *n
+		}
+	}
+	if err := iter.Close(); err != nil {
+		return c, asOf, false, false, apperr.Unavailable("load tally", err)
+	}
+	return c, asOf, final, found, nil
+}

@@ -1,0 +1,58 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// Check is one dependency probed by /readyz.
+type Check struct {
+	Name string
+	Fn   func(ctx context.Context) error
+}
+
+type checkResult struct {
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+}
+
+func healthz(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+// readyz probes every dependency in parallel and answers 200 only when all
+// answer. The body names each one so an operator sees which is down.
+func readyz(checks []Check) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+		defer cancel()
+		results := make(map[string]checkResult, len(checks))
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for _, ch := range checks {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := checkResult{Status: "up"}
+				if err := ch.Fn(ctx); err != nil {
+					r = checkResult{Status: "down", Error: err.Error()}
+				}
+				mu.Lock()
+				results[ch.Name] = r
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		status, code := "ready", http.StatusOK
+		for _, r := range results {
+			if r.Status != "up" {
+				status, code = "not_ready", http.StatusServiceUnavailable
+			}
+		}
+		c.JSON(code, gin.H{"status": status, "checks": results})
+	}
+}

@@ -1,0 +1,111 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/tally-vote/tally/pkg/apperr"
+)
+
+const loggerKey = "tally.logger"
+
+func loggerFrom(c *gin.Context) *zap.Logger {
+	if l, ok := c.Get(loggerKey); ok {
+		return l.(*zap.Logger)
+	}
+	return zap.NewNop()
+}
+
+// requestContext assigns a request id, attaches a request-scoped logger and
+// writes one structured access-log line per request.
+func requestContext(log *zap.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		rid := c.GetHeader("X-Request-Id")
+		if rid == "" || len(rid) > 64 {
+			rid = uuid.NewString()
+		}
+		c.Header("X-Request-Id", rid)
+		l := log.With(zap.String("http_request_id", rid))
+		c.Set(loggerKey, l)
+		start := time.Now()
+		c.Next()
+		if c.FullPath() == "/metrics" || c.FullPath() == "/healthz" {
+			return
+		}
+		l.Debug("http request",
+			zap.String("method", c.Request.Method),
+			zap.String("route", c.FullPath()),
+			zap.Int("status", c.Writer.Status()),
+			zap.Duration("latency", time.Since(start)))
+	}
+}
+
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
+	m := &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tally_http_requests_total", Help: "HTTP requests by route and status.",
+		}, []string{"method", "route", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tally_http_request_duration_seconds",
+			Help:    "HTTP request latency by route.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"method", "route"}),
+	}
+	reg.MustRegister(m.requests, m.latency)
+	return m
+}
+
+func (m *httpMetrics) middleware() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := time.Now()
+		c.Next()
+		route := c.FullPath()
+		if route == "" {
+			route = "unmatched"
+		}
+		m.requests.WithLabelValues(c.Request.Method, route, strconv.Itoa(c.Writer.Status())).Inc()
+		m.latency.WithLabelValues(c.Request.Method, route).Observe(time.Since(start).Seconds())
+	}
+}
+
+// recoverer turns a panic into a 500 INTERNAL envelope and logs the value;
+// the client never sees internals.
+func recoverer() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				loggerFrom(c).Error("panic recovered", zap.Any("panic", r), zap.Stack("stack"))
+				abort(c, errors.New("panic"))
+			}
+		}()
+		c.Next()
+	}
+}
+
+// limitBody caps request bodies; reading past the cap fails and the handler
+// answers 413.
+func limitBody(max int64) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if c.Request.ContentLength > max {
+			abort(c, apperr.New("BODY_TOO_LARGE", "request body exceeds "+strconv.FormatInt(max, 10)+" bytes"))
+			return
+		}
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, max)
+		c.Next()
+	}
+}

@@ -1,0 +1,98 @@
+// Package httpapi is Tally's HTTP transport: the gin router, handlers,
+// request/response shapes, middleware and the one place errors become HTTP.
+package httpapi
+
+import (
+	"time"
+
+	"github.com/gin-contrib/pprof"
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/auth"
+	"github.com/tally-vote/tally/pkg/live"
+	"github.com/tally-vote/tally/pkg/poll"
+	"github.com/tally-vote/tally/pkg/ratelimit"
+	"github.com/tally-vote/tally/pkg/tally"
+	"github.com/tally-vote/tally/pkg/vote"
+)
+
+// MaxBodyBytes is the request body cap from the SPEC.
+const MaxBodyBytes = 1 << 20
+
+// Deps are what the handlers need.
+type Deps struct {
+	Log       *zap.Logger
+	Registry  *prometheus.Registry
+	Checks    []Check
+	Pprof     bool
+	PublicURL string
+	// TrustedProxies lists the proxies whose X-Forwarded-For is believed
+	// when finding a client's IP; empty means the peer address is the IP.
+	TrustedProxies []string
+	Now            func() time.Time
+
+	Auth    *auth.Service
+	Polls   *poll.Service
+	Votes   *vote.Service
+	Tally   *tally.Service
+	Hub     *live.Hub
+	Limiter *ratelimit.Limiter
+}
+
+type handlers struct {
+	auth      *auth.Service
+	polls     *poll.Service
+	votes     *vote.Service
+	tally     *tally.Service
+	hub       *live.Hub
+	now       func() time.Time
+	publicURL string
+}
+
+// NewRouter builds the HTTP handler.
+func NewRouter(d Deps) (*gin.Engine, error) {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	if err := r.SetTrustedProxies(d.TrustedProxies); err != nil {
+		return nil, err
+	}
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = true
+	m := newHTTPMetrics(d.Registry)
+	r.Use(requestContext(d.Log), m.middleware(), recoverer(), limitBody(MaxBodyBytes))
+	r.NoRoute(func(c *gin.Context) { abort(c, apperr.New("NOT_FOUND", "no such route")) })
+	r.NoMethod(func(c *gin.Context) { abort(c, apperr.New("METHOD_NOT_ALLOWED", "method not allowed on this route")) })
+
+	r.GET("/healthz", healthz)
+	r.GET("/readyz", readyz(d.Checks))
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry})))
+	r.GET("/v1/openapi.json", openAPI)
+	if d.Pprof {
+		pprof.Register(r)
+	}
+
+	h := &handlers{auth: d.Auth, polls: d.Polls, votes: d.Votes, tally: d.Tally, hub: d.Hub, now: d.Now, publicURL: d.PublicURL}
+	required, optional := authenticate(d.Auth, true), authenticate(d.Auth, false)
+	l := d.Limiter
+
+	v1 := r.Group("/v1")
+	authIP := limit(l, l.AuthIP)
+	v1.POST("/auth/register", authIP, h.register)
+	v1.POST("/auth/login", authIP, h.login)
+	v1.POST("/auth/anonymous", authIP, h.anonymous)
+	v1.GET("/users/me", required, h.me)
+
+	v1.POST("/polls", required, accountOnly, limit(l, l.PollCreate), h.createPoll)
+	v1.GET("/polls", required, accountOnly, h.listPolls)
+	v1.GET("/polls/:poll_id", optional, h.getPoll)
+	v1.PATCH("/polls/:poll_id", required, accountOnly, h.patchPoll)
+	v1.POST("/polls/:poll_id/votes", required, limit(l, l.VoteIP), limit(l, l.VoteUser), h.castVote)
+	v1.GET("/polls/:poll_id/votes/me", required, h.myVote)
+	v1.GET("/polls/:poll_id/results", optional, h.results)
+	v1.GET("/polls/:poll_id/live", optional, h.live)
+	return r, nil
+}

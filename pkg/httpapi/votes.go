@@ -1,0 +1,136 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/gocql/gocql"
+
+	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/vote"
+)
+
+type voteRequest struct {
+	OptionID  *gocql.UUID  `json:"option_id"`
+	OptionIDs []gocql.UUID `json:"option_ids"`
+}
+
+func (r voteRequest) options() ([]gocql.UUID, error) {
+	switch {
+	case r.OptionID != nil && r.OptionIDs != nil:
+		return nil, apperr.Invalid("option_ids", "send option_id or option_ids, not both")
+	case r.OptionID != nil:
+		return []gocql.UUID{*r.OptionID}, nil
+	}
+	return r.OptionIDs, nil
+}
+
+type recordedResponse struct {
+	Status     string       `json:"status"`
+	VoteID     string       `json:"vote_id"`
+	PollID     string       `json:"poll_id"`
+	OptionID   string       `json:"option_id,omitempty"`
+	OptionIDs  []gocql.UUID `json:"option_ids"`
+	RecordedAt time.Time    `json:"recorded_at"`
+}
+
+type myVoteResponse struct {
+	HasVoted  bool         `json:"has_voted"`
+	OptionID  string       `json:"option_id,omitempty"`
+	OptionIDs []gocql.UUID `json:"option_ids,omitempty"`
+	VotedAt   *time.Time   `json:"voted_at,omitempty"`
+}
+
+func toRecorded(b *vote.Ballot) recordedResponse {
+	r := recordedResponse{Status: "recorded", VoteID: b.VoteID.String(), PollID: b.PollID.String(),
+		OptionIDs: b.OptionIDs, RecordedAt: b.VotedAt}
+	if len(b.OptionIDs) == 1 {
+		r.OptionID = b.OptionIDs[0].String()
+	}
+	return r
+}
+
+// newBallot builds the ballot a vote request asks for.
+func (h *handlers) newBallot(c *gin.Context, pollID gocql.UUID, options []gocql.UUID, key string) *vote.Ballot {
+	caller, _ := principal(c)
+	ua := c.Request.UserAgent()
+	if len(ua) > 512 {
+		ua = ua[:512]
+	}
+	return &vote.Ballot{
+		PollID:         pollID,
+		VoterID:        caller.UserID,
+		OptionIDs:      options,
+		VoteID:         gocql.MustRandomUUID(),
+		RequestID:      gocql.MustRandomUUID(),
+		IdempotencyKey: key,
+		VotedAt:        h.now().UTC().Truncate(time.Millisecond),
+		Anonymous:      caller.Anonymous,
+		IP:             c.ClientIP(),
+		UserAgent:      ua,
+	}
+}
+
+func (h *handlers) castVote(c *gin.Context) {
+	id, err := pathUUID(c, "poll_id")
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	key, err := idempotencyKey(c)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	var req voteRequest
+	if err := bind(c, &req); err != nil {
+		abort(c, err)
+		return
+	}
+	options, err := req.options()
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	p, err := h.polls.Cached(c.Request.Context(), id)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	b := h.newBallot(c, id, options, key)
+	stored, err := h.votes.Cast(c.Request.Context(), p, b)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, toRecorded(stored))
+}
+
+func (h *handlers) myVote(c *gin.Context) {
+	id, err := pathUUID(c, "poll_id")
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	if _, err := h.polls.Cached(c.Request.Context(), id); err != nil {
+		abort(c, err)
+		return
+	}
+	caller, _ := principal(c)
+	b, err := h.votes.Mine(c.Request.Context(), id, caller.UserID)
+	if errors.Is(err, vote.ErrNoVote) {
+		c.JSON(http.StatusOK, myVoteResponse{HasVoted: false})
+		return
+	}
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	r := myVoteResponse{HasVoted: true, OptionIDs: b.OptionIDs, VotedAt: &b.VotedAt}
+	if len(b.OptionIDs) == 1 {
+		r.OptionID = b.OptionIDs[0].String()
+	}
+	c.JSON(http.StatusOK, r)
+}

@@ -1,0 +1,147 @@
+// Package live fans results out to WebSocket subscribers. One goroutine per
+// watched poll reads the (cached) live results once per interval and pushes
+// a frame to every subscriber only when they changed, so a viral poll with
+// many watchers costs one read per interval, not one per watcher.
+package live
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/gocql/gocql"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/tally-vote/tally/pkg/poll"
+	"github.com/tally-vote/tally/pkg/tally"
+)
+
+// Source reads live results.
+type Source interface {
+	Results(ctx context.Context, p *poll.Poll, mode tally.Mode) (*tally.Results, error)
+}
+
+// Frame is what a subscriber receives: the full results document.
+type Frame struct {
+	Type string `json:"type"`
+	*tally.Results
+}
+
+// Hub tracks subscribers per poll.
+type Hub struct {
+	src      Source
+	interval time.Duration
+	log      *zap.Logger
+	gauge    prometheus.Gauge
+
+	mu    sync.Mutex
+	polls map[gocql.UUID]*room
+}
+
+type room struct {
+	p    *poll.Poll
+	subs map[chan []byte]struct{}
+	stop context.CancelFunc
+}
+
+// NewHub builds a hub and registers its gauge.
+func NewHub(src Source, interval time.Duration, log *zap.Logger, reg prometheus.Registerer) *Hub {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "tally_live_subscribers", Help: "Open live-results WebSocket subscriptions.",
+	})
+	reg.MustRegister(g)
+	return &Hub{src: src, interval: interval, log: log, gauge: g, polls: map[gocql.UUID]*room{}}
+}
+
+// Subscribe returns a channel of encoded frames for p and a function that
+// ends the subscription. Slow subscribers miss intermediate frames rather
+// than slowing the others: each channel holds one frame.
+func (h *Hub) Subscribe(p *poll.Poll) (<-chan []byte, func()) {
+	ch := make(chan []byte, 1)
+	h.mu.Lock()
+	r, ok := h.polls[p.ID]
+	if !ok {
+		ctx, cancel := context.WithCancel(context.Background())
+		r = &room{p: p, subs: map[chan []byte]struct{}{}, stop: cancel}
+		h.polls[p.ID] = r
+		go h.run(ctx, r)
+	}
+	r.subs[ch] = struct{}{}
+	h.mu.Unlock()
+	h.gauge.Inc()
+	return ch, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if _, ok := r.subs[ch]; !ok {
+			return
+		}
+		delete(r.subs, ch)
+		h.gauge.Dec()
+		if len(r.subs) == 0 {
+			r.stop()
+			delete(h.polls, p.ID)
+		}
+	}
+}
+
+func (h *Hub) run(ctx context.Context, r *room) {
+	t := time.NewTicker(h.interval)
+	defer t.Stop()
+	var last []byte
+	for {
+		res, err := h.src.Results(ctx, r.p, tally.Live)
+		if err == nil {
+			frame, _ := json.Marshal(Frame{Type: "results", Results: res})
+			if !sameCounts(last, frame) {
+				last = frame
+				h.broadcast(r, frame)
+			}
+		} else if ctx.Err() == nil {
+			h.log.Warn("live results", zap.Stringer("poll_id", r.p.ID), zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// sameCounts compares frames ignoring as_of, which changes every read.
+func sameCounts(a, b []byte) bool {
+	if a == nil {
+		return false
+	}
+	var x, y tally.Results
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	if x.TotalVotes != y.TotalVotes || x.Status != y.Status || len(x.Options) != len(y.Options) {
+		return false
+	}
+	for i := range x.Options {
+		if x.Options[i] != y.Options[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func (h *Hub) broadcast(r *room, frame []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for ch := range r.subs {
+		select {
+		case ch <- frame:
+		default:
+			// Replace the stale frame the subscriber has not read yet.
+			select {
+			case <-ch:
+			default:
+			}
+			ch <- frame
+		}
+	}
+}

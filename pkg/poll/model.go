@@ -1,0 +1,110 @@
+// Package poll owns polls: their options and settings, validation, status
+// derived from time and owner action, and the owner's rules.
+package poll
+
+import (
+	"time"
+
+	"github.com/gocql/gocql"
+
+	"github.com/tally-vote/tally/pkg/apperr"
+)
+
+// Sentinels.
+var (
+	ErrNotFound      = apperr.New("POLL_NOT_FOUND", "poll not found")
+	ErrNotOwner      = apperr.New("NOT_POLL_OWNER", "only the poll's owner can do this")
+	ErrNotActive     = apperr.New("POLL_NOT_ACTIVE", "the poll is not open for voting")
+	ErrOptionsFrozen = apperr.New("OPTIONS_FROZEN", "options cannot change once a vote exists")
+	ErrClosed        = apperr.New("POLL_NOT_ACTIVE", "the poll is closed")
+)
+
+// Status is derived, never stored.
+type Status string
+
+// Statuses.
+const (
+	Draft  Status = "draft"
+	Active Status = "active"
+	Closed Status = "closed"
+)
+
+// Settings are the owner's choices.
+type Settings struct {
+	ShowResultsDuringVoting bool `json:"show_results_during_voting"`
+	AllowAnonymous          bool `json:"allow_anonymous"`
+	AllowMultipleOptions    bool `json:"allow_multiple_options"`
+	MaxVotesPerUser         int  `json:"max_votes_per_user"`
+}
+
+// Option is one choice.
+type Option struct {
+	ID           gocql.UUID
+	Text         string
+	DisplayOrder int
+}
+
+// Poll is the aggregate: metadata, settings and options.
+type Poll struct {
+	ID          gocql.UUID
+	CreatorID   gocql.UUID
+	Title       string
+	Description string
+	StartTime   time.Time
+	EndTime     time.Time
+	ClosedAt    time.Time // zero unless the owner closed it
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	Settings    Settings
+	Options     []Option // sorted by DisplayOrder
+	// CounterShards and IndexBuckets are fixed at creation so every reader
+	// and writer of this poll agrees on them.
+	CounterShards int
+	IndexBuckets  int
+}
+
+// StatusAt derives the status at now.
+func (p *Poll) StatusAt(now time.Time) Status {
+	switch {
+	case !p.ClosedAt.IsZero() && !now.Before(p.ClosedAt):
+		return Closed
+	case now.Before(p.StartTime):
+		return Draft
+	case !now.Before(p.EndTime):
+		return Closed
+	}
+	return Active
+}
+
+// ClosedSince is when the poll stopped taking votes, or zero while it
+// still takes them.
+func (p *Poll) ClosedSince(now time.Time) time.Time {
+	if p.StatusAt(now) != Closed {
+		return time.Time{}
+	}
+	if !p.ClosedAt.IsZero() && p.ClosedAt.Before(p.EndTime) {
+		return p.ClosedAt
+	}
+	return p.EndTime
+}
+
+// Option returns the option with id.
+func (p *Poll) Option(id gocql.UUID) (Option, bool) {
+	for _, o := range p.Options {
+		if o.ID == id {
+			return o, true
+		}
+	}
+	return Option{}, false
+}
+
+// MaxChoices is how many options one ballot may hold.
+func (p *Poll) MaxChoices() int {
+	if !p.Settings.AllowMultipleOptions {
+		return 1
+	}
+	if p.Settings.MaxVotesPerUser <= 0 {
+		return len(p.Options)
+	}
+	return p.Settings.MaxVotesPerUser
+}

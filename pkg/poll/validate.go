@@ -1,0 +1,165 @@
+package poll
+
+import (
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tally-vote/tally/pkg/apperr"
+)
+
+// Limits from the SPEC.
+const (
+	MaxTitle       = 255
+	MaxDescription = 2000
+	MinOptions     = 2
+	MaxOptions     = 50
+	MaxOptionText  = 200
+	DefaultLength  = 7 * 24 * time.Hour
+)
+
+// OptionInput is an option as the creator sends it.
+type OptionInput struct {
+	Text         string
+	DisplayOrder *int
+}
+
+// CreateInput is a create request after parsing.
+type CreateInput struct {
+	Title       string
+	Description string
+	Options     []OptionInput
+	StartTime   *time.Time
+	EndTime     *time.Time
+	Settings    Settings
+}
+
+func checkTitle(title string) error {
+	if n := utf8.RuneCountInString(strings.TrimSpace(title)); n < 1 || utf8.RuneCountInString(title) > MaxTitle {
+		return apperr.Invalid("title", "must be 1 to %d characters", MaxTitle)
+	}
+	return nil
+}
+
+func checkDescription(d string) error {
+	if utf8.RuneCountInString(d) > MaxDescription {
+		return apperr.Invalid("description", "must be at most %d characters", MaxDescription)
+	}
+	return nil
+}
+
+func checkOptions(opts []OptionInput) error {
+	if len(opts) < MinOptions || len(opts) > MaxOptions {
+		return apperr.Invalid("options", "must hold %d to %d options", MinOptions, MaxOptions)
+	}
+	seen := make(map[string]bool, len(opts))
+	for i, o := range opts {
+		t := strings.TrimSpace(o.Text)
+		if n := utf8.RuneCountInString(t); n < 1 || utf8.RuneCountInString(o.Text) > MaxOptionText {
+			return apperr.Invalid("options", "option %d text must be 1 to %d characters", i, MaxOptionText)
+		}
+		key := strings.ToLower(t)
+		if seen[key] {
+			return apperr.Invalid("options", "option %d duplicates another option's text", i)
+		}
+		seen[key] = true
+		if o.DisplayOrder != nil && *o.DisplayOrder < 0 {
+			return apperr.Invalid("options", "option %d display_order must not be negative", i)
+		}
+	}
+	return nil
+}
+
+func checkSettings(s Settings, numOptions int) error {
+	if s.MaxVotesPerUser < 0 {
+		return apperr.Invalid("settings.max_votes_per_user", "must not be negative")
+	}
+	if !s.AllowMultipleOptions && s.MaxVotesPerUser > 1 {
+		return apperr.Invalid("settings.max_votes_per_user", "needs allow_multiple_options")
+	}
+	if s.MaxVotesPerUser > numOptions {
+		return apperr.Invalid("settings.max_votes_per_user", "must not exceed the number of options")
+	}
+	return nil
+}
+
+// Validate checks a create request against the SPEC's limits.
+func (in CreateInput) Validate() error {
+	if err := checkTitle(in.Title); err != nil {
+		return err
+	}
+	if err := checkDescription(in.Description); err != nil {
+		return err
+	}
+	if err := checkOptions(in.Options); err != nil {
+		return err
+	}
+	if in.StartTime != nil && in.EndTime != nil && !in.EndTime.After(*in.StartTime) {
+		return apperr.Invalid("end_time", "must be after start_time")
+	}
+	return checkSettings(in.Settings, len(in.Options))
+}
+
+// Patch is an owner's update; nil fields are left alone.
+type Patch struct {
+	Title       *string
+	Description *string
+	EndTime     *time.Time
+	Settings    *SettingsPatch
+	Options     []OptionInput // nil: unchanged
+	Close       bool
+}
+
+// Validate checks a patch against the poll it applies to.
+func (pt Patch) Validate(p *Poll) error {
+	if pt.Title != nil {
+		if err := checkTitle(*pt.Title); err != nil {
+			return err
+		}
+	}
+	if pt.Description != nil {
+		if err := checkDescription(*pt.Description); err != nil {
+			return err
+		}
+	}
+	if pt.EndTime != nil && !pt.EndTime.After(p.StartTime) {
+		return apperr.Invalid("end_time", "must be after start_time")
+	}
+	n := len(p.Options)
+	if pt.Options != nil {
+		if err := checkOptions(pt.Options); err != nil {
+			return err
+		}
+		n = len(pt.Options)
+	}
+	settings := p.Settings
+	if pt.Settings != nil {
+		settings = pt.Settings.Apply(settings)
+	}
+	return checkSettings(settings, n)
+}
+
+// SettingsPatch changes the settings that are set and leaves the rest.
+type SettingsPatch struct {
+	ShowResultsDuringVoting *bool
+	AllowAnonymous          *bool
+	AllowMultipleOptions    *bool
+	MaxVotesPerUser         *int
+}
+
+// Apply overlays the patch on base.
+func (sp SettingsPatch) Apply(base Settings) Settings {
+	if sp.ShowResultsDuringVoting != nil {
+		base.ShowResultsDuringVoting = *sp.ShowResultsDuringVoting
+	}
+	if sp.AllowAnonymous != nil {
+		base.AllowAnonymous = *sp.AllowAnonymous
+	}
+	if sp.AllowMultipleOptions != nil {
+		base.AllowMultipleOptions = *sp.AllowMultipleOptions
+	}
+	if sp.MaxVotesPerUser != nil {
+		base.MaxVotesPerUser = *sp.MaxVotesPerUser
+	}
+	return base
+}

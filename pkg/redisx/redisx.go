@@ -1,0 +1,45 @@
+// Package redisx sets up the Redis client and owns Tally's key names.
+package redisx
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Config describes how to reach Redis.
+type Config struct {
+	Addr         string        `env:"ADDR" envDefault:"127.0.0.1:6380"`
+	Password     string        `env:"PASSWORD"`
+	DB           int           `env:"DB" envDefault:"0"`
+	PoolSize     int           `env:"POOL_SIZE" envDefault:"64"`
+	DialTimeout  time.Duration `env:"DIAL_TIMEOUT" envDefault:"500ms"`
+	ReadTimeout  time.Duration `env:"READ_TIMEOUT" envDefault:"300ms"`
+	WriteTimeout time.Duration `env:"WRITE_TIMEOUT" envDefault:"300ms"`
+}
+
+// New builds a client. It does not dial: Redis is an accelerator, and Tally
+// must start and serve votes while it is down.
+func New(cfg Config) *redis.Client {
+	return redis.NewClient(&redis.Options{
+		Addr:         cfg.Addr,
+		Password:     cfg.Password,
+		DB:           cfg.DB,
+		PoolSize:     cfg.PoolSize,
+		DialTimeout:  cfg.DialTimeout,
+		ReadTimeout:  cfg.ReadTimeout,
+		WriteTimeout: cfg.WriteTimeout,
+		// One quick retry; beyond that the caller degrades to Cassandra.
+		MaxRetries: 1,
+	})
+}
+
+// Ping checks that Redis answers.
+func Ping(ctx context.Context, c *redis.Client) error {
+	if err := c.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("ping redis: %w", err)
+	}
+	return nil
+}

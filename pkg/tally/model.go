@@ -1,0 +1,119 @@
+// Package tally counts votes: the sharded live counters, the exact count
+// from ballot rows, the results document, and reconciliation between them.
+package tally
+
+import (
+	"math"
+	"time"
+
+	"github.com/gocql/gocql"
+
+	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/poll"
+)
+
+// Sentinels.
+var (
+	ErrResultsHidden = apperr.New("RESULTS_HIDDEN", "results are shown to voters and the owner until the poll closes")
+)
+
+// BallotKey is the option id under which counter shards and tallies keep the
+// ballot (voter) count, beside the per-option selection counts.
+var BallotKey = gocql.UUID{}
+
+// Counts is a tally: ballots cast and selections per option.
+type Counts struct {
+	Ballots int64                `json:"ballots"`
+	Options map[gocql.UUID]int64 `json:"options"`
+}
+
+// NewCounts returns empty counts.
+func NewCounts() Counts { return Counts{Options: map[gocql.UUID]int64{}} }
+
+// Add counts one ballot for the given options.
+func (c *Counts) Add(options []gocql.UUID) {
+	c.Ballots++
+	for _, o := range options {
+		c.Options[o]++
+	}
+}
+
+// Diff returns want minus c, per key; a zero result means they agree.
+func (c Counts) Diff(want Counts) Counts {
+	d := NewCounts()
+	d.Ballots = want.Ballots - c.Ballots
+	for k, v := range want.Options {
+		if v-c.Options[k] != 0 {
+			d.Options[k] = v - c.Options[k]
+		}
+	}
+	for k, v := range c.Options {
+		if _, ok := want.Options[k]; !ok && v != 0 {
+			d.Options[k] = -v
+		}
+	}
+	return d
+}
+
+// IsZero reports whether every count is zero.
+func (c Counts) IsZero() bool {
+	if c.Ballots != 0 {
+		return false
+	}
+	for _, v := range c.Options {
+		if v != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Mode selects the source of a results document.
+type Mode string
+
+// Modes.
+const (
+	Live  Mode = "live"
+	Final Mode = "final"
+)
+
+// OptionResult is one option's line in the results.
+type OptionResult struct {
+	OptionID   gocql.UUID `json:"option_id"`
+	Label      string     `json:"label"`
+	Votes      int64      `json:"votes"`
+	Percentage float64    `json:"percentage"`
+}
+
+// Results is the document GET .../results and the live socket serve.
+type Results struct {
+	PollID     gocql.UUID     `json:"poll_id"`
+	Status     poll.Status    `json:"status"`
+	Tally      Mode           `json:"tally"`
+	TotalVotes int64          `json:"total_votes"`
+	AsOf       time.Time      `json:"as_of"`
+	Options    []OptionResult `json:"options"`
+}
+
+// BuildResults shapes counts into the SPEC's results document. Percentages
+// are each option's share of ballots, rounded to two decimals, so on
+// multi-option polls they may add up to more than 100.
+func BuildResults(p *poll.Poll, c Counts, mode Mode, asOf, now time.Time) *Results {
+	r := &Results{
+		PollID:     p.ID,
+		Status:     p.StatusAt(now),
+		Tally:      mode,
+		TotalVotes: c.Ballots,
+		AsOf:       asOf.UTC(),
+		Options:    make([]OptionResult, 0, len(p.Options)),
+	}
+	for _, o := range p.Options {
+		v := c.Options[o.ID]
+		pct := 0.0
+		if c.Ballots > 0 {
+			pct = math.Round(float64(v)*10000/float64(c.Ballots)) / 100
+		}
+		r.Options = append(r.Options, OptionResult{OptionID: o.ID, Label: o.Text, Votes: v, Percentage: pct})
+	}
+	return r
+}

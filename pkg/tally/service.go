@@ -1,0 +1,162 @@
+package tally
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/gocql/gocql"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/tally-vote/tally/pkg/poll"
+)
+
+// Store is the tally's view of Cassandra.
+type Store interface {
+	// Add increments one counter shard for a ballot and its options.
+	Add(ctx context.Context, pollID gocql.UUID, shard int, options []gocql.UUID) error
+	// SumShards reads every counter shard of a poll and sums them.
+	SumShards(ctx context.Context, pollID gocql.UUID, shards int) (Counts, error)
+	// CountRows counts ballot rows through the per-poll index.
+	CountRows(ctx context.Context, pollID gocql.UUID, buckets int) (Counts, error)
+	// AnyRow reports whether the poll has at least one ballot row.
+	AnyRow(ctx context.Context, pollID gocql.UUID, buckets int) (bool, error)
+	// AdjustShard adds deltas to one counter shard (used to repair drift).
+	AdjustShard(ctx context.Context, pollID gocql.UUID, shard int, delta Counts) error
+	SaveTally(ctx context.Context, pollID gocql.UUID, c Counts, asOf time.Time, final bool) error
+	// LoadTally returns the stored reconciled tally; found is false if none.
+	LoadTally(ctx context.Context, pollID gocql.UUID) (c Counts, asOf time.Time, final, found bool, err error)
+}
+
+// Config tunes caching.
+type Config struct {
+	LiveCacheTTL  time.Duration `env:"LIVE_CACHE_TTL" envDefault:"1s"`
+	FinalCacheTTL time.Duration `env:"FINAL_CACHE_TTL" envDefault:"5s"`
+}
+
+// Service serves results and keeps the counters.
+type Service struct {
+	cfg   Config
+	store Store
+	redis *redis.Client
+	log   *zap.Logger
+	now   func() time.Time
+	group singleflight.Group
+	m     *metrics
+}
+
+type metrics struct {
+	cache *prometheus.CounterVec
+	drift *prometheus.CounterVec
+	runs  *prometheus.CounterVec
+}
+
+// NewService builds the service and registers its metrics.
+func NewService(cfg Config, store Store, rdb *redis.Client, log *zap.Logger, now func() time.Time, reg prometheus.Registerer) *Service {
+	m := &metrics{
+		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tally_results_cache_total", Help: "Results cache lookups by tally mode and outcome (hit, miss, error).",
+		}, []string{"mode", "outcome"}),
+		drift: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tally_reconcile_drift_votes_total",
+			Help: "Absolute vote-count drift found by reconciliation, by source (counters, redis).",
+		}, []string{"source"}),
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tally_reconcile_runs_total", Help: "Reconciliation runs by result (clean, repaired, failed).",
+		}, []string{"result"}),
+	}
+	reg.MustRegister(m.cache, m.drift, m.runs)
+	return &Service{cfg: cfg, store: store, redis: rdb, log: log, now: now, m: m}
+}
+
+// Add counts an applied ballot in the live tally (implements vote.Counter).
+func (s *Service) Add(ctx context.Context, p *poll.Poll, shard int, options []gocql.UUID) error {
+	return s.store.Add(ctx, p.ID, shard, options)
+}
+
+// HasVotes reports whether any ballot row exists (implements
+// poll.VoteCounter).
+func (s *Service) HasVotes(ctx context.Context, p *poll.Poll) (bool, error) {
+	return s.store.AnyRow(ctx, p.ID, p.IndexBuckets)
+}
+
+type snapshot struct {
+	Counts Counts    `json:"counts"`
+	AsOf   time.Time `json:"as_of"`
+}
+
+func cacheKey(mode Mode, pollID gocql.UUID) string {
+	return "tally:" + string(mode) + ":" + pollID.String()
+}
+
+// Results returns the poll's results in the given mode. Visibility is the
+// caller's concern (see CanSee).
+func (s *Service) Results(ctx context.Context, p *poll.Poll, mode Mode) (*Results, error) {
+	snap, err := s.snapshot(ctx, p, mode)
+	if err != nil {
+		return nil, err
+	}
+	return BuildResults(p, snap.Counts, mode, snap.AsOf, s.now()), nil
+}
+
+// snapshot reads counts through the Redis cache; concurrent misses in this
+// process share one computation. With Redis down it computes directly.
+func (s *Service) snapshot(ctx context.Context, p *poll.Poll, mode Mode) (snapshot, error) {
+	key := cacheKey(mode, p.ID)
+	if b, err := s.redis.Get(ctx, key).Bytes(); err == nil {
+		var snap snapshot
+		if json.Unmarshal(b, &snap) == nil && snap.Counts.Options != nil {
+			s.m.cache.WithLabelValues(string(mode), "hit").Inc()
+			return snap, nil
+		}
+	} else if !errors.Is(err, redis.Nil) {
+		s.m.cache.WithLabelValues(string(mode), "error").Inc()
+	} else {
+		s.m.cache.WithLabelValues(string(mode), "miss").Inc()
+	}
+	v, err, _ := s.group.Do(key, func() (any, error) {
+		snap, ttl, err := s.compute(context.WithoutCancel(ctx), p, mode)
+		if err != nil {
+			return snap, err
+		}
+		if b, err := json.Marshal(snap); err == nil {
+			if err := s.redis.Set(ctx, key, b, ttl).Err(); err != nil {
+				s.log.Debug("cache results", zap.Stringer("poll_id", p.ID), zap.Error(err))
+			}
+		}
+		return snap, nil
+	})
+	if err != nil {
+		return snapshot{}, err
+	}
+	return v.(snapshot), nil
+}
+
+func (s *Service) compute(ctx context.Context, p *poll.Poll, mode Mode) (snapshot, time.Duration, error) {
+	now := s.now().UTC()
+	if mode == Live {
+		c, err := s.store.SumShards(ctx, p.ID, p.CounterShards)
+		return snapshot{Counts: c, AsOf: now}, s.cfg.LiveCacheTTL, err
+	}
+	// A closed poll whose reconciliation has frozen its tally serves it.
+	if p.StatusAt(now) == poll.Closed {
+		c, asOf, final, found, err := s.store.LoadTally(ctx, p.ID)
+		if err != nil {
+			return snapshot{}, 0, err
+		}
+		if found && final {
+			return snapshot{Counts: c, AsOf: asOf}, time.Minute, nil
+		}
+	}
+	c, err := s.store.CountRows(ctx, p.ID, p.IndexBuckets)
+	return snapshot{Counts: c, AsOf: now}, s.cfg.FinalCacheTTL, err
+}
+
+// Invalidate drops cached results so the next read recomputes.
+func (s *Service) Invalidate(ctx context.Context, pollID gocql.UUID) {
+	s.redis.Del(ctx, cacheKey(Live, pollID), cacheKey(Final, pollID))
+}

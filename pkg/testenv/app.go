@@ -1,0 +1,59 @@
+package testenv
+
+import (
+	"context"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/tally-vote/tally/pkg/app"
+	"github.com/tally-vote/tally/pkg/auth"
+	"github.com/tally-vote/tally/pkg/config"
+	"github.com/tally-vote/tally/pkg/poll"
+	"github.com/tally-vote/tally/pkg/ratelimit"
+	"github.com/tally-vote/tally/pkg/redisx"
+	"github.com/tally-vote/tally/pkg/tally"
+)
+
+// Config is a whole-process configuration on the local stack with a fresh
+// migrated keyspace, fresh topics, cheap password hashing and rate limits
+// loose enough for tests that send everything from 127.0.0.1.
+func Config(t testing.TB) config.Config {
+	t.Helper()
+	_, cass := Cassandra(t)
+	return config.Config{
+		Env:          "dev",
+		HTTPAddr:     "127.0.0.1:0",
+		PublicURL:    "http://tally.test",
+		LogLevel:     "warn",
+		JWTSecret:    "test-secret-0123456789abcdef0123456789",
+		LiveInterval: 100 * time.Millisecond,
+		Cassandra:    cass,
+		Redis: redisx.Config{Addr: envOr("TALLY_REDIS_ADDR", "127.0.0.1:6380"), PoolSize: 64,
+			DialTimeout: 300 * time.Millisecond, ReadTimeout: time.Second, WriteTimeout: time.Second},
+		Kafka:     Kafka(t),
+		Auth:      auth.Config{TokenTTL: time.Hour, BcryptCost: 4},
+		Poll:      poll.Config{CounterShards: 4, IndexBuckets: 4, CacheTTL: 200 * time.Millisecond},
+		Tally:     tally.Config{LiveCacheTTL: 200 * time.Millisecond, FinalCacheTTL: 200 * time.Millisecond},
+		RateLimit: ratelimit.Config{PollCreatePerHour: 1000, VotesPerMinutePerUser: 1000, DisablePerIP: true},
+	}
+}
+
+// Server starts Tally's HTTP API in-process on an ephemeral port.
+func Server(t testing.TB, cfg config.Config) (*app.App, *httptest.Server) {
+	t.Helper()
+	a, err := app.New(context.Background(), cfg, Logger(t))
+	if err != nil {
+		t.Fatalf("build app: %v", err)
+	}
+	router, err := a.Router()
+	if err != nil {
+		t.Fatalf("build router: %v", err)
+	}
+	srv := httptest.NewServer(router)
+	t.Cleanup(func() {
+		srv.Close()
+		a.Close()
+	})
+	return a, srv
+}

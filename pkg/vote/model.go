@@ -1,0 +1,97 @@
+// Package vote casts votes exactly once: option rules, idempotency keys, and
+// resolving a conditional write whose outcome the cluster did not report.
+package vote
+
+import (
+	"hash/fnv"
+	"time"
+
+	"github.com/gocql/gocql"
+
+	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/poll"
+)
+
+// Sentinels.
+var (
+	ErrAlreadyVoted        = apperr.New("ALREADY_VOTED", "you have already voted on this poll")
+	ErrInvalidOption       = apperr.New("INVALID_OPTION", "the option is not part of this poll")
+	ErrAnonymousNotAllowed = apperr.New("FORBIDDEN", "this poll does not accept anonymous votes, log in to vote")
+	ErrNoVote              = apperr.New("NOT_FOUND", "no vote")
+)
+
+// Ballot is one voter's vote on one poll: the row in `votes`.
+type Ballot struct {
+	PollID         gocql.UUID
+	VoterID        gocql.UUID
+	OptionIDs      []gocql.UUID
+	VoteID         gocql.UUID
+	RequestID      gocql.UUID
+	IdempotencyKey string
+	VotedAt        time.Time
+	Anonymous      bool
+	IP             string
+	UserAgent      string
+}
+
+// SameRequest reports whether other is the stored outcome of the request
+// that produced b: same request id, or same non-empty idempotency key.
+func (b *Ballot) SameRequest(other *Ballot) bool {
+	if b.RequestID == other.RequestID {
+		return true
+	}
+	return b.IdempotencyKey != "" && b.IdempotencyKey == other.IdempotencyKey
+}
+
+// Choose validates the chosen options against the poll's rules and returns
+// them. Unknown options are INVALID_OPTION (422); a malformed choice (none,
+// duplicates, too many) is VALIDATION_FAILED (400).
+func Choose(p *poll.Poll, ids []gocql.UUID) ([]gocql.UUID, error) {
+	if len(ids) == 0 {
+		return nil, apperr.Invalid("option_id", "is required")
+	}
+	if len(ids) > 1 && !p.Settings.AllowMultipleOptions {
+		return nil, apperr.Invalid("option_ids", "this poll takes a single option")
+	}
+	if max := p.MaxChoices(); len(ids) > max {
+		return nil, apperr.Invalid("option_ids", "at most %d options may be chosen", max)
+	}
+	seen := make(map[gocql.UUID]bool, len(ids))
+	for _, id := range ids {
+		if seen[id] {
+			return nil, apperr.Invalid("option_ids", "an option is chosen twice")
+		}
+		seen[id] = true
+		if _, ok := p.Option(id); !ok {
+			return nil, ErrInvalidOption
+		}
+	}
+	return ids, nil
+}
+
+// CheckVoter enforces who may vote on p at now.
+func CheckVoter(p *poll.Poll, anonymous bool, now time.Time) error {
+	if p.StatusAt(now) != poll.Active {
+		return poll.ErrNotActive
+	}
+	if anonymous && !p.Settings.AllowAnonymous {
+		return ErrAnonymousNotAllowed
+	}
+	return nil
+}
+
+// Bucket is the index bucket of a voter: hash(voter) mod buckets.
+func Bucket(voter gocql.UUID, buckets int) int {
+	return int(hash(voter[:]) % uint32(max(buckets, 1)))
+}
+
+// Shard is the counter shard a vote increments: hash(vote_id) mod shards.
+func Shard(voteID gocql.UUID, shards int) int {
+	return int(hash(voteID[:]) % uint32(max(shards, 1)))
+}
+
+func hash(b []byte) uint32 {
+	h := fnv.New32a()
+	_, _ = h.Write(b)
+	return h.Sum32()
+}

@@ -1,0 +1,105 @@
+package vote
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/gocql/gocql"
+
+	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/poll"
+)
+
+func TestChoose(t *testing.T) {
+	a, b, c := gocql.MustRandomUUID(), gocql.MustRandomUUID(), gocql.MustRandomUUID()
+	single := &poll.Poll{Options: []poll.Option{{ID: a}, {ID: b}, {ID: c}}}
+	multi := &poll.Poll{Options: single.Options, Settings: poll.Settings{AllowMultipleOptions: true, MaxVotesPerUser: 2}}
+	tests := []struct {
+		name string
+		p    *poll.Poll
+		ids  []gocql.UUID
+		want error // nil, ErrInvalidOption, or a *apperr.ValidationError marker
+	}{
+		{"one of single", single, []gocql.UUID{a}, nil},
+		{"none", single, nil, &apperr.ValidationError{}},
+		{"two on single", single, []gocql.UUID{a, b}, &apperr.ValidationError{}},
+		{"unknown", single, []gocql.UUID{gocql.MustRandomUUID()}, ErrInvalidOption},
+		{"two on multi", multi, []gocql.UUID{a, c}, nil},
+		{"over max", multi, []gocql.UUID{a, b, c}, &apperr.ValidationError{}},
+		{"duplicate", multi, []gocql.UUID{a, a}, &apperr.ValidationError{}},
+		{"unknown in multi", multi, []gocql.UUID{a, gocql.MustRandomUUID()}, ErrInvalidOption},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Choose(tc.p, tc.ids)
+			var ve *apperr.ValidationError
+			switch tc.want.(type) {
+			case nil:
+				if err != nil {
+					t.Fatalf("unexpected %v", err)
+				}
+			case *apperr.ValidationError:
+				if !errors.As(err, &ve) {
+					t.Fatalf("got %v, want validation error", err)
+				}
+			default:
+				if !errors.Is(err, tc.want) {
+					t.Fatalf("got %v, want %v", err, tc.want)
+				}
+			}
+		})
+	}
+}
+
+func TestCheckVoter(t *testing.T) {
+	now := time.Now()
+	p := &poll.Poll{StartTime: now.Add(-time.Hour), EndTime: now.Add(time.Hour)}
+	if err := CheckVoter(p, false, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckVoter(p, true, now); !errors.Is(err, ErrAnonymousNotAllowed) {
+		t.Fatalf("anonymous on accounts-only poll: %v", err)
+	}
+	if err := CheckVoter(p, false, now.Add(2*time.Hour)); !errors.Is(err, poll.ErrNotActive) {
+		t.Fatalf("after end: %v", err)
+	}
+}
+
+func TestSameRequest(t *testing.T) {
+	r1, r2 := gocql.MustRandomUUID(), gocql.MustRandomUUID()
+	tests := []struct {
+		name string
+		a, b Ballot
+		want bool
+	}{
+		{"same request id", Ballot{RequestID: r1}, Ballot{RequestID: r1}, true},
+		{"same key", Ballot{RequestID: r1, IdempotencyKey: "k"}, Ballot{RequestID: r2, IdempotencyKey: "k"}, true},
+		{"no keys", Ballot{RequestID: r1}, Ballot{RequestID: r2}, false},
+		{"different keys", Ballot{RequestID: r1, IdempotencyKey: "k"}, Ballot{RequestID: r2, IdempotencyKey: "j"}, false},
+	}
+	for _, tc := range tests {
+		if got := tc.a.SameRequest(&tc.b); got != tc.want {
+			t.Errorf("%s: got %v", tc.name, got)
+		}
+	}
+}
+
+func TestShardAndBucketSpread(t *testing.T) {
+	counts := make([]int, 16)
+	for range 16000 {
+		counts[Shard(gocql.MustRandomUUID(), 16)]++
+	}
+	for i, n := range counts {
+		if n < 700 || n > 1300 {
+			t.Fatalf("shard %d got %d of 16000: hash does not spread", i, n)
+		}
+	}
+	v := gocql.MustRandomUUID()
+	if Bucket(v, 16) != Bucket(v, 16) {
+		t.Fatal("bucket is not stable")
+	}
+	if Bucket(v, 0) != 0 {
+		t.Fatal("zero buckets must map to bucket 0")
+	}
+}
