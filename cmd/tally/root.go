@@ -15,7 +15,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newMigrateCmd())
+	root.AddCommand(newServeCmd(), newWorkerCmd(), newMigrateCmd(), newReconcileCmd())
 	return root
 }
 

@@ -1,27 +1,71 @@
 package main
 
 import (
+	"context"
+
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/app"
 )
 
 func newServeCmd() *cobra.Command {
-	return &cobra.Command{
+	var withWorker bool
+	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Serve the HTTP API",
+		Short: "Serve the HTTP API (and, unless --with-worker=false, the vote worker in the same process)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, log, err := setup()
-			if err != nil {
+			return withApp(cmd.Context(), func(ctx context.Context, a *app.App) error {
+				if !withWorker {
+					return serve(ctx, a)
+				}
+				// The worker outlives the HTTP server: requests drain first,
+				// then the Kafka writers flush, then the worker commits what
+				// it wrote and stops.
+				workerCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
+				workerDone := make(chan error, 1)
+				go func() { workerDone <- a.RunWorker(workerCtx) }()
+				err := serve(ctx, a)
+				a.CloseWriters()
+				stopWorker()
+				if werr := <-workerDone; werr != nil {
+					a.Log.Error("worker stopped", zap.Error(werr))
+					if err == nil {
+						err = werr
+					}
+				}
 				return err
-			}
-			defer log.Sync() //nolint:errcheck
-			a, err := app.New(cmd.Context(), cfg, log)
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			return serve(cmd.Context(), a)
+			})
 		},
 	}
+	cmd.Flags().BoolVar(&withWorker, "with-worker", true, "also run the vote worker and reconciliation in this process")
+	return cmd
+}
+
+func newWorkerCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "worker",
+		Short: "Drain the votes topic into Cassandra and run reconciliation requests",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withApp(cmd.Context(), func(ctx context.Context, a *app.App) error {
+				return a.RunWorker(ctx)
+			})
+		},
+	}
+}
+
+// withApp loads configuration, builds the process, runs fn and releases
+// everything afterwards.
+func withApp(ctx context.Context, fn func(context.Context, *app.App) error) error {
+	cfg, log, err := setup()
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck
+	a, err := app.New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	return fn(ctx, a)
 }

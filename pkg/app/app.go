@@ -5,19 +5,23 @@ package app
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/gocql/gocql"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 	"github.com/scylladb/gocqlx/v2"
+	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/auth"
 	"github.com/tally-vote/tally/pkg/cassandra"
 	"github.com/tally-vote/tally/pkg/config"
 	"github.com/tally-vote/tally/pkg/httpapi"
+	"github.com/tally-vote/tally/pkg/ingest"
 	"github.com/tally-vote/tally/pkg/kafkax"
 	"github.com/tally-vote/tally/pkg/live"
 	"github.com/tally-vote/tally/pkg/poll"
@@ -36,12 +40,21 @@ type App struct {
 	Redis    *redis.Client
 	Now      func() time.Time
 
-	Auth  *auth.Service
-	Polls *poll.Service
-	Votes *vote.Service
-	Tally *tally.Service
-	Hub   *live.Hub
-	Limit *ratelimit.Limiter
+	Auth       *auth.Service
+	Polls      *poll.Service
+	Votes      *vote.Service
+	Tally      *tally.Service
+	Hub        *live.Hub
+	Limit      *ratelimit.Limiter
+	Accepter   *ingest.Accepter
+	Statuses   *ingest.Statuses
+	Reconciler *ingest.Reconciler
+
+	failures  *cassandra.FailureStore
+	votesW    *kafka.Writer
+	dlqW      *kafka.Writer
+	reconcile *kafka.Writer
+	closeW    sync.Once
 }
 
 // New connects to Cassandra and builds every service. Redis and Kafka are
@@ -67,7 +80,32 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) 
 	a.Votes = vote.NewService(cassandra.NewVoteStore(s, cfg.Cassandra), a.Tally, log.Named("vote"), a.Now, reg)
 	a.Hub = live.NewHub(a.Tally, cfg.LiveInterval, log.Named("live"), reg)
 	a.Limit = ratelimit.New(cfg.RateLimit, a.Redis, log.Named("ratelimit"), a.Now, reg)
+
+	a.votesW = kafkax.NewWriter(cfg.Kafka, cfg.Kafka.VotesTopic)
+	a.dlqW = kafkax.NewWriter(cfg.Kafka, cfg.Kafka.DLQTopic)
+	a.reconcile = kafkax.NewWriter(cfg.Kafka, cfg.Kafka.ReconcileTopic)
+	a.failures = cassandra.NewFailureStore(s)
+	a.Accepter = ingest.NewAccepter(cfg.Vote, a.votesW, a.Redis, a.Votes, log.Named("ingest"), a.Now, reg)
+	a.Statuses = ingest.NewStatuses(a.Votes, a.failures, a.Redis)
+	a.Reconciler = ingest.NewReconciler(cfg.Reconcile, a.Tally, a.Polls.Get, a.reconcile, a.votesDrained,
+		log.Named("reconcile"), a.Now)
+	a.Polls.OnClose(a.Reconciler.PollClosed)
 	return a, nil
+}
+
+// votesDrained reports whether the worker group has committed everything
+// on the votes topic.
+func (a *App) votesDrained(ctx context.Context) (bool, error) {
+	lag, err := kafkax.GroupLag(ctx, a.Cfg.Kafka, a.Cfg.Kafka.VotesTopic, a.Cfg.Kafka.Group)
+	if err != nil {
+		return false, err
+	}
+	for _, n := range lag {
+		if n > 0 {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // Checks are the readiness probes of the three dependencies.
@@ -95,11 +133,57 @@ func (a *App) Router() (*gin.Engine, error) {
 		Tally:          a.Tally,
 		Hub:            a.Hub,
 		Limiter:        a.Limit,
+		Accepter:       a.Accepter,
+		Statuses:       a.Statuses,
+	})
+}
+
+// RunWorker drains the votes topic, runs reconciliation requests and
+// schedules reconciliation of polls that receive votes, until ctx ends.
+func (a *App) RunWorker(ctx context.Context) error {
+	if err := kafkax.EnsureTopics(ctx, a.Cfg.Kafka); err != nil {
+		a.Log.Warn("ensure kafka topics", zap.Error(err))
+	}
+	votes := kafkax.NewReader(a.Cfg.Kafka, a.Cfg.Kafka.VotesTopic, a.Cfg.Kafka.Group)
+	defer votes.Close()
+	recon := kafkax.NewReader(a.Cfg.Kafka, a.Cfg.Kafka.ReconcileTopic, a.Cfg.Reconcile.Group)
+	defer recon.Close()
+	w := ingest.NewWorker(a.Cfg.Worker, votes, a.dlqW, a.Polls.Cached, a.Votes, a.failures, a.Log.Named("worker"), a.Registry)
+	w.OnRecorded = a.Reconciler.Seen
+
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); a.Reconciler.Schedule(ctx) }()
+	go func() {
+		defer wg.Done()
+		if err := a.Reconciler.Consume(ctx, recon); err != nil {
+			a.Log.Error("reconciliation consumer stopped", zap.Error(err))
+		}
+	}()
+	err := w.Run(ctx)
+	wg.Wait()
+	return err
+}
+
+// Reconcile runs one poll's reconciliation in this process.
+func (a *App) Reconcile(ctx context.Context, pollID gocql.UUID, waitFinal bool) (tally.Report, error) {
+	return a.Reconciler.Run(ctx, pollID, waitFinal)
+}
+
+// CloseWriters flushes and closes the Kafka writers.
+func (a *App) CloseWriters() {
+	a.closeW.Do(func() {
+		for _, w := range []*kafka.Writer{a.votesW, a.dlqW, a.reconcile} {
+			if err := w.Close(); err != nil {
+				a.Log.Warn("close kafka writer", zap.String("topic", w.Topic), zap.Error(err))
+			}
+		}
 	})
 }
 
 // Close releases connections.
 func (a *App) Close() {
+	a.CloseWriters()
 	if err := a.Redis.Close(); err != nil {
 		a.Log.Warn("close redis", zap.Error(err))
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tally-vote/tally/pkg/auth"
 	"github.com/tally-vote/tally/pkg/cassandra"
+	"github.com/tally-vote/tally/pkg/ingest"
 	"github.com/tally-vote/tally/pkg/kafkax"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/ratelimit"
@@ -42,13 +43,16 @@ type Config struct {
 	// LiveInterval is how often live-results sockets are refreshed.
 	LiveInterval time.Duration `env:"LIVE_INTERVAL" envDefault:"1s"`
 
-	Cassandra cassandra.Config `envPrefix:"CASSANDRA_"`
-	Redis     redisx.Config    `envPrefix:"REDIS_"`
-	Kafka     kafkax.Config    `envPrefix:"KAFKA_"`
-	Auth      auth.Config      `envPrefix:"AUTH_"`
-	Poll      poll.Config      `envPrefix:"POLL_"`
-	Tally     tally.Config     `envPrefix:"RESULTS_"`
-	RateLimit ratelimit.Config `envPrefix:"RATE_"`
+	Cassandra cassandra.Config       `envPrefix:"CASSANDRA_"`
+	Redis     redisx.Config          `envPrefix:"REDIS_"`
+	Kafka     kafkax.Config          `envPrefix:"KAFKA_"`
+	Auth      auth.Config            `envPrefix:"AUTH_"`
+	Poll      poll.Config            `envPrefix:"POLL_"`
+	Tally     tally.Config           `envPrefix:"RESULTS_"`
+	RateLimit ratelimit.Config       `envPrefix:"RATE_"`
+	Vote      ingest.Config          `envPrefix:"VOTE_"`
+	Worker    ingest.WorkerConfig    `envPrefix:"WORKER_"`
+	Reconcile ingest.ReconcileConfig `envPrefix:"RECONCILE_"`
 }
 
 // Load reads TALLY_* variables.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/auth"
+	"github.com/tally-vote/tally/pkg/ingest"
 	"github.com/tally-vote/tally/pkg/live"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/ratelimit"
@@ -41,6 +42,10 @@ type Deps struct {
 	Tally   *tally.Service
 	Hub     *live.Hub
 	Limiter *ratelimit.Limiter
+	// Accepter takes votes into Kafka (async mode) and Statuses answers
+	// for async requests.
+	Accepter *ingest.Accepter
+	Statuses *ingest.Statuses
 }
 
 type handlers struct {
@@ -49,6 +54,8 @@ type handlers struct {
 	votes     *vote.Service
 	tally     *tally.Service
 	hub       *live.Hub
+	accepter  *ingest.Accepter
+	statuses  *ingest.Statuses
 	now       func() time.Time
 	publicURL string
 }
@@ -75,7 +82,7 @@ func NewRouter(d Deps) (*gin.Engine, error) {
 		pprof.Register(r)
 	}
 
-	h := &handlers{auth: d.Auth, polls: d.Polls, votes: d.Votes, tally: d.Tally, hub: d.Hub, now: d.Now, publicURL: d.PublicURL}
+	h := &handlers{auth: d.Auth, polls: d.Polls, votes: d.Votes, tally: d.Tally, hub: d.Hub, accepter: d.Accepter, statuses: d.Statuses, now: d.Now, publicURL: d.PublicURL}
 	required, optional := authenticate(d.Auth, true), authenticate(d.Auth, false)
 	l := d.Limiter
 
@@ -92,6 +99,7 @@ func NewRouter(d Deps) (*gin.Engine, error) {
 	v1.PATCH("/polls/:poll_id", required, accountOnly, h.patchPoll)
 	v1.POST("/polls/:poll_id/votes", required, limit(l, l.VoteIP), limit(l, l.VoteUser), h.castVote)
 	v1.GET("/polls/:poll_id/votes/me", required, h.myVote)
+	v1.GET("/polls/:poll_id/votes/requests/:request_id", required, h.requestStatus)
 	v1.GET("/polls/:poll_id/results", optional, h.results)
 	v1.GET("/polls/:poll_id/live", optional, h.live)
 	return r, nil

@@ -9,6 +9,7 @@ import (
 	"github.com/gocql/gocql"
 
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/ingest"
 	"github.com/tally-vote/tally/pkg/vote"
 )
 
@@ -64,7 +65,7 @@ func (h *handlers) newBallot(c *gin.Context, pollID gocql.UUID, options []gocql.
 		VoterID:        caller.UserID,
 		OptionIDs:      options,
 		VoteID:         gocql.MustRandomUUID(),
-		RequestID:      gocql.MustRandomUUID(),
+		RequestID:      ingest.RequestID(pollID, caller.UserID, key),
 		IdempotencyKey: key,
 		VotedAt:        h.now().UTC().Truncate(time.Millisecond),
 		Anonymous:      caller.Anonymous,
@@ -100,12 +101,68 @@ func (h *handlers) castVote(c *gin.Context) {
 		return
 	}
 	b := h.newBallot(c, id, options, key)
-	stored, err := h.votes.Cast(c.Request.Context(), p, b)
+	if h.accepter == nil || !h.accepter.Async() {
+		stored, err := h.votes.Cast(c.Request.Context(), p, b)
+		if err != nil {
+			abort(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, toRecorded(stored))
+		return
+	}
+	out, err := h.accepter.Accept(c.Request.Context(), p, b)
 	if err != nil {
 		abort(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, toRecorded(stored))
+	if out.Recorded != nil {
+		// Kafka was unavailable; the vote was written synchronously.
+		c.JSON(http.StatusOK, toRecorded(out.Recorded))
+		return
+	}
+	c.JSON(http.StatusAccepted, acceptedResponse{Status: "accepted", PollID: id.String(),
+		RequestID: out.RequestID.String(), Message: "vote is being processed"})
+}
+
+type acceptedResponse struct {
+	Status    string `json:"status"`
+	PollID    string `json:"poll_id"`
+	RequestID string `json:"request_id"`
+	Message   string `json:"message"`
+}
+
+type requestStatusResponse struct {
+	RequestID string     `json:"request_id"`
+	State     string     `json:"state"`
+	VoteID    string     `json:"vote_id,omitempty"`
+	Error     *errorBody `json:"error,omitempty"`
+}
+
+func (h *handlers) requestStatus(c *gin.Context) {
+	id, err := pathUUID(c, "poll_id")
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	rid, err := pathUUID(c, "request_id")
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	caller, _ := principal(c)
+	st, err := h.statuses.Get(c.Request.Context(), id, caller.UserID, rid)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	r := requestStatusResponse{RequestID: rid.String(), State: st.State}
+	switch st.State {
+	case ingest.Completed:
+		r.VoteID = st.VoteID.String()
+	case ingest.Failed:
+		r.Error = &errorBody{Code: st.Failure.Code, Message: st.Failure.Message}
+	}
+	c.JSON(http.StatusOK, r)
 }
 
 func (h *handlers) myVote(c *gin.Context) {

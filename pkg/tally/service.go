@@ -107,16 +107,9 @@ func (s *Service) Results(ctx context.Context, p *poll.Poll, mode Mode) (*Result
 // process share one computation. With Redis down it computes directly.
 func (s *Service) snapshot(ctx context.Context, p *poll.Poll, mode Mode) (snapshot, error) {
 	key := cacheKey(mode, p.ID)
-	if b, err := s.redis.Get(ctx, key).Bytes(); err == nil {
-		var snap snapshot
-		if json.Unmarshal(b, &snap) == nil && snap.Counts.Options != nil {
-			s.m.cache.WithLabelValues(string(mode), "hit").Inc()
-			return snap, nil
-		}
-	} else if !errors.Is(err, redis.Nil) {
-		s.m.cache.WithLabelValues(string(mode), "error").Inc()
-	} else {
-		s.m.cache.WithLabelValues(string(mode), "miss").Inc()
+	if snap, ok := s.cached(ctx, key); ok {
+		s.m.cache.WithLabelValues(string(mode), "hit").Inc()
+		return snap, nil
 	}
 	v, err, _ := s.group.Do(key, func() (any, error) {
 		snap, ttl, err := s.compute(context.WithoutCancel(ctx), p, mode)
@@ -134,6 +127,23 @@ func (s *Service) snapshot(ctx context.Context, p *poll.Poll, mode Mode) (snapsh
 		return snapshot{}, err
 	}
 	return v.(snapshot), nil
+}
+
+// cached reads a snapshot from Redis; a miss, an error or a bad entry is
+// not ok.
+func (s *Service) cached(ctx context.Context, key string) (snapshot, bool) {
+	b, err := s.redis.Get(ctx, key).Bytes()
+	if err != nil {
+		if !errors.Is(err, redis.Nil) {
+			s.m.cache.WithLabelValues("any", "error").Inc()
+		}
+		return snapshot{}, false
+	}
+	var snap snapshot
+	if json.Unmarshal(b, &snap) != nil || snap.Counts.Options == nil {
+		return snapshot{}, false
+	}
+	return snap, true
 }
 
 func (s *Service) compute(ctx context.Context, p *poll.Poll, mode Mode) (snapshot, time.Duration, error) {

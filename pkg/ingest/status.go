@@ -1,0 +1,93 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+
+	"github.com/gocql/gocql"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/vote"
+)
+
+// ErrRequestNotFound is a request id this voter never had accepted.
+var ErrRequestNotFound = apperr.New("REQUEST_NOT_FOUND", "no such vote request for this caller")
+
+// Failure is the stored outcome of a request that did not produce a ballot.
+type Failure struct {
+	Code    string
+	Message string
+}
+
+// FailureStore keeps failed request outcomes.
+type FailureStore interface {
+	SaveFailure(ctx context.Context, pollID, voterID, requestID gocql.UUID, f Failure) error
+	// GetFailure returns found=false when the request has no failure.
+	GetFailure(ctx context.Context, pollID, voterID, requestID gocql.UUID) (Failure, bool, error)
+}
+
+// States of an async request.
+const (
+	Pending   = "pending"
+	Completed = "completed"
+	Failed    = "failed"
+)
+
+// RequestStatus is the answer of GET …/votes/requests/{id}.
+type RequestStatus struct {
+	RequestID gocql.UUID
+	State     string
+	VoteID    gocql.UUID
+	Failure   Failure
+}
+
+// Statuses derives a request's state from the truth: the voter's ballot row
+// carries this request id (completed) or another one (failed: already
+// voted); a stored failure says why it failed; otherwise it is pending if
+// it was accepted.
+type Statuses struct {
+	votes    *vote.Service
+	failures FailureStore
+	rdb      *redis.Client
+}
+
+// NewStatuses builds the reader.
+func NewStatuses(votes *vote.Service, failures FailureStore, rdb *redis.Client) *Statuses {
+	return &Statuses{votes: votes, failures: failures, rdb: rdb}
+}
+
+// Get returns the state of the caller's request.
+func (s *Statuses) Get(ctx context.Context, pollID, voterID, requestID gocql.UUID) (RequestStatus, error) {
+	st := RequestStatus{RequestID: requestID}
+	b, err := s.votes.Mine(ctx, pollID, voterID)
+	if err != nil && !errors.Is(err, vote.ErrNoVote) {
+		return st, err
+	}
+	if err == nil && b.RequestID == requestID {
+		st.State, st.VoteID = Completed, b.VoteID
+		return st, nil
+	}
+	f, found, err := s.failures.GetFailure(ctx, pollID, voterID, requestID)
+	if err != nil {
+		return st, err
+	}
+	if found {
+		st.State, st.Failure = Failed, f
+		return st, nil
+	}
+	accepted, err := s.rdb.Exists(ctx, requestKey(pollID, voterID, requestID)).Result()
+	known := err != nil || accepted == 1 // with Redis down, assume it was
+	switch {
+	case !known:
+		return st, ErrRequestNotFound
+	case b != nil:
+		// The voter's ballot came from another request; this one will
+		// fail (or has failed) as a duplicate.
+		st.State = Failed
+		st.Failure = Failure{Code: vote.ErrAlreadyVoted.Code, Message: vote.ErrAlreadyVoted.Message}
+	default:
+		st.State = Pending
+	}
+	return st, nil
+}
