@@ -6,6 +6,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/tally-vote/tally/pkg/config"
+	"github.com/tally-vote/tally/pkg/redisx"
 )
 
 func newRootCmd() *cobra.Command {
@@ -36,5 +37,6 @@ func setup() (config.Config, *zap.Logger, error) {
 	if err != nil {
 		return cfg, nil, err
 	}
+	redisx.RouteLogs(log.Named("redis"))
 	return cfg, log, nil
 }

@@ -104,3 +104,24 @@ func EnsureTopics(ctx context.Context, cfg Config) error {
 	}
 	return nil
 }
+
+// Ready reports whether every partition of Tally's topics has a leader.
+func Ready(ctx context.Context, cfg Config) error {
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 2 * time.Second}
+	topics := []string{cfg.VotesTopic, cfg.DLQTopic, cfg.ReconcileTopic, cfg.EventsTopic}
+	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return fmt.Errorf("kafka metadata: %w", err)
+	}
+	for _, t := range meta.Topics {
+		if t.Error != nil {
+			return fmt.Errorf("topic %s: %w", t.Name, t.Error)
+		}
+		for _, p := range t.Partitions {
+			if p.Error != nil || p.Leader.ID < 0 {
+				return fmt.Errorf("topic %s partition %d has no leader yet", t.Name, p.ID)
+			}
+		}
+	}
+	return nil
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 )
 
 // Config describes how to reach Redis.
@@ -32,9 +33,22 @@ func New(cfg Config) *redis.Client {
 		ReadTimeout:  cfg.ReadTimeout,
 		WriteTimeout: cfg.WriteTimeout,
 		// One quick retry; beyond that the caller degrades to Cassandra.
-		MaxRetries: 1,
+		MaxRetries:         1,
+		DialerRetries:      1,
+		DialerRetryTimeout: 10 * time.Millisecond,
 	})
 }
+
+// Logger routes go-redis's own messages (pool dial failures, which repeat
+// on every request while Redis is down) to zap at debug level; Tally logs
+// the degradation itself where it matters.
+type Logger struct{ L *zap.SugaredLogger }
+
+// Printf implements go-redis's logging interface.
+func (l Logger) Printf(_ context.Context, format string, v ...any) { l.L.Debugf(format, v...) }
+
+// RouteLogs installs l as go-redis's process-wide logger.
+func RouteLogs(l *zap.Logger) { redis.SetLogger(Logger{L: l.Sugar()}) }
 
 // Ping checks that Redis answers.
 func Ping(ctx context.Context, c *redis.Client) error {

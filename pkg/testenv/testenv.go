@@ -100,11 +100,15 @@ func Kafka(t testing.TB) kafkax.Config {
 	if err := kafkax.EnsureTopics(ctx, cfg); err != nil {
 		t.Fatalf("create kafka topics (is the stack up? run `make up`): %v", err)
 	}
+	// A new topic's partitions need a moment to elect leaders; produce
+	// before that fails, which would look like Kafka being down.
+	Eventually(t, 20*time.Second, func() error { return kafkax.Ready(ctx, cfg) })
 	return cfg
 }
 
 // Logger is a test logger that prints only on failure.
 func Logger(t testing.TB) *zap.Logger {
+	redisx.RouteLogs(zap.NewNop())
 	return zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 }
 
