@@ -10,7 +10,7 @@ ARGS         ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help up down status logs nodetool reset build migrate run serve test test-unit \
-        test-integration fmt vet bench clean
+        test-integration fmt bench clean
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -56,6 +56,10 @@ test-unit: ## vet + unit tests with the race detector (no servers needed)
 test-integration: up ## integration tests against the local Cassandra, Kafka and Redis
 	go vet -tags integration ./...
 	go test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) -tags integration ./...
+
+BENCH_ARGS ?= --rate 2000 --duration 12s --ceiling-duration 3s
+bench: build up ## short run of every bench scenario beside the machine's ceilings, with the correctness verdict
+	go run ./bench --spawn ./$(BIN) $(BENCH_ARGS)
 
 fmt: ## gofmt the tree
 	gofmt -w $$(git ls-files '*.go')

@@ -125,3 +125,18 @@ func Ready(ctx context.Context, cfg Config) error {
 	}
 	return nil
 }
+
+// DeleteTopics removes topics (the bench cleans up its own).
+func DeleteTopics(ctx context.Context, cfg Config, names ...string) error {
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second}
+	resp, err := client.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: names})
+	if err != nil {
+		return err
+	}
+	for name, err := range resp.Errors {
+		if err != nil && !errors.Is(err, kafka.UnknownTopicOrPartition) {
+			return fmt.Errorf("delete topic %s: %w", name, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// server is a tally process the bench started (or an external URL).
+type server struct {
+	url string
+	cmd *exec.Cmd
+	log *os.File
+}
+
+// benchEnv is the configuration every process of a bench run shares.
+func (b *bench) benchEnv(mode string) []string {
+	env := os.Environ()
+	for k, v := range map[string]string{
+		"TALLY_ENV":                       "dev",
+		"TALLY_LOG_LEVEL":                 "warn",
+		"TALLY_HTTP_ADDR":                 b.addr,
+		"TALLY_JWT_SECRET":                b.secret,
+		"TALLY_PPROF":                     "true",
+		"TALLY_CASSANDRA_KEYSPACE":        b.keyspace,
+		"TALLY_KAFKA_VOTES_TOPIC":         b.topic("votes"),
+		"TALLY_KAFKA_DLQ_TOPIC":           b.topic("dlq"),
+		"TALLY_KAFKA_RECONCILE_TOPIC":     b.topic("reconcile"),
+		"TALLY_KAFKA_EVENTS_TOPIC":        b.topic("events"),
+		"TALLY_KAFKA_GROUP":               "tally-bench-" + b.runID,
+		"TALLY_RECONCILE_GROUP":           "tally-bench-reconciler-" + b.runID,
+		"TALLY_RATE_DISABLE_PER_IP":       "true",
+		"TALLY_RATE_POLL_CREATE_PER_HOUR": "0",
+		"TALLY_VOTE_MODE":                 mode,
+	} {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
+func (b *bench) topic(name string) string { return "tally.bench." + b.runID + "." + name }
+
+// spawn starts `tally serve` and waits until /readyz answers 200.
+func (b *bench) spawn(ctx context.Context, mode string) (*server, error) {
+	logPath := filepath.Join(b.outDir, "server-"+b.runID+"-"+mode+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(b.binary, "serve")
+	cmd.Env = b.benchEnv(mode)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &server{url: "http://" + b.addr, cmd: cmd, log: f}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(s.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return s, nil
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	s.stop()
+	return nil, fmt.Errorf("tally serve did not become ready; see %s", logPath)
+}
+
+func (s *server) pid() int {
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
+func (s *server) stop() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-done
+	}
+	s.log.Close()
+}
+
+// cpuSeconds reads a process's user+system CPU time from /proc.
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses.
+	rest := b[bytes.LastIndexByte(b, ')')+2:]
+	f := strings.Fields(string(rest))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ is 100 on Linux
+}
+
+// findProcs maps role names to pids of the co-located servers.
+func findProcs(extra map[string]int) map[string]int {
+	out := map[string]int{"bench": os.Getpid()}
+	for k, v := range extra {
+		if v > 0 {
+			out[k] = v
+		}
+	}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		c := string(cmdline)
+		switch {
+		case strings.Contains(c, "org.apache.cassandra.service.CassandraDaemon"):
+			out["cassandra"] = pid
+		case strings.Contains(c, "kafka.Kafka"):
+			out["kafka"] = pid
+		case strings.Contains(c, "redis-server") && strings.Contains(c, "6380"):
+			out["redis"] = pid
+		}
+	}
+	return out
+}

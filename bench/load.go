@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// result is one request's outcome.
+type result struct {
+	status int
+	code   string
+}
+
+// loadStats collects latency and outcomes of a run.
+type loadStats struct {
+	mu    sync.Mutex
+	hist  *hdrhistogram.Histogram
+	codes map[string]int
+	sent  int
+	start time.Time
+	end   time.Time
+}
+
+func newLoadStats() *loadStats {
+	return &loadStats{hist: hdrhistogram.New(1, 60_000_000, 3), codes: map[string]int{}}
+}
+
+func (s *loadStats) record(latency time.Duration, r result) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_ = s.hist.RecordValue(latency.Microseconds())
+	key := r.code
+	if key == "" {
+		key = statusText(r.status)
+	}
+	s.codes[key]++
+}
+
+// openLoop fires fn at rate per second for d, each call on its own
+// goroutine up to maxInFlight. Latency is measured from the moment the
+// request was due, not from when it was sent, so a slow server cannot hide
+// its queueing (no coordinated omission).
+func openLoop(ctx context.Context, rate float64, d time.Duration, maxInFlight int, fn func(i int) result) *loadStats {
+	st := newLoadStats()
+	interval := time.Duration(float64(time.Second) / rate)
+	sem := make(chan struct{}, maxInFlight)
+	var wg sync.WaitGroup
+	st.start = time.Now()
+	deadline := st.start.Add(d)
+	for i := 0; ; i++ {
+		due := st.start.Add(time.Duration(i) * interval)
+		if !due.Before(deadline) || ctx.Err() != nil {
+			break
+		}
+		if wait := time.Until(due); wait > 0 {
+			time.Sleep(wait)
+		}
+		// When saturated this waits for a slot; the request's latency keeps
+		// counting from when it was due.
+		sem <- struct{}{}
+		st.sent++
+		wg.Add(1)
+		go func(i int, due time.Time) {
+			defer func() { <-sem; wg.Done() }()
+			r := fn(i)
+			st.record(time.Since(due), r)
+		}(i, due)
+	}
+	wg.Wait()
+	st.end = time.Now()
+	return st
+}
+
+// closedLoop runs fn from conc goroutines for d and returns calls/s and the
+// latency histogram: the shape of a ceiling measurement.
+func closedLoop(ctx context.Context, conc int, d time.Duration, fn func(worker, i int) error) (float64, *hdrhistogram.Histogram, int) {
+	hist := hdrhistogram.New(1, 60_000_000, 3)
+	var (
+		mu     sync.Mutex
+		n      int
+		errs   int
+		wg     sync.WaitGroup
+		ctxEnd = time.Now().Add(d)
+	)
+	start := time.Now()
+	for w := range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; time.Now().Before(ctxEnd) && ctx.Err() == nil; i++ {
+				t0 := time.Now()
+				err := fn(w, i)
+				lat := time.Since(t0)
+				mu.Lock()
+				n++
+				if err != nil {
+					errs++
+				} else {
+					_ = hist.RecordValue(lat.Microseconds())
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n-errs) / time.Since(start).Seconds(), hist, errs
+}
+
+func statusText(s int) string {
+	switch s {
+	case 0:
+		return "transport_error"
+	case 200:
+		return "200_recorded"
+	case 202:
+		return "202_accepted"
+	}
+	return "http_" + strconv.Itoa(s)
+}

@@ -1,0 +1,195 @@
+// Command bench is Tally's load generator. It measures the machine's
+// ceilings (bare Redis, Kafka produce, Cassandra LWT, a bare Gin endpoint)
+// and then drives scenarios against Tally in the same run, printing every
+// figure beside its ceiling and ending each scenario with a correctness
+// verdict read from Cassandra.
+//
+// Voters are synthetic: the bench signs their tokens itself with the
+// server's TALLY_JWT_SECRET, so the server needs no bench-only endpoint or
+// backdoor; whoever holds the secret can already mint tokens.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/scylladb/gocqlx/v2"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/tally-vote/tally/pkg/auth"
+	"github.com/tally-vote/tally/pkg/cassandra"
+	"github.com/tally-vote/tally/pkg/config"
+	"github.com/tally-vote/tally/pkg/kafkax"
+)
+
+type bench struct {
+	url, addr, binary, secret, keyspace, runID, outDir string
+	rate                                               float64
+	dur, ceilingDur                                    time.Duration
+	conc, maxInFlight                                  int
+	http                                               *http.Client
+	tokens                                             *auth.Tokens
+	cql                                                gocqlx.Session
+	cfg                                                config.Config
+	lwtCeiling                                         float64
+}
+
+func (b *bench) logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "[bench %s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func (b *bench) kafkaCfg() kafkax.Config { return b.cfg.Kafka }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := newCmd().ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func newCmd() *cobra.Command {
+	b := &bench{}
+	var (
+		scenarios string
+		jsonPath  string
+		fresh     bool
+	)
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Load-test Tally beside the machine's own ceilings, and check correctness after every run",
+		Example: `  go run ./bench --spawn bin/tally --scenarios viral --rate 10000 --duration 60s
+  go run ./bench --url http://127.0.0.1:8080 --scenarios viral,retry-storm   # server started by you, same TALLY_* env`,
+		SilenceUsage: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return b.run(cmd.Context(), strings.Split(scenarios, ","), jsonPath, fresh)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&b.url, "url", "", "base URL of a running Tally (instead of --spawn)")
+	f.StringVar(&b.binary, "spawn", "", "path to the tally binary: the bench starts `tally serve` per scenario in the right mode")
+	f.StringVar(&b.addr, "addr", "127.0.0.1:18080", "listen address of the spawned server")
+	f.StringVar(&scenarios, "scenarios", "viral,many-polls,retry-storm,sync", "comma-separated scenarios")
+	f.Float64Var(&b.rate, "rate", 2000, "offered votes per second (open loop)")
+	f.DurationVar(&b.dur, "duration", 20*time.Second, "load duration per scenario")
+	f.DurationVar(&b.ceilingDur, "ceiling-duration", 5*time.Second, "duration of each ceiling measurement")
+	f.IntVar(&b.conc, "concurrency", 128, "concurrency of the ceiling measurements")
+	f.IntVar(&b.maxInFlight, "max-in-flight", 2048, "cap on concurrent requests of the open-loop client")
+	f.StringVar(&jsonPath, "json", "", "write the full report here (default bench/out/<run>.json)")
+	f.BoolVar(&fresh, "fresh", true, "drop the bench keyspace first so the verdict reads only this run")
+	return cmd
+}
+
+func (b *bench) run(ctx context.Context, scenarios []string, jsonPath string, fresh bool) error {
+	cfg, err := config.Load()
+	if err != nil {
+		return err
+	}
+	if b.binary == "" && b.url == "" {
+		return fmt.Errorf("give --spawn path/to/tally or --url")
+	}
+	if b.binary != "" {
+		if cfg.Cassandra.Keyspace == "tally" {
+			cfg.Cassandra.Keyspace = "tally_bench"
+		}
+		if os.Getenv("TALLY_JWT_SECRET") == "" {
+			os.Setenv("TALLY_JWT_SECRET", cfg.JWTSecret)
+		}
+		os.Setenv("TALLY_CASSANDRA_KEYSPACE", cfg.Cassandra.Keyspace)
+	} else if os.Getenv("TALLY_JWT_SECRET") == "" {
+		return fmt.Errorf("with --url, set TALLY_JWT_SECRET to the server's secret so voters can be minted")
+	}
+	b.cfg, b.secret, b.keyspace = cfg, cfg.JWTSecret, cfg.Cassandra.Keyspace
+	b.runID = time.Now().UTC().Format("20060102T150405")
+	b.outDir = "bench/out"
+	if err := os.MkdirAll(b.outDir, 0o755); err != nil {
+		return err
+	}
+	b.tokens = auth.NewTokens(b.secret, 6*time.Hour, time.Now)
+	b.http = &http.Client{Transport: &http.Transport{MaxIdleConns: b.maxInFlight, MaxIdleConnsPerHost: b.maxInFlight,
+		IdleConnTimeout: 30 * time.Second}}
+
+	if fresh && b.binary != "" {
+		b.logf("dropping keyspace %s for a clean verdict", b.keyspace)
+		if err := cassandra.DropKeyspace(ctx, cfg.Cassandra); err != nil {
+			return err
+		}
+	}
+	if err := cassandra.Migrate(ctx, cfg.Cassandra, zap.NewNop()); err != nil {
+		return err
+	}
+	b.cql, err = cassandra.Connect(cfg.Cassandra, zap.NewNop())
+	if err != nil {
+		return err
+	}
+	defer b.cql.Close()
+
+	b.logf("run %s: measuring ceilings (concurrency %d, %s each)", b.runID, b.conc, b.ceilingDur)
+	ceilings, err := b.measureCeilings(ctx)
+	if err != nil {
+		return fmt.Errorf("ceilings: %w", err)
+	}
+	plans := map[string]plan{
+		"viral":       {Name: "viral", Mode: "async", Polls: 1},
+		"many-polls":  {Name: "many-polls", Mode: "async", Polls: 2000},
+		"retry-storm": {Name: "retry-storm", Mode: "async", Polls: 1, RetryShare: 0.3},
+		"sync":        {Name: "sync", Mode: "sync", Polls: 1},
+	}
+	var reps []*scenarioReport
+	for _, name := range scenarios {
+		p, ok := plans[strings.TrimSpace(name)]
+		if !ok {
+			return fmt.Errorf("unknown scenario %q", name)
+		}
+		b.logf("scenario %s: %.0f votes/s for %s (%s)", p.Name, b.rate, b.dur, p.Mode)
+		rep, err := b.runScenario(ctx, p)
+		if err != nil {
+			return fmt.Errorf("scenario %s: %w", p.Name, err)
+		}
+		reps = append(reps, rep)
+	}
+	printTable(os.Stdout, ceilings, reps)
+
+	if jsonPath == "" {
+		jsonPath = filepath.Join(b.outDir, b.runID+".json")
+	}
+	doc := map[string]any{"run": b.runID, "rate": b.rate, "duration_s": b.dur.Seconds(), "concurrency": b.conc,
+		"ceilings": ceilings, "scenarios": reps, "host_cpus": numCPU()}
+	if f, err := os.Create(jsonPath); err == nil {
+		enc := json.NewEncoder(f)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(doc)
+		f.Close()
+		fmt.Printf("\nfull report: %s\n", jsonPath)
+	}
+	b.cleanupTopics(ctx)
+	for _, r := range reps {
+		if !r.Verdict.OK {
+			return fmt.Errorf("scenario %s failed its correctness verdict", r.Name)
+		}
+	}
+	return nil
+}
+
+// cleanupTopics deletes this run's topics.
+func (b *bench) cleanupTopics(ctx context.Context) {
+	var names []string
+	for _, n := range []string{"votes", "dlq", "reconcile", "events", "ceiling"} {
+		names = append(names, b.topic(n))
+	}
+	if err := kafkax.DeleteTopics(ctx, b.cfg.Kafka, names...); err != nil {
+		b.logf("delete bench topics: %v", err)
+	}
+}
+
+func numCPU() int { return runtime.NumCPU() }

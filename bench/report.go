@@ -1,0 +1,159 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+)
+
+// scenarioReport is one scenario's figures; the JSON file holds these.
+type scenarioReport struct {
+	Name            string             `json:"name"`
+	Mode            string             `json:"mode"`
+	OfferedPerS     float64            `json:"offered_per_s"`
+	AchievedPerS    float64            `json:"achieved_2xx_per_s"`
+	Sent            int                `json:"sent"`
+	Codes           map[string]int     `json:"codes"`
+	LatencyMs       map[string]float64 `json:"latency_ms"`
+	DrainRowsPerS   float64            `json:"drain_rows_per_s"`
+	PeakDrainPerS   float64            `json:"peak_drain_rows_per_s"`
+	DrainAfterLoadS float64            `json:"drain_after_load_s"`
+	MaxLag          int64              `json:"max_consumer_lag"`
+	LiveLagMs       map[string]float64 `json:"live_lag_ms"`
+	CPUCores        map[string]float64 `json:"cpu_cores"`
+	Timeline        []sample           `json:"timeline"`
+	Verdict         verdict            `json:"verdict"`
+}
+
+func (b *bench) report(p plan, st *loadStats, tl []sample, accepted []cast, drain time.Duration, cpu map[string]float64) *scenarioReport {
+	loadSecs := st.end.Sub(st.start).Seconds()
+	r := &scenarioReport{
+		Name: p.Name, Mode: p.Mode, OfferedPerS: b.rate, Sent: st.sent, Codes: st.codes,
+		AchievedPerS: float64(len(accepted)) / loadSecs, DrainAfterLoadS: drain.Seconds(), CPUCores: cpu,
+		Timeline: tl,
+		LatencyMs: map[string]float64{
+			"p50": ms(st.hist.ValueAtQuantile(50)), "p90": ms(st.hist.ValueAtQuantile(90)),
+			"p99": ms(st.hist.ValueAtQuantile(99)), "p99.9": ms(st.hist.ValueAtQuantile(99.9)),
+			"max": ms(st.hist.Max()),
+		},
+	}
+	// Drain: rows recorded between the first and the last sample that saw
+	// progress; peak: the best one-second window.
+	first, last := -1, -1
+	for i := 1; i < len(tl); i++ {
+		if tl[i].Recorded > tl[i-1].Recorded {
+			if first < 0 {
+				first = i - 1
+			}
+			last = i
+		}
+		r.MaxLag = max(r.MaxLag, tl[i].Lag)
+		if i >= 4 {
+			r.PeakDrainPerS = max(r.PeakDrainPerS, (tl[i].Recorded-tl[i-4].Recorded)/(tl[i].T-tl[i-4].T))
+		}
+	}
+	if first >= 0 && last > first {
+		r.DrainRowsPerS = (tl[last].Recorded - tl[first].Recorded) / (tl[last].T - tl[first].T)
+	}
+	r.LiveLagMs = liveLag(tl)
+	return r
+}
+
+func ms(us int64) float64 { return float64(us) / 1000 }
+
+// liveLag estimates, for accepted votes on the hot poll, how long after
+// acceptance the live tally included them, from the 250 ms timeline.
+func liveLag(tl []sample) map[string]float64 {
+	if len(tl) == 0 || tl[len(tl)-1].Accepted == 0 {
+		return nil
+	}
+	total := tl[len(tl)-1].Accepted
+	step := max(total/1000, 1)
+	var lags []float64
+	for k := step; k <= total; k += step {
+		ta, tv := -1.0, -1.0
+		for _, s := range tl {
+			if ta < 0 && s.Accepted >= k {
+				ta = s.T
+			}
+			if tv < 0 && s.Live >= k {
+				tv = s.T
+			}
+		}
+		if ta >= 0 && tv >= 0 {
+			lags = append(lags, max(tv-ta, 0)*1000)
+		}
+	}
+	if len(lags) == 0 {
+		return nil
+	}
+	sort.Float64s(lags)
+	q := func(p float64) float64 { return lags[min(int(p*float64(len(lags))), len(lags)-1)] }
+	return map[string]float64{"p50": q(0.5), "p99": q(0.99), "max": lags[len(lags)-1], "resolution": 250}
+}
+
+// printTable writes the human-readable report.
+func printTable(w io.Writer, ceilings []ceiling, reps []*scenarioReport) {
+	ceil := map[string]float64{}
+	fmt.Fprintln(w, "\nCeilings (bare components, same machine, same run, same concurrency)")
+	for _, c := range ceilings {
+		ceil[c.Name] = c.OpsPerS
+		fmt.Fprintf(w, "  %-20s %9.0f ops/s   p50 %6.2f ms   p99 %6.2f ms\n", c.Name, c.OpsPerS, c.P50ms, c.P99ms)
+	}
+	front := min(nz(ceil["redis SET NX"]), nz(ceil["kafka produce"]), nz(ceil["gin JSON endpoint"]))
+	for _, r := range reps {
+		fmt.Fprintf(w, "\nScenario %s (%s)\n", r.Name, r.Mode)
+		fmt.Fprintf(w, "  offered %.0f/s, sent %d, achieved %.0f 2xx/s", r.OfferedPerS, r.Sent, r.AchievedPerS)
+		if r.Mode == "async" {
+			fmt.Fprintf(w, " = %.0f%% of the slowest front-path ceiling (%.0f/s)", 100*r.AchievedPerS/front, front)
+		}
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "  latency ms: p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n",
+			r.LatencyMs["p50"], r.LatencyMs["p90"], r.LatencyMs["p99"], r.LatencyMs["p99.9"], r.LatencyMs["max"])
+		fmt.Fprintf(w, "  responses: %s\n", codes(r.Codes))
+		lwt := nz(ceil["cassandra LWT"])
+		fmt.Fprintf(w, "  drain: %.0f rows/s sustained (%.0f%% of bare LWT %.0f/s), peak %.0f rows/s, %.1f s after load, max lag %d\n",
+			r.DrainRowsPerS, 100*r.DrainRowsPerS/lwt, lwt, r.PeakDrainPerS, r.DrainAfterLoadS, r.MaxLag)
+		if r.LiveLagMs != nil {
+			fmt.Fprintf(w, "  live-tally lag ms (250 ms resolution): p50 %.0f  p99 %.0f  max %.0f\n",
+				r.LiveLagMs["p50"], r.LiveLagMs["p99"], r.LiveLagMs["max"])
+		}
+		fmt.Fprintf(w, "  cpu cores: %s\n", cores(r.CPUCores))
+		fmt.Fprintf(w, "  VERDICT: %s\n", r.Verdict.String())
+	}
+}
+
+func nz(v float64) float64 {
+	if v <= 0 {
+		return 1
+	}
+	return v
+}
+
+func codes(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+func cores(m map[string]float64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %.2f", k, m[k])
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,306 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gocql/gocql"
+
+	"github.com/tally-vote/tally/pkg/auth"
+	"github.com/tally-vote/tally/pkg/kafkax"
+)
+
+// plan describes one scenario.
+type plan struct {
+	Name  string
+	Mode  string // async or sync
+	Polls int
+	// RetryShare of requests resubmit an earlier voter's vote: half with
+	// the same Idempotency-Key, half with a different one.
+	RetryShare float64
+}
+
+// cast is one accepted (2xx) submission.
+type cast struct {
+	pollIdx     int
+	poll, voter gocql.UUID
+	key         string
+	requestID   string
+}
+
+type pollInfo struct {
+	id      gocql.UUID
+	options []string
+	owner   string
+}
+
+// sample is one point of the run's timeline.
+type sample struct {
+	T        float64 `json:"t_s"`
+	Accepted int64   `json:"accepted"`
+	Live     int64   `json:"live_total"`
+	Recorded float64 `json:"recorded_rows"`
+	Lag      int64   `json:"consumer_lag"`
+}
+
+func (b *bench) mint(id gocql.UUID) string {
+	t, err := b.tokens.Issue(auth.Principal{UserID: id})
+	if err != nil {
+		panic(err) // HMAC signing cannot fail with a non-empty key
+	}
+	return t.AccessToken
+}
+
+func (b *bench) do(method, url, token string, body []byte, key string) (int, map[string]any) {
+	req, _ := http.NewRequest(method, url, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return 0, nil
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	return resp.StatusCode, m
+}
+
+func (b *bench) createPolls(url string, n int) ([]pollInfo, error) {
+	polls := make([]pollInfo, n)
+	var (
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, 16)
+		ferr atomic.Value
+	)
+	for i := range polls {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			owner := b.mint(gocql.MustRandomUUID())
+			body, _ := json.Marshal(map[string]any{"title": fmt.Sprintf("bench %s #%d", b.runID, i),
+				"options": []map[string]any{{"text": "Go"}, {"text": "Rust"}, {"text": "Zig"}, {"text": "C"}}})
+			st, m := b.do("POST", url+"/v1/polls", owner, body, "")
+			if st != http.StatusCreated {
+				ferr.Store(fmt.Errorf("create poll: status %d %v", st, m))
+				return
+			}
+			id, _ := gocql.ParseUUID(m["poll_id"].(string))
+			var opts []string
+			for _, o := range m["options"].([]any) {
+				opts = append(opts, o.(map[string]any)["option_id"].(string))
+			}
+			polls[i] = pollInfo{id: id, options: opts, owner: owner}
+		}()
+	}
+	wg.Wait()
+	if err, ok := ferr.Load().(error); ok {
+		return nil, err
+	}
+	return polls, nil
+}
+
+// runScenario drives one scenario end to end: polls, open-loop load,
+// timeline sampling, drain, and the correctness verdict.
+func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error) {
+	url := b.url
+	var srvPid int
+	if b.binary != "" {
+		srv, err := b.spawn(ctx, p.Mode)
+		if err != nil {
+			return nil, err
+		}
+		defer srv.stop()
+		url, srvPid = srv.url, srv.pid()
+	}
+	polls, err := b.createPolls(url, p.Polls)
+	if err != nil {
+		return nil, err
+	}
+	zipf := rand.NewZipf(rand.New(rand.NewPCG(1, 2)), 1.1, 1, uint64(len(polls)-1))
+	var zmu sync.Mutex
+	pick := func() int {
+		if len(polls) == 1 {
+			return 0
+		}
+		zmu.Lock()
+		defer zmu.Unlock()
+		return int(zipf.Uint64())
+	}
+
+	n := int(b.rate * b.dur.Seconds())
+	slots := make([]cast, n)
+	var (
+		mu         sync.Mutex
+		accepted   []cast
+		hot        atomic.Int64 // unique voters accepted on polls[0]
+		mismatches atomic.Int64 // same-key retries answered with another request id
+	)
+	procs := findProcs(map[string]int{"tally": srvPid})
+	cpu0 := map[string]float64{}
+	for k, pid := range procs {
+		cpu0[k] = cpuSeconds(pid)
+	}
+
+	sampler := b.sample(ctx, url, polls[0], &hot, p.Mode == "async")
+	stats := openLoop(ctx, b.rate, b.dur, b.maxInFlight, func(i int) result {
+		// A retry resubmits an earlier slot's voter: same key (must get the
+		// same request id back) or another key (must not vote twice).
+		orig := -1
+		if p.RetryShare > 0 && i > 10 && rand.Float64() < p.RetryShare {
+			orig = i - 1 - rand.IntN(min(i-1, 100))
+		}
+		mu.Lock()
+		var s cast
+		if orig >= 0 && slots[orig].voter != (gocql.UUID{}) {
+			s = slots[orig]
+			if rand.IntN(2) == 1 {
+				s.key = "other-" + strconv.Itoa(i)
+			}
+		} else {
+			orig = -1
+			s = cast{pollIdx: pick(), voter: gocql.MustRandomUUID(), key: b.runID + "-" + strconv.Itoa(i)}
+			s.poll = polls[s.pollIdx].id
+			slots[i] = s
+		}
+		mu.Unlock()
+		opts := polls[s.pollIdx].options
+		body := []byte(`{"option_id":"` + opts[int(s.voter[0])%len(opts)] + `"}`)
+		st, m := b.do("POST", url+"/v1/polls/"+s.poll.String()+"/votes", b.mint(s.voter), body, s.key)
+		r := result{status: st}
+		if e, ok := m["error"].(map[string]any); ok {
+			r.code, _ = e["code"].(string)
+		}
+		if st != http.StatusOK && st != http.StatusAccepted {
+			return r
+		}
+		s.requestID, _ = m["request_id"].(string)
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case orig < 0:
+			slots[i].requestID = s.requestID
+			if s.pollIdx == 0 {
+				hot.Add(1)
+			}
+		case s.key == slots[orig].key && slots[orig].requestID != "" && s.requestID != slots[orig].requestID:
+			mismatches.Add(1)
+		}
+		accepted = append(accepted, s)
+		return r
+	})
+	b.logf("%s: load done, %d sent; draining", p.Name, stats.sent)
+	drainStart := time.Now()
+	if p.Mode == "async" {
+		b.waitDrained(ctx)
+	}
+	drainEnd := time.Now()
+	timeline := sampler.stop()
+
+	cpu := map[string]float64{}
+	wall := drainEnd.Sub(stats.start).Seconds()
+	for k, pid := range procs {
+		cpu[k] = (cpuSeconds(pid) - cpu0[k]) / wall
+	}
+	rep := b.report(p, stats, timeline, accepted, drainEnd.Sub(drainStart), cpu)
+	rep.Verdict = b.verdict(ctx, url, polls, accepted, mismatches.Load())
+	return rep, nil
+}
+
+type sampler struct {
+	stopc chan struct{}
+	done  chan []sample
+}
+
+// sample records, every 250 ms, accepted votes on the hot poll, its live
+// total, rows recorded by the server and the consumer lag.
+func (b *bench) sample(ctx context.Context, url string, hotPoll pollInfo, hot *atomic.Int64, async bool) *sampler {
+	s := &sampler{stopc: make(chan struct{}), done: make(chan []sample, 1)}
+	go func() {
+		var out []sample
+		start := time.Now()
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stopc:
+				s.done <- out
+				return
+			case <-t.C:
+			}
+			sm := sample{T: time.Since(start).Seconds(), Accepted: hot.Load()}
+			if st, m := b.do("GET", url+"/v1/polls/"+hotPoll.id.String()+"/results", hotPoll.owner, nil, ""); st == 200 {
+				v, _ := m["total_votes"].(float64)
+				sm.Live = int64(v)
+			}
+			sm.Recorded = scrapeCounter(b.http, url+"/metrics", `tally_votes_total{outcome="recorded"}`)
+			if async {
+				if lag, err := kafkax.GroupLag(ctx, b.kafkaCfg(), b.topic("votes"), "tally-bench-"+b.runID); err == nil {
+					for _, n := range lag {
+						sm.Lag += n
+					}
+				}
+			}
+			out = append(out, sm)
+		}
+	}()
+	return s
+}
+
+func (s *sampler) stop() []sample {
+	close(s.stopc)
+	return <-s.done
+}
+
+// waitDrained waits until the worker group has committed everything.
+func (b *bench) waitDrained(ctx context.Context) {
+	deadline := time.Now().Add(5 * time.Minute)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		lag, err := kafkax.GroupLag(ctx, b.kafkaCfg(), b.topic("votes"), "tally-bench-"+b.runID)
+		total := int64(0)
+		for _, n := range lag {
+			total += n
+		}
+		if err == nil && total == 0 {
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	b.logf("drain did not finish within 5 minutes")
+}
+
+// scrapeCounter reads one sample from a Prometheus text endpoint.
+func scrapeCounter(c *http.Client, url, series string) float64 {
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<16), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, series+" ") {
+			v, _ := strconv.ParseFloat(strings.TrimSpace(line[len(series):]), 64)
+			return v
+		}
+	}
+	return 0
+}
