@@ -51,13 +51,14 @@ func (b *bench) measureCeilings(ctx context.Context) ([]ceiling, error) {
 	add("redis SET NX", ops, h, errs)
 
 	// Kafka produce with Tally's writer settings (acks=all, 2 ms batches).
-	kcfg := b.cfg.Kafka
+	kcfg := b.kafkaCfg()
 	kcfg.VotesTopic = b.topic("ceiling")
-	kcfg.DLQTopic, kcfg.ReconcileTopic, kcfg.EventsTopic = b.topic("dlq"), b.topic("reconcile"), b.topic("events")
-	if err := kafkax.EnsureTopics(ctx, kcfg); err != nil {
-		return nil, err
+	for _, c := range []kafkax.Config{kcfg, b.kafkaCfg()} {
+		if err := kafkax.EnsureTopics(ctx, c); err != nil {
+			return nil, err
+		}
+		waitReady(ctx, c)
 	}
-	waitReady(ctx, kcfg)
 	w := kafkax.NewWriter(kcfg, kcfg.VotesTopic)
 	defer w.Close()
 	payload := bytes.Repeat([]byte("v"), 300) // about a vote message's size

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -49,6 +50,10 @@ func (b *bench) topic(name string) string { return "tally.bench." + b.runID + ".
 
 // spawn starts `tally serve` and waits until /readyz answers 200.
 func (b *bench) spawn(ctx context.Context, mode string) (*server, error) {
+	if c, err := net.DialTimeout("tcp", b.addr, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("%s is already in use (a server left from an earlier run?)", b.addr)
+	}
 	logPath := filepath.Join(b.outDir, "server-"+b.runID+"-"+mode+".log")
 	f, err := os.Create(logPath)
 	if err != nil {

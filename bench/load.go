@@ -40,22 +40,18 @@ func (s *loadStats) record(latency time.Duration, r result) {
 	s.codes[key]++
 }
 
-// openLoop fires fn at rate per second for d, each call on its own
+// openLoop fires fn n times at rate per second, each call on its own
 // goroutine up to maxInFlight. Latency is measured from the moment the
 // request was due, not from when it was sent, so a slow server cannot hide
 // its queueing (no coordinated omission).
-func openLoop(ctx context.Context, rate float64, d time.Duration, maxInFlight int, fn func(i int) result) *loadStats {
+func openLoop(ctx context.Context, rate float64, n, maxInFlight int, fn func(i int) result) *loadStats {
 	st := newLoadStats()
 	interval := time.Duration(float64(time.Second) / rate)
 	sem := make(chan struct{}, maxInFlight)
 	var wg sync.WaitGroup
 	st.start = time.Now()
-	deadline := st.start.Add(d)
-	for i := 0; ; i++ {
+	for i := 0; i < n && ctx.Err() == nil; i++ {
 		due := st.start.Add(time.Duration(i) * interval)
-		if !due.Before(deadline) || ctx.Err() != nil {
-			break
-		}
 		if wait := time.Until(due); wait > 0 {
 			time.Sleep(wait)
 		}

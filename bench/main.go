@@ -47,7 +47,12 @@ func (b *bench) logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "[bench %s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }
 
-func (b *bench) kafkaCfg() kafkax.Config { return b.cfg.Kafka }
+// kafkaCfg is the Kafka configuration with this run's topics.
+func (b *bench) kafkaCfg() kafkax.Config {
+	c := b.cfg.Kafka
+	c.VotesTopic, c.DLQTopic, c.ReconcileTopic, c.EventsTopic = b.topic("votes"), b.topic("dlq"), b.topic("reconcile"), b.topic("events")
+	return c
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)

@@ -160,7 +160,7 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 	}
 
 	sampler := b.sample(ctx, url, polls[0], &hot, p.Mode == "async")
-	stats := openLoop(ctx, b.rate, b.dur, b.maxInFlight, func(i int) result {
+	stats := openLoop(ctx, b.rate, n, b.maxInFlight, func(i int) result {
 		// A retry resubmits an earlier slot's voter: same key (must get the
 		// same request id back) or another key (must not vote twice).
 		orig := -1

@@ -33,6 +33,7 @@ func setup() (config.Config, *zap.Logger, error) {
 	zc := zap.NewProductionConfig()
 	zc.Level = zap.NewAtomicLevelAt(lvl)
 	zc.Sampling = nil
+	zc.DisableStacktrace = true
 	log, err := zc.Build()
 	if err != nil {
 		return cfg, nil, err

@@ -108,6 +108,10 @@ func (a *Accepter) Accept(ctx context.Context, p *poll.Poll, b *vote.Ballot) (Ou
 	if err != nil {
 		return Outcome{}, err
 	}
+	// From here on the vote completes even if the client goes away: a
+	// cancelled produce must not look like Kafka being down, and a vote
+	// half-accepted must not be abandoned between its flag and its write.
+	ctx = context.WithoutCancel(ctx)
 	if a.now().UnixNano() >= a.kafkaDown.Load() {
 		err := a.produce(ctx, b)
 		if err == nil {
@@ -121,7 +125,7 @@ func (a *Accepter) Accept(ctx context.Context, p *poll.Poll, b *vote.Ballot) (Ou
 	stored, _, err := a.votes.Record(ctx, p, b)
 	if err != nil && !errors.Is(err, vote.ErrAlreadyVoted) {
 		if flagged {
-			releaseFlag.Run(context.WithoutCancel(ctx), a.rdb, []string{flagKey(b.PollID, b.VoterID)}, b.RequestID.String())
+			releaseFlag.Run(ctx, a.rdb, []string{flagKey(b.PollID, b.VoterID)}, b.RequestID.String())
 		}
 		a.m.outcomes.WithLabelValues("rejected").Inc()
 		return Outcome{}, err
