@@ -144,12 +144,8 @@ func (a *App) RunWorker(ctx context.Context) error {
 	if err := kafkax.EnsureTopics(ctx, a.Cfg.Kafka); err != nil {
 		a.Log.Warn("ensure kafka topics", zap.Error(err))
 	}
-	votes := kafkax.NewReader(a.Cfg.Kafka, a.Cfg.Kafka.VotesTopic, a.Cfg.Kafka.Group)
-	defer votes.Close()
 	recon := kafkax.NewReader(a.Cfg.Kafka, a.Cfg.Kafka.ReconcileTopic, a.Cfg.Reconcile.Group)
 	defer recon.Close()
-	w := ingest.NewWorker(a.Cfg.Worker, votes, a.dlqW, a.Polls.Cached, a.Votes, a.failures, a.Log.Named("worker"), a.Registry)
-	w.OnRecorded = a.Reconciler.Seen
 
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -160,9 +156,26 @@ func (a *App) RunWorker(ctx context.Context) error {
 			a.Log.Error("reconciliation consumer stopped", zap.Error(err))
 		}
 	}()
-	err := w.Run(ctx)
-	wg.Wait()
-	return err
+	defer wg.Wait()
+	w := ingest.NewWorker(a.Cfg.Worker, a.dlqW, a.Polls.Cached, a.Votes, a.failures, a.Log.Named("worker"), a.Registry)
+	w.OnRecorded = a.Reconciler.Seen
+	for {
+		// A worker that stops on an error it could not handle (the DLQ was
+		// unwritable) has committed nothing of its batch; a new reader
+		// rejoins the group and gets that batch again.
+		votes := kafkax.NewReader(a.Cfg.Kafka, a.Cfg.Kafka.VotesTopic, a.Cfg.Kafka.Group)
+		err := w.Run(ctx, votes)
+		votes.Close()
+		if ctx.Err() != nil {
+			return nil
+		}
+		a.Log.Error("worker stopped, restarting", zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(2 * time.Second):
+		}
+	}
 }
 
 // Reconcile runs one poll's reconciliation in this process.

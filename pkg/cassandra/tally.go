@@ -22,15 +22,7 @@ func NewTallyStore(s gocqlx.Session) *TallyStore { return &TallyStore{s: s} }
 
 const incrCounter = `UPDATE vote_counts SET votes = votes + ? WHERE poll_id = ? AND shard = ? AND option_id = ?`
 
-// Add increments the ballot count and each chosen option in one shard, as
-// one single-partition counter batch.
-func (st *TallyStore) Add(ctx context.Context, pollID gocql.UUID, shard int, options []gocql.UUID) error {
-	d := tally.NewCounts()
-	d.Add(options)
-	return st.AdjustShard(ctx, pollID, shard, d)
-}
-
-// AdjustShard adds delta to one shard.
+// AdjustShard adds delta to one shard as one single-partition counter batch.
 func (st *TallyStore) AdjustShard(ctx context.Context, pollID gocql.UUID, shard int, delta tally.Counts) error {
 	b := st.s.Session.NewBatch(gocql.CounterBatch).WithContext(ctx)
 	if delta.Ballots != 0 {
@@ -85,12 +77,15 @@ func (st *TallyStore) SumShards(ctx context.Context, pollID gocql.UUID, shards i
 func (st *TallyStore) CountRows(ctx context.Context, pollID gocql.UUID, buckets int) (tally.Counts, error) {
 	c := tally.NewCounts()
 	for _, b := range shardList(buckets) {
-		iter := st.s.Session.Query(`SELECT option_ids FROM votes_by_poll WHERE poll_id = ? AND bucket = ?`,
+		iter := st.s.Session.Query(`SELECT options, option_ids FROM votes_by_poll WHERE poll_id = ? AND bucket = ?`,
 			pollID, b).WithContext(ctx).PageSize(5000).Iter()
-		var opts []gocql.UUID
-		for iter.Scan(&opts) {
+		var opts, legacy []gocql.UUID
+		for iter.Scan(&opts, &legacy) {
+			if opts == nil {
+				opts = legacy
+			}
 			c.Add(opts)
-			opts = nil
+			opts, legacy = nil, nil
 		}
 		if err := iter.Close(); err != nil {
 			return tally.Counts{}, apperr.Unavailable("count vote rows", err)

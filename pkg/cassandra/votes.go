@@ -29,7 +29,7 @@ const (
 		voted_at, anonymous, ip, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS`
 	selectVote = `SELECT option_ids, vote_id, request_id, idempotency_key, voted_at, anonymous, ip, user_agent
 		FROM votes WHERE poll_id = ? AND voter_id = ?`
-	insertVoteIndex = `INSERT INTO votes_by_poll (poll_id, bucket, voter_id, option_ids, vote_id, voted_at)
+	insertVoteIndex = `INSERT INTO votes_by_poll (poll_id, bucket, voter_id, options, vote_id, voted_at)
 		VALUES (?, ?, ?, ?, ?, ?)`
 )
 
@@ -127,12 +127,24 @@ func (st *VoteStore) Get(ctx context.Context, pollID, voterID gocql.UUID) (*vote
 	return st.get(ctx, pollID, voterID, false)
 }
 
-// Index writes the ballot into the per-poll index.
-func (st *VoteStore) Index(ctx context.Context, b *vote.Ballot, bucket int) error {
-	err := st.s.Session.Query(insertVoteIndex, b.PollID, bucket, b.VoterID, b.OptionIDs, b.VoteID, b.VotedAt).
-		WithContext(ctx).Exec()
+// Index writes ballots into one partition of the per-poll index: a single
+// statement for one ballot, an unlogged single-partition batch for more
+// (one mutation on one replica set, no batch log).
+func (st *VoteStore) Index(ctx context.Context, pollID gocql.UUID, bucket int, ballots []*vote.Ballot) error {
+	var err error
+	if len(ballots) == 1 {
+		b := ballots[0]
+		err = st.s.Session.Query(insertVoteIndex, pollID, bucket, b.VoterID, b.OptionIDs, b.VoteID, b.VotedAt).
+			WithContext(ctx).Exec()
+	} else {
+		batch := st.s.Session.NewBatch(gocql.UnloggedBatch).WithContext(ctx)
+		for _, b := range ballots {
+			batch.Query(insertVoteIndex, pollID, bucket, b.VoterID, b.OptionIDs, b.VoteID, b.VotedAt)
+		}
+		err = st.s.Session.ExecuteBatch(batch)
+	}
 	if err != nil {
-		return apperr.Unavailable("index vote", err)
+		return apperr.Unavailable("index votes", err)
 	}
 	return nil
 }

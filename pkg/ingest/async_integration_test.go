@@ -90,6 +90,7 @@ func expectConverged(t *testing.T, e *env, owner, pollID string, opts []string) 
 	}
 	for _, o := range opts {
 		if votes[o] != want[o] {
+			diffIndex(t, e, pollID, stored)
 			t.Fatalf("final option %s: %d, rows %d", o, votes[o], want[o])
 		}
 	}
@@ -207,4 +208,23 @@ func TestAsyncThousandVotesFiveHundredVoters(t *testing.T) {
 		}
 		break
 	}
+}
+
+// diffIndex logs voters whose index row disagrees with their ballot row.
+func diffIndex(t *testing.T, e *env, pollID string, stored map[gocql.UUID][]gocql.UUID) {
+	pid, _ := gocql.ParseUUID(pollID)
+	iter := e.app.CQL.Session.Query(`SELECT voter_id, options, vote_id FROM votes_by_poll WHERE poll_id = ? ALLOW FILTERING`, pid).Iter()
+	var (
+		v, vid gocql.UUID
+		opts   []gocql.UUID
+		n      int
+	)
+	for iter.Scan(&v, &opts, &vid) {
+		if fmt.Sprint(stored[v]) != fmt.Sprint(opts) && n < 5 {
+			n++
+			t.Logf("voter %s: row %v, index %v", v, stored[v], opts)
+		}
+		opts = nil
+	}
+	t.Logf("index scan: %v", iter.Close())
 }

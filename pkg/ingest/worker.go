@@ -21,7 +21,7 @@ import (
 type WorkerConfig struct {
 	BatchSize   int           `env:"BATCH_SIZE" envDefault:"512"`
 	BatchWait   time.Duration `env:"BATCH_WAIT" envDefault:"5ms"`
-	Concurrency int           `env:"CONCURRENCY" envDefault:"64"`
+	Concurrency int           `env:"CONCURRENCY" envDefault:"128"`
 	// PoisonAttempts bounds retries of a message failing for a reason that
 	// will not go away (unknown poll, unexpected error) before the DLQ.
 	PoisonAttempts int `env:"POISON_ATTEMPTS" envDefault:"3"`
@@ -44,7 +44,6 @@ type Fetcher interface {
 // as a replay, recorded as failed, or dead-lettered.
 type Worker struct {
 	cfg      WorkerConfig
-	reader   Fetcher
 	dlq      Producer
 	polls    func(ctx context.Context, id gocql.UUID) (*poll.Poll, error)
 	votes    *vote.Service
@@ -64,7 +63,7 @@ type workerMetrics struct {
 }
 
 // NewWorker builds a worker and registers its metrics.
-func NewWorker(cfg WorkerConfig, reader Fetcher, dlq Producer, polls func(ctx context.Context, id gocql.UUID) (*poll.Poll, error),
+func NewWorker(cfg WorkerConfig, dlq Producer, polls func(ctx context.Context, id gocql.UUID) (*poll.Poll, error),
 	votes *vote.Service, failures FailureStore, log *zap.Logger, reg prometheus.Registerer) *Worker {
 	m := &workerMetrics{
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -83,15 +82,15 @@ func NewWorker(cfg WorkerConfig, reader Fetcher, dlq Producer, polls func(ctx co
 		}),
 	}
 	reg.MustRegister(m.messages, m.batch, m.lag, m.dlq)
-	return &Worker{cfg: cfg, reader: reader, dlq: dlq, polls: polls, votes: votes, failures: failures, log: log, m: m}
+	return &Worker{cfg: cfg, dlq: dlq, polls: polls, votes: votes, failures: failures, log: log, m: m}
 }
 
 // Run drains until ctx is cancelled. An in-flight batch is finished with a
 // fresh context so what was written gets committed.
-func (w *Worker) Run(ctx context.Context) error {
+func (w *Worker) Run(ctx context.Context, reader Fetcher) error {
 	w.log.Info("worker started")
 	for {
-		batch, err := w.fetch(ctx)
+		batch, err := w.fetch(ctx, reader)
 		if len(batch) == 0 {
 			if ctx.Err() != nil {
 				w.log.Info("worker stopped")
@@ -110,19 +109,19 @@ func (w *Worker) Run(ctx context.Context) error {
 			return err
 		}
 		cctx, cancel := context.WithTimeout(done, 10*time.Second)
-		err = w.reader.CommitMessages(cctx, batch...)
+		err = reader.CommitMessages(cctx, batch...)
 		cancel()
 		if err != nil {
 			return err
 		}
-		w.m.lag.Set(float64(w.reader.Stats().Lag))
+		w.m.lag.Set(float64(reader.Stats().Lag))
 	}
 }
 
 // fetch blocks for the first message, then gathers more for at most
 // BatchWait.
-func (w *Worker) fetch(ctx context.Context) ([]kafka.Message, error) {
-	first, err := w.reader.FetchMessage(ctx)
+func (w *Worker) fetch(ctx context.Context, reader Fetcher) ([]kafka.Message, error) {
+	first, err := reader.FetchMessage(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +129,7 @@ func (w *Worker) fetch(ctx context.Context) ([]kafka.Message, error) {
 	wctx, cancel := context.WithTimeout(ctx, w.cfg.BatchWait)
 	defer cancel()
 	for len(batch) < w.cfg.BatchSize {
-		m, err := w.reader.FetchMessage(wctx)
+		m, err := reader.FetchMessage(wctx)
 		if err != nil {
 			break
 		}
@@ -139,41 +138,50 @@ func (w *Worker) fetch(ctx context.Context) ([]kafka.Message, error) {
 	return batch, nil
 }
 
-// process handles a batch with bounded concurrency. It fails only when a
-// message could be neither handled nor dead-lettered.
+// process applies a batch's conditional writes with bounded concurrency,
+// then writes the follow-ups (index rows, counters) of the whole batch
+// grouped by partition. It fails only when a message could be neither
+// handled nor dead-lettered.
 func (w *Worker) process(ctx context.Context, batch []kafka.Message) error {
 	sem := make(chan struct{}, w.cfg.Concurrency)
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
 		firstErr error
+		outs     = make([]vote.Outcome, 0, len(batch))
 	)
 	for _, m := range batch {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if err := w.handle(ctx, m); err != nil {
-				mu.Lock()
+			out, err := w.handle(ctx, m)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
 				firstErr = errors.Join(firstErr, err)
-				mu.Unlock()
+			} else if out.Ballot != nil {
+				outs = append(outs, out)
 			}
 		}()
 	}
 	wg.Wait()
+	w.votes.FollowUps(ctx, outs)
 	return firstErr
 }
 
-func (w *Worker) handle(ctx context.Context, km kafka.Message) error {
+// handle applies one message, retrying within bounds. A zero Outcome with
+// no error means the message needs no follow-up (failed, dead-lettered).
+func (w *Worker) handle(ctx context.Context, km kafka.Message) (vote.Outcome, error) {
 	msg, err := Decode(km.Value)
 	if err != nil {
-		return w.deadLetter(ctx, km, msg, err, 1)
+		return vote.Outcome{}, w.deadLetter(ctx, km, msg, err, 1)
 	}
 	var lastErr error
 	for attempt := 1; ; attempt++ {
-		err := w.record(ctx, msg)
+		out, err := w.record(ctx, msg)
 		if err == nil {
-			return nil
+			return out, nil
 		}
 		lastErr = err
 		limit := w.cfg.PoisonAttempts
@@ -181,7 +189,7 @@ func (w *Worker) handle(ctx context.Context, km kafka.Message) error {
 			limit = w.cfg.TransientAttempts
 		}
 		if attempt >= limit {
-			return w.deadLetter(ctx, km, msg, lastErr, attempt)
+			return vote.Outcome{}, w.deadLetter(ctx, km, msg, lastErr, attempt)
 		}
 		backoff := min(time.Duration(1<<min(attempt, 10))*50*time.Millisecond, w.cfg.MaxBackoff)
 		w.log.Warn("vote retry", zap.Stringer("request_id", msg.RequestID), zap.Int("attempt", attempt),
@@ -190,20 +198,20 @@ func (w *Worker) handle(ctx context.Context, km kafka.Message) error {
 	}
 }
 
-func (w *Worker) record(ctx context.Context, msg Message) error {
+func (w *Worker) record(ctx context.Context, msg Message) (vote.Outcome, error) {
 	p, err := w.polls(ctx, msg.PollID)
 	if err != nil {
-		return err
+		return vote.Outcome{}, err
 	}
-	_, applied, err := w.votes.Record(ctx, p, msg.Ballot())
+	out, err := w.votes.Apply(ctx, p, msg.Ballot())
 	switch {
 	case errors.Is(err, vote.ErrAlreadyVoted):
 		w.m.messages.WithLabelValues("duplicate").Inc()
-		return w.failures.SaveFailure(ctx, msg.PollID, msg.VoterID, msg.RequestID,
+		return vote.Outcome{}, w.failures.SaveFailure(ctx, msg.PollID, msg.VoterID, msg.RequestID,
 			Failure{Code: vote.ErrAlreadyVoted.Code, Message: vote.ErrAlreadyVoted.Message})
 	case err != nil:
-		return err
-	case applied:
+		return vote.Outcome{}, err
+	case out.New:
 		w.m.messages.WithLabelValues("recorded").Inc()
 		if w.OnRecorded != nil {
 			w.OnRecorded(p)
@@ -211,7 +219,7 @@ func (w *Worker) record(ctx context.Context, msg Message) error {
 	default:
 		w.m.messages.WithLabelValues("replayed").Inc()
 	}
-	return nil
+	return out, nil
 }
 
 // deadLetter moves a message that cannot be handled to the DLQ with its

@@ -17,8 +17,6 @@ import (
 
 // Store is the tally's view of Cassandra.
 type Store interface {
-	// Add increments one counter shard for a ballot and its options.
-	Add(ctx context.Context, pollID gocql.UUID, shard int, options []gocql.UUID) error
 	// SumShards reads every counter shard of a poll and sums them.
 	SumShards(ctx context.Context, pollID gocql.UUID, shards int) (Counts, error)
 	// CountRows counts ballot rows through the per-poll index.
@@ -73,9 +71,14 @@ func NewService(cfg Config, store Store, rdb *redis.Client, log *zap.Logger, now
 	return &Service{cfg: cfg, store: store, redis: rdb, log: log, now: now, m: m}
 }
 
-// Add counts an applied ballot in the live tally (implements vote.Counter).
-func (s *Service) Add(ctx context.Context, p *poll.Poll, shard int, options []gocql.UUID) error {
-	return s.store.Add(ctx, p.ID, shard, options)
+// Add counts applied ballots in one counter shard (implements
+// vote.Counter): one counter batch however many ballots.
+func (s *Service) Add(ctx context.Context, p *poll.Poll, shard int, ballots [][]gocql.UUID) error {
+	d := NewCounts()
+	for _, opts := range ballots {
+		d.Add(opts)
+	}
+	return s.store.AdjustShard(ctx, p.ID, shard, d)
 }
 
 // HasVotes reports whether any ballot row exists (implements

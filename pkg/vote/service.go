@@ -20,13 +20,24 @@ type Store interface {
 	Insert(ctx context.Context, b *Ballot) (applied bool, stored *Ballot, err error)
 	// Get returns the voter's ballot or ErrNoVote.
 	Get(ctx context.Context, pollID, voterID gocql.UUID) (*Ballot, error)
-	// Index writes the ballot's row in the per-poll index. It is idempotent.
-	Index(ctx context.Context, b *Ballot, bucket int) error
+	// Index writes ballots' rows in one partition of the per-poll index
+	// (one poll, one bucket). It is idempotent.
+	Index(ctx context.Context, pollID gocql.UUID, bucket int, ballots []*Ballot) error
 }
 
-// Counter adds an applied ballot to the live tally.
+// Counter adds applied ballots to the live tally: each element of ballots
+// is one ballot's chosen options, all counted in one shard.
 type Counter interface {
-	Add(ctx context.Context, p *poll.Poll, shard int, options []gocql.UUID) error
+	Add(ctx context.Context, p *poll.Poll, shard int, ballots [][]gocql.UUID) error
+}
+
+// Outcome is one ballot's result from Apply, waiting for its follow-ups.
+type Outcome struct {
+	Poll   *poll.Poll
+	Ballot *Ballot // the ballot that holds (the original one for a replay)
+	// New is true when this write created the ballot: it must be counted.
+	// A replay (same request seen again) is re-indexed but not counted.
+	New bool
 }
 
 // Service records ballots exactly once.
@@ -65,51 +76,85 @@ func NewService(store Store, counter Counter, log *zap.Logger, now func() time.T
 	return &Service{store: store, counter: counter, log: log, now: now, m: m}
 }
 
-// Record writes b exactly once. It returns the ballot that holds for the
-// voter: b itself when it applied, the original ballot when b is a retry of
-// the same request (idempotency key or request id), and ErrAlreadyVoted when
-// the voter voted through another request.
-//
-// After a ballot applies, Record writes its index row and counter shard.
-// Those are follow-ups: a failure there is logged and counted, and the
-// reconciliation job restores both from the ballot rows.
+// Record writes b exactly once and then its follow-ups. It returns the
+// ballot that holds for the voter: b itself when it applied, the original
+// ballot when b is a retry of the same request (idempotency key or request
+// id), and ErrAlreadyVoted when the voter voted through another request.
 func (s *Service) Record(ctx context.Context, p *poll.Poll, b *Ballot) (*Ballot, bool, error) {
+	out, err := s.Apply(ctx, p, b)
+	if err != nil {
+		return out.Ballot, false, err
+	}
+	s.FollowUps(ctx, []Outcome{out})
+	return out.Ballot, out.New, nil
+}
+
+// Apply is the conditional write alone; FollowUps completes it. The worker
+// applies a whole batch and then writes the follow-ups of all of it at
+// once, grouped by partition.
+func (s *Service) Apply(ctx context.Context, p *poll.Poll, b *Ballot) (Outcome, error) {
 	start := time.Now()
 	applied, stored, err := s.store.Insert(ctx, b)
 	s.m.lwtLatency.Observe(time.Since(start).Seconds())
-	if err != nil {
+	switch {
+	case err != nil:
 		s.m.outcomes.WithLabelValues("failed").Inc()
-		return nil, false, err
+		return Outcome{}, err
+	case applied:
+		s.m.outcomes.WithLabelValues("recorded").Inc()
+		return Outcome{Poll: p, Ballot: b, New: true}, nil
+	case !b.SameRequest(stored):
+		s.m.outcomes.WithLabelValues("duplicate").Inc()
+		return Outcome{Poll: p, Ballot: stored}, ErrAlreadyVoted
 	}
-	if !applied {
-		if !b.SameRequest(stored) {
-			s.m.outcomes.WithLabelValues("duplicate").Inc()
-			return stored, false, ErrAlreadyVoted
-		}
-		// A retry of a recorded request. Re-writing the index row is
-		// idempotent and heals a crash between the LWT and the index;
-		// counters are not idempotent, so they are left to reconciliation.
-		s.m.outcomes.WithLabelValues("replayed").Inc()
-		if err := s.store.Index(ctx, stored, Bucket(stored.VoterID, p.IndexBuckets)); err != nil {
-			s.m.followUp.WithLabelValues("index").Inc()
-		}
-		return stored, false, nil
-	}
-	s.m.outcomes.WithLabelValues("recorded").Inc()
-	s.followUps(ctx, p, b)
-	return b, true, nil
+	s.m.outcomes.WithLabelValues("replayed").Inc()
+	return Outcome{Poll: p, Ballot: stored}, nil
 }
 
-func (s *Service) followUps(ctx context.Context, p *poll.Poll, b *Ballot) {
-	// The ballot is durable; finish the follow-ups even if the client left.
+// FollowUps writes the index rows of every outcome and counts the new
+// ballots, one statement per index partition and per counter shard.
+// Re-writing an index row is idempotent and heals a crash between the LWT
+// and the index; counters are not idempotent, so replays are not counted.
+// A failure here never un-records a ballot: it is counted in
+// tally_vote_followup_errors_total, logged, and repaired by reconciliation
+// from the ballot rows.
+func (s *Service) FollowUps(ctx context.Context, outs []Outcome) {
+	// The ballots are durable; finish even if the caller went away.
 	ctx = context.WithoutCancel(ctx)
-	if err := s.store.Index(ctx, b, Bucket(b.VoterID, p.IndexBuckets)); err != nil {
-		s.m.followUp.WithLabelValues("index").Inc()
-		s.log.Warn("index ballot", zap.Stringer("poll_id", b.PollID), zap.Stringer("vote_id", b.VoteID), zap.Error(err))
+	index := map[gocql.UUID]map[int][]*Ballot{}
+	counts := map[gocql.UUID]map[int][][]gocql.UUID{}
+	polls := map[gocql.UUID]*poll.Poll{}
+	indexed := map[[2]gocql.UUID]bool{}
+	for _, o := range outs {
+		id := o.Poll.ID
+		polls[id] = o.Poll
+		if index[id] == nil {
+			index[id], counts[id] = map[int][]*Ballot{}, map[int][][]gocql.UUID{}
+		}
+		if o.New {
+			sh := Shard(o.Ballot.VoteID, o.Poll.CounterShards)
+			counts[id][sh] = append(counts[id][sh], o.Ballot.OptionIDs)
+		}
+		// A redelivered vote can meet its original in one batch: index once.
+		if k := [2]gocql.UUID{id, o.Ballot.VoterID}; !indexed[k] {
+			indexed[k] = true
+			bk := Bucket(o.Ballot.VoterID, o.Poll.IndexBuckets)
+			index[id][bk] = append(index[id][bk], o.Ballot)
+		}
 	}
-	if err := s.counter.Add(ctx, p, Shard(b.VoteID, p.CounterShards), b.OptionIDs); err != nil {
-		s.m.followUp.WithLabelValues("counter").Inc()
-		s.log.Warn("count ballot", zap.Stringer("poll_id", b.PollID), zap.Stringer("vote_id", b.VoteID), zap.Error(err))
+	for id, buckets := range index {
+		for bk, ballots := range buckets {
+			if err := s.store.Index(ctx, id, bk, ballots); err != nil {
+				s.m.followUp.WithLabelValues("index").Add(float64(len(ballots)))
+				s.log.Warn("index ballots", zap.Stringer("poll_id", id), zap.Int("ballots", len(ballots)), zap.Error(err))
+			}
+		}
+		for sh, ballots := range counts[id] {
+			if err := s.counter.Add(ctx, polls[id], sh, ballots); err != nil {
+				s.m.followUp.WithLabelValues("counter").Add(float64(len(ballots)))
+				s.log.Warn("count ballots", zap.Stringer("poll_id", id), zap.Int("ballots", len(ballots)), zap.Error(err))
+			}
+		}
 	}
 }
 
