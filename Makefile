@@ -57,7 +57,7 @@ test-integration: up ## integration tests against the local Cassandra, Kafka and
 	go vet -tags integration ./...
 	go test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) -tags integration ./...
 
-BENCH_ARGS ?= --rate 2000 --duration 12s --ceiling-duration 3s
+BENCH_ARGS ?= --rate 800 --duration 8s --ceiling-duration 2s
 bench: build up ## short run of every bench scenario beside the machine's ceilings, with the correctness verdict
 	go run ./bench --spawn ./$(BIN) $(BENCH_ARGS)
 

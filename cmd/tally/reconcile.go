@@ -37,7 +37,12 @@ func newReconcileCmd() *cobra.Command {
 					return nil
 				}
 				fmt.Fprintln(os.Stderr, "reconciling poll", id, "…")
-				rep, err := a.Reconcile(ctx, id, waitFinal)
+				rep, err := a.Reconcile(ctx, id, waitFinal, func(done, total int, ballots int64) {
+					fmt.Fprintf(os.Stderr, "\rcounted index bucket %d/%d: %d ballots so far", done, total, ballots)
+					if done == total {
+						fmt.Fprintln(os.Stderr)
+					}
+				})
 				if err != nil {
 					return err
 				}

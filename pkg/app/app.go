@@ -77,7 +77,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) 
 	a.Auth = auth.NewService(cfg.Auth, cassandra.NewUserStore(s, cfg.Cassandra), tokens, log.Named("auth"), a.Now)
 	a.Tally = tally.NewService(cfg.Tally, cassandra.NewTallyStore(s), a.Redis, log.Named("tally"), a.Now, reg)
 	a.Polls = poll.NewService(cfg.Poll, cassandra.NewPollStore(s, cfg.Cassandra), a.Tally, log.Named("poll"), a.Now)
-	a.Votes = vote.NewService(cassandra.NewVoteStore(s, cfg.Cassandra), a.Tally, log.Named("vote"), a.Now, reg)
+	a.Votes = vote.NewService(cassandra.NewVoteStore(s, cfg.Cassandra, reg), a.Tally, log.Named("vote"), a.Now, reg)
 	a.Hub = live.NewHub(a.Tally, cfg.LiveInterval, log.Named("live"), reg)
 	a.Limit = ratelimit.New(cfg.RateLimit, a.Redis, log.Named("ratelimit"), a.Now, reg)
 
@@ -148,8 +148,16 @@ func (a *App) RunWorker(ctx context.Context) error {
 	defer recon.Close()
 
 	var wg sync.WaitGroup
-	wg.Add(2)
+	w := ingest.NewWorker(a.Cfg.Worker, a.dlqW, a.Polls.Cached, a.Votes, a.failures, a.Log.Named("worker"), a.Registry)
+	w.OnRecorded = a.Reconciler.Seen
+	wg.Add(3)
 	go func() { defer wg.Done(); a.Reconciler.Schedule(ctx) }()
+	go func() {
+		defer wg.Done()
+		w.WatchLag(ctx, 5*time.Second, func(ctx context.Context) (map[int]int64, error) {
+			return kafkax.GroupLag(ctx, a.Cfg.Kafka, a.Cfg.Kafka.VotesTopic, a.Cfg.Kafka.Group)
+		})
+	}()
 	go func() {
 		defer wg.Done()
 		if err := a.Reconciler.Consume(ctx, recon); err != nil {
@@ -157,8 +165,6 @@ func (a *App) RunWorker(ctx context.Context) error {
 		}
 	}()
 	defer wg.Wait()
-	w := ingest.NewWorker(a.Cfg.Worker, a.dlqW, a.Polls.Cached, a.Votes, a.failures, a.Log.Named("worker"), a.Registry)
-	w.OnRecorded = a.Reconciler.Seen
 	for {
 		// A worker that stops on an error it could not handle (the DLQ was
 		// unwritable) has committed nothing of its batch; a new reader
@@ -178,9 +184,10 @@ func (a *App) RunWorker(ctx context.Context) error {
 	}
 }
 
-// Reconcile runs one poll's reconciliation in this process.
-func (a *App) Reconcile(ctx context.Context, pollID gocql.UUID, waitFinal bool) (tally.Report, error) {
-	return a.Reconciler.Run(ctx, pollID, waitFinal)
+// Reconcile runs one poll's reconciliation in this process; progress may be
+// omitted.
+func (a *App) Reconcile(ctx context.Context, pollID gocql.UUID, waitFinal bool, progress ...func(done, total int, ballots int64)) (tally.Report, error) {
+	return a.Reconciler.Run(ctx, pollID, waitFinal, progress...)
 }
 
 // CloseWriters flushes and closes the Kafka writers.

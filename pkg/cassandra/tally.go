@@ -74,7 +74,7 @@ func (st *TallyStore) SumShards(ctx context.Context, pollID gocql.UUID, shards i
 
 // CountRows counts ballots bucket by bucket through the per-poll index,
 // paging through each bucket partition.
-func (st *TallyStore) CountRows(ctx context.Context, pollID gocql.UUID, buckets int) (tally.Counts, error) {
+func (st *TallyStore) CountRows(ctx context.Context, pollID gocql.UUID, buckets int, progress func(done, total int, ballots int64)) (tally.Counts, error) {
 	c := tally.NewCounts()
 	for _, b := range shardList(buckets) {
 		iter := st.s.Session.Query(`SELECT options, option_ids FROM votes_by_poll WHERE poll_id = ? AND bucket = ?`,
@@ -89,6 +89,9 @@ func (st *TallyStore) CountRows(ctx context.Context, pollID gocql.UUID, buckets 
 		}
 		if err := iter.Close(); err != nil {
 			return tally.Counts{}, apperr.Unavailable("count vote rows", err)
+		}
+		if progress != nil {
+			progress(b+1, len(shardList(buckets)), c.Ballots)
 		}
 	}
 	return c, nil

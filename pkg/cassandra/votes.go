@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gocql/gocql"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/scylladb/gocqlx/v2"
 
 	"github.com/tally-vote/tally/pkg/apperr"
@@ -14,14 +15,20 @@ import (
 
 // VoteStore implements vote.Store.
 type VoteStore struct {
-	s      gocqlx.Session
-	serial gocql.SerialConsistency
+	s       gocqlx.Session
+	serial  gocql.SerialConsistency
+	unknown prometheus.Counter
 }
 
-// NewVoteStore builds the store.
-func NewVoteStore(s gocqlx.Session, cfg Config) *VoteStore {
+// NewVoteStore builds the store and registers its metric.
+func NewVoteStore(s gocqlx.Session, cfg Config, reg prometheus.Registerer) *VoteStore {
 	serial, _ := parseSerial(cfg.SerialConsistency)
-	return &VoteStore{s: s, serial: serial}
+	unknown := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tally_vote_lwt_unknown_outcomes_total",
+		Help: "Vote LWTs whose outcome the cluster did not report (write timeout, CAS unknown, no answer), each resolved by a serial read.",
+	})
+	reg.MustRegister(unknown)
+	return &VoteStore{s: s, serial: serial, unknown: unknown}
 }
 
 const (
@@ -63,6 +70,7 @@ func (st *VoteStore) Insert(ctx context.Context, b *vote.Ballot) (bool, *vote.Ba
 		}
 		// The write may or may not have applied. A serial read finishes any
 		// in-flight Paxos round on the partition, then tells which.
+		st.unknown.Inc()
 		lastErr = err
 		stored, rerr := st.get(ctx, b.PollID, b.VoterID, true)
 		switch {

@@ -31,6 +31,7 @@ func (r voteRequest) options() ([]gocql.UUID, error) {
 type recordedResponse struct {
 	Status     string       `json:"status"`
 	VoteID     string       `json:"vote_id"`
+	RequestID  string       `json:"request_id"`
 	PollID     string       `json:"poll_id"`
 	OptionID   string       `json:"option_id,omitempty"`
 	OptionIDs  []gocql.UUID `json:"option_ids"`
@@ -45,7 +46,7 @@ type myVoteResponse struct {
 }
 
 func toRecorded(b *vote.Ballot) recordedResponse {
-	r := recordedResponse{Status: "recorded", VoteID: b.VoteID.String(), PollID: b.PollID.String(),
+	r := recordedResponse{Status: "recorded", VoteID: b.VoteID.String(), RequestID: b.RequestID.String(), PollID: b.PollID.String(),
 		OptionIDs: b.OptionIDs, RecordedAt: b.VotedAt}
 	if len(b.OptionIDs) == 1 {
 		r.OptionID = b.OptionIDs[0].String()

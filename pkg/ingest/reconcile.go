@@ -112,8 +112,8 @@ func (r *Reconciler) Schedule(ctx context.Context) {
 }
 
 // Run reconciles one poll now. With wait, a closed poll's run waits (up to
-// FinalizeWait) until its tally can be frozen as final.
-func (r *Reconciler) Run(ctx context.Context, pollID gocql.UUID, wait bool) (tally.Report, error) {
+// FinalizeWait) until its tally can be frozen as final. progress may be nil.
+func (r *Reconciler) Run(ctx context.Context, pollID gocql.UUID, wait bool, progress ...func(done, total int, ballots int64)) (tally.Report, error) {
 	p, err := r.polls(ctx, pollID)
 	if err != nil {
 		return tally.Report{}, err
@@ -128,7 +128,11 @@ func (r *Reconciler) Run(ctx context.Context, pollID gocql.UUID, wait bool) (tal
 		}
 		final = r.finalizable(ctx, p)
 	}
-	return r.tally.Reconcile(ctx, p, tally.ReconcileOptions{Final: final, Settle: r.cfg.Settle})
+	opts := tally.ReconcileOptions{Final: final, Settle: r.cfg.Settle}
+	if len(progress) > 0 {
+		opts.Progress = progress[0]
+	}
+	return r.tally.Reconcile(ctx, p, opts)
 }
 
 // finalizable: the poll is closed, long enough ago that no request that saw

@@ -58,7 +58,7 @@ type Worker struct {
 type workerMetrics struct {
 	messages *prometheus.CounterVec
 	batch    prometheus.Histogram
-	lag      prometheus.Gauge
+	lag      *prometheus.GaugeVec
 	dlq      prometheus.Counter
 }
 
@@ -74,9 +74,9 @@ func NewWorker(cfg WorkerConfig, dlq Producer, polls func(ctx context.Context, i
 			Name: "tally_worker_batch_size", Help: "Messages per worker batch.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 11),
 		}),
-		lag: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "tally_worker_consumer_lag", Help: "Messages behind the votes topic's high watermark, as seen by this worker's reader.",
-		}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tally_worker_consumer_lag", Help: "Messages of the votes topic not yet committed by the worker group, per partition.",
+		}, []string{"partition"}),
 		dlq: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tally_worker_dlq_total", Help: "Vote messages sent to the dead-letter topic.",
 		}),
@@ -114,7 +114,27 @@ func (w *Worker) Run(ctx context.Context, reader Fetcher) error {
 		if err != nil {
 			return err
 		}
-		w.m.lag.Set(float64(reader.Stats().Lag))
+	}
+}
+
+// WatchLag exports the group's lag per partition every interval until ctx
+// ends.
+func (w *Worker) WatchLag(ctx context.Context, every time.Duration, lag func(context.Context) (map[int]int64, error)) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		byPart, err := lag(ctx)
+		if err != nil {
+			continue
+		}
+		for part, n := range byPart {
+			w.m.lag.WithLabelValues(strconv.Itoa(part)).Set(float64(n))
+		}
 	}
 }
 

@@ -37,6 +37,8 @@ type ReconcileOptions struct {
 	// is repaired; votes in flight between a ballot row and its counter
 	// show up in one measurement only and are left alone.
 	Settle time.Duration
+	// Progress, when set, is told after each index bucket is counted.
+	Progress func(done, total int, ballots int64)
 }
 
 // Reconcile recounts a poll from its ballot rows, compares the counter
@@ -44,7 +46,7 @@ type ReconcileOptions struct {
 // stores the count as the poll's reconciled tally.
 func (s *Service) Reconcile(ctx context.Context, p *poll.Poll, opts ReconcileOptions) (Report, error) {
 	rep := Report{PollID: p.ID}
-	rows1, shards1, err := s.measure(ctx, p)
+	rows1, shards1, err := s.measure(ctx, p, opts.Progress)
 	if err != nil {
 		s.m.runs.WithLabelValues("failed").Inc()
 		return rep, err
@@ -54,7 +56,7 @@ func (s *Service) Reconcile(ctx context.Context, p *poll.Poll, opts ReconcileOpt
 	rep.Repaired = NewCounts()
 	if !rep.CounterDrift.IsZero() {
 		time.Sleep(opts.Settle)
-		rows2, shards2, err := s.measure(ctx, p)
+		rows2, shards2, err := s.measure(ctx, p, opts.Progress)
 		if err != nil {
 			s.m.runs.WithLabelValues("failed").Inc()
 			return rep, err
@@ -79,8 +81,8 @@ func (s *Service) Reconcile(ctx context.Context, p *poll.Poll, opts ReconcileOpt
 	return rep, nil
 }
 
-func (s *Service) measure(ctx context.Context, p *poll.Poll) (Counts, Counts, error) {
-	rows, err := s.store.CountRows(ctx, p.ID, p.IndexBuckets)
+func (s *Service) measure(ctx context.Context, p *poll.Poll, progress func(int, int, int64)) (Counts, Counts, error) {
+	rows, err := s.store.CountRows(ctx, p.ID, p.IndexBuckets, progress)
 	if err != nil {
 		return rows, Counts{}, err
 	}

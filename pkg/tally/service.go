@@ -19,8 +19,9 @@ import (
 type Store interface {
 	// SumShards reads every counter shard of a poll and sums them.
 	SumShards(ctx context.Context, pollID gocql.UUID, shards int) (Counts, error)
-	// CountRows counts ballot rows through the per-poll index.
-	CountRows(ctx context.Context, pollID gocql.UUID, buckets int) (Counts, error)
+	// CountRows counts ballot rows through the per-poll index, calling
+	// progress (when set) after each bucket.
+	CountRows(ctx context.Context, pollID gocql.UUID, buckets int, progress func(done, total int, ballots int64)) (Counts, error)
 	// AnyRow reports whether the poll has at least one ballot row.
 	AnyRow(ctx context.Context, pollID gocql.UUID, buckets int) (bool, error)
 	// AdjustShard adds deltas to one counter shard (used to repair drift).
@@ -165,7 +166,7 @@ func (s *Service) compute(ctx context.Context, p *poll.Poll, mode Mode) (snapsho
 			return snapshot{Counts: c, AsOf: asOf}, time.Minute, nil
 		}
 	}
-	c, err := s.store.CountRows(ctx, p.ID, p.IndexBuckets)
+	c, err := s.store.CountRows(ctx, p.ID, p.IndexBuckets, nil)
 	return snapshot{Counts: c, AsOf: now}, s.cfg.FinalCacheTTL, err
 }
 
