@@ -148,7 +148,7 @@ func (a *App) RunWorker(ctx context.Context) error {
 	defer recon.Close()
 
 	var wg sync.WaitGroup
-	w := ingest.NewWorker(a.Cfg.Worker, a.dlqW, a.Polls.Cached, a.Votes, a.failures, a.Log.Named("worker"), a.Registry)
+	w := ingest.NewWorker(a.Cfg.Worker, a.dlqW, a.Polls.StableCached, a.Votes, a.failures, a.Log.Named("worker"), a.Registry)
 	w.OnRecorded = a.Reconciler.Seen
 	wg.Add(3)
 	go func() { defer wg.Done(); a.Reconciler.Schedule(ctx) }()

@@ -55,7 +55,7 @@ type Service struct {
 
 type cached struct {
 	p       *Poll
-	expires time.Time
+	fetched time.Time
 }
 
 // NewService builds the service. onClose, when set, runs after the owner
@@ -163,11 +163,22 @@ func (s *Service) Get(ctx context.Context, id gocql.UUID) (*Poll, error) {
 // path reads poll metadata on every request. PATCH invalidates this
 // process's entry; other processes see the change within CacheTTL.
 func (s *Service) Cached(ctx context.Context, id gocql.UUID) (*Poll, error) {
-	now := s.now()
+	return s.cachedWithin(ctx, id, s.cfg.CacheTTL)
+}
+
+// StableCached is for readers that use only what never changes after
+// creation (id, counter shards, index buckets): the vote worker. It accepts
+// entries up to ten minutes old, so draining votes for thousands of polls
+// does not re-read every poll every few seconds.
+func (s *Service) StableCached(ctx context.Context, id gocql.UUID) (*Poll, error) {
+	return s.cachedWithin(ctx, id, 10*time.Minute)
+}
+
+func (s *Service) cachedWithin(ctx context.Context, id gocql.UUID, maxAge time.Duration) (*Poll, error) {
 	s.mu.Lock()
 	c, ok := s.cache[id]
 	s.mu.Unlock()
-	if ok && now.Before(c.expires) {
+	if ok && s.now().Sub(c.fetched) < maxAge {
 		return c.p, nil
 	}
 	return s.Get(ctx, id)
@@ -179,7 +190,7 @@ func (s *Service) put(p *Poll) {
 	if len(s.cache) > 100_000 {
 		s.cache = map[gocql.UUID]cached{}
 	}
-	s.cache[p.ID] = cached{p: p, expires: s.now().Add(s.cfg.CacheTTL)}
+	s.cache[p.ID] = cached{p: p, fetched: s.now()}
 }
 
 func (s *Service) invalidate(id gocql.UUID) {

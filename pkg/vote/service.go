@@ -3,6 +3,7 @@ package vote
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/gocql/gocql"
@@ -142,21 +143,40 @@ func (s *Service) FollowUps(ctx context.Context, outs []Outcome) {
 			index[id][bk] = append(index[id][bk], o.Ballot)
 		}
 	}
+	// The writes go to different partitions: issue them concurrently (a
+	// batch spread over thousands of polls has about one write per vote).
+	var (
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, followUpConcurrency)
+	)
+	run := func(fn func()) {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() { defer func() { <-sem; wg.Done() }(); fn() }()
+	}
 	for id, buckets := range index {
 		for bk, ballots := range buckets {
-			if err := s.store.Index(ctx, id, bk, ballots); err != nil {
-				s.m.followUp.WithLabelValues("index").Add(float64(len(ballots)))
-				s.log.Warn("index ballots", zap.Stringer("poll_id", id), zap.Int("ballots", len(ballots)), zap.Error(err))
-			}
+			run(func() {
+				if err := s.store.Index(ctx, id, bk, ballots); err != nil {
+					s.m.followUp.WithLabelValues("index").Add(float64(len(ballots)))
+					s.log.Warn("index ballots", zap.Stringer("poll_id", id), zap.Int("ballots", len(ballots)), zap.Error(err))
+				}
+			})
 		}
 		for sh, ballots := range counts[id] {
-			if err := s.counter.Add(ctx, polls[id], sh, ballots); err != nil {
-				s.m.followUp.WithLabelValues("counter").Add(float64(len(ballots)))
-				s.log.Warn("count ballots", zap.Stringer("poll_id", id), zap.Int("ballots", len(ballots)), zap.Error(err))
-			}
+			run(func() {
+				if err := s.counter.Add(ctx, polls[id], sh, ballots); err != nil {
+					s.m.followUp.WithLabelValues("counter").Add(float64(len(ballots)))
+					s.log.Warn("count ballots", zap.Stringer("poll_id", id), zap.Int("ballots", len(ballots)), zap.Error(err))
+				}
+			})
 		}
 	}
+	wg.Wait()
 }
+
+// followUpConcurrency bounds the follow-up writes of one batch in flight.
+const followUpConcurrency = 64
 
 // Cast is the synchronous vote: check the voter and the choice, then
 // Record. It answers with the ballot that holds.
