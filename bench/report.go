@@ -132,20 +132,12 @@ func nz(v float64) float64 {
 	return v
 }
 
-func codes(m map[string]int) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
-	}
-	return strings.Join(parts, " ")
-}
+func codes(m map[string]int) string { return joinSorted(m, "%s=%d") }
 
-func cores(m map[string]float64) string {
+func cores(m map[string]float64) string { return joinSorted(m, "%s %.2f") }
+
+// joinSorted renders a map as "key value" pairs in key order.
+func joinSorted[V any](m map[string]V, format string) string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -153,7 +145,7 @@ func cores(m map[string]float64) string {
 	sort.Strings(keys)
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s %.2f", k, m[k])
+		parts[i] = fmt.Sprintf(format, k, m[k])
 	}
 	return strings.Join(parts, ", ")
 }

@@ -63,27 +63,21 @@ func Connect(cfg Config, log *zap.Logger) (gocqlx.Session, error) {
 // does not exist. Replication is configuration, not schema, so it lives here
 // rather than in a migration file.
 func EnsureKeyspace(ctx context.Context, cfg Config) error {
-	if !identRe.MatchString(cfg.Keyspace) {
-		return fmt.Errorf("keyspace name %q is not a valid identifier", cfg.Keyspace)
-	}
-	cl, err := cfg.cluster("")
-	if err != nil {
-		return err
-	}
-	s, err := cl.CreateSession()
-	if err != nil {
-		return fmt.Errorf("connect cassandra %v: %w", cfg.Hosts, err)
-	}
-	defer s.Close()
 	stmt := fmt.Sprintf("CREATE KEYSPACE IF NOT EXISTS %s WITH replication = %s", cfg.Keyspace, cfg.Replication)
-	if err := s.Query(stmt).WithContext(ctx).Exec(); err != nil {
+	if err := keyspaceStatement(ctx, cfg, stmt); err != nil {
 		return fmt.Errorf("create keyspace %s: %w", cfg.Keyspace, err)
 	}
 	return nil
 }
 
-// DropKeyspace removes a keyspace; tests use it to clean up.
+// DropKeyspace removes a keyspace; tests and the bench use it to clean up.
 func DropKeyspace(ctx context.Context, cfg Config) error {
+	return keyspaceStatement(ctx, cfg, "DROP KEYSPACE IF EXISTS "+cfg.Keyspace)
+}
+
+// keyspaceStatement runs a statement about cfg.Keyspace on a session bound
+// to no keyspace.
+func keyspaceStatement(ctx context.Context, cfg Config, stmt string) error {
 	if !identRe.MatchString(cfg.Keyspace) {
 		return fmt.Errorf("keyspace name %q is not a valid identifier", cfg.Keyspace)
 	}
@@ -96,7 +90,7 @@ func DropKeyspace(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("connect cassandra %v: %w", cfg.Hosts, err)
 	}
 	defer s.Close()
-	return s.Query("DROP KEYSPACE IF EXISTS " + cfg.Keyspace).WithContext(ctx).Exec()
+	return s.Query(stmt).WithContext(ctx).Exec()
 }
 
 // Migrate creates the keyspace if needed and applies the embedded cql/

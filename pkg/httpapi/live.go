@@ -23,21 +23,11 @@ var upgrader = websocket.Upgrader{
 // live upgrades to a WebSocket, sends the current results at once, then a
 // frame whenever they change (at most once per hub interval).
 func (h *handlers) live(c *gin.Context) {
-	id, err := pathUUID(c, "poll_id")
-	if err != nil {
-		abort(c, err)
+	p := h.visiblePoll(c)
+	if p == nil {
 		return
 	}
 	ctx := c.Request.Context()
-	p, err := h.polls.Cached(ctx, id)
-	if err != nil {
-		abort(c, err)
-		return
-	}
-	if err := h.canSeeResults(ctx, c, p); err != nil {
-		abort(c, err)
-		return
-	}
 	first, err := h.tally.Results(ctx, p, tally.Live)
 	if err != nil {
 		abort(c, err)

@@ -11,6 +11,25 @@ import (
 	"github.com/tally-vote/tally/pkg/tally"
 )
 
+// visiblePoll reads the path's poll and checks the caller may see its
+// results; on failure it has answered and returns nil.
+func (h *handlers) visiblePoll(c *gin.Context) *poll.Poll {
+	id, err := pathUUID(c, "poll_id")
+	if err != nil {
+		abort(c, err)
+		return nil
+	}
+	p, err := h.polls.Cached(c.Request.Context(), id)
+	if err == nil {
+		err = h.canSeeResults(c.Request.Context(), c, p)
+	}
+	if err != nil {
+		abort(c, err)
+		return nil
+	}
+	return p
+}
+
 // canSeeResults applies the visibility rule: while a poll is open with
 // show_results_during_voting off, only its owner and those who have voted
 // see results.
@@ -44,27 +63,16 @@ func parseMode(c *gin.Context) (tally.Mode, error) {
 }
 
 func (h *handlers) results(c *gin.Context) {
-	id, err := pathUUID(c, "poll_id")
-	if err != nil {
-		abort(c, err)
-		return
-	}
 	mode, err := parseMode(c)
 	if err != nil {
 		abort(c, err)
 		return
 	}
-	ctx := c.Request.Context()
-	p, err := h.polls.Cached(ctx, id)
-	if err != nil {
-		abort(c, err)
+	p := h.visiblePoll(c)
+	if p == nil {
 		return
 	}
-	if err := h.canSeeResults(ctx, c, p); err != nil {
-		abort(c, err)
-		return
-	}
-	r, err := h.tally.Results(ctx, p, mode)
+	r, err := h.tally.Results(c.Request.Context(), p, mode)
 	if err != nil {
 		abort(c, err)
 		return
