@@ -78,7 +78,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) 
 	a.Tally = tally.NewService(cfg.Tally, cassandra.NewTallyStore(s), a.Redis, log.Named("tally"), a.Now, reg)
 	a.Polls = poll.NewService(cfg.Poll, cassandra.NewPollStore(s, cfg.Cassandra), a.Tally, log.Named("poll"), a.Now)
 	a.Votes = vote.NewService(cassandra.NewVoteStore(s, cfg.Cassandra, reg), a.Tally, log.Named("vote"), a.Now, reg)
-	a.Hub = live.NewHub(a.Tally, cfg.LiveInterval, log.Named("live"), reg)
+	a.Hub = live.NewHub(a.Tally, a.Polls.Cached, cfg.LiveInterval, log.Named("live"), reg)
 	a.Limit = ratelimit.New(cfg.RateLimit, a.Redis, log.Named("ratelimit"), a.Now, reg)
 
 	a.votesW = kafkax.NewWriter(cfg.Kafka, cfg.Kafka.VotesTopic)

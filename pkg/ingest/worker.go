@@ -160,34 +160,48 @@ func (w *Worker) fetch(ctx context.Context, reader Fetcher) ([]kafka.Message, er
 
 // process applies a batch's conditional writes with bounded concurrency,
 // then writes the follow-ups (index rows, counters) of the whole batch
-// grouped by partition. It fails only when a message could be neither
-// handled nor dead-lettered.
+// grouped by partition. Messages of one voter (one key) are applied one
+// after another in offset order, so the vote the API accepted first wins
+// even when Redis could not stop the second; different voters run
+// concurrently. It fails only when a message could be neither handled nor
+// dead-lettered.
 func (w *Worker) process(ctx context.Context, batch []kafka.Message) error {
-	sem := make(chan struct{}, w.cfg.Concurrency)
 	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-		outs     = make([]vote.Outcome, 0, len(batch))
+		order []string
+		byKey = map[string][]kafka.Message{}
+		sem   = make(chan struct{}, w.cfg.Concurrency)
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		errs  error
+		outs  = make([]vote.Outcome, 0, len(batch))
 	)
 	for _, m := range batch {
+		k := string(m.Key)
+		if _, ok := byKey[k]; !ok {
+			order = append(order, k)
+		}
+		byKey[k] = append(byKey[k], m)
+	}
+	for _, k := range order {
 		sem <- struct{}{}
 		wg.Add(1)
-		go func() {
+		go func(msgs []kafka.Message) {
 			defer func() { <-sem; wg.Done() }()
-			out, err := w.handle(ctx, m)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				firstErr = errors.Join(firstErr, err)
-			} else if out.Ballot != nil {
-				outs = append(outs, out)
+			for _, m := range msgs {
+				out, err := w.handle(ctx, m)
+				mu.Lock()
+				if err != nil {
+					errs = errors.Join(errs, err)
+				} else if out.Ballot != nil {
+					outs = append(outs, out)
+				}
+				mu.Unlock()
 			}
-		}()
+		}(byKey[k])
 	}
 	wg.Wait()
 	w.votes.FollowUps(ctx, outs)
-	return firstErr
+	return errs
 }
 
 // handle applies one message, retrying within bounds. A zero Outcome with

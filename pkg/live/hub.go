@@ -32,6 +32,7 @@ type Frame struct {
 // Hub tracks subscribers per poll.
 type Hub struct {
 	src      Source
+	lookup   func(ctx context.Context, id gocql.UUID) (*poll.Poll, error)
 	interval time.Duration
 	log      *zap.Logger
 	gauge    prometheus.Gauge
@@ -46,13 +47,15 @@ type room struct {
 	stop context.CancelFunc
 }
 
-// NewHub builds a hub and registers its gauge.
-func NewHub(src Source, interval time.Duration, log *zap.Logger, reg prometheus.Registerer) *Hub {
+// NewHub builds a hub and registers its gauge. polls re-reads a watched
+// poll each interval (through the metadata cache), so a close shows up.
+func NewHub(src Source, polls func(ctx context.Context, id gocql.UUID) (*poll.Poll, error), interval time.Duration,
+	log *zap.Logger, reg prometheus.Registerer) *Hub {
 	g := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "tally_live_subscribers", Help: "Open live-results WebSocket subscriptions.",
 	})
 	reg.MustRegister(g)
-	return &Hub{src: src, interval: interval, log: log, gauge: g, polls: map[gocql.UUID]*room{}}
+	return &Hub{src: src, lookup: polls, interval: interval, log: log, gauge: g, polls: map[gocql.UUID]*room{}}
 }
 
 // Subscribe returns a channel of encoded frames for p and a function that
@@ -90,8 +93,12 @@ func (h *Hub) run(ctx context.Context, r *room) {
 	t := time.NewTicker(h.interval)
 	defer t.Stop()
 	var last []byte
+	p := r.p
 	for {
-		res, err := h.src.Results(ctx, r.p, tally.Live)
+		if fresh, err := h.lookup(ctx, p.ID); err == nil {
+			p = fresh
+		}
+		res, err := h.src.Results(ctx, p, tally.Live)
 		if err == nil {
 			frame, _ := json.Marshal(Frame{Type: "results", Results: res})
 			if !sameCounts(last, frame) {
@@ -99,7 +106,7 @@ func (h *Hub) run(ctx context.Context, r *room) {
 				h.broadcast(r, frame)
 			}
 		} else if ctx.Err() == nil {
-			h.log.Warn("live results", zap.Stringer("poll_id", r.p.ID), zap.Error(err))
+			h.log.Warn("live results", zap.Stringer("poll_id", p.ID), zap.Error(err))
 		}
 		select {
 		case <-ctx.Done():
