@@ -17,6 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/tally-vote/tally/pkg/audit"
 	"github.com/tally-vote/tally/pkg/auth"
 	"github.com/tally-vote/tally/pkg/cassandra"
 	"github.com/tally-vote/tally/pkg/config"
@@ -49,6 +50,7 @@ type App struct {
 	Accepter   *ingest.Accepter
 	Statuses   *ingest.Statuses
 	Reconciler *ingest.Reconciler
+	Audit      *audit.Log
 
 	failures  *cassandra.FailureStore
 	votesW    *kafka.Writer
@@ -90,6 +92,9 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) 
 	a.Reconciler = ingest.NewReconciler(cfg.Reconcile, a.Tally, a.Polls.Get, a.reconcile, a.votesDrained,
 		log.Named("reconcile"), a.Now)
 	a.Polls.OnClose(a.Reconciler.PollClosed)
+	a.Audit = audit.New(cassandra.NewAuditStore(s), log.Named("audit"), reg)
+	a.Polls.AuditTo(a.Audit)
+	a.Tally.AuditTo(a.Audit)
 	return a, nil
 }
 
@@ -150,6 +155,10 @@ func (a *App) RunWorker(ctx context.Context) error {
 	var wg sync.WaitGroup
 	w := ingest.NewWorker(a.Cfg.Worker, a.dlqW, a.Polls.StableCached, a.Votes, a.failures, a.Log.Named("worker"), a.Registry)
 	w.OnRecorded = a.Reconciler.Seen
+	w.OnDeadLetter = func(ctx context.Context, msg ingest.Message, cause error) {
+		a.Audit.Record(ctx, msg.PollID, gocql.UUID{}, audit.VoteDeadLetter,
+			map[string]any{"request_id": msg.RequestID, "error": cause.Error()})
+	}
 	wg.Add(3)
 	go func() { defer wg.Done(); a.Reconciler.Schedule(ctx) }()
 	go func() {

@@ -173,4 +173,23 @@ func TestReconciliationRepairsDrift(t *testing.T) {
 	if total != 30 {
 		t.Fatalf("frozen final %d", total)
 	}
+
+	// The audit log holds the story, newest first.
+	events, err := e.app.Audit.List(ctx, pid, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, ev := range events {
+		kinds = append(kinds, ev.Kind)
+	}
+	got := strings.Join(kinds, ",")
+	for _, want := range []string{"tally.frozen", "poll.closed", "tally.drift_repaired", "poll.created"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("audit log %q lacks %s", got, want)
+		}
+	}
+	if !strings.HasSuffix(got, "poll.created") || !strings.HasPrefix(got, "tally.frozen") {
+		t.Fatalf("audit log not newest first: %q", got)
+	}
 }

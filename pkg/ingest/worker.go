@@ -53,6 +53,9 @@ type Worker struct {
 	// OnRecorded, when set, is told about each poll that got a ballot, so
 	// reconciliation can be scheduled for active polls.
 	OnRecorded func(p *poll.Poll)
+	// OnDeadLetter, when set, is told about each dead-lettered vote (the
+	// audit log).
+	OnDeadLetter func(ctx context.Context, msg Message, cause error)
 }
 
 type workerMetrics struct {
@@ -276,6 +279,9 @@ func (w *Worker) deadLetter(ctx context.Context, km kafka.Message, msg Message, 
 	}
 	w.m.dlq.Inc()
 	w.m.messages.WithLabelValues("dead_lettered").Inc()
+	if w.OnDeadLetter != nil {
+		w.OnDeadLetter(ctx, msg, cause)
+	}
 	if msg.RequestID != (gocql.UUID{}) {
 		code := "INTERNAL"
 		var coded *apperr.Error

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/audit"
 )
 
 // Store is what the service needs from the system of record.
@@ -27,6 +28,15 @@ type Store interface {
 	// returns the id that holds it (id itself when this call won).
 	ClaimCreateKey(ctx context.Context, creator gocql.UUID, key string, id gocql.UUID) (gocql.UUID, error)
 }
+
+// Auditor records what owners did to a poll.
+type Auditor interface {
+	Record(ctx context.Context, pollID, actor gocql.UUID, kind string, detail map[string]any)
+}
+
+type noAudit struct{}
+
+func (noAudit) Record(context.Context, gocql.UUID, gocql.UUID, string, map[string]any) {}
 
 // VoteCounter tells whether any vote exists, to freeze options.
 type VoteCounter interface {
@@ -48,6 +58,7 @@ type Service struct {
 	log     *zap.Logger
 	now     func() time.Time
 	onClose func(ctx context.Context, p *Poll)
+	audit   Auditor
 
 	mu    sync.Mutex
 	cache map[gocql.UUID]cached
@@ -61,8 +72,11 @@ type cached struct {
 // NewService builds the service. onClose, when set, runs after the owner
 // closes a poll (to trigger reconciliation).
 func NewService(cfg Config, store Store, votes VoteCounter, log *zap.Logger, now func() time.Time) *Service {
-	return &Service{cfg: cfg, store: store, votes: votes, log: log, now: now, cache: map[gocql.UUID]cached{}}
+	return &Service{cfg: cfg, store: store, votes: votes, log: log, now: now, cache: map[gocql.UUID]cached{}, audit: noAudit{}}
 }
+
+// AuditTo sends owner actions to a.
+func (s *Service) AuditTo(a Auditor) { s.audit = a }
 
 // OnClose registers a hook run after an owner closes a poll.
 func (s *Service) OnClose(fn func(ctx context.Context, p *Poll)) { s.onClose = fn }
@@ -113,6 +127,8 @@ func (s *Service) Create(ctx context.Context, creator gocql.UUID, in CreateInput
 		return nil, false, err
 	}
 	s.log.Info("poll created", zap.Stringer("poll_id", p.ID), zap.Stringer("user_id", creator))
+	s.audit.Record(ctx, p.ID, creator, audit.PollCreated, map[string]any{"title": p.Title, "options": len(p.Options),
+		"start_time": p.StartTime, "end_time": p.EndTime, "settings": p.Settings})
 	return p, true, nil
 }
 
@@ -275,8 +291,30 @@ func (s *Service) Update(ctx context.Context, caller gocql.UUID, id gocql.UUID, 
 	}
 	s.invalidate(id)
 	s.log.Info("poll updated", zap.Stringer("poll_id", id), zap.Bool("closed", closing))
+	s.auditPatch(ctx, caller, p, pt, closing)
 	if closing && s.onClose != nil {
 		s.onClose(context.WithoutCancel(ctx), p)
 	}
 	return p, nil
+}
+
+func (s *Service) auditPatch(ctx context.Context, caller gocql.UUID, p *Poll, pt Patch, closing bool) {
+	var changed []string
+	for name, set := range map[string]bool{"title": pt.Title != nil, "description": pt.Description != nil,
+		"end_time": pt.EndTime != nil, "settings": pt.Settings != nil} {
+		if set {
+			changed = append(changed, name)
+		}
+	}
+	if len(changed) > 0 {
+		sort.Strings(changed)
+		s.audit.Record(ctx, p.ID, caller, audit.PollUpdated, map[string]any{"fields": changed, "end_time": p.EndTime,
+			"settings": p.Settings})
+	}
+	if pt.Options != nil {
+		s.audit.Record(ctx, p.ID, caller, audit.OptionsReplaced, map[string]any{"options": len(p.Options)})
+	}
+	if closing {
+		s.audit.Record(ctx, p.ID, caller, audit.PollClosed, map[string]any{"closed_at": p.ClosedAt})
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/gocql/gocql"
 	"go.uber.org/zap"
 
+	"github.com/tally-vote/tally/pkg/audit"
 	"github.com/tally-vote/tally/pkg/poll"
 )
 
@@ -78,7 +79,24 @@ func (s *Service) Reconcile(ctx context.Context, p *poll.Poll, opts ReconcileOpt
 		return rep, err
 	}
 	s.report(rep)
+	s.auditReport(ctx, rep)
 	return rep, nil
+}
+
+func (s *Service) auditReport(ctx context.Context, rep Report) {
+	if s.audit == nil {
+		return
+	}
+	if !rep.CounterDrift.IsZero() || rep.CacheDrift {
+		s.audit.Record(ctx, rep.PollID, gocql.UUID{}, audit.DriftRepaired, map[string]any{
+			"ballots": rep.Rows.Ballots, "counter_ballot_delta": rep.CounterDrift.Ballots,
+			"counter_option_deltas": rep.CounterDrift.Options, "repaired_ballots": rep.Repaired.Ballots,
+			"cache_drift": rep.CacheDrift})
+	}
+	if rep.Final {
+		s.audit.Record(ctx, rep.PollID, gocql.UUID{}, audit.TallyFrozen, map[string]any{
+			"ballots": rep.Rows.Ballots, "options": rep.Rows.Options, "as_of": rep.AsOf})
+	}
 }
 
 func (s *Service) measure(ctx context.Context, p *poll.Poll, progress func(int, int, int64)) (Counts, Counts, error) {

@@ -37,8 +37,14 @@ type Config struct {
 	FinalCacheTTL time.Duration `env:"FINAL_CACHE_TTL" envDefault:"5s"`
 }
 
+// Auditor records reconciliation outcomes.
+type Auditor interface {
+	Record(ctx context.Context, pollID, actor gocql.UUID, kind string, detail map[string]any)
+}
+
 // Service serves results and keeps the counters.
 type Service struct {
+	audit Auditor
 	cfg   Config
 	store Store
 	redis *redis.Client
@@ -71,6 +77,9 @@ func NewService(cfg Config, store Store, rdb *redis.Client, log *zap.Logger, now
 	reg.MustRegister(m.cache, m.drift, m.runs)
 	return &Service{cfg: cfg, store: store, redis: rdb, log: log, now: now, m: m}
 }
+
+// AuditTo sends repairs and frozen tallies to a.
+func (s *Service) AuditTo(a Auditor) { s.audit = a }
 
 // Add counts applied ballots in one counter shard (implements
 // vote.Counter): one counter batch however many ballots.

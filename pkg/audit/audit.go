@@ -1,0 +1,70 @@
+// Package audit keeps the append-only log of what happened to a poll
+// besides its votes: owner actions, reconciliation repairs, the final
+// tally being frozen, dead-lettered votes.
+package audit
+
+import (
+	"context"
+	"time"
+
+	"github.com/gocql/gocql"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+)
+
+// Event kinds.
+const (
+	PollCreated     = "poll.created"
+	PollUpdated     = "poll.updated"
+	PollClosed      = "poll.closed"
+	OptionsReplaced = "poll.options_replaced"
+	DriftRepaired   = "tally.drift_repaired"
+	TallyFrozen     = "tally.frozen"
+	VoteDeadLetter  = "vote.dead_lettered"
+)
+
+// Event is one entry.
+type Event struct {
+	PollID  gocql.UUID     `json:"poll_id"`
+	At      time.Time      `json:"at"`
+	Kind    string         `json:"event"`
+	ActorID gocql.UUID     `json:"actor_id"` // zero for the system
+	Detail  map[string]any `json:"detail,omitempty"`
+}
+
+// Store persists events.
+type Store interface {
+	Append(ctx context.Context, e Event) error
+	List(ctx context.Context, pollID gocql.UUID, limit int) ([]Event, error)
+}
+
+// Log records events. Recording is best effort: an entry that cannot be
+// written is logged and counted, and never fails the action it describes.
+type Log struct {
+	store  Store
+	log    *zap.Logger
+	failed prometheus.Counter
+}
+
+// New builds the log and registers its metric.
+func New(store Store, log *zap.Logger, reg prometheus.Registerer) *Log {
+	c := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tally_audit_write_errors_total", Help: "Audit log entries that could not be written.",
+	})
+	reg.MustRegister(c)
+	return &Log{store: store, log: log, failed: c}
+}
+
+// Record appends an event.
+func (l *Log) Record(ctx context.Context, pollID, actor gocql.UUID, kind string, detail map[string]any) {
+	e := Event{PollID: pollID, At: time.Now().UTC(), Kind: kind, ActorID: actor, Detail: detail}
+	if err := l.store.Append(context.WithoutCancel(ctx), e); err != nil {
+		l.failed.Inc()
+		l.log.Warn("audit entry not written", zap.Stringer("poll_id", pollID), zap.String("event", kind), zap.Error(err))
+	}
+}
+
+// List returns a poll's entries, newest first.
+func (l *Log) List(ctx context.Context, pollID gocql.UUID, limit int) ([]Event, error) {
+	return l.store.List(ctx, pollID, limit)
+}
