@@ -74,6 +74,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a := &App{Cfg: cfg, Log: log, Registry: reg, CQL: s, Redis: redisx.New(cfg.Redis), Now: time.Now}
+	redisx.WithBreaker(a.Redis, log.Named("redis"), reg)
 
 	tokens := auth.NewTokens(cfg.JWTSecret, cfg.Auth.TokenTTL, a.Now)
 	a.Auth = auth.NewService(cfg.Auth, cassandra.NewUserStore(s, cfg.Cassandra), tokens, log.Named("auth"), a.Now)

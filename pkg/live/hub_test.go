@@ -1,0 +1,82 @@
+package live
+
+import (
+	"context"
+	"encoding/json"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gocql/gocql"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+
+	"github.com/tally-vote/tally/pkg/poll"
+	"github.com/tally-vote/tally/pkg/tally"
+)
+
+// steps is a Source whose total moves only when told to.
+type steps struct {
+	total atomic.Int64
+	reads atomic.Int64
+}
+
+func (s *steps) Results(_ context.Context, p *poll.Poll, mode tally.Mode) (*tally.Results, error) {
+	s.reads.Add(1)
+	c := tally.NewCounts()
+	c.Ballots = s.total.Load()
+	return tally.BuildResults(p, c, mode, time.Now(), time.Now()), nil
+}
+
+func TestHubPushesOnlyChanges(t *testing.T) {
+	src := &steps{}
+	p := &poll.Poll{ID: gocql.MustRandomUUID(), StartTime: time.Now().Add(-time.Hour), EndTime: time.Now().Add(time.Hour)}
+	reg := prometheus.NewRegistry()
+	h := NewHub(src, func(context.Context, gocql.UUID) (*poll.Poll, error) { return p, nil }, 10*time.Millisecond, zap.NewNop(), reg)
+
+	a, stopA := h.Subscribe(p)
+	b, stopB := h.Subscribe(p)
+	total := func(ch <-chan []byte) int64 {
+		t.Helper()
+		select {
+		case f := <-ch:
+			var fr struct {
+				Type  string `json:"type"`
+				Total int64  `json:"total_votes"`
+			}
+			if err := json.Unmarshal(f, &fr); err != nil || fr.Type != "results" {
+				t.Fatalf("frame %s: %v", f, err)
+			}
+			return fr.Total
+		case <-time.After(2 * time.Second):
+			t.Fatal("no frame")
+		}
+		return 0
+	}
+	if total(a) != 0 || total(b) != 0 {
+		t.Fatal("first frame")
+	}
+	// Unchanged results push nothing.
+	time.Sleep(50 * time.Millisecond)
+	select {
+	case f := <-a:
+		t.Fatalf("pushed an unchanged frame: %s", f)
+	default:
+	}
+	src.total.Store(3)
+	if total(a) != 3 || total(b) != 3 {
+		t.Fatal("change not pushed to every subscriber")
+	}
+	if n := testutil.ToFloat64(h.gauge); n != 2 {
+		t.Fatalf("gauge %v", n)
+	}
+	stopA()
+	stopB()
+	stopB() // idempotent
+	reads := src.reads.Load()
+	time.Sleep(50 * time.Millisecond)
+	if src.reads.Load() > reads+1 || testutil.ToFloat64(h.gauge) != 0 {
+		t.Fatal("the poll's refresher kept running after the last subscriber left")
+	}
+}
