@@ -19,9 +19,13 @@ import (
 
 // WorkerConfig tunes the drain.
 type WorkerConfig struct {
-	BatchSize   int           `env:"BATCH_SIZE" envDefault:"512"`
-	BatchWait   time.Duration `env:"BATCH_WAIT" envDefault:"5ms"`
-	Concurrency int           `env:"CONCURRENCY" envDefault:"128"`
+	BatchSize int           `env:"BATCH_SIZE" envDefault:"512"`
+	BatchWait time.Duration `env:"BATCH_WAIT" envDefault:"5ms"`
+	// Concurrency is how many voters' LWTs run at once. On a box shared
+	// with Cassandra and the API a few are best (bench/RESULTS.md: 8 gave
+	// far lower API latency and a higher drain than 128); raise it on
+	// dedicated worker nodes.
+	Concurrency int `env:"CONCURRENCY" envDefault:"8"`
 	// PoisonAttempts bounds retries of a message failing for a reason that
 	// will not go away (unknown poll, unexpected error) before the DLQ.
 	PoisonAttempts int `env:"POISON_ATTEMPTS" envDefault:"3"`
