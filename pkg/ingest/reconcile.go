@@ -50,13 +50,19 @@ type Reconciler struct {
 
 	mu   sync.Mutex
 	seen map[gocql.UUID]bool
+	// ending holds the end times of polls that received votes here, so a
+	// poll that closes by time (not by its owner) also gets its final
+	// reconciliation. It lives in memory: a restart loses it, and the
+	// poll's final tally is then counted from rows on demand until
+	// something reconciles it.
+	ending map[gocql.UUID]time.Time
 }
 
 // NewReconciler builds the job.
 func NewReconciler(cfg ReconcileConfig, t *tally.Service, polls func(ctx context.Context, id gocql.UUID) (*poll.Poll, error),
 	producer Producer, drained func(ctx context.Context) (bool, error), log *zap.Logger, now func() time.Time) *Reconciler {
 	return &Reconciler{cfg: cfg, tally: t, polls: polls, producer: producer, drained: drained, log: log, now: now,
-		seen: map[gocql.UUID]bool{}}
+		seen: map[gocql.UUID]bool{}, ending: map[gocql.UUID]time.Time{}}
 }
 
 // Enqueue asks the job to reconcile a poll.
@@ -82,6 +88,7 @@ func (r *Reconciler) PollClosed(ctx context.Context, p *poll.Poll) {
 func (r *Reconciler) Seen(p *poll.Poll) {
 	r.mu.Lock()
 	r.seen[p.ID] = true
+	r.ending[p.ID] = p.EndTime
 	r.mu.Unlock()
 }
 
@@ -96,19 +103,34 @@ func (r *Reconciler) Schedule(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		r.mu.Lock()
-		ids := make([]gocql.UUID, 0, len(r.seen))
-		for id := range r.seen {
-			ids = append(ids, id)
-		}
-		r.seen = map[gocql.UUID]bool{}
-		r.mu.Unlock()
-		for _, id := range ids {
-			if err := r.Enqueue(ctx, id, "scheduled"); err != nil {
+		reasons := r.due()
+		for id, reason := range reasons {
+			if err := r.Enqueue(ctx, id, reason); err != nil {
 				r.log.Warn("enqueue scheduled reconciliation", zap.Stringer("poll_id", id), zap.Error(err))
 			}
 		}
 	}
+}
+
+// due returns the polls to reconcile this round: those that received votes
+// ("scheduled") and those whose end time has passed ("closed", which waits
+// for the drain and freezes the tally).
+func (r *Reconciler) due() map[gocql.UUID]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[gocql.UUID]string, len(r.seen))
+	for id := range r.seen {
+		out[id] = "scheduled"
+	}
+	now := r.now()
+	for id, end := range r.ending {
+		if now.After(end) {
+			out[id] = "closed"
+			delete(r.ending, id)
+		}
+	}
+	r.seen = map[gocql.UUID]bool{}
+	return out
 }
 
 // Run reconciles one poll now. With wait, a closed poll's run waits (up to
