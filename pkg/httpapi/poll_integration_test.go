@@ -100,6 +100,10 @@ func TestCreatePollIdempotencyAndListing(t *testing.T) {
 			t.Fatalf("same key made different polls: %v", ids)
 		}
 	}
+	changed := map[string]any{"title": "Different", "options": []map[string]any{{"text": "a"}, {"text": "b"}}}
+	if r := e.c.Do("POST", "/v1/polls", owner, changed, "Idempotency-Key", "create-1"); r.Status != 409 || r.Code() != "IDEMPOTENCY_CONFLICT" {
+		t.Fatalf("key reused with another body: %d %s", r.Status, r.Raw)
+	}
 	for i := range 4 {
 		e.c.Do("POST", "/v1/polls", owner, map[string]any{"title": fmt.Sprint("p", i),
 			"options": []map[string]any{{"text": "a"}, {"text": "b"}}}).Must(t, http.StatusCreated)

@@ -17,6 +17,8 @@ var (
 	ErrNotActive     = apperr.New("POLL_NOT_ACTIVE", "the poll is not open for voting")
 	ErrOptionsFrozen = apperr.New("OPTIONS_FROZEN", "options cannot change once a vote exists")
 	ErrClosed        = apperr.New("POLL_NOT_ACTIVE", "the poll is closed")
+	// ErrIdempotencyConflict: an Idempotency-Key reused with another body.
+	ErrIdempotencyConflict = apperr.New("IDEMPOTENCY_CONFLICT", "this Idempotency-Key was used with a different request")
 )
 
 // Status is derived, never stored.

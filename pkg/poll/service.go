@@ -24,9 +24,10 @@ type Store interface {
 	// Update writes metadata and settings; with removed non-nil it also
 	// replaces the options, deleting the removed ones.
 	Update(ctx context.Context, p *Poll, removed []gocql.UUID) error
-	// ClaimCreateKey binds an Idempotency-Key to a poll id with an LWT and
-	// returns the id that holds it (id itself when this call won).
-	ClaimCreateKey(ctx context.Context, creator gocql.UUID, key string, id gocql.UUID) (gocql.UUID, error)
+	// ClaimCreateKey binds an Idempotency-Key (and the fingerprint of the
+	// request it came with) to a poll id with an LWT, and returns the id and
+	// fingerprint that hold it (this call's own when it won).
+	ClaimCreateKey(ctx context.Context, creator gocql.UUID, key, fingerprint string, id gocql.UUID) (gocql.UUID, string, error)
 }
 
 // Auditor records what owners did to a poll.
@@ -114,9 +115,13 @@ func (s *Service) Create(ctx context.Context, creator gocql.UUID, in CreateInput
 	p.Options = buildOptions(in.Options)
 
 	if idemKey != "" {
-		winner, err := s.store.ClaimCreateKey(ctx, creator, idemKey, p.ID)
+		fp := in.fingerprint()
+		winner, winnerFP, err := s.store.ClaimCreateKey(ctx, creator, idemKey, fp, p.ID)
 		if err != nil {
 			return nil, false, err
+		}
+		if winner != p.ID && winnerFP != "" && winnerFP != fp {
+			return nil, false, ErrIdempotencyConflict
 		}
 		if winner != p.ID {
 			existing, err := s.awaitPoll(ctx, winner)

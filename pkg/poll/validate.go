@@ -1,6 +1,9 @@
 package poll
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -81,6 +84,14 @@ func checkSettings(s Settings, numOptions int) error {
 		return apperr.Invalid("settings.max_votes_per_user", "must not exceed the number of options")
 	}
 	return nil
+}
+
+// fingerprint identifies the request's content, to tell a retry from a
+// different request that reuses an Idempotency-Key.
+func (in CreateInput) fingerprint() string {
+	b, _ := json.Marshal(in) // plain data: cannot fail
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // Validate checks a create request against the SPEC's limits.
