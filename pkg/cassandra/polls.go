@@ -135,33 +135,37 @@ func (st *PollStore) ListByCreator(ctx context.Context, creator gocql.UUID, page
 }
 
 // ClaimCreateKey binds an idempotency key and request fingerprint to a poll
-// id.
+// id, resolving unknown outcomes like the vote insert does.
 func (st *PollStore) ClaimCreateKey(ctx context.Context, creator gocql.UUID, key, fingerprint string, id gocql.UUID) (gocql.UUID, string, error) {
-	q := st.s.Session.Query(`INSERT INTO poll_idempotency (creator_id, idempotency_key, poll_id, fingerprint, created_at)
-		VALUES (?, ?, ?, ?, ?) IF NOT EXISTS`, creator, key, id, fingerprint, time.Now().UTC()).WithContext(ctx)
-	applied, existing, err := casInsert(q)
-	if err == nil {
-		if applied {
-			return id, fingerprint, nil
+	for range maxLWTAttempts {
+		q := st.s.Session.Query(`INSERT INTO poll_idempotency (creator_id, idempotency_key, poll_id, fingerprint, created_at)
+			VALUES (?, ?, ?, ?, ?) IF NOT EXISTS`, creator, key, id, fingerprint, time.Now().UTC()).WithContext(ctx)
+		applied, existing, err := casInsert(q)
+		if err == nil {
+			if applied {
+				return id, fingerprint, nil
+			}
+			winner, _ := existing["poll_id"].(gocql.UUID)
+			fp, _ := existing["fingerprint"].(string)
+			return winner, fp, nil
 		}
-		winner, _ := existing["poll_id"].(gocql.UUID)
-		fp, _ := existing["fingerprint"].(string)
-		return winner, fp, nil
-	}
-	if !outcomeUnknown(err) {
-		return gocql.UUID{}, "", apperr.Unavailable("claim idempotency key", err)
-	}
-	var (
-		winner gocql.UUID
-		fp     *string
-	)
-	rq := st.s.Session.Query(`SELECT poll_id, fingerprint FROM poll_idempotency WHERE creator_id = ? AND idempotency_key = ?`,
-		creator, key).WithContext(ctx)
-	if err := serialRead(rq, st.serial).Scan(&winner, &fp); err != nil {
-		if errors.Is(err, gocql.ErrNotFound) {
-			return st.ClaimCreateKey(ctx, creator, key, fingerprint, id)
+		if !outcomeUnknown(err) {
+			return gocql.UUID{}, "", apperr.Unavailable("claim idempotency key", err)
 		}
-		return gocql.UUID{}, "", apperr.Unavailable("resolve idempotency key", err)
+		var (
+			winner gocql.UUID
+			fp     *string
+		)
+		rq := st.s.Session.Query(`SELECT poll_id, fingerprint FROM poll_idempotency WHERE creator_id = ? AND idempotency_key = ?`,
+			creator, key).WithContext(ctx)
+		err = serialRead(rq, st.serial).Scan(&winner, &fp)
+		switch {
+		case errors.Is(err, gocql.ErrNotFound):
+			continue
+		case err != nil:
+			return gocql.UUID{}, "", apperr.Unavailable("resolve idempotency key", err)
+		}
+		return winner, deref(fp), nil
 	}
-	return winner, deref(fp), nil
+	return gocql.UUID{}, "", apperr.Unavailable("claim idempotency key", errors.New("outcome unresolved"))
 }

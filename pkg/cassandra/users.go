@@ -42,29 +42,31 @@ func NewUserStore(s gocqlx.Session, cfg Config) *UserStore {
 
 // claim inserts key -> userID into a uniqueness table with IF NOT EXISTS.
 // It returns true when userID holds the key, resolving unknown outcomes by
-// a serial read.
+// a serial read and re-issuing (a bounded number of times) when that read
+// shows the insert did not apply.
 func (st *UserStore) claim(ctx context.Context, tbl, col, key string, id gocql.UUID) (bool, error) {
-	stmt := fmt.Sprintf("INSERT INTO %s (%s, user_id) VALUES (?, ?) IF NOT EXISTS", tbl, col)
-	applied, existing, err := casInsert(st.s.Session.Query(stmt, key, id).WithContext(ctx))
-	if err == nil {
-		if applied {
-			return true, nil
+	insert := fmt.Sprintf("INSERT INTO %s (%s, user_id) VALUES (?, ?) IF NOT EXISTS", tbl, col)
+	read := fmt.Sprintf("SELECT user_id FROM %s WHERE %s = ?", tbl, col)
+	for range maxLWTAttempts {
+		applied, existing, err := casInsert(st.s.Session.Query(insert, key, id).WithContext(ctx))
+		if err == nil {
+			owner, _ := existing["user_id"].(gocql.UUID)
+			return applied || owner == id, nil
 		}
-		owner, _ := existing["user_id"].(gocql.UUID)
+		if !outcomeUnknown(err) {
+			return false, apperr.Unavailable("claim "+col, err)
+		}
+		var owner gocql.UUID
+		err = serialRead(st.s.Session.Query(read, key).WithContext(ctx), st.serial).Scan(&owner)
+		switch {
+		case errors.Is(err, gocql.ErrNotFound):
+			continue
+		case err != nil:
+			return false, apperr.Unavailable("resolve "+col+" claim", err)
+		}
 		return owner == id, nil
 	}
-	if !outcomeUnknown(err) {
-		return false, apperr.Unavailable("claim "+col, err)
-	}
-	var owner gocql.UUID
-	q := st.s.Session.Query(fmt.Sprintf("SELECT user_id FROM %s WHERE %s = ?", tbl, col), key).WithContext(ctx)
-	if err := serialRead(q, st.serial).Scan(&owner); err != nil {
-		if errors.Is(err, gocql.ErrNotFound) {
-			return st.claim(ctx, tbl, col, key, id)
-		}
-		return false, apperr.Unavailable("resolve "+col+" claim", err)
-	}
-	return owner == id, nil
+	return false, apperr.Unavailable("claim "+col, errors.New("outcome unresolved"))
 }
 
 func (st *UserStore) release(ctx context.Context, tbl, col, key string, id gocql.UUID) {
