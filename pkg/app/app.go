@@ -195,9 +195,9 @@ func (a *App) RunWorker(ctx context.Context) error {
 }
 
 // Reconcile runs one poll's reconciliation in this process; progress may be
-// omitted.
-func (a *App) Reconcile(ctx context.Context, pollID gocql.UUID, waitFinal bool, progress ...func(done, total int, ballots int64)) (tally.Report, error) {
-	return a.Reconciler.Run(ctx, pollID, waitFinal, progress...)
+// nil.
+func (a *App) Reconcile(ctx context.Context, pollID gocql.UUID, waitFinal bool, progress func(done, total int, ballots int64)) (tally.Report, error) {
+	return a.Reconciler.Run(ctx, pollID, waitFinal, progress)
 }
 
 // CloseWriters flushes and closes the Kafka writers.

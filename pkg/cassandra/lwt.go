@@ -19,17 +19,6 @@ func outcomeUnknown(err error) bool {
 		errors.Is(err, gocql.ErrTimeoutNoResponse) || errors.Is(err, context.DeadlineExceeded)
 }
 
-// unavailable reports whether err means the cluster could not serve the
-// request right now (as opposed to a bug or bad data).
-func unavailable(err error) bool {
-	var (
-		un *gocql.RequestErrUnavailable
-		rt *gocql.RequestErrReadTimeout
-	)
-	return outcomeUnknown(err) || errors.As(err, &un) || errors.As(err, &rt) ||
-		errors.Is(err, gocql.ErrNoConnections) || errors.Is(err, gocql.ErrConnectionClosed)
-}
-
 // casInsert runs an INSERT ... IF NOT EXISTS. When it did not apply,
 // existing holds the row that won. gocql's MapScanCAS reads the [applied]
 // column and the existing row by name, which is correct on both Cassandra

@@ -139,7 +139,7 @@ func TestReconciliationRepairsDrift(t *testing.T) {
 		t.Fatalf("corrupted cache not served (%d); the test proves nothing", total)
 	}
 
-	rep, err := e.app.Reconcile(ctx, pid, false)
+	rep, err := e.app.Reconcile(ctx, pid, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -113,7 +113,7 @@ func TestWorkerKilledMidBatch(t *testing.T) {
 	// redelivery — it is recognised by request id; one that never ran is
 	// missing). Reconciliation makes live exact again.
 	pid, _ := gocql.ParseUUID(pollID)
-	rep, err := e.app.Reconcile(context.Background(), pid, false)
+	rep, err := e.app.Reconcile(context.Background(), pid, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,7 +77,7 @@ func (r *Reconciler) PollClosed(ctx context.Context, p *poll.Poll) {
 	if err := r.Enqueue(ctx, p.ID, "closed"); err != nil {
 		r.log.Warn("enqueue reconciliation, running it here", zap.Stringer("poll_id", p.ID), zap.Error(err))
 		go func() {
-			if _, err := r.Run(context.WithoutCancel(ctx), p.ID, false); err != nil {
+			if _, err := r.Run(context.WithoutCancel(ctx), p.ID, false, nil); err != nil {
 				r.log.Warn("reconcile", zap.Stringer("poll_id", p.ID), zap.Error(err))
 			}
 		}()
@@ -135,7 +135,7 @@ func (r *Reconciler) due() map[gocql.UUID]string {
 
 // Run reconciles one poll now. With wait, a closed poll's run waits (up to
 // FinalizeWait) until its tally can be frozen as final. progress may be nil.
-func (r *Reconciler) Run(ctx context.Context, pollID gocql.UUID, wait bool, progress ...func(done, total int, ballots int64)) (tally.Report, error) {
+func (r *Reconciler) Run(ctx context.Context, pollID gocql.UUID, wait bool, progress func(done, total int, ballots int64)) (tally.Report, error) {
 	p, err := r.polls(ctx, pollID)
 	if err != nil {
 		return tally.Report{}, err
@@ -150,11 +150,7 @@ func (r *Reconciler) Run(ctx context.Context, pollID gocql.UUID, wait bool, prog
 		}
 		final = r.finalizable(ctx, p)
 	}
-	opts := tally.ReconcileOptions{Final: final, Settle: r.cfg.Settle}
-	if len(progress) > 0 {
-		opts.Progress = progress[0]
-	}
-	return r.tally.Reconcile(ctx, p, opts)
+	return r.tally.Reconcile(ctx, p, tally.ReconcileOptions{Final: final, Settle: r.cfg.Settle, Progress: progress})
 }
 
 // finalizable: the poll is closed, long enough ago that no request that saw
@@ -187,7 +183,7 @@ func (r *Reconciler) Consume(ctx context.Context, reader Fetcher) error {
 		var req ReconcileRequest
 		if err := json.Unmarshal(m.Value, &req); err != nil || req.PollID == (gocql.UUID{}) {
 			r.log.Error("malformed reconciliation request dropped", zap.ByteString("value", m.Value))
-		} else if _, err := r.Run(ctx, req.PollID, req.Reason == "closed"); err != nil {
+		} else if _, err := r.Run(ctx, req.PollID, req.Reason == "closed", nil); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
