@@ -120,6 +120,22 @@ stop_signal() {
   fi
 }
 
+# signal_server NAME PATTERN SIGNAL: send SIGNAL (STOP, CONT, ...) to NAME's
+# process if it is ours and alive, and print its pid; die otherwise.
+signal_server() {
+  local pid
+  pid=$(running_pid "$1" "$2") || die "$1: not running (no live process from $(pidfile "$1"))"
+  kill -"$3" "$pid" || die "$1: kill -$3 $pid failed"
+  echo "$pid"
+}
+
+# server_paused PID: the process is stopped by a signal (state T in /proc).
+server_paused() {
+  local state
+  state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null)
+  [[ "$state" == T ]]
+}
+
 # stop_wait NAME PATTERN: wait up to 30 s for NAME to exit, then SIGKILL.
 stop_wait() {
   local name=$1 pat=$2 pid i
