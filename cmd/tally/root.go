@@ -16,7 +16,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newWorkerCmd(), newMigrateCmd(), newReconcileCmd(), newAuditCmd())
+	root.AddCommand(newServeCmd(), newWorkerCmd(), newMigrateCmd(), newReconcileCmd(), newAuditCmd(), newVerifyCmd())
 	return root
 }
 

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/gocql/gocql"
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"golang.org/x/term"
+
+	"github.com/tally-vote/tally/pkg/app"
+	"github.com/tally-vote/tally/pkg/verify"
+)
+
+func newVerifyCmd() *cobra.Command {
+	var (
+		pollID         string
+		o              verify.Options
+		asJSON         bool
+		repairCounters bool
+	)
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Check every vote row's per-poll index row and each poll's counters against the rows; --repair fixes them",
+		Long: "Scans the whole votes table by token ranges. Each row's index row in votes_by_poll must exist with the " +
+			"row's vote_id and options; each poll's counter shards must sum to its rows per option and ballots. " +
+			"--poll checks one poll, still by a full scan, since the index cannot list rows missing from it. " +
+			"--repair writes missing or wrong index rows, and adds counter drift to shard 0 of the polls named " +
+			"with --poll, or of every poll with --repair-counters. Exits 1 while inconsistencies remain.",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if pollID != "" {
+				id, err := gocql.ParseUUID(pollID)
+				if err != nil {
+					return fmt.Errorf("--poll: %w", err)
+				}
+				o.Poll = id
+			}
+			o.RepairCounters = repairCounters
+			return withApp(cmd.Context(), func(ctx context.Context, a *app.App) error {
+				return runVerify(ctx, a, o, asJSON)
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&pollID, "poll", "", "check only this poll (its counters may then be repaired without --repair-counters)")
+	f.BoolVar(&o.Repair, "repair", false, "write missing or wrong index rows and repair counters where allowed")
+	f.BoolVar(&repairCounters, "repair-counters", false, "with --repair, repair the counters of every poll, not only --poll")
+	f.DurationVar(&o.Grace, "grace", 2*time.Minute, "rows younger than this with a missing index row count as in flight, not as inconsistent")
+	f.IntVar(&o.Splits, "splits", 0, "token ranges to cut the ring into (0: 64, at least the ring's own)")
+	f.IntVar(&o.Workers, "workers", 0, "token ranges read at once (0: 16)")
+	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	return cmd
+}
+
+func runVerify(ctx context.Context, a *app.App, o verify.Options, asJSON bool) error {
+	log := a.Log.Named("verify")
+	if o.Repair && (o.RepairCounters || o.Poll != (gocql.UUID{})) {
+		log.Warn("counters of polls still receiving votes may show in-flight drift (a vote whose counter " +
+			"increment has not landed yet, or one counted after its range was scanned); repairing them then " +
+			"makes them wrong, so repair counters of closed or quiet polls")
+	}
+	if term.IsTerminal(int(os.Stderr.Fd())) {
+		var bar *progressbar.ProgressBar
+		o.Progress = func(done, total int) {
+			if bar == nil {
+				bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(os.Stderr),
+					progressbar.OptionSetDescription("scanning votes"), progressbar.OptionShowCount(),
+					progressbar.OptionSetPredictTime(true), progressbar.OptionOnCompletion(func() { fmt.Fprintln(os.Stderr) }))
+			}
+			_ = bar.Set(done)
+		}
+	}
+	log.Info("verify started", zap.Stringer("poll_id", o.Poll), zap.Bool("repair", o.Repair),
+		zap.Bool("repair_counters", o.RepairCounters))
+	rep, err := verify.Run(ctx, verify.SessionDeps(a.CQL, verify.PollLayouts(a.Polls.Get), log), o)
+	if err != nil {
+		return err
+	}
+	log.Info("verify finished", zap.Int64("rows_scanned", rep.RowsScanned), zap.Int("polls", rep.Polls),
+		zap.Int64("index_missing", rep.IndexMissing), zap.Int64("index_mismatched", rep.IndexMismatched),
+		zap.Int64("index_repaired", rep.IndexRepaired), zap.Int("counter_drift", len(rep.CounterDrift)),
+		zap.Int("counters_repaired", rep.CountersRepaired), zap.Int64("duration_ms", rep.DurationMS))
+	if asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		printVerify(os.Stdout, rep)
+	}
+	if n := rep.Remaining(); n > 0 {
+		if len(rep.CounterDrift) > rep.CountersRepaired && !o.Repair {
+			log.Warn("counter drift of polls still receiving votes may be in flight; rerun before repairing")
+		}
+		return fmt.Errorf("verify: %d inconsistencies remain", n)
+	}
+	return nil
+}
+
+func printVerify(w io.Writer, rep verify.Report) {
+	fmt.Fprintf(w, "rows scanned %d, checked %d, polls %d, in %d ms\n",
+		rep.RowsScanned, rep.RowsChecked, rep.Polls, rep.DurationMS)
+	fmt.Fprintf(w, "index rows: %d missing, %d mismatched, %d repaired, %d in flight (not judged)\n",
+		rep.IndexMissing, rep.IndexMismatched, rep.IndexRepaired, rep.IndexInFlight)
+	for _, p := range rep.IndexProblems {
+		fmt.Fprintf(w, "  index %s poll %s voter %s repaired=%v\n", p.Problem, p.PollID, p.VoterID, p.Repaired)
+	}
+	for _, id := range rep.UnknownPolls {
+		fmt.Fprintf(w, "votes of unknown poll %s\n", id)
+	}
+	for _, d := range rep.CounterDrift {
+		fmt.Fprintf(w, "counter drift poll %s: ballots %+d", d.PollID, d.BallotDelta)
+		for opt, n := range d.OptionDeltas {
+			fmt.Fprintf(w, ", option %s %+d", opt, n)
+		}
+		fmt.Fprintf(w, " (rows minus counters) repaired=%v\n", d.Repaired)
+	}
+	if rep.Consistent {
+		fmt.Fprintln(w, "consistent")
+	}
+}

@@ -1,0 +1,183 @@
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gocql/gocql"
+	"go.uber.org/zap"
+
+	"github.com/tally-vote/tally/pkg/cassandra"
+	"github.com/tally-vote/tally/pkg/tally"
+	"github.com/tally-vote/tally/pkg/vote"
+)
+
+// defaultWorkers is higher than the scan's own default: each row costs one
+// point read of the index, so the ranges are latency-bound.
+const defaultWorkers = 16
+
+// pollState is what a run learns about one poll: its layout, read once,
+// and the ballots its rows add up to.
+type pollState struct {
+	once   sync.Once
+	layout Layout
+	err    error
+
+	mu   sync.Mutex
+	rows tally.Counts
+}
+
+type run struct {
+	ctx  context.Context
+	d    Deps
+	o    Options
+	mu   sync.Mutex
+	rep  Report
+	poll map[gocql.UUID]*pollState
+
+	scanned, checked, missing, mismatched, inFlight, repaired atomic.Int64
+}
+
+// Run scans the votes table, checks each row's index row and each poll's
+// counter shards against its rows, and repairs what Options allow.
+//
+// With Options.Poll the run still scans the whole table and skips other
+// polls' rows: the per-poll index cannot be the source, because a row
+// missing from it is exactly what the check looks for.
+func Run(ctx context.Context, d Deps, o Options) (Report, error) {
+	if o.Workers <= 0 {
+		o.Workers = defaultWorkers
+	}
+	start := d.Now()
+	r := &run{ctx: ctx, d: d, o: o, poll: map[gocql.UUID]*pollState{}}
+	err := d.Scan(ctx, cassandra.ScanOptions{Splits: o.Splits, Workers: o.Workers, Progress: o.Progress}, r.row)
+	if err != nil {
+		return Report{}, fmt.Errorf("scan votes: %w", err)
+	}
+	r.rep.RowsScanned, r.rep.RowsChecked = r.scanned.Load(), r.checked.Load()
+	r.rep.IndexMissing, r.rep.IndexMismatched = r.missing.Load(), r.mismatched.Load()
+	r.rep.IndexInFlight, r.rep.IndexRepaired = r.inFlight.Load(), r.repaired.Load()
+	if err := r.counters(ctx); err != nil {
+		return Report{}, err
+	}
+	r.rep.DurationMS = d.Now().Sub(start).Milliseconds()
+	r.rep.Consistent = r.rep.Remaining() == 0
+	return r.rep, nil
+}
+
+func (r *run) state(ctx context.Context, pollID gocql.UUID) *pollState {
+	r.mu.Lock()
+	ps, ok := r.poll[pollID]
+	if !ok {
+		ps = &pollState{rows: tally.NewCounts()}
+		r.poll[pollID] = ps
+	}
+	r.mu.Unlock()
+	ps.once.Do(func() { ps.layout, ps.err = r.d.Layout(ctx, pollID) })
+	return ps
+}
+
+// row checks one vote row; it runs on several scan workers at once.
+func (r *run) row(v cassandra.VoteRow) error {
+	r.scanned.Add(1)
+	if r.o.Poll != (gocql.UUID{}) && v.PollID != r.o.Poll {
+		return nil
+	}
+	r.checked.Add(1)
+	ctx := r.ctx
+	ps := r.state(ctx, v.PollID)
+	if errors.Is(ps.err, ErrUnknownPoll) {
+		return nil // listed once, after the scan
+	}
+	if ps.err != nil {
+		return fmt.Errorf("read poll %s: %w", v.PollID, ps.err)
+	}
+	ps.mu.Lock()
+	ps.rows.Add(v.OptionIDs)
+	ps.mu.Unlock()
+
+	bucket := vote.Bucket(v.VoterID, ps.layout.IndexBuckets)
+	e, found, err := r.d.Index.Get(ctx, v.PollID, bucket, v.VoterID)
+	if err != nil {
+		return err
+	}
+	problem := ""
+	switch {
+	case !found:
+		problem = "missing"
+	case e.VoteID != v.VoteID || !slices.Equal(e.Options, v.OptionIDs):
+		problem = "mismatched"
+	default:
+		return nil
+	}
+	if r.o.Grace > 0 && r.d.Now().Sub(v.VotedAt) < r.o.Grace {
+		r.inFlight.Add(1)
+		return nil
+	}
+	if problem == "missing" {
+		r.missing.Add(1)
+	} else {
+		r.mismatched.Add(1)
+	}
+	p := IndexProblem{PollID: v.PollID, VoterID: v.VoterID, Problem: problem}
+	if r.o.Repair {
+		err := r.d.Index.Put(ctx, v.PollID, bucket, v.VoterID,
+			cassandra.IndexEntry{VoteID: v.VoteID, Options: v.OptionIDs, VotedAt: v.VotedAt})
+		if err != nil {
+			return err
+		}
+		r.repaired.Add(1)
+		p.Repaired = true
+		r.d.Log.Info("vote index row repaired", zap.Stringer("poll_id", v.PollID),
+			zap.Stringer("voter_id", v.VoterID), zap.String("problem", problem))
+	}
+	r.mu.Lock()
+	if len(r.rep.IndexProblems) < maxProblems {
+		r.rep.IndexProblems = append(r.rep.IndexProblems, p)
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+// counters compares each poll's counter shards with its rows, in poll id
+// order so reports are stable.
+func (r *run) counters(ctx context.Context) error {
+	ids := make([]gocql.UUID, 0, len(r.poll))
+	for id := range r.poll {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i].String() < ids[j].String() })
+	r.rep.Polls = len(ids)
+	for _, id := range ids {
+		ps := r.poll[id]
+		if ps.err != nil { // only ErrUnknownPoll gets this far
+			r.rep.UnknownPolls = append(r.rep.UnknownPolls, id)
+			continue
+		}
+		sums, err := r.d.Counters.SumShards(ctx, id, ps.layout.CounterShards)
+		if err != nil {
+			return fmt.Errorf("sum counters of poll %s: %w", id, err)
+		}
+		delta := sums.Diff(ps.rows)
+		if delta.IsZero() {
+			continue
+		}
+		d := Drift{PollID: id, BallotDelta: delta.Ballots, OptionDeltas: delta.Options, Rows: ps.rows, Counters: sums}
+		if r.o.Repair && (r.o.RepairCounters || r.o.Poll == id) {
+			if err := r.d.Counters.AdjustShard(ctx, id, 0, delta); err != nil {
+				return fmt.Errorf("repair counters of poll %s: %w", id, err)
+			}
+			d.Repaired = true
+			r.rep.CountersRepaired++
+			r.d.Log.Info("vote counters repaired", zap.Stringer("poll_id", id),
+				zap.Int64("ballot_delta", delta.Ballots), zap.Int("options", len(delta.Options)))
+		}
+		r.rep.CounterDrift = append(r.rep.CounterDrift, d)
+	}
+	return nil
+}
