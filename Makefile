@@ -10,7 +10,7 @@ ARGS         ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help up down status logs nodetool reset build migrate run serve test test-unit \
-        test-integration fmt bench clean
+        test-integration fmt bench clean chaos
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -60,6 +60,10 @@ test-integration: up ## integration tests against the local Cassandra, Kafka and
 BENCH_ARGS ?= --rate 800 --duration 8s --ceiling-duration 2s
 bench: build up ## short run of every bench scenario beside the machine's ceilings, with the correctness verdict
 	go run ./bench --spawn ./$(BIN) $(BENCH_ARGS)
+
+CHAOS_ARGS ?=
+chaos: build up ## fault matrix under steady vote load against the real stack (~15 min; CHAOS_ARGS="--short" for the test subset)
+	go run ./bench/chaos --bin ./$(BIN) $(CHAOS_ARGS)
 
 fmt: ## gofmt the tree
 	gofmt -w $$(git ls-files '*.go')

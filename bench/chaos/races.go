@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// createPolls creates n polls, a few at a time.
+func (h *harness) createPolls(ctx context.Context, prefix string, n, options int) ([]pollInfo, error) {
+	polls := make([]pollInfo, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i := range polls {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			polls[i], errs[i] = h.api.createPoll(ctx, h.owner, fmt.Sprintf("chaos %s %s #%d", h.runID, prefix, i), options)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return polls, nil
+}
+
+// injectCloseRace closes many polls while, at the same instant, the owner
+// edits each one's description. Every close answered 200 must stay closed
+// and refuse votes: an edit that read the poll before the close and wrote
+// after it must not reopen it.
+func injectCloseRace(ctx context.Context, h *harness, ph *phase, l *load) error {
+	polls, err := h.createPolls(ctx, "close-race", h.opt.racePolls, 3)
+	if err != nil {
+		return err
+	}
+	ph.racePolls = polls
+	// A few votes first, so each closed poll has a tally to freeze.
+	var wg sync.WaitGroup
+	for i, p := range polls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range 2 {
+				if _, err := h.castNow(ctx, ph, l.tokens, p, p.options[k], fmt.Sprintf("close-race-%d-%d", i, k)); err != nil {
+					ph.note("vote before the race: %v", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+
+	const edits = 3
+	status := make([]answer, len(polls))
+	ph.faultStart = time.Now()
+	for i, p := range polls {
+		start := make(chan struct{})
+		path := "/v1/polls/" + p.id.String()
+		wg.Add(1 + edits)
+		go func() {
+			defer wg.Done()
+			<-start
+			status[i] = h.api.do(ctx, "PATCH", path, h.owner, map[string]any{"status": "closed"}, "")
+		}()
+		for k := range edits {
+			jitter := time.Duration(rand.IntN(3000)) * time.Microsecond
+			go func() {
+				defer wg.Done()
+				<-start
+				time.Sleep(jitter)
+				h.api.do(ctx, "PATCH", path, h.owner, map[string]any{"description": fmt.Sprintf("edit %d racing the close", k)}, "")
+			}()
+		}
+		close(start)
+	}
+	wg.Wait()
+	ph.faultEnd = time.Now()
+	other := map[int]int{}
+	for i, a := range status {
+		if a.status == http.StatusOK {
+			ph.closedOK = append(ph.closedOK, polls[i])
+		} else {
+			other[a.status]++
+		}
+	}
+	ph.note("closes answered 200: %d of %d (others by status: %v)", len(ph.closedOK), len(polls), other)
+	return h.checkClosed(ctx, ph, l.tokens, "right after the race")
+}
+
+// checkClosed asserts that every poll whose close got 200 reads as closed
+// and refuses a fresh voter with 409 POLL_NOT_ACTIVE.
+func (h *harness) checkClosed(ctx context.Context, ph *phase, tokens *tokenPool, when string) error {
+	if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
+		return err
+	}
+	var (
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		reopened int
+		accepted int
+		odd      = map[string]int{}
+	)
+	for i, p := range ph.closedOK {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g := h.api.do(ctx, "GET", "/v1/polls/"+p.id.String(), h.owner, nil, "")
+			st := g.str("status")
+			r, err := h.castNow(ctx, ph, tokens, p, p.options[0], fmt.Sprintf("closed-probe-%s-%d", when, i))
+			mu.Lock()
+			defer mu.Unlock()
+			if g.status == http.StatusOK && st != "closed" {
+				reopened++
+				ph.violateOnce("reopened "+p.id.String(), "poll %s: close answered 200 but it reads %q %s", p.id, st, when)
+			}
+			switch {
+			case err != nil:
+				odd["no voter"]++
+			case r.accepted():
+				accepted++
+				ph.violateOnce("voted "+p.id.String(), "poll %s: close answered 200 but a vote got %d %s", p.id, r.status, when)
+			case r.status != http.StatusConflict || r.code != "POLL_NOT_ACTIVE":
+				odd[fmt.Sprintf("%d %s", r.status, r.code)]++
+			}
+		}()
+	}
+	wg.Wait()
+	msg := fmt.Sprintf("%s: %d closed polls read as open, %d accepted a vote", when, reopened, accepted)
+	if len(odd) > 0 {
+		msg += fmt.Sprintf(", other refusals %v", odd)
+	}
+	ph.note("%s", msg)
+	return nil
+}
+
+// optionRace is one poll's vote and the option change that raced it.
+type optionRace struct {
+	poll  pollInfo
+	vote  *request
+	patch answer
+}
+
+// injectOptionsRace sends, on fresh polls, a vote and at the same instant a
+// PATCH replacing the options. Either the PATCH is refused (409) and the
+// vote counts, or the vote's request fails with a clear code; a vote must
+// never be counted on an option the poll does not have.
+func injectOptionsRace(ctx context.Context, h *harness, ph *phase, l *load) error {
+	polls, err := h.createPolls(ctx, "options-race", h.opt.racePolls, 3)
+	if err != nil {
+		return err
+	}
+	ph.racePolls = polls
+	races := make([]optionRace, len(polls))
+	var wg sync.WaitGroup
+	ph.faultStart = time.Now()
+	for i, p := range polls {
+		tok, ok := l.tokens.wait(10 * time.Second)
+		if !ok {
+			return fmt.Errorf("no anonymous voter for the options race")
+		}
+		r := &request{poll: p.id, voter: &voter{id: tok.id, token: tok.token, poll: p.id}, option: p.options[0],
+			key: fmt.Sprintf("%s-options-race-%d", h.runID, i), offered: time.Now()}
+		ph.led.add(r)
+		races[i] = optionRace{poll: p, vote: r}
+		start := make(chan struct{})
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			<-start
+			h.send(ctx, ph.led, r, nil)
+		}()
+		go func() {
+			defer wg.Done()
+			<-start
+			races[i].patch = h.api.do(ctx, "PATCH", "/v1/polls/"+p.id.String(), h.owner, map[string]any{
+				"options": []map[string]any{{"text": "new X"}, {"text": "new Y"}, {"text": "new Z"}},
+			}, "")
+		}()
+		close(start)
+	}
+	wg.Wait()
+	ph.faultEnd = time.Now()
+	ph.optionRaces = races
+	outcomes := map[string]int{}
+	for _, rc := range races {
+		outcomes[fmt.Sprintf("vote %d/patch %d", rc.vote.status, rc.patch.status)]++
+	}
+	ph.note("options race outcomes: %v", outcomes)
+	return nil
+}
