@@ -16,7 +16,8 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newWorkerCmd(), newMigrateCmd(), newReconcileCmd(), newAuditCmd(), newVerifyCmd())
+	root.AddCommand(newServeCmd(), newWorkerCmd(), newMigrateCmd(), newReconcileCmd(), newAuditCmd(), newVerifyCmd(),
+		newDLQCmd())
 	return root
 }
 
