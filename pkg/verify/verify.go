@@ -55,6 +55,8 @@ func Run(ctx context.Context, d Deps, o Options) (Report, error) {
 	}
 	start := d.Now()
 	r := &run{ctx: ctx, d: d, o: o, poll: map[gocql.UUID]*pollState{}}
+	// Empty lists print as [] rather than null.
+	r.rep.IndexProblems, r.rep.UnknownPolls, r.rep.CounterDrift = []IndexProblem{}, []gocql.UUID{}, []Drift{}
 	err := d.Scan(ctx, cassandra.ScanOptions{Splits: o.Splits, Workers: o.Workers, Progress: o.Progress}, r.row)
 	if err != nil {
 		return Report{}, fmt.Errorf("scan votes: %w", err)
