@@ -50,9 +50,12 @@ func (h *harness) check(ctx context.Context, ph *phase) Row {
 	v := account(ph.led, rows, states, ph.excused)
 	row.Offered, row.Accepted, row.Counted, row.Lost = v.Offered, v.Accepted, v.Counted, v.Lost
 	row.Duplicated, row.LockedOut, row.Excused = v.Duplicated, v.LockedOut, v.Excused
-	if v.Lost > 0 {
-		row.Notes = append(row.Notes, fmt.Sprintf("lost: %d without a row {%s}, %d whose row is another request's",
-			v.LostNoRow, formatCounts(v.LostStates), v.LostOtherRow))
+	if v.LostNoRow > 0 {
+		row.Notes = append(row.Notes, fmt.Sprintf("lost: %d accepted without a row (request states: %s)",
+			v.LostNoRow, formatCounts(v.LostStates)))
+	}
+	if v.LostOtherRow > 0 {
+		row.Notes = append(row.Notes, fmt.Sprintf("lost: %d accepted whose voter's row is another request's", v.LostOtherRow))
 	}
 	if v.LockedOutOwnRow > 0 {
 		row.Notes = append(row.Notes, fmt.Sprintf("locked out: %d refused ALREADY_VOTED for their own recorded vote", v.LockedOutOwnRow))
@@ -79,6 +82,18 @@ func (h *harness) check(ctx context.Context, ph *phase) Row {
 	}
 	if !ph.faultStart.IsZero() && !ph.faultEnd.IsZero() {
 		row.Detail["fault_s"] = round1(ph.faultEnd.Sub(ph.faultStart).Seconds())
+		before, during, after := acceptedAround(ph)
+		row.Detail["accepted_before_fault"], row.Detail["accepted_during_fault"], row.Detail["accepted_after_fault"] =
+			before, during, after
+		if ph.outage && ph.faultEnd.Sub(ph.faultStart) >= time.Second {
+			row.Notes = append(row.Notes, fmt.Sprintf("votes accepted during the fault's %.1f s: %d (before: %d, after: %d)",
+				ph.faultEnd.Sub(ph.faultStart).Seconds(), during, before, after))
+		}
+	}
+	if h.opt.dump {
+		if err := h.dump(ph, rows, states); err != nil {
+			row.Notes = append(row.Notes, "dump: "+err.Error())
+		}
 	}
 	row.Pass = row.Lost == 0 && row.Duplicated == 0 && row.LockedOut == 0 && row.Violations == 0
 	return row
@@ -203,6 +218,23 @@ func (h *harness) excuseOptionRaces(ph *phase, states map[*request]string) {
 			ph.excused[rc.vote] = true
 		}
 	}
+}
+
+// acceptedAround counts accepted votes by when they were accepted: before,
+// during and after the fault window.
+func acceptedAround(ph *phase) (before, during, after int) {
+	for _, r := range ph.led.reqs {
+		switch {
+		case !r.accepted():
+		case r.acceptedAt.Before(ph.faultStart):
+			before++
+		case r.acceptedAt.Before(ph.faultEnd):
+			during++
+		default:
+			after++
+		}
+	}
+	return before, during, after
 }
 
 // recovery is the time from the end of the fault to the first vote

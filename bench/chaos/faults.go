@@ -130,6 +130,8 @@ func injectNothing(ctx context.Context, h *harness, ph *phase, _ *load) error {
 // later, and restarts it at once.
 func injectWorkerKill(ctx context.Context, h *harness, ph *phase, _ *load) error {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11))
+	var lags []int64
+	defer func() { ph.note("worker SIGKILLed %d times; votes topic lag at each kill: %v", len(lags), lags) }()
 	for i := 1; i <= h.opt.workerKills; i++ {
 		base, _ := h.committed(ctx)
 		deadline := time.Now().Add(45 * time.Second)
@@ -148,7 +150,15 @@ func injectWorkerKill(ctx context.Context, h *harness, ph *phase, _ *load) error
 		if err := sleepCtx(ctx, time.Duration(200+rng.IntN(1000))*time.Millisecond); err != nil {
 			return err
 		}
+		// Strike while the group has uncommitted messages (fetched or about
+		// to be), which at low rates is only part of the time.
 		lag := h.lag(ctx)
+		for until := time.Now().Add(3 * time.Second); lag <= 0 && time.Now().Before(until); lag = h.lag(ctx) {
+			if err := sleepCtx(ctx, 10*time.Millisecond); err != nil {
+				return err
+			}
+		}
+		lags = append(lags, lag)
 		if i == 1 {
 			ph.faultStart = time.Now()
 		}

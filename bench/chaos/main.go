@@ -104,6 +104,7 @@ func newCmd() *cobra.Command {
 	f.DurationVar(&opt.lockWait, "lock-wait", opt.lockWait, "longest wait for /tmp/tally-chaos.lock held by another live process")
 	f.StringArrayVar(&opt.env, "env", nil, "extra KEY=VALUE for every spawned tally process (repeatable), e.g. TALLY_WORKER_TRANSIENT_ATTEMPTS=5")
 	f.BoolVar(&opt.keep, "keep", false, "keep the keyspace and topics afterwards (for inspection)")
+	f.BoolVar(&opt.dump, "dump", false, "write every request and its verdict as JSON lines, one file per fault, beside the logs")
 	return cmd
 }
 
@@ -111,7 +112,7 @@ func newCmd() *cobra.Command {
 type options struct {
 	bin, addr, stack, outDir, jsonPath string
 	faults                             []faultSpec
-	short, keep                        bool
+	short, keep, dump                  bool
 	rate, secondShare                  float64
 	warm, post, hold, pause            time.Duration
 	workerKills, apiKills              int

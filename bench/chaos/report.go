@@ -108,3 +108,54 @@ func writeJSON(path string, h *harness, rows []Row) error {
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
+
+// dumpLine is one request in a --dump file.
+type dumpLine struct {
+	Poll       string    `json:"poll_id"`
+	Voter      string    `json:"voter_id"`
+	Key        string    `json:"idempotency_key"`
+	Second     bool      `json:"second_vote,omitempty"`
+	Offered    time.Time `json:"offered"`
+	Answers    []int     `json:"answers"`
+	Code       string    `json:"code,omitempty"`
+	RequestID  string    `json:"request_id,omitempty"`
+	VoteID     string    `json:"vote_id,omitempty"`
+	AcceptedAt time.Time `json:"accepted_at,omitzero"`
+	Verdict    string    `json:"verdict"`
+	State      string    `json:"state,omitempty"`
+	RowRequest string    `json:"row_request_id,omitempty"`
+	RowKey     string    `json:"row_key,omitempty"`
+}
+
+// dump writes the phase's requests and what the check made of each.
+func (h *harness) dump(ph *phase, rows map[pv]*voteRow, states map[*request]string) error {
+	f, err := os.Create(filepath.Join(h.outDir, ph.name+".requests.jsonl"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	enc := json.NewEncoder(f)
+	for _, r := range ph.led.reqs {
+		row := rows[pv{r.poll, r.voter.id}]
+		d := dumpLine{Poll: r.poll.String(), Voter: r.voter.id.String(), Key: r.key, Second: r.second, Offered: r.offered,
+			Answers: r.answers, Code: r.code, RequestID: r.requestID, VoteID: r.voteID, AcceptedAt: r.acceptedAt,
+			State: states[r]}
+		if row != nil {
+			d.RowRequest, d.RowKey = row.RequestID.String(), row.IdempotencyKey
+		}
+		switch {
+		case !r.accepted():
+			d.Verdict = "not accepted"
+		case matches(r, row):
+			d.Verdict = "counted"
+		case ph.excused[r]:
+			d.Verdict = "excused"
+		default:
+			d.Verdict = "lost"
+		}
+		if err := enc.Encode(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
