@@ -54,7 +54,7 @@ func newReconcileCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&pollID, "poll", "", "poll id (required)")
 	cmd.Flags().BoolVar(&enqueue, "enqueue", false, "send the request to the workers instead of running it here")
-	cmd.Flags().BoolVar(&waitFinal, "final", false, "for a closed poll, wait for the votes topic to drain and freeze the tally")
+	cmd.Flags().BoolVar(&waitFinal, "final", false, "for a closed poll, wait until the workers have applied every vote that can count (the close's watermark) and freeze the final tally")
 	_ = cmd.MarkFlagRequired("poll")
 	return cmd
 }

@@ -5,7 +5,9 @@ package app
 
 import (
 	"context"
+	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -57,6 +59,7 @@ type App struct {
 	dlqW      *kafka.Writer
 	reconcile *kafka.Writer
 	closeW    sync.Once
+	worker    atomic.Pointer[ingest.Worker]
 }
 
 // New connects to Cassandra and builds every service. Redis and Kafka are
@@ -80,7 +83,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) 
 	a.Auth = auth.NewService(cfg.Auth, cassandra.NewUserStore(s, cfg.Cassandra), tokens, log.Named("auth"), a.Now)
 	a.Tally = tally.NewService(cfg.Tally, cassandra.NewTallyStore(s), a.Redis, log.Named("tally"), a.Now, reg)
 	a.Polls = poll.NewService(cfg.Poll, cassandra.NewPollStore(s, cfg.Cassandra), a.Tally, log.Named("poll"), a.Now)
-	a.Votes = vote.NewService(cassandra.NewVoteStore(s, cfg.Cassandra, reg), a.Tally, log.Named("vote"), a.Now, reg)
+	a.Votes = vote.NewService(cassandra.NewVoteStore(s, cfg.Cassandra, reg), a.Tally, a.Tally.Fence(), log.Named("vote"), a.Now, reg)
 	a.Hub = live.NewHub(a.Tally, a.Polls.Cached, cfg.LiveInterval, log.Named("live"), reg)
 	a.Limit = ratelimit.New(cfg.RateLimit, a.Redis, log.Named("ratelimit"), a.Now, reg)
 
@@ -88,9 +91,9 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) 
 	a.dlqW = kafkax.NewWriter(cfg.Kafka, cfg.Kafka.DLQTopic)
 	a.reconcile = kafkax.NewWriter(cfg.Kafka, cfg.Kafka.ReconcileTopic)
 	a.failures = cassandra.NewFailureStore(s)
-	a.Accepter = ingest.NewAccepter(cfg.Vote, a.votesW, a.Redis, a.Votes, log.Named("ingest"), a.Now, reg)
+	a.Accepter = ingest.NewAccepter(cfg.Vote, a.votesW, a.Redis, a.Votes, a.Polls, log.Named("ingest"), a.Now, reg)
 	a.Statuses = ingest.NewStatuses(a.Votes, a.failures, a.Redis)
-	a.Reconciler = ingest.NewReconciler(cfg.Reconcile, a.Tally, a.Polls.Get, a.reconcile, a.votesDrained,
+	a.Reconciler = ingest.NewReconciler(cfg.Reconcile, a.Tally, a.Polls.Get, a.reconcile, a.votesOffsets,
 		log.Named("reconcile"), a.Now)
 	a.Polls.OnClose(a.Reconciler.PollClosed)
 	a.Audit = audit.New(cassandra.NewAuditStore(s), log.Named("audit"), reg)
@@ -99,27 +102,26 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) 
 	return a, nil
 }
 
-// votesDrained reports whether the worker group has committed everything
-// on the votes topic.
-func (a *App) votesDrained(ctx context.Context) (bool, error) {
-	lag, err := kafkax.GroupLag(ctx, a.Cfg.Kafka, a.Cfg.Kafka.VotesTopic, a.Cfg.Kafka.Group)
-	if err != nil {
-		return false, err
-	}
-	for _, n := range lag {
-		if n > 0 {
-			return false, nil
-		}
-	}
-	return true, nil
+// votesOffsets reads the votes topic's ends and the worker group's
+// commits.
+func (a *App) votesOffsets(ctx context.Context) (map[int]kafkax.PartitionOffsets, error) {
+	return kafkax.GroupOffsets(ctx, a.Cfg.Kafka, a.Cfg.Kafka.VotesTopic, a.Cfg.Kafka.Group)
 }
 
-// Checks are the readiness probes of the three dependencies.
+// Checks are the readiness probes of the three dependencies, and the
+// worker's back-pressure state when this process runs one (reported, not
+// failing readiness: votes are still accepted into Kafka meanwhile).
 func (a *App) Checks() []httpapi.Check {
 	return []httpapi.Check{
 		{Name: "cassandra", Fn: func(ctx context.Context) error { return cassandra.Ping(ctx, a.CQL) }},
 		{Name: "redis", Fn: func(ctx context.Context) error { return redisx.Ping(ctx, a.Redis) }},
 		{Name: "kafka", Fn: func(ctx context.Context) error { return kafkax.Ping(ctx, a.Cfg.Kafka) }},
+		{Name: "worker", Soft: true, Fn: func(context.Context) error {
+			if w := a.worker.Load(); w != nil && w.Stalled() {
+				return errors.New("holding its batch until Cassandra answers; the backlog waits in Kafka")
+			}
+			return nil
+		}},
 	}
 }
 
@@ -154,14 +156,19 @@ func (a *App) RunWorker(ctx context.Context) error {
 	defer recon.Close()
 
 	var wg sync.WaitGroup
-	w := ingest.NewWorker(a.Cfg.Worker, a.dlqW, a.Polls.StableCached, a.Votes, a.failures, a.Log.Named("worker"), a.Registry)
-	w.OnRecorded = a.Reconciler.Seen
-	w.OnDeadLetter = func(ctx context.Context, msg ingest.Message, cause error) {
-		a.Audit.Record(ctx, msg.PollID, gocql.UUID{}, audit.VoteDeadLetter,
-			map[string]any{"request_id": msg.RequestID, "error": cause.Error()})
-	}
-	wg.Add(3)
+	w := ingest.NewWorker(a.Cfg.Worker, ingest.WorkerDeps{
+		DLQ: a.dlqW, Polls: a.Polls, Votes: a.Votes, Failures: a.failures, Redis: a.Redis,
+		Log: a.Log.Named("worker"), Registry: a.Registry, CloseGrace: a.Cfg.Reconcile.FinalizeDelay,
+		OnRecorded: a.Reconciler.Seen,
+		OnDeadLetter: func(ctx context.Context, msg ingest.Message, cause error) {
+			a.Audit.Record(ctx, msg.PollID, gocql.UUID{}, audit.VoteDeadLetter,
+				map[string]any{"request_id": msg.RequestID, "error": cause.Error()})
+		},
+	})
+	a.worker.Store(w)
+	wg.Add(4)
 	go func() { defer wg.Done(); a.Reconciler.Schedule(ctx) }()
+	go func() { defer wg.Done(); a.Reconciler.Finalize(ctx) }()
 	go func() {
 		defer wg.Done()
 		w.WatchLag(ctx, 5*time.Second, func(ctx context.Context) (map[int]int64, error) {

@@ -23,6 +23,10 @@ type Config struct {
 	Timeout           time.Duration `env:"TIMEOUT" envDefault:"5s"`
 	ConnectTimeout    time.Duration `env:"CONNECT_TIMEOUT" envDefault:"10s"`
 	NumConns          int           `env:"NUM_CONNS" envDefault:"2"`
+	// ReconnectInterval is how often a node marked down is tried again.
+	// gocql's default (60 s) keeps a process unable to reach a node for up
+	// to a minute after a pause or restart it has long recovered from.
+	ReconnectInterval time.Duration `env:"RECONNECT_INTERVAL" envDefault:"2s"`
 }
 
 func parseConsistency(s string) (gocql.Consistency, error) {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gocql/gocql"
 	"github.com/scylladb/gocqlx/v2"
+	"github.com/scylladb/gocqlx/v2/qb"
 
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/poll"
@@ -32,7 +33,8 @@ const (
 	deletePollOption = `DELETE FROM polls WHERE poll_id = ? AND option_id = ?`
 	selectPoll       = `SELECT option_id, creator_id, title, description, start_time, end_time, closed_at,
 		created_at, updated_at, show_results_during_voting, allow_anonymous, allow_multiple_options,
-		max_votes_per_user, counter_shards, index_buckets, option_text, display_order FROM polls WHERE poll_id = ?`
+		max_votes_per_user, counter_shards, index_buckets, option_text, display_order,
+		options_version, options_frozen FROM polls WHERE poll_id = ?`
 )
 
 func nullTime(t time.Time) any {
@@ -44,11 +46,8 @@ func nullTime(t time.Time) any {
 
 // writePoll writes the poll's partition in one single-partition batch, so
 // readers never see metadata without its options.
-func (st *PollStore) writePoll(ctx context.Context, p *poll.Poll, removed []gocql.UUID) error {
+func (st *PollStore) writePoll(ctx context.Context, p *poll.Poll) error {
 	b := st.s.Session.NewBatch(gocql.UnloggedBatch).WithContext(ctx)
-	for _, id := range removed {
-		b.Query(deletePollOption, p.ID, id)
-	}
 	b.Query(insertPollStatics, p.ID, p.CreatorID, p.Title, p.Description, p.StartTime, p.EndTime,
 		nullTime(p.ClosedAt), p.CreatedAt, p.UpdatedAt, p.Settings.ShowResultsDuringVoting,
 		p.Settings.AllowAnonymous, p.Settings.AllowMultipleOptions, p.Settings.MaxVotesPerUser,
@@ -61,7 +60,7 @@ func (st *PollStore) writePoll(ctx context.Context, p *poll.Poll, removed []gocq
 
 // Create stores a new poll and its creator index row.
 func (st *PollStore) Create(ctx context.Context, p *poll.Poll) error {
-	if err := st.writePoll(ctx, p, nil); err != nil {
+	if err := st.writePoll(ctx, p); err != nil {
 		return apperr.Unavailable("insert poll", err)
 	}
 	err := st.s.Session.Query(`INSERT INTO polls_by_creator (creator_id, created_at, poll_id) VALUES (?, ?, ?)`,
@@ -72,12 +71,91 @@ func (st *PollStore) Create(ctx context.Context, p *poll.Poll) error {
 	return nil
 }
 
-// Update rewrites metadata and, when removed is non-nil, the options.
-func (st *PollStore) Update(ctx context.Context, p *poll.Poll, removed []gocql.UUID) error {
-	if err := st.writePoll(ctx, p, removed); err != nil {
+// Update writes the changed fields and nothing else, so concurrent updates
+// of different fields never undo each other: a description edit racing a
+// close cannot write closed_at back to what it read.
+func (st *PollStore) Update(ctx context.Context, id gocql.UUID, ch poll.Change) error {
+	cols := []string{"updated_at"}
+	vals := []any{ch.UpdatedAt}
+	set := func(col string, v any) { cols = append(cols, col); vals = append(vals, v) }
+	if ch.Title != nil {
+		set("title", *ch.Title)
+	}
+	if ch.Description != nil {
+		set("description", *ch.Description)
+	}
+	if ch.EndTime != nil {
+		set("end_time", *ch.EndTime)
+	}
+	if ch.ClosedAt != nil {
+		set("closed_at", *ch.ClosedAt)
+	}
+	if sp := ch.Settings; sp != nil {
+		if sp.ShowResultsDuringVoting != nil {
+			set("show_results_during_voting", *sp.ShowResultsDuringVoting)
+		}
+		if sp.AllowAnonymous != nil {
+			set("allow_anonymous", *sp.AllowAnonymous)
+		}
+		if sp.AllowMultipleOptions != nil {
+			set("allow_multiple_options", *sp.AllowMultipleOptions)
+		}
+		if sp.MaxVotesPerUser != nil {
+			set("max_votes_per_user", *sp.MaxVotesPerUser)
+		}
+	}
+	stmt, _ := qb.Update("polls").Set(cols...).Where(qb.Eq("poll_id")).ToCql()
+	if err := st.s.Session.Query(stmt, append(vals, id)...).WithContext(ctx).Exec(); err != nil {
 		return apperr.Unavailable("update poll", err)
 	}
 	return nil
+}
+
+// versionArg is an options version as a CQL value: 0 is the null of polls
+// created before options were versioned or never replaced.
+func versionArg(v int) any {
+	if v == 0 {
+		return nil
+	}
+	return v
+}
+
+// ReplaceOptions swaps the poll's options in one conditional batch that
+// applies only while no vote has frozen them and nobody replaced them
+// since p was read. It returns poll.ErrOptionsFrozen when it did not apply.
+func (st *PollStore) ReplaceOptions(ctx context.Context, p *poll.Poll, opts []poll.Option, at time.Time) error {
+	b := st.s.Session.NewBatch(gocql.UnloggedBatch).WithContext(ctx)
+	b.Query(`UPDATE polls SET options_version = ?, updated_at = ? WHERE poll_id = ? IF options_frozen = null AND options_version = ?`,
+		p.OptionsVersion+1, at, p.ID, versionArg(p.OptionsVersion))
+	for _, o := range p.Options {
+		b.Query(deletePollOption, p.ID, o.ID)
+	}
+	for _, o := range opts {
+		b.Query(insertPollOption, p.ID, o.ID, o.Text, o.DisplayOrder)
+	}
+	applied, iter, err := st.s.Session.ExecuteBatchCAS(b)
+	if iter != nil {
+		_ = iter.Close()
+	}
+	if err != nil {
+		return apperr.Unavailable("replace poll options", err)
+	}
+	if !applied {
+		return poll.ErrOptionsFrozen
+	}
+	return nil
+}
+
+// FreezeOptions marks the options frozen, provided they are still the
+// version the caller validated a vote against. It is idempotent.
+func (st *PollStore) FreezeOptions(ctx context.Context, id gocql.UUID, version int) (bool, error) {
+	q := st.s.Session.Query(`UPDATE polls SET options_frozen = true WHERE poll_id = ? IF options_version = ?`,
+		id, versionArg(version)).WithContext(ctx)
+	applied, err := q.MapScanCAS(map[string]any{})
+	if err != nil {
+		return false, apperr.Unavailable("freeze poll options", err)
+	}
+	return applied, nil
 }
 
 // Get reads the poll partition.
@@ -90,11 +168,15 @@ func (st *PollStore) Get(ctx context.Context, id gocql.UUID) (*poll.Poll, error)
 		order *int
 		found bool
 	)
-	var closedAt *time.Time
+	var (
+		closedAt *time.Time
+		version  *int
+		frozen   *bool
+	)
 	for iter.Scan(&optID, &p.CreatorID, &p.Title, &p.Description, &p.StartTime, &p.EndTime, &closedAt,
 		&p.CreatedAt, &p.UpdatedAt, &p.Settings.ShowResultsDuringVoting, &p.Settings.AllowAnonymous,
 		&p.Settings.AllowMultipleOptions, &p.Settings.MaxVotesPerUser, &p.CounterShards, &p.IndexBuckets,
-		&text, &order) {
+		&text, &order, &version, &frozen) {
 		found = true
 		if text != nil && optID != (gocql.UUID{}) {
 			o := poll.Option{ID: optID, Text: *text}
@@ -106,6 +188,10 @@ func (st *PollStore) Get(ctx context.Context, id gocql.UUID) (*poll.Poll, error)
 		if closedAt != nil {
 			p.ClosedAt = *closedAt
 		}
+		if version != nil {
+			p.OptionsVersion = *version
+		}
+		p.OptionsFrozen = frozen != nil && *frozen
 	}
 	if err := iter.Close(); err != nil {
 		return nil, apperr.Unavailable("read poll", err)

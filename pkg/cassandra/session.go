@@ -31,6 +31,9 @@ func (c Config) cluster(keyspace string) (*gocql.ClusterConfig, error) {
 	cl.Timeout = c.Timeout
 	cl.ConnectTimeout = c.ConnectTimeout
 	cl.NumConns = c.NumConns
+	if c.ReconnectInterval > 0 {
+		cl.ReconnectInterval = c.ReconnectInterval
+	}
 	cl.ProtoVersion = 4
 	// Token-aware routing sends each statement to a replica of its partition,
 	// which saves a hop on every LWT.

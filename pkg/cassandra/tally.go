@@ -111,41 +111,50 @@ func (st *TallyStore) AnyRow(ctx context.Context, pollID gocql.UUID, buckets int
 	return true, nil
 }
 
-// SaveTally stores a reconciled tally.
-func (st *TallyStore) SaveTally(ctx context.Context, pollID gocql.UUID, c tally.Counts, asOf time.Time, final bool) error {
+// SaveFinal freezes the final tally with one conditional single-partition
+// batch: the static row IF NOT EXISTS plus the option rows, all or nothing.
+// When a final tally exists already it is returned unchanged.
+func (st *TallyStore) SaveFinal(ctx context.Context, pollID gocql.UUID, c tally.Counts, asOf time.Time) (tally.Frozen, error) {
 	b := st.s.Session.NewBatch(gocql.UnloggedBatch).WithContext(ctx)
-	b.Query(`INSERT INTO tallies (poll_id, ballots, as_of, final) VALUES (?, ?, ?, ?)`, pollID, c.Ballots, asOf, final)
+	b.Query(`INSERT INTO final_tallies (poll_id, ballots, as_of) VALUES (?, ?, ?) IF NOT EXISTS`, pollID, c.Ballots, asOf)
 	for opt, n := range c.Options {
-		b.Query(`INSERT INTO tallies (poll_id, option_id, votes) VALUES (?, ?, ?)`, pollID, opt, n)
+		b.Query(`INSERT INTO final_tallies (poll_id, option_id, votes) VALUES (?, ?, ?)`, pollID, opt, n)
 	}
-	if err := st.s.Session.ExecuteBatch(b); err != nil {
-		return apperr.Unavailable("save tally", err)
+	applied, iter, err := st.s.Session.ExecuteBatchCAS(b)
+	if iter != nil {
+		_ = iter.Close()
 	}
-	return nil
+	if err != nil {
+		return tally.Frozen{}, apperr.Unavailable("freeze final tally", err)
+	}
+	if applied {
+		return tally.Frozen{Counts: c, AsOf: asOf}, nil
+	}
+	f, _, err := st.LoadFinal(ctx, pollID)
+	return f, err
 }
 
-// LoadTally reads a reconciled tally.
-func (st *TallyStore) LoadTally(ctx context.Context, pollID gocql.UUID) (tally.Counts, time.Time, bool, bool, error) {
-	c := tally.NewCounts()
-	iter := st.s.Session.Query(`SELECT option_id, votes, ballots, as_of, final FROM tallies WHERE poll_id = ?`,
+// LoadFinal reads the frozen final tally.
+func (st *TallyStore) LoadFinal(ctx context.Context, pollID gocql.UUID) (tally.Frozen, bool, error) {
+	f := tally.Frozen{Counts: tally.NewCounts()}
+	iter := st.s.Session.Query(`SELECT option_id, votes, ballots, as_of FROM final_tallies WHERE poll_id = ?`,
 		pollID).WithContext(ctx).Iter()
 	var (
 		opt     *gocql.UUID
 		n       *int64
 		ballots int64
 		asOf    time.Time
-		final   bool
 		found   bool
 	)
-	for iter.Scan(&opt, &n, &ballots, &asOf, &final) {
+	for iter.Scan(&opt, &n, &ballots, &asOf) {
 		found = true
-		c.Ballots = ballots
+		f.Counts.Ballots, f.AsOf = ballots, asOf
 		if opt != nil && n != nil {
-			c.Options[*opt] = *n
+			f.Counts.Options[*opt] = *n
 		}
 	}
 	if err := iter.Close(); err != nil {
-		return c, asOf, false, false, apperr.Unavailable("load tally", err)
+		return f, false, apperr.Unavailable("load final tally", err)
 	}
-	return c, asOf, final, found, nil
+	return f, found, nil
 }

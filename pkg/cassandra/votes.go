@@ -33,9 +33,10 @@ func NewVoteStore(s gocqlx.Session, cfg Config, reg prometheus.Registerer) *Vote
 
 const (
 	insertVote = `INSERT INTO votes (poll_id, voter_id, option_ids, vote_id, request_id, idempotency_key,
-		voted_at, anonymous, ip, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS`
-	selectVote = `SELECT option_ids, vote_id, request_id, idempotency_key, voted_at, anonymous, ip, user_agent
+		voted_at, anonymous, ip, user_agent, write_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS`
+	selectVote = `SELECT option_ids, vote_id, request_id, idempotency_key, voted_at, anonymous, ip, user_agent, write_id
 		FROM votes WHERE poll_id = ? AND voter_id = ?`
+	selectVoteIndex = `SELECT vote_id FROM votes_by_poll WHERE poll_id = ? AND bucket = ? AND voter_id = ?`
 	insertVoteIndex = `INSERT INTO votes_by_poll (poll_id, bucket, voter_id, options, vote_id, voted_at)
 		VALUES (?, ?, ?, ?, ?, ?)`
 )
@@ -52,11 +53,17 @@ func nullString(s string) any {
 }
 
 // Insert writes the ballot with IF NOT EXISTS, resolving unknown outcomes.
+// Every attempt carries a fresh write id: when an attempt's outcome is
+// unknown, the serial read tells "this attempt applied" (the stored write
+// id is ours) from "an earlier delivery of the same ballot applied" (same
+// vote id, another write id), so a redelivered ballot is never counted as
+// new.
 func (st *VoteStore) Insert(ctx context.Context, b *vote.Ballot) (bool, *vote.Ballot, error) {
 	var lastErr error
 	for attempt := 0; attempt < maxLWTAttempts; attempt++ {
+		writeID := gocql.MustRandomUUID()
 		q := st.s.Session.Query(insertVote, b.PollID, b.VoterID, b.OptionIDs, b.VoteID, b.RequestID,
-			nullString(b.IdempotencyKey), b.VotedAt, b.Anonymous, nullString(b.IP), nullString(b.UserAgent)).
+			nullString(b.IdempotencyKey), b.VotedAt, b.Anonymous, nullString(b.IP), nullString(b.UserAgent), writeID).
 			WithContext(ctx)
 		applied, existing, err := casInsert(q)
 		if err == nil {
@@ -72,9 +79,9 @@ func (st *VoteStore) Insert(ctx context.Context, b *vote.Ballot) (bool, *vote.Ba
 		// in-flight Paxos round on the partition, then tells which.
 		st.unknown.Inc()
 		lastErr = err
-		stored, rerr := st.get(ctx, b.PollID, b.VoterID, true)
+		stored, storedWrite, rerr := st.get(ctx, b.PollID, b.VoterID, true)
 		switch {
-		case rerr == nil && stored.VoteID == b.VoteID:
+		case rerr == nil && storedWrite == writeID:
 			return true, nil, nil
 		case rerr == nil:
 			return false, stored, nil
@@ -105,22 +112,25 @@ func ballotFromMap(pollID, voterID gocql.UUID, m map[string]any) *vote.Ballot {
 	return b
 }
 
-func (st *VoteStore) get(ctx context.Context, pollID, voterID gocql.UUID, serial bool) (*vote.Ballot, error) {
+func (st *VoteStore) get(ctx context.Context, pollID, voterID gocql.UUID, serial bool) (*vote.Ballot, gocql.UUID, error) {
 	b := &vote.Ballot{PollID: pollID, VoterID: voterID}
-	var key, ip, ua *string
+	var (
+		key, ip, ua *string
+		writeID     gocql.UUID
+	)
 	q := st.s.Session.Query(selectVote, pollID, voterID).WithContext(ctx)
 	if serial {
 		q = serialRead(q, st.serial)
 	}
-	err := q.Scan(&b.OptionIDs, &b.VoteID, &b.RequestID, &key, &b.VotedAt, &b.Anonymous, &ip, &ua)
+	err := q.Scan(&b.OptionIDs, &b.VoteID, &b.RequestID, &key, &b.VotedAt, &b.Anonymous, &ip, &ua, &writeID)
 	if errors.Is(err, gocql.ErrNotFound) {
-		return nil, vote.ErrNoVote
+		return nil, writeID, vote.ErrNoVote
 	}
 	if err != nil {
-		return nil, apperr.Unavailable("read vote", err)
+		return nil, writeID, apperr.Unavailable("read vote", err)
 	}
 	b.IdempotencyKey, b.IP, b.UserAgent = deref(key), deref(ip), deref(ua)
-	return b, nil
+	return b, writeID, nil
 }
 
 func deref(s *string) string {
@@ -132,7 +142,23 @@ func deref(s *string) string {
 
 // Get reads the voter's ballot.
 func (st *VoteStore) Get(ctx context.Context, pollID, voterID gocql.UUID) (*vote.Ballot, error) {
-	return st.get(ctx, pollID, voterID, false)
+	b, _, err := st.get(ctx, pollID, voterID, false)
+	return b, err
+}
+
+// Indexed reports whether the ballot's per-poll index row exists with its
+// vote id. Follow-ups write counters before the index row, so an indexed
+// ballot has been counted.
+func (st *VoteStore) Indexed(ctx context.Context, b *vote.Ballot, bucket int) (bool, error) {
+	var id gocql.UUID
+	err := st.s.Session.Query(selectVoteIndex, b.PollID, bucket, b.VoterID).WithContext(ctx).Scan(&id)
+	if errors.Is(err, gocql.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, apperr.Unavailable("read vote index", err)
+	}
+	return id == b.VoteID, nil
 }
 
 // Index writes ballots into one partition of the per-poll index: a single

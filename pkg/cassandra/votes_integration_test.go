@@ -10,6 +10,7 @@ import (
 
 	"github.com/gocql/gocql"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/cassandra"
 	"github.com/tally-vote/tally/pkg/testenv"
@@ -74,5 +75,49 @@ func TestVoteInsertCASAgainstCassandra(t *testing.T) {
 	row, err := st.Get(context.Background(), poll, voter)
 	if err != nil || row.VoteID != winner.VoteID {
 		t.Fatalf("stored row %+v %v", row, err)
+	}
+}
+
+// TestUnknownOutcomeOfAReplayIsNotNew redelivers a stored ballot (same vote
+// id) while Cassandra is frozen, so the conditional write times out and
+// its outcome is unknown. The serial read that resolves it finds the row
+// the first delivery wrote: that is a replay, not a new ballot, whatever
+// the vote id says, or the ballot would be counted twice.
+func TestUnknownOutcomeOfAReplayIsNotNew(t *testing.T) {
+	_, cfg := testenv.Cassandra(t)
+	cfg.Timeout = time.Second
+	s, err := cassandra.Connect(cfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st := cassandra.NewVoteStore(s, cfg, prometheus.NewRegistry())
+	b := &vote.Ballot{PollID: gocql.MustRandomUUID(), VoterID: gocql.MustRandomUUID(), OptionIDs: []gocql.UUID{gocql.MustRandomUUID()},
+		VoteID: gocql.MustRandomUUID(), RequestID: gocql.MustRandomUUID(), VotedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	if applied, _, err := st.Insert(context.Background(), b); err != nil || !applied {
+		t.Fatalf("first delivery: applied %v, %v", applied, err)
+	}
+	resume := testenv.Pause(t, "cassandra")
+	type result struct {
+		applied bool
+		stored  *vote.Ballot
+		err     error
+	}
+	done := make(chan result, 1)
+	go func() {
+		applied, stored, err := st.Insert(context.Background(), b)
+		done <- result{applied, stored, err}
+	}()
+	time.Sleep(1400 * time.Millisecond) // past the client timeout: the outcome is unknown
+	resume()
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("redelivery: %v", r.err)
+	}
+	if r.applied {
+		t.Fatal("a redelivered ballot whose outcome was unknown was reported as newly applied: it would be counted twice")
+	}
+	if r.stored == nil || r.stored.VoteID != b.VoteID {
+		t.Fatalf("stored %+v", r.stored)
 	}
 }

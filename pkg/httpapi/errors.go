@@ -57,6 +57,11 @@ func abort(c *gin.Context, err error) {
 		inval *apperr.ValidationError
 	)
 	switch {
+	case c.Request.Context().Err() != nil && errors.Is(err, c.Request.Context().Err()):
+		// The client went away; nobody reads this answer. Not a server fault.
+		loggerFrom(c).Debug("client went away", zap.Error(err))
+		c.AbortWithStatus(499)
+		return
 	case errors.As(err, &inval):
 		body.Code, body.Message, body.Field = "VALIDATION_FAILED", inval.Error(), inval.Field
 	case errors.As(err, &coded):

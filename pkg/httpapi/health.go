@@ -13,6 +13,8 @@ import (
 type Check struct {
 	Name string
 	Fn   func(ctx context.Context) error
+	// Soft checks are reported as "degraded" without failing readiness.
+	Soft bool
 }
 
 type checkResult struct {
@@ -40,6 +42,9 @@ func readyz(checks []Check) gin.HandlerFunc {
 				r := checkResult{Status: "up"}
 				if err := ch.Fn(ctx); err != nil {
 					r = checkResult{Status: "down", Error: err.Error()}
+					if ch.Soft {
+						r.Status = "degraded"
+					}
 				}
 				mu.Lock()
 				results[ch.Name] = r
@@ -49,7 +54,7 @@ func readyz(checks []Check) gin.HandlerFunc {
 		wg.Wait()
 		status, code := "ready", http.StatusOK
 		for _, r := range results {
-			if r.Status != "up" {
+			if r.Status == "down" {
 				status, code = "not_ready", http.StatusServiceUnavailable
 			}
 		}

@@ -96,28 +96,18 @@ func (h *handlers) castVote(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	p, err := h.polls.Cached(c.Request.Context(), id)
+	p, seenAt, err := h.polls.View(c.Request.Context(), id)
 	if err != nil {
 		abort(c, err)
 		return
 	}
-	b := h.newBallot(c, id, options, key)
-	if h.accepter == nil || !h.accepter.Async() {
-		stored, err := h.votes.Cast(c.Request.Context(), p, b)
-		if err != nil {
-			abort(c, err)
-			return
-		}
-		c.JSON(http.StatusOK, toRecorded(stored))
-		return
-	}
-	out, err := h.accepter.Accept(c.Request.Context(), p, b)
+	out, err := h.accepter.Accept(c.Request.Context(), p, seenAt, h.newBallot(c, id, options, key))
 	if err != nil {
 		abort(c, err)
 		return
 	}
 	if out.Recorded != nil {
-		// Kafka was unavailable; the vote was written synchronously.
+		// Sync mode, Kafka unavailable, or a retry of a recorded vote.
 		c.JSON(http.StatusOK, toRecorded(out.Recorded))
 		return
 	}

@@ -27,6 +27,11 @@ type Message struct {
 	Anonymous      bool         `json:"anonymous,omitempty"`
 	IP             string       `json:"ip,omitempty"`
 	UserAgent      string       `json:"user_agent,omitempty"`
+	// PollSeenAt is when the accepting API read the poll it checked the
+	// vote against; OptionsVersion is the options' version it saw. The
+	// worker re-checks a vote accepted on a stale view (see Worker).
+	PollSeenAt     time.Time `json:"poll_seen_at,omitzero"`
+	OptionsVersion int       `json:"options_version,omitempty"`
 }
 
 // FromBallot builds the message for an accepted ballot.

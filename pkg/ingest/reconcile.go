@@ -11,7 +11,9 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/tally-vote/tally/pkg/kafkax"
 	"github.com/tally-vote/tally/pkg/poll"
+	"github.com/tally-vote/tally/pkg/retry"
 	"github.com/tally-vote/tally/pkg/tally"
 )
 
@@ -19,22 +21,32 @@ import (
 type ReconcileConfig struct {
 	// Interval is how often polls that received votes are reconciled.
 	Interval time.Duration `env:"INTERVAL" envDefault:"60s"`
-	// FinalizeDelay is how long after a poll closes its tally may be frozen:
-	// longer than any request that passed the status check before the close
-	// can take to be produced.
+	// FinalizeDelay is the close grace: a vote accepted by an API whose
+	// view of the poll predated an owner's close still counts this long
+	// after the close (the worker checks it), and the final tally is
+	// frozen only once every vote produced until then has been applied.
 	FinalizeDelay time.Duration `env:"FINALIZE_DELAY" envDefault:"10s"`
-	// FinalizeWait bounds how long one reconciliation waits for the votes
-	// topic to drain before freezing.
-	FinalizeWait time.Duration `env:"FINALIZE_WAIT" envDefault:"2m"`
-	Settle       time.Duration `env:"SETTLE" envDefault:"1s"`
+	// FinalizeWait bounds how long a closing run waits for the worker
+	// group to pass the watermark (a long outage); the final tally is then
+	// counted from rows on demand until a later closing run freezes it.
+	FinalizeWait time.Duration `env:"FINALIZE_WAIT" envDefault:"30m"`
 	Group        string        `env:"GROUP" envDefault:"tally-reconciler"`
 }
+
+// produceAllowance is how long after its status check an accepted vote
+// can still be in its produce (the accept side's produce timeout and
+// then some).
+const produceAllowance = 5 * time.Second
 
 // ReconcileRequest is a message on the reconciliation topic.
 type ReconcileRequest struct {
 	PollID gocql.UUID `json:"poll_id"`
 	Reason string     `json:"reason"`
 }
+
+// Offsets reads the votes topic's end offsets and the worker group's
+// committed ones, per partition.
+type Offsets func(ctx context.Context) (map[int]kafkax.PartitionOffsets, error)
 
 // Reconciler runs tally reconciliation: on demand, when a poll closes, and
 // on a schedule for polls that are receiving votes.
@@ -43,10 +55,9 @@ type Reconciler struct {
 	tally    *tally.Service
 	polls    func(ctx context.Context, id gocql.UUID) (*poll.Poll, error)
 	producer Producer
-	// drained reports whether every vote produced so far has been written.
-	drained func(ctx context.Context) (bool, error)
-	log     *zap.Logger
-	now     func() time.Time
+	offsets  Offsets
+	log      *zap.Logger
+	now      func() time.Time
 
 	mu   sync.Mutex
 	seen map[gocql.UUID]bool
@@ -56,13 +67,22 @@ type Reconciler struct {
 	// poll's final tally is then counted from rows on demand until
 	// something reconciles it.
 	ending map[gocql.UUID]time.Time
+	// finals are closed polls waiting for the worker group to pass their
+	// watermark before their tally is frozen.
+	finals map[gocql.UUID]*pendingFinal
+}
+
+type pendingFinal struct {
+	closed    time.Time
+	watermark map[int]int64 // end offsets taken after the close grace
+	taken     time.Time
 }
 
 // NewReconciler builds the job.
 func NewReconciler(cfg ReconcileConfig, t *tally.Service, polls func(ctx context.Context, id gocql.UUID) (*poll.Poll, error),
-	producer Producer, drained func(ctx context.Context) (bool, error), log *zap.Logger, now func() time.Time) *Reconciler {
-	return &Reconciler{cfg: cfg, tally: t, polls: polls, producer: producer, drained: drained, log: log, now: now,
-		seen: map[gocql.UUID]bool{}, ending: map[gocql.UUID]time.Time{}}
+	producer Producer, offsets Offsets, log *zap.Logger, now func() time.Time) *Reconciler {
+	return &Reconciler{cfg: cfg, tally: t, polls: polls, producer: producer, offsets: offsets, log: log, now: now,
+		seen: map[gocql.UUID]bool{}, ending: map[gocql.UUID]time.Time{}, finals: map[gocql.UUID]*pendingFinal{}}
 }
 
 // Enqueue asks the job to reconcile a poll.
@@ -75,12 +95,9 @@ func (r *Reconciler) Enqueue(ctx context.Context, pollID gocql.UUID, reason stri
 // in the background when Kafka is unavailable.
 func (r *Reconciler) PollClosed(ctx context.Context, p *poll.Poll) {
 	if err := r.Enqueue(ctx, p.ID, "closed"); err != nil {
-		r.log.Warn("enqueue reconciliation, running it here", zap.Stringer("poll_id", p.ID), zap.Error(err))
-		go func() {
-			if _, err := r.Run(context.WithoutCancel(ctx), p.ID, false, nil); err != nil {
-				r.log.Warn("reconcile", zap.Stringer("poll_id", p.ID), zap.Error(err))
-			}
-		}()
+		// This process's Finalize freezes it instead (if it runs one).
+		r.log.Warn("enqueue reconciliation, finalizing here", zap.Stringer("poll_id", p.ID), zap.Error(err))
+		r.closing(p)
 	}
 }
 
@@ -133,38 +150,133 @@ func (r *Reconciler) due() map[gocql.UUID]string {
 	return out
 }
 
-// Run reconciles one poll now. With wait, a closed poll's run waits (up to
-// FinalizeWait) until its tally can be frozen as final. progress may be nil.
+// Run reconciles one poll now. With wait, a closed poll's run waits (up
+// to FinalizeWait) until the worker group has passed the poll's watermark
+// and then freezes its final tally. progress may be nil.
 func (r *Reconciler) Run(ctx context.Context, pollID gocql.UUID, wait bool, progress func(done, total int, ballots int64)) (tally.Report, error) {
 	p, err := r.polls(ctx, pollID)
 	if err != nil {
 		return tally.Report{}, err
 	}
-	final := r.finalizable(ctx, p)
-	deadline := r.now().Add(r.cfg.FinalizeWait)
-	for wait && !final && p.StatusAt(r.now()) == poll.Closed && r.now().Before(deadline) {
-		select {
-		case <-ctx.Done():
-			return tally.Report{}, ctx.Err()
-		case <-time.After(time.Second):
-		}
-		final = r.finalizable(ctx, p)
+	closed := p.ClosedSince(r.now())
+	if !wait || closed.IsZero() {
+		return r.tally.Reconcile(ctx, p, tally.ReconcileOptions{Progress: progress})
 	}
-	return r.tally.Reconcile(ctx, p, tally.ReconcileOptions{Final: final, Settle: r.cfg.Settle, Progress: progress})
+	pf := &pendingFinal{closed: closed}
+	for {
+		done, err := r.passed(ctx, pf)
+		if err != nil {
+			r.log.Warn("check the votes watermark", zap.Stringer("poll_id", p.ID), zap.Error(err))
+		}
+		if done {
+			return r.tally.Reconcile(ctx, p, tally.ReconcileOptions{Final: true, Progress: progress})
+		}
+		if !pf.taken.IsZero() && r.now().Sub(pf.taken) > r.cfg.FinalizeWait {
+			r.log.Warn("votes watermark not reached; reconciling without freezing", zap.Stringer("poll_id", p.ID))
+			return r.tally.Reconcile(ctx, p, tally.ReconcileOptions{Progress: progress})
+		}
+		if err := retry.Sleep(ctx, time.Second); err != nil {
+			return tally.Report{}, err
+		}
+	}
 }
 
-// finalizable: the poll is closed, long enough ago that no request that saw
-// it open is still being produced, and the votes topic is drained.
-func (r *Reconciler) finalizable(ctx context.Context, p *poll.Poll) bool {
-	since := p.ClosedSince(r.now())
-	if since.IsZero() || r.now().Sub(since) < r.cfg.FinalizeDelay {
-		return false
+// passed reports whether every vote that can count for the closed poll
+// has been applied: once the close grace (plus the produce allowance) is
+// over, it takes the votes topic's end offsets as the watermark, and then
+// waits for the worker group's commits to reach them on every partition.
+// It never needs the whole topic to be drained, so steady traffic on other
+// polls does not hold a poll's final tally back.
+func (r *Reconciler) passed(ctx context.Context, pf *pendingFinal) (bool, error) {
+	if r.now().Before(pf.closed.Add(r.cfg.FinalizeDelay + produceAllowance)) {
+		return false, nil
 	}
-	ok, err := r.drained(ctx)
+	offs, err := r.offsets(ctx)
 	if err != nil {
-		r.log.Warn("check votes topic drained", zap.Error(err))
+		return false, err
 	}
-	return ok && err == nil
+	if pf.watermark == nil {
+		pf.watermark, pf.taken = make(map[int]int64, len(offs)), r.now()
+		for part, o := range offs {
+			pf.watermark[part] = o.End
+		}
+	}
+	for part, end := range pf.watermark {
+		if offs[part].Committed < end {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// closing queues a closed poll's final reconciliation; Finalize runs it
+// once its watermark is passed, without holding up other requests.
+func (r *Reconciler) closing(p *poll.Poll) {
+	closed := p.ClosedSince(r.now())
+	if closed.IsZero() {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.finals[p.ID]; !ok {
+		r.finals[p.ID] = &pendingFinal{closed: closed}
+	}
+}
+
+// Finalize freezes the final tallies of closed polls as their watermarks
+// are passed, checking every second until ctx ends.
+func (r *Reconciler) Finalize(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		ids := make([]gocql.UUID, 0, len(r.finals))
+		for id := range r.finals {
+			ids = append(ids, id)
+		}
+		r.mu.Unlock()
+		for _, id := range ids {
+			r.finalizeOne(ctx, id)
+		}
+	}
+}
+
+func (r *Reconciler) finalizeOne(ctx context.Context, id gocql.UUID) {
+	r.mu.Lock()
+	pf := r.finals[id]
+	r.mu.Unlock()
+	done, err := r.passed(ctx, pf)
+	if err != nil {
+		r.log.Warn("check the votes watermark", zap.Stringer("poll_id", id), zap.Error(err))
+	}
+	drop := func() {
+		r.mu.Lock()
+		delete(r.finals, id)
+		r.mu.Unlock()
+	}
+	if !done {
+		if !pf.taken.IsZero() && r.now().Sub(pf.taken) > r.cfg.FinalizeWait {
+			r.log.Warn("votes watermark not reached in time; final tally not frozen", zap.Stringer("poll_id", id))
+			drop()
+		}
+		return
+	}
+	p, err := r.polls(ctx, id)
+	if err == nil {
+		_, err = r.tally.Reconcile(ctx, p, tally.ReconcileOptions{Final: true})
+	}
+	switch {
+	case err == nil, errors.Is(err, poll.ErrNotFound):
+		drop()
+	case errors.Is(err, tally.ErrBusy):
+	default:
+		r.log.Warn("final reconciliation; will retry", zap.Stringer("poll_id", id), zap.Error(err))
+	}
 }
 
 // Consume runs reconciliation requests from the topic until ctx ends,
@@ -177,17 +289,17 @@ func (r *Reconciler) Consume(ctx context.Context, reader Fetcher) error {
 				return nil
 			}
 			r.log.Warn("fetch reconciliation request", zap.Error(err))
-			time.Sleep(time.Second)
+			_ = retry.Sleep(ctx, time.Second)
 			continue
 		}
 		var req ReconcileRequest
 		if err := json.Unmarshal(m.Value, &req); err != nil || req.PollID == (gocql.UUID{}) {
 			r.log.Error("malformed reconciliation request dropped", zap.ByteString("value", m.Value))
-		} else if _, err := r.Run(ctx, req.PollID, req.Reason == "closed", nil); err != nil {
+		} else if err := r.handle(ctx, req); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if !errors.Is(err, poll.ErrNotFound) {
+			if !errors.Is(err, poll.ErrNotFound) && !errors.Is(err, tally.ErrBusy) {
 				r.log.Warn("reconcile", zap.Stringer("poll_id", req.PollID), zap.Error(err))
 			}
 		}
@@ -195,4 +307,18 @@ func (r *Reconciler) Consume(ctx context.Context, reader Fetcher) error {
 			return err
 		}
 	}
+}
+
+// handle runs one request: a closing one is queued for Finalize (and the
+// counters are repaired now), any other reconciles at once.
+func (r *Reconciler) handle(ctx context.Context, req ReconcileRequest) error {
+	p, err := r.polls(ctx, req.PollID)
+	if err != nil {
+		return err
+	}
+	if req.Reason == "closed" {
+		r.closing(p)
+	}
+	_, err = r.tally.Reconcile(ctx, p, tally.ReconcileOptions{})
+	return err
 }

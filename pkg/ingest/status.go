@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/redisx"
 	"github.com/tally-vote/tally/pkg/vote"
 )
 
@@ -76,7 +77,7 @@ func (s *Statuses) Get(ctx context.Context, pollID, voterID, requestID gocql.UUI
 		st.State, st.Failure = Failed, f
 		return st, nil
 	}
-	accepted, err := s.rdb.Exists(ctx, requestKey(pollID, voterID, requestID)).Result()
+	accepted, err := s.rdb.Exists(ctx, redisx.AcceptedRequest(pollID, voterID, requestID)).Result()
 	known := err != nil || accepted == 1 // with Redis down, assume it was
 	switch {
 	case !known:

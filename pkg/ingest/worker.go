@@ -5,15 +5,18 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gocql/gocql"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/poll"
+	"github.com/tally-vote/tally/pkg/retry"
 	"github.com/tally-vote/tally/pkg/vote"
 )
 
@@ -28,12 +31,10 @@ type WorkerConfig struct {
 	Concurrency int `env:"CONCURRENCY" envDefault:"8"`
 	// PoisonAttempts bounds retries of a message failing for a reason that
 	// will not go away (unknown poll, unexpected error) before the DLQ.
-	PoisonAttempts int `env:"POISON_ATTEMPTS" envDefault:"3"`
-	// TransientAttempts bounds retries while Cassandra is unavailable; past
-	// it the message is dead-lettered (and can be replayed) rather than
-	// blocking its partition forever.
-	TransientAttempts int           `env:"TRANSIENT_ATTEMPTS" envDefault:"30"`
-	MaxBackoff        time.Duration `env:"MAX_BACKOFF" envDefault:"5s"`
+	// Unavailability (Cassandra down or hung) is never such a reason: the
+	// worker holds its batch and retries for as long as it takes.
+	PoisonAttempts int           `env:"POISON_ATTEMPTS" envDefault:"3"`
+	MaxBackoff     time.Duration `env:"MAX_BACKOFF" envDefault:"5s"`
 }
 
 // Fetcher is the slice of kafka.Reader the worker uses.
@@ -43,17 +44,26 @@ type Fetcher interface {
 	Stats() kafka.ReaderStats
 }
 
-// Worker drains the votes topic into Cassandra. Offsets are committed only
-// after every message of a batch was durably handled: written, recognised
-// as a replay, recorded as failed, or dead-lettered.
-type Worker struct {
-	cfg      WorkerConfig
-	dlq      Producer
-	polls    func(ctx context.Context, id gocql.UUID) (*poll.Poll, error)
-	votes    *vote.Service
-	failures FailureStore
-	log      *zap.Logger
-	m        *workerMetrics
+// WorkerPolls is what the worker needs of polls.
+type WorkerPolls interface {
+	// StableCached may be minutes old; Get is fresh.
+	StableCached(ctx context.Context, id gocql.UUID) (*poll.Poll, error)
+	Get(ctx context.Context, id gocql.UUID) (*poll.Poll, error)
+	FreezeOptions(ctx context.Context, p *poll.Poll) error
+}
+
+// WorkerDeps are the worker's collaborators.
+type WorkerDeps struct {
+	DLQ      Producer
+	Polls    WorkerPolls
+	Votes    *vote.Service
+	Failures FailureStore
+	Redis    *redis.Client
+	Log      *zap.Logger
+	Registry prometheus.Registerer
+	// CloseGrace is how long after an owner's close a vote still counts if
+	// the API that accepted it read the poll before the close.
+	CloseGrace time.Duration
 	// OnRecorded, when set, is told about each poll that got a ballot, so
 	// reconciliation can be scheduled for active polls.
 	OnRecorded func(p *poll.Poll)
@@ -62,20 +72,33 @@ type Worker struct {
 	OnDeadLetter func(ctx context.Context, msg Message, cause error)
 }
 
+// Worker drains the votes topic into Cassandra. Offsets are committed only
+// after every message of a batch was durably handled: written with its
+// follow-ups, recognised as a replay, recorded as failed, or (poison only)
+// dead-lettered.
+type Worker struct {
+	cfg     WorkerConfig
+	d       WorkerDeps
+	log     *zap.Logger
+	m       *workerMetrics
+	stalled atomic.Bool
+}
+
 type workerMetrics struct {
 	messages *prometheus.CounterVec
 	batch    prometheus.Histogram
 	lag      *prometheus.GaugeVec
 	dlq      prometheus.Counter
+	stalled  prometheus.Gauge
+	retries  *prometheus.CounterVec
 }
 
 // NewWorker builds a worker and registers its metrics.
-func NewWorker(cfg WorkerConfig, dlq Producer, polls func(ctx context.Context, id gocql.UUID) (*poll.Poll, error),
-	votes *vote.Service, failures FailureStore, log *zap.Logger, reg prometheus.Registerer) *Worker {
+func NewWorker(cfg WorkerConfig, d WorkerDeps) *Worker {
 	m := &workerMetrics{
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tally_worker_messages_total",
-			Help: "Vote messages handled by the worker, by result: recorded, replayed, duplicate, dead_lettered.",
+			Help: "Vote messages handled by the worker, by result: recorded, replayed, duplicate, refused, dead_lettered.",
 		}, []string{"result"}),
 		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "tally_worker_batch_size", Help: "Messages per worker batch.",
@@ -85,15 +108,41 @@ func NewWorker(cfg WorkerConfig, dlq Producer, polls func(ctx context.Context, i
 			Name: "tally_worker_consumer_lag", Help: "Messages of the votes topic not yet committed by the worker group, per partition.",
 		}, []string{"partition"}),
 		dlq: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tally_worker_dlq_total", Help: "Vote messages sent to the dead-letter topic.",
+			Name: "tally_worker_dlq_total", Help: "Vote messages sent to the dead-letter topic (poison only).",
 		}),
+		stalled: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tally_worker_stalled", Help: "1 while the worker holds its batch because Cassandra is unavailable (back-pressure: the backlog waits in Kafka).",
+		}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tally_worker_retries_total", Help: "Retried worker steps by kind: transient (dependency unavailable), poison (failing message), followups.",
+		}, []string{"kind"}),
 	}
-	reg.MustRegister(m.messages, m.batch, m.lag, m.dlq)
-	return &Worker{cfg: cfg, dlq: dlq, polls: polls, votes: votes, failures: failures, log: log, m: m}
+	d.Registry.MustRegister(m.messages, m.batch, m.lag, m.dlq, m.stalled, m.retries)
+	return &Worker{cfg: cfg, d: d, log: d.Log, m: m}
 }
 
-// Run drains until ctx is cancelled. An in-flight batch is finished with a
-// fresh context so what was written gets committed.
+// Stalled reports whether the worker is holding a batch while a
+// dependency is unavailable (for readiness and operators).
+func (w *Worker) Stalled() bool { return w.stalled.Load() }
+
+func (w *Worker) setStalled(v bool) {
+	if w.stalled.Swap(v) != v {
+		w.m.stalled.Set(map[bool]float64{false: 0, true: 1}[v])
+		if v {
+			w.log.Warn("worker stalled: holding its batch until Cassandra answers")
+		} else {
+			w.log.Info("worker resumed")
+		}
+	}
+}
+
+func (w *Worker) policy() retry.Policy {
+	return retry.Policy{Base: 50 * time.Millisecond, Max: w.cfg.MaxBackoff}
+}
+
+// Run drains until ctx is cancelled. A batch interrupted by shutdown is
+// left uncommitted and is redelivered; replays are recognised, and those
+// whose follow-ups did not finish are completed then.
 func (w *Worker) Run(ctx context.Context, reader Fetcher) error {
 	w.log.Info("worker started")
 	for {
@@ -105,17 +154,20 @@ func (w *Worker) Run(ctx context.Context, reader Fetcher) error {
 			}
 			if err != nil {
 				w.log.Warn("fetch votes", zap.Error(err))
-				time.Sleep(500 * time.Millisecond)
+				_ = retry.Sleep(ctx, 500*time.Millisecond)
 			}
 			continue
 		}
 		w.m.batch.Observe(float64(len(batch)))
-		done := context.WithoutCancel(ctx)
-		if err := w.process(done, batch); err != nil {
+		if err := w.process(ctx, batch); err != nil {
+			if ctx.Err() != nil {
+				w.log.Info("worker stopped mid-batch; the batch will be redelivered", zap.Int("messages", len(batch)))
+				return nil
+			}
 			// Nothing of this batch is committed; it is redelivered.
 			return err
 		}
-		cctx, cancel := context.WithTimeout(done, 10*time.Second)
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		err = reader.CommitMessages(cctx, batch...)
 		cancel()
 		if err != nil {
@@ -166,12 +218,12 @@ func (w *Worker) fetch(ctx context.Context, reader Fetcher) ([]kafka.Message, er
 }
 
 // process applies a batch's conditional writes with bounded concurrency,
-// then writes the follow-ups (index rows, counters) of the whole batch
-// grouped by partition. Messages of one voter (one key) are applied one
-// after another in offset order, so the vote the API accepted first wins
-// even when Redis could not stop the second; different voters run
-// concurrently. It fails only when a message could be neither handled nor
-// dead-lettered.
+// then writes the follow-ups (counters, index rows) of the whole batch
+// grouped by partition, retrying them until they are written. Messages of
+// one voter (one key) are applied one after another in offset order, so
+// the vote the API accepted first wins even when Redis could not stop the
+// second; different voters run concurrently. It fails only when ctx ends
+// or a message could be neither handled nor dead-lettered.
 func (w *Worker) process(ctx context.Context, batch []kafka.Message) error {
 	var (
 		order []string
@@ -207,55 +259,107 @@ func (w *Worker) process(ctx context.Context, batch []kafka.Message) error {
 		}(byKey[k])
 	}
 	wg.Wait()
-	w.votes.FollowUps(ctx, outs)
-	return errs
+	if errs != nil {
+		return errs
+	}
+	err := retry.Do(ctx, w.policy(), func(int) error { return w.d.Votes.FollowUps(ctx, outs) },
+		func(attempt int, err error, wait time.Duration) {
+			w.m.retries.WithLabelValues("followups").Inc()
+			w.setStalled(true)
+			w.log.Warn("follow-up writes failed; retrying before commit", zap.Int("attempt", attempt),
+				zap.Int("ballots", len(outs)), zap.Duration("backoff", wait), zap.Error(err))
+		})
+	if err == nil {
+		w.setStalled(false)
+	}
+	return err
 }
 
-// handle applies one message, retrying within bounds. A zero Outcome with
-// no error means the message needs no follow-up (failed, dead-lettered).
+// refusal is a vote that can never be applied as accepted: it goes to the
+// DLQ at once, with its reason as the request's failure.
+type refusal struct{ err error }
+
+func (r refusal) Error() string { return r.err.Error() }
+func (r refusal) Unwrap() error { return r.err }
+
+// handle applies one message. Unavailability is retried for as long as it
+// takes (until ctx ends); anything else PoisonAttempts times, then the
+// message is dead-lettered. A zero Outcome with no error means the
+// message needs no follow-up (failed, dead-lettered).
 func (w *Worker) handle(ctx context.Context, km kafka.Message) (vote.Outcome, error) {
 	msg, err := Decode(km.Value)
 	if err != nil {
 		return vote.Outcome{}, w.deadLetter(ctx, km, msg, err, 1)
 	}
-	var lastErr error
-	for attempt := 1; ; attempt++ {
-		out, err := w.record(ctx, msg)
-		if err == nil {
-			return out, nil
+	var (
+		out      vote.Outcome
+		attempts int
+	)
+	err = retry.Do(ctx, w.policy(), func(attempt int) error {
+		attempts = attempt
+		var err error
+		out, err = w.record(ctx, msg)
+		var r refusal
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &r):
+			return retry.Permanent(err)
+		case errors.Is(err, apperr.ErrUnavailable):
+			return err
+		case attempt >= w.cfg.PoisonAttempts:
+			return retry.Permanent(err)
 		}
-		lastErr = err
-		limit := w.cfg.PoisonAttempts
+		return err
+	}, func(attempt int, err error, wait time.Duration) {
+		kind := "poison"
 		if errors.Is(err, apperr.ErrUnavailable) {
-			limit = w.cfg.TransientAttempts
+			kind = "transient"
+			w.setStalled(true)
 		}
-		if attempt >= limit {
-			return vote.Outcome{}, w.deadLetter(ctx, km, msg, lastErr, attempt)
-		}
-		backoff := min(time.Duration(1<<min(attempt, 10))*50*time.Millisecond, w.cfg.MaxBackoff)
-		w.log.Warn("vote retry", zap.Stringer("request_id", msg.RequestID), zap.Int("attempt", attempt),
-			zap.Duration("backoff", backoff), zap.Error(err))
-		time.Sleep(backoff)
+		w.m.retries.WithLabelValues(kind).Inc()
+		w.log.Warn("vote retry", zap.Stringer("request_id", msg.RequestID), zap.String("kind", kind),
+			zap.Int("attempt", attempt), zap.Duration("backoff", wait), zap.Error(err))
+	})
+	switch {
+	case err == nil:
+		return out, nil
+	case ctx.Err() != nil:
+		return vote.Outcome{}, ctx.Err()
 	}
+	return vote.Outcome{}, w.deadLetter(ctx, km, msg, err, attempts)
 }
 
+// staleView is how old the accepting API's view of the poll may be before
+// the worker re-reads the poll to check the vote (the API's cache is
+// younger than this unless it served a stale poll through an outage).
+const staleView = 5 * time.Second
+
 func (w *Worker) record(ctx context.Context, msg Message) (vote.Outcome, error) {
-	p, err := w.polls(ctx, msg.PollID)
+	p, err := w.d.Polls.StableCached(ctx, msg.PollID)
 	if err != nil {
 		return vote.Outcome{}, err
 	}
-	out, err := w.votes.Apply(ctx, p, msg.Ballot())
+	if msg.OptionsVersion != p.OptionsVersion || (!msg.PollSeenAt.IsZero() && msg.AcceptedAt.Sub(msg.PollSeenAt) > staleView) {
+		if p, err = w.d.Polls.Get(ctx, msg.PollID); err != nil {
+			return vote.Outcome{}, err
+		}
+	}
+	if err := w.admissible(ctx, p, msg); err != nil {
+		return vote.Outcome{}, err
+	}
+	out, err := w.d.Votes.ApplyQueued(ctx, p, msg.Ballot())
 	switch {
 	case errors.Is(err, vote.ErrAlreadyVoted):
 		w.m.messages.WithLabelValues("duplicate").Inc()
-		return vote.Outcome{}, w.failures.SaveFailure(ctx, msg.PollID, msg.VoterID, msg.RequestID,
+		return vote.Outcome{}, w.d.Failures.SaveFailure(ctx, msg.PollID, msg.VoterID, msg.RequestID,
 			Failure{Code: vote.ErrAlreadyVoted.Code, Message: vote.ErrAlreadyVoted.Message})
 	case err != nil:
 		return vote.Outcome{}, err
 	case out.New:
 		w.m.messages.WithLabelValues("recorded").Inc()
-		if w.OnRecorded != nil {
-			w.OnRecorded(p)
+		if w.d.OnRecorded != nil {
+			w.d.OnRecorded(p)
 		}
 	default:
 		w.m.messages.WithLabelValues("replayed").Inc()
@@ -263,13 +367,47 @@ func (w *Worker) record(ctx context.Context, msg Message) (vote.Outcome, error) 
 	return out, nil
 }
 
-// deadLetter moves a message that cannot be handled to the DLQ with its
-// error, and records the failure so the request's status says why. If the
-// DLQ itself cannot be written the error stops the worker uncommitted.
+// admissible re-checks an accepted vote against the poll as it is now:
+// the options it chose must still be the poll's (and get frozen), and the
+// poll must have been open when the vote was accepted. A vote accepted
+// just after an owner's close by an API whose view predated the close
+// counts within CloseGrace; the final tally waits that long past the close.
+func (w *Worker) admissible(ctx context.Context, p *poll.Poll, msg Message) error {
+	if msg.OptionsVersion != p.OptionsVersion {
+		return refusal{poll.ErrOptionsChanged}
+	}
+	if err := w.d.Polls.FreezeOptions(ctx, p); err != nil {
+		if errors.Is(err, poll.ErrOptionsChanged) {
+			return refusal{err}
+		}
+		return err
+	}
+	for _, id := range msg.OptionIDs {
+		if _, ok := p.Option(id); !ok {
+			return refusal{vote.ErrInvalidOption}
+		}
+	}
+	at := msg.AcceptedAt
+	if at.Before(p.StartTime) || !at.Before(p.EndTime) {
+		return refusal{poll.ErrNotActive}
+	}
+	if !p.ClosedAt.IsZero() && !at.Before(p.ClosedAt) {
+		sawOpen := !msg.PollSeenAt.IsZero() && msg.PollSeenAt.Before(p.ClosedAt)
+		if !sawOpen || at.Sub(p.ClosedAt) > w.d.CloseGrace {
+			return refusal{poll.ErrNotActive}
+		}
+	}
+	return nil
+}
+
+// deadLetter moves a poison message to the DLQ with its error, records
+// the failure so the request's status says why, and frees the voter's
+// flag so they can vote again. If the DLQ itself cannot be written the
+// error stops the worker uncommitted.
 func (w *Worker) deadLetter(ctx context.Context, km kafka.Message, msg Message, cause error, attempts int) error {
 	w.log.Error("vote dead-lettered", zap.Stringer("request_id", msg.RequestID), zap.Stringer("poll_id", msg.PollID),
 		zap.Int("partition", km.Partition), zap.Int64("offset", km.Offset), zap.Int("attempts", attempts), zap.Error(cause))
-	err := w.dlq.WriteMessages(ctx, kafka.Message{
+	err := w.d.DLQ.WriteMessages(ctx, kafka.Message{
 		Key:   km.Key,
 		Value: km.Value,
 		Headers: []kafka.Header{
@@ -283,19 +421,35 @@ func (w *Worker) deadLetter(ctx context.Context, km kafka.Message, msg Message, 
 	}
 	w.m.dlq.Inc()
 	w.m.messages.WithLabelValues("dead_lettered").Inc()
-	if w.OnDeadLetter != nil {
-		w.OnDeadLetter(ctx, msg, cause)
+	var r refusal
+	if errors.As(cause, &r) {
+		w.m.messages.WithLabelValues("refused").Inc()
 	}
-	if msg.RequestID != (gocql.UUID{}) {
-		code := "INTERNAL"
-		var coded *apperr.Error
-		if errors.As(cause, &coded) {
-			code = coded.Code
-		}
-		if err := w.failures.SaveFailure(ctx, msg.PollID, msg.VoterID, msg.RequestID,
-			Failure{Code: code, Message: "the vote could not be recorded"}); err != nil {
-			w.log.Warn("record dead-letter outcome", zap.Stringer("request_id", msg.RequestID), zap.Error(err))
-		}
+	if w.d.OnDeadLetter != nil {
+		w.d.OnDeadLetter(ctx, msg, cause)
+	}
+	if msg.RequestID == (gocql.UUID{}) {
+		return nil
+	}
+	code := "INTERNAL"
+	var coded *apperr.Error
+	if errors.As(cause, &coded) {
+		code = coded.Code
+	}
+	if err := w.d.Failures.SaveFailure(ctx, msg.PollID, msg.VoterID, msg.RequestID,
+		Failure{Code: code, Message: "the vote could not be recorded: " + failureText(cause)}); err != nil {
+		w.log.Warn("record dead-letter outcome", zap.Stringer("request_id", msg.RequestID), zap.Error(err))
+	}
+	if err := ReleaseFlag(ctx, w.d.Redis, msg.PollID, msg.VoterID, msg.RequestID); err != nil {
+		w.log.Warn("release the voter's flag", zap.Stringer("request_id", msg.RequestID), zap.Error(err))
 	}
 	return nil
+}
+
+func failureText(err error) string {
+	var coded *apperr.Error
+	if errors.As(err, &coded) {
+		return coded.Message
+	}
+	return "it is invalid"
 }

@@ -8,10 +8,30 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
+// PartitionOffsets is one partition's end (the offset the next message
+// will get) and how far the group has committed (the first offset when it
+// never committed).
+type PartitionOffsets struct {
+	End, Committed int64
+}
+
 // GroupLag returns, per partition of topic, how many messages the consumer
-// group has not committed yet (high watermark minus committed offset; a
-// partition the group never committed counts from its first offset).
+// group has not committed yet.
 func GroupLag(ctx context.Context, cfg Config, topic, group string) (map[int]int64, error) {
+	offs, err := GroupOffsets(ctx, cfg, topic, group)
+	if err != nil {
+		return nil, err
+	}
+	lag := make(map[int]int64, len(offs))
+	for p, o := range offs {
+		lag[p] = max(o.End-o.Committed, 0)
+	}
+	return lag, nil
+}
+
+// GroupOffsets returns, per partition of topic, its end and the group's
+// committed offset.
+func GroupOffsets(ctx context.Context, cfg Config, topic, group string) (map[int]PartitionOffsets, error) {
 	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second}
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
@@ -43,7 +63,7 @@ func GroupLag(ctx context.Context, cfg Config, topic, group string) (map[int]int
 	for _, p := range committed.Topics[topic] {
 		done[p.Partition] = p.CommittedOffset
 	}
-	lag := map[int]int64{}
+	out := map[int]PartitionOffsets{}
 	for _, p := range offs.Topics[topic] {
 		if p.Error != nil {
 			return nil, fmt.Errorf("offsets of partition %d: %w", p.Partition, p.Error)
@@ -52,7 +72,7 @@ func GroupLag(ctx context.Context, cfg Config, topic, group string) (map[int]int
 		if !ok || c < 0 {
 			c = p.FirstOffset
 		}
-		lag[p.Partition] = max(p.LastOffset-c, 0)
+		out[p.Partition] = PartitionOffsets{End: p.LastOffset, Committed: c}
 	}
-	return lag, nil
+	return out, nil
 }

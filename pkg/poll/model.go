@@ -63,6 +63,21 @@ type Poll struct {
 	// and writer of this poll agrees on them.
 	CounterShards int
 	IndexBuckets  int
+	// OptionsVersion counts option replacements; OptionsFrozen is set once
+	// a vote has been accepted, after which options never change.
+	OptionsVersion int
+	OptionsFrozen  bool
+}
+
+// Change is what an owner's update writes. Only set fields are written,
+// so concurrent updates of different fields never undo each other.
+type Change struct {
+	Title       *string
+	Description *string
+	EndTime     *time.Time
+	Settings    *SettingsPatch
+	ClosedAt    *time.Time
+	UpdatedAt   time.Time
 }
 
 // StatusAt derives the status at now.

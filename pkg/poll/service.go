@@ -10,6 +10,7 @@ import (
 
 	"github.com/gocql/gocql"
 	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/audit"
@@ -21,9 +22,14 @@ type Store interface {
 	// Get returns ErrNotFound for a missing poll.
 	Get(ctx context.Context, id gocql.UUID) (*Poll, error)
 	ListByCreator(ctx context.Context, creator gocql.UUID, page []byte, limit int) ([]gocql.UUID, []byte, error)
-	// Update writes metadata and settings; with removed non-nil it also
-	// replaces the options, deleting the removed ones.
-	Update(ctx context.Context, p *Poll, removed []gocql.UUID) error
+	// Update writes the fields a change sets and nothing else.
+	Update(ctx context.Context, id gocql.UUID, ch Change) error
+	// ReplaceOptions swaps p's options unless a vote froze them or they
+	// changed since p was read (then ErrOptionsFrozen).
+	ReplaceOptions(ctx context.Context, p *Poll, opts []Option, at time.Time) error
+	// FreezeOptions freezes the options if they are still at version;
+	// false means they were replaced since.
+	FreezeOptions(ctx context.Context, id gocql.UUID, version int) (bool, error)
 	// ClaimCreateKey binds an Idempotency-Key (and the fingerprint of the
 	// request it came with) to a poll id with an LWT, and returns the id and
 	// fingerprint that hold it (this call's own when it won).
@@ -49,6 +55,11 @@ type Config struct {
 	CounterShards int           `env:"COUNTER_SHARDS" envDefault:"16"`
 	IndexBuckets  int           `env:"INDEX_BUCKETS" envDefault:"16"`
 	CacheTTL      time.Duration `env:"CACHE_TTL" envDefault:"2s"`
+	// StaleIfError is how long past CacheTTL a cached poll is still served
+	// while Cassandra cannot be read, so votes keep being accepted into
+	// Kafka through an outage. The worker re-checks such votes against the
+	// poll as it is when they are applied.
+	StaleIfError time.Duration `env:"STALE_IF_ERROR" envDefault:"10m"`
 }
 
 // Service creates, reads and updates polls.
@@ -61,8 +72,11 @@ type Service struct {
 	onClose func(ctx context.Context, p *Poll)
 	audit   Auditor
 
-	mu    sync.Mutex
-	cache map[gocql.UUID]cached
+	mu      sync.Mutex
+	cache   map[gocql.UUID]cached
+	refresh singleflight.Group
+	// frozen remembers polls whose options this process saw frozen.
+	frozen sync.Map
 }
 
 type cached struct {
@@ -196,13 +210,73 @@ func (s *Service) StableCached(ctx context.Context, id gocql.UUID) (*Poll, error
 }
 
 func (s *Service) cachedWithin(ctx context.Context, id gocql.UUID, maxAge time.Duration) (*Poll, error) {
+	p, _, err := s.cachedView(ctx, id, maxAge)
+	return p, err
+}
+
+const (
+	// refreshTimeout bounds one re-read of a cached poll.
+	refreshTimeout = 5 * time.Second
+	// staleAfter is how long a reader waits for a re-read before it is
+	// served the last known poll instead.
+	staleAfter = 300 * time.Millisecond
+)
+
+// View is a poll as a reader saw it, with when it was read from Cassandra.
+// A vote carries SeenAt so the worker can tell a vote accepted on a stale
+// view (during an outage) from one accepted on a fresh one.
+func (s *Service) View(ctx context.Context, id gocql.UUID) (*Poll, time.Time, error) {
+	return s.cachedView(ctx, id, s.cfg.CacheTTL)
+}
+
+// cachedView serves a cached poll younger than maxAge. An older one is
+// re-read; if Cassandra cannot answer, the old entry is served for up to
+// StaleIfError, and a missing poll stays missing.
+func (s *Service) cachedView(ctx context.Context, id gocql.UUID, maxAge time.Duration) (*Poll, time.Time, error) {
 	s.mu.Lock()
 	c, ok := s.cache[id]
 	s.mu.Unlock()
-	if ok && s.now().Sub(c.fetched) < maxAge {
-		return c.p, nil
+	now := s.now()
+	if ok && now.Sub(c.fetched) < maxAge {
+		return c.p, c.fetched, nil
 	}
-	return s.Get(ctx, id)
+	ch := s.refresh.DoChan(id.String(), func() (any, error) {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
+		defer cancel()
+		p, err := s.Get(rctx, id)
+		if err != nil {
+			return nil, err
+		}
+		return cached{p: p, fetched: s.now()}, nil
+	})
+	usable := ok && now.Sub(c.fetched) < maxAge+s.cfg.StaleIfError
+	var wait <-chan time.Time
+	if usable {
+		// A hung Cassandra must not hold the vote path: the re-read goes
+		// on in the background and the last known poll is served.
+		t := time.NewTimer(staleAfter)
+		defer t.Stop()
+		wait = t.C
+	}
+	var err error
+	select {
+	case r := <-ch:
+		if r.Err == nil {
+			c := r.Val.(cached)
+			return c.p, c.fetched, nil
+		}
+		err = r.Err
+	case <-wait:
+		err = apperr.Unavailable("read poll", errors.New("no answer within "+staleAfter.String()))
+	case <-ctx.Done():
+		return nil, time.Time{}, ctx.Err()
+	}
+	if usable && errors.Is(err, apperr.ErrUnavailable) {
+		s.log.Debug("serving a stale poll while Cassandra is unavailable", zap.Stringer("poll_id", id),
+			zap.Duration("age", now.Sub(c.fetched)))
+		return c.p, c.fetched, nil
+	}
+	return nil, time.Time{}, err
 }
 
 func (s *Service) put(p *Poll) {
@@ -240,7 +314,10 @@ func (s *Service) List(ctx context.Context, creator gocql.UUID, page []byte, lim
 	return polls, next, nil
 }
 
-// Update applies an owner's patch.
+// Update applies an owner's patch. Each field is written on its own (see
+// Change); a close writes closed_at and nothing else, so no concurrent
+// edit can reopen the poll. Options are replaced with a conditional write
+// that loses to any vote accepted first (FreezeOptions).
 func (s *Service) Update(ctx context.Context, caller gocql.UUID, id gocql.UUID, pt Patch) (*Poll, error) {
 	p, err := s.store.Get(ctx, id)
 	if err != nil {
@@ -257,9 +334,12 @@ func (s *Service) Update(ctx context.Context, caller gocql.UUID, id gocql.UUID, 
 	if status == Closed && (pt.EndTime != nil || pt.Options != nil) {
 		return nil, ErrClosed
 	}
-	var removed []gocql.UUID
 	if pt.Options != nil {
+		if p.OptionsFrozen {
+			return nil, ErrOptionsFrozen
+		}
 		if status != Draft {
+			// Polls whose votes predate frozen options are checked by rows.
 			has, err := s.votes.HasVotes(ctx, p)
 			if err != nil {
 				return nil, err
@@ -268,30 +348,33 @@ func (s *Service) Update(ctx context.Context, caller gocql.UUID, id gocql.UUID, 
 				return nil, ErrOptionsFrozen
 			}
 		}
-		removed = make([]gocql.UUID, 0, len(p.Options))
-		for _, o := range p.Options {
-			removed = append(removed, o.ID)
+		opts := buildOptions(pt.Options)
+		if err := s.store.ReplaceOptions(ctx, p, opts, now); err != nil {
+			return nil, err
 		}
-		p.Options = buildOptions(pt.Options)
+		p.Options, p.OptionsVersion = opts, p.OptionsVersion+1
 	}
+	ch := Change{Description: pt.Description, EndTime: pt.EndTime, Settings: pt.Settings, UpdatedAt: now}
 	if pt.Title != nil {
-		p.Title = strings.TrimSpace(*pt.Title)
+		t := strings.TrimSpace(*pt.Title)
+		ch.Title, p.Title = &t, t
 	}
 	if pt.Description != nil {
 		p.Description = *pt.Description
 	}
 	if pt.EndTime != nil {
-		p.EndTime = pt.EndTime.UTC().Truncate(time.Millisecond)
+		end := pt.EndTime.UTC().Truncate(time.Millisecond)
+		ch.EndTime, p.EndTime = &end, end
 	}
 	if pt.Settings != nil {
 		p.Settings = pt.Settings.Apply(p.Settings)
 	}
 	closing := pt.Close && status != Closed
 	if closing {
-		p.ClosedAt = now
+		ch.ClosedAt, p.ClosedAt = &now, now
 	}
 	p.UpdatedAt = now
-	if err := s.store.Update(ctx, p, removed); err != nil {
+	if err := s.store.Update(ctx, id, ch); err != nil {
 		return nil, err
 	}
 	s.invalidate(id)
@@ -301,6 +384,32 @@ func (s *Service) Update(ctx context.Context, caller gocql.UUID, id gocql.UUID, 
 		s.onClose(context.WithoutCancel(ctx), p)
 	}
 	return p, nil
+}
+
+// ErrOptionsChanged: the options a vote was checked against were replaced
+// before the vote could freeze them; the vote must be checked again.
+var ErrOptionsChanged = apperr.New("INVALID_OPTION", "the poll's options changed; check the options and vote again")
+
+// FreezeOptions freezes p's options before a vote checked against them is
+// accepted. Once done (or seen done) for a poll it costs nothing. It
+// returns ErrOptionsChanged if the options were replaced since p was read.
+func (s *Service) FreezeOptions(ctx context.Context, p *Poll) error {
+	if p.OptionsFrozen {
+		return nil
+	}
+	if v, ok := s.frozen.Load(p.ID); ok && v.(int) == p.OptionsVersion {
+		return nil
+	}
+	ok, err := s.store.FreezeOptions(ctx, p.ID, p.OptionsVersion)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		s.invalidate(p.ID)
+		return ErrOptionsChanged
+	}
+	s.frozen.Store(p.ID, p.OptionsVersion)
+	return nil
 }
 
 func (s *Service) auditPatch(ctx context.Context, caller gocql.UUID, p *Poll, pt Patch, closing bool) {

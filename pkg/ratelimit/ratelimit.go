@@ -5,12 +5,13 @@ package ratelimit
 
 import (
 	"context"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+
+	"github.com/tally-vote/tally/pkg/redisx"
 )
 
 // Config holds every limit; 0 disables a limit.
@@ -80,7 +81,7 @@ func (l *Limiter) Allow(ctx context.Context, rule Rule, subject string) (bool, t
 	now := l.now()
 	window := now.UnixNano() / int64(rule.Window)
 	reset := time.Unix(0, (window+1)*int64(rule.Window)).Sub(now)
-	key := "rl:" + rule.Name + ":" + subject + ":" + strconv.FormatInt(window, 10)
+	key := redisx.RateWindow(rule.Name, subject, window)
 	pipe := l.rdb.Pipeline()
 	incr := pipe.Incr(ctx, key)
 	pipe.Expire(ctx, key, rule.Window+time.Second)

@@ -2,6 +2,7 @@ package tally
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/gocql/gocql"
@@ -32,51 +33,75 @@ type Report struct {
 type ReconcileOptions struct {
 	// Final freezes the tally as the poll's final result. Only pass it once
 	// the poll is closed and every vote accepted before the close has been
-	// written.
+	// written (the caller waits for the votes topic's watermark).
 	Final bool
-	// Settle is the pause between the two measurements whose common drift
-	// is repaired; votes in flight between a ballot row and its counter
-	// show up in one measurement only and are left alone.
-	Settle time.Duration
 	// Progress, when set, is told after each index bucket is counted.
 	Progress func(done, total int, ballots int64)
 }
 
+// ErrBusy: another reconciliation of the poll is measuring it right now;
+// its repair covers this one's.
+var ErrBusy = errFenceBusy
+
 // Reconcile recounts a poll from its ballot rows, compares the counter
-// shards and the cached live results with that truth, repairs them, and
-// stores the count as the poll's reconciled tally.
+// shards and the cached live results with that truth, repairs them, and,
+// for a final run, freezes the count as the poll's final tally.
+//
+// The rows and the counters are measured at one instant: the fence (see
+// fence.go) holds the poll's follow-up writes while both are read, so a
+// vote in flight between its counter and its index row cannot look like
+// drift. The repair adds the difference, which stays right however many
+// votes arrive after the measurement; concurrent runs are refused by the
+// fence, so each real drift is repaired once. Without Redis there is no
+// fence: a non-final run then reports what it measured but repairs
+// nothing, while a final run (no writers are left once the watermark is
+// reached) repairs as usual.
 func (s *Service) Reconcile(ctx context.Context, p *poll.Poll, opts ReconcileOptions) (Report, error) {
-	rep := Report{PollID: p.ID}
-	rows1, shards1, err := s.measure(ctx, p, opts.Progress)
+	rep := Report{PollID: p.ID, Repaired: NewCounts()}
+	lift, err := s.fence.raise(ctx, p.ID)
+	fenced := err == nil
+	switch {
+	case errors.Is(err, errFenceBusy):
+		s.m.runs.WithLabelValues("busy").Inc()
+		return rep, ErrBusy
+	case err != nil && ctx.Err() != nil:
+		return rep, err
+	case err != nil:
+		s.log.Warn("reconcile without fence: measuring only", zap.Stringer("poll_id", p.ID), zap.Error(err))
+	}
+	rows, shards, err := s.measure(ctx, p, opts.Progress)
+	if fenced {
+		lift()
+	}
 	if err != nil {
 		s.m.runs.WithLabelValues("failed").Inc()
 		return rep, err
 	}
-	rep.Rows, rep.Counters = rows1, shards1
-	rep.CounterDrift = shards1.Diff(rows1)
-	rep.Repaired = NewCounts()
-	if !rep.CounterDrift.IsZero() {
-		time.Sleep(opts.Settle)
-		rows2, shards2, err := s.measure(ctx, p, opts.Progress)
-		if err != nil {
+	rep.Rows, rep.Counters = rows, shards
+	rep.CounterDrift = shards.Diff(rows)
+	if !rep.CounterDrift.IsZero() && (fenced || opts.Final) {
+		if err := s.store.AdjustShard(ctx, p.ID, 0, rep.CounterDrift); err != nil {
 			s.m.runs.WithLabelValues("failed").Inc()
 			return rep, err
 		}
-		rep.Rows = rows2
-		rep.Repaired = common(rep.CounterDrift, shards2.Diff(rows2))
-		if err := s.store.AdjustShard(ctx, p.ID, 0, rep.Repaired); err != nil {
-			s.m.runs.WithLabelValues("failed").Inc()
-			return rep, err
-		}
+		rep.Repaired = rep.CounterDrift
 	}
 	rep.CacheDrift = s.cacheDrift(ctx, p, rep.Rows)
 	s.Invalidate(ctx, p.ID)
 
 	rep.AsOf = s.now().UTC()
-	rep.Final = opts.Final
-	if err := s.store.SaveTally(ctx, p.ID, rep.Rows, rep.AsOf, opts.Final); err != nil {
-		s.m.runs.WithLabelValues("failed").Inc()
-		return rep, err
+	if opts.Final {
+		frozen, err := s.store.SaveFinal(ctx, p.ID, rep.Rows, rep.AsOf)
+		if err != nil {
+			s.m.runs.WithLabelValues("failed").Inc()
+			return rep, err
+		}
+		// A final tally is written once; a later final run finds it and
+		// reports it rather than replacing it.
+		rep.Final = true
+		if !frozen.AsOf.IsZero() {
+			rep.AsOf = frozen.AsOf
+		}
 	}
 	s.report(rep)
 	s.auditReport(ctx, rep)
@@ -108,28 +133,6 @@ func (s *Service) measure(ctx context.Context, p *poll.Poll, progress func(int, 
 	return rows, shards, err
 }
 
-// common keeps, per key, the drift both measurements agree on: same sign,
-// smaller magnitude.
-func common(a, b Counts) Counts {
-	pick := func(x, y int64) int64 {
-		switch {
-		case x > 0 && y > 0:
-			return min(x, y)
-		case x < 0 && y < 0:
-			return max(x, y)
-		}
-		return 0
-	}
-	c := NewCounts()
-	c.Ballots = pick(a.Ballots, b.Ballots)
-	for k, v := range a.Options {
-		if d := pick(v, b.Options[k]); d != 0 {
-			c.Options[k] = d
-		}
-	}
-	return c
-}
-
 // cacheDrift compares the cached live results with the truth.
 func (s *Service) cacheDrift(ctx context.Context, p *poll.Poll, rows Counts) bool {
 	snap, ok := s.cached(ctx, cacheKey(Live, p.ID))
@@ -152,6 +155,12 @@ func (s *Service) report(rep Report) {
 	if rep.CounterDrift.IsZero() && !rep.CacheDrift {
 		s.m.runs.WithLabelValues("clean").Inc()
 		s.log.Info("reconciled", fields...)
+		return
+	}
+	if rep.Repaired.IsZero() && !rep.CounterDrift.IsZero() {
+		s.m.runs.WithLabelValues("unfenced_drift").Inc()
+		s.log.Warn("tally drift measured without the fence; not repaired", append(fields,
+			zap.Int64("ballot_delta", rep.CounterDrift.Ballots))...)
 		return
 	}
 	s.m.runs.WithLabelValues("repaired").Inc()

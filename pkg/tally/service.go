@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/tally-vote/tally/pkg/poll"
+	"github.com/tally-vote/tally/pkg/redisx"
 )
 
 // Store is the tally's view of Cassandra.
@@ -26,9 +27,17 @@ type Store interface {
 	AnyRow(ctx context.Context, pollID gocql.UUID, buckets int) (bool, error)
 	// AdjustShard adds deltas to one counter shard (used to repair drift).
 	AdjustShard(ctx context.Context, pollID gocql.UUID, shard int, delta Counts) error
-	SaveTally(ctx context.Context, pollID gocql.UUID, c Counts, asOf time.Time, final bool) error
-	// LoadTally returns the stored reconciled tally; found is false if none.
-	LoadTally(ctx context.Context, pollID gocql.UUID) (c Counts, asOf time.Time, final, found bool, err error)
+	// SaveFinal freezes a closed poll's final tally unless one is frozen
+	// already, and returns the frozen one (c's own when it was written).
+	SaveFinal(ctx context.Context, pollID gocql.UUID, c Counts, asOf time.Time) (Frozen, error)
+	// LoadFinal returns the frozen final tally; found is false if none.
+	LoadFinal(ctx context.Context, pollID gocql.UUID) (f Frozen, found bool, err error)
+}
+
+// Frozen is a closed poll's final tally.
+type Frozen struct {
+	Counts Counts
+	AsOf   time.Time
 }
 
 // Config tunes caching.
@@ -47,6 +56,7 @@ type Service struct {
 	audit Auditor
 	cfg   Config
 	store Store
+	fence *Fence
 	redis *redis.Client
 	log   *zap.Logger
 	now   func() time.Time
@@ -71,12 +81,15 @@ func NewService(cfg Config, store Store, rdb *redis.Client, log *zap.Logger, now
 			Help: "Absolute vote-count drift found by reconciliation, by source (counters, redis).",
 		}, []string{"source"}),
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tally_reconcile_runs_total", Help: "Reconciliation runs by result (clean, repaired, failed).",
+			Name: "tally_reconcile_runs_total", Help: "Reconciliation runs by result (clean, repaired, unfenced_drift, busy, failed).",
 		}, []string{"result"}),
 	}
 	reg.MustRegister(m.cache, m.drift, m.runs)
-	return &Service{cfg: cfg, store: store, redis: rdb, log: log, now: now, m: m}
+	return &Service{cfg: cfg, store: store, fence: NewFence(rdb), redis: rdb, log: log, now: now, m: m}
 }
+
+// Fence is what follow-up writers enter (implements vote.Fence).
+func (s *Service) Fence() *Fence { return s.fence }
 
 // AuditTo sends repairs and frozen tallies to a.
 func (s *Service) AuditTo(a Auditor) { s.audit = a }
@@ -103,7 +116,7 @@ type snapshot struct {
 }
 
 func cacheKey(mode Mode, pollID gocql.UUID) string {
-	return "tally:" + string(mode) + ":" + pollID.String()
+	return redisx.Results(string(mode), pollID)
 }
 
 // Results returns the poll's results in the given mode. Visibility is the
@@ -167,12 +180,12 @@ func (s *Service) compute(ctx context.Context, p *poll.Poll, mode Mode) (snapsho
 	}
 	// A closed poll whose reconciliation has frozen its tally serves it.
 	if p.StatusAt(now) == poll.Closed {
-		c, asOf, final, found, err := s.store.LoadTally(ctx, p.ID)
+		f, found, err := s.store.LoadFinal(ctx, p.ID)
 		if err != nil {
 			return snapshot{}, 0, err
 		}
-		if found && final {
-			return snapshot{Counts: c, AsOf: asOf}, time.Minute, nil
+		if found {
+			return snapshot{Counts: f.Counts, AsOf: f.AsOf}, time.Minute, nil
 		}
 	}
 	c, err := s.store.CountRows(ctx, p.ID, p.IndexBuckets, nil)

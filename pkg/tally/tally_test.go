@@ -51,13 +51,3 @@ func TestDiff(t *testing.T) {
 		t.Fatal("self diff not zero")
 	}
 }
-
-func TestCommonDrift(t *testing.T) {
-	a, b := gocql.MustRandomUUID(), gocql.MustRandomUUID()
-	first := Counts{Ballots: 3, Options: map[gocql.UUID]int64{a: 3, b: -2}}
-	second := Counts{Ballots: 2, Options: map[gocql.UUID]int64{a: 4, b: 1}}
-	c := common(first, second)
-	if c.Ballots != 2 || c.Options[a] != 3 || c.Options[b] != 0 {
-		t.Fatalf("common %+v: want the smaller agreeing drift, nothing where signs differ", c)
-	}
-}

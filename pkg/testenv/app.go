@@ -34,14 +34,14 @@ func Config(t testing.TB) config.Config {
 			DialTimeout: 300 * time.Millisecond, ReadTimeout: time.Second, WriteTimeout: time.Second},
 		Kafka:     Kafka(t),
 		Auth:      auth.Config{TokenTTL: time.Hour, BcryptCost: 4},
-		Poll:      poll.Config{CounterShards: 4, IndexBuckets: 4, CacheTTL: 200 * time.Millisecond},
+		Poll:      poll.Config{CounterShards: 4, IndexBuckets: 4, CacheTTL: 200 * time.Millisecond, StaleIfError: 10 * time.Minute},
 		Tally:     tally.Config{LiveCacheTTL: 200 * time.Millisecond, FinalCacheTTL: 200 * time.Millisecond},
 		RateLimit: ratelimit.Config{PollCreatePerHour: 1000, VotesPerMinutePerUser: 1000, DisablePerIP: true},
 		Vote:      ingest.Config{Mode: "sync", ProduceTimeout: 3 * time.Second, KafkaCooldown: 2 * time.Second, RequestTTL: time.Hour},
 		Worker: ingest.WorkerConfig{BatchSize: 256, BatchWait: 5 * time.Millisecond, Concurrency: 32,
-			PoisonAttempts: 2, TransientAttempts: 5, MaxBackoff: 500 * time.Millisecond},
+			PoisonAttempts: 2, MaxBackoff: 500 * time.Millisecond},
 		Reconcile: ingest.ReconcileConfig{Interval: time.Hour, FinalizeDelay: time.Second, FinalizeWait: 30 * time.Second,
-			Settle: 200 * time.Millisecond, Group: "test-reconciler"},
+			Group: "test-reconciler"},
 	}
 }
 

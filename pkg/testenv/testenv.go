@@ -36,6 +36,7 @@ func CassandraConfig() cassandra.Config {
 		Timeout:           10 * time.Second,
 		ConnectTimeout:    10 * time.Second,
 		NumConns:          2,
+		ReconnectInterval: time.Second,
 	}
 	return cfg
 }

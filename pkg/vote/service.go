@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/poll"
+	"github.com/tally-vote/tally/pkg/retry"
 )
 
 // Store is the system of record for ballots.
@@ -24,6 +25,17 @@ type Store interface {
 	// Index writes ballots' rows in one partition of the per-poll index
 	// (one poll, one bucket). It is idempotent.
 	Index(ctx context.Context, pollID gocql.UUID, bucket int, ballots []*Ballot) error
+	// Indexed reports whether the ballot's index row exists with its vote
+	// id, which (follow-ups count before they index) means it was counted.
+	Indexed(ctx context.Context, b *Ballot, bucket int) (bool, error)
+}
+
+// Fence keeps follow-up writes out of a reconciliation's measurement of
+// the same poll, so counters and index rows are compared at one instant.
+type Fence interface {
+	// Enter waits while a reconciliation measures any of the polls and
+	// marks them busy until leave is called.
+	Enter(ctx context.Context, polls []gocql.UUID) (leave func(), err error)
 }
 
 // Counter adds applied ballots to the live tally: each element of ballots
@@ -36,15 +48,19 @@ type Counter interface {
 type Outcome struct {
 	Poll   *poll.Poll
 	Ballot *Ballot // the ballot that holds (the original one for a replay)
-	// New is true when this write created the ballot: it must be counted.
-	// A replay (same request seen again) is re-indexed but not counted.
+	// New is true when this write created the ballot.
 	New bool
+	// Count is true when the ballot still has to be counted: it is new, or
+	// it is a replay of a ballot whose follow-ups never finished (a crash
+	// between the conditional write and the index row).
+	Count bool
 }
 
 // Service records ballots exactly once.
 type Service struct {
 	store   Store
 	counter Counter
+	fence   Fence
 	log     *zap.Logger
 	now     func() time.Time
 	m       *metrics
@@ -57,7 +73,7 @@ type metrics struct {
 }
 
 // NewService builds the service and registers its metrics.
-func NewService(store Store, counter Counter, log *zap.Logger, now func() time.Time, reg prometheus.Registerer) *Service {
+func NewService(store Store, counter Counter, fence Fence, log *zap.Logger, now func() time.Time, reg prometheus.Registerer) *Service {
 	m := &metrics{
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tally_votes_total",
@@ -70,29 +86,51 @@ func NewService(store Store, counter Counter, log *zap.Logger, now func() time.T
 		}),
 		followUp: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tally_vote_followup_errors_total",
-			Help: "Index or counter writes that failed after the ballot was recorded; reconciliation repairs them.",
+			Help: "Index or counter writes that failed after the ballot was recorded; they are retried until they succeed.",
 		}, []string{"step"}),
 	}
 	reg.MustRegister(m.outcomes, m.lwtLatency, m.followUp)
-	return &Service{store: store, counter: counter, log: log, now: now, m: m}
+	return &Service{store: store, counter: counter, fence: fence, log: log, now: now, m: m}
 }
+
+// followUpPolicy retries follow-ups of the synchronous path; the worker
+// retries its own for as long as it takes.
+var followUpPolicy = retry.Policy{Base: 50 * time.Millisecond, Max: 2 * time.Second}
+
+// syncFollowUpBudget bounds how long a synchronous vote keeps retrying its
+// follow-ups before it answers; past it the ballot is recorded but not yet
+// counted, which `tally verify --repair` finds and completes.
+const syncFollowUpBudget = 20 * time.Second
 
 // Record writes b exactly once and then its follow-ups. It returns the
 // ballot that holds for the voter: b itself when it applied, the original
 // ballot when b is a retry of the same request (idempotency key or request
 // id), and ErrAlreadyVoted when the voter voted through another request.
+//
+// Once the conditional write is issued the vote completes even if the
+// caller goes away: a cancelled context must not leave a ballot row behind
+// without its index row and counters.
 func (s *Service) Record(ctx context.Context, p *poll.Poll, b *Ballot) (*Ballot, bool, error) {
+	ctx = context.WithoutCancel(ctx)
 	out, err := s.Apply(ctx, p, b)
 	if err != nil {
 		return out.Ballot, false, err
 	}
-	s.FollowUps(ctx, []Outcome{out})
+	fctx, cancel := context.WithTimeout(ctx, syncFollowUpBudget)
+	defer cancel()
+	err = retry.Do(fctx, followUpPolicy, func(int) error { return s.FollowUps(fctx, []Outcome{out}) }, nil)
+	if err != nil {
+		s.log.Error("vote recorded but its follow-ups did not finish; tally verify --repair completes them",
+			zap.Stringer("poll_id", b.PollID), zap.Stringer("vote_id", out.Ballot.VoteID), zap.Error(err))
+	}
 	return out.Ballot, out.New, nil
 }
 
 // Apply is the conditional write alone; FollowUps completes it. The worker
 // applies a whole batch and then writes the follow-ups of all of it at
-// once, grouped by partition.
+// once, grouped by partition. A replay (the same request again, such as a
+// client retrying while its first attempt is still writing) is not
+// counted: the attempt that applied the ballot counts it.
 func (s *Service) Apply(ctx context.Context, p *poll.Poll, b *Ballot) (Outcome, error) {
 	start := time.Now()
 	applied, stored, err := s.store.Insert(ctx, b)
@@ -103,7 +141,7 @@ func (s *Service) Apply(ctx context.Context, p *poll.Poll, b *Ballot) (Outcome, 
 		return Outcome{}, err
 	case applied:
 		s.m.outcomes.WithLabelValues("recorded").Inc()
-		return Outcome{Poll: p, Ballot: b, New: true}, nil
+		return Outcome{Poll: p, Ballot: b, New: true, Count: true}, nil
 	case !b.SameRequest(stored):
 		s.m.outcomes.WithLabelValues("duplicate").Inc()
 		return Outcome{Poll: p, Ballot: stored}, ErrAlreadyVoted
@@ -112,89 +150,137 @@ func (s *Service) Apply(ctx context.Context, p *poll.Poll, b *Ballot) (Outcome, 
 	return Outcome{Poll: p, Ballot: stored}, nil
 }
 
-// FollowUps writes the index rows of every outcome and counts the new
-// ballots, one statement per index partition and per counter shard.
-// Re-writing an index row is idempotent and heals a crash between the LWT
-// and the index; counters are not idempotent, so replays are not counted.
-// A failure here never un-records a ballot: it is counted in
-// tally_vote_followup_errors_total, logged, and repaired by reconciliation
-// from the ballot rows.
-func (s *Service) FollowUps(ctx context.Context, outs []Outcome) {
+// ApplyQueued is Apply for a ballot taken from the votes topic. A replay
+// there is a redelivery: the same message after the worker that first
+// applied it died or lost its partition, or a client's retry queued behind
+// it. The first delivery counts the ballot and then indexes it, and a
+// voter's messages are applied in order, so a replay whose index row is
+// missing was never counted: this delivery counts it.
+func (s *Service) ApplyQueued(ctx context.Context, p *poll.Poll, b *Ballot) (Outcome, error) {
+	out, err := s.Apply(ctx, p, b)
+	if err != nil || out.New {
+		return out, err
+	}
+	indexed, err := s.store.Indexed(ctx, out.Ballot, Bucket(out.Ballot.VoterID, p.IndexBuckets))
+	if err != nil {
+		return Outcome{}, err
+	}
+	out.Count = !indexed
+	return out, nil
+}
+
+// FollowUps writes the counters of the ballots still to be counted, then
+// the index rows of every outcome: one statement per counter shard and per
+// index partition. Counters go first so an index row means "counted" (see
+// Apply); a voter is counted and indexed at most once per call, however
+// often its ballot was redelivered into the batch. It holds the polls'
+// reconciliation fence while it writes, and returns the first error: the
+// caller retries the whole call with the same outs. Counted outcomes have
+// their Count cleared, so a retry never counts a shard twice; index rows
+// are idempotent. (A counter batch that timed out may still have applied;
+// reconciliation finds and repairs that drift.)
+func (s *Service) FollowUps(ctx context.Context, outs []Outcome) error {
 	// The ballots are durable; finish even if the caller went away.
 	ctx = context.WithoutCancel(ctx)
 	index := map[gocql.UUID]map[int][]*Ballot{}
-	counts := map[gocql.UUID]map[int][][]gocql.UUID{}
+	counts := map[gocql.UUID]map[int][]int{} // poll -> shard -> indexes into outs
 	polls := map[gocql.UUID]*poll.Poll{}
-	indexed := map[[2]gocql.UUID]bool{}
+	seen := map[[2]gocql.UUID]bool{}
 	for _, o := range outs {
 		id := o.Poll.ID
-		polls[id] = o.Poll
-		if index[id] == nil {
-			index[id], counts[id] = map[int][]*Ballot{}, map[int][][]gocql.UUID{}
-		}
-		if o.New {
-			sh := Shard(o.Ballot.VoteID, o.Poll.CounterShards)
-			counts[id][sh] = append(counts[id][sh], o.Ballot.OptionIDs)
-		}
-		// A redelivered vote can meet its original in one batch: index once.
-		if k := [2]gocql.UUID{id, o.Ballot.VoterID}; !indexed[k] {
-			indexed[k] = true
-			bk := Bucket(o.Ballot.VoterID, o.Poll.IndexBuckets)
-			index[id][bk] = append(index[id][bk], o.Ballot)
+		if polls[id] == nil {
+			polls[id] = o.Poll
+			index[id], counts[id] = map[int][]*Ballot{}, map[int][]int{}
 		}
 	}
+	// Counting first: a voter whose ballot appears twice is counted once
+	// if any appearance needs it.
+	for i, o := range outs {
+		k := [2]gocql.UUID{o.Poll.ID, o.Ballot.VoterID}
+		if !o.Count {
+			continue
+		}
+		if seen[k] {
+			outs[i].Count = false
+			continue
+		}
+		seen[k] = true
+		sh := Shard(o.Ballot.VoteID, o.Poll.CounterShards)
+		counts[o.Poll.ID][sh] = append(counts[o.Poll.ID][sh], i)
+	}
+	clear(seen)
+	for _, o := range outs {
+		k := [2]gocql.UUID{o.Poll.ID, o.Ballot.VoterID}
+		if !seen[k] {
+			seen[k] = true
+			bk := Bucket(o.Ballot.VoterID, o.Poll.IndexBuckets)
+			index[o.Poll.ID][bk] = append(index[o.Poll.ID][bk], o.Ballot)
+		}
+	}
+	ids := make([]gocql.UUID, 0, len(polls))
+	for id := range polls {
+		ids = append(ids, id)
+	}
+	leave, err := s.fence.Enter(ctx, ids)
+	if err != nil {
+		return err
+	}
+	defer leave()
+
 	// The writes go to different partitions: issue them concurrently (a
 	// batch spread over thousands of polls has about one write per vote).
 	var (
-		wg  sync.WaitGroup
-		sem = make(chan struct{}, followUpConcurrency)
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, followUpConcurrency)
+		mu   sync.Mutex
+		errs error
 	)
-	run := func(fn func()) {
+	run := func(step string, n int, fn func() error) {
 		sem <- struct{}{}
 		wg.Add(1)
-		go func() { defer func() { <-sem; wg.Done() }(); fn() }()
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := fn(); err != nil {
+				s.m.followUp.WithLabelValues(step).Add(float64(n))
+				mu.Lock()
+				errs = errors.Join(errs, err)
+				mu.Unlock()
+			}
+		}()
 	}
-	for id, buckets := range index {
-		for bk, ballots := range buckets {
-			run(func() {
-				if err := s.store.Index(ctx, id, bk, ballots); err != nil {
-					s.m.followUp.WithLabelValues("index").Add(float64(len(ballots)))
-					s.log.Warn("index ballots", zap.Stringer("poll_id", id), zap.Int("ballots", len(ballots)), zap.Error(err))
+	for id, shards := range counts {
+		for sh, idx := range shards {
+			run("counter", len(idx), func() error {
+				ballots := make([][]gocql.UUID, len(idx))
+				for j, i := range idx {
+					ballots[j] = outs[i].Ballot.OptionIDs
 				}
-			})
-		}
-		for sh, ballots := range counts[id] {
-			run(func() {
 				if err := s.counter.Add(ctx, polls[id], sh, ballots); err != nil {
-					s.m.followUp.WithLabelValues("counter").Add(float64(len(ballots)))
-					s.log.Warn("count ballots", zap.Stringer("poll_id", id), zap.Int("ballots", len(ballots)), zap.Error(err))
+					return err
 				}
+				// Counted: a retry of this call must not count them again.
+				for _, i := range idx {
+					outs[i].Count = false
+				}
+				return nil
 			})
 		}
 	}
 	wg.Wait()
+	if errs != nil {
+		return errs
+	}
+	for id, buckets := range index {
+		for bk, ballots := range buckets {
+			run("index", len(ballots), func() error { return s.store.Index(ctx, id, bk, ballots) })
+		}
+	}
+	wg.Wait()
+	return errs
 }
 
 // followUpConcurrency bounds the follow-up writes of one batch in flight.
 const followUpConcurrency = 64
-
-// Cast is the synchronous vote: check the voter and the choice, then
-// Record. It answers with the ballot that holds.
-func (s *Service) Cast(ctx context.Context, p *poll.Poll, b *Ballot) (*Ballot, error) {
-	if err := CheckVoter(p, b.Anonymous, s.now()); err != nil {
-		return nil, err
-	}
-	opts, err := Choose(p, b.OptionIDs)
-	if err != nil {
-		return nil, err
-	}
-	b.OptionIDs = opts
-	stored, _, err := s.Record(ctx, p, b)
-	if err != nil {
-		return nil, err
-	}
-	return stored, nil
-}
 
 // Mine returns the caller's own ballot, or ErrNoVote.
 func (s *Service) Mine(ctx context.Context, pollID, voterID gocql.UUID) (*Ballot, error) {

@@ -1,0 +1,44 @@
+package redisx
+
+import (
+	"strconv"
+
+	"github.com/gocql/gocql"
+)
+
+// Every Redis key Tally uses is named here. Redis holds only accelerators
+// and coordination with a TTL; losing all of it loses no vote.
+
+// VoterFlag is voted:{poll}:{voter}: the fast duplicate check. Its value is
+// the request that holds it, prefixed with its state (see ingest).
+func VoterFlag(pollID, voterID gocql.UUID) string {
+	return "voted:" + pollID.String() + ":" + voterID.String()
+}
+
+// AcceptedRequest is req:{poll}:{voter}:{request}: the request was accepted
+// (for request status and retries after the poll closed).
+func AcceptedRequest(pollID, voterID, requestID gocql.UUID) string {
+	return "req:" + pollID.String() + ":" + voterID.String() + ":" + requestID.String()
+}
+
+// Results is tally:{mode}:{poll}: cached results.
+func Results(mode string, pollID gocql.UUID) string {
+	return "tally:" + mode + ":" + pollID.String()
+}
+
+// ReconcileFence is recon:fence:{poll}: held by the reconciliation that is
+// measuring the poll; follow-up writes wait while it exists.
+func ReconcileFence(pollID gocql.UUID) string {
+	return "recon:fence:" + pollID.String()
+}
+
+// FollowUpsBusy is recon:busy:{poll}: how many follow-up writers are
+// writing the poll's counters and index rows right now.
+func FollowUpsBusy(pollID gocql.UUID) string {
+	return "recon:busy:" + pollID.String()
+}
+
+// RateWindow is rl:{rule}:{subject}:{window}: one fixed-window counter.
+func RateWindow(rule, subject string, window int64) string {
+	return "rl:" + rule + ":" + subject + ":" + strconv.FormatInt(window, 10)
+}

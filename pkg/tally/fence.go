@@ -1,0 +1,144 @@
+package tally
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/gocql/gocql"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tally-vote/tally/pkg/redisx"
+	"github.com/tally-vote/tally/pkg/retry"
+)
+
+// The reconciliation fence. Counters and index rows are written by
+// follow-ups in two steps, so a measurement taken while follow-ups of the
+// poll are in flight sees votes counted but not yet indexed and reports
+// drift that is not there. The fence removes that race for one poll at a
+// time:
+//
+//   - a follow-up writer adds itself to the set recon:busy:{poll} (scored
+//     by when its claim expires), then reads recon:fence:{poll}; if a fence
+//     is up it removes itself and waits, else it writes and removes itself
+//     when done;
+//   - a reconciliation sets the fence, then waits until the set holds no
+//     unexpired writer, then measures, then lifts the fence.
+//
+// Both sides use one Redis, whose commands are totally ordered, so either
+// the writer sees the fence or the reconciliation sees the writer. A
+// writer's claim expires, so one that crashed cannot hold a poll forever.
+//
+// With Redis unreachable writers do not wait, and a reconciliation cannot
+// fence: it measures and reports but does not repair (see Reconcile).
+
+const (
+	busyTTL       = 30 * time.Second
+	fenceTTL      = 15 * time.Second
+	quiesceWithin = 10 * time.Second
+)
+
+// errFenceBusy: another reconciliation is measuring the poll.
+var errFenceBusy = errors.New("another reconciliation is measuring this poll")
+
+// Fence implements vote.Fence on Redis.
+type Fence struct{ rdb *redis.Client }
+
+// NewFence builds the fence.
+func NewFence(rdb *redis.Client) *Fence { return &Fence{rdb: rdb} }
+
+// Enter marks the polls busy, waiting while any of them is fenced.
+func (f *Fence) Enter(ctx context.Context, polls []gocql.UUID) (func(), error) {
+	noop := func() {}
+	for {
+		pipe := f.rdb.Pipeline()
+		fences := make([]*redis.IntCmd, len(polls))
+		me := gocql.MustRandomUUID().String()
+		until := float64(time.Now().Add(busyTTL).UnixMilli())
+		for i, id := range polls {
+			pipe.ZAdd(ctx, redisx.FollowUpsBusy(id), redis.Z{Score: until, Member: me})
+			pipe.Expire(ctx, redisx.FollowUpsBusy(id), 2*busyTTL)
+			fences[i] = pipe.Exists(ctx, redisx.ReconcileFence(id))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			// Redis is an accelerator here too: write without the fence.
+			return noop, nil
+		}
+		fenced := false
+		for _, c := range fences {
+			fenced = fenced || c.Val() > 0
+		}
+		leave := func() {
+			pipe := f.rdb.Pipeline()
+			for _, id := range polls {
+				pipe.ZRem(context.WithoutCancel(ctx), redisx.FollowUpsBusy(id), me)
+			}
+			_, _ = pipe.Exec(context.WithoutCancel(ctx))
+		}
+		if !fenced {
+			return leave, nil
+		}
+		leave()
+		if err := retry.Sleep(ctx, 20*time.Millisecond); err != nil {
+			return noop, err
+		}
+	}
+}
+
+// liftFence deletes the fence only if it still holds this token.
+var liftFence = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
+
+// raise puts the fence up and waits until no follow-up writer of the poll
+// is in flight. It returns lift, to call when the measurement is done; the
+// fence is kept alive while held.
+func (f *Fence) raise(ctx context.Context, pollID gocql.UUID) (lift func(), err error) {
+	token := gocql.MustRandomUUID().String()
+	key := redisx.ReconcileFence(pollID)
+	ok, err := f.rdb.SetNX(ctx, key, token, fenceTTL).Result()
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, errFenceBusy
+	}
+	keep, stop := context.WithCancel(context.WithoutCancel(ctx))
+	go func() {
+		t := time.NewTicker(fenceTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-keep.Done():
+				return
+			case <-t.C:
+				f.rdb.Expire(keep, key, fenceTTL)
+			}
+		}
+	}()
+	lift = func() {
+		stop()
+		liftFence.Run(context.WithoutCancel(ctx), f.rdb, []string{key}, token)
+	}
+	deadline := time.Now().Add(quiesceWithin)
+	for {
+		busy := redisx.FollowUpsBusy(pollID)
+		pipe := f.rdb.Pipeline()
+		pipe.ZRemRangeByScore(ctx, busy, "-inf", strconv.FormatInt(time.Now().UnixMilli(), 10))
+		card := pipe.ZCard(ctx, busy)
+		_, err := pipe.Exec(ctx)
+		if err == nil && card.Val() == 0 {
+			return lift, nil
+		}
+		if err != nil || time.Now().After(deadline) {
+			lift()
+			if err == nil {
+				err = errors.New("follow-up writers did not finish within " + quiesceWithin.String())
+			}
+			return nil, err
+		}
+		if err := retry.Sleep(ctx, 10*time.Millisecond); err != nil {
+			lift()
+			return nil, err
+		}
+	}
+}
