@@ -41,7 +41,10 @@ func settle(t *testing.T, e *env, pollID string, reqs map[string]string, within 
 	out := map[string]testenv.Response{}
 	for tok, rid := range reqs {
 		testenv.Eventually(t, within, func() error {
-			r := e.c.Do("GET", "/v1/polls/"+pollID+"/votes/requests/"+rid, tok, nil).Must(t, http.StatusOK)
+			r := e.c.Do("GET", "/v1/polls/"+pollID+"/votes/requests/"+rid, tok, nil)
+			if r.Status != http.StatusOK {
+				return fmt.Errorf("request %s: %d %s", rid, r.Status, r.Raw) // e.g. the driver reconnecting
+			}
 			if r.Str("state") == "pending" {
 				return fmt.Errorf("request %s pending", rid)
 			}

@@ -128,6 +128,16 @@ func (r *run) row(v cassandra.VoteRow) error {
 	}
 	p := IndexProblem{PollID: v.PollID, VoterID: v.VoterID, Problem: problem}
 	if r.o.Repair {
+		if problem == "missing" {
+			// Follow-ups count a ballot before they index it, and an index
+			// row means "counted" to a redelivery of the ballot: a row
+			// left unindexed by a crash was not counted, so count it first.
+			c := tally.NewCounts()
+			c.Add(v.OptionIDs)
+			if err := r.d.Counters.AdjustShard(ctx, v.PollID, vote.Shard(v.VoteID, ps.layout.CounterShards), c); err != nil {
+				return err
+			}
+		}
 		err := r.d.Index.Put(ctx, v.PollID, bucket, v.VoterID,
 			cassandra.IndexEntry{VoteID: v.VoteID, Options: v.OptionIDs, VotedAt: v.VotedAt})
 		if err != nil {
