@@ -8,17 +8,10 @@ import (
 
 	"github.com/gocql/gocql"
 	"github.com/scylladb/gocqlx/v2"
-	"github.com/scylladb/gocqlx/v2/table"
 
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/auth"
 )
-
-var usersTable = table.New(table.Metadata{
-	Name:    "users",
-	Columns: []string{"user_id", "email", "username", "password_hash", "created_at"},
-	PartKey: []string{"user_id"},
-})
 
 type userRow struct {
 	UserID       gocql.UUID

@@ -1,0 +1,132 @@
+package cassandra
+
+import "github.com/scylladb/gocqlx/v2/table"
+
+// The tables of cql/, one place for their names, columns and keys. Columns
+// added by a later migration (ALTER TABLE) are listed with the table they
+// belong to, so a table's metadata is its current shape, not its first one.
+// Statements are built from these with gocqlx's table and qb builders.
+
+// usersTable holds accounts (001).
+var usersTable = table.New(table.Metadata{
+	Name:    "users",
+	Columns: []string{"user_id", "email", "username", "password_hash", "created_at"},
+	PartKey: []string{"user_id"},
+})
+
+// usersByEmailTable is the uniqueness guard of emails (001).
+var usersByEmailTable = table.New(table.Metadata{
+	Name:    "users_by_email",
+	Columns: []string{"email", "user_id"},
+	PartKey: []string{"email"},
+})
+
+// usersByUsernameTable is the uniqueness guard of usernames (001).
+var usersByUsernameTable = table.New(table.Metadata{
+	Name:    "users_by_username",
+	Columns: []string{"username", "user_id"},
+	PartKey: []string{"username"},
+})
+
+// pollsTable keeps a poll in one partition: statics for the poll, a
+// clustering row per option (002; options_version and options_frozen 008).
+var pollsTable = table.New(table.Metadata{
+	Name: "polls",
+	Columns: []string{
+		"poll_id", "option_id",
+		"creator_id", "title", "description", "start_time", "end_time", "closed_at", "created_at",
+		"updated_at", "show_results_during_voting", "allow_anonymous", "allow_multiple_options",
+		"max_votes_per_user", "counter_shards", "index_buckets", "options_version", "options_frozen",
+		"option_text", "display_order",
+	},
+	PartKey: []string{"poll_id"},
+	SortKey: []string{"option_id"},
+})
+
+// pollsByCreatorTable lists a creator's polls, newest first (002).
+var pollsByCreatorTable = table.New(table.Metadata{
+	Name:    "polls_by_creator",
+	Columns: []string{"creator_id", "created_at", "poll_id"},
+	PartKey: []string{"creator_id"},
+	SortKey: []string{"created_at", "poll_id"},
+})
+
+// pollIdempotencyTable binds a create request's Idempotency-Key to its poll
+// (002; fingerprint 007). Rows expire after a day (table default TTL).
+var pollIdempotencyTable = table.New(table.Metadata{
+	Name:    "poll_idempotency",
+	Columns: []string{"creator_id", "idempotency_key", "poll_id", "fingerprint", "created_at"},
+	PartKey: []string{"creator_id", "idempotency_key"},
+})
+
+// votesTable is the truth: one partition per (poll, voter) (003; write_id
+// 008).
+var votesTable = table.New(table.Metadata{
+	Name: "votes",
+	Columns: []string{
+		"poll_id", "voter_id", "option_ids", "vote_id", "request_id", "idempotency_key",
+		"voted_at", "anonymous", "ip", "user_agent", "write_id",
+	},
+	PartKey: []string{"poll_id", "voter_id"},
+})
+
+// votesByPollTable is the per-poll index of ballots (003; options 005, which
+// new rows write instead of the legacy option_ids list).
+var votesByPollTable = table.New(table.Metadata{
+	Name:    "votes_by_poll",
+	Columns: []string{"poll_id", "bucket", "voter_id", "option_ids", "options", "vote_id", "voted_at"},
+	PartKey: []string{"poll_id", "bucket"},
+	SortKey: []string{"voter_id"},
+})
+
+// voteCountsTable holds the live tally in counter shards (003).
+var voteCountsTable = table.New(table.Metadata{
+	Name:    "vote_counts",
+	Columns: []string{"poll_id", "shard", "option_id", "votes"},
+	PartKey: []string{"poll_id", "shard"},
+	SortKey: []string{"option_id"},
+})
+
+// talliesTable is no longer written or read; it keeps old reconciled counts
+// (003) and is described here so every table of cql/ has its metadata.
+var talliesTable = table.New(table.Metadata{
+	Name:    "tallies",
+	Columns: []string{"poll_id", "option_id", "votes", "ballots", "as_of", "final"},
+	PartKey: []string{"poll_id"},
+	SortKey: []string{"option_id"},
+})
+
+// finalTalliesTable holds the frozen final tally of a closed poll (008).
+var finalTalliesTable = table.New(table.Metadata{
+	Name:    "final_tallies",
+	Columns: []string{"poll_id", "option_id", "votes", "ballots", "as_of"},
+	PartKey: []string{"poll_id"},
+	SortKey: []string{"option_id"},
+})
+
+// voteRequestFailuresTable records why an async request produced no ballot
+// (004). Rows expire after seven days (table default TTL).
+var voteRequestFailuresTable = table.New(table.Metadata{
+	Name:    "vote_request_failures",
+	Columns: []string{"poll_id", "voter_id", "request_id", "error_code", "message", "failed_at"},
+	PartKey: []string{"poll_id", "voter_id"},
+	SortKey: []string{"request_id"},
+})
+
+// auditLogTable is the append-only per-poll audit log, newest first (006).
+var auditLogTable = table.New(table.Metadata{
+	Name:    "audit_log",
+	Columns: []string{"poll_id", "at", "event", "actor_id", "detail"},
+	PartKey: []string{"poll_id"},
+	SortKey: []string{"at"},
+})
+
+// allTables lists the metadata above; a test checks each against the
+// migrated schema, so a migration that changes a table fails until its
+// metadata here follows.
+var allTables = []*table.Table{
+	usersTable, usersByEmailTable, usersByUsernameTable,
+	pollsTable, pollsByCreatorTable, pollIdempotencyTable,
+	votesTable, votesByPollTable, voteCountsTable, talliesTable, finalTalliesTable,
+	voteRequestFailuresTable, auditLogTable,
+}
