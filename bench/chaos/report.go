@@ -29,14 +29,19 @@ type Row struct {
 	Excused int `json:"excused,omitempty"`
 	// RecoveryS is from the end of the fault to the first vote accepted
 	// after it; -1 when the fault has no end (baseline) or none was.
-	RecoveryS float64        `json:"recovery_s"`
-	Pass      bool           `json:"pass"`
+	RecoveryS float64 `json:"recovery_s"`
+	Pass      bool    `json:"pass"`
+	// NotRun: the fault could not be played (the API was not ready).
+	NotRun    bool           `json:"not_run,omitempty"`
 	DurationS float64        `json:"duration_s"`
 	Notes     []string       `json:"notes,omitempty"`
 	Detail    map[string]any `json:"detail,omitempty"`
 }
 
 func (r Row) verdict() string {
+	if r.NotRun {
+		return "NOT RUN"
+	}
 	if r.Pass {
 		return "PASS"
 	}
