@@ -7,6 +7,7 @@ import (
 
 	"github.com/gocql/gocql"
 	"github.com/scylladb/gocqlx/v2"
+	"github.com/scylladb/gocqlx/v2/qb"
 
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/audit"
@@ -20,15 +21,19 @@ type AuditStore struct {
 // NewAuditStore builds the store.
 func NewAuditStore(s gocqlx.Session) *AuditStore { return &AuditStore{s: s} }
 
+var (
+	insertAudit = newStatement(auditLogTable.Insert())
+	selectAudit = newStatement(auditLogTable.SelectBuilder("poll_id", "at", "event", "actor_id", "detail").LimitNamed("limit").ToCql())
+)
+
 // Append writes one entry; its clustering key is a time UUID of e.At.
 func (st *AuditStore) Append(ctx context.Context, e audit.Event) error {
 	detail, err := json.Marshal(e.Detail)
 	if err != nil {
 		return fmt.Errorf("encode audit detail: %w", err)
 	}
-	err = st.s.Session.Query(`INSERT INTO audit_log (poll_id, at, event, actor_id, detail) VALUES (?, ?, ?, ?, ?)`,
-		e.PollID, gocql.UUIDFromTime(e.At), e.Kind, e.ActorID, string(detail)).WithContext(ctx).Exec()
-	if err != nil {
+	r := auditRow{PollID: e.PollID, At: gocql.UUIDFromTime(e.At), Event: e.Kind, ActorID: e.ActorID, Detail: string(detail)}
+	if err := insertAudit.query(ctx, st.s).BindStruct(r).ExecRelease(); err != nil {
 		return apperr.Unavailable("append audit entry", err)
 	}
 	return nil
@@ -36,19 +41,14 @@ func (st *AuditStore) Append(ctx context.Context, e audit.Event) error {
 
 // List reads a poll's entries, newest first.
 func (st *AuditStore) List(ctx context.Context, pollID gocql.UUID, limit int) ([]audit.Event, error) {
-	iter := st.s.Session.Query(`SELECT at, event, actor_id, detail FROM audit_log WHERE poll_id = ? LIMIT ?`,
-		pollID, limit).WithContext(ctx).Iter()
+	iter := selectAudit.query(ctx, st.s).BindMap(qb.M{"poll_id": pollID, "limit": limit}).Iter()
 	var (
-		out    []audit.Event
-		at     gocql.UUID
-		kind   string
-		actor  gocql.UUID
-		detail string
+		out []audit.Event
+		r   auditRow
 	)
-	for iter.Scan(&at, &kind, &actor, &detail) {
-		e := audit.Event{PollID: pollID, At: at.Time().UTC(), Kind: kind, ActorID: actor}
-		_ = json.Unmarshal([]byte(detail), &e.Detail)
-		out = append(out, e)
+	for iter.StructScan(&r) {
+		out = append(out, r.toEvent())
+		r = auditRow{}
 	}
 	if err := iter.Close(); err != nil {
 		return nil, apperr.Unavailable("list audit entries", err)

@@ -29,27 +29,20 @@ type IndexStore struct {
 // NewIndexStore builds the store.
 func NewIndexStore(s gocqlx.Session) *IndexStore { return &IndexStore{s: s} }
 
-const selectIndexEntry = `SELECT vote_id, options, option_ids, voted_at FROM votes_by_poll
-	WHERE poll_id = ? AND bucket = ? AND voter_id = ?`
+// selectIndexEntry reads one voter's index row.
+var selectIndexEntry = newStatement(votesByPollTable.Get("vote_id", "options", "option_ids", "voted_at"))
 
 // Get reads a voter's index row; found is false when there is none.
 func (st *IndexStore) Get(ctx context.Context, pollID gocql.UUID, bucket int, voterID gocql.UUID) (IndexEntry, bool, error) {
-	var (
-		e      IndexEntry
-		legacy []gocql.UUID
-	)
-	err := st.s.Session.Query(selectIndexEntry, pollID, bucket, voterID).WithContext(ctx).
-		Scan(&e.VoteID, &e.Options, &legacy, &e.VotedAt)
+	var r voteIndexRow
+	err := selectIndexEntry.query(ctx, st.s).BindStruct(voteIndexRow{PollID: pollID, Bucket: bucket, VoterID: voterID}).GetRelease(&r)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return IndexEntry{}, false, nil
 	}
 	if err != nil {
 		return IndexEntry{}, false, apperr.Unavailable("read vote index row", err)
 	}
-	if e.Options == nil {
-		e.Options = legacy
-	}
-	return e, true, nil
+	return r.toIndexEntry(), true, nil
 }
 
 // Put writes a voter's index row with the statement the vote path uses
@@ -57,8 +50,7 @@ func (st *IndexStore) Get(ctx context.Context, pollID gocql.UUID, bucket int, vo
 // worker wrote. It sets only the frozen options column; readers prefer it
 // over a legacy option_ids list left in the row.
 func (st *IndexStore) Put(ctx context.Context, pollID gocql.UUID, bucket int, voterID gocql.UUID, e IndexEntry) error {
-	err := st.s.Session.Query(insertVoteIndex, pollID, bucket, voterID, e.Options, e.VoteID, e.VotedAt).
-		WithContext(ctx).Exec()
+	err := insertVoteIndex.query(ctx, st.s).BindStruct(toVoteIndexRow(pollID, bucket, voterID, e)).ExecRelease()
 	if err != nil {
 		return apperr.Unavailable("write vote index row", err)
 	}

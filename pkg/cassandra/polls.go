@@ -2,7 +2,6 @@ package cassandra
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/gocql/gocql"
@@ -25,37 +24,35 @@ func NewPollStore(s gocqlx.Session, cfg Config) *PollStore {
 	return &PollStore{s: s, serial: serial}
 }
 
-const (
-	insertPollStatics = `INSERT INTO polls (poll_id, creator_id, title, description, start_time, end_time,
-		closed_at, created_at, updated_at, show_results_during_voting, allow_anonymous, allow_multiple_options,
-		max_votes_per_user, counter_shards, index_buckets) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	insertPollOption = `INSERT INTO polls (poll_id, option_id, option_text, display_order) VALUES (?, ?, ?, ?)`
-	deletePollOption = `DELETE FROM polls WHERE poll_id = ? AND option_id = ?`
-	selectPoll       = `SELECT option_id, creator_id, title, description, start_time, end_time, closed_at,
-		created_at, updated_at, show_results_during_voting, allow_anonymous, allow_multiple_options,
-		max_votes_per_user, counter_shards, index_buckets, option_text, display_order,
-		options_version, options_frozen FROM polls WHERE poll_id = ?`
+var (
+	insertPollStatics = newStatement(qb.Insert(pollsTable.Name()).Columns(pollStaticColumns...).ToCql())
+	insertPollOption  = newStatement(qb.Insert(pollsTable.Name()).Columns(pollOptionColumns...).ToCql())
+	deletePollOption  = newStatement(pollsTable.Delete())
+	selectPoll        = newStatement(pollsTable.Select(pollsTable.Metadata().Columns[1:]...)) // all but poll_id
+	// replaceOptionsIf bumps the options version, provided no vote froze
+	// the options and nobody replaced them since they were read: the
+	// expected version is null for a poll whose options were never
+	// replaced.
+	replaceOptionsIf = newStatement(qb.Update(pollsTable.Name()).Set("options_version", "updated_at").
+				Where(qb.Eq("poll_id")).
+				If(qb.EqLit("options_frozen", "null"), qb.EqNamed("options_version", "expected_version")).ToCql())
+	freezeOptions = newStatement(qb.Update(pollsTable.Name()).SetLit("options_frozen", "true").
+			Where(qb.Eq("poll_id")).If(qb.Eq("options_version")).ToCql())
+	insertPollByCreator  = newStatement(pollsByCreatorTable.Insert())
+	selectPollsByCreator = newStatement(pollsByCreatorTable.Select("poll_id"))
+	insertCreateKey      = newStatement(pollIdempotencyTable.InsertBuilder().Unique().ToCql())
+	selectCreateKey      = newStatement(pollIdempotencyTable.Get("poll_id", "fingerprint"))
 )
-
-func nullTime(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return t
-}
 
 // writePoll writes the poll's partition in one single-partition batch, so
 // readers never see metadata without its options.
 func (st *PollStore) writePoll(ctx context.Context, p *poll.Poll) error {
-	b := st.s.Session.NewBatch(gocql.UnloggedBatch).WithContext(ctx)
-	b.Query(insertPollStatics, p.ID, p.CreatorID, p.Title, p.Description, p.StartTime, p.EndTime,
-		nullTime(p.ClosedAt), p.CreatedAt, p.UpdatedAt, p.Settings.ShowResultsDuringVoting,
-		p.Settings.AllowAnonymous, p.Settings.AllowMultipleOptions, p.Settings.MaxVotesPerUser,
-		p.CounterShards, p.IndexBuckets)
+	b := newBatch(ctx, st.s, gocql.UnloggedBatch)
+	b.add(insertPollStatics, toPollRow(p))
 	for _, o := range p.Options {
-		b.Query(insertPollOption, p.ID, o.ID, o.Text, o.DisplayOrder)
+		b.add(insertPollOption, toOptionRow(p.ID, o))
 	}
-	return st.s.Session.ExecuteBatch(b)
+	return b.exec(st.s)
 }
 
 // Create stores a new poll and its creator index row.
@@ -63,9 +60,8 @@ func (st *PollStore) Create(ctx context.Context, p *poll.Poll) error {
 	if err := st.writePoll(ctx, p); err != nil {
 		return apperr.Unavailable("insert poll", err)
 	}
-	err := st.s.Session.Query(`INSERT INTO polls_by_creator (creator_id, created_at, poll_id) VALUES (?, ?, ?)`,
-		p.CreatorID, p.CreatedAt, p.ID).WithContext(ctx).Exec()
-	if err != nil {
+	r := pollByCreatorRow{CreatorID: p.CreatorID, CreatedAt: p.CreatedAt, PollID: p.ID}
+	if err := insertPollByCreator.query(ctx, st.s).BindStruct(r).ExecRelease(); err != nil {
 		return apperr.Unavailable("index poll by creator", err)
 	}
 	return nil
@@ -75,9 +71,9 @@ func (st *PollStore) Create(ctx context.Context, p *poll.Poll) error {
 // of different fields never undo each other: a description edit racing a
 // close cannot write closed_at back to what it read.
 func (st *PollStore) Update(ctx context.Context, id gocql.UUID, ch poll.Change) error {
+	vals := qb.M{"poll_id": id, "updated_at": ch.UpdatedAt}
 	cols := []string{"updated_at"}
-	vals := []any{ch.UpdatedAt}
-	set := func(col string, v any) { cols = append(cols, col); vals = append(vals, v) }
+	set := func(col string, v any) { cols = append(cols, col); vals[col] = v }
 	if ch.Title != nil {
 		set("title", *ch.Title)
 	}
@@ -104,8 +100,8 @@ func (st *PollStore) Update(ctx context.Context, id gocql.UUID, ch poll.Change) 
 			set("max_votes_per_user", *sp.MaxVotesPerUser)
 		}
 	}
-	stmt, _ := qb.Update("polls").Set(cols...).Where(qb.Eq("poll_id")).ToCql()
-	if err := st.s.Session.Query(stmt, append(vals, id)...).WithContext(ctx).Exec(); err != nil {
+	q := qb.Update(pollsTable.Name()).Set(cols...).Where(qb.Eq("poll_id")).QueryContext(ctx, st.s)
+	if err := q.BindMap(vals).ExecRelease(); err != nil {
 		return apperr.Unavailable("update poll", err)
 	}
 	return nil
@@ -124,19 +120,16 @@ func versionArg(v int) any {
 // applies only while no vote has frozen them and nobody replaced them
 // since p was read. It returns poll.ErrOptionsFrozen when it did not apply.
 func (st *PollStore) ReplaceOptions(ctx context.Context, p *poll.Poll, opts []poll.Option, at time.Time) error {
-	b := st.s.Session.NewBatch(gocql.UnloggedBatch).WithContext(ctx)
-	b.Query(`UPDATE polls SET options_version = ?, updated_at = ? WHERE poll_id = ? IF options_frozen = null AND options_version = ?`,
-		p.OptionsVersion+1, at, p.ID, versionArg(p.OptionsVersion))
+	b := newBatch(ctx, st.s, gocql.UnloggedBatch)
+	b.add(replaceOptionsIf, qb.M{"options_version": p.OptionsVersion + 1, "updated_at": at, "poll_id": p.ID,
+		"expected_version": versionArg(p.OptionsVersion)})
 	for _, o := range p.Options {
-		b.Query(deletePollOption, p.ID, o.ID)
+		b.add(deletePollOption, pollRow{PollID: p.ID, OptionID: o.ID})
 	}
 	for _, o := range opts {
-		b.Query(insertPollOption, p.ID, o.ID, o.Text, o.DisplayOrder)
+		b.add(insertPollOption, toOptionRow(p.ID, o))
 	}
-	applied, iter, err := st.s.Session.ExecuteBatchCAS(b)
-	if iter != nil {
-		_ = iter.Close()
-	}
+	applied, err := b.execCAS(st.s)
 	if err != nil {
 		return apperr.Unavailable("replace poll options", err)
 	}
@@ -149,9 +142,8 @@ func (st *PollStore) ReplaceOptions(ctx context.Context, p *poll.Poll, opts []po
 // FreezeOptions marks the options frozen, provided they are still the
 // version the caller validated a vote against. It is idempotent.
 func (st *PollStore) FreezeOptions(ctx context.Context, id gocql.UUID, version int) (bool, error) {
-	q := st.s.Session.Query(`UPDATE polls SET options_frozen = true WHERE poll_id = ? IF options_version = ?`,
-		id, versionArg(version)).WithContext(ctx)
-	applied, err := q.MapScanCAS(map[string]any{})
+	q := freezeOptions.query(ctx, st.s).BindMap(qb.M{"poll_id": id, "options_version": versionArg(version)})
+	applied, _, err := execCAS(q)
 	if err != nil {
 		return false, apperr.Unavailable("freeze poll options", err)
 	}
@@ -160,38 +152,16 @@ func (st *PollStore) FreezeOptions(ctx context.Context, id gocql.UUID, version i
 
 // Get reads the poll partition.
 func (st *PollStore) Get(ctx context.Context, id gocql.UUID) (*poll.Poll, error) {
-	iter := st.s.Session.Query(selectPoll, id).WithContext(ctx).Iter()
+	iter := selectPoll.query(ctx, st.s).BindStruct(pollRow{PollID: id}).Iter()
 	var (
 		p     = &poll.Poll{ID: id}
-		optID gocql.UUID
-		text  *string
-		order *int
+		r     pollRow
 		found bool
 	)
-	var (
-		closedAt *time.Time
-		version  *int
-		frozen   *bool
-	)
-	for iter.Scan(&optID, &p.CreatorID, &p.Title, &p.Description, &p.StartTime, &p.EndTime, &closedAt,
-		&p.CreatedAt, &p.UpdatedAt, &p.Settings.ShowResultsDuringVoting, &p.Settings.AllowAnonymous,
-		&p.Settings.AllowMultipleOptions, &p.Settings.MaxVotesPerUser, &p.CounterShards, &p.IndexBuckets,
-		&text, &order, &version, &frozen) {
+	for iter.StructScan(&r) {
 		found = true
-		if text != nil && optID != (gocql.UUID{}) {
-			o := poll.Option{ID: optID, Text: *text}
-			if order != nil {
-				o.DisplayOrder = *order
-			}
-			p.Options = append(p.Options, o)
-		}
-		if closedAt != nil {
-			p.ClosedAt = *closedAt
-		}
-		if version != nil {
-			p.OptionsVersion = *version
-		}
-		p.OptionsFrozen = frozen != nil && *frozen
+		r.addToPoll(p)
+		r = pollRow{}
 	}
 	if err := iter.Close(); err != nil {
 		return nil, apperr.Unavailable("read poll", err)
@@ -206,13 +176,13 @@ func (st *PollStore) Get(ctx context.Context, id gocql.UUID) (*poll.Poll, error)
 // ListByCreator pages through the creator's polls, newest first, with
 // Cassandra's paging state as the cursor.
 func (st *PollStore) ListByCreator(ctx context.Context, creator gocql.UUID, page []byte, limit int) ([]gocql.UUID, []byte, error) {
-	iter := st.s.Session.Query(`SELECT poll_id FROM polls_by_creator WHERE creator_id = ?`, creator).
-		WithContext(ctx).PageSize(limit).PageState(page).Iter()
+	iter := selectPollsByCreator.query(ctx, st.s).BindStruct(pollByCreatorRow{CreatorID: creator}).
+		PageSize(limit).PageState(page).Iter()
 	next := iter.PageState()
 	ids := make([]gocql.UUID, 0, limit)
-	var id gocql.UUID
-	for len(ids) < limit && iter.Scan(&id) {
-		ids = append(ids, id)
+	var r pollByCreatorRow
+	for len(ids) < limit && iter.StructScan(&r) {
+		ids = append(ids, r.PollID)
 	}
 	if err := iter.Close(); err != nil {
 		return nil, nil, apperr.Unavailable("list polls", err)
@@ -221,37 +191,28 @@ func (st *PollStore) ListByCreator(ctx context.Context, creator gocql.UUID, page
 }
 
 // ClaimCreateKey binds an idempotency key and request fingerprint to a poll
-// id, resolving unknown outcomes like the vote insert does.
+// id with IF NOT EXISTS, resolving unknown outcomes like the vote insert
+// does. It returns the poll id and fingerprint that hold the key.
 func (st *PollStore) ClaimCreateKey(ctx context.Context, creator gocql.UUID, key, fingerprint string, id gocql.UUID) (gocql.UUID, string, error) {
-	for range maxLWTAttempts {
-		q := st.s.Session.Query(`INSERT INTO poll_idempotency (creator_id, idempotency_key, poll_id, fingerprint, created_at)
-			VALUES (?, ?, ?, ?, ?) IF NOT EXISTS`, creator, key, id, fingerprint, time.Now().UTC()).WithContext(ctx)
-		applied, existing, err := casInsert(q)
-		if err == nil {
-			if applied {
-				return id, fingerprint, nil
-			}
-			winner, _ := existing["poll_id"].(gocql.UUID)
-			fp, _ := existing["fingerprint"].(string)
-			return winner, fp, nil
-		}
-		if !outcomeUnknown(err) {
-			return gocql.UUID{}, "", apperr.Unavailable("claim idempotency key", err)
-		}
-		var (
-			winner gocql.UUID
-			fp     *string
-		)
-		rq := st.s.Session.Query(`SELECT poll_id, fingerprint FROM poll_idempotency WHERE creator_id = ? AND idempotency_key = ?`,
-			creator, key).WithContext(ctx)
-		err = serialRead(rq, st.serial).Scan(&winner, &fp)
-		switch {
-		case errors.Is(err, gocql.ErrNotFound):
-			continue
-		case err != nil:
-			return gocql.UUID{}, "", apperr.Unavailable("resolve idempotency key", err)
-		}
-		return winner, deref(fp), nil
+	_, stored, err := insertIfAbsent{
+		op: "claim idempotency key",
+		attempt: func(ctx context.Context) (*gocqlx.Queryx, func(map[string]any) bool) {
+			r := pollIdempotencyRow{CreatorID: creator, IdempotencyKey: key, PollID: id, Fingerprint: fingerprint,
+				CreatedAt: time.Now().UTC()}
+			q := insertCreateKey.query(ctx, st.s).BindStruct(r)
+			return q, func(row map[string]any) bool { return row["poll_id"] == id }
+		},
+		read: func(ctx context.Context) *gocqlx.Queryx {
+			return selectCreateKey.query(ctx, st.s).BindStruct(pollIdempotencyRow{CreatorID: creator, IdempotencyKey: key})
+		},
+		serial: st.serial,
+	}.run(ctx)
+	if err != nil {
+		return gocql.UUID{}, "", err
 	}
-	return gocql.UUID{}, "", apperr.Unavailable("claim idempotency key", errors.New("outcome unresolved"))
+	if stored == nil { // applied outright
+		return id, fingerprint, nil
+	}
+	r := pollIdempotencyFromMap(stored)
+	return r.PollID, r.Fingerprint, nil
 }

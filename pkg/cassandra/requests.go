@@ -20,11 +20,16 @@ type FailureStore struct {
 // NewFailureStore builds the store.
 func NewFailureStore(s gocqlx.Session) *FailureStore { return &FailureStore{s: s} }
 
+var (
+	insertFailure = newStatement(voteRequestFailuresTable.Insert())
+	selectFailure = newStatement(voteRequestFailuresTable.Get("error_code", "message"))
+)
+
 // SaveFailure records why a request produced no ballot.
 func (st *FailureStore) SaveFailure(ctx context.Context, pollID, voterID, requestID gocql.UUID, f ingest.Failure) error {
-	err := st.s.Session.Query(`INSERT INTO vote_request_failures (poll_id, voter_id, request_id, error_code, message, failed_at)
-		VALUES (?, ?, ?, ?, ?, ?)`, pollID, voterID, requestID, f.Code, f.Message, time.Now().UTC()).WithContext(ctx).Exec()
-	if err != nil {
+	r := voteRequestFailureRow{PollID: pollID, VoterID: voterID, RequestID: requestID,
+		ErrorCode: f.Code, Message: f.Message, FailedAt: time.Now().UTC()}
+	if err := insertFailure.query(ctx, st.s).BindStruct(r).ExecRelease(); err != nil {
 		return apperr.Unavailable("save request failure", err)
 	}
 	return nil
@@ -32,14 +37,13 @@ func (st *FailureStore) SaveFailure(ctx context.Context, pollID, voterID, reques
 
 // GetFailure reads a request's failure.
 func (st *FailureStore) GetFailure(ctx context.Context, pollID, voterID, requestID gocql.UUID) (ingest.Failure, bool, error) {
-	var f ingest.Failure
-	err := st.s.Session.Query(`SELECT error_code, message FROM vote_request_failures
-		WHERE poll_id = ? AND voter_id = ? AND request_id = ?`, pollID, voterID, requestID).WithContext(ctx).Scan(&f.Code, &f.Message)
+	r := voteRequestFailureRow{PollID: pollID, VoterID: voterID, RequestID: requestID}
+	err := selectFailure.query(ctx, st.s).BindStruct(r).GetRelease(&r)
 	if errors.Is(err, gocql.ErrNotFound) {
-		return f, false, nil
+		return ingest.Failure{}, false, nil
 	}
 	if err != nil {
-		return f, false, apperr.Unavailable("read request failure", err)
+		return ingest.Failure{}, false, apperr.Unavailable("read request failure", err)
 	}
-	return f, true, nil
+	return ingest.Failure{Code: r.ErrorCode, Message: r.Message}, true, nil
 }

@@ -10,9 +10,11 @@ import (
 
 	"github.com/gocql/gocql"
 	"github.com/scylladb/gocqlx/v2"
+	"github.com/scylladb/gocqlx/v2/qb"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/retry"
 )
 
 // VoteRow is one row of votes as the scan reads it.
@@ -44,13 +46,26 @@ const (
 	scanPageAttempts   = 8
 )
 
-const scanVotes = `SELECT poll_id, voter_id, option_ids, vote_id, request_id, idempotency_key, voted_at FROM votes
-	WHERE token(poll_id, voter_id) > ? AND token(poll_id, voter_id) <= ?`
+// scanColumns are the columns of votes a scan reads.
+var scanColumns = []string{"poll_id", "voter_id", "option_ids", "vote_id", "request_id", "idempotency_key", "voted_at"}
+
+// scanVotes reads one token range (lo, hi] of votes; qb's token builder
+// compares token(poll_id, voter_id) with bound token values.
+var scanVotes = newStatement(qb.Select(votesTable.Name()).Columns(scanColumns...).Where(
+	qb.Token(votesTable.Metadata().PartKey...).GtValueNamed("lo"),
+	qb.Token(votesTable.Metadata().PartKey...).LtOrEqValueNamed("hi")).ToCql())
 
 // scanVotesFirst is the statement of the ring's first range, whose lower
 // bound is the minimum token itself.
-const scanVotesFirst = `SELECT poll_id, voter_id, option_ids, vote_id, request_id, idempotency_key, voted_at FROM votes
-	WHERE token(poll_id, voter_id) >= ? AND token(poll_id, voter_id) <= ?`
+var scanVotesFirst = newStatement(qb.Select(votesTable.Name()).Columns(scanColumns...).Where(
+	qb.Token(votesTable.Metadata().PartKey...).GtOrEqValueNamed("lo"),
+	qb.Token(votesTable.Metadata().PartKey...).LtOrEqValueNamed("hi")).ToCql())
+
+// ringTokens reads a node's tokens from the system tables.
+var ringTokens = []statement{
+	newStatement(qb.Select("system.local").Columns("tokens").ToCql()),
+	newStatement(qb.Select("system.peers").Columns("tokens").ToCql()),
+}
 
 // tokenRange is a slice of the Murmur3 ring: (Lo, Hi], or [Lo, Hi] when
 // First is set.
@@ -82,8 +97,8 @@ func splitRing(n int) []tokenRange {
 // scan then splits uniformly by the requested count alone.
 func ringTokenCount(ctx context.Context, s gocqlx.Session) int {
 	n := 0
-	for _, stmt := range []string{`SELECT tokens FROM system.local`, `SELECT tokens FROM system.peers`} {
-		iter := s.Session.Query(stmt).WithContext(ctx).Iter()
+	for _, stmt := range ringTokens {
+		iter := stmt.query(ctx, s).Iter()
 		var tokens []string
 		for iter.Scan(&tokens) {
 			n += len(tokens)
@@ -175,35 +190,38 @@ func scanRange(ctx context.Context, s gocqlx.Session, r tokenRange, cons gocql.C
 	}
 }
 
-func readPage(ctx context.Context, s gocqlx.Session, stmt string, r tokenRange, cons gocql.Consistency, state []byte) ([]VoteRow, []byte, error) {
-	var lastErr error
-	for attempt := 0; attempt < scanPageAttempts; attempt++ {
-		if attempt > 0 {
-			backoff := min(time.Duration(100<<attempt)*time.Millisecond, 5*time.Second)
-			select {
-			case <-ctx.Done():
-				return nil, nil, ctx.Err()
-			case <-time.After(backoff):
-			}
-		}
-		iter := s.Session.Query(stmt, r.Lo, r.Hi).WithContext(ctx).Consistency(cons).
+// readPage reads one page, trying again with capped backoff while the
+// range's replicas do not answer.
+func readPage(ctx context.Context, s gocqlx.Session, stmt statement, r tokenRange, cons gocql.Consistency, state []byte) ([]VoteRow, []byte, error) {
+	var (
+		rows []VoteRow
+		next []byte
+	)
+	policy := retry.Policy{Base: 200 * time.Millisecond, Max: 5 * time.Second, Attempts: scanPageAttempts}
+	err := retry.Do(ctx, policy, func(int) error {
+		iter := stmt.query(ctx, s).BindMap(qb.M{"lo": r.Lo, "hi": r.Hi}).Consistency(cons).
 			PageSize(scanPageSize).PageState(state).Iter()
-		rows := make([]VoteRow, 0, iter.NumRows())
-		var row VoteRow
-		for iter.Scan(&row.PollID, &row.VoterID, &row.OptionIDs, &row.VoteID, &row.RequestID,
-			&row.IdempotencyKey, &row.VotedAt) {
-			rows = append(rows, row)
-			row = VoteRow{}
+		page := make([]VoteRow, 0, iter.NumRows())
+		var row voteRow
+		for iter.StructScan(&row) {
+			page = append(page, row.toScanRow())
+			row = voteRow{}
 		}
-		next := iter.PageState()
-		err := iter.Close()
-		if err == nil {
-			return rows, next, nil
+		pageState := iter.PageState()
+		if err := iter.Close(); err != nil {
+			if ctx.Err() != nil {
+				return retry.Permanent(ctx.Err())
+			}
+			return err
 		}
+		rows, next = page, pageState
+		return nil
+	}, nil)
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
 		}
-		lastErr = err
+		return nil, nil, apperr.Unavailable(fmt.Sprintf("scan votes tokens (%d, %d]", r.Lo, r.Hi), err)
 	}
-	return nil, nil, apperr.Unavailable(fmt.Sprintf("scan votes tokens (%d, %d]", r.Lo, r.Hi), lastErr)
+	return rows, next, nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/gocql/gocql"
 	"github.com/scylladb/gocqlx/v2"
 	"github.com/scylladb/gocqlx/v2/migrate"
+	"github.com/scylladb/gocqlx/v2/qb"
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/cql"
@@ -79,7 +80,8 @@ func DropKeyspace(ctx context.Context, cfg Config) error {
 }
 
 // keyspaceStatement runs a statement about cfg.Keyspace on a session bound
-// to no keyspace.
+// to no keyspace. Keyspace DDL stays CQL text: qb builds no DDL, and a
+// keyspace name cannot be a bound parameter (hence identRe).
 func keyspaceStatement(ctx context.Context, cfg Config, stmt string) error {
 	if !identRe.MatchString(cfg.Keyspace) {
 		return fmt.Errorf("keyspace name %q is not a valid identifier", cfg.Keyspace)
@@ -119,8 +121,10 @@ func Migrate(ctx context.Context, cfg Config, log *zap.Logger) error {
 	return nil
 }
 
+var pingStatement = newStatement(qb.Select("system.local").Columns("release_version").ToCql())
+
 // Ping checks that the cluster answers a query.
 func Ping(ctx context.Context, s gocqlx.Session) error {
 	var v string
-	return s.Session.Query("SELECT release_version FROM system.local").WithContext(ctx).Scan(&v)
+	return pingStatement.query(ctx, s).GetRelease(&v)
 }

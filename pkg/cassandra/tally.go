@@ -7,6 +7,7 @@ import (
 
 	"github.com/gocql/gocql"
 	"github.com/scylladb/gocqlx/v2"
+	"github.com/scylladb/gocqlx/v2/qb"
 
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/tally"
@@ -20,23 +21,37 @@ type TallyStore struct {
 // NewTallyStore builds the store.
 func NewTallyStore(s gocqlx.Session) *TallyStore { return &TallyStore{s: s} }
 
-const incrCounter = `UPDATE vote_counts SET votes = votes + ? WHERE poll_id = ? AND shard = ? AND option_id = ?`
+var (
+	// incrCounter adds to one counter shard: votes = votes + ?.
+	incrCounter = newStatement(qb.Update(voteCountsTable.Name()).Add("votes").
+			Where(voteCountsTable.PrimaryKeyCmp()...).ToCql())
+	sumShards = newStatement(qb.Select(voteCountsTable.Name()).Columns("option_id", "votes").
+			Where(qb.Eq("poll_id"), qb.In("shard")).ToCql())
+	countRows = newStatement(votesByPollTable.Select("options", "option_ids"))
+	anyRow    = newStatement(qb.Select(votesByPollTable.Name()).Columns("voter_id").
+			Where(qb.Eq("poll_id"), qb.In("bucket")).Limit(1).ToCql())
+	insertFinalStatics = newStatement(qb.Insert(finalTalliesTable.Name()).
+				Columns("poll_id", "ballots", "as_of").Unique().ToCql())
+	insertFinalOption = newStatement(qb.Insert(finalTalliesTable.Name()).
+				Columns("poll_id", "option_id", "votes").ToCql())
+	selectFinal = newStatement(finalTalliesTable.Select("option_id", "votes", "ballots", "as_of"))
+)
 
 // AdjustShard adds delta to one shard as one single-partition counter batch.
 func (st *TallyStore) AdjustShard(ctx context.Context, pollID gocql.UUID, shard int, delta tally.Counts) error {
-	b := st.s.Session.NewBatch(gocql.CounterBatch).WithContext(ctx)
+	b := newBatch(ctx, st.s, gocql.CounterBatch)
 	if delta.Ballots != 0 {
-		b.Query(incrCounter, delta.Ballots, pollID, shard, tally.BallotKey)
+		b.add(incrCounter, voteCountRow{PollID: pollID, Shard: shard, OptionID: tally.BallotKey, Votes: delta.Ballots})
 	}
 	for opt, n := range delta.Options {
 		if n != 0 {
-			b.Query(incrCounter, n, pollID, shard, opt)
+			b.add(incrCounter, voteCountRow{PollID: pollID, Shard: shard, OptionID: opt, Votes: n})
 		}
 	}
-	if b.Size() == 0 {
+	if b.err == nil && b.Size() == 0 {
 		return nil
 	}
-	if err := st.s.Session.ExecuteBatch(b); err != nil {
+	if err := b.exec(st.s); err != nil {
 		return apperr.Unavailable("increment counters", err)
 	}
 	return nil
@@ -53,18 +68,10 @@ func shardList(n int) []int {
 // SumShards reads all shards in one multi-partition query and sums them.
 func (st *TallyStore) SumShards(ctx context.Context, pollID gocql.UUID, shards int) (tally.Counts, error) {
 	c := tally.NewCounts()
-	iter := st.s.Session.Query(`SELECT option_id, votes FROM vote_counts WHERE poll_id = ? AND shard IN ?`,
-		pollID, shardList(shards)).WithContext(ctx).Iter()
-	var (
-		opt gocql.UUID
-		n   int64
-	)
-	for iter.Scan(&opt, &n) {
-		if opt == tally.BallotKey {
-			c.Ballots += n
-		} else {
-			c.Options[opt] += n
-		}
+	iter := sumShards.query(ctx, st.s).BindMap(qb.M{"poll_id": pollID, "shard": shardList(shards)}).Iter()
+	var r voteCountRow
+	for iter.StructScan(&r) {
+		r.addTo(&c)
 	}
 	if err := iter.Close(); err != nil {
 		return tally.Counts{}, apperr.Unavailable("sum counter shards", err)
@@ -77,15 +84,11 @@ func (st *TallyStore) SumShards(ctx context.Context, pollID gocql.UUID, shards i
 func (st *TallyStore) CountRows(ctx context.Context, pollID gocql.UUID, buckets int, progress func(done, total int, ballots int64)) (tally.Counts, error) {
 	c := tally.NewCounts()
 	for _, b := range shardList(buckets) {
-		iter := st.s.Session.Query(`SELECT options, option_ids FROM votes_by_poll WHERE poll_id = ? AND bucket = ?`,
-			pollID, b).WithContext(ctx).PageSize(5000).Iter()
-		var opts, legacy []gocql.UUID
-		for iter.Scan(&opts, &legacy) {
-			if opts == nil {
-				opts = legacy
-			}
-			c.Add(opts)
-			opts, legacy = nil, nil
+		iter := countRows.query(ctx, st.s).BindStruct(voteIndexRow{PollID: pollID, Bucket: b}).PageSize(5000).Iter()
+		var r voteIndexRow
+		for iter.StructScan(&r) {
+			c.Add(r.choices())
+			r = voteIndexRow{}
 		}
 		if err := iter.Close(); err != nil {
 			return tally.Counts{}, apperr.Unavailable("count vote rows", err)
@@ -100,8 +103,7 @@ func (st *TallyStore) CountRows(ctx context.Context, pollID gocql.UUID, buckets 
 // AnyRow looks for one ballot row.
 func (st *TallyStore) AnyRow(ctx context.Context, pollID gocql.UUID, buckets int) (bool, error) {
 	var voter gocql.UUID
-	err := st.s.Session.Query(`SELECT voter_id FROM votes_by_poll WHERE poll_id = ? AND bucket IN ? LIMIT 1`,
-		pollID, shardList(buckets)).WithContext(ctx).Scan(&voter)
+	err := anyRow.query(ctx, st.s).BindMap(qb.M{"poll_id": pollID, "bucket": shardList(buckets)}).GetRelease(&voter)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return false, nil
 	}
@@ -115,15 +117,12 @@ func (st *TallyStore) AnyRow(ctx context.Context, pollID gocql.UUID, buckets int
 // batch: the static row IF NOT EXISTS plus the option rows, all or nothing.
 // When a final tally exists already it is returned unchanged.
 func (st *TallyStore) SaveFinal(ctx context.Context, pollID gocql.UUID, c tally.Counts, asOf time.Time) (tally.Frozen, error) {
-	b := st.s.Session.NewBatch(gocql.UnloggedBatch).WithContext(ctx)
-	b.Query(`INSERT INTO final_tallies (poll_id, ballots, as_of) VALUES (?, ?, ?) IF NOT EXISTS`, pollID, c.Ballots, asOf)
+	b := newBatch(ctx, st.s, gocql.UnloggedBatch)
+	b.add(insertFinalStatics, finalTallyRow{PollID: pollID, Ballots: c.Ballots, AsOf: asOf})
 	for opt, n := range c.Options {
-		b.Query(`INSERT INTO final_tallies (poll_id, option_id, votes) VALUES (?, ?, ?)`, pollID, opt, n)
+		b.add(insertFinalOption, finalTallyRow{PollID: pollID, OptionID: &opt, Votes: &n})
 	}
-	applied, iter, err := st.s.Session.ExecuteBatchCAS(b)
-	if iter != nil {
-		_ = iter.Close()
-	}
+	applied, err := b.execCAS(st.s)
 	if err != nil {
 		return tally.Frozen{}, apperr.Unavailable("freeze final tally", err)
 	}
@@ -137,21 +136,15 @@ func (st *TallyStore) SaveFinal(ctx context.Context, pollID gocql.UUID, c tally.
 // LoadFinal reads the frozen final tally.
 func (st *TallyStore) LoadFinal(ctx context.Context, pollID gocql.UUID) (tally.Frozen, bool, error) {
 	f := tally.Frozen{Counts: tally.NewCounts()}
-	iter := st.s.Session.Query(`SELECT option_id, votes, ballots, as_of FROM final_tallies WHERE poll_id = ?`,
-		pollID).WithContext(ctx).Iter()
+	iter := selectFinal.query(ctx, st.s).BindStruct(finalTallyRow{PollID: pollID}).Iter()
 	var (
-		opt     *gocql.UUID
-		n       *int64
-		ballots int64
-		asOf    time.Time
-		found   bool
+		r     finalTallyRow
+		found bool
 	)
-	for iter.Scan(&opt, &n, &ballots, &asOf) {
+	for iter.StructScan(&r) {
 		found = true
-		f.Counts.Ballots, f.AsOf = ballots, asOf
-		if opt != nil && n != nil {
-			f.Counts.Options[*opt] = *n
-		}
+		r.addTo(&f)
+		r = finalTallyRow{}
 	}
 	if err := iter.Close(); err != nil {
 		return f, false, apperr.Unavailable("load final tally", err)

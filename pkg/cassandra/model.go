@@ -1,0 +1,329 @@
+package cassandra
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/gocql/gocql"
+
+	"github.com/tally-vote/tally/pkg/audit"
+	"github.com/tally-vote/tally/pkg/auth"
+	"github.com/tally-vote/tally/pkg/poll"
+	"github.com/tally-vote/tally/pkg/tally"
+	"github.com/tally-vote/tally/pkg/vote"
+)
+
+// Row structs, one per table this package reads or writes, and the named
+// converters between them and the domain's types. Rows are what gocqlx binds
+// and scans by the db tags; domain types never carry tags. A pointer field
+// is a column that may be null: nil reads a null and writes one, as the
+// positional statements these replaced did.
+
+// userRow is a row of users.
+type userRow struct {
+	UserID       gocql.UUID `db:"user_id"`
+	Email        string     `db:"email"`
+	Username     string     `db:"username"`
+	PasswordHash string     `db:"password_hash"`
+	CreatedAt    time.Time  `db:"created_at"`
+}
+
+func toUserRow(u auth.User) userRow {
+	return userRow{UserID: u.ID, Email: u.Email, Username: u.Username, PasswordHash: u.PasswordHash, CreatedAt: u.CreatedAt}
+}
+
+func (r userRow) toUser() auth.User {
+	return auth.User{ID: r.UserID, Email: r.Email, Username: r.Username, PasswordHash: r.PasswordHash, CreatedAt: r.CreatedAt}
+}
+
+// userByEmailRow is a row of users_by_email: the account holding an email.
+type userByEmailRow struct {
+	Email  string     `db:"email"`
+	UserID gocql.UUID `db:"user_id"`
+}
+
+// userByUsernameRow is a row of users_by_username.
+type userByUsernameRow struct {
+	Username string     `db:"username"`
+	UserID   gocql.UUID `db:"user_id"`
+}
+
+// pollRow is a row of polls: the static columns, which every row of the
+// partition reads alike, and one option's clustering row.
+type pollRow struct {
+	PollID                  gocql.UUID `db:"poll_id"`
+	OptionID                gocql.UUID `db:"option_id"`
+	CreatorID               gocql.UUID `db:"creator_id"`
+	Title                   string     `db:"title"`
+	Description             string     `db:"description"`
+	StartTime               time.Time  `db:"start_time"`
+	EndTime                 time.Time  `db:"end_time"`
+	ClosedAt                *time.Time `db:"closed_at"`
+	CreatedAt               time.Time  `db:"created_at"`
+	UpdatedAt               time.Time  `db:"updated_at"`
+	ShowResultsDuringVoting bool       `db:"show_results_during_voting"`
+	AllowAnonymous          bool       `db:"allow_anonymous"`
+	AllowMultipleOptions    bool       `db:"allow_multiple_options"`
+	MaxVotesPerUser         int        `db:"max_votes_per_user"`
+	CounterShards           int        `db:"counter_shards"`
+	IndexBuckets            int        `db:"index_buckets"`
+	OptionsVersion          *int       `db:"options_version"`
+	OptionsFrozen           *bool      `db:"options_frozen"`
+	OptionText              *string    `db:"option_text"`
+	DisplayOrder            *int       `db:"display_order"`
+}
+
+// pollStaticColumns are the statics a new poll is written with; the options
+// version and freeze are left unset until an option replacement or the
+// first vote writes them.
+var pollStaticColumns = []string{
+	"poll_id", "creator_id", "title", "description", "start_time", "end_time", "closed_at", "created_at",
+	"updated_at", "show_results_during_voting", "allow_anonymous", "allow_multiple_options",
+	"max_votes_per_user", "counter_shards", "index_buckets",
+}
+
+// pollOptionColumns are the columns of one option's row.
+var pollOptionColumns = []string{"poll_id", "option_id", "option_text", "display_order"}
+
+// toPollRow is the poll's static row; closed_at is null until a close.
+func toPollRow(p *poll.Poll) pollRow {
+	r := pollRow{
+		PollID: p.ID, CreatorID: p.CreatorID, Title: p.Title, Description: p.Description,
+		StartTime: p.StartTime, EndTime: p.EndTime, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
+		ShowResultsDuringVoting: p.Settings.ShowResultsDuringVoting, AllowAnonymous: p.Settings.AllowAnonymous,
+		AllowMultipleOptions: p.Settings.AllowMultipleOptions, MaxVotesPerUser: p.Settings.MaxVotesPerUser,
+		CounterShards: p.CounterShards, IndexBuckets: p.IndexBuckets,
+	}
+	if !p.ClosedAt.IsZero() {
+		r.ClosedAt = &p.ClosedAt
+	}
+	return r
+}
+
+// toOptionRow is one option's clustering row.
+func toOptionRow(pollID gocql.UUID, o poll.Option) pollRow {
+	return pollRow{PollID: pollID, OptionID: o.ID, OptionText: &o.Text, DisplayOrder: &o.DisplayOrder}
+}
+
+// addToPoll folds one row of the partition into p: the statics (the same on
+// every row) and the row's option, if it has one.
+func (r pollRow) addToPoll(p *poll.Poll) {
+	p.CreatorID, p.Title, p.Description = r.CreatorID, r.Title, r.Description
+	p.StartTime, p.EndTime, p.CreatedAt, p.UpdatedAt = r.StartTime, r.EndTime, r.CreatedAt, r.UpdatedAt
+	p.Settings = poll.Settings{
+		ShowResultsDuringVoting: r.ShowResultsDuringVoting, AllowAnonymous: r.AllowAnonymous,
+		AllowMultipleOptions: r.AllowMultipleOptions, MaxVotesPerUser: r.MaxVotesPerUser,
+	}
+	p.CounterShards, p.IndexBuckets = r.CounterShards, r.IndexBuckets
+	// A partition whose only row is the static one reads a null option_id.
+	if r.OptionText != nil && r.OptionID != (gocql.UUID{}) {
+		o := poll.Option{ID: r.OptionID, Text: *r.OptionText}
+		if r.DisplayOrder != nil {
+			o.DisplayOrder = *r.DisplayOrder
+		}
+		p.Options = append(p.Options, o)
+	}
+	if r.ClosedAt != nil {
+		p.ClosedAt = *r.ClosedAt
+	}
+	if r.OptionsVersion != nil {
+		p.OptionsVersion = *r.OptionsVersion
+	}
+	p.OptionsFrozen = r.OptionsFrozen != nil && *r.OptionsFrozen
+}
+
+// pollByCreatorRow is a row of polls_by_creator.
+type pollByCreatorRow struct {
+	CreatorID gocql.UUID `db:"creator_id"`
+	CreatedAt time.Time  `db:"created_at"`
+	PollID    gocql.UUID `db:"poll_id"`
+}
+
+// pollIdempotencyRow is a row of poll_idempotency: a create key's claim.
+type pollIdempotencyRow struct {
+	CreatorID      gocql.UUID `db:"creator_id"`
+	IdempotencyKey string     `db:"idempotency_key"`
+	PollID         gocql.UUID `db:"poll_id"`
+	Fingerprint    string     `db:"fingerprint"`
+	CreatedAt      time.Time  `db:"created_at"`
+}
+
+// pollIdempotencyFromMap reads a claim returned by an LWT or a serial read,
+// by column name.
+func pollIdempotencyFromMap(m map[string]any) pollIdempotencyRow {
+	var r pollIdempotencyRow
+	r.PollID, _ = m["poll_id"].(gocql.UUID)
+	r.Fingerprint, _ = m["fingerprint"].(string)
+	return r
+}
+
+// voteRow is a row of votes. Empty strings are written as nulls.
+type voteRow struct {
+	PollID         gocql.UUID   `db:"poll_id"`
+	VoterID        gocql.UUID   `db:"voter_id"`
+	OptionIDs      []gocql.UUID `db:"option_ids"`
+	VoteID         gocql.UUID   `db:"vote_id"`
+	RequestID      gocql.UUID   `db:"request_id"`
+	IdempotencyKey *string      `db:"idempotency_key"`
+	VotedAt        time.Time    `db:"voted_at"`
+	Anonymous      bool         `db:"anonymous"`
+	IP             *string      `db:"ip"`
+	UserAgent      *string      `db:"user_agent"`
+	WriteID        gocql.UUID   `db:"write_id"`
+}
+
+// nullable is s as a column that is null when s is empty.
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// toVoteRow is the ballot as one insert attempt writes it.
+func toVoteRow(b *vote.Ballot, writeID gocql.UUID) voteRow {
+	return voteRow{
+		PollID: b.PollID, VoterID: b.VoterID, OptionIDs: b.OptionIDs, VoteID: b.VoteID, RequestID: b.RequestID,
+		IdempotencyKey: nullable(b.IdempotencyKey), VotedAt: b.VotedAt, Anonymous: b.Anonymous,
+		IP: nullable(b.IP), UserAgent: nullable(b.UserAgent), WriteID: writeID,
+	}
+}
+
+// voteRowFromMap reads a row returned by an LWT or a serial read, by column
+// name. The key columns are not in a serial read's map; the caller knows
+// them.
+func voteRowFromMap(pollID, voterID gocql.UUID, m map[string]any) voteRow {
+	r := voteRow{PollID: pollID, VoterID: voterID}
+	r.OptionIDs, _ = m["option_ids"].([]gocql.UUID)
+	r.VoteID, _ = m["vote_id"].(gocql.UUID)
+	r.RequestID, _ = m["request_id"].(gocql.UUID)
+	r.VotedAt, _ = m["voted_at"].(time.Time)
+	r.Anonymous, _ = m["anonymous"].(bool)
+	r.WriteID, _ = m["write_id"].(gocql.UUID)
+	key, _ := m["idempotency_key"].(string)
+	ip, _ := m["ip"].(string)
+	ua, _ := m["user_agent"].(string)
+	r.IdempotencyKey, r.IP, r.UserAgent = nullable(key), nullable(ip), nullable(ua)
+	return r
+}
+
+func (r voteRow) toBallot() *vote.Ballot {
+	return &vote.Ballot{
+		PollID: r.PollID, VoterID: r.VoterID, OptionIDs: r.OptionIDs, VoteID: r.VoteID, RequestID: r.RequestID,
+		IdempotencyKey: deref(r.IdempotencyKey), VotedAt: r.VotedAt, Anonymous: r.Anonymous,
+		IP: deref(r.IP), UserAgent: deref(r.UserAgent),
+	}
+}
+
+func (r voteRow) toScanRow() VoteRow {
+	return VoteRow{
+		PollID: r.PollID, VoterID: r.VoterID, VoteID: r.VoteID, RequestID: r.RequestID, OptionIDs: r.OptionIDs,
+		IdempotencyKey: deref(r.IdempotencyKey), VotedAt: r.VotedAt,
+	}
+}
+
+// voteIndexRow is a row of votes_by_poll. Options is the frozen list new
+// rows carry; OptionIDs is the legacy list of rows written before it.
+type voteIndexRow struct {
+	PollID    gocql.UUID   `db:"poll_id"`
+	Bucket    int          `db:"bucket"`
+	VoterID   gocql.UUID   `db:"voter_id"`
+	Options   []gocql.UUID `db:"options"`
+	OptionIDs []gocql.UUID `db:"option_ids"`
+	VoteID    gocql.UUID   `db:"vote_id"`
+	VotedAt   time.Time    `db:"voted_at"`
+}
+
+// voteIndexColumns are the columns an index row is written with: never the
+// legacy option_ids, which a same-timestamp rewrite would append to.
+var voteIndexColumns = []string{"poll_id", "bucket", "voter_id", "options", "vote_id", "voted_at"}
+
+func toVoteIndexRow(pollID gocql.UUID, bucket int, voterID gocql.UUID, e IndexEntry) voteIndexRow {
+	return voteIndexRow{PollID: pollID, Bucket: bucket, VoterID: voterID, Options: e.Options, VoteID: e.VoteID, VotedAt: e.VotedAt}
+}
+
+// ballotIndexRow is the index row of a ballot.
+func ballotIndexRow(pollID gocql.UUID, bucket int, b *vote.Ballot) voteIndexRow {
+	return voteIndexRow{PollID: pollID, Bucket: bucket, VoterID: b.VoterID, Options: b.OptionIDs, VoteID: b.VoteID, VotedAt: b.VotedAt}
+}
+
+// choices is the row's options, falling back to the legacy list.
+func (r voteIndexRow) choices() []gocql.UUID {
+	if r.Options == nil {
+		return r.OptionIDs
+	}
+	return r.Options
+}
+
+func (r voteIndexRow) toIndexEntry() IndexEntry {
+	return IndexEntry{VoteID: r.VoteID, Options: r.choices(), VotedAt: r.VotedAt}
+}
+
+// voteCountRow is a row of vote_counts: one counter shard of one option, or
+// of the ballots under tally.BallotKey.
+type voteCountRow struct {
+	PollID   gocql.UUID `db:"poll_id"`
+	Shard    int        `db:"shard"`
+	OptionID gocql.UUID `db:"option_id"`
+	Votes    int64      `db:"votes"`
+}
+
+// addTo adds the shard's count to c.
+func (r voteCountRow) addTo(c *tally.Counts) {
+	if r.OptionID == tally.BallotKey {
+		c.Ballots += r.Votes
+	} else {
+		c.Options[r.OptionID] += r.Votes
+	}
+}
+
+// finalTallyRow is a row of final_tallies: the static ballots and as_of,
+// and one option's count (null on the static-only row).
+type finalTallyRow struct {
+	PollID   gocql.UUID  `db:"poll_id"`
+	OptionID *gocql.UUID `db:"option_id"`
+	Votes    *int64      `db:"votes"`
+	Ballots  int64       `db:"ballots"`
+	AsOf     time.Time   `db:"as_of"`
+}
+
+// addTo folds the row into f.
+func (r finalTallyRow) addTo(f *tally.Frozen) {
+	f.Counts.Ballots, f.AsOf = r.Ballots, r.AsOf
+	if r.OptionID != nil && r.Votes != nil {
+		f.Counts.Options[*r.OptionID] = *r.Votes
+	}
+}
+
+// voteRequestFailureRow is a row of vote_request_failures.
+type voteRequestFailureRow struct {
+	PollID    gocql.UUID `db:"poll_id"`
+	VoterID   gocql.UUID `db:"voter_id"`
+	RequestID gocql.UUID `db:"request_id"`
+	ErrorCode string     `db:"error_code"`
+	Message   string     `db:"message"`
+	FailedAt  time.Time  `db:"failed_at"`
+}
+
+// auditRow is a row of audit_log; detail is the event's JSON.
+type auditRow struct {
+	PollID  gocql.UUID `db:"poll_id"`
+	At      gocql.UUID `db:"at"`
+	Event   string     `db:"event"`
+	ActorID gocql.UUID `db:"actor_id"`
+	Detail  string     `db:"detail"`
+}
+
+// toEvent decodes the entry; a detail that is not a JSON object is dropped.
+func (r auditRow) toEvent() audit.Event {
+	e := audit.Event{PollID: r.PollID, At: r.At.Time().UTC(), Kind: r.Event, ActorID: r.ActorID}
+	_ = json.Unmarshal([]byte(r.Detail), &e.Detail)
+	return e
+}
