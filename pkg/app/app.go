@@ -24,10 +24,10 @@ import (
 	"github.com/tally-vote/tally/pkg/cassandra"
 	"github.com/tally-vote/tally/pkg/config"
 	"github.com/tally-vote/tally/pkg/httpapi"
-	"github.com/tally-vote/tally/pkg/ingest"
 	"github.com/tally-vote/tally/pkg/kafkax"
 	"github.com/tally-vote/tally/pkg/live"
 	"github.com/tally-vote/tally/pkg/poll"
+	"github.com/tally-vote/tally/pkg/queue"
 	"github.com/tally-vote/tally/pkg/ratelimit"
 	"github.com/tally-vote/tally/pkg/redisx"
 	"github.com/tally-vote/tally/pkg/tally"
@@ -49,9 +49,8 @@ type App struct {
 	Tally      *tally.Service
 	Hub        *live.Hub
 	Limit      *ratelimit.Limiter
-	Accepter   *ingest.Accepter
-	Statuses   *ingest.Statuses
-	Reconciler *ingest.Reconciler
+	Statuses   *vote.Statuses
+	Reconciler *tally.Reconciler
 	Audit      *audit.Log
 
 	failures  *cassandra.FailureStore
@@ -59,7 +58,7 @@ type App struct {
 	dlqW      *kafka.Writer
 	reconcile *kafka.Writer
 	closeW    sync.Once
-	worker    atomic.Pointer[ingest.Worker]
+	worker    atomic.Pointer[queue.Worker]
 }
 
 // New connects to Cassandra and builds every service. Redis and Kafka are
@@ -81,31 +80,40 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) 
 
 	tokens := auth.NewTokens(cfg.JWTSecret, cfg.Auth.TokenTTL, a.Now)
 	a.Auth = auth.NewService(cfg.Auth, cassandra.NewUserStore(s, cfg.Cassandra), tokens, log.Named("auth"), a.Now)
-	a.Tally = tally.NewService(cfg.Tally, cassandra.NewTallyStore(s), a.Redis, log.Named("tally"), a.Now, reg)
-	a.Polls = poll.NewService(cfg.Poll, cassandra.NewPollStore(s, cfg.Cassandra), a.Tally, log.Named("poll"), a.Now)
-	a.Votes = vote.NewService(cassandra.NewVoteStore(s, cfg.Cassandra, reg), a.Tally, a.Tally.Fence(), log.Named("vote"), a.Now, reg)
-	a.Hub = live.NewHub(a.Tally, a.Polls.Cached, cfg.LiveInterval, log.Named("live"), reg)
-	a.Limit = ratelimit.New(cfg.RateLimit, a.Redis, log.Named("ratelimit"), a.Now, reg)
+	a.Audit = audit.New(cassandra.NewAuditStore(s), log.Named("audit"), reg)
+	a.Tally = tally.NewService(cfg.Tally, cassandra.NewTallyStore(s), a.Redis, a.Audit, log.Named("tally"), a.Now, reg)
 
 	a.votesW = kafkax.NewWriter(cfg.Kafka, cfg.Kafka.VotesTopic)
 	a.dlqW = kafkax.NewWriter(cfg.Kafka, cfg.Kafka.DLQTopic)
 	a.reconcile = kafkax.NewWriter(cfg.Kafka, cfg.Kafka.ReconcileTopic)
-	a.failures = cassandra.NewFailureStore(s)
-	a.Accepter = ingest.NewAccepter(cfg.Vote, a.votesW, a.Redis, a.Votes, a.Polls, log.Named("ingest"), a.Now, reg)
-	a.Statuses = ingest.NewStatuses(a.Votes, a.failures, a.Redis)
-	a.Reconciler = ingest.NewReconciler(cfg.Reconcile, a.Tally, a.Polls.Get, a.reconcile, a.votesOffsets,
+	pollStore := cassandra.NewPollStore(s, cfg.Cassandra)
+	a.Reconciler = tally.NewReconciler(cfg.Reconcile, a.Tally, pollStore.Get, queue.NewRequests(a.reconcile), a.votesProgress,
 		log.Named("reconcile"), a.Now)
-	a.Polls.OnClose(a.Reconciler.PollClosed)
-	a.Audit = audit.New(cassandra.NewAuditStore(s), log.Named("audit"), reg)
-	a.Polls.AuditTo(a.Audit)
-	a.Tally.AuditTo(a.Audit)
+	a.Polls = poll.NewService(cfg.Poll, poll.Deps{Store: pollStore, Votes: a.Tally, Audit: a.Audit,
+		OnClose: a.Reconciler.PollClosed, Log: log.Named("poll"), Now: a.Now})
+
+	q := queue.New(cfg.Queue, a.votesW, a.Redis, log.Named("queue"), a.Now, reg)
+	a.Votes = vote.NewService(cfg.Vote, vote.Deps{Store: cassandra.NewVoteStore(s, cfg.Cassandra, reg), Counter: a.Tally,
+		Fence: a.Tally.Fence(), Polls: a.Polls, Queue: q, Log: log.Named("vote"), Now: a.Now}, reg)
+	a.failures = cassandra.NewFailureStore(s)
+	a.Statuses = vote.NewStatuses(a.Votes, a.failures, q)
+	a.Hub = live.NewHub(a.Tally, a.Polls.Cached, cfg.LiveInterval, log.Named("live"), reg)
+	a.Limit = ratelimit.New(cfg.RateLimit, a.Redis, log.Named("ratelimit"), a.Now, reg)
 	return a, nil
 }
 
-// votesOffsets reads the votes topic's ends and the worker group's
+// votesProgress reads the votes topic's ends and the worker group's
 // commits.
-func (a *App) votesOffsets(ctx context.Context) (map[int]kafkax.PartitionOffsets, error) {
-	return kafkax.GroupOffsets(ctx, a.Cfg.Kafka, a.Cfg.Kafka.VotesTopic, a.Cfg.Kafka.Group)
+func (a *App) votesProgress(ctx context.Context) (map[int]tally.PartitionProgress, error) {
+	offs, err := kafkax.GroupOffsets(ctx, a.Cfg.Kafka, a.Cfg.Kafka.VotesTopic, a.Cfg.Kafka.Group)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int]tally.PartitionProgress, len(offs))
+	for p, o := range offs {
+		out[p] = tally.PartitionProgress{End: o.End, Committed: o.Committed}
+	}
+	return out, nil
 }
 
 // Checks are the readiness probes of the three dependencies, and the
@@ -141,7 +149,6 @@ func (a *App) Router() (*gin.Engine, error) {
 		Tally:          a.Tally,
 		Hub:            a.Hub,
 		Limiter:        a.Limit,
-		Accepter:       a.Accepter,
 		Statuses:       a.Statuses,
 	})
 }
@@ -156,11 +163,11 @@ func (a *App) RunWorker(ctx context.Context) error {
 	defer recon.Close()
 
 	var wg sync.WaitGroup
-	w := ingest.NewWorker(a.Cfg.Worker, ingest.WorkerDeps{
+	w := queue.NewWorker(a.Cfg.Worker, queue.WorkerDeps{
 		DLQ: a.dlqW, Polls: a.Polls, Votes: a.Votes, Failures: a.failures, Redis: a.Redis,
 		Log: a.Log.Named("worker"), Registry: a.Registry, CloseGrace: a.Cfg.Reconcile.FinalizeDelay,
 		OnRecorded: a.Reconciler.Seen,
-		OnDeadLetter: func(ctx context.Context, msg ingest.Message, cause error) {
+		OnDeadLetter: func(ctx context.Context, msg queue.Message, cause error) {
 			a.Audit.Record(ctx, msg.PollID, gocql.UUID{}, audit.VoteDeadLetter,
 				map[string]any{"request_id": msg.RequestID, "error": cause.Error()})
 		},
@@ -177,7 +184,7 @@ func (a *App) RunWorker(ctx context.Context) error {
 	}()
 	go func() {
 		defer wg.Done()
-		if err := a.Reconciler.Consume(ctx, recon); err != nil {
+		if err := queue.ConsumeRequests(ctx, recon, a.Reconciler.Handle, a.Log.Named("reconcile")); err != nil {
 			a.Log.Error("reconciliation consumer stopped", zap.Error(err))
 		}
 	}()

@@ -9,10 +9,10 @@ import (
 	"github.com/scylladb/gocqlx/v2"
 
 	"github.com/tally-vote/tally/pkg/apperr"
-	"github.com/tally-vote/tally/pkg/ingest"
+	"github.com/tally-vote/tally/pkg/vote"
 )
 
-// FailureStore implements ingest.FailureStore.
+// FailureStore implements vote.FailureStore.
 type FailureStore struct {
 	s gocqlx.Session
 }
@@ -26,7 +26,7 @@ var (
 )
 
 // SaveFailure records why a request produced no ballot.
-func (st *FailureStore) SaveFailure(ctx context.Context, pollID, voterID, requestID gocql.UUID, f ingest.Failure) error {
+func (st *FailureStore) SaveFailure(ctx context.Context, pollID, voterID, requestID gocql.UUID, f vote.Failure) error {
 	r := voteRequestFailureRow{PollID: pollID, VoterID: voterID, RequestID: requestID,
 		ErrorCode: f.Code, Message: f.Message, FailedAt: time.Now().UTC()}
 	if err := insertFailure.query(ctx, st.s).BindStruct(r).ExecRelease(); err != nil {
@@ -36,14 +36,14 @@ func (st *FailureStore) SaveFailure(ctx context.Context, pollID, voterID, reques
 }
 
 // GetFailure reads a request's failure.
-func (st *FailureStore) GetFailure(ctx context.Context, pollID, voterID, requestID gocql.UUID) (ingest.Failure, bool, error) {
+func (st *FailureStore) GetFailure(ctx context.Context, pollID, voterID, requestID gocql.UUID) (vote.Failure, bool, error) {
 	r := voteRequestFailureRow{PollID: pollID, VoterID: voterID, RequestID: requestID}
 	err := selectFailure.query(ctx, st.s).BindStruct(r).GetRelease(&r)
 	if errors.Is(err, gocql.ErrNotFound) {
-		return ingest.Failure{}, false, nil
+		return vote.Failure{}, false, nil
 	}
 	if err != nil {
-		return ingest.Failure{}, false, apperr.Unavailable("read request failure", err)
+		return vote.Failure{}, false, apperr.Unavailable("read request failure", err)
 	}
-	return ingest.Failure{Code: r.ErrorCode, Message: r.Message}, true, nil
+	return vote.Failure{Code: r.ErrorCode, Message: r.Message}, true, nil
 }

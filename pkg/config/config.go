@@ -15,12 +15,13 @@ import (
 
 	"github.com/tally-vote/tally/pkg/auth"
 	"github.com/tally-vote/tally/pkg/cassandra"
-	"github.com/tally-vote/tally/pkg/ingest"
 	"github.com/tally-vote/tally/pkg/kafkax"
 	"github.com/tally-vote/tally/pkg/poll"
+	"github.com/tally-vote/tally/pkg/queue"
 	"github.com/tally-vote/tally/pkg/ratelimit"
 	"github.com/tally-vote/tally/pkg/redisx"
 	"github.com/tally-vote/tally/pkg/tally"
+	"github.com/tally-vote/tally/pkg/vote"
 )
 
 // Config is the whole process's configuration.
@@ -43,16 +44,17 @@ type Config struct {
 	// LiveInterval is how often live-results sockets are refreshed.
 	LiveInterval time.Duration `env:"LIVE_INTERVAL" envDefault:"1s"`
 
-	Cassandra cassandra.Config       `envPrefix:"CASSANDRA_"`
-	Redis     redisx.Config          `envPrefix:"REDIS_"`
-	Kafka     kafkax.Config          `envPrefix:"KAFKA_"`
-	Auth      auth.Config            `envPrefix:"AUTH_"`
-	Poll      poll.Config            `envPrefix:"POLL_"`
-	Tally     tally.Config           `envPrefix:"RESULTS_"`
-	RateLimit ratelimit.Config       `envPrefix:"RATE_"`
-	Vote      ingest.Config          `envPrefix:"VOTE_"`
-	Worker    ingest.WorkerConfig    `envPrefix:"WORKER_"`
-	Reconcile ingest.ReconcileConfig `envPrefix:"RECONCILE_"`
+	Cassandra cassandra.Config      `envPrefix:"CASSANDRA_"`
+	Redis     redisx.Config         `envPrefix:"REDIS_"`
+	Kafka     kafkax.Config         `envPrefix:"KAFKA_"`
+	Auth      auth.Config           `envPrefix:"AUTH_"`
+	Poll      poll.Config           `envPrefix:"POLL_"`
+	Tally     tally.Config          `envPrefix:"RESULTS_"`
+	RateLimit ratelimit.Config      `envPrefix:"RATE_"`
+	Vote      vote.Config           `envPrefix:"VOTE_"`
+	Queue     queue.Config          `envPrefix:"VOTE_"`
+	Worker    queue.WorkerConfig    `envPrefix:"WORKER_"`
+	Reconcile tally.ReconcileConfig `envPrefix:"RECONCILE_"`
 }
 
 // Load reads TALLY_* variables.

@@ -14,8 +14,8 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tally-vote/tally/pkg/dlq"
-	"github.com/tally-vote/tally/pkg/ingest"
 	"github.com/tally-vote/tally/pkg/kafkax"
+	"github.com/tally-vote/tally/pkg/queue"
 	"github.com/tally-vote/tally/pkg/testenv"
 )
 
@@ -31,7 +31,7 @@ func deadLetter(t *testing.T, ctx context.Context, cfg kafkax.Config, polls ...g
 		value := []byte("not json")
 		if p != (gocql.UUID{}) {
 			var err error
-			value, err = json.Marshal(ingest.Message{RequestID: gocql.MustRandomUUID(), VoteID: gocql.MustRandomUUID(),
+			value, err = json.Marshal(queue.Message{RequestID: gocql.MustRandomUUID(), VoteID: gocql.MustRandomUUID(),
 				PollID: p, VoterID: voter, OptionIDs: []gocql.UUID{gocql.MustRandomUUID()}, AcceptedAt: time.Now()})
 			if err != nil {
 				t.Fatal(err)

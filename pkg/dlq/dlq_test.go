@@ -8,12 +8,12 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tally-vote/tally/pkg/dlq"
-	"github.com/tally-vote/tally/pkg/ingest"
+	"github.com/tally-vote/tally/pkg/queue"
 )
 
 func TestNewEntry(t *testing.T) {
 	poll, voter, req := gocql.MustRandomUUID(), gocql.MustRandomUUID(), gocql.MustRandomUUID()
-	vote, err := json.Marshal(ingest.Message{RequestID: req, VoteID: gocql.MustRandomUUID(), PollID: poll,
+	vote, err := json.Marshal(queue.Message{RequestID: req, VoteID: gocql.MustRandomUUID(), PollID: poll,
 		VoterID: voter, OptionIDs: []gocql.UUID{gocql.MustRandomUUID()}})
 	if err != nil {
 		t.Fatal(err)

@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/gocql/gocql"
 
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/auth"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/ratelimit"
 )
 
@@ -65,12 +65,12 @@ func trimErr(err error) string {
 	return s
 }
 
-func pathUUID(c *gin.Context, name string) (gocql.UUID, error) {
-	id, err := gocql.ParseUUID(c.Param(name))
+func pathUUID(c *gin.Context, name string) (id.ID, error) {
+	v, err := id.Parse(c.Param(name))
 	if err != nil {
-		return id, apperr.Invalid(name, "must be a UUID")
+		return v, apperr.Invalid(name, "must be a UUID")
 	}
-	return id, nil
+	return v, nil
 }
 
 const principalKey = "tally.principal"

@@ -13,7 +13,6 @@ import (
 
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/auth"
-	"github.com/tally-vote/tally/pkg/ingest"
 	"github.com/tally-vote/tally/pkg/live"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/ratelimit"
@@ -42,10 +41,8 @@ type Deps struct {
 	Tally   *tally.Service
 	Hub     *live.Hub
 	Limiter *ratelimit.Limiter
-	// Accepter takes votes into Kafka (async mode) and Statuses answers
-	// for async requests.
-	Accepter *ingest.Accepter
-	Statuses *ingest.Statuses
+	// Statuses answers for async requests.
+	Statuses *vote.Statuses
 }
 
 type handlers struct {
@@ -54,8 +51,7 @@ type handlers struct {
 	votes     *vote.Service
 	tally     *tally.Service
 	hub       *live.Hub
-	accepter  *ingest.Accepter
-	statuses  *ingest.Statuses
+	statuses  *vote.Statuses
 	now       func() time.Time
 	publicURL string
 }
@@ -82,7 +78,7 @@ func NewRouter(d Deps) (*gin.Engine, error) {
 		pprof.Register(r)
 	}
 
-	h := &handlers{auth: d.Auth, polls: d.Polls, votes: d.Votes, tally: d.Tally, hub: d.Hub, accepter: d.Accepter, statuses: d.Statuses, now: d.Now, publicURL: d.PublicURL}
+	h := &handlers{auth: d.Auth, polls: d.Polls, votes: d.Votes, tally: d.Tally, hub: d.Hub, statuses: d.Statuses, now: d.Now, publicURL: d.PublicURL}
 	required, optional := authenticate(d.Auth, true), authenticate(d.Auth, false)
 	l := d.Limiter
 

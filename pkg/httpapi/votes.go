@@ -6,43 +6,42 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/gocql/gocql"
 
 	"github.com/tally-vote/tally/pkg/apperr"
-	"github.com/tally-vote/tally/pkg/ingest"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/vote"
 )
 
 type voteRequest struct {
-	OptionID  *gocql.UUID  `json:"option_id"`
-	OptionIDs []gocql.UUID `json:"option_ids"`
+	OptionID  *id.ID  `json:"option_id"`
+	OptionIDs []id.ID `json:"option_ids"`
 }
 
-func (r voteRequest) options() ([]gocql.UUID, error) {
+func (r voteRequest) options() ([]id.ID, error) {
 	switch {
 	case r.OptionID != nil && r.OptionIDs != nil:
 		return nil, apperr.Invalid("option_ids", "send option_id or option_ids, not both")
 	case r.OptionID != nil:
-		return []gocql.UUID{*r.OptionID}, nil
+		return []id.ID{*r.OptionID}, nil
 	}
 	return r.OptionIDs, nil
 }
 
 type recordedResponse struct {
-	Status     string       `json:"status"`
-	VoteID     string       `json:"vote_id"`
-	RequestID  string       `json:"request_id"`
-	PollID     string       `json:"poll_id"`
-	OptionID   string       `json:"option_id,omitempty"`
-	OptionIDs  []gocql.UUID `json:"option_ids"`
-	RecordedAt time.Time    `json:"recorded_at"`
+	Status     string    `json:"status"`
+	VoteID     string    `json:"vote_id"`
+	RequestID  string    `json:"request_id"`
+	PollID     string    `json:"poll_id"`
+	OptionID   string    `json:"option_id,omitempty"`
+	OptionIDs  []id.ID   `json:"option_ids"`
+	RecordedAt time.Time `json:"recorded_at"`
 }
 
 type myVoteResponse struct {
-	HasVoted  bool         `json:"has_voted"`
-	OptionID  string       `json:"option_id,omitempty"`
-	OptionIDs []gocql.UUID `json:"option_ids,omitempty"`
-	VotedAt   *time.Time   `json:"voted_at,omitempty"`
+	HasVoted  bool       `json:"has_voted"`
+	OptionID  string     `json:"option_id,omitempty"`
+	OptionIDs []id.ID    `json:"option_ids,omitempty"`
+	VotedAt   *time.Time `json:"voted_at,omitempty"`
 }
 
 func toRecorded(b *vote.Ballot) recordedResponse {
@@ -54,29 +53,8 @@ func toRecorded(b *vote.Ballot) recordedResponse {
 	return r
 }
 
-// newBallot builds the ballot a vote request asks for.
-func (h *handlers) newBallot(c *gin.Context, pollID gocql.UUID, options []gocql.UUID, key string) *vote.Ballot {
-	caller, _ := principal(c)
-	ua := c.Request.UserAgent()
-	if len(ua) > 512 {
-		ua = ua[:512]
-	}
-	return &vote.Ballot{
-		PollID:         pollID,
-		VoterID:        caller.UserID,
-		OptionIDs:      options,
-		VoteID:         gocql.MustRandomUUID(),
-		RequestID:      ingest.RequestID(pollID, caller.UserID, key),
-		IdempotencyKey: key,
-		VotedAt:        h.now().UTC().Truncate(time.Millisecond),
-		Anonymous:      caller.Anonymous,
-		IP:             c.ClientIP(),
-		UserAgent:      ua,
-	}
-}
-
 func (h *handlers) castVote(c *gin.Context) {
-	id, err := pathUUID(c, "poll_id")
+	pollID, err := pathUUID(c, "poll_id")
 	if err != nil {
 		abort(c, err)
 		return
@@ -96,12 +74,14 @@ func (h *handlers) castVote(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	p, seenAt, err := h.polls.View(c.Request.Context(), id)
+	p, seenAt, err := h.polls.View(c.Request.Context(), pollID)
 	if err != nil {
 		abort(c, err)
 		return
 	}
-	out, err := h.accepter.Accept(c.Request.Context(), p, seenAt, h.newBallot(c, id, options, key))
+	caller, _ := principal(c)
+	out, err := h.votes.Cast(c.Request.Context(), p, seenAt, vote.Request{PollID: pollID, VoterID: caller.UserID,
+		Anonymous: caller.Anonymous, OptionIDs: options, IdempotencyKey: key, IP: c.ClientIP(), UserAgent: c.Request.UserAgent()})
 	if err != nil {
 		abort(c, err)
 		return
@@ -111,7 +91,7 @@ func (h *handlers) castVote(c *gin.Context) {
 		c.JSON(http.StatusOK, toRecorded(out.Recorded))
 		return
 	}
-	c.JSON(http.StatusAccepted, acceptedResponse{Status: "accepted", PollID: id.String(),
+	c.JSON(http.StatusAccepted, acceptedResponse{Status: "accepted", PollID: pollID.String(),
 		RequestID: out.RequestID.String(), Message: "vote is being processed"})
 }
 
@@ -130,7 +110,7 @@ type requestStatusResponse struct {
 }
 
 func (h *handlers) requestStatus(c *gin.Context) {
-	id, err := pathUUID(c, "poll_id")
+	pollID, err := pathUUID(c, "poll_id")
 	if err != nil {
 		abort(c, err)
 		return
@@ -141,33 +121,33 @@ func (h *handlers) requestStatus(c *gin.Context) {
 		return
 	}
 	caller, _ := principal(c)
-	st, err := h.statuses.Get(c.Request.Context(), id, caller.UserID, rid)
+	st, err := h.statuses.Get(c.Request.Context(), pollID, caller.UserID, rid)
 	if err != nil {
 		abort(c, err)
 		return
 	}
 	r := requestStatusResponse{RequestID: rid.String(), State: st.State}
 	switch st.State {
-	case ingest.Completed:
+	case vote.Completed:
 		r.VoteID = st.VoteID.String()
-	case ingest.Failed:
+	case vote.Failed:
 		r.Error = &errorBody{Code: st.Failure.Code, Message: st.Failure.Message}
 	}
 	c.JSON(http.StatusOK, r)
 }
 
 func (h *handlers) myVote(c *gin.Context) {
-	id, err := pathUUID(c, "poll_id")
+	pollID, err := pathUUID(c, "poll_id")
 	if err != nil {
 		abort(c, err)
 		return
 	}
-	if _, err := h.polls.Cached(c.Request.Context(), id); err != nil {
+	if _, err := h.polls.Cached(c.Request.Context(), pollID); err != nil {
 		abort(c, err)
 		return
 	}
 	caller, _ := principal(c)
-	b, err := h.votes.Mine(c.Request.Context(), id, caller.UserID)
+	b, err := h.votes.Mine(c.Request.Context(), pollID, caller.UserID)
 	if errors.Is(err, vote.ErrNoVote) {
 		c.JSON(http.StatusOK, myVoteResponse{HasVoted: false})
 		return

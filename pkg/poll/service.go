@@ -84,17 +84,28 @@ type cached struct {
 	fetched time.Time
 }
 
-// NewService builds the service. onClose, when set, runs after the owner
-// closes a poll (to trigger reconciliation).
-func NewService(cfg Config, store Store, votes VoteCounter, log *zap.Logger, now func() time.Time) *Service {
-	return &Service{cfg: cfg, store: store, votes: votes, log: log, now: now, cache: map[gocql.UUID]cached{}, audit: noAudit{}}
+// Deps are the service's collaborators.
+type Deps struct {
+	Store Store
+	Votes VoteCounter
+	// Audit records owner actions; nil records nothing.
+	Audit Auditor
+	// OnClose, when set, runs after an owner closes a poll (to queue its
+	// final reconciliation).
+	OnClose func(ctx context.Context, p *Poll)
+	Log     *zap.Logger
+	Now     func() time.Time
 }
 
-// AuditTo sends owner actions to a.
-func (s *Service) AuditTo(a Auditor) { s.audit = a }
-
-// OnClose registers a hook run after an owner closes a poll.
-func (s *Service) OnClose(fn func(ctx context.Context, p *Poll)) { s.onClose = fn }
+// NewService builds the service.
+func NewService(cfg Config, d Deps) *Service {
+	audit := d.Audit
+	if audit == nil {
+		audit = noAudit{}
+	}
+	return &Service{cfg: cfg, store: d.Store, votes: d.Votes, log: d.Log, now: d.Now, onClose: d.OnClose, audit: audit,
+		cache: map[gocql.UUID]cached{}}
+}
 
 // Create validates and stores a poll. With an idempotency key, a repeat of
 // the same key by the same creator returns the poll the first call made.

@@ -71,7 +71,8 @@ type metrics struct {
 }
 
 // NewService builds the service and registers its metrics.
-func NewService(cfg Config, store Store, rdb *redis.Client, log *zap.Logger, now func() time.Time, reg prometheus.Registerer) *Service {
+// audit may be nil (nothing recorded).
+func NewService(cfg Config, store Store, rdb *redis.Client, audit Auditor, log *zap.Logger, now func() time.Time, reg prometheus.Registerer) *Service {
 	m := &metrics{
 		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tally_results_cache_total", Help: "Results cache lookups by tally mode and outcome (hit, miss, error).",
@@ -85,14 +86,11 @@ func NewService(cfg Config, store Store, rdb *redis.Client, log *zap.Logger, now
 		}, []string{"result"}),
 	}
 	reg.MustRegister(m.cache, m.drift, m.runs)
-	return &Service{cfg: cfg, store: store, fence: NewFence(rdb), redis: rdb, log: log, now: now, m: m}
+	return &Service{cfg: cfg, store: store, fence: NewFence(rdb), redis: rdb, audit: audit, log: log, now: now, m: m}
 }
 
 // Fence is what follow-up writers enter (implements vote.Fence).
 func (s *Service) Fence() *Fence { return s.fence }
-
-// AuditTo sends repairs and frozen tallies to a.
-func (s *Service) AuditTo(a Auditor) { s.audit = a }
 
 // Add counts applied ballots in one counter shard (implements
 // vote.Counter): one counter batch however many ballots.

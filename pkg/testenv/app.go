@@ -9,11 +9,12 @@ import (
 	"github.com/tally-vote/tally/pkg/app"
 	"github.com/tally-vote/tally/pkg/auth"
 	"github.com/tally-vote/tally/pkg/config"
-	"github.com/tally-vote/tally/pkg/ingest"
 	"github.com/tally-vote/tally/pkg/poll"
+	"github.com/tally-vote/tally/pkg/queue"
 	"github.com/tally-vote/tally/pkg/ratelimit"
 	"github.com/tally-vote/tally/pkg/redisx"
 	"github.com/tally-vote/tally/pkg/tally"
+	"github.com/tally-vote/tally/pkg/vote"
 )
 
 // Config is a whole-process configuration on the local stack with a fresh
@@ -37,10 +38,11 @@ func Config(t testing.TB) config.Config {
 		Poll:      poll.Config{CounterShards: 4, IndexBuckets: 4, CacheTTL: 200 * time.Millisecond, StaleIfError: 10 * time.Minute},
 		Tally:     tally.Config{LiveCacheTTL: 200 * time.Millisecond, FinalCacheTTL: 200 * time.Millisecond},
 		RateLimit: ratelimit.Config{PollCreatePerHour: 1000, VotesPerMinutePerUser: 1000, DisablePerIP: true},
-		Vote:      ingest.Config{Mode: "sync", ProduceTimeout: 3 * time.Second, KafkaCooldown: 2 * time.Second, RequestTTL: time.Hour},
-		Worker: ingest.WorkerConfig{BatchSize: 256, BatchWait: 5 * time.Millisecond, Concurrency: 32,
+		Vote:      vote.Config{Mode: "sync"},
+		Queue:     queue.Config{ProduceTimeout: 3 * time.Second, KafkaCooldown: 2 * time.Second, RequestTTL: time.Hour},
+		Worker: queue.WorkerConfig{BatchSize: 256, BatchWait: 5 * time.Millisecond, Concurrency: 32,
 			PoisonAttempts: 2, MaxBackoff: 500 * time.Millisecond},
-		Reconcile: ingest.ReconcileConfig{Interval: time.Hour, FinalizeDelay: time.Second, FinalizeWait: 30 * time.Second,
+		Reconcile: tally.ReconcileConfig{Interval: time.Hour, FinalizeDelay: time.Second, FinalizeWait: 30 * time.Second,
 			Group: "test-reconciler"},
 	}
 }

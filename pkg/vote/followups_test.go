@@ -92,7 +92,7 @@ func ballots(p *poll.Poll, n int) []Outcome {
 
 func TestFollowUpsGroupAndDeduplicate(t *testing.T) {
 	rec := newRecorder()
-	s := NewService(rec, rec, rec, zap.NewNop(), time.Now, prometheus.NewRegistry())
+	s := NewService(Config{Mode: "sync"}, Deps{Store: rec, Counter: rec, Fence: rec, Log: zap.NewNop(), Now: time.Now}, prometheus.NewRegistry())
 	p := &poll.Poll{ID: gocql.MustRandomUUID(), IndexBuckets: 4, CounterShards: 4}
 	outs := ballots(p, 100)
 	// A redelivered ballot meets its original in one batch, both marked
@@ -128,7 +128,7 @@ func TestFollowUpsOrderAndRetry(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := newRecorder()
 			rec.failCounter, rec.failIndex = tc.failCounter, tc.failIndex
-			s := NewService(rec, rec, rec, zap.NewNop(), time.Now, prometheus.NewRegistry())
+			s := NewService(Config{Mode: "sync"}, Deps{Store: rec, Counter: rec, Fence: rec, Log: zap.NewNop(), Now: time.Now}, prometheus.NewRegistry())
 			p := &poll.Poll{ID: gocql.MustRandomUUID(), IndexBuckets: 4, CounterShards: 4}
 			outs := ballots(p, 50)
 			var err error

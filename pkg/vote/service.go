@@ -56,25 +56,46 @@ type Outcome struct {
 	Count bool
 }
 
-// Service records ballots exactly once.
+// Service is the act of voting: Cast applies the rules and queues or
+// records a ballot; Apply, ApplyQueued and FollowUps record it exactly
+// once.
 type Service struct {
+	cfg     Config
 	store   Store
 	counter Counter
 	fence   Fence
+	polls   Polls
+	queue   Queue // nil: every vote is recorded directly
 	log     *zap.Logger
 	now     func() time.Time
 	m       *metrics
 }
 
 type metrics struct {
+	casts      *prometheus.CounterVec
 	outcomes   *prometheus.CounterVec
 	lwtLatency prometheus.Histogram
 	followUp   *prometheus.CounterVec
 }
 
+// Deps are the service's collaborators.
+type Deps struct {
+	Store   Store
+	Counter Counter
+	Fence   Fence
+	Polls   Polls
+	Queue   Queue // may be nil
+	Log     *zap.Logger
+	Now     func() time.Time
+}
+
 // NewService builds the service and registers its metrics.
-func NewService(store Store, counter Counter, fence Fence, log *zap.Logger, now func() time.Time, reg prometheus.Registerer) *Service {
+func NewService(cfg Config, d Deps, reg prometheus.Registerer) *Service {
 	m := &metrics{
+		casts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tally_ingest_votes_total",
+			Help: "Vote requests by outcome: accepted (queued, 202), fast_duplicate (409 from the queue's flag), recorded_sync (sync mode), fallback_sync (queue down, written directly), duplicate (409 from the LWT), replayed_after_close (a retry answered with its original outcome), rejected (503).",
+		}, []string{"outcome"}),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tally_votes_total",
 			Help: "Ballots written to Cassandra by outcome: recorded (new), replayed (retry of a recorded request), duplicate (voter had voted), failed.",
@@ -89,8 +110,9 @@ func NewService(store Store, counter Counter, fence Fence, log *zap.Logger, now 
 			Help: "Index or counter writes that failed after the ballot was recorded; they are retried until they succeed.",
 		}, []string{"step"}),
 	}
-	reg.MustRegister(m.outcomes, m.lwtLatency, m.followUp)
-	return &Service{store: store, counter: counter, fence: fence, log: log, now: now, m: m}
+	reg.MustRegister(m.casts, m.outcomes, m.lwtLatency, m.followUp)
+	return &Service{cfg: cfg, store: d.Store, counter: d.Counter, fence: d.Fence, polls: d.Polls, queue: d.Queue,
+		log: d.Log, now: d.Now, m: m}
 }
 
 // followUpPolicy retries follow-ups of the synchronous path; the worker

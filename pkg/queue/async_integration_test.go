@@ -1,6 +1,6 @@
 //go:build integration
 
-package ingest_test
+package queue_test
 
 import (
 	"context"

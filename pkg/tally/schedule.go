@@ -1,20 +1,16 @@
-package ingest
+package tally
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"sync"
 	"time"
 
 	"github.com/gocql/gocql"
-	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
-	"github.com/tally-vote/tally/pkg/kafkax"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/retry"
-	"github.com/tally-vote/tally/pkg/tally"
 )
 
 // ReconcileConfig tunes the reconciliation job.
@@ -38,26 +34,38 @@ type ReconcileConfig struct {
 // then some).
 const produceAllowance = 5 * time.Second
 
-// ReconcileRequest is a message on the reconciliation topic.
+// ReconcileRequest asks the workers to reconcile a poll; Reason "closed"
+// asks for its final tally.
 type ReconcileRequest struct {
 	PollID gocql.UUID `json:"poll_id"`
 	Reason string     `json:"reason"`
 }
 
-// Offsets reads the votes topic's end offsets and the worker group's
-// committed ones, per partition.
-type Offsets func(ctx context.Context) (map[int]kafkax.PartitionOffsets, error)
+// RequestSender hands reconciliation requests to the workers (pkg/queue
+// implements it on Kafka).
+type RequestSender interface {
+	Send(ctx context.Context, req ReconcileRequest) error
+}
+
+// PartitionProgress is one partition of the votes topic: its end (the
+// offset the next message gets) and how far the workers have committed.
+type PartitionProgress struct {
+	End, Committed int64
+}
+
+// Offsets reads the votes topic's progress, per partition.
+type Offsets func(ctx context.Context) (map[int]PartitionProgress, error)
 
 // Reconciler runs tally reconciliation: on demand, when a poll closes, and
 // on a schedule for polls that are receiving votes.
 type Reconciler struct {
-	cfg      ReconcileConfig
-	tally    *tally.Service
-	polls    func(ctx context.Context, id gocql.UUID) (*poll.Poll, error)
-	producer Producer
-	offsets  Offsets
-	log      *zap.Logger
-	now      func() time.Time
+	cfg     ReconcileConfig
+	tally   *Service
+	polls   func(ctx context.Context, id gocql.UUID) (*poll.Poll, error)
+	sender  RequestSender
+	offsets Offsets
+	log     *zap.Logger
+	now     func() time.Time
 
 	mu   sync.Mutex
 	seen map[gocql.UUID]bool
@@ -79,16 +87,15 @@ type pendingFinal struct {
 }
 
 // NewReconciler builds the job.
-func NewReconciler(cfg ReconcileConfig, t *tally.Service, polls func(ctx context.Context, id gocql.UUID) (*poll.Poll, error),
-	producer Producer, offsets Offsets, log *zap.Logger, now func() time.Time) *Reconciler {
-	return &Reconciler{cfg: cfg, tally: t, polls: polls, producer: producer, offsets: offsets, log: log, now: now,
+func NewReconciler(cfg ReconcileConfig, t *Service, polls func(ctx context.Context, id gocql.UUID) (*poll.Poll, error),
+	sender RequestSender, offsets Offsets, log *zap.Logger, now func() time.Time) *Reconciler {
+	return &Reconciler{cfg: cfg, tally: t, polls: polls, sender: sender, offsets: offsets, log: log, now: now,
 		seen: map[gocql.UUID]bool{}, ending: map[gocql.UUID]time.Time{}, finals: map[gocql.UUID]*pendingFinal{}}
 }
 
 // Enqueue asks the job to reconcile a poll.
 func (r *Reconciler) Enqueue(ctx context.Context, pollID gocql.UUID, reason string) error {
-	body, _ := json.Marshal(ReconcileRequest{PollID: pollID, Reason: reason})
-	return r.producer.WriteMessages(ctx, kafka.Message{Key: pollID[:], Value: body})
+	return r.sender.Send(ctx, ReconcileRequest{PollID: pollID, Reason: reason})
 }
 
 // PollClosed is the hook for an owner closing a poll: enqueue, or reconcile
@@ -153,14 +160,14 @@ func (r *Reconciler) due() map[gocql.UUID]string {
 // Run reconciles one poll now. With wait, a closed poll's run waits (up
 // to FinalizeWait) until the worker group has passed the poll's watermark
 // and then freezes its final tally. progress may be nil.
-func (r *Reconciler) Run(ctx context.Context, pollID gocql.UUID, wait bool, progress func(done, total int, ballots int64)) (tally.Report, error) {
+func (r *Reconciler) Run(ctx context.Context, pollID gocql.UUID, wait bool, progress func(done, total int, ballots int64)) (Report, error) {
 	p, err := r.polls(ctx, pollID)
 	if err != nil {
-		return tally.Report{}, err
+		return Report{}, err
 	}
 	closed := p.ClosedSince(r.now())
 	if !wait || closed.IsZero() {
-		return r.tally.Reconcile(ctx, p, tally.ReconcileOptions{Progress: progress})
+		return r.tally.Reconcile(ctx, p, ReconcileOptions{Progress: progress})
 	}
 	pf := &pendingFinal{closed: closed}
 	for {
@@ -169,14 +176,14 @@ func (r *Reconciler) Run(ctx context.Context, pollID gocql.UUID, wait bool, prog
 			r.log.Warn("check the votes watermark", zap.Stringer("poll_id", p.ID), zap.Error(err))
 		}
 		if done {
-			return r.tally.Reconcile(ctx, p, tally.ReconcileOptions{Final: true, Progress: progress})
+			return r.tally.Reconcile(ctx, p, ReconcileOptions{Final: true, Progress: progress})
 		}
 		if !pf.taken.IsZero() && r.now().Sub(pf.taken) > r.cfg.FinalizeWait {
 			r.log.Warn("votes watermark not reached; reconciling without freezing", zap.Stringer("poll_id", p.ID))
-			return r.tally.Reconcile(ctx, p, tally.ReconcileOptions{Progress: progress})
+			return r.tally.Reconcile(ctx, p, ReconcileOptions{Progress: progress})
 		}
 		if err := retry.Sleep(ctx, time.Second); err != nil {
-			return tally.Report{}, err
+			return Report{}, err
 		}
 	}
 }
@@ -268,50 +275,21 @@ func (r *Reconciler) finalizeOne(ctx context.Context, id gocql.UUID) {
 	}
 	p, err := r.polls(ctx, id)
 	if err == nil {
-		_, err = r.tally.Reconcile(ctx, p, tally.ReconcileOptions{Final: true})
+		_, err = r.tally.Reconcile(ctx, p, ReconcileOptions{Final: true})
 	}
 	switch {
 	case err == nil, errors.Is(err, poll.ErrNotFound):
 		drop()
-	case errors.Is(err, tally.ErrBusy):
+	case errors.Is(err, ErrBusy):
 	default:
 		r.log.Warn("final reconciliation; will retry", zap.Stringer("poll_id", id), zap.Error(err))
 	}
 }
 
-// Consume runs reconciliation requests from the topic until ctx ends,
-// committing each after its run.
-func (r *Reconciler) Consume(ctx context.Context, reader Fetcher) error {
-	for {
-		m, err := reader.FetchMessage(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			r.log.Warn("fetch reconciliation request", zap.Error(err))
-			_ = retry.Sleep(ctx, time.Second)
-			continue
-		}
-		var req ReconcileRequest
-		if err := json.Unmarshal(m.Value, &req); err != nil || req.PollID == (gocql.UUID{}) {
-			r.log.Error("malformed reconciliation request dropped", zap.ByteString("value", m.Value))
-		} else if err := r.handle(ctx, req); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if !errors.Is(err, poll.ErrNotFound) && !errors.Is(err, tally.ErrBusy) {
-				r.log.Warn("reconcile", zap.Stringer("poll_id", req.PollID), zap.Error(err))
-			}
-		}
-		if err := reader.CommitMessages(context.WithoutCancel(ctx), m); err != nil {
-			return err
-		}
-	}
-}
-
-// handle runs one request: a closing one is queued for Finalize (and the
-// counters are repaired now), any other reconciles at once.
-func (r *Reconciler) handle(ctx context.Context, req ReconcileRequest) error {
+// Handle runs one request: a closing one is queued for Finalize (and the
+// counters are repaired now), any other reconciles at once. ErrBusy means
+// another run of the poll's reconciliation covers this one.
+func (r *Reconciler) Handle(ctx context.Context, req ReconcileRequest) error {
 	p, err := r.polls(ctx, req.PollID)
 	if err != nil {
 		return err
@@ -319,6 +297,6 @@ func (r *Reconciler) handle(ctx context.Context, req ReconcileRequest) error {
 	if req.Reason == "closed" {
 		r.closing(p)
 	}
-	_, err = r.tally.Reconcile(ctx, p, tally.ReconcileOptions{})
+	_, err = r.tally.Reconcile(ctx, p, ReconcileOptions{})
 	return err
 }

@@ -1,4 +1,4 @@
-package ingest
+package queue
 
 import (
 	"context"
@@ -57,7 +57,7 @@ type WorkerDeps struct {
 	DLQ      Producer
 	Polls    WorkerPolls
 	Votes    *vote.Service
-	Failures FailureStore
+	Failures vote.FailureStore
 	Redis    *redis.Client
 	Log      *zap.Logger
 	Registry prometheus.Registerer
@@ -353,7 +353,7 @@ func (w *Worker) record(ctx context.Context, msg Message) (vote.Outcome, error) 
 	case errors.Is(err, vote.ErrAlreadyVoted):
 		w.m.messages.WithLabelValues("duplicate").Inc()
 		return vote.Outcome{}, w.d.Failures.SaveFailure(ctx, msg.PollID, msg.VoterID, msg.RequestID,
-			Failure{Code: vote.ErrAlreadyVoted.Code, Message: vote.ErrAlreadyVoted.Message})
+			vote.Failure{Code: vote.ErrAlreadyVoted.Code, Message: vote.ErrAlreadyVoted.Message})
 	case err != nil:
 		return vote.Outcome{}, err
 	case out.New:
@@ -367,35 +367,18 @@ func (w *Worker) record(ctx context.Context, msg Message) (vote.Outcome, error) 
 	return out, nil
 }
 
-// admissible re-checks an accepted vote against the poll as it is now:
-// the options it chose must still be the poll's (and get frozen), and the
-// poll must have been open when the vote was accepted. A vote accepted
-// just after an owner's close by an API whose view predated the close
-// counts within CloseGrace; the final tally waits that long past the close.
+// admissible applies vote.Admissible and freezes the options the vote
+// was accepted on (the API could not, if Cassandra was unreachable then).
+// A vote that fails is refused: permanently invalid.
 func (w *Worker) admissible(ctx context.Context, p *poll.Poll, msg Message) error {
-	if msg.OptionsVersion != p.OptionsVersion {
-		return refusal{poll.ErrOptionsChanged}
+	if err := vote.Admissible(p, msg.Ballot(), msg.PollSeenAt, msg.OptionsVersion, w.d.CloseGrace); err != nil {
+		return refusal{err}
 	}
 	if err := w.d.Polls.FreezeOptions(ctx, p); err != nil {
 		if errors.Is(err, poll.ErrOptionsChanged) {
 			return refusal{err}
 		}
 		return err
-	}
-	for _, id := range msg.OptionIDs {
-		if _, ok := p.Option(id); !ok {
-			return refusal{vote.ErrInvalidOption}
-		}
-	}
-	at := msg.AcceptedAt
-	if at.Before(p.StartTime) || !at.Before(p.EndTime) {
-		return refusal{poll.ErrNotActive}
-	}
-	if !p.ClosedAt.IsZero() && !at.Before(p.ClosedAt) {
-		sawOpen := !msg.PollSeenAt.IsZero() && msg.PollSeenAt.Before(p.ClosedAt)
-		if !sawOpen || at.Sub(p.ClosedAt) > w.d.CloseGrace {
-			return refusal{poll.ErrNotActive}
-		}
 	}
 	return nil
 }
@@ -437,7 +420,7 @@ func (w *Worker) deadLetter(ctx context.Context, km kafka.Message, msg Message, 
 		code = coded.Code
 	}
 	if err := w.d.Failures.SaveFailure(ctx, msg.PollID, msg.VoterID, msg.RequestID,
-		Failure{Code: code, Message: "the vote could not be recorded: " + failureText(cause)}); err != nil {
+		vote.Failure{Code: code, Message: "the vote could not be recorded: " + failureText(cause)}); err != nil {
 		w.log.Warn("record dead-letter outcome", zap.Stringer("request_id", msg.RequestID), zap.Error(err))
 	}
 	if err := ReleaseFlag(ctx, w.d.Redis, msg.PollID, msg.VoterID, msg.RequestID); err != nil {

@@ -1,15 +1,12 @@
-package ingest
+package vote
 
 import (
 	"context"
 	"errors"
 
 	"github.com/gocql/gocql"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/tally-vote/tally/pkg/apperr"
-	"github.com/tally-vote/tally/pkg/redisx"
-	"github.com/tally-vote/tally/pkg/vote"
 )
 
 // ErrRequestNotFound is a request id this voter never had accepted.
@@ -48,21 +45,22 @@ type RequestStatus struct {
 // voted); a stored failure says why it failed; otherwise it is pending if
 // it was accepted.
 type Statuses struct {
-	votes    *vote.Service
+	votes    *Service
 	failures FailureStore
-	rdb      *redis.Client
+	queue    Queue
 }
 
-// NewStatuses builds the reader.
-func NewStatuses(votes *vote.Service, failures FailureStore, rdb *redis.Client) *Statuses {
-	return &Statuses{votes: votes, failures: failures, rdb: rdb}
+// NewStatuses builds the reader; queue answers whether a request was
+// accepted.
+func NewStatuses(votes *Service, failures FailureStore, queue Queue) *Statuses {
+	return &Statuses{votes: votes, failures: failures, queue: queue}
 }
 
 // Get returns the state of the caller's request.
 func (s *Statuses) Get(ctx context.Context, pollID, voterID, requestID gocql.UUID) (RequestStatus, error) {
 	st := RequestStatus{RequestID: requestID}
 	b, err := s.votes.Mine(ctx, pollID, voterID)
-	if err != nil && !errors.Is(err, vote.ErrNoVote) {
+	if err != nil && !errors.Is(err, ErrNoVote) {
 		return st, err
 	}
 	if err == nil && b.RequestID == requestID {
@@ -77,8 +75,8 @@ func (s *Statuses) Get(ctx context.Context, pollID, voterID, requestID gocql.UUI
 		st.State, st.Failure = Failed, f
 		return st, nil
 	}
-	accepted, err := s.rdb.Exists(ctx, redisx.AcceptedRequest(pollID, voterID, requestID)).Result()
-	known := err != nil || accepted == 1 // with Redis down, assume it was
+	accepted, err := s.queue.Accepted(ctx, pollID, voterID, requestID)
+	known := err != nil || accepted // unknown (Redis down): assume it was
 	switch {
 	case !known:
 		return st, ErrRequestNotFound
@@ -86,7 +84,7 @@ func (s *Statuses) Get(ctx context.Context, pollID, voterID, requestID gocql.UUI
 		// The voter's ballot came from another request; this one will
 		// fail (or has failed) as a duplicate.
 		st.State = Failed
-		st.Failure = Failure{Code: vote.ErrAlreadyVoted.Code, Message: vote.ErrAlreadyVoted.Message}
+		st.Failure = Failure{Code: ErrAlreadyVoted.Code, Message: ErrAlreadyVoted.Message}
 	default:
 		st.State = Pending
 	}

@@ -1,6 +1,6 @@
 //go:build integration
 
-package ingest_test
+package queue_test
 
 import (
 	"context"
@@ -14,8 +14,8 @@ import (
 	"github.com/gocql/gocql"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/tally-vote/tally/pkg/ingest"
 	"github.com/tally-vote/tally/pkg/kafkax"
+	"github.com/tally-vote/tally/pkg/queue"
 	"github.com/tally-vote/tally/pkg/redisx"
 	"github.com/tally-vote/tally/pkg/testenv"
 )
@@ -198,7 +198,7 @@ func TestWorkerRefusesAnOptionThePollLacks(t *testing.T) {
 	pid, _ := gocql.ParseUUID(pollID)
 	vid, _ := gocql.ParseUUID(voterID)
 	rid := gocql.MustRandomUUID()
-	msg := ingest.Message{RequestID: rid, VoteID: gocql.MustRandomUUID(), PollID: pid, VoterID: vid,
+	msg := queue.Message{RequestID: rid, VoteID: gocql.MustRandomUUID(), PollID: pid, VoterID: vid,
 		OptionIDs: []gocql.UUID{gocql.MustRandomUUID()}, AcceptedAt: time.Now().UTC(), PollSeenAt: time.Now().UTC()}
 	body, _ := json.Marshal(msg)
 	rdb := testenv.Redis(t)

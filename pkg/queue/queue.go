@@ -1,0 +1,194 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gocql/gocql"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/tally-vote/tally/pkg/poll"
+	"github.com/tally-vote/tally/pkg/redisx"
+	"github.com/tally-vote/tally/pkg/vote"
+)
+
+// Config tunes the queue side of the API.
+type Config struct {
+	ProduceTimeout time.Duration `env:"PRODUCE_TIMEOUT" envDefault:"3s"`
+	// KafkaCooldown is how long the queue reports itself unavailable after
+	// a produce failed (votes are recorded directly meanwhile), before it
+	// tries Kafka again.
+	KafkaCooldown time.Duration `env:"KAFKA_COOLDOWN" envDefault:"5s"`
+	// RequestTTL is how long a request id is remembered as accepted.
+	RequestTTL time.Duration `env:"REQUEST_TTL" envDefault:"24h"`
+}
+
+// Producer is the slice of kafka.Writer the queue uses.
+type Producer interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// Queue implements vote.Queue on Redis (the voter flag and the
+// accepted-request marker) and Kafka (the votes topic).
+type Queue struct {
+	cfg       Config
+	producer  Producer
+	rdb       *redis.Client
+	log       *zap.Logger
+	now       func() time.Time
+	kafkaDown atomic.Int64 // unix nanos until which Kafka is skipped
+	produced  prometheus.Histogram
+}
+
+// New builds the queue and registers its metric.
+func New(cfg Config, producer Producer, rdb *redis.Client, log *zap.Logger, now func() time.Time, reg prometheus.Registerer) *Queue {
+	produced := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "tally_ingest_produce_seconds",
+		Help:    "Latency of producing one vote to Kafka with acks=all.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+	})
+	reg.MustRegister(produced)
+	return &Queue{cfg: cfg, producer: producer, rdb: rdb, log: log, now: now, produced: produced}
+}
+
+// The voter flag's value is the request holding it, prefixed with its
+// state: pending while the ballot is being produced (a crash there must
+// not lock the voter out, so it expires quickly and does not make other
+// requests fail fast), queued once Kafka acknowledged it.
+const (
+	flagPending = "p:"
+	flagQueued  = "q:"
+	// flagPendingTTL bounds how long a flag whose produce never finished
+	// (the API died) can stand.
+	flagPendingTTL = time.Minute
+)
+
+// releaseFlag deletes the voter's flag only if it still holds this
+// request, in whatever state.
+var releaseFlag = redis.NewScript(`local v = redis.call("GET", KEYS[1])
+if v == ARGV[1] or v == "p:" .. ARGV[1] or v == "q:" .. ARGV[1] then return redis.call("DEL", KEYS[1]) end
+return 0`)
+
+// ReleaseFlag frees a voter whose request will never produce a ballot (a
+// poison message, a vote refused at apply time), so they can vote again.
+func ReleaseFlag(ctx context.Context, rdb *redis.Client, pollID, voterID, requestID gocql.UUID) error {
+	return releaseFlag.Run(ctx, rdb, []string{redisx.VoterFlag(pollID, voterID)}, requestID.String()).Err()
+}
+
+// Enqueue flags the voter and produces the ballot; it returns only after
+// every in-sync replica acknowledged it. With Kafka failing it returns
+// vote.ErrQueueUnavailable (and keeps doing so for KafkaCooldown).
+func (q *Queue) Enqueue(ctx context.Context, p *poll.Poll, seenAt time.Time, b *vote.Ballot) error {
+	if q.now().UnixNano() < q.kafkaDown.Load() {
+		return vote.ErrQueueUnavailable
+	}
+	if err := q.flag(ctx, b); err != nil {
+		return err
+	}
+	// From here on the ballot is produced even if the client goes away: a
+	// cancelled produce must not look like Kafka being down.
+	ctx = context.WithoutCancel(ctx)
+	if err := q.produce(ctx, p, seenAt, b); err != nil {
+		q.kafkaDown.Store(q.now().Add(q.cfg.KafkaCooldown).UnixNano())
+		q.log.Warn("kafka produce failed, votes are written directly",
+			zap.Duration("for", q.cfg.KafkaCooldown), zap.Error(err))
+		return errors.Join(vote.ErrQueueUnavailable, err)
+	}
+	q.markQueued(ctx, p, b)
+	return nil
+}
+
+// Settled hears how a ballot the queue could not take ended when it was
+// recorded directly: recorded → the voter's flag says so; failed → the
+// flag is released.
+func (q *Queue) Settled(ctx context.Context, p *poll.Poll, b *vote.Ballot, err error) {
+	if err == nil {
+		q.markQueued(ctx, p, b)
+		return
+	}
+	_ = ReleaseFlag(ctx, q.rdb, b.PollID, b.VoterID, b.RequestID)
+}
+
+// Accepted reports whether the request was accepted for the voter.
+func (q *Queue) Accepted(ctx context.Context, pollID, voterID, requestID gocql.UUID) (bool, error) {
+	n, err := q.rdb.Exists(ctx, redisx.AcceptedRequest(pollID, voterID, requestID)).Result()
+	return n == 1, err
+}
+
+// flag sets the voter's flag to this request, pending, unless a flag
+// exists, and marks the request accepted. A flag held by another request
+// that Kafka acknowledged means the voter already voted: 409 at once. A
+// flag held by another request still being produced is not proof of
+// anything yet (that produce may fail): this request goes on and the
+// conditional write decides. A flag holding this request is a retry: it
+// goes through again, and the worker recognises it by request id. With
+// Redis down the check is skipped; the conditional write still guarantees
+// one vote.
+func (q *Queue) flag(ctx context.Context, b *vote.Ballot) error {
+	key := redisx.VoterFlag(b.PollID, b.VoterID)
+	rid := b.RequestID.String()
+	pipe := q.rdb.Pipeline()
+	set := pipe.SetNX(ctx, key, flagPending+rid, flagPendingTTL)
+	pipe.Set(ctx, redisx.AcceptedRequest(b.PollID, b.VoterID, b.RequestID), b.PollID.String(), q.cfg.RequestTTL)
+	if _, err := pipe.Exec(ctx); err != nil {
+		q.log.Debug("redis fast path unavailable", zap.Error(err))
+		return nil
+	}
+	if set.Val() {
+		return nil
+	}
+	holder, err := q.rdb.Get(ctx, key).Result()
+	if err != nil || strings.TrimPrefix(strings.TrimPrefix(holder, flagQueued), flagPending) == rid ||
+		strings.HasPrefix(holder, flagPending) {
+		return nil
+	}
+	return vote.ErrAlreadyVoted
+}
+
+// markQueued records that the voter has a request durably queued (or
+// recorded): the flag becomes this request's queued one, for as long as
+// the poll, unless another request's queued flag is there already. It
+// replaces any pending flag, this request's or another's (which may still
+// fail). It is off the answer's path: if it is lost, the pending flag
+// expires and the conditional write still refuses a second vote, only
+// later.
+func (q *Queue) markQueued(ctx context.Context, p *poll.Poll, b *vote.Ballot) {
+	ttl := time.Until(p.EndTime) + time.Hour
+	ttl = min(max(ttl, time.Hour), 90*24*time.Hour)
+	key := redisx.VoterFlag(b.PollID, b.VoterID)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		if err := markQueued.Run(ctx, q.rdb, []string{key}, flagQueued+b.RequestID.String(),
+			ttl.Milliseconds()).Err(); err != nil {
+			q.log.Debug("mark vote flag queued", zap.Error(err))
+		}
+	}()
+}
+
+// markQueued sets the queued flag unless a queued flag is there already.
+var markQueued = redis.NewScript(`local v = redis.call("GET", KEYS[1])
+if v and string.sub(v, 1, 2) == "q:" then return 0 end
+return redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])`)
+
+func (q *Queue) produce(ctx context.Context, p *poll.Poll, seenAt time.Time, b *vote.Ballot) error {
+	msg := FromBallot(b)
+	msg.PollSeenAt, msg.OptionsVersion = seenAt, p.OptionsVersion
+	body, err := json.Marshal(msg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, q.cfg.ProduceTimeout)
+	defer cancel()
+	start := time.Now()
+	err = q.producer.WriteMessages(ctx, kafka.Message{Key: b.VoterID[:], Value: body})
+	q.produced.Observe(time.Since(start).Seconds())
+	return err
+}

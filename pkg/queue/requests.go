@@ -1,0 +1,63 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/gocql/gocql"
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/tally-vote/tally/pkg/poll"
+	"github.com/tally-vote/tally/pkg/retry"
+	"github.com/tally-vote/tally/pkg/tally"
+)
+
+// Requests carries reconciliation requests on the reconciliation topic
+// (implements tally.RequestSender).
+type Requests struct{ producer Producer }
+
+// NewRequests sends through producer.
+func NewRequests(producer Producer) Requests { return Requests{producer: producer} }
+
+// Send produces one request, keyed by poll.
+func (r Requests) Send(ctx context.Context, req tally.ReconcileRequest) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	return r.producer.WriteMessages(ctx, kafka.Message{Key: req.PollID[:], Value: body})
+}
+
+// ConsumeRequests hands the reconciliation topic's requests to handle until
+// ctx ends, committing each after it was handled (a failed run is logged:
+// the schedule and later requests cover it).
+func ConsumeRequests(ctx context.Context, reader Fetcher, handle func(context.Context, tally.ReconcileRequest) error, log *zap.Logger) error {
+	for {
+		m, err := reader.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			log.Warn("fetch reconciliation request", zap.Error(err))
+			_ = retry.Sleep(ctx, time.Second)
+			continue
+		}
+		var req tally.ReconcileRequest
+		if err := json.Unmarshal(m.Value, &req); err != nil || req.PollID == (gocql.UUID{}) {
+			log.Error("malformed reconciliation request dropped", zap.ByteString("value", m.Value))
+		} else if err := handle(ctx, req); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if !errors.Is(err, poll.ErrNotFound) && !errors.Is(err, tally.ErrBusy) {
+				log.Warn("reconcile", zap.Stringer("poll_id", req.PollID), zap.Error(err))
+			}
+		}
+		if err := reader.CommitMessages(context.WithoutCancel(ctx), m); err != nil {
+			return err
+		}
+	}
+}

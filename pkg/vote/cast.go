@@ -1,0 +1,217 @@
+package vote
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/gocql/gocql"
+	"go.uber.org/zap"
+
+	"github.com/tally-vote/tally/pkg/poll"
+)
+
+// Config chooses how votes are taken.
+type Config struct {
+	// Mode is "async" (queue the ballot, answer 202; the worker records it)
+	// or "sync" (record it before answering 200).
+	Mode string `env:"MODE" envDefault:"async"`
+}
+
+// Polls is what casting needs of polls.
+type Polls interface {
+	// FreezeOptions freezes the options p was read with, or returns
+	// poll.ErrOptionsChanged.
+	FreezeOptions(ctx context.Context, p *poll.Poll) error
+}
+
+// Queue is the burst path: it holds ballots durably until the worker
+// records them (pkg/queue implements it on Redis and Kafka).
+type Queue interface {
+	// Enqueue durably queues b. It returns ErrAlreadyVoted when the voter
+	// is known to have another request queued or recorded, and
+	// ErrQueueUnavailable when it cannot take the ballot now.
+	Enqueue(ctx context.Context, p *poll.Poll, seenAt time.Time, b *Ballot) error
+	// Settled tells the queue how a ballot it could not take ended when
+	// it was recorded directly: err is nil when it was recorded.
+	Settled(ctx context.Context, p *poll.Poll, b *Ballot, err error)
+	// Accepted reports whether the request was queued for the voter.
+	Accepted(ctx context.Context, pollID, voterID, requestID gocql.UUID) (bool, error)
+}
+
+// ErrQueueUnavailable: the queue cannot take ballots right now; Cast
+// records them directly instead.
+var ErrQueueUnavailable = errors.New("vote queue unavailable")
+
+// Receipt is what a caster gets: a queued request (202) or the ballot that
+// holds for the voter (200).
+type Receipt struct {
+	RequestID gocql.UUID
+	Recorded  *Ballot
+}
+
+// Request is a voter's request to vote, as the transport received it.
+type Request struct {
+	PollID, VoterID gocql.UUID
+	Anonymous       bool
+	OptionIDs       []gocql.UUID
+	IdempotencyKey  string
+	IP, UserAgent   string
+}
+
+// maxUserAgent bounds the user agent kept with a ballot.
+const maxUserAgent = 512
+
+// ballot builds the ballot a request asks for: a fresh vote id, and the
+// request id retries of it share (see RequestID).
+func (s *Service) ballot(r Request) *Ballot {
+	ua := r.UserAgent
+	if len(ua) > maxUserAgent {
+		ua = ua[:maxUserAgent]
+	}
+	return &Ballot{
+		PollID:         r.PollID,
+		VoterID:        r.VoterID,
+		OptionIDs:      r.OptionIDs,
+		VoteID:         gocql.MustRandomUUID(),
+		RequestID:      RequestID(r.PollID, r.VoterID, r.IdempotencyKey),
+		IdempotencyKey: r.IdempotencyKey,
+		VotedAt:        s.now().UTC().Truncate(time.Millisecond),
+		Anonymous:      r.Anonymous,
+		IP:             r.IP,
+		UserAgent:      ua,
+	}
+}
+
+// freezeTimeout bounds the options freeze on an async vote's path (once
+// per poll and process); past it the worker freezes them.
+const freezeTimeout = time.Second
+
+// Cast is the act of voting, in both modes: it builds the ballot r asks
+// for, applies the voting rules to it on p (as read at seenAt) once, then
+// queues it (async) or records it (sync, or when the queue is
+// unavailable).
+func (s *Service) Cast(ctx context.Context, p *poll.Poll, seenAt time.Time, r Request) (Receipt, error) {
+	b := s.ballot(r)
+	if err := CheckVoter(p, b.Anonymous, s.now()); err != nil {
+		if errors.Is(err, poll.ErrNotActive) && b.IdempotencyKey != "" {
+			return s.original(ctx, b, err)
+		}
+		return Receipt{}, err
+	}
+	opts, err := Choose(p, b.OptionIDs)
+	if err != nil {
+		return Receipt{}, err
+	}
+	b.OptionIDs = opts
+	async := s.cfg.Mode == "async" && s.queue != nil
+	// Freeze the options this vote was checked against before it can be
+	// accepted: an owner replacing them afterwards is refused. With
+	// Cassandra unreachable an async vote is still queued and the worker
+	// freezes them when it applies it (see Admissible).
+	fctx, cancel := ctx, context.CancelFunc(func() {})
+	if async {
+		// Queued votes must not wait on a hung Cassandra: bounded.
+		fctx, cancel = context.WithTimeout(ctx, freezeTimeout)
+	}
+	err = s.polls.FreezeOptions(fctx, p)
+	cancel()
+	switch {
+	case errors.Is(err, poll.ErrOptionsChanged):
+		return Receipt{}, err
+	case err != nil && !async:
+		return Receipt{}, err
+	case err != nil:
+		s.log.Warn("freeze options deferred to the worker", zap.Stringer("poll_id", p.ID), zap.Error(err))
+	}
+	if !async {
+		return s.recordNow(ctx, p, b, "recorded_sync")
+	}
+	err = s.queue.Enqueue(ctx, p, seenAt, b)
+	switch {
+	case err == nil:
+		s.m.casts.WithLabelValues("accepted").Inc()
+		return Receipt{RequestID: b.RequestID}, nil
+	case errors.Is(err, ErrAlreadyVoted):
+		s.m.casts.WithLabelValues("fast_duplicate").Inc()
+		return Receipt{}, err
+	case !errors.Is(err, ErrQueueUnavailable):
+		s.m.casts.WithLabelValues("rejected").Inc()
+		return Receipt{}, err
+	}
+	// The queue is down: write through. The ballot completes even if the
+	// client goes away now.
+	ctx = context.WithoutCancel(ctx)
+	rec, err := s.recordNow(ctx, p, b, "fallback_sync")
+	if errors.Is(err, ErrAlreadyVoted) {
+		s.queue.Settled(ctx, p, b, nil)
+	} else {
+		s.queue.Settled(ctx, p, b, err)
+	}
+	return rec, err
+}
+
+// recordNow records b before answering.
+func (s *Service) recordNow(ctx context.Context, p *poll.Poll, b *Ballot, outcome string) (Receipt, error) {
+	stored, _, err := s.Record(ctx, p, b)
+	switch {
+	case errors.Is(err, ErrAlreadyVoted):
+		s.m.casts.WithLabelValues("duplicate").Inc()
+		return Receipt{}, err
+	case err != nil:
+		s.m.casts.WithLabelValues("rejected").Inc()
+		return Receipt{}, err
+	}
+	s.m.casts.WithLabelValues(outcome).Inc()
+	return Receipt{Recorded: stored}, nil
+}
+
+// original answers a retry (same Idempotency-Key) that arrives after the
+// poll closed with the outcome of the first request: the recorded ballot,
+// or the queued request. Anything else gets notActive.
+func (s *Service) original(ctx context.Context, b *Ballot, notActive error) (Receipt, error) {
+	stored, err := s.Mine(ctx, b.PollID, b.VoterID)
+	switch {
+	case err == nil && b.SameRequest(stored):
+		s.m.casts.WithLabelValues("replayed_after_close").Inc()
+		return Receipt{Recorded: stored}, nil
+	case err != nil && !errors.Is(err, ErrNoVote):
+		return Receipt{}, err
+	}
+	if s.queue != nil {
+		if ok, err := s.queue.Accepted(ctx, b.PollID, b.VoterID, b.RequestID); err == nil && ok {
+			s.m.casts.WithLabelValues("replayed_after_close").Inc()
+			return Receipt{RequestID: b.RequestID}, nil
+		}
+	}
+	return Receipt{}, notActive
+}
+
+// Admissible re-checks, when the worker applies it, a ballot that was
+// accepted on p's options version optionsVersion by an API that read the
+// poll at seenAt, against p as it is now: its options must still be the
+// poll's, and the poll must have been open when the ballot was accepted.
+// A ballot accepted just after an owner's close by an API whose view
+// predated the close counts within grace; the final tally waits that long
+// past the close. A refused ballot is permanently invalid.
+func Admissible(p *poll.Poll, b *Ballot, seenAt time.Time, optionsVersion int, grace time.Duration) error {
+	if optionsVersion != p.OptionsVersion {
+		return poll.ErrOptionsChanged
+	}
+	for _, id := range b.OptionIDs {
+		if _, ok := p.Option(id); !ok {
+			return ErrInvalidOption
+		}
+	}
+	at := b.VotedAt
+	if at.Before(p.StartTime) || !at.Before(p.EndTime) {
+		return poll.ErrNotActive
+	}
+	if !p.ClosedAt.IsZero() && !at.Before(p.ClosedAt) {
+		sawOpen := !seenAt.IsZero() && seenAt.Before(p.ClosedAt)
+		if !sawOpen || at.Sub(p.ClosedAt) > grace {
+			return poll.ErrNotActive
+		}
+	}
+	return nil
+}
