@@ -62,7 +62,7 @@ bench: build up ## short run of every bench scenario beside the machine's ceilin
 	go run ./bench --spawn ./$(BIN) $(BENCH_ARGS)
 
 CHAOS_ARGS ?=
-chaos: build up ## fault matrix under steady vote load against the real stack (~15 min; CHAOS_ARGS="--short" for the test subset)
+chaos: build up ## fault matrix under steady vote load against the real stack (~10 min; CHAOS_ARGS="--short" for the test subset, ~2 min)
 	go run ./bench/chaos --bin ./$(BIN) $(CHAOS_ARGS)
 
 fmt: ## gofmt the tree

@@ -34,6 +34,7 @@ func TestChaosShort(t *testing.T) {
 	opt.bin = testenv.Binary(t)
 	opt.addr = "127.0.0.1:18181" // not the default, so a `make chaos` beside it does not collide
 	opt.jsonPath = "auto"
+	opt.dump = true // every request and its verdict, for the post-mortem of a failed row
 
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()

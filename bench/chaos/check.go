@@ -264,7 +264,7 @@ func recovery(ph *phase) float64 {
 
 // reconcileReport is the part of `tally reconcile`'s JSON the check reads.
 type reconcileReport struct {
-	Rows, CounterDrift struct {
+	Rows, CounterDrift, Repaired struct {
 		Ballots int64
 	}
 }

@@ -123,7 +123,7 @@ type options struct {
 	env                                []string
 }
 
-// defaultOptions is the full matrix: about 15 minutes at 200 votes/s.
+// defaultOptions is the full matrix: about ten minutes at 200 votes/s.
 func defaultOptions() options {
 	return options{
 		addr:           "127.0.0.1:18180",

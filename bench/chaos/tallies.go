@@ -74,36 +74,39 @@ func (h *harness) tallies(ctx context.Context, ph *phase, rows map[pv]*voteRow) 
 		}
 	}
 	var (
-		mu    sync.Mutex
-		wg    sync.WaitGroup
-		sem   = make(chan struct{}, 4)
-		dup   int
-		notes []string
-		drift int64
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, 4)
+		dup      int
+		notes    []string
+		drift    int64
+		repaired int64
 	)
 	for _, p := range ph.allPolls() {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			d, n, dr := h.pollTally(ctx, ph, p.id, truth[p.id])
+			d, n, rep := h.pollTally(ctx, ph, p.id, truth[p.id])
 			mu.Lock()
 			dup += d
 			notes = append(notes, n...)
-			drift += dr
+			drift += rep.CounterDrift.Ballots
+			repaired += rep.Repaired.Ballots
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	if drift != 0 {
-		notes = append(notes, fmt.Sprintf("reconciliation found %+d ballots of counter drift in total (repaired)", drift))
+	if drift != 0 || repaired != 0 {
+		notes = append(notes, fmt.Sprintf("reconciliation found %+d ballots of counter drift (rows minus counters) and repaired %+d",
+			drift, repaired))
 	}
 	return dup, capList(notes, 8)
 }
 
 // pollTally checks one poll; it returns tally ballots off the rows, notes,
-// and the counter drift reconciliation repaired.
-func (h *harness) pollTally(ctx context.Context, ph *phase, poll gocql.UUID, t *pollTruth) (int, []string, int64) {
+// and what reconciliation found and repaired.
+func (h *harness) pollTally(ctx context.Context, ph *phase, poll gocql.UUID, t *pollTruth) (int, []string, reconcileReport) {
 	var (
 		dup   int
 		notes []string
@@ -137,11 +140,11 @@ func (h *harness) pollTally(ctx context.Context, ph *phase, poll gocql.UUID, t *
 		}
 	}
 	if t.ballots == 0 {
-		return dup, notes, 0
+		return dup, notes, reconcileReport{}
 	}
 	rep, err := h.reconcile(ctx, poll)
 	if err != nil {
-		return dup, append(notes, fmt.Sprintf("poll %s: reconcile: %v", poll, err)), 0
+		return dup, append(notes, fmt.Sprintf("poll %s: reconcile: %v", poll, err)), rep
 	}
 	live, err := h.results(ctx, poll, "live")
 	if err == nil && live.total > t.ballots {
@@ -149,13 +152,13 @@ func (h *harness) pollTally(ctx context.Context, ph *phase, poll gocql.UUID, t *
 		live, err = h.results(ctx, poll, "live")
 	}
 	if err != nil {
-		return dup, append(notes, fmt.Sprintf("poll %s: %v", poll, err)), rep.CounterDrift.Ballots
+		return dup, append(notes, fmt.Sprintf("poll %s: %v", poll, err)), rep
 	}
 	if live.total > t.ballots {
 		dup += int(live.total - t.ballots)
 		notes = append(notes, fmt.Sprintf("poll %s: tally=live %d above the rows %d after reconciliation", poll, live.total, t.ballots))
 	}
-	return dup, notes, rep.CounterDrift.Ballots
+	return dup, notes, rep
 }
 
 func abs(x int64) int64 {
