@@ -179,22 +179,15 @@ func (w *Worker) Run(ctx context.Context, reader Fetcher) error {
 // WatchLag exports the group's lag per partition every interval until ctx
 // ends.
 func (w *Worker) WatchLag(ctx context.Context, every time.Duration, lag func(context.Context) (map[int]int64, error)) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	retry.Every(ctx, every, func() {
 		byPart, err := lag(ctx)
 		if err != nil {
-			continue
+			return
 		}
 		for part, n := range byPart {
 			w.m.lag.WithLabelValues(strconv.Itoa(part)).Set(float64(n))
 		}
-	}
+	})
 }
 
 // fetch blocks for the first message, then gathers more for at most

@@ -119,21 +119,13 @@ func (r *Reconciler) Seen(p *poll.Poll) {
 // Schedule enqueues, every Interval, the polls that received votes since the
 // last round, until ctx ends.
 func (r *Reconciler) Schedule(ctx context.Context) {
-	t := time.NewTicker(r.cfg.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		reasons := r.due()
-		for id, reason := range reasons {
+	retry.Every(ctx, r.cfg.Interval, func() {
+		for id, reason := range r.due() {
 			if err := r.Enqueue(ctx, id, reason); err != nil {
 				r.log.Warn("enqueue scheduled reconciliation", zap.Stringer("poll_id", id), zap.Error(err))
 			}
 		}
-	}
+	})
 }
 
 // due returns the polls to reconcile this round: those that received votes
@@ -233,14 +225,7 @@ func (r *Reconciler) closing(p *poll.Poll) {
 // Finalize freezes the final tallies of closed polls as their watermarks
 // are passed, checking every second until ctx ends.
 func (r *Reconciler) Finalize(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	retry.Every(ctx, time.Second, func() {
 		r.mu.Lock()
 		ids := make([]gocql.UUID, 0, len(r.finals))
 		for id := range r.finals {
@@ -250,7 +235,7 @@ func (r *Reconciler) Finalize(ctx context.Context) {
 		for _, id := range ids {
 			r.finalizeOne(ctx, id)
 		}
-	}
+	})
 }
 
 func (r *Reconciler) finalizeOne(ctx context.Context, id gocql.UUID) {
