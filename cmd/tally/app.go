@@ -23,7 +23,14 @@ func serve(ctx context.Context, a *app.App) error {
 		Addr:              a.Cfg.HTTPAddr,
 		Handler:           router,
 		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		// A whole request (body included: at most 1 MiB) must arrive within
+		// ReadTimeout, so a client trickling bytes cannot hold a goroutine;
+		// answers must be written within WriteTimeout. WebSockets set their
+		// own deadlines once upgraded.
+		ReadTimeout:    15 * time.Second,
+		WriteTimeout:   30 * time.Second,
+		IdleTimeout:    120 * time.Second,
+		MaxHeaderBytes: 64 << 10,
 	}
 	errc := make(chan error, 1)
 	go func() {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.uber.org/zap"
 )
 
 // Check is one dependency probed by /readyz.
@@ -17,9 +18,10 @@ type Check struct {
 	Soft bool
 }
 
+// checkResult is what /readyz shows of a dependency: its state only. The
+// error (addresses, driver messages) goes to the log, not to whoever asks.
 type checkResult struct {
 	Status string `json:"status"`
-	Error  string `json:"error,omitempty"`
 }
 
 func healthz(c *gin.Context) {
@@ -41,10 +43,11 @@ func readyz(checks []Check) gin.HandlerFunc {
 				defer wg.Done()
 				r := checkResult{Status: "up"}
 				if err := ch.Fn(ctx); err != nil {
-					r = checkResult{Status: "down", Error: err.Error()}
+					r.Status = "down"
 					if ch.Soft {
 						r.Status = "degraded"
 					}
+					loggerFrom(c).Warn("readiness check failed", zap.String("check", ch.Name), zap.Error(err))
 				}
 				mu.Lock()
 				results[ch.Name] = r

@@ -43,6 +43,11 @@ func (h *handlers) live(c *gin.Context) {
 
 	// Read in the background only to notice the client closing.
 	closed := make(chan struct{})
+	// The server's read deadline does not fit a long-lived socket: the
+	// client must answer our pings instead.
+	alive := func(string) error { return conn.SetReadDeadline(time.Now().Add(livePongWait)) }
+	_ = alive("")
+	conn.SetPongHandler(alive)
 	go func() {
 		defer close(closed)
 		conn.SetReadLimit(512)
@@ -59,7 +64,7 @@ func (h *handlers) live(c *gin.Context) {
 	if err := write(live.Frame{Type: "results", Results: first}); err != nil {
 		return
 	}
-	ping := time.NewTicker(30 * time.Second)
+	ping := time.NewTicker(livePingEvery)
 	defer ping.Stop()
 	for {
 		select {
@@ -80,3 +85,10 @@ func (h *handlers) live(c *gin.Context) {
 		}
 	}
 }
+
+// A live socket is pinged every livePingEvery and closed when no pong (or
+// other frame) arrived within livePongWait.
+const (
+	livePingEvery = 30 * time.Second
+	livePongWait  = 75 * time.Second
+)

@@ -111,7 +111,7 @@ func TestCreatePollIdempotencyAndListing(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	var titles []string
-	cursor := ""
+	cursor, issued := "", ""
 	for page := 0; page < 10; page++ {
 		r := e.c.Do("GET", "/v1/polls?limit=2&cursor="+cursor, owner, nil).Must(t, http.StatusOK)
 		for _, p := range r.Body["polls"].([]any) {
@@ -125,6 +125,7 @@ func TestCreatePollIdempotencyAndListing(t *testing.T) {
 		if cursor = r.Str("next_cursor"); cursor == "" {
 			break
 		}
+		issued = cursor
 	}
 	if got := strings.Join(titles, ","); got != "p3,p2,p1,p0,Same" {
 		t.Fatalf("listing %q, want newest first p3,p2,p1,p0,Same", got)
@@ -132,6 +133,16 @@ func TestCreatePollIdempotencyAndListing(t *testing.T) {
 	other, _ := e.c.Account()
 	if r := e.c.Do("GET", "/v1/polls", other, nil).Must(t, http.StatusOK); len(r.Body["polls"].([]any)) != 0 {
 		t.Fatalf("another account sees polls: %s", r.Raw)
+	}
+	// Cursors the API never issued, or issued to someone else, are 400
+	// (they once reached Cassandra as a protocol error: 503).
+	for _, bad := range []string{"__main__", "AAAA", issued + "x", "a.b"} {
+		if r := e.c.Do("GET", "/v1/polls?cursor="+bad, owner, nil); r.Status != http.StatusBadRequest || r.Code() != "VALIDATION_FAILED" {
+			t.Fatalf("cursor %q: %d %s", bad, r.Status, r.Raw)
+		}
+	}
+	if r := e.c.Do("GET", "/v1/polls?cursor="+issued, other, nil); r.Status != http.StatusBadRequest {
+		t.Fatalf("another account's cursor: %d %s", r.Status, r.Raw)
 	}
 }
 

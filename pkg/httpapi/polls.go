@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/base64"
 	"net/http"
 	"strconv"
 	"time"
@@ -181,17 +180,8 @@ func (h *handlers) listPolls(c *gin.Context) {
 		}
 		limit = n
 	}
-	var page []byte
-	if s := c.Query("cursor"); s != "" {
-		b, err := base64.RawURLEncoding.DecodeString(s)
-		if err != nil || len(b) > 4096 {
-			abort(c, apperr.Invalid("cursor", "is not a cursor this API returned"))
-			return
-		}
-		page = b
-	}
 	caller, _ := principal(c)
-	polls, next, err := h.polls.List(c.Request.Context(), caller.UserID, page, limit)
+	polls, next, err := h.polls.List(c.Request.Context(), caller.UserID, c.Query("cursor"), limit)
 	if err != nil {
 		abort(c, err)
 		return
@@ -200,9 +190,7 @@ func (h *handlers) listPolls(c *gin.Context) {
 	for i, p := range polls {
 		resp.Polls[i] = h.toPoll(p)
 	}
-	if len(next) > 0 {
-		resp.NextCursor = base64.RawURLEncoding.EncodeToString(next)
-	}
+	resp.NextCursor = next
 	c.JSON(http.StatusOK, resp)
 }
 

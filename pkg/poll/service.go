@@ -71,6 +71,7 @@ type Service struct {
 	now     func() time.Time
 	onClose func(ctx context.Context, p *Poll)
 	audit   Auditor
+	cursors Cursors
 
 	mu      sync.Mutex
 	cache   map[gocql.UUID]cached
@@ -93,6 +94,8 @@ type Deps struct {
 	// OnClose, when set, runs after an owner closes a poll (to queue its
 	// final reconciliation).
 	OnClose func(ctx context.Context, p *Poll)
+	// Cursors seal list cursors.
+	Cursors Cursors
 	Log     *zap.Logger
 	Now     func() time.Time
 }
@@ -104,7 +107,7 @@ func NewService(cfg Config, d Deps) *Service {
 		audit = noAudit{}
 	}
 	return &Service{cfg: cfg, store: d.Store, votes: d.Votes, log: d.Log, now: d.Now, onClose: d.OnClose, audit: audit,
-		cache: map[gocql.UUID]cached{}}
+		cursors: d.Cursors, cache: map[gocql.UUID]cached{}}
 }
 
 // Create validates and stores a poll. With an idempotency key, a repeat of
@@ -306,10 +309,16 @@ func (s *Service) invalidate(id gocql.UUID) {
 }
 
 // List returns the creator's polls, newest first, one page at a time.
-func (s *Service) List(ctx context.Context, creator gocql.UUID, page []byte, limit int) ([]*Poll, []byte, error) {
+// The cursor is one this method returned to the same creator ("" for the
+// first page); any other is ErrBadCursor.
+func (s *Service) List(ctx context.Context, creator gocql.UUID, cursor string, limit int) ([]*Poll, string, error) {
+	page, err := s.cursors.Open(creator, cursor)
+	if err != nil {
+		return nil, "", err
+	}
 	ids, next, err := s.store.ListByCreator(ctx, creator, page, limit)
 	if err != nil {
-		return nil, nil, err
+		return nil, "", err
 	}
 	polls := make([]*Poll, 0, len(ids))
 	for _, id := range ids {
@@ -318,11 +327,11 @@ func (s *Service) List(ctx context.Context, creator gocql.UUID, page []byte, lim
 			continue
 		}
 		if err != nil {
-			return nil, nil, err
+			return nil, "", err
 		}
 		polls = append(polls, p)
 	}
-	return polls, next, nil
+	return polls, s.cursors.Seal(creator, next), nil
 }
 
 // Update applies an owner's patch. Each field is written on its own (see
