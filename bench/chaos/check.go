@@ -49,7 +49,7 @@ func (h *harness) check(ctx context.Context, ph *phase) Row {
 	h.excuseOptionRaces(ph, states)
 	v := account(ph.led, rows, states, ph.excused)
 	row.Offered, row.Accepted, row.Counted, row.Lost = v.Offered, v.Accepted, v.Counted, v.Lost
-	row.Duplicated, row.LockedOut, row.Excused = v.Duplicated, v.LockedOut, v.Excused
+	row.Duplicated, row.LockedOut, row.Excused, row.RefusedLate = v.Duplicated, v.LockedOut, v.Excused, v.RefusedLate
 	if v.LostNoRow > 0 {
 		row.Notes = append(row.Notes, fmt.Sprintf("lost: %d accepted without a row (request states: %s)",
 			v.LostNoRow, formatCounts(v.LostStates)))
@@ -187,7 +187,7 @@ func (h *harness) statuses(ctx context.Context, l *ledger, rows map[pv]*voteRow)
 }
 
 // maxStateLookups bounds the request-status reads of one check.
-const maxStateLookups = 500
+const maxStateLookups = 5000
 
 func (h *harness) requestState(ctx context.Context, r *request) string {
 	var a answer

@@ -27,6 +27,9 @@ type Row struct {
 	// Excused are accepted options-race votes that failed with a clear code
 	// after the option change won.
 	Excused int `json:"excused,omitempty"`
+	// RefusedLate are accepted second votes that failed ALREADY_VOTED
+	// while the voter's other accepted request holds the row.
+	RefusedLate int `json:"refused_late"`
 	// RecoveryS is from the end of the fault to the first vote accepted
 	// after it; -1 when the fault has no end (baseline) or none was.
 	RecoveryS float64 `json:"recovery_s"`
@@ -65,10 +68,10 @@ func printTable(out io.Writer, h *harness, rows []Row) {
 	fmt.Fprintf(out, "\nchaos run %s: %.0f votes/s open loop, keyspace %s, %s\n\n", h.runID, h.opt.rate, h.keyspace,
 		time.Since(h.start).Round(time.Second))
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "fault\toffered\taccepted\tcounted\tlost\tduplicated\tlocked_out\tviolations\trecovery_s\tresult\t")
+	fmt.Fprintln(tw, "fault\toffered\taccepted\tcounted\trefused_late\tlost\tduplicated\tlocked_out\tviolations\trecovery_s\tresult\t")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t\n", r.Fault, r.Offered, r.Accepted, r.Counted, r.Lost,
-			r.Duplicated, r.LockedOut, r.Violations, recoveryText(r.RecoveryS), r.verdict())
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t\n", r.Fault, r.Offered, r.Accepted, r.Counted,
+			r.RefusedLate, r.Lost, r.Duplicated, r.LockedOut, r.Violations, recoveryText(r.RecoveryS), r.verdict())
 	}
 	tw.Flush()
 	for _, r := range rows {

@@ -15,6 +15,13 @@ type pv struct{ poll, voter gocql.UUID }
 // verdict is the accounting of one phase's requests against the rows.
 type verdict struct {
 	Offered, Accepted, Counted, Lost, Duplicated, LockedOut, Excused int
+	// RefusedLate are second votes that were accepted (202) while the
+	// fast path could not know of the voter's other request — it was still
+	// being produced, or Redis had lost its flags — and then failed
+	// ALREADY_VOTED at the worker, with the voter's other accepted request
+	// holding the row. That is the one-vote rule working, not a lost vote:
+	// a 409 there would have been a guess (SPEC invariant 7).
+	RefusedLate int
 	// Lost, by why: no row (and the request's state then), or the row
 	// holds another request of the voter.
 	LostNoRow, LostOtherRow int
@@ -44,7 +51,10 @@ func matches(r *request, row *voteRow) bool {
 //
 //   - counted: accepted, and the row is this request's vote;
 //   - lost: accepted, and there is no row, or the row is another request's
-//     (the voter had two accepted requests and only one could win);
+//     that was never accepted, or this request did not end failed
+//     ALREADY_VOTED;
+//   - refused late: accepted, failed ALREADY_VOTED, and the row is another
+//     accepted request's of the same voter (see verdict.RefusedLate);
 //   - duplicated: one voter was promised more than one distinct vote (two
 //     200s with different vote_ids, or a 200 beside a 202 that completed
 //     as another row);
@@ -83,9 +93,12 @@ func account(l *ledger, rows map[pv]*voteRow, states map[*request]string, excuse
 					v.Lost++
 					v.LostNoRow++
 					v.LostStates[stateOr(states[r], "not looked up")]++
+				case states[r] == "failed:ALREADY_VOTED" && rowAccepted(vo.reqs, row):
+					v.RefusedLate++
 				default:
 					v.Lost++
 					v.LostOtherRow++
+					v.LostStates[stateOr(states[r], "not looked up")]++
 				}
 				if r.status == http.StatusOK && r.voteID != "" {
 					claimed[r.voteID] = true
@@ -110,6 +123,17 @@ func account(l *ledger, rows map[pv]*voteRow, states map[*request]string, excuse
 		}
 	}
 	return v
+}
+
+// rowAccepted reports whether the row is the vote of one of reqs that was
+// accepted.
+func rowAccepted(reqs []*request, row *voteRow) bool {
+	for _, r := range reqs {
+		if r.accepted() && matches(r, row) {
+			return true
+		}
+	}
+	return false
 }
 
 func stateOr(s, def string) string {

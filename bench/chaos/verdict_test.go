@@ -23,6 +23,7 @@ func TestAccount(t *testing.T) {
 		reqs    []req
 		row     *voteRow // nil: no row; IdempotencyKey set to the key it holds
 		excuse  bool     // excuse the first request
+		state   string   // the last request's state, as the API reports it
 		want    verdict
 		problem bool
 	}
@@ -43,6 +44,16 @@ func TestAccount(t *testing.T) {
 			reqs: []req{{"a", 202, "", r1, gocql.UUID{}}, {"b", 202, "", r2, gocql.UUID{}}},
 			row:  &voteRow{RequestID: r1, VoteID: v1, IdempotencyKey: "a"},
 			want: verdict{Offered: 2, Accepted: 2, Counted: 1, Lost: 1, LostOtherRow: 1}},
+		{name: "two accepted requests, the other failed ALREADY_VOTED: refused late, not lost",
+			reqs:  []req{{"a", 202, "", r1, gocql.UUID{}}, {"b", 202, "", r2, gocql.UUID{}}},
+			row:   &voteRow{RequestID: r1, VoteID: v1, IdempotencyKey: "a"},
+			state: "failed:ALREADY_VOTED",
+			want:  verdict{Offered: 2, Accepted: 2, Counted: 1, RefusedLate: 1}},
+		{name: "failed ALREADY_VOTED but the row is no accepted request's: lost",
+			reqs:  []req{{"a", 0, "", gocql.UUID{}, gocql.UUID{}}, {"b", 202, "", r2, gocql.UUID{}}},
+			row:   &voteRow{RequestID: r1, VoteID: v1, IdempotencyKey: "a"},
+			state: "failed:ALREADY_VOTED",
+			want:  verdict{Offered: 2, Accepted: 1, Lost: 1, LostOtherRow: 1}},
 		{name: "second vote refused after an accepted first",
 			reqs: []req{{"a", 202, "", r1, gocql.UUID{}}, {"b", 409, "ALREADY_VOTED", gocql.UUID{}, gocql.UUID{}}},
 			row:  &voteRow{RequestID: r1, VoteID: v1, IdempotencyKey: "a"},
@@ -72,6 +83,7 @@ func TestAccount(t *testing.T) {
 			l := &ledger{}
 			vo := &voter{id: gocql.MustRandomUUID(), poll: poll}
 			excused := map[*request]bool{}
+			states := map[*request]string{}
 			for i, q := range c.reqs {
 				r := &request{poll: poll, voter: vo, key: q.key, status: q.status, code: q.code}
 				if q.requestID != (gocql.UUID{}) {
@@ -84,6 +96,9 @@ func TestAccount(t *testing.T) {
 				if i == 0 && c.excuse {
 					excused[r] = true
 				}
+				if i == len(c.reqs)-1 && c.state != "" {
+					states[r] = c.state
+				}
 			}
 			rows := map[pv]*voteRow{}
 			if c.row != nil {
@@ -91,7 +106,7 @@ func TestAccount(t *testing.T) {
 				row.PollID, row.VoterID = poll, vo.id
 				rows[pv{poll, vo.id}] = &row
 			}
-			got := account(l, rows, map[*request]string{}, excused)
+			got := account(l, rows, states, excused)
 			if (len(got.Problems) > 0) != c.problem {
 				t.Fatalf("problems %v, want problem=%v", got.Problems, c.problem)
 			}

@@ -45,6 +45,16 @@ func WithBreaker(c *redis.Client, log *zap.Logger, reg prometheus.Registerer) {
 	c.AddHook(breakerHook{cb: cb})
 }
 
+// inBreaker marks a context whose command already passed the breaker. A
+// new connection runs its own handshake commands (HELLO, CLIENT SETINFO)
+// through the client's hooks with the command's context; without the
+// mark, those nested commands met the half-open breaker, which admits one
+// request, and failed the very probe that was dialling — so after a Redis
+// restart the breaker flapped open for as long as traffic lasted.
+type inBreaker struct{}
+
+func passed(ctx context.Context) bool { return ctx.Value(inBreaker{}) != nil }
+
 type breakerHook struct {
 	cb *gobreaker.CircuitBreaker[any]
 }
@@ -53,6 +63,10 @@ func (h breakerHook) DialHook(next redis.DialHook) redis.DialHook { return next 
 
 func (h breakerHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
+		if passed(ctx) {
+			return next(ctx, cmd)
+		}
+		ctx = context.WithValue(ctx, inBreaker{}, true)
 		_, err := h.cb.Execute(func() (any, error) { return nil, next(ctx, cmd) })
 		if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
 			cmd.SetErr(err)
@@ -63,6 +77,10 @@ func (h breakerHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 
 func (h breakerHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if passed(ctx) {
+			return next(ctx, cmds)
+		}
+		ctx = context.WithValue(ctx, inBreaker{}, true)
 		_, err := h.cb.Execute(func() (any, error) { return nil, next(ctx, cmds) })
 		if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
 			for _, c := range cmds {

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -49,4 +50,17 @@ func Pause(t testing.TB, server string) (resume func()) {
 	}
 	t.Cleanup(resume)
 	return resume
+}
+
+// Restart stops and starts a local stack server with the stack script
+// (`deploy/local/stack restart SERVER`), as an operator or a crash-looping
+// host would, and waits until it answers again.
+func Restart(t testing.TB, server string) {
+	t.Helper()
+	_, here, _, _ := runtime.Caller(0)
+	script := filepath.Join(filepath.Dir(here), "..", "..", "deploy", "local", "stack")
+	out, err := exec.Command(script, "restart", server).CombinedOutput()
+	if err != nil {
+		t.Fatalf("restart %s: %v\n%s", server, err, out)
+	}
 }
