@@ -34,7 +34,6 @@ func (b *bench) benchEnv(mode string) []string {
 		"TALLY_KAFKA_VOTES_TOPIC":         b.topic("votes"),
 		"TALLY_KAFKA_DLQ_TOPIC":           b.topic("dlq"),
 		"TALLY_KAFKA_RECONCILE_TOPIC":     b.topic("reconcile"),
-		"TALLY_KAFKA_EVENTS_TOPIC":        b.topic("events"),
 		"TALLY_KAFKA_GROUP":               "tally-bench-" + b.runID,
 		"TALLY_RECONCILE_GROUP":           "tally-bench-reconciler-" + b.runID,
 		"TALLY_RATE_DISABLE_PER_IP":       "true",

@@ -50,7 +50,7 @@ func (b *bench) logf(format string, args ...any) {
 // kafkaCfg is the Kafka configuration with this run's topics.
 func (b *bench) kafkaCfg() kafkax.Config {
 	c := b.cfg.Kafka
-	c.VotesTopic, c.DLQTopic, c.ReconcileTopic, c.EventsTopic = b.topic("votes"), b.topic("dlq"), b.topic("reconcile"), b.topic("events")
+	c.VotesTopic, c.DLQTopic, c.ReconcileTopic = b.topic("votes"), b.topic("dlq"), b.topic("reconcile")
 	return c
 }
 
@@ -189,7 +189,7 @@ func (b *bench) run(ctx context.Context, scenarios []string, jsonPath string, fr
 // cleanupTopics deletes this run's topics.
 func (b *bench) cleanupTopics(ctx context.Context) {
 	var names []string
-	for _, n := range []string{"votes", "dlq", "reconcile", "events", "ceiling"} {
+	for _, n := range []string{"votes", "dlq", "reconcile", "ceiling"} {
 		names = append(names, b.topic(n))
 	}
 	if err := kafkax.DeleteTopics(ctx, b.cfg.Kafka, names...); err != nil {

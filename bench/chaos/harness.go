@@ -84,7 +84,7 @@ func run(ctx context.Context, opt options, out io.Writer) ([]Row, error) {
 	defer h.stack.release()
 	h.kafka = kafkax.Config{Brokers: []string{"127.0.0.1:9092"}, VotesTopic: "tally.chaos." + h.runID + ".votes",
 		DLQTopic: "tally.chaos." + h.runID + ".dlq", ReconcileTopic: "tally.chaos." + h.runID + ".reconcile",
-		EventsTopic: "tally.chaos." + h.runID + ".events", Group: "tally-chaos-" + h.runID,
+		Group:           "tally-chaos-" + h.runID,
 		VotesPartitions: 12, Replication: 1}
 	h.env = h.processEnv()
 	h.api = newClient(opt.addr, opt.requestTimeout, opt.maxInFlight)
@@ -186,8 +186,7 @@ func (h *harness) tearDown() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := kafkax.DeleteTopics(ctx, h.kafka, h.kafka.VotesTopic, h.kafka.DLQTopic, h.kafka.ReconcileTopic,
-		h.kafka.EventsTopic); err != nil {
+	if err := kafkax.DeleteTopics(ctx, h.kafka, h.kafka.VotesTopic, h.kafka.DLQTopic, h.kafka.ReconcileTopic); err != nil {
 		h.logf("delete topics: %v", err)
 	}
 	if err := h.withSession(ctx, "", func(s gocqlx.Session) error {

@@ -201,7 +201,6 @@ func (h *harness) processEnv() []string {
 		{"TALLY_KAFKA_VOTES_TOPIC", h.kafka.VotesTopic},
 		{"TALLY_KAFKA_DLQ_TOPIC", h.kafka.DLQTopic},
 		{"TALLY_KAFKA_RECONCILE_TOPIC", h.kafka.ReconcileTopic},
-		{"TALLY_KAFKA_EVENTS_TOPIC", h.kafka.EventsTopic},
 		{"TALLY_KAFKA_GROUP", h.kafka.Group},
 		{"TALLY_RECONCILE_GROUP", "tally-chaos-reconciler-" + h.runID},
 		{"TALLY_VOTE_MODE", "async"},

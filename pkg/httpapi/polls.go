@@ -24,10 +24,6 @@ type settingsInput struct {
 	MaxVotesPerUser         *int  `json:"max_votes_per_user"`
 }
 
-// defaultSettings are a new poll's settings before the creator's choices:
-// results visible while voting, accounts only, one option per ballot.
-var defaultSettings = poll.Settings{ShowResultsDuringVoting: true}
-
 type createPollRequest struct {
 	Title       string         `json:"title"`
 	Description string         `json:"description"`
@@ -131,7 +127,7 @@ func (h *handlers) createPoll(c *gin.Context) {
 		abort(c, apperr.Invalid("options", "is required"))
 		return
 	}
-	settings := defaultSettings
+	settings := poll.DefaultSettings
 	if req.Settings != nil {
 		settings = poll.SettingsPatch(*req.Settings).Apply(settings)
 	}

@@ -30,28 +30,12 @@ func (h *handlers) visiblePoll(c *gin.Context) *poll.Poll {
 	return p
 }
 
-// canSeeResults applies the visibility rule: while a poll is open with
-// show_results_during_voting off, only its owner and those who have voted
-// see results.
+// canSeeResults asks tally's visibility rule about the caller.
 func (h *handlers) canSeeResults(ctx context.Context, c *gin.Context, p *poll.Poll) error {
-	if p.Settings.ShowResultsDuringVoting || p.StatusAt(h.now()) == poll.Closed {
-		return nil
-	}
-	caller, ok := principal(c)
-	if !ok {
-		return tally.ErrResultsHidden
-	}
-	if caller.UserID == p.CreatorID {
-		return nil
-	}
-	voted, err := h.votes.HasVoted(ctx, p.ID, caller.UserID)
-	if err != nil {
-		return err
-	}
-	if !voted {
-		return tally.ErrResultsHidden
-	}
-	return nil
+	caller, signedIn := principal(c)
+	return tally.Visible(p, caller.UserID, signedIn, h.now(), func() (bool, error) {
+		return h.votes.HasVoted(ctx, p.ID, caller.UserID)
+	})
 }
 
 func parseMode(c *gin.Context) (tally.Mode, error) {

@@ -19,7 +19,6 @@ type Config struct {
 	VotesTopic      string        `env:"VOTES_TOPIC" envDefault:"tally.votes"`
 	DLQTopic        string        `env:"DLQ_TOPIC" envDefault:"tally.votes.dlq"`
 	ReconcileTopic  string        `env:"RECONCILE_TOPIC" envDefault:"tally.reconcile"`
-	EventsTopic     string        `env:"EVENTS_TOPIC" envDefault:"tally.events"`
 	Group           string        `env:"GROUP" envDefault:"tally-worker"`
 	VotesPartitions int           `env:"VOTES_PARTITIONS" envDefault:"12"`
 	Replication     int           `env:"REPLICATION_FACTOR" envDefault:"1"`
@@ -97,7 +96,6 @@ func EnsureTopics(ctx context.Context, cfg Config) error {
 		{Topic: cfg.VotesTopic, NumPartitions: cfg.VotesPartitions, ReplicationFactor: cfg.Replication},
 		{Topic: cfg.DLQTopic, NumPartitions: 1, ReplicationFactor: cfg.Replication},
 		{Topic: cfg.ReconcileTopic, NumPartitions: 3, ReplicationFactor: cfg.Replication},
-		{Topic: cfg.EventsTopic, NumPartitions: 3, ReplicationFactor: cfg.Replication},
 	}
 	if err := cc.CreateTopics(topics...); err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
 		return fmt.Errorf("create topics: %w", err)
@@ -108,7 +106,7 @@ func EnsureTopics(ctx context.Context, cfg Config) error {
 // Ready reports whether every partition of Tally's topics has a leader.
 func Ready(ctx context.Context, cfg Config) error {
 	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 2 * time.Second}
-	topics := []string{cfg.VotesTopic, cfg.DLQTopic, cfg.ReconcileTopic, cfg.EventsTopic}
+	topics := []string{cfg.VotesTopic, cfg.DLQTopic, cfg.ReconcileTopic}
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
 	if err != nil {
 		return fmt.Errorf("kafka metadata: %w", err)

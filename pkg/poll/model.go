@@ -39,6 +39,10 @@ type Settings struct {
 	MaxVotesPerUser         int  `json:"max_votes_per_user"`
 }
 
+// DefaultSettings are a new poll's settings before the creator's choices:
+// results visible while voting, accounts only, one option per ballot.
+var DefaultSettings = Settings{ShowResultsDuringVoting: true}
+
 // Option is one choice.
 type Option struct {
 	ID           gocql.UUID

@@ -117,3 +117,26 @@ func BuildResults(p *poll.Poll, c Counts, mode Mode, asOf, now time.Time) *Resul
 	}
 	return r
 }
+
+// Visible is the results-visibility rule: while a poll is not closed and
+// show_results_during_voting is off, only its owner and callers who have
+// voted see results. voted is asked only when it matters.
+func Visible(p *poll.Poll, caller gocql.UUID, signedIn bool, now time.Time, voted func() (bool, error)) error {
+	if p.Settings.ShowResultsDuringVoting || p.StatusAt(now) == poll.Closed {
+		return nil
+	}
+	if !signedIn {
+		return ErrResultsHidden
+	}
+	if caller == p.CreatorID {
+		return nil
+	}
+	ok, err := voted()
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return ErrResultsHidden
+	}
+	return nil
+}

@@ -26,7 +26,6 @@ func Environ(cfg config.Config) []string {
 		"TALLY_KAFKA_VOTES_TOPIC":      c.Kafka.VotesTopic,
 		"TALLY_KAFKA_DLQ_TOPIC":        c.Kafka.DLQTopic,
 		"TALLY_KAFKA_RECONCILE_TOPIC":  c.Kafka.ReconcileTopic,
-		"TALLY_KAFKA_EVENTS_TOPIC":     c.Kafka.EventsTopic,
 		"TALLY_KAFKA_GROUP":            c.Kafka.Group,
 		"TALLY_KAFKA_VOTES_PARTITIONS": fmt.Sprint(c.Kafka.VotesPartitions),
 		"TALLY_POLL_CACHE_TTL":         c.Poll.CacheTTL.String(),

@@ -13,7 +13,7 @@ KAFKA_PROPS="$RUN_DIR/kafka-server.properties"   # effective file (generated)
 KAFKA_OUT="$LOG_DIR/kafka.log"
 
 # Topics the Go code expects: NAME:PARTITIONS (all replication factor 1).
-KAFKA_TOPICS=(tally.votes:12 tally.votes.dlq:1 tally.reconcile:3 tally.events:3)
+KAFKA_TOPICS=(tally.votes:12 tally.votes.dlq:1 tally.reconcile:3)
 
 kafka_install() { fetch_jars kafka; }
 
