@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -18,6 +19,17 @@ var upgrader = websocket.Upgrader{
 	// The API is token-authenticated, not cookie-authenticated, so a
 	// cross-origin page gains nothing it could not get with fetch.
 	CheckOrigin: func(*http.Request) bool { return true },
+	// A request that is not a valid WebSocket handshake gets the SPEC's
+	// envelope, not the library's plain-text answer.
+	Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+		code := "VALIDATION_FAILED"
+		if status >= 500 {
+			code = "INTERNAL"
+		}
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(envelope{Error: errorBody{Code: code, Message: "websocket handshake: " + reason.Error()}})
+	},
 }
 
 // live upgrades to a WebSocket, sends the current results at once, then a

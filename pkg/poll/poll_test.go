@@ -48,6 +48,7 @@ func TestCreateValidate(t *testing.T) {
 	now := time.Now()
 	later := now.Add(time.Hour)
 	neg := -1
+	huge := MaxDisplayOrder + 1
 	many := make([]string, 51)
 	for i := range many {
 		many[i] = strings.Repeat("x", i+1)
@@ -68,6 +69,7 @@ func TestCreateValidate(t *testing.T) {
 		{"option too long", CreateInput{Title: "t", Options: opts("a", strings.Repeat("o", 201))}, "options"},
 		{"duplicate options", CreateInput{Title: "t", Options: opts("Yes", "yes ")}, "options"},
 		{"negative order", CreateInput{Title: "t", Options: []OptionInput{{Text: "a", DisplayOrder: &neg}, {Text: "b"}}}, "options"},
+		{"order past the int column", CreateInput{Title: "t", Options: []OptionInput{{Text: "a", DisplayOrder: &huge}, {Text: "b"}}}, "options"},
 		{"end before start", CreateInput{Title: "t", Options: opts("a", "b"), StartTime: &later, EndTime: &now}, "end_time"},
 		{"max without multiple", CreateInput{Title: "t", Options: opts("a", "b"), Settings: Settings{MaxVotesPerUser: 2}}, "settings.max_votes_per_user"},
 		{"max over options", CreateInput{Title: "t", Options: opts("a", "b"), Settings: Settings{AllowMultipleOptions: true, MaxVotesPerUser: 3}}, "settings.max_votes_per_user"},

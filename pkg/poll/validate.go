@@ -51,6 +51,9 @@ func checkDescription(d string) error {
 	return nil
 }
 
+// MaxDisplayOrder is the largest display_order: the column is a CQL int.
+const MaxDisplayOrder = 1<<31 - 1
+
 func checkOptions(opts []OptionInput) error {
 	if len(opts) < MinOptions || len(opts) > MaxOptions {
 		return apperr.Invalid("options", "must hold %d to %d options", MinOptions, MaxOptions)
@@ -66,8 +69,8 @@ func checkOptions(opts []OptionInput) error {
 			return apperr.Invalid("options", "option %d duplicates another option's text", i)
 		}
 		seen[key] = true
-		if o.DisplayOrder != nil && *o.DisplayOrder < 0 {
-			return apperr.Invalid("options", "option %d display_order must not be negative", i)
+		if o.DisplayOrder != nil && (*o.DisplayOrder < 0 || *o.DisplayOrder > MaxDisplayOrder) {
+			return apperr.Invalid("options", "option %d display_order must be 0 to %d", i, MaxDisplayOrder)
 		}
 	}
 	return nil
