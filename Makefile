@@ -10,7 +10,7 @@ ARGS         ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help up down status logs nodetool reset build migrate run serve test test-unit \
-        test-integration fmt bench clean chaos
+        test-integration test-contract fuzz-api fmt bench clean chaos
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -47,7 +47,7 @@ run: build up $(LOCAL)/dev-jwt-secret ## bring the stack up, migrate, and serve 
 	./$(BIN) migrate
 	TALLY_JWT_SECRET=$$(cat $(LOCAL)/dev-jwt-secret) ./$(BIN) serve
 
-test: test-unit test-integration ## unit tests with -race, then integration tests against the real servers
+test: test-unit test-integration test-contract ## unit tests with -race, integration tests and the API contract test against the real servers
 
 test-unit: ## vet + unit tests with the race detector (no servers needed)
 	go vet ./...
@@ -56,6 +56,12 @@ test-unit: ## vet + unit tests with the race detector (no servers needed)
 test-integration: up ## integration tests against the local Cassandra, Kafka and Redis
 	go vet -tags integration ./...
 	go test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) -tags integration ./...
+
+test-contract: build up ## schemathesis (all checks, stateful, fixed seed) against a real tally serve
+	deploy/contract/run
+
+fuzz-api: build up ## schemathesis with a random seed and 300 examples per operation
+	deploy/contract/run --fuzz
 
 BENCH_ARGS ?= --rate 800 --duration 8s --ceiling-duration 2s
 bench: build up ## short run of every bench scenario beside the machine's ceilings, with the correctness verdict

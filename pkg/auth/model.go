@@ -48,9 +48,12 @@ type Token struct {
 
 var (
 	usernameRe = regexp.MustCompile(`^[a-z0-9_]{3,32}$`)
-	// A deliberately plain shape check: one @, something on each side, a dot
-	// in the domain, no spaces. Deliverability is not ours to judge.
-	emailRe = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
+	// EmailPattern is what an email must match (after trimming): an
+	// RFC 5322 dot-atom local part and a domain of dotted hostname labels.
+	// Deliverability is not ours to judge. The OpenAPI document states the
+	// same pattern (allowing the whitespace the server trims).
+	EmailPattern = `^[A-Za-z0-9.!#$%&'*+/=?^_{|}~` + "`" + `-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$`
+	emailRe      = regexp.MustCompile(EmailPattern)
 )
 
 // Registration is the register request after parsing.

@@ -11,6 +11,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/gin-gonic/gin"
 
+	"github.com/tally-vote/tally/pkg/auth"
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/vote"
@@ -360,3 +361,13 @@ func TestOpenAPIPollBodyMatchesServer(t *testing.T) {
 type errTest string
 
 func (e errTest) Error() string { return string(e) }
+
+// The email pattern in the document is the server's, with the whitespace
+// the server trims allowed around it.
+func TestOpenAPIEmailPatternIsTheServers(t *testing.T) {
+	reg := loadContract(t).Components.Schemas["RegisterRequest"].Value
+	want := `^\s*` + strings.TrimSuffix(strings.TrimPrefix(auth.EmailPattern, "^"), "$") + `\s*$`
+	if got := reg.Properties["email"].Value.Pattern; got != want {
+		t.Fatalf("document's email pattern\n%s\nserver's\n%s", got, want)
+	}
+}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -24,12 +25,20 @@ var errBodyTooLarge = apperr.New("BODY_TOO_LARGE", "request body exceeds 1 MiB")
 // metadata.
 func bind(c *gin.Context, dst any) error {
 	dec := json.NewDecoder(c.Request.Body)
-	err := dec.Decode(dst)
+	var raw json.RawMessage
+	err := dec.Decode(&raw)
 	if err == nil {
 		if dec.More() {
 			return apperr.Invalid("body", "must hold a single JSON object")
 		}
-		return nil
+		// null, arrays and scalars are not a request: a null would
+		// otherwise decode into an empty one.
+		if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' {
+			return apperr.Invalid("body", "must be a JSON object")
+		}
+		if err = json.Unmarshal(raw, dst); err == nil {
+			return nil
+		}
 	}
 	var (
 		maxErr  *http.MaxBytesError
