@@ -6,12 +6,11 @@ package app
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/gin-gonic/gin"
-	"github.com/gocql/gocql"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
@@ -24,6 +23,7 @@ import (
 	"github.com/tally-vote/tally/pkg/cassandra"
 	"github.com/tally-vote/tally/pkg/config"
 	"github.com/tally-vote/tally/pkg/httpapi"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/kafkax"
 	"github.com/tally-vote/tally/pkg/live"
 	"github.com/tally-vote/tally/pkg/poll"
@@ -134,7 +134,7 @@ func (a *App) Checks() []httpapi.Check {
 }
 
 // Router builds the HTTP handler.
-func (a *App) Router() (*gin.Engine, error) {
+func (a *App) Router() (http.Handler, error) {
 	return httpapi.NewRouter(httpapi.Deps{
 		Log:            a.Log.Named("http"),
 		Registry:       a.Registry,
@@ -168,7 +168,7 @@ func (a *App) RunWorker(ctx context.Context) error {
 		Log: a.Log.Named("worker"), Registry: a.Registry, CloseGrace: a.Cfg.Reconcile.FinalizeDelay,
 		OnRecorded: a.Reconciler.Seen,
 		OnDeadLetter: func(ctx context.Context, msg queue.Message, cause error) {
-			a.Audit.Record(ctx, msg.PollID, gocql.UUID{}, audit.VoteDeadLetter,
+			a.Audit.Record(ctx, msg.PollID, id.ID{}, audit.VoteDeadLetter,
 				map[string]any{"request_id": msg.RequestID, "error": cause.Error()})
 		},
 	})
@@ -210,7 +210,7 @@ func (a *App) RunWorker(ctx context.Context) error {
 
 // Reconcile runs one poll's reconciliation in this process; progress may be
 // nil.
-func (a *App) Reconcile(ctx context.Context, pollID gocql.UUID, waitFinal bool, progress func(done, total int, ballots int64)) (tally.Report, error) {
+func (a *App) Reconcile(ctx context.Context, pollID id.ID, waitFinal bool, progress func(done, total int, ballots int64)) (tally.Report, error) {
 	return a.Reconciler.Run(ctx, pollID, waitFinal, progress)
 }
 
