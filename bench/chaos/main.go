@@ -102,7 +102,7 @@ func newCmd() *cobra.Command {
 	f.IntVar(&opt.maxInFlight, "max-in-flight", opt.maxInFlight, "cap on concurrent vote requests (offers past it are shed and reported)")
 	f.DurationVar(&opt.drainTimeout, "drain-timeout", opt.drainTimeout, "longest wait for the worker to drain after a fault")
 	f.DurationVar(&opt.lockWait, "lock-wait", opt.lockWait, "longest wait for /tmp/tally-chaos.lock held by another live process")
-	f.StringArrayVar(&opt.env, "env", nil, "extra KEY=VALUE for every spawned tally process (repeatable), e.g. TALLY_WORKER_TRANSIENT_ATTEMPTS=5")
+	f.StringArrayVar(&opt.env, "env", nil, "extra KEY=VALUE for every spawned tally process (repeatable), e.g. TALLY_WORKER_MAX_BACKOFF=1s")
 	f.BoolVar(&opt.keep, "keep", false, "keep the keyspace and topics afterwards (for inspection)")
 	f.BoolVar(&opt.dump, "dump", false, "write every request and its verdict as JSON lines, one file per fault, beside the logs")
 	return cmd
