@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 
-	"github.com/gocql/gocql"
 	"github.com/spf13/cobra"
 
 	"github.com/tally-vote/tally/pkg/app"
@@ -21,9 +19,9 @@ func newAuditCmd() *cobra.Command {
 		Use:   "audit --poll ID",
 		Short: "Print a poll's audit log (owner actions, repairs, frozen tally, dead-lettered votes), newest first, as JSON lines",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			id, err := gocql.ParseUUID(pollID)
+			id, err := pollFlag(pollID, true)
 			if err != nil {
-				return fmt.Errorf("--poll: %w", err)
+				return err
 			}
 			return withApp(cmd.Context(), func(ctx context.Context, a *app.App) error {
 				events, err := a.Audit.List(ctx, id, limit)

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gocql/gocql"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
@@ -74,13 +73,11 @@ func newDLQReplayCmd() *cobra.Command {
 			"ballot by its request id. With --poll only that poll's votes are replayed, tracked in the group " +
 			"<group>.poll-<id>; a later full replay re-drives them again, harmlessly.",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if pollID != "" {
-				id, err := gocql.ParseUUID(pollID)
-				if err != nil {
-					return fmt.Errorf("--poll: %w", err)
-				}
-				o.Poll = id
+			id, err := pollFlag(pollID, false)
+			if err != nil {
+				return err
 			}
+			o.Poll = id
 			cfg, log, err := setup()
 			if err != nil {
 				return err

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/gocql/gocql"
 	"github.com/spf13/cobra"
 
 	"github.com/tally-vote/tally/pkg/app"
@@ -24,9 +23,9 @@ func newReconcileCmd() *cobra.Command {
 		Long: "Runs reconciliation for one poll in this process and prints the report as JSON, " +
 			"or with --enqueue hands it to the workers through the reconciliation topic.",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			id, err := gocql.ParseUUID(pollID)
+			id, err := pollFlag(pollID, true)
 			if err != nil {
-				return fmt.Errorf("--poll: %w", err)
+				return err
 			}
 			return withApp(cmd.Context(), func(ctx context.Context, a *app.App) error {
 				if enqueue {

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+
+	"github.com/gocql/gocql"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -41,4 +44,16 @@ func setup() (config.Config, *zap.Logger, error) {
 	}
 	redisx.RouteLogs(log.Named("redis"))
 	return cfg, log, nil
+}
+
+// pollFlag parses a --poll value; empty is the zero id unless required.
+func pollFlag(s string, required bool) (gocql.UUID, error) {
+	if s == "" && !required {
+		return gocql.UUID{}, nil
+	}
+	id, err := gocql.ParseUUID(s)
+	if err != nil {
+		return gocql.UUID{}, fmt.Errorf("--poll: %w", err)
+	}
+	return id, nil
 }

@@ -34,13 +34,11 @@ func newVerifyCmd() *cobra.Command {
 			"--repair writes missing or wrong index rows, and adds counter drift to shard 0 of the polls named " +
 			"with --poll, or of every poll with --repair-counters. Exits 1 while inconsistencies remain.",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if pollID != "" {
-				id, err := gocql.ParseUUID(pollID)
-				if err != nil {
-					return fmt.Errorf("--poll: %w", err)
-				}
-				o.Poll = id
+			id, err := pollFlag(pollID, false)
+			if err != nil {
+				return err
 			}
+			o.Poll = id
 			o.RepairCounters = repairCounters
 			return withApp(cmd.Context(), func(ctx context.Context, a *app.App) error {
 				return runVerify(ctx, a, o, asJSON)
