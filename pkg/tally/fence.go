@@ -28,13 +28,15 @@ import (
 //
 // Both sides use one Redis, whose commands are totally ordered, so either
 // the writer sees the fence or the reconciliation sees the writer. A
-// writer's claim expires, so one that crashed cannot hold a poll forever.
+// writer's claim is short and renewed while it writes, so one that crashed
+// (a SIGKILLed worker) holds a poll for at most busyTTL — well within the
+// reconciliation's quiesceWithin — however long live writes may take.
 //
 // With Redis unreachable writers do not wait, and a reconciliation cannot
 // fence: it measures and reports but does not repair (see Reconcile).
 
 const (
-	busyTTL       = 30 * time.Second
+	busyTTL       = 3 * time.Second
 	fenceTTL      = 15 * time.Second
 	quiesceWithin = 10 * time.Second
 )
@@ -69,21 +71,37 @@ func (f *Fence) Enter(ctx context.Context, polls []gocql.UUID) (func(), error) {
 		for _, c := range fences {
 			fenced = fenced || c.Val() > 0
 		}
-		leave := func() {
+		bg := context.WithoutCancel(ctx)
+		remove := func() {
 			pipe := f.rdb.Pipeline()
 			for _, id := range polls {
-				pipe.ZRem(context.WithoutCancel(ctx), redisx.FollowUpsBusy(id), me)
+				pipe.ZRem(bg, redisx.FollowUpsBusy(id), me)
 			}
-			_, _ = pipe.Exec(context.WithoutCancel(ctx))
+			_, _ = pipe.Exec(bg)
 		}
 		if !fenced {
-			return leave, nil
+			renew, stop := context.WithCancel(bg)
+			go f.renew(renew, polls, me)
+			return func() { stop(); remove() }, nil
 		}
-		leave()
+		remove()
 		if err := retry.Sleep(ctx, 20*time.Millisecond); err != nil {
 			return noop, err
 		}
 	}
+}
+
+// renew keeps a writer's claims alive until ctx ends.
+func (f *Fence) renew(ctx context.Context, polls []gocql.UUID, me string) {
+	retry.Every(ctx, busyTTL/3, func() {
+		until := float64(time.Now().Add(busyTTL).UnixMilli())
+		pipe := f.rdb.Pipeline()
+		for _, id := range polls {
+			pipe.ZAddXX(ctx, redisx.FollowUpsBusy(id), redis.Z{Score: until, Member: me})
+			pipe.Expire(ctx, redisx.FollowUpsBusy(id), 2*busyTTL)
+		}
+		_, _ = pipe.Exec(ctx)
+	})
 }
 
 // liftFence deletes the fence only if it still holds this token.
