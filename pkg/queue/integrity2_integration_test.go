@@ -161,6 +161,10 @@ func TestReconcileUnderLoadRepairsNothing(t *testing.T) {
 		if n := len(rows(t, e.app, pollID)); n != len(voters) {
 			return fmt.Errorf("%d rows", n)
 		}
+		// A row exists before its index row: wait for the last follow-ups.
+		if total, _ := e.c.Results(owner, pollID, "final"); total != int64(len(voters)) {
+			return fmt.Errorf("final %d of %d rows: follow-ups still in flight", total, len(voters))
+		}
 		return nil
 	})
 	expectConverged(t, e, owner, pollID, opts)
