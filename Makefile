@@ -3,6 +3,7 @@
 SHELL        := bash
 .SHELLFLAGS  := -euo pipefail -c
 STACK        := deploy/local/stack
+MULTIDC      := deploy/local/multidc
 BIN          := bin/tally
 LOCAL        := $(or $(TALLY_LOCAL_DIR),$(CURDIR)/.local)
 TEST_TIMEOUT ?= 30m
@@ -10,7 +11,8 @@ ARGS         ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help up down status logs nodetool reset build migrate run serve test test-unit \
-        test-integration test-contract fuzz-api fmt bench clean chaos
+        test-integration test-contract fuzz-api fmt bench clean chaos \
+        up-2dc down-2dc test-multidc
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -18,8 +20,9 @@ help: ## list targets
 up: ## install (first time) and start Cassandra, Kafka and Redis, waiting until each answers
 	$(STACK) up
 
-down: ## stop the servers `make up` started, and nothing else
+down: ## stop the servers `make up` started (and the 2-DC stack's, if running), and nothing else
 	$(STACK) down
+	$(MULTIDC) down
 
 status: ## show which local servers are up
 	$(STACK) status
@@ -62,6 +65,17 @@ test-contract: build up ## schemathesis (all checks, stateful, fixed seed) again
 
 fuzz-api: build up ## schemathesis with a random seed and 300 examples per operation
 	deploy/contract/run --fuzz
+
+up-2dc: build ## two-DC Cassandra (dc1 127.0.0.2, dc2 127.0.0.3) + a Redis per region, keyspace migrated (docs/multi-region.md)
+	$(STACK) install cassandra
+	$(MULTIDC) up
+
+down-2dc: ## stop the two-DC stack (nodes, regions' Redis and tally serve processes)
+	$(MULTIDC) down
+
+test-multidc: up up-2dc ## cross-region tests on the two-DC cluster (build tag multidc; two real tally serve processes)
+	go vet -tags multidc ./...
+	go test -count=1 -p 1 -timeout $(TEST_TIMEOUT) -tags multidc -run . ./test/multidc/...
 
 BENCH_ARGS ?= --rate 800 --duration 8s --ceiling-duration 2s
 bench: build up ## short run of every bench scenario beside the machine's ceilings, with the correctness verdict

@@ -22,10 +22,11 @@ file_url() { local p=${1// /%20}; echo "file://$p"; }
 # bash's /dev/tcp, without cqlsh or a driver: STARTUP -> READY, QUERY at
 # consistency ONE -> RESULT or ERROR. Prints the response body with
 # non-printable bytes replaced by spaces. Returns 0 on RESULT, 1 on ERROR,
-# 2 if the server is not reachable / not speaking CQL yet.
+# 2 if the server is not reachable / not speaking CQL yet. CQL_HOST picks
+# the address (default 127.0.0.1; deploy/local/multidc uses 127.0.0.2/.3).
 cql_exec() (
   local q=$1 fd hdr op len qlen
-  exec {fd}<>"/dev/tcp/127.0.0.1/$CASSANDRA_CQL_PORT" 2>/dev/null || return 2
+  exec {fd}<>"/dev/tcp/${CQL_HOST:-127.0.0.1}/$CASSANDRA_CQL_PORT" 2>/dev/null || return 2
   # header: version 4, flags 0, stream 0, opcode 0x01 STARTUP, body length 22
   # body: string map of 1 entry {"CQL_VERSION": "3.0.0"}
   printf '\x04\x00\x00\x00\x01\x00\x00\x00\x16\x00\x01\x00\x0bCQL_VERSION\x00\x053.0.0' >&"$fd"
