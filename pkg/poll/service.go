@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -78,6 +79,10 @@ type Service struct {
 	refresh singleflight.Group
 	// frozen remembers polls whose options this process saw frozen.
 	frozen sync.Map
+	// freezing lets one freeze per poll run at a time: the first votes of
+	// a viral poll arrive together, and as many concurrent LWTs on one
+	// partition would contend in Paxos for seconds.
+	freezing singleflight.Group
 }
 
 type cached struct {
@@ -420,17 +425,32 @@ func (s *Service) FreezeOptions(ctx context.Context, p *Poll) error {
 	if v, ok := s.frozen.Load(p.ID); ok && v.(int) == p.OptionsVersion {
 		return nil
 	}
-	ok, err := s.store.FreezeOptions(ctx, p.ID, p.OptionsVersion)
-	if err != nil {
-		return err
+	key := p.ID.String() + "/" + strconv.Itoa(p.OptionsVersion)
+	ch := s.freezing.DoChan(key, func() (any, error) {
+		// Detached from the first caller: the others share its answer.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), freezeTimeout)
+		defer cancel()
+		ok, err := s.store.FreezeOptions(fctx, p.ID, p.OptionsVersion)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			s.invalidate(p.ID)
+			return nil, ErrOptionsChanged
+		}
+		s.frozen.Store(p.ID, p.OptionsVersion)
+		return nil, nil
+	})
+	select {
+	case r := <-ch:
+		return r.Err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	if !ok {
-		s.invalidate(p.ID)
-		return ErrOptionsChanged
-	}
-	s.frozen.Store(p.ID, p.OptionsVersion)
-	return nil
 }
+
+// freezeTimeout bounds one shared freeze; callers may give up sooner.
+const freezeTimeout = 10 * time.Second
 
 func (s *Service) auditPatch(ctx context.Context, caller gocql.UUID, p *Poll, pt Patch, closing bool) {
 	var changed []string
