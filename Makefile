@@ -11,7 +11,7 @@ ARGS         ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help up down status logs nodetool reset build migrate run serve test test-unit \
-        test-integration test-contract fuzz-api fmt bench clean chaos \
+        test-integration test-contract fuzz-api fmt bench clean chaos check-ops \
         up-2dc down-2dc test-multidc
 
 help: ## list targets
@@ -50,7 +50,7 @@ run: build up $(LOCAL)/dev-jwt-secret ## bring the stack up, migrate, and serve 
 	./$(BIN) migrate
 	TALLY_JWT_SECRET=$$(cat $(LOCAL)/dev-jwt-secret) ./$(BIN) serve
 
-test: test-unit test-integration test-contract ## unit tests with -race, integration tests and the API contract test against the real servers
+test: test-unit test-integration test-contract check-ops ## unit tests with -race, integration tests and the API contract test against the real servers
 
 test-unit: ## vet + unit tests with the race detector (no servers needed)
 	go vet ./...
@@ -59,6 +59,11 @@ test-unit: ## vet + unit tests with the race detector (no servers needed)
 test-integration: up ## integration tests against the local Cassandra, Kafka and Redis
 	go vet -tags integration ./...
 	go test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) -tags integration ./...
+
+check-ops: ## promtool check + unit tests of deploy/prometheus rules, strict decode of deploy/k8s manifests
+	deploy/prometheus/promtool check rules deploy/prometheus/tally-rules.yml
+	cd deploy/prometheus && ./promtool test rules tally-rules.test.yml
+	go test -count=1 ./deploy/...
 
 test-contract: build up ## schemathesis (all checks, stateful, fixed seed) against a real tally serve
 	deploy/contract/run

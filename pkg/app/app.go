@@ -21,11 +21,13 @@ import (
 	"github.com/tally-vote/tally/pkg/audit"
 	"github.com/tally-vote/tally/pkg/auth"
 	"github.com/tally-vote/tally/pkg/cassandra"
+	"github.com/tally-vote/tally/pkg/dlq"
 	"github.com/tally-vote/tally/pkg/config"
 	"github.com/tally-vote/tally/pkg/httpapi"
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/kafkax"
 	"github.com/tally-vote/tally/pkg/live"
+	"github.com/tally-vote/tally/pkg/observe"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/queue"
 	"github.com/tally-vote/tally/pkg/ratelimit"
@@ -59,6 +61,22 @@ type App struct {
 	reconcile *kafka.Writer
 	closeW    sync.Once
 	worker    atomic.Pointer[queue.Worker]
+
+	kafkaStats *observe.Kafka
+	dlqDepth   *observe.DLQ
+	active     *observe.ActivePolls
+}
+
+// activeCounter tells the active-polls gauge about every counted ballot,
+// whichever path (worker or synchronous) counted it.
+type activeCounter struct {
+	vote.Counter
+	active *observe.ActivePolls
+}
+
+func (c activeCounter) Add(ctx context.Context, p *poll.Poll, shard int, ballots [][]id.ID) error {
+	c.active.Seen(p.ID)
+	return c.Counter.Add(ctx, p, shard, ballots)
 }
 
 // New connects to Cassandra and builds every service. Redis and Kafka are
@@ -69,13 +87,15 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) 
 			return nil, err
 		}
 	}
-	s, err := cassandra.Connect(cfg.Cassandra, log.Named("cassandra"))
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s, err := cassandra.Connect(cfg.Cassandra, log.Named("cassandra"), observe.NewCQL(reg).Install)
 	if err != nil {
 		return nil, err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a := &App{Cfg: cfg, Log: log, Registry: reg, CQL: s, Redis: redisx.New(cfg.Redis), Now: time.Now}
+	// Outside the breaker, so the commands it refuses count as errors.
+	observe.NewRedis(a.Redis, reg)
 	redisx.WithBreaker(a.Redis, log.Named("redis"), reg)
 
 	tokens := auth.NewTokens(cfg.JWTSecret, cfg.Auth.TokenTTL, a.Now)
@@ -86,6 +106,9 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) 
 	a.votesW = kafkax.NewWriter(cfg.Kafka, cfg.Kafka.VotesTopic)
 	a.dlqW = kafkax.NewWriter(cfg.Kafka, cfg.Kafka.DLQTopic)
 	a.reconcile = kafkax.NewWriter(cfg.Kafka, cfg.Kafka.ReconcileTopic)
+	a.kafkaStats = observe.NewKafka(reg, map[string]*kafka.Writer{"votes": a.votesW, "dlq": a.dlqW, "reconcile": a.reconcile})
+	a.dlqDepth = observe.NewDLQ(reg)
+	a.active = observe.NewActivePolls(reg, 5*time.Minute, a.Now)
 	pollStore := cassandra.NewPollStore(s, cfg.Cassandra)
 	a.Reconciler = tally.NewReconciler(cfg.Reconcile, a.Tally, pollStore.Get, queue.NewRequests(a.reconcile), a.votesProgress,
 		log.Named("reconcile"), a.Now)
@@ -93,8 +116,9 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) 
 		OnClose: a.Reconciler.PollClosed, Cursors: poll.NewCursors([]byte(cfg.JWTSecret)), Log: log.Named("poll"), Now: a.Now})
 
 	q := queue.New(cfg.Queue, a.votesW, a.Redis, log.Named("queue"), a.Now, reg)
-	a.Votes = vote.NewService(cfg.Vote, vote.Deps{Store: cassandra.NewVoteStore(s, cfg.Cassandra, reg), Counter: a.Tally,
-		Fence: a.Tally.Fence(), Polls: a.Polls, Queue: q, Log: log.Named("vote"), Now: a.Now}, reg)
+	a.Votes = vote.NewService(cfg.Vote, vote.Deps{Store: cassandra.NewVoteStore(s, cfg.Cassandra, reg),
+		Counter: activeCounter{Counter: a.Tally, active: a.active},
+		Fence:   a.Tally.Fence(), Polls: a.Polls, Queue: q, Log: log.Named("vote"), Now: a.Now}, reg)
 	a.failures = cassandra.NewFailureStore(s)
 	a.Statuses = vote.NewStatuses(a.Votes, a.failures, q)
 	a.Hub = live.NewHub(a.Tally, a.Polls.Cached, cfg.LiveInterval, log.Named("live"), reg)
@@ -173,7 +197,8 @@ func (a *App) RunWorker(ctx context.Context) error {
 		},
 	})
 	a.worker.Store(w)
-	wg.Add(4)
+	wg.Add(5)
+	go func() { defer wg.Done(); a.dlqDepth.Watch(ctx, 30*time.Second, a.Cfg.Kafka, dlq.DefaultGroup) }()
 	go func() { defer wg.Done(); a.Reconciler.Schedule(ctx) }()
 	go func() { defer wg.Done(); a.Reconciler.Finalize(ctx) }()
 	go func() {
@@ -194,7 +219,9 @@ func (a *App) RunWorker(ctx context.Context) error {
 		// unwritable) has committed nothing of its batch; a new reader
 		// rejoins the group and gets that batch again.
 		votes := kafkax.NewReader(a.Cfg.Kafka, a.Cfg.Kafka.VotesTopic, a.Cfg.Kafka.Group)
+		a.kafkaStats.SetReader(votes)
 		err := w.Run(ctx, votes)
+		a.kafkaStats.SetReader(nil)
 		votes.Close()
 		if ctx.Err() != nil {
 			return nil

@@ -49,11 +49,15 @@ func (c Config) cluster(keyspace string) (*gocql.ClusterConfig, error) {
 	return cl, nil
 }
 
-// Connect opens a session on the configured keyspace.
-func Connect(cfg Config, log *zap.Logger) (gocqlx.Session, error) {
+// Connect opens a session on the configured keyspace; each option may
+// adjust the cluster configuration first (observers, for instance).
+func Connect(cfg Config, log *zap.Logger, opts ...func(*gocql.ClusterConfig)) (gocqlx.Session, error) {
 	cl, err := cfg.cluster(cfg.Keyspace)
 	if err != nil {
 		return gocqlx.Session{}, err
+	}
+	for _, o := range opts {
+		o(cl)
 	}
 	s, err := gocqlx.WrapSession(cl.CreateSession())
 	if err != nil {

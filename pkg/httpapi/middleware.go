@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/reqid"
 )
 
 const loggerKey = "tally.logger"
@@ -34,6 +35,7 @@ func requestContext(log *zap.Logger) gin.HandlerFunc {
 		c.Header("X-Request-Id", rid)
 		l := log.With(zap.String("http_request_id", rid))
 		c.Set(loggerKey, l)
+		c.Request = c.Request.WithContext(reqid.With(c.Request.Context(), rid))
 		start := time.Now()
 		c.Next()
 		if c.FullPath() == "/metrics" || c.FullPath() == "/healthz" {
@@ -59,9 +61,9 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 		}, []string{"method", "route", "status"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "tally_http_request_duration_seconds",
-			Help:    "HTTP request latency by route.",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
-		}, []string{"method", "route"}),
+			Help:    "HTTP request latency by route template and status class (2xx, 4xx, 5xx).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .15, .25, .5, 1, 2.5},
+		}, []string{"method", "route", "class"}),
 	}
 	reg.MustRegister(m.requests, m.latency)
 	return m
@@ -75,8 +77,9 @@ func (m *httpMetrics) middleware() gin.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
-		m.requests.WithLabelValues(c.Request.Method, route, strconv.Itoa(c.Writer.Status())).Inc()
-		m.latency.WithLabelValues(c.Request.Method, route).Observe(time.Since(start).Seconds())
+		status := c.Writer.Status()
+		m.requests.WithLabelValues(c.Request.Method, route, strconv.Itoa(status)).Inc()
+		m.latency.WithLabelValues(c.Request.Method, route, strconv.Itoa(status/100)+"xx").Observe(time.Since(start).Seconds())
 	}
 }
 

@@ -34,6 +34,9 @@ type Message struct {
 	// worker re-checks a vote accepted on a stale view (see Worker).
 	PollSeenAt     time.Time `json:"poll_seen_at,omitzero"`
 	OptionsVersion int       `json:"options_version,omitempty"`
+	// HTTPRequestID is the X-Request-Id of the HTTP request that cast the
+	// vote, for the worker's outcome line (pkg/reqid).
+	HTTPRequestID string `json:"http_request_id,omitempty"`
 }
 
 // FromBallot builds the message for an accepted ballot.

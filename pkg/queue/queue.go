@@ -16,6 +16,7 @@ import (
 
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/redisx"
+	"github.com/tally-vote/tally/pkg/reqid"
 	"github.com/tally-vote/tally/pkg/vote"
 )
 
@@ -181,6 +182,7 @@ return redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])`)
 func (q *Queue) produce(ctx context.Context, p *poll.Poll, seenAt time.Time, b *vote.Ballot) error {
 	msg := FromBallot(b)
 	msg.PollSeenAt, msg.OptionsVersion = seenAt, p.OptionsVersion
+	msg.HTTPRequestID = reqid.From(ctx)
 	body, err := json.Marshal(msg)
 	if err != nil {
 		return err

@@ -341,23 +341,37 @@ func (w *Worker) record(ctx context.Context, msg Message) (vote.Outcome, error) 
 	if err := w.admissible(ctx, p, msg); err != nil {
 		return vote.Outcome{}, err
 	}
+	start := time.Now()
 	out, err := w.d.Votes.ApplyQueued(ctx, p, msg.Ballot())
 	switch {
 	case errors.Is(err, vote.ErrAlreadyVoted):
 		w.m.messages.WithLabelValues("duplicate").Inc()
+		w.outcome(msg, "duplicate", start, err)
 		return vote.Outcome{}, w.d.Failures.SaveFailure(ctx, msg.PollID, msg.VoterID, msg.RequestID,
 			vote.Failure{Code: vote.ErrAlreadyVoted.Code, Message: vote.ErrAlreadyVoted.Message})
 	case err != nil:
 		return vote.Outcome{}, err
 	case out.New:
 		w.m.messages.WithLabelValues("recorded").Inc()
+		w.outcome(msg, "recorded", start, nil)
 		if w.d.OnRecorded != nil {
 			w.d.OnRecorded(p)
 		}
 	default:
 		w.m.messages.WithLabelValues("replayed").Inc()
+		w.outcome(msg, "replayed", start, nil)
 	}
 	return out, nil
+}
+
+// outcome writes the vote's worker-stage outcome line (vote.OutcomeLog):
+// processing_ms is this apply, queued_ms the time since the API accepted
+// it.
+func (w *Worker) outcome(msg Message, outcome string, start time.Time, err error) {
+	w.d.Votes.Outcomes().Write(vote.OutcomeLine{Stage: "worker", PollID: msg.PollID, RequestID: msg.RequestID,
+		HTTPRequestID: msg.HTTPRequestID, Outcome: outcome, Duplicate: outcome == "duplicate",
+		Failed: outcome == "dead_lettered" || outcome == "refused", Took: time.Since(start), Err: err,
+		Fields: []zap.Field{zap.Int64("queued_ms", time.Since(msg.AcceptedAt).Milliseconds())}})
 }
 
 // admissible applies vote.Admissible and freezes the options the vote
@@ -400,6 +414,9 @@ func (w *Worker) deadLetter(ctx context.Context, km kafka.Message, msg Message, 
 	var r refusal
 	if errors.As(cause, &r) {
 		w.m.messages.WithLabelValues("refused").Inc()
+		w.outcome(msg, "refused", time.Now(), cause)
+	} else {
+		w.outcome(msg, "dead_lettered", time.Now(), cause)
 	}
 	if w.d.OnDeadLetter != nil {
 		w.d.OnDeadLetter(ctx, msg, cause)

@@ -86,6 +86,10 @@ func NewService(cfg Config, store Store, rdb *redis.Client, audit Auditor, log *
 		}, []string{"result"}),
 	}
 	reg.MustRegister(m.cache, m.drift, m.runs)
+	// Exported at zero from the start, so alerts on increase() see the
+	// first drift.
+	m.drift.WithLabelValues("counters")
+	m.drift.WithLabelValues("redis")
 	return &Service{cfg: cfg, store: store, fence: NewFence(rdb), redis: rdb, audit: audit, log: log, now: now, m: m}
 }
 
@@ -135,6 +139,7 @@ func (s *Service) snapshot(ctx context.Context, p *poll.Poll, mode Mode) (snapsh
 		s.m.cache.WithLabelValues(string(mode), "hit").Inc()
 		return snap, nil
 	}
+	s.m.cache.WithLabelValues(string(mode), "miss").Inc()
 	v, err, _ := s.group.Do(key, func() (any, error) {
 		snap, ttl, err := s.compute(context.WithoutCancel(ctx), p, mode)
 		if err != nil {

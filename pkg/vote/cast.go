@@ -16,6 +16,9 @@ type Config struct {
 	// Mode is "async" (queue the ballot, answer 202; the worker records it)
 	// or "sync" (record it before answering 200).
 	Mode string `env:"MODE" envDefault:"async"`
+	// LogSample keeps the outcome line (see OutcomeLog) of 1 vote request
+	// in LogSample; failures are always logged. 1 logs every vote.
+	LogSample int `env:"LOG_SAMPLE" envDefault:"100"`
 }
 
 // Polls is what casting needs of polls.
@@ -87,12 +90,10 @@ func (s *Service) ballot(r Request) *Ballot {
 // per poll and process); past it the worker freezes them.
 const freezeTimeout = time.Second
 
-// Cast is the act of voting, in both modes: it builds the ballot r asks
-// for, applies the voting rules to it on p (as read at seenAt) once, then
-// queues it (async) or records it (sync, or when the queue is
-// unavailable).
-func (s *Service) Cast(ctx context.Context, p *poll.Poll, seenAt time.Time, r Request) (Receipt, error) {
-	b := s.ballot(r)
+// cast is the act of voting, in both modes: it applies the voting rules
+// to b on p (as read at seenAt) once, then queues it (async) or records it
+// (sync, or when the queue is unavailable).
+func (s *Service) cast(ctx context.Context, p *poll.Poll, seenAt time.Time, b *Ballot) (Receipt, error) {
 	if err := CheckVoter(p, b.Anonymous, s.now()); err != nil {
 		if errors.Is(err, poll.ErrNotActive) && b.IdempotencyKey != "" {
 			return s.original(ctx, b, err)

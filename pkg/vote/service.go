@@ -69,6 +69,8 @@ type Service struct {
 	log     *zap.Logger
 	now     func() time.Time
 	m       *metrics
+	// outcomes writes one sampled line per vote outcome.
+	outcomes *OutcomeLog
 }
 
 type metrics struct {
@@ -111,8 +113,11 @@ func NewService(cfg Config, d Deps, reg prometheus.Registerer) *Service {
 		}, []string{"step"}),
 	}
 	reg.MustRegister(m.casts, m.outcomes, m.lwtLatency, m.followUp)
+	for _, step := range []string{"counter", "index"} {
+		m.followUp.WithLabelValues(step) // exported at zero, so increase() sees the first error
+	}
 	return &Service{cfg: cfg, store: d.Store, counter: d.Counter, fence: d.Fence, polls: d.Polls, queue: d.Queue,
-		log: d.Log, now: d.Now, m: m}
+		log: d.Log, now: d.Now, m: m, outcomes: NewOutcomeLog(d.Log, cfg.LogSample)}
 }
 
 // followUpPolicy retries follow-ups of the synchronous path; the worker

@@ -1,0 +1,65 @@
+package vote
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/gocql/gocql"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/tally-vote/tally/pkg/apperr"
+)
+
+func TestOutcomeLogSampling(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	l := NewOutcomeLog(zap.New(core), 10)
+	const n = 2000
+	kept := 0
+	for range n {
+		id := gocql.MustRandomUUID()
+		a, b := l.Sampled(id), l.Sampled(id)
+		if a != b {
+			t.Fatal("sampling is not deterministic per request id")
+		}
+		if a {
+			kept++
+		}
+		l.Write(OutcomeLine{Stage: "api", PollID: gocql.MustRandomUUID(), RequestID: id, Outcome: "accepted"})
+	}
+	if kept < n/20 || kept > n/5 {
+		t.Errorf("kept %d of %d at 1 in 10", kept, n)
+	}
+	if logs.Len() != kept {
+		t.Errorf("wrote %d lines, sampled %d", logs.Len(), kept)
+	}
+	// Failures are always written, whatever the sample.
+	before := logs.Len()
+	for range 20 {
+		l.Write(OutcomeLine{Stage: "api", RequestID: gocql.MustRandomUUID(), Outcome: "rejected", Failed: true,
+			Err: apperr.Unavailable("queue", errors.New("kafka: broker down"))})
+	}
+	if got := logs.Len() - before; got != 20 {
+		t.Errorf("wrote %d of 20 failure lines", got)
+	}
+	last := logs.All()[logs.Len()-1].ContextMap()
+	if last["error_code"] != "UNAVAILABLE" || last["event"] != OutcomeEvent || last["outcome"] != "rejected" {
+		t.Errorf("failure line = %v", last)
+	}
+	for _, k := range []string{"event", "stage", "poll_id", "request_id", "http_request_id", "outcome", "duplicate", "processing_ms"} {
+		if _, ok := last[k]; !ok {
+			t.Errorf("line lacks %q", k)
+		}
+	}
+}
+
+func TestOutcomeLogSampleOneKeepsAll(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	l := NewOutcomeLog(zap.New(core), 0)
+	for range 50 {
+		l.Write(OutcomeLine{RequestID: gocql.MustRandomUUID(), Outcome: "recorded"})
+	}
+	if logs.Len() != 50 {
+		t.Errorf("wrote %d of 50", logs.Len())
+	}
+}
