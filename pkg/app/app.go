@@ -18,6 +18,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/tally-vote/tally/pkg/admit"
 	"github.com/tally-vote/tally/pkg/audit"
 	"github.com/tally-vote/tally/pkg/auth"
 	"github.com/tally-vote/tally/pkg/cassandra"
@@ -54,6 +55,8 @@ type App struct {
 	Statuses   *vote.Statuses
 	Reconciler *tally.Reconciler
 	Audit      *audit.Log
+	// Gate is the vote path's admission control; the worker yields to it.
+	Gate *admit.Gate
 
 	failures  *cassandra.FailureStore
 	votesW    *kafka.Writer
@@ -122,6 +125,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) 
 	a.failures = cassandra.NewFailureStore(s)
 	a.Statuses = vote.NewStatuses(a.Votes, a.failures, q)
 	a.Hub = live.NewHub(a.Tally, a.Polls.Cached, cfg.LiveInterval, log.Named("live"), reg)
+	a.Gate = admit.New(cfg.Admit, a.Now, reg)
 	a.Limit = ratelimit.New(cfg.RateLimit, a.Redis, log.Named("ratelimit"), a.Now, reg)
 	return a, nil
 }
@@ -174,6 +178,7 @@ func (a *App) Router() (http.Handler, error) {
 		Hub:            a.Hub,
 		Limiter:        a.Limit,
 		Statuses:       a.Statuses,
+		Gate:           a.Gate,
 	})
 }
 
@@ -191,6 +196,9 @@ func (a *App) RunWorker(ctx context.Context) error {
 		DLQ: a.dlqW, Polls: a.Polls, Votes: a.Votes, Failures: a.failures, Redis: a.Redis,
 		Log: a.Log.Named("worker"), Registry: a.Registry, CloseGrace: a.Cfg.Reconcile.FinalizeDelay,
 		OnRecorded: a.Reconciler.Seen,
+		// In a process that serves the API the drain yields to it under
+		// pressure; a dedicated worker never sees any.
+		Yield: a.Gate.Pressure,
 		OnDeadLetter: func(ctx context.Context, msg queue.Message, cause error) {
 			a.Audit.Record(ctx, msg.PollID, id.ID{}, audit.VoteDeadLetter,
 				map[string]any{"request_id": msg.RequestID, "error": cause.Error()})

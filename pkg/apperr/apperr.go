@@ -26,6 +26,8 @@ var (
 	ErrForbidden       = New("FORBIDDEN", "not allowed")
 	ErrRateLimited     = New("RATE_LIMITED", "too many requests")
 	ErrUnavailable     = New("UNAVAILABLE", "a dependency is unavailable, try again")
+	// ErrOverloaded sheds load: answered 503 with Retry-After.
+	ErrOverloaded = New("OVERLOADED", "the server is at capacity, retry shortly")
 )
 
 // ValidationError names the field that broke a rule.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/tally-vote/tally/pkg/admit"
 	"github.com/tally-vote/tally/pkg/auth"
 	"github.com/tally-vote/tally/pkg/cassandra"
 	"github.com/tally-vote/tally/pkg/kafkax"
@@ -55,6 +56,7 @@ type Config struct {
 	Queue     queue.Config          `envPrefix:"VOTE_"`
 	Worker    queue.WorkerConfig    `envPrefix:"WORKER_"`
 	Reconcile tally.ReconcileConfig `envPrefix:"RECONCILE_"`
+	Admit     admit.Config          `envPrefix:"ADMIT_"`
 }
 
 // Load reads TALLY_* variables.

@@ -43,6 +43,7 @@ var statusByCode = map[string]int{
 	"INVALID_OPTION":       http.StatusUnprocessableEntity,
 	"RATE_LIMITED":         http.StatusTooManyRequests,
 	"UNAVAILABLE":          http.StatusServiceUnavailable,
+	"OVERLOADED":           http.StatusServiceUnavailable,
 	"INTERNAL":             http.StatusInternalServerError,
 }
 
@@ -77,6 +78,9 @@ func abort(c *gin.Context, err error) {
 	}
 	if body.Code == "RATE_LIMITED" && c.Writer.Header().Get("Retry-After") == "" {
 		c.Header("Retry-After", "60")
+	}
+	if body.Code == "OVERLOADED" && c.Writer.Header().Get("Retry-After") == "" {
+		c.Header("Retry-After", "1")
 	}
 	c.AbortWithStatusJSON(status, envelope{Error: body})
 }

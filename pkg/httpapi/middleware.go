@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/tally-vote/tally/pkg/admit"
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/reqid"
 )
@@ -109,6 +110,24 @@ func limitBody(max int64) gin.HandlerFunc {
 			return
 		}
 		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, max)
+		c.Next()
+	}
+}
+
+// admission bounds the vote requests in flight: past the bound the request
+// is refused at once with 503 OVERLOADED and Retry-After, before any work
+// (token check, Redis, Kafka) is spent on it.
+func admission(g *admit.Gate) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if g == nil {
+			return
+		}
+		done, err := g.Enter()
+		if err != nil {
+			abort(c, err)
+			return
+		}
+		defer done()
 		c.Next()
 	}
 }

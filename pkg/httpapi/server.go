@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"github.com/tally-vote/tally/pkg/admit"
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/auth"
 	"github.com/tally-vote/tally/pkg/live"
@@ -43,6 +44,8 @@ type Deps struct {
 	Limiter *ratelimit.Limiter
 	// Statuses answers for async requests.
 	Statuses *vote.Statuses
+	// Gate bounds votes in flight; nil admits everything.
+	Gate *admit.Gate
 }
 
 type handlers struct {
@@ -93,7 +96,7 @@ func NewRouter(d Deps) (*gin.Engine, error) {
 	v1.GET("/polls", required, accountOnly, h.listPolls)
 	v1.GET("/polls/:poll_id", optional, h.getPoll)
 	v1.PATCH("/polls/:poll_id", required, accountOnly, h.patchPoll)
-	v1.POST("/polls/:poll_id/votes", required, limit(l, l.VoteIP), limit(l, l.VoteUser), h.castVote)
+	v1.POST("/polls/:poll_id/votes", admission(d.Gate), required, limit(l, l.VoteIP), limit(l, l.VoteUser), h.castVote)
 	v1.GET("/polls/:poll_id/votes/me", required, h.myVote)
 	v1.GET("/polls/:poll_id/votes/requests/:request_id", required, h.requestStatus)
 	v1.GET("/polls/:poll_id/results", optional, h.results)

@@ -14,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/redisx"
 	"github.com/tally-vote/tally/pkg/reqid"
@@ -27,6 +28,11 @@ type Config struct {
 	// a produce failed (votes are recorded directly meanwhile), before it
 	// tries Kafka again.
 	KafkaCooldown time.Duration `env:"KAFKA_COOLDOWN" envDefault:"5s"`
+	// KafkaDownAfter is how long Kafka must have acknowledged nothing
+	// before a timed-out produce counts as Kafka down (write through)
+	// rather than Kafka slow (shed with 503 OVERLOADED): a slow Kafka keeps
+	// acknowledging, a hung one does not.
+	KafkaDownAfter time.Duration `env:"KAFKA_DOWN_AFTER" envDefault:"5s"`
 	// RequestTTL is how long a request id is remembered as accepted.
 	RequestTTL time.Duration `env:"REQUEST_TTL" envDefault:"24h"`
 }
@@ -45,7 +51,11 @@ type Queue struct {
 	log       *zap.Logger
 	now       func() time.Time
 	kafkaDown atomic.Int64 // unix nanos until which Kafka is skipped
+	// producedAt is unix nanos of the last acknowledged produce (or of the
+	// queue's start): see slow.
+	producedAt atomic.Int64
 	produced  prometheus.Histogram
+	shed      prometheus.Counter
 }
 
 // New builds the queue and registers its metric.
@@ -55,8 +65,14 @@ func New(cfg Config, producer Producer, rdb *redis.Client, log *zap.Logger, now 
 		Help:    "Latency of producing one vote to Kafka with acks=all.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 	})
-	reg.MustRegister(produced)
-	return &Queue{cfg: cfg, producer: producer, rdb: rdb, log: log, now: now, produced: produced}
+	shed := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tally_ingest_shed_total",
+		Help: "Votes refused with 503 OVERLOADED because Kafka was acknowledging too slowly (not down).",
+	})
+	reg.MustRegister(produced, shed)
+	q := &Queue{cfg: cfg, producer: producer, rdb: rdb, log: log, now: now, produced: produced, shed: shed}
+	q.producedAt.Store(now().UnixNano())
+	return q
 }
 
 // The voter flag's value is the request holding it, prefixed with its
@@ -97,6 +113,13 @@ func (q *Queue) Enqueue(ctx context.Context, p *poll.Poll, seenAt time.Time, b *
 	// cancelled produce must not look like Kafka being down.
 	ctx = context.WithoutCancel(ctx)
 	if err := q.produce(ctx, p, seenAt, b); err != nil {
+		if q.slow(err) {
+			// Writing through would add LWTs to the busiest part of the
+			// system; the client retries later instead.
+			_ = ReleaseFlag(ctx, q.rdb, b.PollID, b.VoterID, b.RequestID)
+			q.shed.Inc()
+			return apperr.ErrOverloaded
+		}
 		q.kafkaDown.Store(q.now().Add(q.cfg.KafkaCooldown).UnixNano())
 		q.log.Warn("kafka produce failed, votes are written directly",
 			zap.Duration("for", q.cfg.KafkaCooldown), zap.Error(err))
@@ -104,6 +127,15 @@ func (q *Queue) Enqueue(ctx context.Context, p *poll.Poll, seenAt time.Time, b *
 	}
 	q.markQueued(ctx, p, b)
 	return nil
+}
+
+// slow tells a produce that timed out while Kafka is still acknowledging
+// (it answers, only not this fast: overload) from Kafka being down or hung
+// (nothing acknowledged for KafkaDownAfter). Errors other than a timeout
+// (connection refused, no leader) mean down at once.
+func (q *Queue) slow(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) &&
+		q.now().Sub(time.Unix(0, q.producedAt.Load())) < q.cfg.KafkaDownAfter
 }
 
 // Settled hears how a ballot the queue could not take ended when it was
@@ -192,5 +224,10 @@ func (q *Queue) produce(ctx context.Context, p *poll.Poll, seenAt time.Time, b *
 	start := time.Now()
 	err = q.producer.WriteMessages(ctx, kafka.Message{Key: b.VoterID[:], Value: body})
 	q.produced.Observe(time.Since(start).Seconds())
+	if err == nil {
+		q.producedAt.Store(q.now().UnixNano())
+		// Kafka answers: a cooldown a timed-out produce started is over.
+		q.kafkaDown.Store(0)
+	}
 	return err
 }

@@ -24,11 +24,17 @@ import (
 type WorkerConfig struct {
 	BatchSize int           `env:"BATCH_SIZE" envDefault:"512"`
 	BatchWait time.Duration `env:"BATCH_WAIT" envDefault:"5ms"`
-	// Concurrency is how many voters' LWTs run at once. On a box shared
-	// with Cassandra and the API a few are best (bench/RESULTS.md: 8 gave
-	// far lower API latency and a higher drain than 128); raise it on
-	// dedicated worker nodes.
+	// Concurrency is the most voters' LWTs run at once. The worker adapts
+	// below it: it halves its concurrency whenever the co-located API is
+	// under pressure (WorkerDeps.Yield) and adds one per batch otherwise.
+	// On a box shared with Cassandra and the API a few are best
+	// (bench/RESULTS.md: 8 gave far lower API latency and a higher drain
+	// than 128); raise it on dedicated worker nodes.
 	Concurrency int `env:"CONCURRENCY" envDefault:"8"`
+	// YieldPause is how long the worker waits between batches while the
+	// API is under pressure: the backlog grows in Kafka and the front door
+	// keeps the CPU.
+	YieldPause time.Duration `env:"YIELD_PAUSE" envDefault:"200ms"`
 	// PoisonAttempts bounds retries of a message failing for a reason that
 	// will not go away (unknown poll, unexpected error) before the DLQ.
 	// Unavailability (Cassandra down or hung) is never such a reason: the
@@ -70,6 +76,9 @@ type WorkerDeps struct {
 	// OnDeadLetter, when set, is told about each dead-lettered vote (the
 	// audit log).
 	OnDeadLetter func(ctx context.Context, msg Message, cause error)
+	// Yield, when set, reports whether the API beside this worker is under
+	// pressure; the worker then drains at concurrency 1 with pauses.
+	Yield func() bool
 }
 
 // Worker drains the votes topic into Cassandra. Offsets are committed only
@@ -82,6 +91,8 @@ type Worker struct {
 	log     *zap.Logger
 	m       *workerMetrics
 	stalled atomic.Bool
+	// conc is the adaptive concurrency, 1 to cfg.Concurrency.
+	conc int
 }
 
 type workerMetrics struct {
@@ -91,6 +102,8 @@ type workerMetrics struct {
 	dlq      prometheus.Counter
 	stalled  prometheus.Gauge
 	retries  *prometheus.CounterVec
+	conc     prometheus.Gauge
+	yields   prometheus.Counter
 }
 
 // NewWorker builds a worker and registers its metrics.
@@ -117,8 +130,16 @@ func NewWorker(cfg WorkerConfig, d WorkerDeps) *Worker {
 			Name: "tally_worker_retries_total", Help: "Retried worker steps by kind: transient (dependency unavailable), poison (failing message), followups.",
 		}, []string{"kind"}),
 	}
-	d.Registry.MustRegister(m.messages, m.batch, m.lag, m.dlq, m.stalled, m.retries)
-	return &Worker{cfg: cfg, d: d, log: d.Log, m: m}
+	m.conc = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "tally_worker_concurrency", Help: "The worker's current LWT concurrency (adaptive: lowered while the co-located API is under pressure).",
+	})
+	m.yields = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tally_worker_yields_total", Help: "Pauses the worker took to yield the CPU to the co-located API under pressure.",
+	})
+	d.Registry.MustRegister(m.messages, m.batch, m.lag, m.dlq, m.stalled, m.retries, m.conc, m.yields)
+	cfg.Concurrency = max(cfg.Concurrency, 1)
+	m.conc.Set(float64(cfg.Concurrency))
+	return &Worker{cfg: cfg, d: d, log: d.Log, m: m, conc: cfg.Concurrency}
 }
 
 // Stalled reports whether the worker is holding a batch while a
@@ -146,6 +167,7 @@ func (w *Worker) policy() retry.Policy {
 func (w *Worker) Run(ctx context.Context, reader Fetcher) error {
 	w.log.Info("worker started")
 	for {
+		w.adapt(ctx)
 		batch, err := w.fetch(ctx, reader)
 		if len(batch) == 0 {
 			if ctx.Err() != nil {
@@ -176,6 +198,23 @@ func (w *Worker) Run(ctx context.Context, reader Fetcher) error {
 	}
 }
 
+// adapt sets the concurrency of the next batch: halved, with a pause,
+// while the API beside the worker is under pressure; one more per batch
+// otherwise (additive increase, multiplicative decrease).
+func (w *Worker) adapt(ctx context.Context) {
+	if w.d.Yield != nil && w.d.Yield() {
+		w.conc = max(1, w.conc/2)
+		w.m.conc.Set(float64(w.conc))
+		w.m.yields.Inc()
+		_ = retry.Sleep(ctx, w.cfg.YieldPause)
+		return
+	}
+	if w.conc < w.cfg.Concurrency {
+		w.conc++
+		w.m.conc.Set(float64(w.conc))
+	}
+}
+
 // WatchLag exports the group's lag per partition every interval until ctx
 // ends.
 func (w *Worker) WatchLag(ctx context.Context, every time.Duration, lag func(context.Context) (map[int]int64, error)) {
@@ -200,7 +239,10 @@ func (w *Worker) fetch(ctx context.Context, reader Fetcher) ([]kafka.Message, er
 	batch := []kafka.Message{first}
 	wctx, cancel := context.WithTimeout(ctx, w.cfg.BatchWait)
 	defer cancel()
-	for len(batch) < w.cfg.BatchSize {
+	// A batch shrinks with the concurrency, so a yielding worker holds
+	// Cassandra only briefly between its pauses.
+	size := min(w.cfg.BatchSize, w.conc*64)
+	for len(batch) < size {
 		m, err := reader.FetchMessage(wctx)
 		if err != nil {
 			break
@@ -221,7 +263,7 @@ func (w *Worker) process(ctx context.Context, batch []kafka.Message) error {
 	var (
 		order []string
 		byKey = map[string][]kafka.Message{}
-		sem   = make(chan struct{}, w.cfg.Concurrency)
+		sem   = make(chan struct{}, w.conc)
 		wg    sync.WaitGroup
 		mu    sync.Mutex
 		errs  error

@@ -39,7 +39,7 @@ func Config(t testing.TB) config.Config {
 		Tally:     tally.Config{LiveCacheTTL: 200 * time.Millisecond, FinalCacheTTL: 200 * time.Millisecond},
 		RateLimit: ratelimit.Config{PollCreatePerHour: 1000, VotesPerMinutePerUser: 1000, DisablePerIP: true},
 		Vote:      vote.Config{Mode: "sync"},
-		Queue:     queue.Config{ProduceTimeout: 3 * time.Second, KafkaCooldown: 2 * time.Second, RequestTTL: time.Hour},
+		Queue:     queue.Config{ProduceTimeout: 3 * time.Second, KafkaCooldown: 2 * time.Second, KafkaDownAfter: 2 * time.Second, RequestTTL: time.Hour},
 		Worker: queue.WorkerConfig{BatchSize: 256, BatchWait: 5 * time.Millisecond, Concurrency: 32,
 			PoisonAttempts: 2, MaxBackoff: 500 * time.Millisecond},
 		Reconcile: tally.ReconcileConfig{Interval: time.Hour, FinalizeDelay: time.Second, FinalizeWait: 30 * time.Second,
