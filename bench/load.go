@@ -17,8 +17,11 @@ type result struct {
 
 // loadStats collects latency and outcomes of a run.
 type loadStats struct {
-	mu    sync.Mutex
-	hist  *hdrhistogram.Histogram
+	mu   sync.Mutex
+	hist *hdrhistogram.Histogram
+	// ok holds the latencies of 2xx answers only (the overload scenario's
+	// figure: how fast the accepted ones were while the rest were shed).
+	ok    *hdrhistogram.Histogram
 	codes map[string]int
 	sent  int
 	start time.Time
@@ -26,13 +29,16 @@ type loadStats struct {
 }
 
 func newLoadStats() *loadStats {
-	return &loadStats{hist: hdrhistogram.New(1, 60_000_000, 3), codes: map[string]int{}}
+	return &loadStats{hist: hdrhistogram.New(1, 60_000_000, 3), ok: hdrhistogram.New(1, 60_000_000, 3), codes: map[string]int{}}
 }
 
 func (s *loadStats) record(latency time.Duration, r result) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_ = s.hist.RecordValue(latency.Microseconds())
+	if r.status/100 == 2 {
+		_ = s.ok.RecordValue(latency.Microseconds())
+	}
 	key := r.code
 	if key == "" {
 		key = statusText(r.status)
@@ -104,6 +110,20 @@ func closedLoop(ctx context.Context, conc int, d time.Duration, fn func(worker, 
 	}
 	wg.Wait()
 	return float64(n-errs) / time.Since(start).Seconds(), hist, errs
+}
+
+// merge folds o into s (a ladder's steps into the whole run).
+func (s *loadStats) merge(o *loadStats) {
+	s.hist.Merge(o.hist)
+	s.ok.Merge(o.ok)
+	for k, v := range o.codes {
+		s.codes[k] += v
+	}
+	s.sent += o.sent
+	if s.start.IsZero() {
+		s.start = o.start
+	}
+	s.end = o.end
 }
 
 func statusText(s int) string {

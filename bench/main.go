@@ -41,6 +41,8 @@ type bench struct {
 	cql                                                gocqlx.Session
 	cfg                                                config.Config
 	lwtCeiling                                         float64
+	ladder                                             []float64
+	overloadRate                                       float64
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -70,6 +72,7 @@ func newCmd() *cobra.Command {
 		jsonPath  string
 		fresh     bool
 	)
+
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Load-test Tally beside the machine's own ceilings, and check correctness after every run",
@@ -92,6 +95,9 @@ func newCmd() *cobra.Command {
 	f.IntVar(&b.maxInFlight, "max-in-flight", 2048, "cap on concurrent requests of the open-loop client")
 	f.StringVar(&jsonPath, "json", "", "write the full report here (default bench/out/<run>.json)")
 	f.BoolVar(&fresh, "fresh", true, "drop the bench keyspace first so the verdict reads only this run")
+	f.Float64SliceVar(&b.ladder, "ladder", []float64{1000, 2000, 3000, 4000, 5000, 6000, 8000, 10000},
+		"burst: offered rates, each for --duration, until p99 crosses 100 ms")
+	f.Float64Var(&b.overloadRate, "overload-rate", 6000, "overload: offered rate (about twice what the box accepts)")
 	return cmd
 }
 
@@ -149,6 +155,13 @@ func (b *bench) run(ctx context.Context, scenarios []string, jsonPath string, fr
 		"many-polls":  {Name: "many-polls", Mode: "async", Polls: 2000},
 		"retry-storm": {Name: "retry-storm", Mode: "async", Polls: 1, RetryShare: 0.3},
 		"sync":        {Name: "sync", Mode: "sync", Polls: 1},
+		// burst: accept-only at rising rates until p99 crosses 100 ms, the
+		// drain yielding meanwhile; then the time to drain the backlog.
+		"burst": {Name: "burst", Mode: "async", Polls: 1, Ladder: b.ladder, StopP99: 100 * time.Millisecond},
+		// steady: 1,000 votes/s with the drain running beside it.
+		"steady": {Name: "steady", Mode: "async", Polls: 1, Rate: 1000},
+		// overload: twice what the box accepts; the excess is shed.
+		"overload": {Name: "overload", Mode: "async", Polls: 1, Rate: b.overloadRate},
 	}
 	var reps []*scenarioReport
 	for _, name := range scenarios {

@@ -23,6 +23,7 @@ type scenarioReport struct {
 	MaxLag          int64              `json:"max_consumer_lag"`
 	LiveLagMs       map[string]float64 `json:"live_lag_ms"`
 	CPUCores        map[string]float64 `json:"cpu_cores"`
+	Steps           []step             `json:"steps,omitempty"`
 	Timeline        []sample           `json:"timeline"`
 	Verdict         verdict            `json:"verdict"`
 }
@@ -36,7 +37,7 @@ func (b *bench) report(p plan, st *loadStats, tl []sample, accepted []cast, drai
 		LatencyMs: map[string]float64{
 			"p50": ms(st.hist.ValueAtQuantile(50)), "p90": ms(st.hist.ValueAtQuantile(90)),
 			"p99": ms(st.hist.ValueAtQuantile(99)), "p99.9": ms(st.hist.ValueAtQuantile(99.9)),
-			"max": ms(st.hist.Max()),
+			"max": ms(st.hist.Max()), "accepted_p99": ms(st.ok.ValueAtQuantile(99)),
 		},
 	}
 	// Drain: rows recorded between the first and the last sample that saw
@@ -113,6 +114,17 @@ func printTable(w io.Writer, ceilings []ceiling, reps []*scenarioReport) {
 		fmt.Fprintf(w, "  latency ms: p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n",
 			r.LatencyMs["p50"], r.LatencyMs["p90"], r.LatencyMs["p99"], r.LatencyMs["p99.9"], r.LatencyMs["max"])
 		fmt.Fprintf(w, "  responses: %s\n", codes(r.Codes))
+		if refused := r.Codes["OVERLOADED"]; refused > 0 {
+			fmt.Fprintf(w, "  shed: %.1f%% answered 503 OVERLOADED; p99 of the accepted %.1f ms\n",
+				100*float64(refused)/float64(r.Sent), r.LatencyMs["accepted_p99"])
+		}
+		for _, s := range r.Steps {
+			if len(r.Steps) < 2 {
+				break
+			}
+			fmt.Fprintf(w, "  step %6.0f/s offered: %6.0f 2xx/s  p50 %7.1f ms  p99 %7.1f ms  (%s)\n",
+				s.OfferedPerS, s.AchievedPerS, s.LatencyMs["p50"], s.LatencyMs["p99"], codes(s.Codes))
+		}
 		lwt := nz(ceil["cassandra LWT"])
 		fmt.Fprintf(w, "  drain: %.0f rows/s sustained (%.0f%% of bare LWT %.0f/s), peak %.0f rows/s, %.1f s after load, max lag %d\n",
 			r.DrainRowsPerS, 100*r.DrainRowsPerS/lwt, lwt, r.PeakDrainPerS, r.DrainAfterLoadS, r.MaxLag)

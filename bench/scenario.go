@@ -29,6 +29,21 @@ type plan struct {
 	// RetryShare of requests resubmit an earlier voter's vote: half with
 	// the same Idempotency-Key, half with a different one.
 	RetryShare float64
+	// Rate overrides the run's --rate (steady, overload).
+	Rate float64
+	// Ladder, when set, offers these rates one after another for the run's
+	// duration each, stopping after the first step whose p99 crosses
+	// StopP99 (burst).
+	Ladder  []float64
+	StopP99 time.Duration
+}
+
+// step is one rung of a ladder.
+type step struct {
+	OfferedPerS  float64            `json:"offered_per_s"`
+	AchievedPerS float64            `json:"achieved_2xx_per_s"`
+	Codes        map[string]int     `json:"codes"`
+	LatencyMs    map[string]float64 `json:"latency_ms"`
 }
 
 // cast is one accepted (2xx) submission.
@@ -145,7 +160,18 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 		return int(zipf.Uint64())
 	}
 
-	n := int(b.rate * b.dur.Seconds())
+	rate := b.rate
+	if p.Rate > 0 {
+		rate = p.Rate
+	}
+	rates := p.Ladder
+	if len(rates) == 0 {
+		rates = []float64{rate}
+	}
+	n := 0
+	for _, r := range rates {
+		n += int(r * b.dur.Seconds())
+	}
 	slots := make([]cast, n)
 	var (
 		mu         sync.Mutex
@@ -160,7 +186,7 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 	}
 
 	sampler := b.sample(ctx, url, polls[0], &hot, p.Mode == "async")
-	stats := openLoop(ctx, b.rate, n, b.maxInFlight, func(i int) result {
+	fire := func(i int) result {
 		// A retry resubmits an earlier slot's voter: same key (must get the
 		// same request id back) or another key (must not vote twice).
 		orig := -1
@@ -205,7 +231,27 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 		}
 		accepted = append(accepted, s)
 		return r
-	})
+	}
+	stats, steps := newLoadStats(), []step(nil)
+	offset := 0
+	for _, r := range rates {
+		k := int(r * b.dur.Seconds())
+		if len(rates) > 1 {
+			b.logf("%s: %.0f votes/s for %s", p.Name, r, b.dur)
+		}
+		base := offset
+		st := openLoop(ctx, r, k, b.maxInFlight, func(i int) result { return fire(base + i) })
+		offset += k
+		stats.merge(st)
+		sp := step{OfferedPerS: r, Codes: st.codes, AchievedPerS: float64(st.ok.TotalCount()) / st.end.Sub(st.start).Seconds(),
+			LatencyMs: map[string]float64{"p50": ms(st.hist.ValueAtQuantile(50)), "p99": ms(st.hist.ValueAtQuantile(99)),
+				"ok_p99": ms(st.ok.ValueAtQuantile(99))}}
+		steps = append(steps, sp)
+		if p.StopP99 > 0 && time.Duration(st.hist.ValueAtQuantile(99))*time.Microsecond > p.StopP99 {
+			b.logf("%s: p99 %.1f ms at %.0f/s crossed %s; stopping the ladder", p.Name, sp.LatencyMs["p99"], r, p.StopP99)
+			break
+		}
+	}
 	b.logf("%s: load done, %d sent; draining", p.Name, stats.sent)
 	drainStart := time.Now()
 	if p.Mode == "async" {
@@ -220,6 +266,7 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 		cpu[k] = (cpuSeconds(pid) - cpu0[k]) / wall
 	}
 	rep := b.report(p, stats, timeline, accepted, drainEnd.Sub(drainStart), cpu)
+	rep.OfferedPerS, rep.Steps = rate, steps
 	rep.Verdict = b.verdict(ctx, url, polls, accepted, mismatches.Load())
 	return rep, nil
 }
