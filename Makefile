@@ -15,7 +15,7 @@ ARGS         ?=
         up-2dc down-2dc test-multidc
 
 help: ## list targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 up: ## install (first time) and start Cassandra, Kafka and Redis, waiting until each answers
 	$(STACK) up
