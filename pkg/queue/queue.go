@@ -56,6 +56,9 @@ type Queue struct {
 	producedAt atomic.Int64
 	produced  prometheus.Histogram
 	shed      prometheus.Counter
+	// marks feeds markLoop; marking is true while it runs.
+	marks   chan mark
+	marking atomic.Bool
 }
 
 // New builds the queue and registers its metric.
@@ -70,7 +73,8 @@ func New(cfg Config, producer Producer, rdb *redis.Client, log *zap.Logger, now 
 		Help: "Votes refused with 503 OVERLOADED because Kafka was acknowledging too slowly (not down).",
 	})
 	reg.MustRegister(produced, shed)
-	q := &Queue{cfg: cfg, producer: producer, rdb: rdb, log: log, now: now, produced: produced, shed: shed}
+	q := &Queue{cfg: cfg, producer: producer, rdb: rdb, log: log, now: now, produced: produced, shed: shed,
+		marks: make(chan mark, 8*markBatch)}
 	q.producedAt.Store(now().UnixNano())
 	return q
 }
@@ -195,15 +199,82 @@ func (q *Queue) flag(ctx context.Context, b *vote.Ballot) error {
 func (q *Queue) markQueued(ctx context.Context, p *poll.Poll, b *vote.Ballot) {
 	ttl := time.Until(p.EndTime) + time.Hour
 	ttl = min(max(ttl, time.Hour), 90*24*time.Hour)
-	key := redisx.VoterFlag(b.PollID, b.VoterID)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		if err := markQueued.Run(ctx, q.rdb, []string{key}, flagQueued+b.RequestID.String(),
-			ttl.Milliseconds()).Err(); err != nil {
-			q.log.Debug("mark vote flag queued", zap.Error(err))
+	m := mark{key: redisx.VoterFlag(b.PollID, b.VoterID), value: flagQueued + b.RequestID.String(), ttlMs: ttl.Milliseconds()}
+	select {
+	case q.marks <- m:
+		if q.marking.CompareAndSwap(false, true) {
+			go q.markLoop()
 		}
-	}()
+	default:
+		// The batcher is that far behind: this one goes alone.
+		go q.flushMarks([]mark{m})
+	}
+}
+
+// mark is one queued flag to set.
+type mark struct {
+	key, value string
+	ttlMs      int64
+}
+
+// markBatch bounds one pipeline of marks.
+const markBatch = 256
+
+// markLoop sends the marks queued in the meantime as one pipeline, over and
+// over, and ends after a quiet second (the next mark starts it again). At
+// thousands of votes a second this turns a round trip and a goroutine per
+// vote into one pipeline every few milliseconds.
+func (q *Queue) markLoop() {
+	batch := make([]mark, 0, markBatch)
+	for {
+		select {
+		case m := <-q.marks:
+			batch = append(batch[:0], m)
+		case <-time.After(time.Second):
+			q.marking.Store(false)
+			// A mark queued between the timeout and the flag reset must
+			// not wait for the next one: take over again if so.
+			if len(q.marks) > 0 && q.marking.CompareAndSwap(false, true) {
+				continue
+			}
+			return
+		}
+	fill:
+		for len(batch) < markBatch {
+			select {
+			case m := <-q.marks:
+				batch = append(batch, m)
+			default:
+				break fill
+			}
+		}
+		q.flushMarks(batch)
+	}
+}
+
+// flushMarks runs the markQueued script for each mark in one pipeline.
+func (q *Queue) flushMarks(marks []mark) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	run := func(sha bool) ([]redis.Cmder, error) {
+		pipe := q.rdb.Pipeline()
+		for _, m := range marks {
+			if sha {
+				markQueued.EvalSha(ctx, pipe, []string{m.key}, m.value, m.ttlMs)
+			} else {
+				markQueued.Eval(ctx, pipe, []string{m.key}, m.value, m.ttlMs)
+			}
+		}
+		return pipe.Exec(ctx)
+	}
+	_, err := run(true)
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		// First use on this Redis (or after its restart): send the body.
+		_, err = run(false)
+	}
+	if err != nil {
+		q.log.Debug("mark vote flags queued", zap.Int("marks", len(marks)), zap.Error(err))
+	}
 }
 
 // markQueued sets the queued flag unless a queued flag is there already.
