@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/app"
+	"github.com/tally-vote/tally/pkg/httpapi"
 )
 
 // serve runs the HTTP API until ctx is cancelled, then drains in-flight
@@ -19,19 +20,7 @@ func serve(ctx context.Context, a *app.App) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Addr:              a.Cfg.HTTPAddr,
-		Handler:           router,
-		ReadHeaderTimeout: 5 * time.Second,
-		// A whole request (body included: at most 1 MiB) must arrive within
-		// ReadTimeout, so a client trickling bytes cannot hold a goroutine;
-		// answers must be written within WriteTimeout. WebSockets set their
-		// own deadlines once upgraded.
-		ReadTimeout:    15 * time.Second,
-		WriteTimeout:   30 * time.Second,
-		IdleTimeout:    120 * time.Second,
-		MaxHeaderBytes: 64 << 10,
-	}
+	srv := httpapi.NewServer(a.Cfg.HTTP, a.Cfg.HTTPAddr, router)
 	errc := make(chan error, 1)
 	go func() {
 		a.Log.Info("http listening", zap.String("addr", a.Cfg.HTTPAddr))

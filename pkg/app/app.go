@@ -169,6 +169,7 @@ func (a *App) Router() (http.Handler, error) {
 		Checks:         a.Checks(),
 		Pprof:          a.Cfg.Pprof,
 		PublicURL:      a.Cfg.PublicURL,
+		HTTP:           a.Cfg.HTTP,
 		TrustedProxies: a.Cfg.TrustedProxies,
 		Now:            a.Now,
 		Auth:           a.Auth,

@@ -37,6 +37,10 @@ type User struct {
 type Principal struct {
 	UserID    gocql.UUID
 	Anonymous bool
+	// ExpiresAt is when the token that named this principal expires (zero
+	// for a principal not read from a token); long-lived connections such
+	// as live sockets end then.
+	ExpiresAt time.Time
 }
 
 // Token is what login and anonymous sign-in return.

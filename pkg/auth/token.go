@@ -69,5 +69,5 @@ func (t *Tokens) Verify(raw string) (Principal, error) {
 	if err != nil {
 		return Principal{}, errors.Join(ErrInvalidToken, err)
 	}
-	return Principal{UserID: id, Anonymous: c.Anonymous}, nil
+	return Principal{UserID: id, Anonymous: c.Anonymous, ExpiresAt: c.ExpiresAt.Time}, nil
 }

@@ -8,7 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-
+	"math"
 	"time"
 
 	"github.com/caarlos0/env/v11"
@@ -16,6 +16,7 @@ import (
 	"github.com/tally-vote/tally/pkg/admit"
 	"github.com/tally-vote/tally/pkg/auth"
 	"github.com/tally-vote/tally/pkg/cassandra"
+	"github.com/tally-vote/tally/pkg/httpapi"
 	"github.com/tally-vote/tally/pkg/kafkax"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/queue"
@@ -27,8 +28,8 @@ import (
 
 // Config is the whole process's configuration.
 type Config struct {
-	// Env is "dev" (laptop defaults, generated secrets) or "production"
-	// (secrets required).
+	// Env is exactly "dev" (laptop defaults, generated secrets) or
+	// "production" (strong secrets required, insecure switches refused).
 	Env      string `env:"ENV" envDefault:"dev"`
 	HTTPAddr string `env:"HTTP_ADDR" envDefault:"127.0.0.1:8080"`
 	// PublicURL prefixes links such as a poll's manage_url.
@@ -45,6 +46,7 @@ type Config struct {
 	// LiveInterval is how often live-results sockets are refreshed.
 	LiveInterval time.Duration `env:"LIVE_INTERVAL" envDefault:"1s"`
 
+	HTTP      httpapi.Config        `envPrefix:"HTTP_"`
 	Cassandra cassandra.Config      `envPrefix:"CASSANDRA_"`
 	Redis     redisx.Config         `envPrefix:"REDIS_"`
 	Kafka     kafkax.Config         `envPrefix:"KAFKA_"`
@@ -59,16 +61,22 @@ type Config struct {
 	Admit     admit.Config          `envPrefix:"ADMIT_"`
 }
 
-// Load reads TALLY_* variables.
+// The two modes TALLY_ENV may name.
+const (
+	Dev        = "dev"
+	Production = "production"
+)
+
+// MinSecretLen is the shortest JWT secret accepted in any mode.
+const MinSecretLen = 32
+
+// Load reads TALLY_* variables and checks them (see Check).
 func Load() (Config, error) {
 	cfg, err := env.ParseAsWithOptions[Config](env.Options{Prefix: "TALLY_"})
 	if err != nil {
 		return Config{}, fmt.Errorf("read environment: %w", err)
 	}
-	if cfg.JWTSecret == "" {
-		if cfg.Env == "production" {
-			return Config{}, errors.New("TALLY_JWT_SECRET is required when TALLY_ENV=production")
-		}
+	if cfg.Env == Dev && cfg.JWTSecret == "" {
 		// A dev secret is random per process: tokens do not survive a restart,
 		// which is the safe failure for a laptop.
 		b := make([]byte, 32)
@@ -76,9 +84,78 @@ func Load() (Config, error) {
 			return Config{}, fmt.Errorf("generate dev jwt secret: %w", err)
 		}
 		cfg.JWTSecret = hex.EncodeToString(b)
-	} else if len(cfg.JWTSecret) < 32 {
-		// Whatever TALLY_ENV says: a short secret lets anyone forge tokens.
-		return Config{}, errors.New("TALLY_JWT_SECRET must be at least 32 characters")
+	}
+	if err := cfg.Check(); err != nil {
+		return Config{}, err
 	}
 	return cfg, nil
+}
+
+// Check refuses a configuration that is unsafe to run: TALLY_ENV must be
+// exactly "dev" or "production"; a JWT secret must be at least
+// MinSecretLen characters in any mode; production also refuses a missing or
+// low-entropy secret, pprof on the public listener, the load-test switch
+// that turns off per-IP rate limits, and a wildcard allowed origin.
+func (c Config) Check() error {
+	switch c.Env {
+	case Dev, Production:
+	default:
+		return fmt.Errorf("TALLY_ENV must be %q or %q, not %q", Dev, Production, c.Env)
+	}
+	if c.JWTSecret == "" {
+		return fmt.Errorf("TALLY_JWT_SECRET is required when TALLY_ENV=%s", c.Env)
+	}
+	if len(c.JWTSecret) < MinSecretLen {
+		// Whatever TALLY_ENV says: a short secret lets anyone forge tokens.
+		return fmt.Errorf("TALLY_JWT_SECRET must be at least %d characters", MinSecretLen)
+	}
+	if c.Env != Production {
+		return nil
+	}
+	if why := weakSecret(c.JWTSecret); why != "" {
+		return fmt.Errorf("TALLY_JWT_SECRET is too predictable for production (%s); use e.g. `head -c 32 /dev/urandom | base64`", why)
+	}
+	if c.Pprof {
+		return errors.New("TALLY_PPROF exposes process internals on the public listener and is refused when TALLY_ENV=production")
+	}
+	if c.RateLimit.DisablePerIP {
+		return errors.New("TALLY_RATE_DISABLE_PER_IP is the load-test switch and is refused when TALLY_ENV=production")
+	}
+	for _, o := range c.HTTP.AllowedOrigins {
+		if o == "*" {
+			return errors.New("TALLY_HTTP_ALLOWED_ORIGINS may not be * when TALLY_ENV=production; list the origins")
+		}
+	}
+	return nil
+}
+
+// weakSecret says why a secret looks guessable, or "". It is a heuristic
+// against the usual mistakes (a word repeated, a keyboard run, a short
+// alphabet), not a proof of randomness: it wants at least 3 bits of
+// Shannon entropy per character over at least 10 distinct characters, and
+// refuses a secret that is one block repeated.
+func weakSecret(s string) string {
+	freq := map[rune]int{}
+	n := 0
+	for _, r := range s {
+		freq[r]++
+		n++
+	}
+	if len(freq) < 10 {
+		return fmt.Sprintf("only %d distinct characters", len(freq))
+	}
+	h := 0.0
+	for _, k := range freq {
+		p := float64(k) / float64(n)
+		h -= p * math.Log2(p)
+	}
+	if h < 3 {
+		return fmt.Sprintf("%.1f bits of entropy per character", h)
+	}
+	for period := 1; period <= len(s)/2; period++ {
+		if s[period:] == s[:len(s)-period] {
+			return "a repeated block"
+		}
+	}
+	return ""
 }

@@ -2,7 +2,9 @@ package httpapi
 
 import (
 	"context"
+	"crypto/subtle"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,10 +20,12 @@ type Check struct {
 	Soft bool
 }
 
-// checkResult is what /readyz shows of a dependency: its state only. The
-// error (addresses, driver messages) goes to the log, not to whoever asks.
+// checkResult is what /readyz shows an operator of a dependency: its state
+// and, when it failed, the error (addresses, driver messages). Anyone else
+// sees the overall status only; every error also goes to the log.
 type checkResult struct {
 	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
 }
 
 func healthz(c *gin.Context) {
@@ -29,8 +33,9 @@ func healthz(c *gin.Context) {
 }
 
 // readyz probes every dependency in parallel and answers 200 only when all
-// answer. The body names each one so an operator sees which is down.
-func readyz(checks []Check) gin.HandlerFunc {
+// answer. A request bearing the operator token (Authorization: Bearer) sees
+// each dependency's state and error; without it the body is the status.
+func readyz(checks []Check, operatorToken string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 		defer cancel()
@@ -43,7 +48,7 @@ func readyz(checks []Check) gin.HandlerFunc {
 				defer wg.Done()
 				r := checkResult{Status: "up"}
 				if err := ch.Fn(ctx); err != nil {
-					r.Status = "down"
+					r.Status, r.Error = "down", err.Error()
 					if ch.Soft {
 						r.Status = "degraded"
 					}
@@ -61,6 +66,24 @@ func readyz(checks []Check) gin.HandlerFunc {
 				status, code = "not_ready", http.StatusServiceUnavailable
 			}
 		}
+		if !isOperator(c, operatorToken) {
+			c.JSON(code, gin.H{"status": status})
+			return
+		}
+		c.Header("Cache-Control", "no-store")
 		c.JSON(code, gin.H{"status": status, "checks": results})
 	}
+}
+
+// isOperator reports whether the request bears the operator token; never
+// when none is configured.
+func isOperator(c *gin.Context, token string) bool {
+	if token == "" {
+		return false
+	}
+	got := c.GetHeader("Authorization")
+	if len(got) < 7 || !strings.EqualFold(got[:7], "bearer ") {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got[7:])), []byte(token)) == 1
 }

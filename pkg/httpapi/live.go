@@ -2,39 +2,74 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
+	"net"
 	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/live"
 	"github.com/tally-vote/tally/pkg/tally"
 )
 
-var upgrader = websocket.Upgrader{
-	ReadBufferSize:  1024,
-	WriteBufferSize: 4096,
-	// The API is token-authenticated, not cookie-authenticated, so a
-	// cross-origin page gains nothing it could not get with fetch.
-	CheckOrigin: func(*http.Request) bool { return true },
-	// A request that is not a valid WebSocket handshake gets the SPEC's
-	// envelope, not the library's plain-text answer.
-	Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
-		code := "VALIDATION_FAILED"
-		if status >= 500 {
-			code = "INTERNAL"
-		}
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		w.WriteHeader(status)
-		_ = json.NewEncoder(w).Encode(envelope{Error: errorBody{Code: code, Message: "websocket handshake: " + reason.Error()}})
-	},
+// liveSockets is the policy around live sockets: who may open one, how
+// many, and when the server ends one.
+type liveSockets struct {
+	cfg      Config
+	gate     *liveGate
+	origins  originPolicy
+	upgrader websocket.Upgrader
+}
+
+func newLiveSockets(cfg Config, publicURL string, reg prometheus.Registerer) *liveSockets {
+	return &liveSockets{
+		cfg:     cfg,
+		gate:    newLiveGate(cfg, reg),
+		origins: newOriginPolicy(publicURL, cfg.AllowedOrigins),
+		upgrader: websocket.Upgrader{
+			ReadBufferSize:  1024,
+			WriteBufferSize: 4096,
+			// The handler has applied the origin policy before upgrading.
+			CheckOrigin: func(*http.Request) bool { return true },
+			// A request that is not a valid WebSocket handshake gets the
+			// SPEC's envelope, not the library's plain-text answer.
+			Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+				code := "VALIDATION_FAILED"
+				if status >= 500 {
+					code = "INTERNAL"
+				}
+				w.Header().Set("Content-Type", "application/json; charset=utf-8")
+				w.WriteHeader(status)
+				_ = json.NewEncoder(w).Encode(envelope{Error: errorBody{Code: code, Message: "websocket handshake: " + reason.Error()}})
+			},
+		},
+	}
 }
 
 // live upgrades to a WebSocket, sends the current results at once, then a
-// frame whenever they change (at most once per hub interval).
+// frame whenever they change (at most once per hub interval). Before the
+// upgrade it applies the origin policy (403) and the socket caps (429 per
+// IP, 503 in total). An open socket is closed when its token expires
+// (4401), when the caller may no longer see the results (4403), or when the
+// client reads too slowly (1008).
 func (h *handlers) live(c *gin.Context) {
+	s := h.sockets
+	if !s.origins.allows(c.GetHeader("Origin")) {
+		s.gate.refused.WithLabelValues(liveRefusedOrigin).Inc()
+		abort(c, errLiveOrigin)
+		return
+	}
+	release, err := s.gate.acquire(c.ClientIP())
+	if err != nil {
+		c.Header("Retry-After", "5")
+		abort(c, err)
+		return
+	}
+	defer release()
 	p := h.visiblePoll(c)
 	if p == nil {
 		return
@@ -45,13 +80,17 @@ func (h *handlers) live(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	conn, err := upgrader.Upgrade(c.Writer, c.Request, nil)
+	conn, err := s.upgrader.Upgrade(c.Writer, c.Request, nil)
 	if err != nil {
 		return // the upgrader has answered the client
 	}
 	defer conn.Close()
+	if tcp, ok := conn.UnderlyingConn().(*net.TCPConn); ok && s.cfg.LiveSendBuffer > 0 {
+		_ = tcp.SetWriteBuffer(s.cfg.LiveSendBuffer)
+	}
 	frames, unsubscribe := h.hub.Subscribe(p)
 	defer unsubscribe()
+	log := loggerFrom(c)
 
 	// Read in the background only to notice the client closing.
 	closed := make(chan struct{})
@@ -69,13 +108,37 @@ func (h *handlers) live(c *gin.Context) {
 			}
 		}
 	}()
-	write := func(v any) error {
-		_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		return conn.WriteJSON(v)
+	end := func(code int, reason, text string) {
+		s.gate.closed.WithLabelValues(reason).Inc()
+		log.Debug("live socket closed by the server", zap.String("reason", reason))
+		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
 	}
-	if err := write(live.Frame{Type: "results", Results: first}); err != nil {
+	write := func(f []byte) bool {
+		_ = conn.SetWriteDeadline(time.Now().Add(s.cfg.LiveWriteTimeout))
+		err := conn.WriteMessage(websocket.TextMessage, f)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			s.gate.closed.WithLabelValues(liveClosedSlow).Inc()
+			log.Debug("live socket dropped: client reads too slowly")
+		} else if err != nil {
+			log.Debug("live write", zap.Error(err))
+		}
+		return err == nil
+	}
+	firstFrame, _ := json.Marshal(live.Frame{Type: "results", Results: first})
+	if !write(firstFrame) {
 		return
 	}
+
+	caller, signedIn := principal(c)
+	var expired <-chan time.Time
+	if signedIn && !caller.ExpiresAt.IsZero() {
+		t := time.NewTimer(caller.ExpiresAt.Sub(h.now()))
+		defer t.Stop()
+		expired = t.C
+	}
+	recheck := time.NewTicker(s.cfg.LiveRecheck)
+	defer recheck.Stop()
 	ping := time.NewTicker(livePingEvery)
 	defer ping.Stop()
 	for {
@@ -84,14 +147,30 @@ func (h *handlers) live(c *gin.Context) {
 			return
 		case <-ctx.Done():
 			return
-		case f := <-frames:
-			_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			if err := conn.WriteMessage(websocket.TextMessage, f); err != nil {
-				loggerFrom(c).Debug("live write", zap.Error(err))
+		case f, ok := <-frames:
+			if !ok {
+				// The hub dropped this socket: it left frames untaken.
+				end(websocket.ClosePolicyViolation, liveClosedSlow, "slow consumer")
+				return
+			}
+			if !write(f) {
+				return
+			}
+		case <-expired:
+			end(closeTokenExpired, liveClosedExpired, "TOKEN_EXPIRED: the access token expired")
+			return
+		case <-recheck.C:
+			if fresh, err := h.polls.Cached(ctx, p.ID); err == nil {
+				p = fresh
+			}
+			// Only a definite "hidden" ends the socket; a dependency
+			// that cannot answer now is asked again at the next recheck.
+			if err := h.canSeeResults(ctx, c, p); errors.Is(err, tally.ErrResultsHidden) {
+				end(closeResultsHidden, liveClosedHidden, "RESULTS_HIDDEN: the results are no longer visible to this caller")
 				return
 			}
 		case <-ping.C:
-			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(5*time.Second)); err != nil {
+			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.cfg.LiveWriteTimeout)); err != nil {
 				return
 			}
 		}

@@ -31,6 +31,8 @@ type Deps struct {
 	Checks    []Check
 	Pprof     bool
 	PublicURL string
+	// HTTP holds the server's limits and edge policies.
+	HTTP Config
 	// TrustedProxies lists the proxies whose X-Forwarded-For is believed
 	// when finding a client's IP; empty means the peer address is the IP.
 	TrustedProxies []string
@@ -55,6 +57,7 @@ type handlers struct {
 	tally     *tally.Service
 	hub       *live.Hub
 	statuses  *vote.Statuses
+	sockets   *liveSockets
 	now       func() time.Time
 	publicURL string
 }
@@ -62,6 +65,7 @@ type handlers struct {
 // NewRouter builds the HTTP handler.
 func NewRouter(d Deps) (*gin.Engine, error) {
 	gin.SetMode(gin.ReleaseMode)
+	d.HTTP = d.HTTP.withDefaults()
 	r := gin.New()
 	if err := r.SetTrustedProxies(d.TrustedProxies); err != nil {
 		return nil, err
@@ -69,19 +73,24 @@ func NewRouter(d Deps) (*gin.Engine, error) {
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
 	m := newHTTPMetrics(d.Registry)
-	r.Use(requestContext(d.Log), m.middleware(), recoverer(), limitBody(MaxBodyBytes))
+	r.Use(requestContext(d.Log), m.middleware(), recoverer(), securityHeaders(d.PublicURL))
+	if mw := corsMiddleware(d.HTTP.AllowedOrigins); mw != nil {
+		r.Use(mw)
+	}
+	r.Use(limitBody(MaxBodyBytes))
 	r.NoRoute(func(c *gin.Context) { abort(c, apperr.New("NOT_FOUND", "no such route")) })
 	r.NoMethod(func(c *gin.Context) { abort(c, apperr.New("METHOD_NOT_ALLOWED", "method not allowed on this route")) })
 
 	r.GET("/healthz", healthz)
-	r.GET("/readyz", readyz(d.Checks))
+	r.GET("/readyz", readyz(d.Checks, d.HTTP.OperatorToken))
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry})))
 	r.GET("/v1/openapi.json", openAPI)
 	if d.Pprof {
 		pprof.Register(r)
 	}
 
-	h := &handlers{auth: d.Auth, polls: d.Polls, votes: d.Votes, tally: d.Tally, hub: d.Hub, statuses: d.Statuses, now: d.Now, publicURL: d.PublicURL}
+	h := &handlers{auth: d.Auth, polls: d.Polls, votes: d.Votes, tally: d.Tally, hub: d.Hub, statuses: d.Statuses, now: d.Now, publicURL: d.PublicURL,
+		sockets: newLiveSockets(d.HTTP, d.PublicURL, d.Registry)}
 	required, optional := authenticate(d.Auth, true), authenticate(d.Auth, false)
 	l := d.Limiter
 

@@ -36,6 +36,7 @@ type Hub struct {
 	interval time.Duration
 	log      *zap.Logger
 	gauge    prometheus.Gauge
+	dropped  prometheus.Counter
 
 	mu    sync.Mutex
 	polls map[gocql.UUID]*room
@@ -43,9 +44,20 @@ type Hub struct {
 
 type room struct {
 	p    *poll.Poll
-	subs map[chan []byte]struct{}
+	subs map[chan []byte]*subscriber
 	stop context.CancelFunc
 }
+
+// subscriber counts the frames a socket missed in a row because it had not
+// taken the previous one yet.
+type subscriber struct {
+	missed int
+}
+
+// MaxMissed is how many frames in a row a subscriber may leave untaken
+// before the hub drops it: its socket is stuck writing to a client that
+// does not read. The hub itself never waits for a subscriber.
+const MaxMissed = 3
 
 // NewHub builds a hub and registers its gauge. polls re-reads a watched
 // poll each interval (through the metadata cache), so a close shows up.
@@ -54,37 +66,47 @@ func NewHub(src Source, polls func(ctx context.Context, id gocql.UUID) (*poll.Po
 	g := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "tally_live_subscribers", Help: "Open live-results WebSocket subscriptions.",
 	})
-	reg.MustRegister(g)
-	return &Hub{src: src, lookup: polls, interval: interval, log: log, gauge: g, polls: map[gocql.UUID]*room{}}
+	d := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tally_live_hub_dropped_total", Help: "Live subscribers dropped by the hub after missing MaxMissed frames in a row.",
+	})
+	reg.MustRegister(g, d)
+	return &Hub{src: src, lookup: polls, interval: interval, log: log, gauge: g, dropped: d, polls: map[gocql.UUID]*room{}}
 }
 
 // Subscribe returns a channel of encoded frames for p and a function that
 // ends the subscription. Slow subscribers miss intermediate frames rather
-// than slowing the others: each channel holds one frame.
+// than slowing the others: each channel holds one frame. A subscriber that
+// misses MaxMissed frames in a row is dropped: its channel is closed.
 func (h *Hub) Subscribe(p *poll.Poll) (<-chan []byte, func()) {
 	ch := make(chan []byte, 1)
 	h.mu.Lock()
 	r, ok := h.polls[p.ID]
 	if !ok {
 		ctx, cancel := context.WithCancel(context.Background())
-		r = &room{p: p, subs: map[chan []byte]struct{}{}, stop: cancel}
+		r = &room{p: p, subs: map[chan []byte]*subscriber{}, stop: cancel}
 		h.polls[p.ID] = r
 		go h.run(ctx, r)
 	}
-	r.subs[ch] = struct{}{}
+	r.subs[ch] = &subscriber{}
 	h.mu.Unlock()
 	h.gauge.Inc()
 	return ch, func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		if _, ok := r.subs[ch]; !ok {
-			return
+		if _, ok := r.subs[ch]; ok {
+			h.remove(r, ch)
 		}
-		delete(r.subs, ch)
-		h.gauge.Dec()
-		if len(r.subs) == 0 {
-			r.stop()
-			delete(h.polls, p.ID)
+	}
+}
+
+// remove ends one subscription; h.mu is held.
+func (h *Hub) remove(r *room, ch chan []byte) {
+	delete(r.subs, ch)
+	h.gauge.Dec()
+	if len(r.subs) == 0 {
+		r.stop()
+		if h.polls[r.p.ID] == r {
+			delete(h.polls, r.p.ID)
 		}
 	}
 }
@@ -139,16 +161,25 @@ func sameCounts(a, b []byte) bool {
 func (h *Hub) broadcast(r *room, frame []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for ch := range r.subs {
+	for ch, sub := range r.subs {
 		select {
 		case ch <- frame:
+			sub.missed = 0
+			continue
 		default:
-			// Replace the stale frame the subscriber has not read yet.
-			select {
-			case <-ch:
-			default:
-			}
-			ch <- frame
 		}
+		if sub.missed++; sub.missed >= MaxMissed {
+			close(ch)
+			h.remove(r, ch)
+			h.dropped.Inc()
+			continue
+		}
+		// Replace the stale frame the subscriber has not read yet. Only
+		// broadcast sends, under h.mu, so after the drain there is room.
+		select {
+		case <-ch:
+		default:
+		}
+		ch <- frame
 	}
 }

@@ -80,3 +80,58 @@ func TestHubPushesOnlyChanges(t *testing.T) {
 		t.Fatal("the poll's refresher kept running after the last subscriber left")
 	}
 }
+
+// A subscriber that stops taking frames is dropped after MaxMissed changes,
+// and neither it nor the drop delays the subscriber that keeps up.
+func TestHubDropsASubscriberThatStopsReading(t *testing.T) {
+	src := &steps{}
+	p := &poll.Poll{ID: gocql.MustRandomUUID(), StartTime: time.Now().Add(-time.Hour), EndTime: time.Now().Add(time.Hour)}
+	h := NewHub(src, func(context.Context, gocql.UUID) (*poll.Poll, error) { return p, nil }, 5*time.Millisecond,
+		zap.NewNop(), prometheus.NewRegistry())
+	stuck, stopStuck := h.Subscribe(p)
+	defer stopStuck()
+	live, stopLive := h.Subscribe(p)
+	defer stopLive()
+
+	next := func(want int64) {
+		t.Helper()
+		src.total.Store(want)
+		deadline := time.After(2 * time.Second)
+		for {
+			select {
+			case f := <-live:
+				var fr struct {
+					Total int64 `json:"total_votes"`
+				}
+				_ = json.Unmarshal(f, &fr)
+				if fr.Total == want {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("frame with total %d not delivered", want)
+			}
+		}
+	}
+	next(0)
+	for i := int64(1); i <= MaxMissed+1; i++ {
+		next(i)
+	}
+	// The stuck channel holds at most one frame, then reports closed.
+	for range 2 {
+		select {
+		case _, ok := <-stuck:
+			if !ok {
+				if d := testutil.ToFloat64(h.dropped); d != 1 {
+					t.Fatalf("dropped counter %v", d)
+				}
+				if g := testutil.ToFloat64(h.gauge); g != 1 {
+					t.Fatalf("gauge %v after the drop, want 1", g)
+				}
+				return
+			}
+		case <-time.After(time.Second):
+			t.Fatal("the stuck subscriber was not dropped")
+		}
+	}
+	t.Fatal("the stuck subscriber's channel is still open")
+}
