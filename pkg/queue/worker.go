@@ -104,6 +104,7 @@ type workerMetrics struct {
 	retries  *prometheus.CounterVec
 	conc     prometheus.Gauge
 	yields   prometheus.Counter
+	delay    prometheus.Histogram
 }
 
 // NewWorker builds a worker and registers its metrics.
@@ -136,7 +137,12 @@ func NewWorker(cfg WorkerConfig, d WorkerDeps) *Worker {
 	m.yields = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "tally_worker_yields_total", Help: "Pauses the worker took to yield the CPU to the co-located API under pressure.",
 	})
-	d.Registry.MustRegister(m.messages, m.batch, m.lag, m.dlq, m.stalled, m.retries, m.conc, m.yields)
+	m.delay = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "tally_worker_queue_delay_seconds",
+		Help:    "Time from the API accepting a vote to the worker applying it: how far the live tally trails the accepted votes (it grows while the drain yields to a burst).",
+		Buckets: prometheus.ExponentialBuckets(0.01, 2, 16),
+	})
+	d.Registry.MustRegister(m.messages, m.batch, m.lag, m.dlq, m.stalled, m.retries, m.conc, m.yields, m.delay)
 	cfg.Concurrency = max(cfg.Concurrency, 1)
 	m.conc.Set(float64(cfg.Concurrency))
 	return &Worker{cfg: cfg, d: d, log: d.Log, m: m, conc: cfg.Concurrency}
@@ -395,6 +401,7 @@ func (w *Worker) record(ctx context.Context, msg Message) (vote.Outcome, error) 
 		return vote.Outcome{}, err
 	case out.New:
 		w.m.messages.WithLabelValues("recorded").Inc()
+		w.m.delay.Observe(time.Since(msg.AcceptedAt).Seconds())
 		w.outcome(msg, "recorded", start, nil)
 		if w.d.OnRecorded != nil {
 			w.d.OnRecorded(p)
