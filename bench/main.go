@@ -169,7 +169,11 @@ func (b *bench) run(ctx context.Context, scenarios []string, jsonPath string, fr
 		if !ok {
 			return fmt.Errorf("unknown scenario %q", name)
 		}
-		b.logf("scenario %s: %.0f votes/s for %s (%s)", p.Name, b.rate, b.dur, p.Mode)
+		rate := b.rate
+		if p.Rate > 0 {
+			rate = p.Rate
+		}
+		b.logf("scenario %s: %.0f votes/s for %s (%s)", p.Name, rate, b.dur, p.Mode)
 		rep, err := b.runScenario(ctx, p)
 		if err != nil {
 			return fmt.Errorf("scenario %s: %w", p.Name, err)

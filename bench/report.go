@@ -119,7 +119,7 @@ func printTable(w io.Writer, ceilings []ceiling, reps []*scenarioReport) {
 				100*float64(refused)/float64(r.Sent), r.LatencyMs["accepted_p99"])
 		}
 		for _, s := range r.Steps {
-			if len(r.Steps) < 2 {
+			if len(r.Steps) < 2 && r.Name != "burst" {
 				break
 			}
 			fmt.Fprintf(w, "  step %6.0f/s offered: %6.0f 2xx/s  p50 %7.1f ms  p99 %7.1f ms  (%s)\n",

@@ -266,7 +266,7 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 		cpu[k] = (cpuSeconds(pid) - cpu0[k]) / wall
 	}
 	rep := b.report(p, stats, timeline, accepted, drainEnd.Sub(drainStart), cpu)
-	rep.OfferedPerS, rep.Steps = rate, steps
+	rep.OfferedPerS, rep.Steps = rates[len(steps)-1], steps
 	rep.Verdict = b.verdict(ctx, url, polls, accepted, mismatches.Load())
 	return rep, nil
 }
