@@ -48,7 +48,7 @@ func (b *bench) benchEnv(mode string) []string {
 func (b *bench) topic(name string) string { return "tally.bench." + b.runID + "." + name }
 
 // spawn starts `tally serve` and waits until /readyz answers 200.
-func (b *bench) spawn(ctx context.Context, mode string) (*server, error) {
+func (b *bench) spawn(ctx context.Context, mode string, args ...string) (*server, error) {
 	if c, err := net.DialTimeout("tcp", b.addr, time.Second); err == nil {
 		c.Close()
 		return nil, fmt.Errorf("%s is already in use (a server left from an earlier run?)", b.addr)
@@ -58,7 +58,7 @@ func (b *bench) spawn(ctx context.Context, mode string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(b.binary, "serve")
+	cmd := exec.Command(b.binary, append([]string{"serve"}, args...)...)
 	cmd.Env = b.benchEnv(mode)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
@@ -78,6 +78,23 @@ func (b *bench) spawn(ctx context.Context, mode string) (*server, error) {
 	}
 	s.stop()
 	return nil, fmt.Errorf("tally serve did not become ready; see %s", logPath)
+}
+
+// spawnWorker starts a `tally worker` process (the drain alone) with the
+// run's settings.
+func (b *bench) spawnWorker() (*server, error) {
+	f, err := os.Create(filepath.Join(b.outDir, "worker-"+b.runID+".log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(b.binary, "worker")
+	cmd.Env = b.benchEnv("async")
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &server{cmd: cmd, log: f}, nil
 }
 
 func (s *server) pid() int {

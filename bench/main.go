@@ -158,6 +158,9 @@ func (b *bench) run(ctx context.Context, scenarios []string, jsonPath string, fr
 		// burst: accept-only at rising rates until p99 crosses 100 ms, the
 		// drain yielding meanwhile; then the time to drain the backlog.
 		"burst": {Name: "burst", Mode: "async", Polls: 1, Ladder: b.ladder, StopP99: 100 * time.Millisecond},
+		// accept: the API alone at rising rates (no drain beside it), its
+		// CPU per accepted vote; then a worker process drains the backlog.
+		"accept": {Name: "accept", Mode: "async", Polls: 1, Ladder: b.ladder, StopP99: 100 * time.Millisecond, AcceptOnly: true},
 		// steady: 1,000 votes/s with the drain running beside it.
 		"steady": {Name: "steady", Mode: "async", Polls: 1, Rate: 1000},
 		// overload: twice what the box accepts; the excess is shed.

@@ -24,8 +24,11 @@ type scenarioReport struct {
 	LiveLagMs       map[string]float64 `json:"live_lag_ms"`
 	CPUCores        map[string]float64 `json:"cpu_cores"`
 	Steps           []step             `json:"steps,omitempty"`
-	Timeline        []sample           `json:"timeline"`
-	Verdict         verdict            `json:"verdict"`
+	// AcceptCPUMicros is the API process's CPU time per accepted vote
+	// (accept-only scenarios: no worker in the process).
+	AcceptCPUMicros float64  `json:"accept_cpu_us_per_vote,omitempty"`
+	Timeline        []sample `json:"timeline"`
+	Verdict         verdict  `json:"verdict"`
 }
 
 func (b *bench) report(p plan, st *loadStats, tl []sample, accepted []cast, drain time.Duration, cpu map[string]float64) *scenarioReport {
@@ -133,6 +136,9 @@ func printTable(w io.Writer, ceilings []ceiling, reps []*scenarioReport) {
 				r.LiveLagMs["p50"], r.LiveLagMs["p99"], r.LiveLagMs["max"])
 		}
 		fmt.Fprintf(w, "  cpu cores: %s\n", cores(r.CPUCores))
+		if r.AcceptCPUMicros > 0 {
+			fmt.Fprintf(w, "  API CPU per accepted vote (no worker in the process): %.0f µs\n", r.AcceptCPUMicros)
+		}
 		fmt.Fprintf(w, "  VERDICT: %s\n", r.Verdict.String())
 	}
 }

@@ -36,6 +36,10 @@ type plan struct {
 	// StopP99 (burst).
 	Ladder  []float64
 	StopP99 time.Duration
+	// AcceptOnly serves votes with no worker running (`serve
+	// --with-worker=false`), so the API's CPU per accepted vote is measured
+	// alone; a `tally worker` process drains the backlog after the load.
+	AcceptOnly bool
 }
 
 // step is one rung of a ladder.
@@ -138,7 +142,11 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 	url := b.url
 	var srvPid int
 	if b.binary != "" {
-		srv, err := b.spawn(ctx, p.Mode)
+		var args []string
+		if p.AcceptOnly {
+			args = []string{"--with-worker=false"}
+		}
+		srv, err := b.spawn(ctx, p.Mode, args...)
 		if err != nil {
 			return nil, err
 		}
@@ -253,6 +261,16 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 		}
 	}
 	b.logf("%s: load done, %d sent; draining", p.Name, stats.sent)
+	var acceptCPU float64
+	if p.AcceptOnly && srvPid > 0 {
+		acceptCPU = cpuSeconds(srvPid) - cpu0["tally"]
+		w, err := b.spawnWorker()
+		if err != nil {
+			return nil, err
+		}
+		defer w.stop()
+		procs["worker"] = w.pid()
+	}
 	drainStart := time.Now()
 	if p.Mode == "async" {
 		b.waitDrained(ctx)
@@ -267,6 +285,9 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 	}
 	rep := b.report(p, stats, timeline, accepted, drainEnd.Sub(drainStart), cpu)
 	rep.OfferedPerS, rep.Steps = rates[len(steps)-1], steps
+	if n := stats.ok.TotalCount(); acceptCPU > 0 && n > 0 {
+		rep.AcceptCPUMicros = acceptCPU * 1e6 / float64(n)
+	}
 	rep.Verdict = b.verdict(ctx, url, polls, accepted, mismatches.Load())
 	return rep, nil
 }
