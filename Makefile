@@ -11,7 +11,7 @@ ARGS         ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help up down status logs nodetool reset build migrate run serve test test-unit \
-        test-integration test-contract fuzz-api fmt bench clean chaos check-ops \
+        test-integration test-contract fuzz fuzz-smoke fuzz-api fmt bench clean chaos check-ops \
         up-2dc down-2dc test-multidc
 
 help: ## list targets
@@ -50,7 +50,7 @@ run: build up $(LOCAL)/dev-jwt-secret ## bring the stack up, migrate, and serve 
 	./$(BIN) migrate
 	TALLY_JWT_SECRET=$$(cat $(LOCAL)/dev-jwt-secret) ./$(BIN) serve
 
-test: test-unit test-integration test-contract check-ops ## unit tests with -race, integration tests and the API contract test against the real servers
+test: test-unit fuzz-smoke test-integration test-contract check-ops ## unit tests with -race, integration tests and the API contract test against the real servers
 
 test-unit: ## vet + unit tests with the race detector (no servers needed)
 	go vet ./...
@@ -67,6 +67,13 @@ check-ops: ## promtool check + unit tests of deploy/prometheus rules, strict dec
 
 test-contract: build up ## schemathesis (all checks, stateful, fixed seed) against a real tally serve
 	deploy/contract/run
+
+FUZZTIME ?= 30s
+fuzz: ## every Go fuzz target for FUZZTIME each (default 30s), with executions per target and in total
+	FUZZTIME=$(FUZZTIME) deploy/fuzz/run
+
+fuzz-smoke: ## every Go fuzz target for 5s (part of make test; the seed corpora already run in test-unit)
+	FUZZTIME=5s deploy/fuzz/run
 
 fuzz-api: build up ## schemathesis with a random seed and 300 examples per operation
 	deploy/contract/run --fuzz

@@ -9,8 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/gin-gonic/gin"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/auth"
@@ -20,9 +22,14 @@ import (
 
 var errBodyTooLarge = apperr.New("BODY_TOO_LARGE", "request body exceeds 1 MiB")
 
+// MaxJSONDepth bounds how deeply a request body may nest objects and
+// arrays. Tally's deepest body (a poll's options) nests 3 levels; the
+// margin is for the extra metadata clients may send.
+const MaxJSONDepth = 32
+
 // bind decodes a JSON body into dst, turning every failure into a 4xx that
 // names what was wrong. Unknown fields are ignored so clients can send extra
-// metadata.
+// metadata; duplicate keys and nesting past MaxJSONDepth are refused.
 func bind(c *gin.Context, dst any) error {
 	dec := json.NewDecoder(c.Request.Body)
 	var raw json.RawMessage
@@ -35,6 +42,9 @@ func bind(c *gin.Context, dst any) error {
 		// otherwise decode into an empty one.
 		if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' {
 			return apperr.Invalid("body", "must be a JSON object")
+		}
+		if err := checkShape(raw); err != nil {
+			return err
 		}
 		if err = json.Unmarshal(raw, dst); err == nil {
 			return nil
@@ -64,6 +74,74 @@ func bind(c *gin.Context, dst any) error {
 		return apperr.Invalid("body", "times must be RFC 3339, e.g. 2026-04-05T10:00:00Z")
 	}
 	return apperr.Invalid("body", "could not be decoded: %s", trimErr(err))
+}
+
+// checkShape refuses what encoding/json would accept silently: a key that
+// appears twice in one object, also in another letter case (encoding/json
+// matches field names case-insensitively and keeps the last, so a proxy that
+// reads the first would judge another request than Tally serves), and
+// nesting deeper than MaxJSONDepth. raw is already known to be valid JSON.
+func checkShape(raw []byte) error {
+	type frame struct {
+		names    map[string]bool // nil for an array
+		wantName bool
+	}
+	var stack []frame
+	dec := jsontext.NewDecoder(bytes.NewReader(raw), jsontext.AllowInvalidUTF8(true), jsontext.AllowDuplicateNames(true))
+	for {
+		tok, err := dec.ReadToken()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return apperr.Invalid("body", "is not valid JSON")
+		}
+		kind := tok.Kind()
+		if n := len(stack); n > 0 && stack[n-1].names != nil && kind != '}' {
+			top := &stack[n-1]
+			if top.wantName {
+				name := foldName(tok.String())
+				if top.names[name] {
+					return apperr.Invalid("body", "has a duplicate key %q", trimTo(tok.String(), 64))
+				}
+				top.names[name] = true
+				top.wantName = false
+				continue
+			}
+			top.wantName = true // this token begins the member's value
+		}
+		switch kind {
+		case '{':
+			stack = append(stack, frame{names: map[string]bool{}, wantName: true})
+		case '[':
+			stack = append(stack, frame{})
+		case '}', ']':
+			stack = stack[:len(stack)-1]
+		}
+		if len(stack) > MaxJSONDepth {
+			return apperr.Invalid("body", "nests deeper than %d levels", MaxJSONDepth)
+		}
+	}
+}
+
+// foldName maps a key to the same string as every key encoding/json would
+// match it with: it compares names with Unicode simple case folding, like
+// strings.EqualFold.
+func foldName(s string) string {
+	return strings.Map(func(r rune) rune {
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		return least
+	}, s)
+}
+
+func trimTo(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
 }
 
 func trimErr(err error) string {

@@ -62,5 +62,11 @@ func (c Cursors) Open(owner gocql.UUID, cursor string) ([]byte, error) {
 	if err1 != nil || err2 != nil || len(state) == 0 || !hmac.Equal(mac, c.mac(owner, state)) {
 		return nil, ErrBadCursor
 	}
+	// The decoder skips line breaks and the unused bits of a last
+	// character, so other strings decode to an issued cursor's bytes; only
+	// the issued string itself is a cursor.
+	if c.Seal(owner, state) != cursor {
+		return nil, ErrBadCursor
+	}
 	return state, nil
 }
