@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/gocql/gocql"
@@ -44,7 +45,17 @@ type Frozen struct {
 type Config struct {
 	LiveCacheTTL  time.Duration `env:"LIVE_CACHE_TTL" envDefault:"1s"`
 	FinalCacheTTL time.Duration `env:"FINAL_CACHE_TTL" envDefault:"5s"`
+	// FinalMinInterval is the least time between the end of one count of
+	// a poll's rows (tally=final on a poll not yet frozen) and the start of
+	// the next in this process; meanwhile the last count is served with its
+	// as_of. A count of a big poll is a scan of its whole vote index, so
+	// however many read it, each process scans a poll at most once per
+	// (scan time + FinalMinInterval).
+	FinalMinInterval time.Duration `env:"FINAL_MIN_INTERVAL" envDefault:"5s"`
 }
+
+// maxFinalMemo bounds how many polls' last counts a process remembers.
+const maxFinalMemo = 4096
 
 // Auditor records reconciliation outcomes.
 type Auditor interface {
@@ -62,9 +73,20 @@ type Service struct {
 	now   func() time.Time
 	group singleflight.Group
 	m     *metrics
+
+	// finals remembers each poll's last row count, to space out scans.
+	finalsMu sync.Mutex
+	finals   map[gocql.UUID]finalMemo
+}
+
+// finalMemo is a poll's last row count and when it finished.
+type finalMemo struct {
+	snap snapshot
+	done time.Time
 }
 
 type metrics struct {
+	scans prometheus.Counter
 	cache *prometheus.CounterVec
 	drift *prometheus.CounterVec
 	runs  *prometheus.CounterVec
@@ -74,6 +96,10 @@ type metrics struct {
 // audit may be nil (nothing recorded).
 func NewService(cfg Config, store Store, rdb *redis.Client, audit Auditor, log *zap.Logger, now func() time.Time, reg prometheus.Registerer) *Service {
 	m := &metrics{
+		scans: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tally_final_scans_total",
+			Help: "Counts of a poll's vote rows made to answer tally=final (each scans the poll's vote index).",
+		}),
 		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tally_results_cache_total", Help: "Results cache lookups by tally mode and outcome (hit, miss, error).",
 		}, []string{"mode", "outcome"}),
@@ -85,12 +111,13 @@ func NewService(cfg Config, store Store, rdb *redis.Client, audit Auditor, log *
 			Name: "tally_reconcile_runs_total", Help: "Reconciliation runs by result (clean, repaired, unfenced_drift, busy, failed).",
 		}, []string{"result"}),
 	}
-	reg.MustRegister(m.cache, m.drift, m.runs)
+	reg.MustRegister(m.scans, m.cache, m.drift, m.runs)
 	// Exported at zero from the start, so alerts on increase() see the
 	// first drift.
 	m.drift.WithLabelValues("counters")
 	m.drift.WithLabelValues("redis")
-	return &Service{cfg: cfg, store: store, fence: NewFence(rdb), redis: rdb, audit: audit, log: log, now: now, m: m}
+	return &Service{cfg: cfg, store: store, fence: NewFence(rdb), redis: rdb, audit: audit, log: log, now: now, m: m,
+		finals: map[gocql.UUID]finalMemo{}}
 }
 
 // Fence is what follow-up writers enter (implements vote.Fence).
@@ -191,11 +218,45 @@ func (s *Service) compute(ctx context.Context, p *poll.Poll, mode Mode) (snapsho
 			return snapshot{Counts: f.Counts, AsOf: f.AsOf}, time.Minute, nil
 		}
 	}
+	return s.countRows(ctx, p)
+}
+
+// countRows counts a poll's rows unless this process finished a count less
+// than FinalMinInterval ago; then it serves that count (with its as_of),
+// cached for the rest of the interval. Callers are already collapsed per
+// poll by the singleflight group, so one count runs at a time.
+func (s *Service) countRows(ctx context.Context, p *poll.Poll) (snapshot, time.Duration, error) {
+	s.finalsMu.Lock()
+	memo, ok := s.finals[p.ID]
+	s.finalsMu.Unlock()
+	if ok {
+		if left := memo.done.Add(s.cfg.FinalMinInterval).Sub(s.now()); left > 0 {
+			return memo.snap, min(left, s.cfg.FinalCacheTTL), nil
+		}
+	}
+	s.m.scans.Inc()
+	asOf := s.now().UTC()
 	c, err := s.store.CountRows(ctx, p.ID, p.IndexBuckets, nil)
-	return snapshot{Counts: c, AsOf: now}, s.cfg.FinalCacheTTL, err
+	if err != nil {
+		return snapshot{}, 0, err
+	}
+	snap := snapshot{Counts: c, AsOf: asOf}
+	s.finalsMu.Lock()
+	if _, ok := s.finals[p.ID]; !ok && len(s.finals) >= maxFinalMemo {
+		for k := range s.finals { // evict one at random: the map stays bounded
+			delete(s.finals, k)
+			break
+		}
+	}
+	s.finals[p.ID] = finalMemo{snap: snap, done: s.now()}
+	s.finalsMu.Unlock()
+	return snap, s.cfg.FinalCacheTTL, nil
 }
 
 // Invalidate drops cached results so the next read recomputes.
 func (s *Service) Invalidate(ctx context.Context, pollID gocql.UUID) {
 	s.redis.Del(ctx, cacheKey(Live, pollID), cacheKey(Final, pollID))
+	s.finalsMu.Lock()
+	delete(s.finals, pollID)
+	s.finalsMu.Unlock()
 }
