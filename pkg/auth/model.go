@@ -60,6 +60,14 @@ var (
 	emailRe      = regexp.MustCompile(EmailPattern)
 )
 
+// Password length limits, in characters (Unicode code points) as the SPEC
+// and the OpenAPI document count them. A password longer than bcrypt's 72
+// bytes is pre-hashed (see bcryptInput), so no character is ignored.
+const (
+	MinPassword = 8
+	MaxPassword = 72
+)
+
 // Registration is the register request after parsing.
 type Registration struct {
 	Email    string
@@ -79,12 +87,10 @@ func (r Registration) Validate() error {
 		return apperr.Invalid("email", "must look like an email address")
 	case !usernameRe.MatchString(r.Username):
 		return apperr.Invalid("username", "must be 3 to 32 characters of a-z, 0-9 and _")
-	case utf8.RuneCountInString(r.Password) < 8:
-		return apperr.Invalid("password", "must be at least 8 characters")
-	case len(r.Password) > 72:
-		// bcrypt reads at most 72 bytes; longer passwords would be silently
-		// truncated, so refuse them.
-		return apperr.Invalid("password", "must be at most 72 bytes")
+	case utf8.RuneCountInString(r.Password) < MinPassword:
+		return apperr.Invalid("password", "must be at least %d characters", MinPassword)
+	case utf8.RuneCountInString(r.Password) > MaxPassword:
+		return apperr.Invalid("password", "must be at most %d characters", MaxPassword)
 	}
 	return nil
 }

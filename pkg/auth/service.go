@@ -2,6 +2,8 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"time"
@@ -55,7 +57,7 @@ func (s *Service) Register(ctx context.Context, r Registration) (User, error) {
 	if err := r.Validate(); err != nil {
 		return User{}, err
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(r.Password), s.cfg.BcryptCost)
+	hash, err := bcrypt.GenerateFromPassword(bcryptInput(r.Password), s.cfg.BcryptCost)
 	if err != nil {
 		return User{}, err
 	}
@@ -92,7 +94,7 @@ func (s *Service) Login(ctx context.Context, login, password string) (Token, err
 		id, err = s.store.UserIDByUsername(ctx, login)
 	}
 	if errors.Is(err, ErrNotFound) {
-		_ = bcrypt.CompareHashAndPassword(s.dummyHash, []byte(password))
+		_ = bcrypt.CompareHashAndPassword(s.dummyHash, bcryptInput(password))
 		return Token{}, ErrBadCredentials
 	}
 	if err != nil {
@@ -105,7 +107,7 @@ func (s *Service) Login(ctx context.Context, login, password string) (Token, err
 	if err != nil {
 		return Token{}, err
 	}
-	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
+	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), bcryptInput(password)) != nil {
 		return Token{}, ErrBadCredentials
 	}
 	return s.tokens.Issue(Principal{UserID: u.ID})
@@ -131,3 +133,17 @@ func (s *Service) Me(ctx context.Context, p Principal) (User, error) {
 
 // Verify resolves a bearer token.
 func (s *Service) Verify(raw string) (Principal, error) { return s.tokens.Verify(raw) }
+
+// bcryptInput is what bcrypt hashes for a password. bcrypt reads at most 72
+// bytes, and 72 characters of UTF-8 may take up to 288: a password over 72
+// bytes is hashed with SHA-256 first (43 bytes in unpadded base64, with a
+// prefix), so every character counts. Passwords of at most 72 bytes are
+// hashed as they are, which keeps every hash stored before this rule valid
+// (longer passwords were refused then).
+func bcryptInput(password string) []byte {
+	if len(password) <= 72 {
+		return []byte(password)
+	}
+	sum := sha256.Sum256([]byte(password))
+	return []byte("sha256:" + base64.RawStdEncoding.EncodeToString(sum[:]))
+}
