@@ -32,6 +32,11 @@ func New(cfg Config) *redis.Client {
 		DialTimeout:  cfg.DialTimeout,
 		ReadTimeout:  cfg.ReadTimeout,
 		WriteTimeout: cfg.WriteTimeout,
+		// RESP2: Tally uses no push messages (no client-side caching, no
+		// pub/sub), and with RESP3 the client peeks every connection for
+		// pending pushes before each command — 5 % of the API's CPU on the
+		// vote path in the 1,200 votes/s profile (bench/RESULTS.md).
+		Protocol: 2,
 		// One quick retry; beyond that the caller degrades to Cassandra.
 		MaxRetries:         1,
 		DialerRetries:      1,
