@@ -121,7 +121,8 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) 
 	q := queue.New(cfg.Queue, a.votesW, a.Redis, log.Named("queue"), a.Now, reg)
 	a.Votes = vote.NewService(cfg.Vote, vote.Deps{Store: cassandra.NewVoteStore(s, cfg.Cassandra, reg),
 		Counter: activeCounter{Counter: a.Tally, active: a.active},
-		Fence:   a.Tally.Fence(), Polls: a.Polls, Queue: q, Log: log.Named("vote"), Now: a.Now}, reg)
+		Fence:   a.Tally.Fence(), Polls: a.Polls, Queue: q, Log: log.Named("vote"), Now: a.Now,
+		RequestKey: []byte(cfg.JWTSecret)}, reg)
 	a.failures = cassandra.NewFailureStore(s)
 	a.Statuses = vote.NewStatuses(a.Votes, a.failures, q)
 	a.Hub = live.NewHub(a.Tally, a.Polls.Cached, cfg.LiveInterval, log.Named("live"), reg)

@@ -120,6 +120,10 @@ func (h *handlers) requestStatus(c *gin.Context) {
 		abort(c, err)
 		return
 	}
+	if _, err := h.polls.Cached(c.Request.Context(), pollID); err != nil {
+		abort(c, err) // POLL_NOT_FOUND for a poll that does not exist
+		return
+	}
 	caller, _ := principal(c)
 	st, err := h.statuses.Get(c.Request.Context(), pollID, caller.UserID, rid)
 	if err != nil {

@@ -66,7 +66,7 @@ type Request struct {
 const maxUserAgent = 512
 
 // ballot builds the ballot a request asks for: a fresh vote id, and the
-// request id retries of it share (see RequestID).
+// request id retries of it share (see RequestIDs).
 func (s *Service) ballot(r Request) *Ballot {
 	ua := r.UserAgent
 	if len(ua) > maxUserAgent {
@@ -77,7 +77,7 @@ func (s *Service) ballot(r Request) *Ballot {
 		VoterID:        r.VoterID,
 		OptionIDs:      r.OptionIDs,
 		VoteID:         gocql.MustRandomUUID(),
-		RequestID:      RequestID(r.PollID, r.VoterID, r.IdempotencyKey),
+		RequestID:      s.ids.New(r.PollID, r.VoterID, r.IdempotencyKey),
 		IdempotencyKey: r.IdempotencyKey,
 		VotedAt:        s.now().UTC().Truncate(time.Millisecond),
 		Anonymous:      r.Anonymous,

@@ -1,7 +1,10 @@
 package vote
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha1"
+	"crypto/sha256"
 
 	"github.com/gocql/gocql"
 )
@@ -9,23 +12,82 @@ import (
 // requestNamespace seeds deterministic request ids.
 var requestNamespace = gocql.UUID{0x6b, 0x1e, 0x0f, 0x4a, 0x2c, 0x55, 0x4d, 0x1b, 0x9a, 0x61, 0x0e, 0x3c, 0x7d, 0x20, 0x44, 0x91}
 
-// RequestID is the id of a vote request. With an Idempotency-Key it is a
-// name-based (v5-style) UUID of poll, voter and key, so every retry of the
-// request carries the same id without any shared state; the worker then
-// recognises a retry by the id stored in the ballot row. Without a key each
-// request is new.
-func RequestID(pollID, voterID gocql.UUID, key string) gocql.UUID {
-	if key == "" {
-		return gocql.MustRandomUUID()
+// RequestIDs issues the ids of vote requests and recognises the ones it
+// issued, without any stored state: an id is 8 bytes of nonce and 8 of an
+// HMAC of poll, voter and nonce (a version-8 UUID). With an Idempotency-Key
+// the nonce is derived from poll, voter and key, so every retry carries the
+// same id and the worker recognises a retry by the id stored in the ballot
+// row; without one it is random. A request id the server never issued (one
+// guessed, or derived by a client from a key it never sent) fails Issued,
+// so its status is 404 even while Redis, which remembers accepted
+// requests, cannot answer.
+type RequestIDs struct {
+	key []byte
+}
+
+// NewRequestIDs derives the ids' key from secret. An empty secret gives
+// unsealed ids (name-based v5 with a key, random without), which Issued
+// cannot tell from forged ones.
+func NewRequestIDs(secret []byte) RequestIDs {
+	if len(secret) == 0 {
+		return RequestIDs{}
 	}
-	h := sha1.New()
-	h.Write(requestNamespace[:])
-	h.Write(pollID[:])
-	h.Write(voterID[:])
-	h.Write([]byte(key))
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("tally vote request ids"))
+	return RequestIDs{key: m.Sum(nil)}
+}
+
+// New returns the id of a request by voterID on pollID with key.
+func (r RequestIDs) New(pollID, voterID gocql.UUID, key string) gocql.UUID {
 	var id gocql.UUID
-	copy(id[:], h.Sum(nil))
-	id[6] = (id[6] & 0x0f) | 0x50
+	if key == "" {
+		_, _ = rand.Read(id[:])
+	} else {
+		h := sha1.New()
+		h.Write(requestNamespace[:])
+		h.Write(pollID[:])
+		h.Write(voterID[:])
+		h.Write([]byte(key))
+		copy(id[:], h.Sum(nil))
+	}
+	if r.key == nil {
+		id[6] = (id[6] & 0x0f) | 0x50
+		if key == "" {
+			id[6] = (id[6] & 0x0f) | 0x40
+		}
+		id[8] = (id[8] & 0x3f) | 0x80
+		return id
+	}
+	id[6] = (id[6] & 0x0f) | 0x80 // version 8: the layout is Tally's own
+	copy(id[8:], r.mac(pollID, voterID, id))
 	id[8] = (id[8] & 0x3f) | 0x80
 	return id
+}
+
+// Issued reports whether id is one New could have returned for this poll
+// and voter. Without a key every id passes.
+func (r RequestIDs) Issued(pollID, voterID, id gocql.UUID) bool {
+	if r.key == nil {
+		return true
+	}
+	if id.Version() != 8 {
+		return false
+	}
+	want := r.mac(pollID, voterID, id)
+	want[0] = (want[0] & 0x3f) | 0x80
+	return hmac.Equal(want, id[8:])
+}
+
+func (r RequestIDs) mac(pollID, voterID, id gocql.UUID) []byte {
+	m := hmac.New(sha256.New, r.key)
+	m.Write(pollID[:])
+	m.Write(voterID[:])
+	m.Write(id[:8])
+	return m.Sum(nil)[:8]
+}
+
+// RequestID is the unsealed id New gives without a key: what a Service
+// built without Deps.RequestKey issues (tests and tools).
+func RequestID(pollID, voterID gocql.UUID, key string) gocql.UUID {
+	return RequestIDs{}.New(pollID, voterID, key)
 }

@@ -6,26 +6,56 @@ import (
 	"github.com/gocql/gocql"
 )
 
-func TestRequestID(t *testing.T) {
+func TestRequestIDs(t *testing.T) {
+	ids := NewRequestIDs([]byte("a secret of the test, 32 bytes!!"))
 	p, v := gocql.MustRandomUUID(), gocql.MustRandomUUID()
-	a, b := RequestID(p, v, "key"), RequestID(p, v, "key")
+	a, b := ids.New(p, v, "key"), ids.New(p, v, "key")
 	if a != b {
 		t.Fatal("same poll, voter and key must give the same request id")
 	}
-	if a.Version() != 5 || a.Variant() != gocql.VariantIETF {
-		t.Fatalf("not a v5 UUID: %s", a)
+	if a.Version() != 8 || a.Variant() != gocql.VariantIETF {
+		t.Fatalf("not a v8 UUID: %s", a)
 	}
 	for name, other := range map[string]gocql.UUID{
-		"other key":   RequestID(p, v, "key2"),
-		"other voter": RequestID(p, gocql.MustRandomUUID(), "key"),
-		"other poll":  RequestID(gocql.MustRandomUUID(), v, "key"),
-		"no key":      RequestID(p, v, ""),
+		"other key":   ids.New(p, v, "key2"),
+		"other voter": ids.New(p, gocql.MustRandomUUID(), "key"),
+		"other poll":  ids.New(gocql.MustRandomUUID(), v, "key"),
+		"no key":      ids.New(p, v, ""),
 	} {
 		if other == a {
 			t.Errorf("%s gave the same id", name)
 		}
 	}
-	if RequestID(p, v, "") == RequestID(p, v, "") {
+	if ids.New(p, v, "") == ids.New(p, v, "") {
 		t.Error("requests without a key must get fresh ids")
+	}
+	if other := NewRequestIDs([]byte("another secret, also 32 bytes!!!")); other.New(p, v, "key") == a {
+		t.Error("the id does not depend on the secret")
+	}
+}
+
+func TestRequestIDsRecogniseTheirOwn(t *testing.T) {
+	ids := NewRequestIDs([]byte("a secret of the test, 32 bytes!!"))
+	p, v := gocql.MustRandomUUID(), gocql.MustRandomUUID()
+	keyed, fresh := ids.New(p, v, "key"), ids.New(p, v, "")
+	if !ids.Issued(p, v, keyed) || !ids.Issued(p, v, fresh) {
+		t.Fatal("an issued id is not recognised")
+	}
+	tampered := keyed
+	tampered[15] ^= 1
+	legacyV5 := NewRequestIDs(nil).New(p, v, "key") // what a client can derive from a key
+	for name, id := range map[string]gocql.UUID{
+		"random":        gocql.MustRandomUUID(),
+		"tampered":      tampered,
+		"v5 of a key":   legacyV5,
+		"another voter": ids.New(p, gocql.MustRandomUUID(), "key"),
+		"another poll":  ids.New(gocql.MustRandomUUID(), v, "key"),
+	} {
+		if ids.Issued(p, v, id) {
+			t.Errorf("%s: recognised as issued", name)
+		}
+	}
+	if NewRequestIDs(nil).New(p, v, "key").Version() != 5 {
+		t.Error("unsealed keyed ids are name-based v5")
 	}
 }

@@ -71,6 +71,7 @@ type Service struct {
 	m       *metrics
 	// outcomes writes one sampled line per vote outcome.
 	outcomes *OutcomeLog
+	ids      RequestIDs
 }
 
 type metrics struct {
@@ -89,6 +90,9 @@ type Deps struct {
 	Queue   Queue // may be nil
 	Log     *zap.Logger
 	Now     func() time.Time
+	// RequestKey seals request ids (see RequestIDs); every process that
+	// serves the same voters needs the same key.
+	RequestKey []byte
 }
 
 // NewService builds the service and registers its metrics.
@@ -117,7 +121,7 @@ func NewService(cfg Config, d Deps, reg prometheus.Registerer) *Service {
 		m.followUp.WithLabelValues(step) // exported at zero, so increase() sees the first error
 	}
 	return &Service{cfg: cfg, store: d.Store, counter: d.Counter, fence: d.Fence, polls: d.Polls, queue: d.Queue,
-		log: d.Log, now: d.Now, m: m, outcomes: NewOutcomeLog(d.Log, cfg.LogSample)}
+		log: d.Log, now: d.Now, m: m, outcomes: NewOutcomeLog(d.Log, cfg.LogSample), ids: NewRequestIDs(d.RequestKey)}
 }
 
 // followUpPolicy retries follow-ups of the synchronous path; the worker

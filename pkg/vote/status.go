@@ -67,6 +67,11 @@ func (s *Statuses) Get(ctx context.Context, pollID, voterID, requestID gocql.UUI
 		st.State, st.VoteID = Completed, b.VoteID
 		return st, nil
 	}
+	// Not this voter's ballot: an id the server never issued for this poll
+	// and voter is unknown, whatever Redis can say.
+	if !s.votes.ids.Issued(pollID, voterID, requestID) {
+		return st, ErrRequestNotFound
+	}
 	f, found, err := s.failures.GetFailure(ctx, pollID, voterID, requestID)
 	if err != nil {
 		return st, err
