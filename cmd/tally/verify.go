@@ -63,17 +63,7 @@ func runVerify(ctx context.Context, a *app.App, o verify.Options, asJSON bool) e
 			"increment has not landed yet, or one counted after its range was scanned); repairing them then " +
 			"makes them wrong, so repair counters of closed or quiet polls")
 	}
-	if term.IsTerminal(int(os.Stderr.Fd())) {
-		var bar *progressbar.ProgressBar
-		o.Progress = func(done, total int) {
-			if bar == nil {
-				bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(os.Stderr),
-					progressbar.OptionSetDescription("scanning votes"), progressbar.OptionShowCount(),
-					progressbar.OptionSetPredictTime(true), progressbar.OptionOnCompletion(func() { fmt.Fprintln(os.Stderr) }))
-			}
-			_ = bar.Set(done)
-		}
-	}
+	o.Progress = progressBar("scanning votes")
 	log.Info("verify started", zap.Stringer("poll_id", o.Poll), zap.Bool("repair", o.Repair),
 		zap.Bool("repair_counters", o.RepairCounters))
 	rep, err := verify.Run(ctx, verify.SessionDeps(a.CQL, verify.PollLayouts(a.Polls.Get), log), o)
@@ -122,5 +112,22 @@ func printVerify(w io.Writer, rep verify.Report) {
 	}
 	if rep.Consistent {
 		fmt.Fprintln(w, "consistent")
+	}
+}
+
+// progressBar is a progress callback drawing a bar on standard error, or
+// nil when standard error is not a terminal (piped, in a job, in CI).
+func progressBar(desc string) func(done, total int) {
+	if !term.IsTerminal(int(os.Stderr.Fd())) {
+		return nil
+	}
+	var bar *progressbar.ProgressBar
+	return func(done, total int) {
+		if bar == nil {
+			bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(os.Stderr),
+				progressbar.OptionSetDescription(desc), progressbar.OptionShowCount(),
+				progressbar.OptionSetPredictTime(true), progressbar.OptionOnCompletion(func() { fmt.Fprintln(os.Stderr) }))
+		}
+		_ = bar.Set(done)
 	}
 }

@@ -225,7 +225,8 @@ func (r voteRow) toBallot() *vote.Ballot {
 func (r voteRow) toScanRow() VoteRow {
 	return VoteRow{
 		PollID: r.PollID, VoterID: r.VoterID, VoteID: r.VoteID, RequestID: r.RequestID, OptionIDs: r.OptionIDs,
-		IdempotencyKey: deref(r.IdempotencyKey), VotedAt: r.VotedAt,
+		IdempotencyKey: deref(r.IdempotencyKey), VotedAt: r.VotedAt, Anonymous: r.Anonymous,
+		IP: deref(r.IP), UserAgent: deref(r.UserAgent),
 	}
 }
 

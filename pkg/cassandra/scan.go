@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -17,19 +19,24 @@ import (
 	"github.com/tally-vote/tally/pkg/retry"
 )
 
-// VoteRow is one row of votes as the scan reads it.
+// VoteRow is one row of votes as a scan reads it.
 type VoteRow struct {
 	PollID, VoterID, VoteID, RequestID gocql.UUID
 	OptionIDs                          []gocql.UUID
 	IdempotencyKey                     string
 	VotedAt                            time.Time
+	Anonymous                          bool
+	IP, UserAgent                      string
 }
 
 // ScanOptions tunes ScanVotes. Zero values take the defaults.
 type ScanOptions struct {
-	// Splits is how many contiguous token ranges the ring is cut into
-	// (default 64, and never fewer than the ring's own token ranges).
+	// Splits is how many token ranges the scan reads at least (default 64);
+	// see PlanScan.
 	Splits int
+	// Ranges, when set, are read instead of a fresh plan: a resumed scan
+	// reads what an earlier plan left.
+	Ranges []TokenRange
 	// Workers bounds how many ranges are read at once (default 8).
 	Workers int
 	// Consistency of the range reads (default LOCAL_QUORUM).
@@ -47,7 +54,8 @@ const (
 )
 
 // scanColumns are the columns of votes a scan reads.
-var scanColumns = []string{"poll_id", "voter_id", "option_ids", "vote_id", "request_id", "idempotency_key", "voted_at"}
+var scanColumns = []string{"poll_id", "voter_id", "option_ids", "vote_id", "request_id", "idempotency_key", "voted_at",
+	"anonymous", "ip", "user_agent"}
 
 // scanVotes reads one token range (lo, hi] of votes; qb's token builder
 // compares token(poll_id, voter_id) with bound token values.
@@ -67,73 +75,134 @@ var ringTokens = []statement{
 	newStatement(qb.Select("system.peers").Columns("tokens").ToCql()),
 }
 
-// tokenRange is a slice of the Murmur3 ring: (Lo, Hi], or [Lo, Hi] when
-// First is set.
-type tokenRange struct {
-	Lo, Hi int64
-	First  bool
+// TokenRange is a slice of the Murmur3 ring: (Lo, Hi], or [Lo, Hi] when
+// First is set (the range that starts at the minimum token).
+type TokenRange struct {
+	Lo    int64 `json:"lo"`
+	Hi    int64 `json:"hi"`
+	First bool  `json:"first,omitempty"`
+}
+
+func (r TokenRange) String() string {
+	if r.First {
+		return fmt.Sprintf("[%d, %d]", r.Lo, r.Hi)
+	}
+	return fmt.Sprintf("(%d, %d]", r.Lo, r.Hi)
+}
+
+// splitSpan cuts (lo, hi] into k contiguous ranges of (almost) equal width;
+// the first is inclusive of lo when first is set.
+func splitSpan(lo, hi int64, k uint64, first bool) []TokenRange {
+	k = max(k, 1)
+	width := uint64(hi) - uint64(lo)
+	out := make([]TokenRange, k)
+	prev := lo
+	for j := uint64(1); j <= k; j++ {
+		next := hi
+		if j < k {
+			// lo + width*j/k in 128 bits; the quotient is below width.
+			h, l := bits.Mul64(width, j)
+			q, _ := bits.Div64(h, l, k)
+			next = int64(uint64(lo) + q)
+		}
+		out[j-1] = TokenRange{Lo: prev, Hi: next, First: first && j == 1}
+		prev = next
+	}
+	return out
 }
 
 // splitRing cuts the whole Murmur3 ring, -2^63 .. 2^63-1, into n contiguous
 // ranges of (almost) equal width that together cover every token once.
-func splitRing(n int) []tokenRange {
-	n = max(n, 1)
-	bounds := make([]int64, n+1)
-	for i := 0; i < n; i++ {
-		// i * 2^64 / n, computed in 128 bits; i < n keeps the quotient in 64.
-		off, _ := bits.Div64(uint64(i), 0, uint64(n))
-		bounds[i] = int64(off ^ (1 << 63)) // shift [0, 2^64) onto [-2^63, 2^63)
-	}
-	bounds[n] = math.MaxInt64
-	ranges := make([]tokenRange, n)
-	for i := range ranges {
-		ranges[i] = tokenRange{Lo: bounds[i], Hi: bounds[i+1], First: i == 0}
-	}
-	return ranges
+func splitRing(n int) []TokenRange {
+	return splitSpan(math.MinInt64, math.MaxInt64, uint64(max(n, 1)), true)
 }
 
-// ringTokenCount asks the cluster how many tokens (and so token ranges) its
-// ring has: the node's own tokens plus its peers'. Errors count as zero; the
-// scan then splits uniformly by the requested count alone.
-func ringTokenCount(ctx context.Context, s gocqlx.Session) int {
-	n := 0
+// planRanges cuts the ring at the cluster's tokens, so that no range spans
+// two nodes' token ranges (each is served by one replica set, as in the
+// Spark Cassandra connector's partitioner), then cuts each of those into
+// pieces in proportion to its width, so that there are at least splits in
+// all and they are of about equal width.
+func planRanges(tokens []int64, splits int) []TokenRange {
+	splits = max(splits, 1)
+	sorted := slices.Clone(tokens)
+	slices.Sort(sorted)
+	bounds := []int64{math.MinInt64}
+	for _, t := range slices.Compact(sorted) {
+		if t != math.MinInt64 && t != math.MaxInt64 {
+			bounds = append(bounds, t)
+		}
+	}
+	bounds = append(bounds, math.MaxInt64)
+	var out []TokenRange
+	for i := 0; i+1 < len(bounds); i++ {
+		lo, hi := bounds[i], bounds[i+1]
+		// ceil(splits * width / 2^64) pieces, at least one.
+		h, l := bits.Mul64(uint64(splits), uint64(hi)-uint64(lo))
+		if l != 0 {
+			h++
+		}
+		out = append(out, splitSpan(lo, hi, h, i == 0)...)
+	}
+	return out
+}
+
+// readRingTokens asks the cluster for its ring: the node's own tokens plus
+// its peers'.
+func readRingTokens(ctx context.Context, s gocqlx.Session) ([]int64, error) {
+	var out []int64
 	for _, stmt := range ringTokens {
 		iter := stmt.query(ctx, s).Iter()
 		var tokens []string
 		for iter.Scan(&tokens) {
-			n += len(tokens)
+			for _, t := range tokens {
+				v, err := strconv.ParseInt(t, 10, 64)
+				if err != nil {
+					_ = iter.Close()
+					return nil, fmt.Errorf("token %q is not a Murmur3 token: %w", t, err)
+				}
+				out = append(out, v)
+			}
 			tokens = nil
 		}
 		if err := iter.Close(); err != nil {
-			return 0
+			return nil, err
 		}
 	}
-	return n
+	return out, nil
+}
+
+// PlanScan is the token ranges a scan of at least splits ranges (0: 64)
+// reads: the cluster's own token ranges, each cut into pieces (planRanges).
+// When the ring cannot be read it cuts the ring uniformly.
+func PlanScan(ctx context.Context, s gocqlx.Session, splits int) []TokenRange {
+	if splits <= 0 {
+		splits = defaultScanSplits
+	}
+	tokens, err := readRingTokens(ctx, s)
+	if err != nil {
+		return splitRing(splits)
+	}
+	return planRanges(tokens, splits)
 }
 
 // ScanVotes calls fn for every row of votes; fn may be called from several
 // goroutines at once.
 //
 // It reads the table the way the Spark Cassandra connector does: the token
-// ring is cut into contiguous ranges, each read with a paged range query,
-// a bounded number at a time. A page is read whole before fn sees any of its
-// rows, so a page that fails is read again without handing fn a row twice.
-// The first error from fn or from a range that keeps failing stops the scan.
+// ring is cut into contiguous ranges at the cluster's tokens and again
+// within them (PlanScan), each read with a paged range query (ScanRange), a
+// bounded number at a time. The first error from fn or from a range that
+// keeps failing stops the scan.
 func ScanVotes(ctx context.Context, s gocqlx.Session, opts ScanOptions, fn func(VoteRow) error) error {
-	splits := opts.Splits
-	if splits <= 0 {
-		splits = defaultScanSplits
+	ranges := opts.Ranges
+	if ranges == nil {
+		ranges = PlanScan(ctx, s, opts.Splits)
 	}
-	splits = max(splits, ringTokenCount(ctx, s))
 	workers := opts.Workers
 	if workers <= 0 {
 		workers = defaultScanWorkers
 	}
-	cons := opts.Consistency
-	if cons == gocql.Any { // the zero value; ANY is not a read consistency
-		cons = gocql.LocalQuorum
-	}
-	ranges := splitRing(splits)
+	cons := ReadConsistency(opts.Consistency)
 
 	var (
 		mu   sync.Mutex
@@ -146,7 +215,7 @@ func ScanVotes(ctx context.Context, s gocqlx.Session, opts ScanOptions, fn func(
 			break
 		}
 		g.Go(func() error {
-			if err := scanRange(gctx, s, r, cons, fn); err != nil {
+			if err := ScanRange(gctx, s, r, cons, fn); err != nil {
 				return err
 			}
 			if opts.Progress != nil {
@@ -165,16 +234,28 @@ func ScanVotes(ctx context.Context, s gocqlx.Session, opts ScanOptions, fn func(
 	return ctx.Err()
 }
 
-// scanRange reads one token range page by page, retrying a failed page from
-// its paging state.
-func scanRange(ctx context.Context, s gocqlx.Session, r tokenRange, cons gocql.Consistency, fn func(VoteRow) error) error {
+// ReadConsistency is c, or LOCAL_QUORUM for the zero value (ANY, which is
+// not a read consistency).
+func ReadConsistency(c gocql.Consistency) gocql.Consistency {
+	if c == gocql.Any {
+		return gocql.LocalQuorum
+	}
+	return c
+}
+
+// ScanRange reads one token range of votes page by page and calls fn for
+// each row, in the calling goroutine. A page is read whole before fn sees
+// any of its rows, so a page that fails is read again from its paging state
+// without handing fn a row twice.
+func ScanRange(ctx context.Context, s gocqlx.Session, r TokenRange, cons gocql.Consistency, fn func(VoteRow) error) error {
 	stmt := scanVotes
 	if r.First {
 		stmt = scanVotesFirst
 	}
+	q := stmt.query(ctx, s).BindMap(qb.M{"lo": r.Lo, "hi": r.Hi}).Consistency(ReadConsistency(cons))
 	var state []byte
 	for {
-		rows, next, err := readPage(ctx, s, stmt, r, cons, state)
+		rows, next, err := readPage(ctx, "scan votes tokens "+r.String(), q, state, voteRow.toScanRow)
 		if err != nil {
 			return err
 		}
@@ -190,22 +271,23 @@ func scanRange(ctx context.Context, s gocqlx.Session, r tokenRange, cons gocql.C
 	}
 }
 
-// readPage reads one page, trying again with capped backoff while the
-// range's replicas do not answer.
-func readPage(ctx context.Context, s gocqlx.Session, stmt statement, r tokenRange, cons gocql.Consistency, state []byte) ([]VoteRow, []byte, error) {
+// readPage reads one page of q from state, converting each row struct R
+// with conv, and tries again with capped backoff while the replicas do not
+// answer.
+func readPage[R, T any](ctx context.Context, what string, q *gocqlx.Queryx, state []byte, conv func(R) T) ([]T, []byte, error) {
 	var (
-		rows []VoteRow
+		rows []T
 		next []byte
 	)
 	policy := retry.Policy{Base: 200 * time.Millisecond, Max: 5 * time.Second, Attempts: scanPageAttempts}
 	err := retry.Do(ctx, policy, func(int) error {
-		iter := stmt.query(ctx, s).BindMap(qb.M{"lo": r.Lo, "hi": r.Hi}).Consistency(cons).
-			PageSize(scanPageSize).PageState(state).Iter()
-		page := make([]VoteRow, 0, iter.NumRows())
-		var row voteRow
+		iter := q.PageSize(scanPageSize).PageState(state).Iter()
+		page := make([]T, 0, iter.NumRows())
+		var row R
 		for iter.StructScan(&row) {
-			page = append(page, row.toScanRow())
-			row = voteRow{}
+			page = append(page, conv(row))
+			var zero R
+			row = zero
 		}
 		pageState := iter.PageState()
 		if err := iter.Close(); err != nil {
@@ -221,7 +303,7 @@ func readPage(ctx context.Context, s gocqlx.Session, stmt statement, r tokenRang
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
 		}
-		return nil, nil, apperr.Unavailable(fmt.Sprintf("scan votes tokens (%d, %d]", r.Lo, r.Hi), err)
+		return nil, nil, apperr.Unavailable(what, err)
 	}
 	return rows, next, nil
 }

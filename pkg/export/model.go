@@ -1,0 +1,161 @@
+// Package export writes the vote rows of one poll, or of the whole votes
+// table, to CSV, JSON Lines or Parquet for analytics, with voter ids
+// pseudonymised by a keyed hash, resumably unit by unit (token range or
+// index bucket).
+package export
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/gocql/gocql"
+	"github.com/scylladb/gocqlx/v2"
+	"go.uber.org/zap"
+
+	"github.com/tally-vote/tally/pkg/cassandra"
+)
+
+// Format is an output format.
+type Format string
+
+// The formats an export writes.
+const (
+	CSV     Format = "csv"
+	JSONL   Format = "jsonl"
+	Parquet Format = "parquet"
+)
+
+// ParseFormat reads a --format value.
+func ParseFormat(s string) (Format, error) {
+	switch f := Format(s); f {
+	case CSV, JSONL, Parquet:
+		return f, nil
+	}
+	return "", fmt.Errorf("format %q: want csv, jsonl or parquet", s)
+}
+
+// MinKeyBytes is the shortest pseudonym key accepted.
+const MinKeyBytes = 16
+
+// Errors of a run's set-up, before anything is read.
+var (
+	ErrNoKey          = errors.New("no pseudonym key: set TALLY_EXPORT_PSEUDONYM_KEY (or --pseudonym-key-file), or pass --real-voter-ids")
+	ErrCheckpoint     = errors.New("checkpoint does not match this export")
+	ErrCheckpointLeft = errors.New("an interrupted export left its checkpoint")
+)
+
+// Options select what a run exports and how.
+type Options struct {
+	// Poll exports one poll through its per-poll index; zero exports the
+	// whole votes table by token ranges.
+	Poll   gocql.UUID
+	Format Format
+	// Out is the output file; "" or "-" is standard output (not resumable).
+	Out string
+	// Resume continues the run whose checkpoint (Out + ".checkpoint") is
+	// left; without it a left checkpoint is an error.
+	Resume bool
+	// PseudonymKey keys the HMAC-SHA256 that replaces voter ids. Required,
+	// at least MinKeyBytes long, unless RealVoterIDs.
+	PseudonymKey []byte
+	// RealVoterIDs writes voter ids as they are. Exclusive with a key.
+	RealVoterIDs bool
+	// IncludeIP and IncludeUserAgent add those columns (abuse metadata,
+	// personal data); they are left out otherwise.
+	IncludeIP, IncludeUserAgent bool
+	// Consistency of every read (zero: LOCAL_QUORUM).
+	Consistency gocql.Consistency
+	// Splits is the least number of token ranges of a table export; see
+	// cassandra.PlanScan.
+	Splits int
+	// Workers bounds the units read at once (default 8).
+	Workers int
+	// Progress, if set, hears done and total units after each, never from
+	// two goroutines at once.
+	Progress func(done, total int)
+}
+
+const defaultWorkers = 8
+
+// toStdout reports whether the output is standard output.
+func (o Options) toStdout() bool { return o.Out == "" || o.Out == "-" }
+
+// CheckpointPath is where a file export keeps its checkpoint.
+func (o Options) CheckpointPath() string { return o.Out + ".checkpoint" }
+
+// partialPath is the file rows are appended to until the export is done.
+func (o Options) partialPath() string { return o.Out + ".partial" }
+
+// Validate reports options a run refuses, before anything is read.
+func (o Options) Validate() error {
+	if _, err := ParseFormat(string(o.Format)); err != nil {
+		return err
+	}
+	switch {
+	case o.RealVoterIDs && len(o.PseudonymKey) > 0:
+		return errors.New("--real-voter-ids and a pseudonym key exclude each other")
+	case !o.RealVoterIDs && len(o.PseudonymKey) == 0:
+		return ErrNoKey
+	case !o.RealVoterIDs && len(o.PseudonymKey) < MinKeyBytes:
+		return fmt.Errorf("pseudonym key has %d bytes, want at least %d", len(o.PseudonymKey), MinKeyBytes)
+	case o.Resume && o.toStdout():
+		return errors.New("--resume needs --out: standard output cannot be resumed")
+	}
+	return nil
+}
+
+// Report is the outcome of a run.
+type Report struct {
+	Source string `json:"source"`
+	Format Format `json:"format"`
+	Out    string `json:"out"`
+	Rows   int64  `json:"rows"`
+	// Units are token ranges (table) or index buckets (poll); Resumed of
+	// them were done by an earlier, interrupted run.
+	Units   int `json:"units"`
+	Resumed int `json:"resumed"`
+	// Orphans are index rows without a vote row (poll export), skipped.
+	Orphans    int64 `json:"orphans"`
+	Bytes      int64 `json:"bytes"`
+	DurationMS int64 `json:"duration_ms"`
+}
+
+// Deps are what a run reads through.
+type Deps struct {
+	// Plan is the token ranges of a table export (cassandra.PlanScan).
+	Plan func(ctx context.Context, splits int) []cassandra.TokenRange
+	// Range reads one token range (cassandra.ScanRange).
+	Range func(ctx context.Context, r cassandra.TokenRange, cons gocql.Consistency, fn func(cassandra.VoteRow) error) error
+	// Buckets is a poll's index bucket count; poll.ErrNotFound when the
+	// poll does not exist.
+	Buckets func(ctx context.Context, pollID gocql.UUID) (int, error)
+	// Bucket reads one index bucket's vote rows (cassandra.ReadPollBucket).
+	Bucket func(ctx context.Context, pollID gocql.UUID, bucket int, cons gocql.Consistency, fn func(cassandra.VoteRow) error) (int64, error)
+	// Stdout receives an export without Out.
+	Stdout  io.Writer
+	Log     *zap.Logger
+	Metrics *Metrics
+	Now     func() time.Time
+}
+
+// SessionDeps wires a run to the cluster behind s; buckets reads a poll's
+// bucket count.
+func SessionDeps(s gocqlx.Session, buckets func(context.Context, gocql.UUID) (int, error), stdout io.Writer,
+	log *zap.Logger, m *Metrics) Deps {
+	return Deps{
+		Plan: func(ctx context.Context, splits int) []cassandra.TokenRange {
+			return cassandra.PlanScan(ctx, s, splits)
+		},
+		Range: func(ctx context.Context, r cassandra.TokenRange, cons gocql.Consistency, fn func(cassandra.VoteRow) error) error {
+			return cassandra.ScanRange(ctx, s, r, cons, fn)
+		},
+		Buckets: buckets,
+		Bucket: func(ctx context.Context, id gocql.UUID, b int, cons gocql.Consistency, fn func(cassandra.VoteRow) error) (int64, error) {
+			return cassandra.ReadPollBucket(ctx, s, id, b, cons, fn)
+		},
+		Stdout: stdout, Log: log, Metrics: m, Now: time.Now,
+	}
+}
