@@ -109,6 +109,9 @@ func (c Config) Check() error {
 		// Whatever TALLY_ENV says: a short secret lets anyone forge tokens.
 		return fmt.Errorf("TALLY_JWT_SECRET must be at least %d characters", MinSecretLen)
 	}
+	if err := c.RateLimit.Check(); err != nil {
+		return err
+	}
 	if c.Env != Production {
 		return nil
 	}

@@ -2,11 +2,13 @@ package httpapi
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/tally-vote/tally/pkg/auth"
+	"github.com/tally-vote/tally/pkg/ratelimit"
 )
 
 type registerRequest struct {
@@ -51,6 +53,10 @@ func (h *handlers) login(c *gin.Context) {
 		abort(c, err)
 		return
 	}
+	if err := h.limitLogin(c, req.Login); err != nil {
+		abort(c, err)
+		return
+	}
 	tok, err := h.auth.Login(c.Request.Context(), req.Login, req.Password)
 	if err != nil {
 		abort(c, err)
@@ -76,4 +82,26 @@ func (h *handlers) me(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, toUser(u))
+}
+
+// limitLogin counts a login attempt on its login name, whatever the client
+// IP: brute force on one account from many addresses is slowed too.
+func (h *handlers) limitLogin(c *gin.Context, login string) error {
+	if strings.TrimSpace(login) == "" {
+		return nil // refused by Login as VALIDATION_FAILED
+	}
+	var hits []ratelimit.Hit
+	for _, r := range h.limiter.Rules(ratelimit.Login) {
+		if r.Scope == ratelimit.ByLogin {
+			hits = append(hits, ratelimit.Hit{Rule: r, Subject: ratelimit.LoginSubject(login)})
+		}
+	}
+	if len(hits) == 0 {
+		return nil
+	}
+	d, err := h.limiter.Allow(c.Request.Context(), ratelimit.Login, hits...)
+	if err == nil {
+		rateHeaders(c, d)
+	}
+	return err
 }

@@ -3,11 +3,13 @@ package httpapi
 import (
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/ratelimit"
 )
 
 // envelope is the SPEC's error body.
@@ -75,6 +77,14 @@ func abort(c *gin.Context, err error) {
 	}
 	if status >= 500 {
 		loggerFrom(c).Error("request failed", zap.String("code", body.Code), zap.Error(err))
+	}
+	var limited *ratelimit.Limited
+	if errors.As(err, &limited) {
+		d := limited.Decision
+		c.Header("Retry-After", strconv.Itoa(max(ratelimit.Seconds(d.RetryAfter), 1)))
+		c.Header("RateLimit-Limit", strconv.Itoa(d.Limit))
+		c.Header("RateLimit-Remaining", "0")
+		c.Header("RateLimit-Reset", strconv.Itoa(max(ratelimit.Seconds(d.Reset), 1)))
 	}
 	if body.Code == "RATE_LIMITED" && c.Writer.Header().Get("Retry-After") == "" {
 		c.Header("Retry-After", "60")

@@ -203,23 +203,70 @@ func principal(c *gin.Context) (auth.Principal, bool) {
 	return v.(auth.Principal), true
 }
 
-// limit applies a rate-limit rule to the caller (account or IP).
-func limit(l *ratelimit.Limiter, rule func() ratelimit.Rule) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		r := rule()
-		subject := c.ClientIP()
-		if !r.PerIP {
-			p, ok := principal(c)
-			if !ok {
-				return
+// limitHits are the subjects of a request under rules: its client IP, its
+// account (skipped for an anonymous request). Per-login-name rules are
+// counted by the login handler, which reads the name from the body.
+func limitHits(c *gin.Context, rules []ratelimit.Rule) []ratelimit.Hit {
+	hits := make([]ratelimit.Hit, 0, len(rules))
+	for _, r := range rules {
+		switch r.Scope {
+		case ratelimit.ByAccount:
+			if p, ok := principal(c); ok {
+				hits = append(hits, ratelimit.Hit{Rule: r, Subject: p.UserID.String()})
 			}
-			subject = p.UserID.String()
-		}
-		if ok, retry := l.Allow(c.Request.Context(), r, subject); !ok {
-			c.Header("Retry-After", strconv.Itoa(int(retry.Seconds())+1))
-			abort(c, apperr.ErrRateLimited)
+		case ratelimit.ByLogin:
+		default:
+			hits = append(hits, ratelimit.Hit{Rule: r, Subject: c.ClientIP()})
 		}
 	}
+	return hits
+}
+
+// limit counts the request under its class's rules (per IP, per account)
+// and refuses it with 429 (or 503 for a fail-closed class while Redis is
+// down). The RateLimit-* headers tell the most restrictive rule's state.
+func limit(l *ratelimit.Limiter, class string) gin.HandlerFunc {
+	rules := l.Rules(class)
+	return func(c *gin.Context) {
+		hits := limitHits(c, rules)
+		if len(hits) == 0 {
+			return
+		}
+		d, err := l.Allow(c.Request.Context(), class, hits...)
+		if err != nil {
+			abort(c, err)
+			return
+		}
+		rateHeaders(c, d)
+	}
+}
+
+// deferLimits carries the request's limits of class in its context instead
+// of checking them here: the vote route's are checked in the queue's flag
+// round trip (or before a direct write, see ratelimit.Enforce).
+func deferLimits(l *ratelimit.Limiter, class string) gin.HandlerFunc {
+	rules := l.Rules(class)
+	return func(c *gin.Context) {
+		if hits := limitHits(c, rules); len(hits) > 0 {
+			c.Request = c.Request.WithContext(l.Defer(c.Request.Context(), class, hits...))
+		}
+	}
+}
+
+// rateHeaders sets the IETF draft RateLimit-Limit, RateLimit-Remaining and
+// RateLimit-Reset (seconds until the full burst is back) from d, unless an
+// earlier rule of the request left fewer remaining.
+func rateHeaders(c *gin.Context, d ratelimit.Decision) {
+	if d.Limit == 0 {
+		return
+	}
+	h := c.Writer.Header()
+	if prev, err := strconv.Atoi(h.Get("RateLimit-Remaining")); err == nil && prev <= d.Remaining {
+		return
+	}
+	h.Set("RateLimit-Limit", strconv.Itoa(d.Limit))
+	h.Set("RateLimit-Remaining", strconv.Itoa(max(d.Remaining, 0)))
+	h.Set("RateLimit-Reset", strconv.Itoa(ratelimit.Seconds(d.Reset)))
 }
 
 func idempotencyKey(c *gin.Context) (string, error) {

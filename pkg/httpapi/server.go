@@ -51,6 +51,7 @@ type Deps struct {
 }
 
 type handlers struct {
+	limiter   *ratelimit.Limiter
 	auth      *auth.Service
 	polls     *poll.Service
 	votes     *vote.Service
@@ -89,26 +90,25 @@ func NewRouter(d Deps) (*gin.Engine, error) {
 		pprof.Register(r)
 	}
 
-	h := &handlers{auth: d.Auth, polls: d.Polls, votes: d.Votes, tally: d.Tally, hub: d.Hub, statuses: d.Statuses, now: d.Now, publicURL: d.PublicURL,
+	h := &handlers{limiter: d.Limiter, auth: d.Auth, polls: d.Polls, votes: d.Votes, tally: d.Tally, hub: d.Hub, statuses: d.Statuses, now: d.Now, publicURL: d.PublicURL,
 		sockets: newLiveSockets(d.HTTP, d.PublicURL, d.Registry)}
 	required, optional := authenticate(d.Auth, true), authenticate(d.Auth, false)
 	l := d.Limiter
 
 	v1 := r.Group("/v1")
-	authIP := limit(l, l.AuthIP)
-	v1.POST("/auth/register", authIP, h.register)
-	v1.POST("/auth/login", authIP, h.login)
-	v1.POST("/auth/anonymous", authIP, h.anonymous)
+	v1.POST("/auth/register", limit(l, ratelimit.Register), h.register)
+	v1.POST("/auth/login", limit(l, ratelimit.Login), h.login)
+	v1.POST("/auth/anonymous", limit(l, ratelimit.Anonymous), h.anonymous)
 	v1.GET("/users/me", required, h.me)
 
-	v1.POST("/polls", required, accountOnly, limit(l, l.PollCreate), h.createPoll)
+	v1.POST("/polls", required, accountOnly, limit(l, ratelimit.PollCreate), h.createPoll)
 	v1.GET("/polls", required, accountOnly, h.listPolls)
 	v1.GET("/polls/:poll_id", optional, h.getPoll)
 	v1.PATCH("/polls/:poll_id", required, accountOnly, h.patchPoll)
-	v1.POST("/polls/:poll_id/votes", admission(d.Gate), required, limit(l, l.VoteIP), limit(l, l.VoteUser), h.castVote)
+	v1.POST("/polls/:poll_id/votes", admission(d.Gate), required, deferLimits(l, ratelimit.Vote), h.castVote)
 	v1.GET("/polls/:poll_id/votes/me", required, h.myVote)
 	v1.GET("/polls/:poll_id/votes/requests/:request_id", required, h.requestStatus)
-	v1.GET("/polls/:poll_id/results", optional, h.results)
+	v1.GET("/polls/:poll_id/results", optional, limit(l, ratelimit.Results), h.results)
 	v1.GET("/polls/:poll_id/live", optional, h.live)
 	return r, nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/poll"
+	"github.com/tally-vote/tally/pkg/ratelimit"
 	"github.com/tally-vote/tally/pkg/redisx"
 	"github.com/tally-vote/tally/pkg/reqid"
 	"github.com/tally-vote/tally/pkg/vote"
@@ -54,8 +55,8 @@ type Queue struct {
 	// producedAt is unix nanos of the last acknowledged produce (or of the
 	// queue's start): see slow.
 	producedAt atomic.Int64
-	produced  prometheus.Histogram
-	shed      prometheus.Counter
+	produced   prometheus.Histogram
+	shed       prometheus.Counter
 	// marks feeds markLoop; marking is true while it runs.
 	marks   chan mark
 	marking atomic.Bool
@@ -168,26 +169,41 @@ func (q *Queue) Accepted(ctx context.Context, pollID, voterID, requestID gocql.U
 // goes through again, and the worker recognises it by request id. With
 // Redis down the check is skipped; the conditional write still guarantees
 // one vote.
+//
+// The vote route's rate limits, carried in ctx (ratelimit.Defer), are
+// checked by the same script, before the flag: a refused request sets no
+// flag and no marker, and the whole check is one round trip.
 func (q *Queue) flag(ctx context.Context, b *vote.Ballot) error {
-	key := redisx.VoterFlag(b.PollID, b.VoterID)
+	lim := ratelimit.DeferredFrom(ctx)
+	keys := append(lim.Keys(), redisx.VoterFlag(b.PollID, b.VoterID), redisx.AcceptedRequest(b.PollID, b.VoterID, b.RequestID))
 	rid := b.RequestID.String()
-	pipe := q.rdb.Pipeline()
-	set := pipe.SetNX(ctx, key, flagPending+rid, flagPendingTTL)
-	pipe.Set(ctx, redisx.AcceptedRequest(b.PollID, b.VoterID, b.RequestID), b.PollID.String(), q.cfg.RequestTTL)
-	if _, err := pipe.Exec(ctx); err != nil {
-		q.log.Debug("redis fast path unavailable", zap.Error(err))
+	args := append(lim.Args(), flagPending+rid, flagPendingTTL.Milliseconds(), b.PollID.String(), q.cfg.RequestTTL.Milliseconds())
+	reply, rerr := flagScript.Run(ctx, q.rdb, keys, args...).Result()
+	body, err := lim.Settle(reply, rerr)
+	switch {
+	case err != nil:
+		return err
+	case rerr != nil:
+		q.log.Debug("redis fast path unavailable", zap.Error(rerr))
 		return nil
 	}
-	if set.Val() {
-		return nil
-	}
-	holder, err := q.rdb.Get(ctx, key).Result()
-	if err != nil || strings.TrimPrefix(strings.TrimPrefix(holder, flagQueued), flagPending) == rid ||
+	holder, _ := body.(string)
+	if holder == "" || strings.TrimPrefix(strings.TrimPrefix(holder, flagQueued), flagPending) == rid ||
 		strings.HasPrefix(holder, flagPending) {
 		return nil
 	}
 	return vote.ErrAlreadyVoted
 }
+
+// flagScript is flag's round trip: the deferred rate limits, then SET NX
+// of the voter's flag and the accepted marker. It returns 1 when the flag
+// was set, else the flag's holder.
+var flagScript = ratelimit.Script(`
+local fk, ak = KEYS[K + 1], KEYS[K + 2]
+local set = redis.call("SET", fk, ARGV[A + 1], "NX", "PX", ARGV[A + 2])
+redis.call("SET", ak, ARGV[A + 3], "PX", ARGV[A + 4])
+if set then return 1 end
+return redis.call("GET", fk) or 1`)
 
 // markQueued records that the voter has a request durably queued (or
 // recorded): the flag becomes this request's queued one, for as long as

@@ -1,8 +1,6 @@
 package redisx
 
 import (
-	"strconv"
-
 	"github.com/gocql/gocql"
 )
 
@@ -38,7 +36,9 @@ func FollowUpsBusy(pollID gocql.UUID) string {
 	return "recon:busy:" + pollID.String()
 }
 
-// RateWindow is rl:{rule}:{subject}:{window}: one fixed-window counter.
-func RateWindow(rule, subject string, window int64) string {
-	return "rl:" + rule + ":" + subject + ":" + strconv.FormatInt(window, 10)
+// RateLimit is rl:{rule}:{subject}: one GCRA limit's state (its
+// theoretical arrival time). redis_rate, and the vote path's script that
+// shares its state, store it under the "rate:" prefix: rate:rl:….
+func RateLimit(rule, subject string) string {
+	return "rl:" + rule + ":" + subject
 }

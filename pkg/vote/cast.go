@@ -8,7 +8,9 @@ import (
 	"github.com/gocql/gocql"
 	"go.uber.org/zap"
 
+	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/poll"
+	"github.com/tally-vote/tally/pkg/ratelimit"
 )
 
 // Config chooses how votes are taken.
@@ -126,8 +128,15 @@ func (s *Service) cast(ctx context.Context, p *poll.Poll, seenAt time.Time, b *B
 		s.log.Warn("freeze options deferred to the worker", zap.Stringer("poll_id", p.ID), zap.Error(err))
 	}
 	if !async {
+		// No flag round trip to share: the route's rate limits are
+		// checked on their own before the write.
+		if err := ratelimit.Enforce(ctx); err != nil {
+			return Receipt{}, s.refused(err)
+		}
 		return s.recordNow(ctx, p, b, "recorded_sync")
 	}
+	// The queue's flag step checks the route's rate limits in its round
+	// trip (see ratelimit.Defer).
 	err = s.queue.Enqueue(ctx, p, seenAt, b)
 	switch {
 	case err == nil:
@@ -137,11 +146,20 @@ func (s *Service) cast(ctx context.Context, p *poll.Poll, seenAt time.Time, b *B
 		s.m.casts.WithLabelValues("fast_duplicate").Inc()
 		return Receipt{}, err
 	case !errors.Is(err, ErrQueueUnavailable):
+		if errors.Is(err, apperr.ErrRateLimited) {
+			s.m.casts.WithLabelValues("rate_limited").Inc()
+			return Receipt{}, err
+		}
 		s.m.casts.WithLabelValues("rejected").Inc()
 		return Receipt{}, err
 	}
-	// The queue is down: write through. The ballot completes even if the
-	// client goes away now.
+	// The queue is down: write through, once the limits the queue did not
+	// get to check (it may have refused before its flag step) allow it.
+	// The ballot completes even if the client goes away now.
+	if err := ratelimit.Enforce(ctx); err != nil {
+		s.queue.Settled(ctx, p, b, err)
+		return Receipt{}, s.refused(err)
+	}
 	ctx = context.WithoutCancel(ctx)
 	rec, err := s.recordNow(ctx, p, b, "fallback_sync")
 	if errors.Is(err, ErrAlreadyVoted) {
@@ -150,6 +168,17 @@ func (s *Service) cast(ctx context.Context, p *poll.Poll, seenAt time.Time, b *B
 		s.queue.Settled(ctx, p, b, err)
 	}
 	return rec, err
+}
+
+// refused counts a vote the rate limits refused (429, or 503 for a
+// fail-closed vote class with Redis down).
+func (s *Service) refused(err error) error {
+	if errors.Is(err, apperr.ErrRateLimited) {
+		s.m.casts.WithLabelValues("rate_limited").Inc()
+	} else {
+		s.m.casts.WithLabelValues("rejected").Inc()
+	}
+	return err
 }
 
 // recordNow records b before answering.
