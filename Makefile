@@ -97,6 +97,10 @@ CHAOS_ARGS ?=
 chaos: build up ## fault matrix under steady vote load against the real stack (~10 min; CHAOS_ARGS="--short" for the test subset, ~2 min)
 	go run ./bench/chaos --bin ./$(BIN) $(CHAOS_ARGS)
 
+.PHONY: analytics-example
+analytics-example: build up ## PySpark + Spark Cassandra connector job over `votes` reproduces a poll's final tally from the API (~2 min; deploy/analytics)
+	deploy/analytics/run
+
 fmt: ## gofmt the tree
 	gofmt -w $$(git ls-files '*.go')
 
