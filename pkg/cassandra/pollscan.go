@@ -2,26 +2,29 @@ package cassandra
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"time"
 
 	"github.com/gocql/gocql"
 	"github.com/scylladb/gocqlx/v2"
+	"github.com/scylladb/gocqlx/v2/qb"
 	"golang.org/x/sync/errgroup"
-
-	"github.com/tally-vote/tally/pkg/apperr"
-	"github.com/tally-vote/tally/pkg/retry"
 )
 
 // bucketVoters lists the voters of one bucket of a poll's index.
 var bucketVoters = newStatement(votesByPollTable.Select("voter_id"))
 
-// voteByKey reads one vote row with the columns a scan reads.
-var voteByKey = newStatement(votesTable.Get(scanColumns...))
+// votesByKeys reads the vote rows of some voters of one poll: poll_id is
+// bound, voter_id IN a list, so the coordinator fans out to the partitions
+// and one round trip serves many.
+var votesByKeys = newStatement(qb.Select(votesTable.Name()).Columns(scanColumns...).
+	Where(qb.Eq("poll_id"), qb.In("voter_id")).ToCql())
 
-// pollRowReads bounds the point reads of vote rows one index page starts.
-const pollRowReads = 32
+const (
+	// pollRowsPerRead is how many voters one read asks for.
+	pollRowsPerRead = 50
+	// pollRowReads bounds the reads of vote rows one index page starts.
+	pollRowReads = 8
+)
 
 // ReadPollBucket calls fn, in the calling goroutine, for the vote row of
 // every voter listed in one bucket of a poll's per-poll index: the index
@@ -60,34 +63,37 @@ func ReadPollBucket(ctx context.Context, s gocqlx.Session, pollID gocql.UUID, bu
 	}
 }
 
-// readVoteRows reads the vote rows of voters by key, a bounded number at
-// once; a voter without a row gets nil.
+// readVoteRows reads the vote rows of voters, pollRowsPerRead voters a
+// query and a bounded number of queries at once; a voter without a row gets
+// nil.
 func readVoteRows(ctx context.Context, s gocqlx.Session, pollID gocql.UUID, voters []gocql.UUID, cons gocql.Consistency) ([]*VoteRow, error) {
 	out := make([]*VoteRow, len(voters))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(pollRowReads)
-	for i, voter := range voters {
+	for lo := 0; lo < len(voters); lo += pollRowsPerRead {
+		chunk := voters[lo:min(lo+pollRowsPerRead, len(voters))]
 		g.Go(func() error {
-			var r voteRow
-			policy := retry.Policy{Base: 200 * time.Millisecond, Max: 5 * time.Second, Attempts: scanPageAttempts}
-			err := retry.Do(gctx, policy, func(int) error {
-				err := voteByKey.query(gctx, s).BindStruct(voteRow{PollID: pollID, VoterID: voter}).Consistency(cons).Get(&r)
-				if errors.Is(err, gocql.ErrNotFound) || gctx.Err() != nil {
-					return retry.Permanent(err)
+			q := votesByKeys.query(gctx, s).BindMap(qb.M{"poll_id": pollID, "voter_id": chunk}).Consistency(cons)
+			found := make(map[gocql.UUID]VoteRow, len(chunk))
+			var state []byte
+			for {
+				rows, next, err := readPage(gctx, "read vote rows", q, state, voteRow.toScanRow)
+				if err != nil {
+					return err
 				}
-				return err
-			}, nil)
-			if errors.Is(err, gocql.ErrNotFound) {
-				return nil
-			}
-			if err != nil {
-				if gctx.Err() != nil {
-					return gctx.Err()
+				for _, r := range rows {
+					found[r.VoterID] = r
 				}
-				return apperr.Unavailable("read vote row", err)
+				if len(next) == 0 {
+					break
+				}
+				state = next
 			}
-			row := r.toScanRow()
-			out[i] = &row
+			for i, v := range chunk {
+				if r, ok := found[v]; ok {
+					out[lo+i] = &r
+				}
+			}
 			return nil
 		})
 	}
