@@ -35,7 +35,9 @@ func bind(c *gin.Context, dst any) error {
 	var raw json.RawMessage
 	err := dec.Decode(&raw)
 	if err == nil {
-		if dec.More() {
+		// Nothing but white space may follow the value: dec.More alone
+		// let a stray '}' or ']' through (fuzzing found "{}}" accepted).
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 			return apperr.Invalid("body", "must hold a single JSON object")
 		}
 		// null, arrays and scalars are not a request: a null would
