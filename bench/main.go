@@ -29,6 +29,7 @@ import (
 	"github.com/tally-vote/tally/pkg/cassandra"
 	"github.com/tally-vote/tally/pkg/config"
 	"github.com/tally-vote/tally/pkg/kafkax"
+	"github.com/tally-vote/tally/pkg/retry"
 )
 
 type bench struct {
@@ -132,7 +133,10 @@ func (b *bench) run(ctx context.Context, scenarios []string, jsonPath string, fr
 
 	if fresh && b.binary != "" {
 		b.logf("dropping keyspace %s for a clean verdict", b.keyspace)
-		if err := cassandra.DropKeyspace(ctx, cfg.Cassandra); err != nil {
+		// A schema change can miss the driver's timeout on a busy box: retry.
+		if err := retry.Do(ctx, retry.Policy{Base: time.Second, Max: 5 * time.Second, Attempts: 5}, func(int) error {
+			return cassandra.DropKeyspace(ctx, cfg.Cassandra)
+		}, nil); err != nil {
 			return err
 		}
 	}

@@ -26,9 +26,12 @@ type scenarioReport struct {
 	Steps           []step             `json:"steps,omitempty"`
 	// AcceptCPUMicros is the API process's CPU time per accepted vote
 	// (accept-only scenarios: no worker in the process).
-	AcceptCPUMicros float64  `json:"accept_cpu_us_per_vote,omitempty"`
-	Timeline        []sample `json:"timeline"`
-	Verdict         verdict  `json:"verdict"`
+	AcceptCPUMicros float64 `json:"accept_cpu_us_per_vote,omitempty"`
+	// AcceptAllocBytes is the API's heap allocation per accepted vote
+	// (the sampler's own reads of results and metrics included).
+	AcceptAllocBytes float64  `json:"accept_alloc_bytes_per_vote,omitempty"`
+	Timeline         []sample `json:"timeline"`
+	Verdict          verdict  `json:"verdict"`
 }
 
 func (b *bench) report(p plan, st *loadStats, tl []sample, accepted []cast, drain time.Duration, cpu map[string]float64) *scenarioReport {
@@ -137,7 +140,8 @@ func printTable(w io.Writer, ceilings []ceiling, reps []*scenarioReport) {
 		}
 		fmt.Fprintf(w, "  cpu cores: %s\n", cores(r.CPUCores))
 		if r.AcceptCPUMicros > 0 {
-			fmt.Fprintf(w, "  API CPU per accepted vote (no worker in the process): %.0f µs\n", r.AcceptCPUMicros)
+			fmt.Fprintf(w, "  API per accepted vote (no worker in the process): %.0f µs CPU, %.1f KiB allocated\n",
+				r.AcceptCPUMicros, r.AcceptAllocBytes/1024)
 		}
 		fmt.Fprintf(w, "  VERDICT: %s\n", r.Verdict.String())
 	}

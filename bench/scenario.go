@@ -193,6 +193,7 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 		cpu0[k] = cpuSeconds(pid)
 	}
 
+	alloc0 := scrapeCounter(b.http, url+"/metrics", "go_memstats_alloc_bytes_total")
 	sampler := b.sample(ctx, url, polls[0], &hot, p.Mode == "async")
 	fire := func(i int) result {
 		// A retry resubmits an earlier slot's voter: same key (must get the
@@ -261,9 +262,10 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 		}
 	}
 	b.logf("%s: load done, %d sent; draining", p.Name, stats.sent)
-	var acceptCPU float64
+	var acceptCPU, acceptAlloc float64
 	if p.AcceptOnly && srvPid > 0 {
 		acceptCPU = cpuSeconds(srvPid) - cpu0["tally"]
+		acceptAlloc = scrapeCounter(b.http, url+"/metrics", "go_memstats_alloc_bytes_total") - alloc0
 		w, err := b.spawnWorker()
 		if err != nil {
 			return nil, err
@@ -287,6 +289,7 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 	rep.OfferedPerS, rep.Steps = rates[len(steps)-1], steps
 	if n := stats.ok.TotalCount(); acceptCPU > 0 && n > 0 {
 		rep.AcceptCPUMicros = acceptCPU * 1e6 / float64(n)
+		rep.AcceptAllocBytes = acceptAlloc / float64(n)
 	}
 	rep.Verdict = b.verdict(ctx, url, polls, accepted, mismatches.Load())
 	return rep, nil

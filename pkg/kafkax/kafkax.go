@@ -23,7 +23,7 @@ type Config struct {
 	VotesPartitions int           `env:"VOTES_PARTITIONS" envDefault:"12"`
 	Replication     int           `env:"REPLICATION_FACTOR" envDefault:"1"`
 	BatchTimeout    time.Duration `env:"BATCH_TIMEOUT" envDefault:"2ms"`
-	BatchSize       int           `env:"BATCH_SIZE" envDefault:"100"`
+	BatchSize       int           `env:"BATCH_SIZE" envDefault:"16"`
 	WriteTimeout    time.Duration `env:"WRITE_TIMEOUT" envDefault:"5s"`
 }
 
