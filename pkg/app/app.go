@@ -116,7 +116,8 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) 
 	a.Reconciler = tally.NewReconciler(cfg.Reconcile, a.Tally, pollStore.Get, queue.NewRequests(a.reconcile), a.votesProgress,
 		log.Named("reconcile"), a.Now)
 	a.Polls = poll.NewService(cfg.Poll, poll.Deps{Store: pollStore, Votes: a.Tally, Audit: a.Audit,
-		OnClose: a.Reconciler.PollClosed, Cursors: poll.NewCursors([]byte(cfg.JWTSecret)), Log: log.Named("poll"), Now: a.Now})
+		OnClose: a.Reconciler.PollClosed, Cursors: poll.NewCursors([]byte(cfg.JWTSecret)), Log: log.Named("poll"), Now: a.Now,
+		Metrics: reg})
 
 	q := queue.New(cfg.Queue, a.votesW, a.Redis, log.Named("queue"), a.Now, reg)
 	a.Votes = vote.NewService(cfg.Vote, vote.Deps{Store: cassandra.NewVoteStore(s, cfg.Cassandra, reg),

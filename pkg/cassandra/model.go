@@ -140,21 +140,34 @@ type pollByCreatorRow struct {
 }
 
 // pollIdempotencyRow is a row of poll_idempotency: a create key's claim.
+// created_at is the poll's creation time (it was the claim's own before
+// migration 009, whose columns such claims leave null).
 type pollIdempotencyRow struct {
 	CreatorID      gocql.UUID `db:"creator_id"`
 	IdempotencyKey string     `db:"idempotency_key"`
 	PollID         gocql.UUID `db:"poll_id"`
 	Fingerprint    string     `db:"fingerprint"`
 	CreatedAt      time.Time  `db:"created_at"`
+	CounterShards  int        `db:"counter_shards"`
+	IndexBuckets   int        `db:"index_buckets"`
+}
+
+func toPollIdempotencyRow(creator gocql.UUID, key string, c poll.CreateClaim) pollIdempotencyRow {
+	return pollIdempotencyRow{CreatorID: creator, IdempotencyKey: key, PollID: c.PollID, Fingerprint: c.Fingerprint,
+		CreatedAt: c.CreatedAt, CounterShards: c.CounterShards, IndexBuckets: c.IndexBuckets}
 }
 
 // pollIdempotencyFromMap reads a claim returned by an LWT or a serial read,
-// by column name.
-func pollIdempotencyFromMap(m map[string]any) pollIdempotencyRow {
-	var r pollIdempotencyRow
-	r.PollID, _ = m["poll_id"].(gocql.UUID)
-	r.Fingerprint, _ = m["fingerprint"].(string)
-	return r
+// by column name; a null column reads as its zero value.
+func pollIdempotencyFromMap(m map[string]any) poll.CreateClaim {
+	var c poll.CreateClaim
+	c.PollID, _ = m["poll_id"].(gocql.UUID)
+	c.Fingerprint, _ = m["fingerprint"].(string)
+	c.CreatedAt, _ = m["created_at"].(time.Time)
+	c.CreatedAt = c.CreatedAt.UTC()
+	c.CounterShards, _ = m["counter_shards"].(int)
+	c.IndexBuckets, _ = m["index_buckets"].(int)
+	return c
 }
 
 // voteRow is a row of votes. Empty strings are written as nulls.

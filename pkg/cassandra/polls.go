@@ -41,13 +41,17 @@ var (
 	insertPollByCreator  = newStatement(pollsByCreatorTable.Insert())
 	selectPollsByCreator = newStatement(pollsByCreatorTable.Select("poll_id"))
 	insertCreateKey      = newStatement(pollIdempotencyTable.InsertBuilder().Unique().ToCql())
-	selectCreateKey      = newStatement(pollIdempotencyTable.Get("poll_id", "fingerprint"))
+	selectCreateKey      = newStatement(pollIdempotencyTable.Get("poll_id", "fingerprint", "created_at", "counter_shards",
+		"index_buckets"))
 )
 
 // writePoll writes the poll's partition in one single-partition batch, so
 // readers never see metadata without its options.
-func (st *PollStore) writePoll(ctx context.Context, p *poll.Poll) error {
+func (st *PollStore) writePoll(ctx context.Context, p *poll.Poll, ts int64) error {
 	b := newBatch(ctx, st.s, gocql.UnloggedBatch)
+	if ts != 0 {
+		b.WithTimestamp(ts)
+	}
 	b.add(insertPollStatics, toPollRow(p))
 	for _, o := range p.Options {
 		b.add(insertPollOption, toOptionRow(p.ID, o))
@@ -55,13 +59,26 @@ func (st *PollStore) writePoll(ctx context.Context, p *poll.Poll) error {
 	return b.exec(st.s)
 }
 
-// Create stores a new poll and its creator index row.
+// Create stores a new poll and its creator index row, written with the
+// poll's creation time as their write timestamp. A create whose key claim
+// lost its first attempt may be written twice, by that attempt, late, and
+// by the retry that rebuilt it (poll.Service.Create): both write the same
+// rows at the same timestamp, and any later change (a PATCH, a close, an
+// option replacement) has a later one, so a late create never undoes it.
 func (st *PollStore) Create(ctx context.Context, p *poll.Poll) error {
-	if err := st.writePoll(ctx, p); err != nil {
+	var ts int64
+	if !p.CreatedAt.IsZero() {
+		ts = p.CreatedAt.UnixMicro()
+	}
+	if err := st.writePoll(ctx, p, ts); err != nil {
 		return apperr.Unavailable("insert poll", err)
 	}
 	r := pollByCreatorRow{CreatorID: p.CreatorID, CreatedAt: p.CreatedAt, PollID: p.ID}
-	if err := insertPollByCreator.query(ctx, st.s).BindStruct(r).ExecRelease(); err != nil {
+	q := insertPollByCreator.query(ctx, st.s).BindStruct(r)
+	if ts != 0 {
+		q.WithTimestamp(ts)
+	}
+	if err := q.ExecRelease(); err != nil {
 		return apperr.Unavailable("index poll by creator", err)
 	}
 	return nil
@@ -190,17 +207,15 @@ func (st *PollStore) ListByCreator(ctx context.Context, creator gocql.UUID, page
 	return ids, next, nil
 }
 
-// ClaimCreateKey binds an idempotency key and request fingerprint to a poll
-// id with IF NOT EXISTS, resolving unknown outcomes like the vote insert
-// does. It returns the poll id and fingerprint that hold the key.
-func (st *PollStore) ClaimCreateKey(ctx context.Context, creator gocql.UUID, key, fingerprint string, id gocql.UUID) (gocql.UUID, string, error) {
+// ClaimCreateKey binds an idempotency key to a create claim with IF NOT
+// EXISTS, resolving unknown outcomes like the vote insert does. It returns
+// the claim that holds the key.
+func (st *PollStore) ClaimCreateKey(ctx context.Context, creator gocql.UUID, key string, c poll.CreateClaim) (poll.CreateClaim, error) {
 	_, stored, err := insertIfAbsent{
 		op: "claim idempotency key",
 		attempt: func(ctx context.Context) (*gocqlx.Queryx, func(map[string]any) bool) {
-			r := pollIdempotencyRow{CreatorID: creator, IdempotencyKey: key, PollID: id, Fingerprint: fingerprint,
-				CreatedAt: time.Now().UTC()}
-			q := insertCreateKey.query(ctx, st.s).BindStruct(r)
-			return q, func(row map[string]any) bool { return row["poll_id"] == id }
+			q := insertCreateKey.query(ctx, st.s).BindStruct(toPollIdempotencyRow(creator, key, c))
+			return q, func(row map[string]any) bool { return row["poll_id"] == c.PollID }
 		},
 		read: func(ctx context.Context) *gocqlx.Queryx {
 			return selectCreateKey.query(ctx, st.s).BindStruct(pollIdempotencyRow{CreatorID: creator, IdempotencyKey: key})
@@ -208,11 +223,10 @@ func (st *PollStore) ClaimCreateKey(ctx context.Context, creator gocql.UUID, key
 		serial: st.serial,
 	}.run(ctx)
 	if err != nil {
-		return gocql.UUID{}, "", err
+		return poll.CreateClaim{}, err
 	}
 	if stored == nil { // applied outright
-		return id, fingerprint, nil
+		return c, nil
 	}
-	r := pollIdempotencyFromMap(stored)
-	return r.PollID, r.Fingerprint, nil
+	return pollIdempotencyFromMap(stored), nil
 }

@@ -52,10 +52,12 @@ var pollsByCreatorTable = table.New(table.Metadata{
 })
 
 // pollIdempotencyTable binds a create request's Idempotency-Key to its poll
-// (002; fingerprint 007). Rows expire after a day (table default TTL).
+// and what rebuilds it (002; fingerprint 007; counter_shards, index_buckets
+// 009). Rows expire after a day (table default TTL).
 var pollIdempotencyTable = table.New(table.Metadata{
-	Name:    "poll_idempotency",
-	Columns: []string{"creator_id", "idempotency_key", "poll_id", "fingerprint", "created_at"},
+	Name: "poll_idempotency",
+	Columns: []string{"creator_id", "idempotency_key", "poll_id", "fingerprint", "created_at", "counter_shards",
+		"index_buckets"},
 	PartKey: []string{"creator_id", "idempotency_key"},
 })
 

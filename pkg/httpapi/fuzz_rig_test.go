@@ -112,9 +112,9 @@ func (s pollBoundary) ReplaceOptions(_ context.Context, _ *poll.Poll, opts []pol
 	return refused("replace options")
 }
 func (s pollBoundary) FreezeOptions(context.Context, gocql.UUID, int) (bool, error) { return true, nil }
-func (s pollBoundary) ClaimCreateKey(_ context.Context, _ gocql.UUID, key, fp string, id gocql.UUID) (gocql.UUID, string, error) {
+func (s pollBoundary) ClaimCreateKey(_ context.Context, _ gocql.UUID, key string, c poll.CreateClaim) (poll.CreateClaim, error) {
 	s.rec.set(func() { s.rec.key = &key })
-	return id, fp, nil
+	return c, nil
 }
 
 type noVotes struct{}

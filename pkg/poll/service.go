@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gocql/gocql"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
@@ -31,10 +33,29 @@ type Store interface {
 	// FreezeOptions freezes the options if they are still at version;
 	// false means they were replaced since.
 	FreezeOptions(ctx context.Context, id gocql.UUID, version int) (bool, error)
-	// ClaimCreateKey binds an Idempotency-Key (and the fingerprint of the
-	// request it came with) to a poll id with an LWT, and returns the id and
-	// fingerprint that hold it (this call's own when it won).
-	ClaimCreateKey(ctx context.Context, creator gocql.UUID, key, fingerprint string, id gocql.UUID) (gocql.UUID, string, error)
+	// ClaimCreateKey binds an Idempotency-Key to a create request's claim
+	// (its poll id, fingerprint and what rebuilds the poll) with an LWT, and
+	// returns the claim that holds the key (c itself when this call won).
+	ClaimCreateKey(ctx context.Context, creator gocql.UUID, key string, c CreateClaim) (CreateClaim, error)
+}
+
+// CreateClaim is what an Idempotency-Key of a create request is bound to:
+// the poll id, the request's fingerprint, and the values of the poll that
+// do not come from the request (its creation time and layout). With the
+// request itself, it rebuilds the very poll the claiming attempt meant to
+// store, so a retry can store it when that attempt died before it did.
+type CreateClaim struct {
+	PollID        gocql.UUID
+	Fingerprint   string
+	CreatedAt     time.Time
+	CounterShards int
+	IndexBuckets  int
+}
+
+// rebuildable reports whether the claim holds all a rebuild needs: claims
+// written before it carried the creation time and layout do not.
+func (c CreateClaim) rebuildable() bool {
+	return c.Fingerprint != "" && !c.CreatedAt.IsZero() && c.CounterShards > 0 && c.IndexBuckets > 0
 }
 
 // Auditor records what owners did to a poll.
@@ -73,6 +94,7 @@ type Service struct {
 	onClose func(ctx context.Context, p *Poll)
 	audit   Auditor
 	cursors Cursors
+	metrics metrics
 
 	mu      sync.Mutex
 	cache   map[gocql.UUID]cached
@@ -103,6 +125,30 @@ type Deps struct {
 	Cursors Cursors
 	Log     *zap.Logger
 	Now     func() time.Time
+	// Metrics registers the service's metrics; nil registers none.
+	Metrics prometheus.Registerer
+}
+
+type metrics struct {
+	// idempotent counts creates that found their Idempotency-Key claimed,
+	// by outcome: replayed, conflict, rebuilt, lost.
+	idempotent *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) metrics {
+	m := metrics{idempotent: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tally_poll_create_key_reuses_total",
+		Help: "Poll creates whose Idempotency-Key was already claimed, by outcome: replayed (the poll was found), " +
+			"conflict (another body), rebuilt (the claiming attempt stored no poll; this one stored it), " +
+			"lost (no poll and a claim too old to rebuild it from).",
+	}, []string{"outcome"})}
+	for _, o := range []string{"replayed", "conflict", "rebuilt", "lost"} {
+		m.idempotent.WithLabelValues(o)
+	}
+	if reg != nil {
+		reg.MustRegister(m.idempotent)
+	}
+	return m
 }
 
 // NewService builds the service.
@@ -112,28 +158,94 @@ func NewService(cfg Config, d Deps) *Service {
 		audit = noAudit{}
 	}
 	return &Service{cfg: cfg, store: d.Store, votes: d.Votes, log: d.Log, now: d.Now, onClose: d.OnClose, audit: audit,
-		cursors: d.Cursors, cache: map[gocql.UUID]cached{}}
+		cursors: d.Cursors, metrics: newMetrics(d.Metrics), cache: map[gocql.UUID]cached{}}
 }
 
 // Create validates and stores a poll. With an idempotency key, a repeat of
-// the same key by the same creator returns the poll the first call made.
+// the same key by the same creator returns the poll the first call made;
+// if that call claimed the key but never stored its poll (it died between
+// the two), the repeat stores the same poll under the claimed id.
 func (s *Service) Create(ctx context.Context, creator gocql.UUID, in CreateInput, idemKey string) (*Poll, bool, error) {
 	in.Title = strings.TrimSpace(in.Title)
 	if err := in.Validate(); err != nil {
 		return nil, false, err
 	}
-	now := s.now().UTC().Truncate(time.Millisecond)
+	c := CreateClaim{PollID: gocql.MustRandomUUID(), CreatedAt: s.now().UTC().Truncate(time.Millisecond),
+		CounterShards: s.cfg.CounterShards, IndexBuckets: s.cfg.IndexBuckets}
+	p, err := newPoll(creator, in, c)
+	if err != nil {
+		return nil, false, err
+	}
+	rebuilt := false
+	if idemKey != "" {
+		c.Fingerprint = in.fingerprint()
+		held, err := s.store.ClaimCreateKey(ctx, creator, idemKey, c)
+		if err != nil {
+			return nil, false, err
+		}
+		if held.PollID != c.PollID {
+			if held.Fingerprint != "" && held.Fingerprint != c.Fingerprint {
+				s.metrics.idempotent.WithLabelValues("conflict").Inc()
+				return nil, false, ErrIdempotencyConflict
+			}
+			existing, err := s.awaitPoll(ctx, held.PollID)
+			if err == nil {
+				s.metrics.idempotent.WithLabelValues("replayed").Inc()
+			}
+			if !errors.Is(err, ErrNotFound) {
+				return existing, false, err
+			}
+			if !held.rebuildable() {
+				// A claim from before claims carried the poll's creation
+				// time and layout: nothing to rebuild the poll from.
+				s.metrics.idempotent.WithLabelValues("lost").Inc()
+				s.log.Warn("idempotency key claimed by a create that stored no poll; the claim cannot rebuild it",
+					zap.Stringer("poll_id", held.PollID), zap.Stringer("user_id", creator))
+				return nil, false, err
+			}
+			// The claiming attempt stored nothing within the wait: it died,
+			// or is still on its way. Store the poll it meant to store; both
+			// writers then write the same rows, with the same timestamp.
+			if p, err = newPoll(creator, in, held); err != nil {
+				return nil, false, err
+			}
+			rebuilt = true
+		}
+	}
+	if err := s.store.Create(ctx, p); err != nil {
+		return nil, false, err
+	}
+	if rebuilt {
+		s.metrics.idempotent.WithLabelValues("rebuilt").Inc()
+		s.log.Warn("poll rebuilt from its idempotency claim: the attempt that claimed the key stored no poll",
+			zap.Stringer("poll_id", p.ID), zap.Stringer("user_id", creator))
+	} else {
+		s.log.Info("poll created", zap.Stringer("poll_id", p.ID), zap.Stringer("user_id", creator))
+	}
+	detail := map[string]any{"title": p.Title, "options": len(p.Options), "start_time": p.StartTime,
+		"end_time": p.EndTime, "settings": p.Settings}
+	if rebuilt {
+		detail["rebuilt_from_claim"] = true
+	}
+	s.audit.Record(ctx, p.ID, creator, audit.PollCreated, detail)
+	return p, true, nil
+}
+
+// newPoll is the poll a create request makes under claim c: every value
+// comes from the request or the claim, so the same request under the same
+// claim always makes the same poll, option ids included.
+func newPoll(creator gocql.UUID, in CreateInput, c CreateClaim) (*Poll, error) {
 	p := &Poll{
-		ID:            gocql.MustRandomUUID(),
+		ID:            c.PollID,
 		CreatorID:     creator,
 		Title:         in.Title,
 		Description:   in.Description,
-		StartTime:     now,
-		CreatedAt:     now,
-		UpdatedAt:     now,
+		StartTime:     c.CreatedAt,
+		CreatedAt:     c.CreatedAt,
+		UpdatedAt:     c.CreatedAt,
 		Settings:      in.Settings,
-		CounterShards: s.cfg.CounterShards,
-		IndexBuckets:  s.cfg.IndexBuckets,
+		CounterShards: c.CounterShards,
+		IndexBuckets:  c.IndexBuckets,
 	}
 	if in.StartTime != nil {
 		p.StartTime = in.StartTime.UTC().Truncate(time.Millisecond)
@@ -143,31 +255,16 @@ func (s *Service) Create(ctx context.Context, creator gocql.UUID, in CreateInput
 		p.EndTime = in.EndTime.UTC().Truncate(time.Millisecond)
 	}
 	if !p.EndTime.After(p.StartTime) {
-		return nil, false, apperr.Invalid("end_time", "must be after start_time")
+		return nil, apperr.Invalid("end_time", "must be after start_time")
 	}
-	p.Options = buildOptions(in.Options)
+	p.Options = buildOptions(in.Options, func(i int) gocql.UUID { return OptionID(c.PollID, i) })
+	return p, nil
+}
 
-	if idemKey != "" {
-		fp := in.fingerprint()
-		winner, winnerFP, err := s.store.ClaimCreateKey(ctx, creator, idemKey, fp, p.ID)
-		if err != nil {
-			return nil, false, err
-		}
-		if winner != p.ID && winnerFP != "" && winnerFP != fp {
-			return nil, false, ErrIdempotencyConflict
-		}
-		if winner != p.ID {
-			existing, err := s.awaitPoll(ctx, winner)
-			return existing, false, err
-		}
-	}
-	if err := s.store.Create(ctx, p); err != nil {
-		return nil, false, err
-	}
-	s.log.Info("poll created", zap.Stringer("poll_id", p.ID), zap.Stringer("user_id", creator))
-	s.audit.Record(ctx, p.ID, creator, audit.PollCreated, map[string]any{"title": p.Title, "options": len(p.Options),
-		"start_time": p.StartTime, "end_time": p.EndTime, "settings": p.Settings})
-	return p, true, nil
+// OptionID is the id of a new poll's option: a name-based (SHA-1, version 5)
+// UUID of the poll id and the option's index in the create request.
+func OptionID(pollID gocql.UUID, index int) gocql.UUID {
+	return gocql.UUID(uuid.NewSHA1(uuid.UUID(pollID), []byte("option/"+strconv.Itoa(index))))
 }
 
 // awaitPoll reads a poll whose creation may still be in flight in a
@@ -186,14 +283,15 @@ func (s *Service) awaitPoll(ctx context.Context, id gocql.UUID) (*Poll, error) {
 	}
 }
 
-func buildOptions(in []OptionInput) []Option {
+// buildOptions makes options from input, the i-th with the id id(i).
+func buildOptions(in []OptionInput, id func(i int) gocql.UUID) []Option {
 	opts := make([]Option, len(in))
 	for i, o := range in {
 		order := i
 		if o.DisplayOrder != nil {
 			order = *o.DisplayOrder
 		}
-		opts[i] = Option{ID: gocql.MustRandomUUID(), Text: strings.TrimSpace(o.Text), DisplayOrder: order}
+		opts[i] = Option{ID: id(i), Text: strings.TrimSpace(o.Text), DisplayOrder: order}
 	}
 	SortOptions(opts)
 	return opts
@@ -373,7 +471,9 @@ func (s *Service) Update(ctx context.Context, caller gocql.UUID, id gocql.UUID, 
 				return nil, ErrOptionsFrozen
 			}
 		}
-		opts := buildOptions(pt.Options)
+		// Fresh ids: a replacement must not reuse the ids of the options
+		// it deletes in the same batch.
+		opts := buildOptions(pt.Options, func(int) gocql.UUID { return gocql.MustRandomUUID() })
 		if err := s.store.ReplaceOptions(ctx, p, opts, now); err != nil {
 			return nil, err
 		}
