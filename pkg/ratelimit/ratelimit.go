@@ -149,8 +149,9 @@ func (e *Limited) Error() string { return apperr.ErrRateLimited.Message }
 // Unwrap makes errors.Is/As see the RATE_LIMITED sentinel.
 func (e *Limited) Unwrap() error { return apperr.ErrRateLimited }
 
-// ErrUnavailable refuses a fail-closed class while Redis cannot answer.
-var ErrUnavailable = apperr.New("UNAVAILABLE", "rate limits cannot be checked right now, try again")
+// ErrUnavailable refuses a fail-closed class while Redis cannot answer:
+// the shared 503 UNAVAILABLE (the vote outcome log counts it as rejected).
+var ErrUnavailable = apperr.ErrUnavailable
 
 // Limiter checks rules in Redis.
 type Limiter struct {
