@@ -18,6 +18,7 @@ import (
 	"github.com/tally-vote/tally/pkg/queue"
 	"github.com/tally-vote/tally/pkg/redisx"
 	"github.com/tally-vote/tally/pkg/testenv"
+	"github.com/tally-vote/tally/pkg/vote"
 )
 
 // dlqDepth counts the messages on the test's dead-letter topic.
@@ -197,7 +198,9 @@ func TestWorkerRefusesAnOptionThePollLacks(t *testing.T) {
 	pollID, opts := e.c.Poll(owner, nil)
 	pid, _ := gocql.ParseUUID(pollID)
 	vid, _ := gocql.ParseUUID(voterID)
-	rid := gocql.MustRandomUUID()
+	// The id an API of this deployment would have issued (sealed with its
+	// secret): a forged one is 404 to the voter, whatever happens to it.
+	rid := vote.NewRequestIDs([]byte(e.cfg.JWTSecret)).New(pid, vid, "")
 	msg := queue.Message{RequestID: rid, VoteID: gocql.MustRandomUUID(), PollID: pid, VoterID: vid,
 		OptionIDs: []gocql.UUID{gocql.MustRandomUUID()}, AcceptedAt: time.Now().UTC(), PollSeenAt: time.Now().UTC()}
 	body, _ := json.Marshal(msg)
