@@ -107,6 +107,16 @@ func TestObservability(t *testing.T) {
 	r := c.Do("POST", "/v1/polls/"+pollID+"/votes", tok, map[string]any{"option_id": opts[0]}, "X-Request-Id", httpRID).
 		Must(t, http.StatusAccepted)
 	requestID := r.Str("request_id")
+	// The voter's flag turns from pending to queued just after the 202 (off
+	// the answer's path); once the vote is recorded it surely has, and a
+	// second vote is the fast 409.
+	testenv.Eventually(t, 30*time.Second, func() error {
+		st := c.Do("GET", "/v1/polls/"+pollID+"/votes/requests/"+requestID, tok, nil)
+		if st.Str("state") != "completed" {
+			return fmt.Errorf("first vote: %s", st.Raw)
+		}
+		return nil
+	})
 	c.Do("POST", "/v1/polls/"+pollID+"/votes", tok, map[string]any{"option_id": opts[1]}).Must(t, http.StatusConflict)
 
 	var apiLine, workerLine map[string]any
