@@ -523,6 +523,20 @@ func loadConfig(t *testing.T, env map[string]string) (config.Config, error) {
 	return config.Load()
 }
 
+// loadWithSecret loads the manifests and the configuration their settings
+// give once a strong secret replaces the placeholder.
+func loadWithSecret(t *testing.T) (manifests, config.Config) {
+	t.Helper()
+	m := load(t)
+	env := m.envSettings()
+	env["TALLY_JWT_SECRET"] = strongSecret(t)
+	cfg, err := loadConfig(t, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, cfg
+}
+
 func strongSecret(t *testing.T) string {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
@@ -555,13 +569,7 @@ func TestSettingsLoad(t *testing.T) {
 }
 
 func TestProbesAndPorts(t *testing.T) {
-	m := load(t)
-	env := m.envSettings()
-	env["TALLY_JWT_SECRET"] = strongSecret(t)
-	cfg, err := loadConfig(t, env)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, cfg := loadWithSecret(t)
 	host, port, err := net.SplitHostPort(cfg.HTTPAddr)
 	if err != nil {
 		t.Fatalf("TALLY_HTTP_ADDR %q: %v", cfg.HTTPAddr, err)
@@ -607,13 +615,7 @@ func TestProbesAndPorts(t *testing.T) {
 // TestGracefulTermination: each pod's grace period covers the binary's own
 // drain, so SIGKILL never cuts it short.
 func TestGracefulTermination(t *testing.T) {
-	m := load(t)
-	env := m.envSettings()
-	env["TALLY_JWT_SECRET"] = strongSecret(t)
-	cfg, err := loadConfig(t, env)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, cfg := loadWithSecret(t)
 	for _, d := range m.deployments {
 		spec := d.Spec.Template.Spec
 		if spec.TerminationGracePeriodSeconds == nil {
@@ -770,13 +772,7 @@ func TestReferences(t *testing.T) {
 // to, on the topic the API produces to, and never asks for more workers than
 // the topic has partitions.
 func TestScaledObjectMatchesConfig(t *testing.T) {
-	m := load(t)
-	env := m.envSettings()
-	env["TALLY_JWT_SECRET"] = strongSecret(t)
-	cfg, err := loadConfig(t, env)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, cfg := loadWithSecret(t)
 	for _, so := range m.scaled {
 		for _, tr := range so.Spec.Triggers {
 			md := tr.Metadata
