@@ -30,9 +30,6 @@ type Config struct {
 	PressureHold time.Duration `env:"PRESSURE_HOLD" envDefault:"500ms"`
 }
 
-// ErrOverloaded refuses a request over the admission bound.
-var ErrOverloaded = apperr.ErrOverloaded
-
 // Gate counts vote requests in flight and their latency.
 type Gate struct {
 	cfg      Config
@@ -74,7 +71,7 @@ func New(cfg Config, now func() time.Time, reg prometheus.Registerer) *Gate {
 	return g
 }
 
-// Enter admits one request, or returns ErrOverloaded. done must be called
+// Enter admits one request, or returns apperr.ErrOverloaded. done must be called
 // when the request ends.
 func (g *Gate) Enter() (done func(), err error) {
 	n := g.inFlight.Add(1)
@@ -82,7 +79,7 @@ func (g *Gate) Enter() (done func(), err error) {
 		g.inFlight.Add(-1)
 		g.m.refused.Inc()
 		g.signal()
-		return nil, ErrOverloaded
+		return nil, apperr.ErrOverloaded
 	}
 	if g.cfg.PressureInFlight > 0 && n > int64(g.cfg.PressureInFlight) {
 		g.signal()

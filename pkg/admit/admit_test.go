@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tally-vote/tally/pkg/apperr"
 )
 
 type clock struct{ t time.Time }
@@ -49,7 +51,7 @@ func TestGate(t *testing.T) {
 			}
 			if tc.cfg.MaxInFlight > 0 {
 				_, err := g.Enter()
-				if refused := errors.Is(err, ErrOverloaded); refused != tc.wantRefused {
+				if refused := errors.Is(err, apperr.ErrOverloaded); refused != tc.wantRefused {
 					t.Fatalf("next request refused = %v, want %v", refused, tc.wantRefused)
 				}
 			}

@@ -130,7 +130,7 @@ func (q *Queue) Enqueue(ctx context.Context, p *poll.Poll, seenAt time.Time, b *
 			zap.Duration("for", q.cfg.KafkaCooldown), zap.Error(err))
 		return errors.Join(vote.ErrQueueUnavailable, err)
 	}
-	q.markQueued(ctx, p, b)
+	q.markQueued(p, b)
 	return nil
 }
 
@@ -148,7 +148,7 @@ func (q *Queue) slow(err error) bool {
 // flag is released.
 func (q *Queue) Settled(ctx context.Context, p *poll.Poll, b *vote.Ballot, err error) {
 	if err == nil {
-		q.markQueued(ctx, p, b)
+		q.markQueued(p, b)
 		return
 	}
 	_ = ReleaseFlag(ctx, q.rdb, b.PollID, b.VoterID, b.RequestID)
@@ -212,7 +212,7 @@ return redis.call("GET", fk) or 1`)
 // fail). It is off the answer's path: if it is lost, the pending flag
 // expires and the conditional write still refuses a second vote, only
 // later.
-func (q *Queue) markQueued(ctx context.Context, p *poll.Poll, b *vote.Ballot) {
+func (q *Queue) markQueued(p *poll.Poll, b *vote.Ballot) {
 	ttl := time.Until(p.EndTime) + time.Hour
 	ttl = min(max(ttl, time.Hour), 90*24*time.Hour)
 	m := mark{key: redisx.VoterFlag(b.PollID, b.VoterID), value: flagQueued + b.RequestID.String(), ttlMs: ttl.Milliseconds()}
