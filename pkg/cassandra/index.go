@@ -18,6 +18,8 @@ type IndexEntry struct {
 	// for rows written before that column existed.
 	Options []gocql.UUID
 	VotedAt time.Time
+	// Flags are the ballot's bot signals (pkg/abuse).
+	Flags []string
 }
 
 // IndexStore reads and writes single rows of the per-poll vote index, for
@@ -30,7 +32,7 @@ type IndexStore struct {
 func NewIndexStore(s gocqlx.Session) *IndexStore { return &IndexStore{s: s} }
 
 // selectIndexEntry reads one voter's index row.
-var selectIndexEntry = newStatement(votesByPollTable.Get("vote_id", "options", "option_ids", "voted_at"))
+var selectIndexEntry = newStatement(votesByPollTable.Get("vote_id", "options", "option_ids", "voted_at", "flags"))
 
 // Get reads a voter's index row; found is false when there is none.
 func (st *IndexStore) Get(ctx context.Context, pollID gocql.UUID, bucket int, voterID gocql.UUID) (IndexEntry, bool, error) {
@@ -50,7 +52,11 @@ func (st *IndexStore) Get(ctx context.Context, pollID gocql.UUID, bucket int, vo
 // worker wrote. It sets only the frozen options column; readers prefer it
 // over a legacy option_ids list left in the row.
 func (st *IndexStore) Put(ctx context.Context, pollID gocql.UUID, bucket int, voterID gocql.UUID, e IndexEntry) error {
-	err := insertVoteIndex.query(ctx, st.s).BindStruct(toVoteIndexRow(pollID, bucket, voterID, e)).ExecRelease()
+	ins := insertVoteIndex
+	if len(e.Flags) > 0 {
+		ins = insertFlaggedVoteIndex
+	}
+	err := ins.query(ctx, st.s).BindStruct(toVoteIndexRow(pollID, bucket, voterID, e)).ExecRelease()
 	if err != nil {
 		return apperr.Unavailable("write vote index row", err)
 	}

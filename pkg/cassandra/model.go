@@ -69,6 +69,8 @@ type pollRow struct {
 	IndexBuckets            int        `db:"index_buckets"`
 	OptionsVersion          *int       `db:"options_version"`
 	OptionsFrozen           *bool      `db:"options_frozen"`
+	BotPolicy               *string    `db:"bot_policy"`
+	AnonymousAccess         *string    `db:"anonymous_access"`
 	OptionText              *string    `db:"option_text"`
 	DisplayOrder            *int       `db:"display_order"`
 }
@@ -79,7 +81,7 @@ type pollRow struct {
 var pollStaticColumns = []string{
 	"poll_id", "creator_id", "title", "description", "start_time", "end_time", "closed_at", "created_at",
 	"updated_at", "show_results_during_voting", "allow_anonymous", "allow_multiple_options",
-	"max_votes_per_user", "counter_shards", "index_buckets",
+	"max_votes_per_user", "counter_shards", "index_buckets", "bot_policy", "anonymous_access",
 }
 
 // pollOptionColumns are the columns of one option's row.
@@ -93,6 +95,7 @@ func toPollRow(p *poll.Poll) pollRow {
 		ShowResultsDuringVoting: p.Settings.ShowResultsDuringVoting, AllowAnonymous: p.Settings.AllowAnonymous,
 		AllowMultipleOptions: p.Settings.AllowMultipleOptions, MaxVotesPerUser: p.Settings.MaxVotesPerUser,
 		CounterShards: p.CounterShards, IndexBuckets: p.IndexBuckets,
+		BotPolicy: ptr(string(p.Settings.BotPolicy)), AnonymousAccess: ptr(string(p.Settings.AnonymousAccess)),
 	}
 	if !p.ClosedAt.IsZero() {
 		r.ClosedAt = &p.ClosedAt
@@ -113,6 +116,9 @@ func (r pollRow) addToPoll(p *poll.Poll) {
 	p.Settings = poll.Settings{
 		ShowResultsDuringVoting: r.ShowResultsDuringVoting, AllowAnonymous: r.AllowAnonymous,
 		AllowMultipleOptions: r.AllowMultipleOptions, MaxVotesPerUser: r.MaxVotesPerUser,
+		// Polls created before 010 read nulls: the defaults.
+		BotPolicy:       poll.BotPolicy(orDefault(r.BotPolicy, string(poll.DefaultSettings.BotPolicy))),
+		AnonymousAccess: poll.AnonymousAccess(orDefault(r.AnonymousAccess, string(poll.DefaultSettings.AnonymousAccess))),
 	}
 	p.CounterShards, p.IndexBuckets = r.CounterShards, r.IndexBuckets
 	// A partition whose only row is the static one reads a null option_id.
@@ -183,6 +189,8 @@ type voteRow struct {
 	IP             *string      `db:"ip"`
 	UserAgent      *string      `db:"user_agent"`
 	WriteID        gocql.UUID   `db:"write_id"`
+	Device         *string      `db:"device"`
+	Flags          []string     `db:"flags"`
 }
 
 // nullable is s as a column that is null when s is empty.
@@ -206,6 +214,7 @@ func toVoteRow(b *vote.Ballot, writeID gocql.UUID) voteRow {
 		PollID: b.PollID, VoterID: b.VoterID, OptionIDs: b.OptionIDs, VoteID: b.VoteID, RequestID: b.RequestID,
 		IdempotencyKey: nullable(b.IdempotencyKey), VotedAt: b.VotedAt, Anonymous: b.Anonymous,
 		IP: nullable(b.IP), UserAgent: nullable(b.UserAgent), WriteID: writeID,
+		Device: nullable(b.Device), Flags: b.Flags,
 	}
 }
 
@@ -224,6 +233,9 @@ func voteRowFromMap(pollID, voterID gocql.UUID, m map[string]any) voteRow {
 	ip, _ := m["ip"].(string)
 	ua, _ := m["user_agent"].(string)
 	r.IdempotencyKey, r.IP, r.UserAgent = nullable(key), nullable(ip), nullable(ua)
+	dev, _ := m["device"].(string)
+	r.Device = nullable(dev)
+	r.Flags, _ = m["flags"].([]string)
 	return r
 }
 
@@ -231,7 +243,7 @@ func (r voteRow) toBallot() *vote.Ballot {
 	return &vote.Ballot{
 		PollID: r.PollID, VoterID: r.VoterID, OptionIDs: r.OptionIDs, VoteID: r.VoteID, RequestID: r.RequestID,
 		IdempotencyKey: deref(r.IdempotencyKey), VotedAt: r.VotedAt, Anonymous: r.Anonymous,
-		IP: deref(r.IP), UserAgent: deref(r.UserAgent),
+		IP: deref(r.IP), UserAgent: deref(r.UserAgent), Device: deref(r.Device), Flags: r.Flags,
 	}
 }
 
@@ -239,7 +251,7 @@ func (r voteRow) toScanRow() VoteRow {
 	return VoteRow{
 		PollID: r.PollID, VoterID: r.VoterID, VoteID: r.VoteID, RequestID: r.RequestID, OptionIDs: r.OptionIDs,
 		IdempotencyKey: deref(r.IdempotencyKey), VotedAt: r.VotedAt, Anonymous: r.Anonymous,
-		IP: deref(r.IP), UserAgent: deref(r.UserAgent),
+		IP: deref(r.IP), UserAgent: deref(r.UserAgent), Flags: r.Flags,
 	}
 }
 
@@ -253,19 +265,27 @@ type voteIndexRow struct {
 	OptionIDs []gocql.UUID `db:"option_ids"`
 	VoteID    gocql.UUID   `db:"vote_id"`
 	VotedAt   time.Time    `db:"voted_at"`
+	Flags     []string     `db:"flags"`
 }
 
 // voteIndexColumns are the columns an index row is written with: never the
-// legacy option_ids, which a same-timestamp rewrite would append to.
-var voteIndexColumns = []string{"poll_id", "bucket", "voter_id", "options", "vote_id", "voted_at"}
+// legacy option_ids, which a same-timestamp rewrite would append to, and
+// flags only for a flagged ballot (voteIndexFlaggedColumns): a null
+// collection would write a tombstone into every row of the partition.
+var (
+	voteIndexColumns        = []string{"poll_id", "bucket", "voter_id", "options", "vote_id", "voted_at"}
+	voteIndexFlaggedColumns = append(voteIndexColumns[:len(voteIndexColumns):len(voteIndexColumns)], "flags")
+)
 
 func toVoteIndexRow(pollID gocql.UUID, bucket int, voterID gocql.UUID, e IndexEntry) voteIndexRow {
-	return voteIndexRow{PollID: pollID, Bucket: bucket, VoterID: voterID, Options: e.Options, VoteID: e.VoteID, VotedAt: e.VotedAt}
+	return voteIndexRow{PollID: pollID, Bucket: bucket, VoterID: voterID, Options: e.Options, VoteID: e.VoteID,
+		VotedAt: e.VotedAt, Flags: e.Flags}
 }
 
 // ballotIndexRow is the index row of a ballot.
 func ballotIndexRow(pollID gocql.UUID, bucket int, b *vote.Ballot) voteIndexRow {
-	return voteIndexRow{PollID: pollID, Bucket: bucket, VoterID: b.VoterID, Options: b.OptionIDs, VoteID: b.VoteID, VotedAt: b.VotedAt}
+	return voteIndexRow{PollID: pollID, Bucket: bucket, VoterID: b.VoterID, Options: b.OptionIDs, VoteID: b.VoteID,
+		VotedAt: b.VotedAt, Flags: b.Flags}
 }
 
 // choices is the row's options, falling back to the legacy list.
@@ -277,7 +297,7 @@ func (r voteIndexRow) choices() []gocql.UUID {
 }
 
 func (r voteIndexRow) toIndexEntry() IndexEntry {
-	return IndexEntry{VoteID: r.VoteID, Options: r.choices(), VotedAt: r.VotedAt}
+	return IndexEntry{VoteID: r.VoteID, Options: r.choices(), VotedAt: r.VotedAt, Flags: r.Flags}
 }
 
 // voteCountRow is a row of vote_counts: one counter shard of one option, or
@@ -340,4 +360,14 @@ func (r auditRow) toEvent() audit.Event {
 	e := audit.Event{PollID: r.PollID, At: r.At.Time().UTC(), Kind: r.Event, ActorID: r.ActorID}
 	_ = json.Unmarshal([]byte(r.Detail), &e.Detail)
 	return e
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// orDefault is *s, or def when s is null or empty.
+func orDefault(s *string, def string) string {
+	if s == nil || *s == "" {
+		return def
+	}
+	return *s
 }

@@ -116,6 +116,12 @@ func (st *PollStore) Update(ctx context.Context, id gocql.UUID, ch poll.Change) 
 		if sp.MaxVotesPerUser != nil {
 			set("max_votes_per_user", *sp.MaxVotesPerUser)
 		}
+		if sp.BotPolicy != nil {
+			set("bot_policy", string(*sp.BotPolicy))
+		}
+		if sp.AnonymousAccess != nil {
+			set("anonymous_access", string(*sp.AnonymousAccess))
+		}
 	}
 	q := qb.Update(pollsTable.Name()).Set(cols...).Where(qb.Eq("poll_id")).QueryContext(ctx, st.s)
 	if err := q.BindMap(vals).ExecRelease(); err != nil {

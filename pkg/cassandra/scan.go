@@ -27,6 +27,8 @@ type VoteRow struct {
 	VotedAt                            time.Time
 	Anonymous                          bool
 	IP, UserAgent                      string
+	// Flags are the bot signals the ballot tripped (pkg/abuse).
+	Flags []string
 }
 
 // ScanOptions tunes ScanVotes. Zero values take the defaults.
@@ -55,7 +57,7 @@ const (
 
 // scanColumns are the columns of votes a scan reads.
 var scanColumns = []string{"poll_id", "voter_id", "option_ids", "vote_id", "request_id", "idempotency_key", "voted_at",
-	"anonymous", "ip", "user_agent"}
+	"anonymous", "ip", "user_agent", "flags"}
 
 // scanVotes reads one token range (lo, hi] of votes; qb's token builder
 // compares token(poll_id, voter_id) with bound token values.

@@ -37,6 +37,7 @@ var pollsTable = table.New(table.Metadata{
 		"creator_id", "title", "description", "start_time", "end_time", "closed_at", "created_at",
 		"updated_at", "show_results_during_voting", "allow_anonymous", "allow_multiple_options",
 		"max_votes_per_user", "counter_shards", "index_buckets", "options_version", "options_frozen",
+		"bot_policy", "anonymous_access",
 		"option_text", "display_order",
 	},
 	PartKey: []string{"poll_id"},
@@ -62,21 +63,21 @@ var pollIdempotencyTable = table.New(table.Metadata{
 })
 
 // votesTable is the truth: one partition per (poll, voter) (003; write_id
-// 008).
+// 008; device and flags 010).
 var votesTable = table.New(table.Metadata{
 	Name: "votes",
 	Columns: []string{
 		"poll_id", "voter_id", "option_ids", "vote_id", "request_id", "idempotency_key",
-		"voted_at", "anonymous", "ip", "user_agent", "write_id",
+		"voted_at", "anonymous", "ip", "user_agent", "write_id", "device", "flags",
 	},
 	PartKey: []string{"poll_id", "voter_id"},
 })
 
 // votesByPollTable is the per-poll index of ballots (003; options 005, which
-// new rows write instead of the legacy option_ids list).
+// new rows write instead of the legacy option_ids list; flags 010).
 var votesByPollTable = table.New(table.Metadata{
 	Name:    "votes_by_poll",
-	Columns: []string{"poll_id", "bucket", "voter_id", "option_ids", "options", "vote_id", "voted_at"},
+	Columns: []string{"poll_id", "bucket", "voter_id", "option_ids", "options", "vote_id", "voted_at", "flags"},
 	PartKey: []string{"poll_id", "bucket"},
 	SortKey: []string{"voter_id"},
 })

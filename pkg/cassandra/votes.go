@@ -32,13 +32,38 @@ func NewVoteStore(s gocqlx.Session, cfg Config, reg prometheus.Registerer) *Vote
 }
 
 var (
-	insertVote = newStatement(votesTable.InsertBuilder().Unique().ToCql())
-	selectVote = newStatement(votesTable.Get("option_ids", "vote_id", "request_id", "idempotency_key",
-		"voted_at", "anonymous", "ip", "user_agent", "write_id"))
+	// insertVote writes an unflagged ballot, insertFlaggedVote a flagged
+	// one: an unflagged ballot leaves flags unset rather than null.
+	insertVote        = newStatement(qb.Insert(votesTable.Name()).Columns(voteColumns...).Unique().ToCql())
+	insertFlaggedVote = newStatement(qb.Insert(votesTable.Name()).Columns(append(voteColumns, "flags")...).Unique().ToCql())
+	selectVote        = newStatement(votesTable.Get("option_ids", "vote_id", "request_id", "idempotency_key",
+		"voted_at", "anonymous", "ip", "user_agent", "write_id", "device", "flags"))
 	selectVoteIndex = newStatement(votesByPollTable.Get("vote_id"))
-	// insertVoteIndex writes an index row.
-	insertVoteIndex = newStatement(qb.Insert(votesByPollTable.Name()).Columns(voteIndexColumns...).ToCql())
+	// insertVoteIndex writes an index row, insertFlaggedVoteIndex a
+	// flagged ballot's.
+	insertVoteIndex        = newStatement(qb.Insert(votesByPollTable.Name()).Columns(voteIndexColumns...).ToCql())
+	insertFlaggedVoteIndex = newStatement(qb.Insert(votesByPollTable.Name()).Columns(voteIndexFlaggedColumns...).ToCql())
 )
+
+// voteColumns are the columns every ballot is written with.
+var voteColumns = []string{"poll_id", "voter_id", "option_ids", "vote_id", "request_id", "idempotency_key",
+	"voted_at", "anonymous", "ip", "user_agent", "write_id", "device"}
+
+// voteInsert is the statement that writes b.
+func voteInsert(b *vote.Ballot) statement {
+	if len(b.Flags) > 0 {
+		return insertFlaggedVote
+	}
+	return insertVote
+}
+
+// indexInsert is the statement that writes b's index row.
+func indexInsert(b *vote.Ballot) statement {
+	if len(b.Flags) > 0 {
+		return insertFlaggedVoteIndex
+	}
+	return insertVoteIndex
+}
 
 // Insert writes the ballot with IF NOT EXISTS, resolving unknown outcomes.
 // Every attempt carries a fresh write id: when an attempt's outcome is
@@ -52,7 +77,7 @@ func (st *VoteStore) Insert(ctx context.Context, b *vote.Ballot) (bool, *vote.Ba
 		op: "insert vote",
 		attempt: func(ctx context.Context) (*gocqlx.Queryx, func(map[string]any) bool) {
 			writeID := gocql.MustRandomUUID()
-			q := insertVote.query(ctx, st.s).BindStruct(toVoteRow(b, writeID))
+			q := voteInsert(b).query(ctx, st.s).BindStruct(toVoteRow(b, writeID))
 			return q, func(row map[string]any) bool { return row["write_id"] == writeID }
 		},
 		read:                   func(ctx context.Context) *gocqlx.Queryx { return selectVote.query(ctx, st.s).BindStruct(key) },
@@ -100,11 +125,11 @@ func (st *VoteStore) Indexed(ctx context.Context, b *vote.Ballot, bucket int) (b
 func (st *VoteStore) Index(ctx context.Context, pollID gocql.UUID, bucket int, ballots []*vote.Ballot) error {
 	var err error
 	if len(ballots) == 1 {
-		err = insertVoteIndex.query(ctx, st.s).BindStruct(ballotIndexRow(pollID, bucket, ballots[0])).ExecRelease()
+		err = indexInsert(ballots[0]).query(ctx, st.s).BindStruct(ballotIndexRow(pollID, bucket, ballots[0])).ExecRelease()
 	} else {
 		batch := newBatch(ctx, st.s, gocql.UnloggedBatch)
 		for _, b := range ballots {
-			batch.add(insertVoteIndex, ballotIndexRow(pollID, bucket, b))
+			batch.add(indexInsert(b), ballotIndexRow(pollID, bucket, b))
 		}
 		err = batch.exec(st.s)
 	}

@@ -18,10 +18,12 @@ type optionInput struct {
 }
 
 type settingsInput struct {
-	ShowResultsDuringVoting *bool `json:"show_results_during_voting"`
-	AllowAnonymous          *bool `json:"allow_anonymous"`
-	AllowMultipleOptions    *bool `json:"allow_multiple_options"`
-	MaxVotesPerUser         *int  `json:"max_votes_per_user"`
+	ShowResultsDuringVoting *bool                 `json:"show_results_during_voting"`
+	AllowAnonymous          *bool                 `json:"allow_anonymous"`
+	AllowMultipleOptions    *bool                 `json:"allow_multiple_options"`
+	MaxVotesPerUser         *int                  `json:"max_votes_per_user"`
+	BotPolicy               *poll.BotPolicy       `json:"bot_policy"`
+	AnonymousAccess         *poll.AnonymousAccess `json:"anonymous_access"`
 }
 
 type createPollRequest struct {

@@ -37,11 +37,40 @@ type Settings struct {
 	AllowAnonymous          bool `json:"allow_anonymous"`
 	AllowMultipleOptions    bool `json:"allow_multiple_options"`
 	MaxVotesPerUser         int  `json:"max_votes_per_user"`
+	// BotPolicy is what a vote that trips a bot signal gets (see
+	// pkg/abuse): recorded with its reasons (flag), refused with 403
+	// SUSPICIOUS_ACTIVITY (reject), or no check at all (off).
+	BotPolicy BotPolicy `json:"bot_policy"`
+	// AnonymousAccess is how anonymous voters reach an anonymous poll:
+	// any anonymous token (open), or one vote per owner-issued invite code
+	// (invite), or per solved proof-of-work challenge (pow).
+	AnonymousAccess AnonymousAccess `json:"anonymous_access"`
 }
 
+// BotPolicy is a poll's answer to a vote that trips a bot signal.
+type BotPolicy string
+
+// Bot policies.
+const (
+	BotOff    BotPolicy = "off"
+	BotFlag   BotPolicy = "flag"
+	BotReject BotPolicy = "reject"
+)
+
+// AnonymousAccess is how anonymous voters are admitted to a poll.
+type AnonymousAccess string
+
+// Anonymous access modes.
+const (
+	AnonymousOpen   AnonymousAccess = "open"
+	AnonymousInvite AnonymousAccess = "invite"
+	AnonymousPoW    AnonymousAccess = "pow"
+)
+
 // DefaultSettings are a new poll's settings before the creator's choices:
-// results visible while voting, accounts only, one option per ballot.
-var DefaultSettings = Settings{ShowResultsDuringVoting: true}
+// results visible while voting, accounts only, one option per ballot,
+// suspicious votes flagged.
+var DefaultSettings = Settings{ShowResultsDuringVoting: true, BotPolicy: BotFlag, AnonymousAccess: AnonymousOpen}
 
 // Option is one choice.
 type Option struct {

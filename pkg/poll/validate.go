@@ -86,6 +86,17 @@ func checkSettings(s Settings, numOptions int) error {
 	if s.MaxVotesPerUser > numOptions {
 		return apperr.Invalid("settings.max_votes_per_user", "must not exceed the number of options")
 	}
+	// Empty is the default (flag, open): settings built in code.
+	switch s.BotPolicy {
+	case "", BotOff, BotFlag, BotReject:
+	default:
+		return apperr.Invalid("settings.bot_policy", "must be off, flag or reject")
+	}
+	switch s.AnonymousAccess {
+	case "", AnonymousOpen, AnonymousInvite, AnonymousPoW:
+	default:
+		return apperr.Invalid("settings.anonymous_access", "must be open, invite or pow")
+	}
 	return nil
 }
 
@@ -159,6 +170,8 @@ type SettingsPatch struct {
 	AllowAnonymous          *bool
 	AllowMultipleOptions    *bool
 	MaxVotesPerUser         *int
+	BotPolicy               *BotPolicy
+	AnonymousAccess         *AnonymousAccess
 }
 
 // Apply overlays the patch on base.
@@ -174,6 +187,12 @@ func (sp SettingsPatch) Apply(base Settings) Settings {
 	}
 	if sp.MaxVotesPerUser != nil {
 		base.MaxVotesPerUser = *sp.MaxVotesPerUser
+	}
+	if sp.BotPolicy != nil {
+		base.BotPolicy = *sp.BotPolicy
+	}
+	if sp.AnonymousAccess != nil {
+		base.AnonymousAccess = *sp.AnonymousAccess
 	}
 	return base
 }

@@ -29,6 +29,8 @@ type Message struct {
 	Anonymous      bool         `json:"anonymous,omitempty"`
 	IP             string       `json:"ip,omitempty"`
 	UserAgent      string       `json:"user_agent,omitempty"`
+	Device         string       `json:"device,omitempty"`
+	Flags          []string     `json:"flags,omitempty"`
 	// PollSeenAt is when the accepting API read the poll it checked the
 	// vote against; OptionsVersion is the options' version it saw. The
 	// worker re-checks a vote accepted on a stale view (see Worker).
@@ -44,7 +46,7 @@ func FromBallot(b *vote.Ballot) Message {
 	return Message{
 		RequestID: b.RequestID, VoteID: b.VoteID, PollID: b.PollID, VoterID: b.VoterID,
 		OptionIDs: b.OptionIDs, IdempotencyKey: b.IdempotencyKey, AcceptedAt: b.VotedAt,
-		Anonymous: b.Anonymous, IP: b.IP, UserAgent: b.UserAgent,
+		Anonymous: b.Anonymous, IP: b.IP, UserAgent: b.UserAgent, Device: b.Device, Flags: b.Flags,
 	}
 }
 
@@ -53,7 +55,7 @@ func (m Message) Ballot() *vote.Ballot {
 	return &vote.Ballot{
 		PollID: m.PollID, VoterID: m.VoterID, OptionIDs: m.OptionIDs, VoteID: m.VoteID,
 		RequestID: m.RequestID, IdempotencyKey: m.IdempotencyKey, VotedAt: m.AcceptedAt,
-		Anonymous: m.Anonymous, IP: m.IP, UserAgent: m.UserAgent,
+		Anonymous: m.Anonymous, IP: m.IP, UserAgent: m.UserAgent, Device: m.Device, Flags: m.Flags,
 	}
 }
 

@@ -139,7 +139,7 @@ func (r *run) row(v cassandra.VoteRow) error {
 			}
 		}
 		err := r.d.Index.Put(ctx, v.PollID, bucket, v.VoterID,
-			cassandra.IndexEntry{VoteID: v.VoteID, Options: v.OptionIDs, VotedAt: v.VotedAt})
+			cassandra.IndexEntry{VoteID: v.VoteID, Options: v.OptionIDs, VotedAt: v.VotedAt, Flags: v.Flags})
 		if err != nil {
 			return err
 		}

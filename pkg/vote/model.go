@@ -32,6 +32,12 @@ type Ballot struct {
 	Anonymous      bool
 	IP             string
 	UserAgent      string
+	// Device is a keyed hash of the client's device fingerprint, or empty.
+	Device string
+	// Flags are the bot signals the ballot tripped when it was accepted
+	// (pkg/abuse), sorted; a flagged ballot is recorded and counted like
+	// any other, and a re-tally can leave it out.
+	Flags []string
 }
 
 // SameRequest reports whether other is the stored outcome of the request
