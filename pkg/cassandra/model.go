@@ -362,6 +362,13 @@ func (r auditRow) toEvent() audit.Event {
 	return e
 }
 
+// inviteRow is a row of poll_invites: a keyed hash of one invite code.
+type inviteRow struct {
+	PollID    gocql.UUID `db:"poll_id"`
+	CodeHash  []byte     `db:"code_hash"`
+	CreatedAt time.Time  `db:"created_at"`
+}
+
 func ptr[T any](v T) *T { return &v }
 
 // orDefault is *s, or def when s is null or empty.

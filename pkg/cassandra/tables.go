@@ -124,6 +124,14 @@ var auditLogTable = table.New(table.Metadata{
 	SortKey: []string{"at"},
 })
 
+// pollInvitesTable holds keyed hashes of a poll's invite codes (011).
+var pollInvitesTable = table.New(table.Metadata{
+	Name:    "poll_invites",
+	Columns: []string{"poll_id", "code_hash", "created_at"},
+	PartKey: []string{"poll_id"},
+	SortKey: []string{"code_hash"},
+})
+
 // allTables lists the metadata above; a test checks each against the
 // migrated schema, so a migration that changes a table fails until its
 // metadata here follows.
@@ -131,5 +139,5 @@ var allTables = []*table.Table{
 	usersTable, usersByEmailTable, usersByUsernameTable,
 	pollsTable, pollsByCreatorTable, pollIdempotencyTable,
 	votesTable, votesByPollTable, voteCountsTable, talliesTable, finalTalliesTable,
-	voteRequestFailuresTable, auditLogTable,
+	voteRequestFailuresTable, auditLogTable, pollInvitesTable,
 }
