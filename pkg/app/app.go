@@ -18,6 +18,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/tally-vote/tally/pkg/abuse"
 	"github.com/tally-vote/tally/pkg/admit"
 	"github.com/tally-vote/tally/pkg/audit"
 	"github.com/tally-vote/tally/pkg/auth"
@@ -123,7 +124,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) 
 	a.Votes = vote.NewService(cfg.Vote, vote.Deps{Store: cassandra.NewVoteStore(s, cfg.Cassandra, reg),
 		Counter: activeCounter{Counter: a.Tally, active: a.active},
 		Fence:   a.Tally.Fence(), Polls: a.Polls, Queue: q, Log: log.Named("vote"), Now: a.Now,
-		RequestKey: []byte(cfg.JWTSecret)}, reg)
+		RequestKey: []byte(cfg.JWTSecret), Bots: abuse.NewDetector(cfg.Bots, a.Redis, []byte(cfg.JWTSecret), a.Now, reg)}, reg)
 	a.failures = cassandra.NewFailureStore(s)
 	a.Statuses = vote.NewStatuses(a.Votes, a.failures, q)
 	a.Hub = live.NewHub(a.Tally, a.Polls.Cached, cfg.LiveInterval, log.Named("live"), reg)

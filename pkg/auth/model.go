@@ -41,6 +41,10 @@ type Principal struct {
 	// for a principal not read from a token); long-lived connections such
 	// as live sockets end then.
 	ExpiresAt time.Time
+	// AccountCreated is when the account was registered, carried in the
+	// token (zero for anonymous voters and tokens issued before it was):
+	// the bot signals watch bursts of brand-new accounts.
+	AccountCreated time.Time
 }
 
 // Token is what login and anonymous sign-in return.

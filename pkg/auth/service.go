@@ -110,7 +110,7 @@ func (s *Service) Login(ctx context.Context, login, password string) (Token, err
 	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), bcryptInput(password)) != nil {
 		return Token{}, ErrBadCredentials
 	}
-	return s.tokens.Issue(Principal{UserID: u.ID})
+	return s.tokens.Issue(Principal{UserID: u.ID, AccountCreated: u.CreatedAt})
 }
 
 // Anonymous mints a voter identity and its token. Each call is a new voter;

@@ -12,6 +12,8 @@ const issuer = "tally"
 
 type claims struct {
 	Anonymous bool `json:"anon,omitempty"`
+	// AccountCreated is the account's registration time, unix seconds.
+	AccountCreated int64 `json:"acct,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -41,8 +43,13 @@ func NewTokens(secret string, ttl time.Duration, now func() time.Time) *Tokens {
 // Issue signs a token for p.
 func (t *Tokens) Issue(p Principal) (Token, error) {
 	now := t.now()
+	var created int64
+	if !p.AccountCreated.IsZero() {
+		created = p.AccountCreated.Unix()
+	}
 	c := claims{
-		Anonymous: p.Anonymous,
+		AccountCreated: created,
+		Anonymous:      p.Anonymous,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    issuer,
 			Subject:   p.UserID.String(),
@@ -69,5 +76,9 @@ func (t *Tokens) Verify(raw string) (Principal, error) {
 	if err != nil {
 		return Principal{}, errors.Join(ErrInvalidToken, err)
 	}
-	return Principal{UserID: id, Anonymous: c.Anonymous, ExpiresAt: c.ExpiresAt.Time}, nil
+	pr := Principal{UserID: id, Anonymous: c.Anonymous, ExpiresAt: c.ExpiresAt.Time}
+	if c.AccountCreated > 0 {
+		pr.AccountCreated = time.Unix(c.AccountCreated, 0).UTC()
+	}
+	return pr, nil
 }

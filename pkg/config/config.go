@@ -13,6 +13,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/tally-vote/tally/pkg/abuse"
 	"github.com/tally-vote/tally/pkg/admit"
 	"github.com/tally-vote/tally/pkg/auth"
 	"github.com/tally-vote/tally/pkg/cassandra"
@@ -59,6 +60,7 @@ type Config struct {
 	Worker    queue.WorkerConfig    `envPrefix:"WORKER_"`
 	Reconcile tally.ReconcileConfig `envPrefix:"RECONCILE_"`
 	Admit     admit.Config          `envPrefix:"ADMIT_"`
+	Bots      abuse.Config          `envPrefix:"BOT_"`
 }
 
 // The two modes TALLY_ENV may name.

@@ -31,6 +31,7 @@ var statusByCode = map[string]int{
 	"FORBIDDEN":            http.StatusForbidden,
 	"NOT_POLL_OWNER":       http.StatusForbidden,
 	"RESULTS_HIDDEN":       http.StatusForbidden,
+	"SUSPICIOUS_ACTIVITY":  http.StatusForbidden,
 	"NOT_FOUND":            http.StatusNotFound,
 	"POLL_NOT_FOUND":       http.StatusNotFound,
 	"REQUEST_NOT_FOUND":    http.StatusNotFound,

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/ratelimit"
 	"github.com/tally-vote/tally/pkg/vote"
 )
 
@@ -81,10 +82,16 @@ func (h *handlers) castVote(c *gin.Context) {
 	}
 	caller, _ := principal(c)
 	out, err := h.votes.Cast(c.Request.Context(), p, seenAt, vote.Request{PollID: pollID, VoterID: caller.UserID,
-		Anonymous: caller.Anonymous, OptionIDs: options, IdempotencyKey: key, IP: c.ClientIP(), UserAgent: c.Request.UserAgent()})
+		Anonymous: caller.Anonymous, OptionIDs: options, IdempotencyKey: key, IP: c.ClientIP(), UserAgent: c.Request.UserAgent(),
+		Device: c.GetHeader("X-Device-Fingerprint"), AccountCreated: caller.AccountCreated})
 	if err != nil {
 		abort(c, err)
 		return
+	}
+	// The route's limits were checked in the vote's round trip: tell
+	// their state on success too.
+	if d := ratelimit.DeferredFrom(c.Request.Context()); d != nil && d.Decision.Allowed {
+		rateHeaders(c, d.Decision)
 	}
 	if out.Recorded != nil {
 		// Sync mode, Kafka unavailable, or a retry of a recorded vote.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/tally-vote/tally/pkg/abuse"
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/ratelimit"
@@ -107,11 +109,11 @@ func ReleaseFlag(ctx context.Context, rdb *redis.Client, pollID, voterID, reques
 // Enqueue flags the voter and produces the ballot; it returns only after
 // every in-sync replica acknowledged it. With Kafka failing it returns
 // vote.ErrQueueUnavailable (and keeps doing so for KafkaCooldown).
-func (q *Queue) Enqueue(ctx context.Context, p *poll.Poll, seenAt time.Time, b *vote.Ballot) error {
+func (q *Queue) Enqueue(ctx context.Context, p *poll.Poll, seenAt time.Time, b *vote.Ballot, bots *abuse.Check) error {
 	if q.now().UnixNano() < q.kafkaDown.Load() {
 		return vote.ErrQueueUnavailable
 	}
-	if err := q.flag(ctx, b); err != nil {
+	if err := q.flag(ctx, b, bots); err != nil {
 		return err
 	}
 	// From here on the ballot is produced even if the client goes away: a
@@ -172,12 +174,17 @@ func (q *Queue) Accepted(ctx context.Context, pollID, voterID, requestID gocql.U
 //
 // The vote route's rate limits, carried in ctx (ratelimit.Defer), are
 // checked by the same script, before the flag: a refused request sets no
-// flag and no marker, and the whole check is one round trip.
-func (q *Queue) flag(ctx context.Context, b *vote.Ballot) error {
+// flag and no marker. The bot signals (bots) are counted next, for a voter
+// with no flag yet: the flags they raise go into b.Flags, and on a poll
+// that rejects suspicious votes a tripped rule refuses the vote before its
+// flag is set. The whole check is one round trip.
+func (q *Queue) flag(ctx context.Context, b *vote.Ballot, bots *abuse.Check) error {
 	lim := ratelimit.DeferredFrom(ctx)
 	keys := append(lim.Keys(), redisx.VoterFlag(b.PollID, b.VoterID), redisx.AcceptedRequest(b.PollID, b.VoterID, b.RequestID))
+	keys = append(keys, bots.Keys()...)
 	rid := b.RequestID.String()
-	args := append(lim.Args(), flagPending+rid, flagPendingTTL.Milliseconds(), b.PollID.String(), q.cfg.RequestTTL.Milliseconds())
+	args := append(lim.Args(), rid, flagPendingTTL.Milliseconds(), b.PollID.String(), q.cfg.RequestTTL.Milliseconds())
+	args = append(args, bots.Args()...)
 	reply, rerr := flagScript.Run(ctx, q.rdb, keys, args...).Result()
 	body, err := lim.Settle(reply, rerr)
 	switch {
@@ -185,25 +192,62 @@ func (q *Queue) flag(ctx context.Context, b *vote.Ballot) error {
 		return err
 	case rerr != nil:
 		q.log.Debug("redis fast path unavailable", zap.Error(rerr))
+		bots.Skip()
 		return nil
 	}
-	holder, _ := body.(string)
-	if holder == "" || strings.TrimPrefix(strings.TrimPrefix(holder, flagQueued), flagPending) == rid ||
-		strings.HasPrefix(holder, flagPending) {
-		return nil
+	vals, _ := body.([]any)
+	if len(vals) != 2 {
+		return fmt.Errorf("queue: unexpected flag script reply %v", body)
 	}
-	return vote.ErrAlreadyVoted
+	switch code, _ := vals[0].(int64); code {
+	case flagSet:
+		b.Flags, err = bots.Settle(vals[1], false)
+		return err
+	case flagRefused:
+		_, err = bots.Settle(vals[1], true)
+		return err
+	case flagHeld:
+	default:
+		return fmt.Errorf("queue: unexpected flag script reply %v", body)
+	}
+	// The voter holds a flag: queued by another request is a duplicate;
+	// this request's own (a retry) or another's still pending goes on, and
+	// the conditional write decides.
+	holder, _ := vals[1].(string)
+	if strings.HasPrefix(holder, flagQueued) && strings.TrimPrefix(holder, flagQueued) != rid {
+		return vote.ErrAlreadyVoted
+	}
+	return nil
 }
 
-// flagScript is flag's round trip: the deferred rate limits, then SET NX
-// of the voter's flag and the accepted marker. It returns 1 when the flag
-// was set, else the flag's holder.
-var flagScript = ratelimit.Script(`
+// The flag script's answers.
+const (
+	flagHeld    = 0 // {0, holder}: the voter already holds a flag
+	flagSet     = 1 // {1, tripped}: this request now holds the pending flag
+	flagRefused = 2 // {2, tripped}: a bot rule refused the vote
+)
+
+// flagScript is flag's round trip: the deferred rate limits, then the
+// voter's flag. A voter whose flag is another request's queued one is
+// answered at once (no marker, no bot counting). A flag held by this
+// request or by another still pending lets the request go on with its
+// accepted marker. Otherwise the bot signals are counted (abuse.Lua),
+// and unless they refuse the vote, the pending flag and the accepted
+// marker are set.
+var flagScript = ratelimit.Script(abuse.Lua + `
 local fk, ak = KEYS[K + 1], KEYS[K + 2]
-local set = redis.call("SET", fk, ARGV[A + 1], "NX", "PX", ARGV[A + 2])
+local rid = ARGV[A + 1]
+local v = redis.call("GET", fk)
+if v and string.sub(v, 1, 2) == "q:" and string.sub(v, 3) ~= rid then return {0, v} end
+if v then
+  redis.call("SET", ak, ARGV[A + 3], "PX", ARGV[A + 4])
+  return {0, v}
+end
+local tripped, reject = bot_signals(K + 2, A + 4)
+if reject then return {2, tripped} end
+redis.call("SET", fk, "p:" .. rid, "PX", ARGV[A + 2])
 redis.call("SET", ak, ARGV[A + 3], "PX", ARGV[A + 4])
-if set then return 1 end
-return redis.call("GET", fk) or 1`)
+return {1, tripped}`)
 
 // markQueued records that the voter has a request durably queued (or
 // recorded): the flag becomes this request's queued one, for as long as

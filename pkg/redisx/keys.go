@@ -42,3 +42,10 @@ func FollowUpsBusy(pollID gocql.UUID) string {
 func RateLimit(rule, subject string) string {
 	return "rl:" + rule + ":" + subject
 }
+
+// BotSignal is bot:{poll}:{rule}:{subject}: how many votes on the poll one
+// subject (an IP, a device hash, a user agent hash) cast in the rule's
+// current window (pkg/abuse).
+func BotSignal(pollID gocql.UUID, rule, subject string) string {
+	return "bot:" + pollID.String() + ":" + rule + ":" + subject
+}

@@ -8,6 +8,7 @@ import (
 	"github.com/gocql/gocql"
 	"go.uber.org/zap"
 
+	"github.com/tally-vote/tally/pkg/abuse"
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/ratelimit"
@@ -36,7 +37,9 @@ type Queue interface {
 	// Enqueue durably queues b. It returns ErrAlreadyVoted when the voter
 	// is known to have another request queued or recorded, and
 	// ErrQueueUnavailable when it cannot take the ballot now.
-	Enqueue(ctx context.Context, p *poll.Poll, seenAt time.Time, b *Ballot) error
+	// bots are the vote's bot signals, counted in the same step: their
+	// flags go into b.Flags, or they refuse the vote (abuse.ErrSuspicious).
+	Enqueue(ctx context.Context, p *poll.Poll, seenAt time.Time, b *Ballot, bots *abuse.Check) error
 	// Settled tells the queue how a ballot it could not take ended when
 	// it was recorded directly: err is nil when it was recorded.
 	Settled(ctx context.Context, p *poll.Poll, b *Ballot, err error)
@@ -62,6 +65,10 @@ type Request struct {
 	OptionIDs       []gocql.UUID
 	IdempotencyKey  string
 	IP, UserAgent   string
+	// Device is the client's device fingerprint header, or empty.
+	Device string
+	// AccountCreated is the voter's registration time, zero if unknown.
+	AccountCreated time.Time
 }
 
 // maxUserAgent bounds the user agent kept with a ballot.
@@ -85,6 +92,7 @@ func (s *Service) ballot(r Request) *Ballot {
 		Anonymous:      r.Anonymous,
 		IP:             r.IP,
 		UserAgent:      ua,
+		Device:         s.bots.DeviceHash(r.Device),
 	}
 }
 
@@ -95,7 +103,7 @@ const freezeTimeout = time.Second
 // cast is the act of voting, in both modes: it applies the voting rules
 // to b on p (as read at seenAt) once, then queues it (async) or records it
 // (sync, or when the queue is unavailable).
-func (s *Service) cast(ctx context.Context, p *poll.Poll, seenAt time.Time, b *Ballot) (Receipt, error) {
+func (s *Service) cast(ctx context.Context, p *poll.Poll, seenAt time.Time, b *Ballot, sig abuse.Signals) (Receipt, error) {
 	if err := CheckVoter(p, b.Anonymous, s.now()); err != nil {
 		if errors.Is(err, poll.ErrNotActive) && b.IdempotencyKey != "" {
 			return s.original(ctx, b, err)
@@ -127,17 +135,18 @@ func (s *Service) cast(ctx context.Context, p *poll.Poll, seenAt time.Time, b *B
 	case err != nil:
 		s.log.Warn("freeze options deferred to the worker", zap.Stringer("poll_id", p.ID), zap.Error(err))
 	}
+	bots := s.bots.For(p, sig)
 	if !async {
-		// No flag round trip to share: the route's rate limits are
-		// checked on their own before the write.
-		if err := ratelimit.Enforce(ctx); err != nil {
-			return Receipt{}, s.refused(err)
+		// No flag round trip to share: the route's rate limits and the
+		// bot signals are checked on their own before the write.
+		if err := s.checkDirect(ctx, b, bots); err != nil {
+			return Receipt{}, err
 		}
 		return s.recordNow(ctx, p, b, "recorded_sync")
 	}
-	// The queue's flag step checks the route's rate limits in its round
-	// trip (see ratelimit.Defer).
-	err = s.queue.Enqueue(ctx, p, seenAt, b)
+	// The queue's flag step checks the route's rate limits and counts the
+	// bot signals in its round trip (see ratelimit.Defer, abuse.Check).
+	err = s.queue.Enqueue(ctx, p, seenAt, b, bots)
 	switch {
 	case err == nil:
 		s.m.casts.WithLabelValues("accepted").Inc()
@@ -146,19 +155,15 @@ func (s *Service) cast(ctx context.Context, p *poll.Poll, seenAt time.Time, b *B
 		s.m.casts.WithLabelValues("fast_duplicate").Inc()
 		return Receipt{}, err
 	case !errors.Is(err, ErrQueueUnavailable):
-		if errors.Is(err, apperr.ErrRateLimited) {
-			s.m.casts.WithLabelValues("rate_limited").Inc()
-			return Receipt{}, err
-		}
-		s.m.casts.WithLabelValues("rejected").Inc()
-		return Receipt{}, err
-	}
-	// The queue is down: write through, once the limits the queue did not
-	// get to check (it may have refused before its flag step) allow it.
-	// The ballot completes even if the client goes away now.
-	if err := ratelimit.Enforce(ctx); err != nil {
-		s.queue.Settled(ctx, p, b, err)
 		return Receipt{}, s.refused(err)
+	}
+	// The queue is down: write through, once the limits and bot signals
+	// the queue did not get to check (it may have refused before its flag
+	// step) allow it. The ballot completes even if the client goes away
+	// now.
+	if err := s.checkDirect(ctx, b, bots); err != nil {
+		s.queue.Settled(ctx, p, b, err)
+		return Receipt{}, err
 	}
 	ctx = context.WithoutCancel(ctx)
 	rec, err := s.recordNow(ctx, p, b, "fallback_sync")
@@ -170,12 +175,33 @@ func (s *Service) cast(ctx context.Context, p *poll.Poll, seenAt time.Time, b *B
 	return rec, err
 }
 
-// refused counts a vote the rate limits refused (429, or 503 for a
-// fail-closed vote class with Redis down).
+// checkDirect checks, for a vote about to be written without the queue's
+// flag step, the route's rate limits and bot signals that step would have
+// checked (each only if still pending), one round trip each.
+func (s *Service) checkDirect(ctx context.Context, b *Ballot, bots *abuse.Check) error {
+	if err := ratelimit.Enforce(ctx); err != nil {
+		return s.refused(err)
+	}
+	flags, err := bots.Evaluate(ctx)
+	if err != nil {
+		return s.refused(err)
+	}
+	if flags != nil {
+		b.Flags = flags
+	}
+	return nil
+}
+
+// refused counts a vote refused before it was queued or written: by the
+// rate limits (429, or 503 for a fail-closed vote class with Redis down),
+// a bot rule (403) or the queue shedding load (503).
 func (s *Service) refused(err error) error {
-	if errors.Is(err, apperr.ErrRateLimited) {
+	switch {
+	case errors.Is(err, apperr.ErrRateLimited):
 		s.m.casts.WithLabelValues("rate_limited").Inc()
-	} else {
+	case errors.Is(err, abuse.ErrSuspicious):
+		s.m.casts.WithLabelValues("suspicious").Inc()
+	default:
 		s.m.casts.WithLabelValues("rejected").Inc()
 	}
 	return err

@@ -9,6 +9,7 @@ import (
 	"github.com/gocql/gocql"
 	"go.uber.org/zap"
 
+	"github.com/tally-vote/tally/pkg/abuse"
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/reqid"
@@ -119,9 +120,13 @@ func requestIDString(id gocql.UUID) string {
 func (s *Service) Cast(ctx context.Context, p *poll.Poll, seenAt time.Time, r Request) (Receipt, error) {
 	start := time.Now()
 	b := s.ballot(r)
-	rec, err := s.cast(ctx, p, seenAt, b)
+	rec, err := s.cast(ctx, p, seenAt, b, abuse.Signals{IP: r.IP, UserAgent: r.UserAgent, Device: r.Device,
+		Anonymous: r.Anonymous, AccountCreated: r.AccountCreated})
 	line := OutcomeLine{Stage: "api", PollID: r.PollID, RequestID: b.RequestID, HTTPRequestID: reqid.From(ctx),
 		Took: time.Since(start), Err: err}
+	if len(b.Flags) > 0 {
+		line.Fields = append(line.Fields, zap.Strings("flags", b.Flags))
+	}
 	switch {
 	case err == nil && rec.Recorded != nil:
 		line.Outcome = "recorded"
@@ -129,6 +134,8 @@ func (s *Service) Cast(ctx context.Context, p *poll.Poll, seenAt time.Time, r Re
 		line.Outcome = "accepted"
 	case errors.Is(err, ErrAlreadyVoted):
 		line.Outcome, line.Duplicate = "duplicate", true
+	case errors.Is(err, abuse.ErrSuspicious):
+		line.Outcome = "suspicious"
 	case errors.Is(err, apperr.ErrUnavailable):
 		line.Outcome, line.Failed = "rejected", true
 	default:

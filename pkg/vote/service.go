@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/tally-vote/tally/pkg/abuse"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/retry"
 )
@@ -72,6 +73,7 @@ type Service struct {
 	// outcomes writes one sampled line per vote outcome.
 	outcomes *OutcomeLog
 	ids      RequestIDs
+	bots     *abuse.Detector // nil: no bot signals
 }
 
 type metrics struct {
@@ -93,6 +95,8 @@ type Deps struct {
 	// RequestKey seals request ids (see RequestIDs); every process that
 	// serves the same voters needs the same key.
 	RequestKey []byte
+	// Bots evaluates the bot signals of votes; nil checks none.
+	Bots *abuse.Detector
 }
 
 // NewService builds the service and registers its metrics.
@@ -100,7 +104,7 @@ func NewService(cfg Config, d Deps, reg prometheus.Registerer) *Service {
 	m := &metrics{
 		casts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tally_ingest_votes_total",
-			Help: "Vote requests by outcome: accepted (queued, 202), fast_duplicate (409 from the queue's flag), recorded_sync (sync mode), fallback_sync (queue down, written directly), duplicate (409 from the LWT), replayed_after_close (a retry answered with its original outcome), rate_limited (429 from the vote route's rate limits), rejected (503).",
+			Help: "Vote requests by outcome: accepted (queued, 202), fast_duplicate (409 from the queue's flag), recorded_sync (sync mode), fallback_sync (queue down, written directly), duplicate (409 from the LWT), replayed_after_close (a retry answered with its original outcome), rate_limited (429 from the vote route's rate limits), suspicious (403 from a bot rule on a poll that rejects), rejected (503).",
 		}, []string{"outcome"}),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tally_votes_total",
@@ -121,7 +125,8 @@ func NewService(cfg Config, d Deps, reg prometheus.Registerer) *Service {
 		m.followUp.WithLabelValues(step) // exported at zero, so increase() sees the first error
 	}
 	return &Service{cfg: cfg, store: d.Store, counter: d.Counter, fence: d.Fence, polls: d.Polls, queue: d.Queue,
-		log: d.Log, now: d.Now, m: m, outcomes: NewOutcomeLog(d.Log, cfg.LogSample), ids: NewRequestIDs(d.RequestKey)}
+		log: d.Log, now: d.Now, m: m, outcomes: NewOutcomeLog(d.Log, cfg.LogSample), ids: NewRequestIDs(d.RequestKey),
+		bots: d.Bots}
 }
 
 // followUpPolicy retries follow-ups of the synchronous path; the worker

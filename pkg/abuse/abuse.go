@@ -1,0 +1,321 @@
+// Package abuse watches votes for signs of automation: counters in Redis
+// per poll and window (votes from one IP, one device fingerprint, one user
+// agent, brand-new accounts, anonymous voters from one IP) whose crossing
+// flags the vote with the rule's name. The poll's bot policy decides what a
+// flag does: nothing is checked (off), the vote is recorded and counted with
+// its reasons so the owner can re-tally without it (flag), or it is refused
+// with 403 SUSPICIOUS_ACTIVITY (reject). Nothing is silently dropped.
+//
+// The counters are evaluated inside the vote's one Redis round trip (the
+// queue's flag script embeds Lua), or on their own by Evaluate when a vote
+// is recorded without the queue. With Redis down the checks are skipped and
+// counted: a vote is never refused because the signals are unavailable.
+package abuse
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"hash/fnv"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/poll"
+	"github.com/tally-vote/tally/pkg/redisx"
+)
+
+// ErrSuspicious refuses a vote that tripped a bot signal on a poll whose
+// policy is reject.
+var ErrSuspicious = apperr.New("SUSPICIOUS_ACTIVITY", "this vote looks automated and the poll refuses such votes")
+
+// The rules, by the name stored in a ballot's flags and used as a metric
+// label.
+const (
+	// RuleIPBurst: many votes on one poll from one IP (many accounts
+	// behind one address) within a short window.
+	RuleIPBurst = "ip_burst"
+	// RuleDeviceReuse: one device fingerprint voting on one poll as
+	// several voters.
+	RuleDeviceReuse = "device_reuse"
+	// RuleUserAgentBurst: a burst of votes on one poll carrying one user
+	// agent string.
+	RuleUserAgentBurst = "user_agent_burst"
+	// RuleNewAccountBurst: a burst of votes on one poll from accounts
+	// registered moments ago.
+	RuleNewAccountBurst = "new_account_burst"
+	// RuleAnonymousIP: many anonymous voters on one poll from one IP
+	// (anonymous token farming).
+	RuleAnonymousIP = "anonymous_ip"
+)
+
+// Rules lists every rule, in a stable order.
+var Rules = []string{RuleIPBurst, RuleDeviceReuse, RuleUserAgentBurst, RuleNewAccountBurst, RuleAnonymousIP}
+
+// Config holds each rule's threshold (votes allowed in its window before
+// the next one is flagged; 0 turns the rule off) and window.
+type Config struct {
+	IPBurst          int           `env:"IP_BURST" envDefault:"20"`
+	IPBurstWindow    time.Duration `env:"IP_BURST_WINDOW" envDefault:"1m"`
+	DeviceReuse      int           `env:"DEVICE_REUSE" envDefault:"2"`
+	DeviceWindow     time.Duration `env:"DEVICE_WINDOW" envDefault:"24h"`
+	UserAgentBurst   int           `env:"USER_AGENT_BURST" envDefault:"300"`
+	UserAgentWindow  time.Duration `env:"USER_AGENT_WINDOW" envDefault:"1m"`
+	NewAccountBurst  int           `env:"NEW_ACCOUNT_BURST" envDefault:"20"`
+	NewAccountWindow time.Duration `env:"NEW_ACCOUNT_WINDOW" envDefault:"1m"`
+	// NewAccountAge is how young an account counts as brand-new.
+	NewAccountAge   time.Duration `env:"NEW_ACCOUNT_AGE" envDefault:"1h"`
+	AnonymousPerIP  int           `env:"ANONYMOUS_PER_IP" envDefault:"5"`
+	AnonymousWindow time.Duration `env:"ANONYMOUS_WINDOW" envDefault:"1h"`
+}
+
+// Signals are what a vote request shows about its sender.
+type Signals struct {
+	IP        string
+	UserAgent string
+	// Device is the device fingerprint as the client sent it (header
+	// X-Device-Fingerprint), or empty.
+	Device    string
+	Anonymous bool
+	// AccountCreated is the voter's registration time, zero if unknown.
+	AccountCreated time.Time
+}
+
+// MaxDevice bounds the fingerprint read from a request; longer ones are
+// cut before hashing.
+const MaxDevice = 256
+
+// Detector builds each vote's Check and evaluates checks on their own.
+type Detector struct {
+	cfg     Config
+	rdb     *redis.Client
+	key     []byte
+	now     func() time.Time
+	signals *prometheus.CounterVec
+	checks  *prometheus.CounterVec
+}
+
+// NewDetector builds a detector; secret keys the device fingerprint hash
+// (the same secret on every process). It registers its metrics.
+func NewDetector(cfg Config, rdb *redis.Client, secret []byte, now func() time.Time, reg prometheus.Registerer) *Detector {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("tally device fingerprints"))
+	d := &Detector{cfg: cfg, rdb: rdb, key: m.Sum(nil), now: now,
+		signals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tally_bot_signals_total",
+			Help: "Votes that tripped a bot rule, by rule and what the poll's policy did: flagged (recorded with the reason) or rejected (403 SUSPICIOUS_ACTIVITY).",
+		}, []string{"rule", "action"}),
+		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tally_bot_checks_total",
+			Help: "Bot checks of votes by result: clean, flagged, rejected, skipped (Redis unavailable: the vote went on unchecked).",
+		}, []string{"result"}),
+	}
+	reg.MustRegister(d.signals, d.checks)
+	for _, r := range Rules {
+		for _, a := range []string{"flagged", "rejected"} {
+			d.signals.WithLabelValues(r, a) // exported at zero, so increase() sees the first one
+		}
+	}
+	for _, r := range []string{"clean", "flagged", "rejected", "skipped"} {
+		d.checks.WithLabelValues(r)
+	}
+	return d
+}
+
+// DeviceHash is the keyed hash of a device fingerprint stored with a
+// ballot: stable for one device, meaningless without the key.
+func (d *Detector) DeviceHash(raw string) string {
+	if d == nil || raw == "" {
+		return ""
+	}
+	if len(raw) > MaxDevice {
+		raw = raw[:MaxDevice]
+	}
+	m := hmac.New(sha256.New, d.key)
+	m.Write([]byte(raw))
+	return hex.EncodeToString(m.Sum(nil)[:16])
+}
+
+// Check is one vote's rule counters, to be counted once: in the queue's
+// flag script (Keys, Args, then Settle with what bot_signals returned) or
+// by Evaluate. A nil Check has nothing to count. It is used by one request.
+type Check struct {
+	d      *Detector
+	reject bool
+	rules  []counter
+	done   bool
+}
+
+type counter struct {
+	key, name string
+	limit     int
+	window    time.Duration
+}
+
+// For builds the check of a vote on p with signals s: the rules that
+// apply, or nil when the poll's policy is off (or d is nil).
+func (d *Detector) For(p *poll.Poll, s Signals) *Check {
+	policy := p.Settings.BotPolicy
+	if d == nil || policy == poll.BotOff {
+		return nil
+	}
+	c := &Check{d: d, reject: policy == poll.BotReject}
+	add := func(name, subject string, limit int, window time.Duration) {
+		if limit > 0 && window > 0 && subject != "" {
+			c.rules = append(c.rules, counter{key: redisx.BotSignal(p.ID, name, subject), name: name, limit: limit, window: window})
+		}
+	}
+	add(RuleIPBurst, s.IP, d.cfg.IPBurst, d.cfg.IPBurstWindow)
+	add(RuleDeviceReuse, d.DeviceHash(s.Device), d.cfg.DeviceReuse, d.cfg.DeviceWindow)
+	if s.UserAgent != "" {
+		h := fnv.New64a()
+		h.Write([]byte(s.UserAgent))
+		add(RuleUserAgentBurst, strconv.FormatUint(h.Sum64(), 16), d.cfg.UserAgentBurst, d.cfg.UserAgentWindow)
+	}
+	if !s.Anonymous && !s.AccountCreated.IsZero() && d.now().Sub(s.AccountCreated) < d.cfg.NewAccountAge {
+		add(RuleNewAccountBurst, "all", d.cfg.NewAccountBurst, d.cfg.NewAccountWindow)
+	}
+	if s.Anonymous {
+		add(RuleAnonymousIP, s.IP, d.cfg.AnonymousPerIP, d.cfg.AnonymousWindow)
+	}
+	return c
+}
+
+// Pending reports whether the check still has counters to count.
+func (c *Check) Pending() bool { return c != nil && !c.done && len(c.rules) > 0 }
+
+// Keys are the check's counter keys, to pass to a script that calls
+// bot_signals (see Lua) after its own keys; none once counted.
+func (c *Check) Keys() []string {
+	if !c.Pending() {
+		return nil
+	}
+	keys := make([]string, len(c.rules))
+	for i, r := range c.rules {
+		keys[i] = r.key
+	}
+	return keys
+}
+
+// Args are the check's arguments, to pass after the script's own: the
+// number of rules, 1 to reject, then limit, window (ms) and name of each.
+func (c *Check) Args() []any {
+	if !c.Pending() {
+		return []any{0, 0}
+	}
+	reject := 0
+	if c.reject {
+		reject = 1
+	}
+	args := make([]any, 0, 2+3*len(c.rules))
+	args = append(args, len(c.rules), reject)
+	for _, r := range c.rules {
+		args = append(args, r.limit, r.window.Milliseconds(), r.name)
+	}
+	return args
+}
+
+// Settle takes what bot_signals returned for the check (tripped, as the
+// script replied it, and whether it refused the vote), counts the outcome
+// and returns the vote's flags, or ErrSuspicious for a refused vote.
+func (c *Check) Settle(tripped any, rejected bool) ([]string, error) {
+	if !c.Pending() {
+		return nil, nil
+	}
+	c.done = true
+	return c.d.settle(Tripped(tripped), rejected)
+}
+
+// Skip marks the check as not done because Redis did not answer: the
+// vote goes on unchecked, and the skip is counted.
+func (c *Check) Skip() {
+	if c.Pending() {
+		c.done = true
+		c.d.checks.WithLabelValues("skipped").Inc()
+	}
+}
+
+// Evaluate counts a check still pending in a round trip of its own: for a
+// vote recorded without the queue's flag script. It returns the flags, or
+// ErrSuspicious when the vote is to be refused; with Redis unavailable
+// the check is skipped.
+func (c *Check) Evaluate(ctx context.Context) ([]string, error) {
+	if !c.Pending() {
+		return nil, nil
+	}
+	reply, err := evaluate.Run(ctx, c.d.rdb, c.Keys(), c.Args()...).Result()
+	vals, ok := reply.([]any)
+	if err != nil || !ok || len(vals) != 2 {
+		c.Skip()
+		return nil, nil
+	}
+	code, _ := vals[0].(int64)
+	return c.Settle(vals[1], code == 2)
+}
+
+// Lua defines bot_signals(k, a) for a script whose check keys follow its
+// k-th key and whose check arguments follow its a-th argument (Keys, Args).
+// It counts the vote in every rule's window and returns the names of the
+// rules it crossed and whether the vote is to be refused. A counter's
+// window starts at its first vote (fixed windows: cheap, and a burst shows
+// up within one).
+const Lua = `
+local function bot_signals(k, a)
+  local m = tonumber(ARGV[a + 1])
+  local tripped = {}
+  for i = 1, m do
+    local key = KEYS[k + i]
+    local c = redis.call("INCR", key)
+    if c == 1 then redis.call("PEXPIRE", key, ARGV[a + 3 * i + 1]) end
+    if c > tonumber(ARGV[a + 3 * i]) then tripped[#tripped + 1] = ARGV[a + 3 * i + 2] end
+  end
+  return tripped, ARGV[a + 2] == "1" and #tripped > 0
+end
+`
+
+// evaluate is Lua on its own: {1, tripped} or {2, tripped} to refuse.
+var evaluate = redis.NewScript(Lua + `
+local tripped, reject = bot_signals(0, 0)
+if reject then return {2, tripped} end
+return {1, tripped}`)
+
+// Tripped reads the rule names a bot_signals call returned.
+func Tripped(v any) []string {
+	list, _ := v.([]any)
+	var names []string
+	for _, x := range list {
+		if s, ok := x.(string); ok {
+			names = append(names, s)
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// settle counts a checked vote's outcome and returns its flags, or
+// ErrSuspicious when rejected.
+func (d *Detector) settle(flags []string, rejected bool) ([]string, error) {
+	switch {
+	case len(flags) == 0:
+		d.checks.WithLabelValues("clean").Inc()
+		return nil, nil
+	case rejected:
+		d.checks.WithLabelValues("rejected").Inc()
+		for _, f := range flags {
+			d.signals.WithLabelValues(f, "rejected").Inc()
+		}
+		// The refusal does not say which rule: that would teach a bot
+		// what to vary.
+		return flags, ErrSuspicious
+	}
+	d.checks.WithLabelValues("flagged").Inc()
+	for _, f := range flags {
+		d.signals.WithLabelValues(f, "flagged").Inc()
+	}
+	return flags, nil
+}
