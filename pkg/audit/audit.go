@@ -1,6 +1,7 @@
 // Package audit keeps the append-only log of what happened to a poll
 // besides its votes: owner actions, reconciliation repairs, the final
-// tally being frozen, dead-lettered votes.
+// tally being frozen, re-tallies excluding flagged votes, dead-lettered
+// votes.
 package audit
 
 import (
@@ -21,6 +22,14 @@ const (
 	DriftRepaired   = "tally.drift_repaired"
 	TallyFrozen     = "tally.frozen"
 	VoteDeadLetter  = "vote.dead_lettered"
+	// InvitesMinted: the owner minted invite codes (detail: count, and
+	// held, the poll's codes after it); the codes themselves are never
+	// recorded.
+	InvitesMinted = "poll.invites_minted"
+	// RetalliedExcludingFlagged: a tally without the votes bot signals
+	// flagged was computed and shown, to the owner (actor) or an operator
+	// (detail "by": "cli"), with the counts it showed.
+	RetalliedExcludingFlagged = "tally.retallied_excluding_flagged"
 )
 
 // Event is one entry.

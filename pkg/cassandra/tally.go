@@ -27,7 +27,7 @@ var (
 			Where(voteCountsTable.PrimaryKeyCmp()...).ToCql())
 	sumShards = newStatement(qb.Select(voteCountsTable.Name()).Columns("option_id", "votes").
 			Where(qb.Eq("poll_id"), qb.In("shard")).ToCql())
-	countRows = newStatement(votesByPollTable.Select("options", "option_ids"))
+	countRows = newStatement(votesByPollTable.Select("options", "option_ids", "flags"))
 	anyRow    = newStatement(qb.Select(votesByPollTable.Name()).Columns("voter_id").
 			Where(qb.Eq("poll_id"), qb.In("bucket")).Limit(1).ToCql())
 	insertFinalStatics = newStatement(qb.Insert(finalTalliesTable.Name()).
@@ -80,21 +80,22 @@ func (st *TallyStore) SumShards(ctx context.Context, pollID gocql.UUID, shards i
 }
 
 // CountRows counts ballots bucket by bucket through the per-poll index,
-// paging through each bucket partition.
-func (st *TallyStore) CountRows(ctx context.Context, pollID gocql.UUID, buckets int, progress func(done, total int, ballots int64)) (tally.Counts, error) {
-	c := tally.NewCounts()
+// paging through each bucket partition, with and without the flagged ones
+// (the index row repeats the ballot's flags).
+func (st *TallyStore) CountRows(ctx context.Context, pollID gocql.UUID, buckets int, progress func(done, total int, ballots int64)) (tally.RowCounts, error) {
+	c := tally.NewRowCounts()
 	for _, b := range shardList(buckets) {
 		iter := countRows.query(ctx, st.s).BindStruct(voteIndexRow{PollID: pollID, Bucket: b}).PageSize(5000).Iter()
 		var r voteIndexRow
 		for iter.StructScan(&r) {
-			c.Add(r.choices())
+			c.Add(r.choices(), r.Flags)
 			r = voteIndexRow{}
 		}
 		if err := iter.Close(); err != nil {
-			return tally.Counts{}, apperr.Unavailable("count vote rows", err)
+			return tally.RowCounts{}, apperr.Unavailable("count vote rows", err)
 		}
 		if progress != nil {
-			progress(b+1, len(shardList(buckets)), c.Ballots)
+			progress(b+1, len(shardList(buckets)), c.All.Ballots)
 		}
 	}
 	return c, nil

@@ -15,8 +15,14 @@ import (
 // Report is what one reconciliation found and did.
 type Report struct {
 	PollID gocql.UUID
-	// Rows is the truth counted from ballot rows.
+	// Rows is the truth counted from ballot rows: the tally of record,
+	// flagged ballots included.
 	Rows Counts
+	// Unflagged is Rows without the ballots bot signals flagged, and
+	// Flagged how many were flagged and why, counted in the same pass.
+	// Nothing is repaired or frozen from them.
+	Unflagged Counts
+	Flagged   Flagged
 	// Counters is what the counter shards summed to before repair.
 	Counters Counts
 	// CounterDrift is Rows minus Counters; Repaired is what was added.
@@ -77,8 +83,11 @@ func (s *Service) Reconcile(ctx context.Context, p *poll.Poll, opts ReconcileOpt
 		s.m.runs.WithLabelValues("failed").Inc()
 		return rep, err
 	}
-	rep.Rows, rep.Counters = rows, shards
-	rep.CounterDrift = shards.Diff(rows)
+	rep.Rows, rep.Unflagged, rep.Flagged, rep.Counters = rows.All, rows.Unflagged, rows.Flagged, shards
+	if rows.All.Ballots > 0 {
+		s.m.flagged.Observe(float64(rows.Flagged.Ballots) / float64(rows.All.Ballots))
+	}
+	rep.CounterDrift = shards.Diff(rows.All)
 	if !rep.CounterDrift.IsZero() && (fenced || opts.Final) {
 		if err := s.store.AdjustShard(ctx, p.ID, 0, rep.CounterDrift); err != nil {
 			s.m.runs.WithLabelValues("failed").Inc()
@@ -120,11 +129,12 @@ func (s *Service) auditReport(ctx context.Context, rep Report) {
 	}
 	if rep.Final {
 		s.audit.Record(ctx, rep.PollID, gocql.UUID{}, audit.TallyFrozen, map[string]any{
-			"ballots": rep.Rows.Ballots, "options": rep.Rows.Options, "as_of": rep.AsOf})
+			"ballots": rep.Rows.Ballots, "options": rep.Rows.Options, "as_of": rep.AsOf,
+			"flagged_ballots": rep.Flagged.Ballots})
 	}
 }
 
-func (s *Service) measure(ctx context.Context, p *poll.Poll, progress func(int, int, int64)) (Counts, Counts, error) {
+func (s *Service) measure(ctx context.Context, p *poll.Poll, progress func(int, int, int64)) (RowCounts, Counts, error) {
 	rows, err := s.store.CountRows(ctx, p.ID, p.IndexBuckets, progress)
 	if err != nil {
 		return rows, Counts{}, err
@@ -150,6 +160,7 @@ func (s *Service) cacheDrift(ctx context.Context, p *poll.Poll, rows Counts) boo
 func (s *Service) report(rep Report) {
 	fields := []zap.Field{
 		zap.Stringer("poll_id", rep.PollID), zap.Int64("ballots", rep.Rows.Ballots),
+		zap.Int64("flagged_ballots", rep.Flagged.Ballots),
 		zap.Bool("final", rep.Final), zap.Bool("cache_drift", rep.CacheDrift),
 	}
 	if rep.CounterDrift.IsZero() && !rep.CacheDrift {

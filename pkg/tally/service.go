@@ -21,9 +21,10 @@ import (
 type Store interface {
 	// SumShards reads every counter shard of a poll and sums them.
 	SumShards(ctx context.Context, pollID gocql.UUID, shards int) (Counts, error)
-	// CountRows counts ballot rows through the per-poll index, calling
-	// progress (when set) after each bucket.
-	CountRows(ctx context.Context, pollID gocql.UUID, buckets int, progress func(done, total int, ballots int64)) (Counts, error)
+	// CountRows counts ballot rows through the per-poll index, with and
+	// without flagged ballots in the same pass, calling progress (when set)
+	// after each bucket.
+	CountRows(ctx context.Context, pollID gocql.UUID, buckets int, progress func(done, total int, ballots int64)) (RowCounts, error)
 	// AnyRow reports whether the poll has at least one ballot row.
 	AnyRow(ctx context.Context, pollID gocql.UUID, buckets int) (bool, error)
 	// AdjustShard adds deltas to one counter shard (used to repair drift).
@@ -52,6 +53,9 @@ type Config struct {
 	// however many read it, each process scans a poll at most once per
 	// (scan time + FinalMinInterval).
 	FinalMinInterval time.Duration `env:"FINAL_MIN_INTERVAL" envDefault:"5s"`
+	// FlagsCacheTTL is how long the owner's flag report (GET …/flags) is
+	// cached; each report built past it is audited.
+	FlagsCacheTTL time.Duration `env:"FLAGS_CACHE_TTL" envDefault:"5s"`
 }
 
 // maxFinalMemo bounds how many polls' last counts a process remembers.
@@ -79,17 +83,21 @@ type Service struct {
 	finals   map[gocql.UUID]finalMemo
 }
 
-// finalMemo is a poll's last row count and when it finished.
+// finalMemo is a poll's last row count, when it started (its as_of) and
+// when it finished.
 type finalMemo struct {
-	snap snapshot
+	rows RowCounts
+	asOf time.Time
 	done time.Time
 }
 
 type metrics struct {
-	scans prometheus.Counter
-	cache *prometheus.CounterVec
-	drift *prometheus.CounterVec
-	runs  *prometheus.CounterVec
+	scans     prometheus.Counter
+	cache     *prometheus.CounterVec
+	drift     *prometheus.CounterVec
+	runs      *prometheus.CounterVec
+	retallies *prometheus.CounterVec
+	flagged   prometheus.Histogram
 }
 
 // NewService builds the service and registers its metrics.
@@ -98,10 +106,10 @@ func NewService(cfg Config, store Store, rdb *redis.Client, audit Auditor, log *
 	m := &metrics{
 		scans: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tally_final_scans_total",
-			Help: "Counts of a poll's vote rows made to answer tally=final (each scans the poll's vote index).",
+			Help: "Counts of a poll's vote rows made to answer tally=final or a flag report (each scans the poll's vote index).",
 		}),
 		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tally_results_cache_total", Help: "Results cache lookups by tally mode and outcome (hit, miss, error).",
+			Name: "tally_results_cache_total", Help: "Results cache lookups by tally mode (live, final, flags) and outcome (hit, miss, error).",
 		}, []string{"mode", "outcome"}),
 		drift: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tally_reconcile_drift_votes_total",
@@ -110,12 +118,23 @@ func NewService(cfg Config, store Store, rdb *redis.Client, audit Auditor, log *
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tally_reconcile_runs_total", Help: "Reconciliation runs by result (clean, repaired, unfenced_drift, busy, failed).",
 		}, []string{"result"}),
+		retallies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tally_flag_retallies_total",
+			Help: "Tallies excluding flagged votes computed, shown and audited, by who asked (api: the poll's owner, cli: tally reconcile --exclude-flagged).",
+		}, []string{"by"}),
+		flagged: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tally_reconcile_flagged_ratio",
+			Help:    "Share of a poll's ballots that carry bot-signal flags, observed by each reconciliation of a poll with ballots.",
+			Buckets: []float64{0, 0.01, 0.05, 0.1, 0.25, 0.5, 1},
+		}),
 	}
-	reg.MustRegister(m.scans, m.cache, m.drift, m.runs)
+	reg.MustRegister(m.scans, m.cache, m.drift, m.runs, m.retallies, m.flagged)
 	// Exported at zero from the start, so alerts on increase() see the
 	// first drift.
 	m.drift.WithLabelValues("counters")
 	m.drift.WithLabelValues("redis")
+	m.retallies.WithLabelValues("api")
+	m.retallies.WithLabelValues("cli")
 	return &Service{cfg: cfg, store: store, fence: NewFence(rdb), redis: rdb, audit: audit, log: log, now: now, m: m,
 		finals: map[gocql.UUID]finalMemo{}}
 }
@@ -218,44 +237,60 @@ func (s *Service) compute(ctx context.Context, p *poll.Poll, mode Mode) (snapsho
 			return snapshot{Counts: f.Counts, AsOf: f.AsOf}, time.Minute, nil
 		}
 	}
-	return s.countRows(ctx, p)
+	memo, ttl, err := s.countRows(ctx, p)
+	return snapshot{Counts: memo.rows.All, AsOf: memo.asOf}, ttl, err
 }
 
 // countRows counts a poll's rows unless this process finished a count less
 // than FinalMinInterval ago; then it serves that count (with its as_of),
-// cached for the rest of the interval. Callers are already collapsed per
-// poll by the singleflight group, so one count runs at a time.
-func (s *Service) countRows(ctx context.Context, p *poll.Poll) (snapshot, time.Duration, error) {
-	s.finalsMu.Lock()
-	memo, ok := s.finals[p.ID]
-	s.finalsMu.Unlock()
-	if ok {
-		if left := memo.done.Add(s.cfg.FinalMinInterval).Sub(s.now()); left > 0 {
-			return memo.snap, min(left, s.cfg.FinalCacheTTL), nil
-		}
+// cached for the rest of the interval. tally=final and the flag report
+// share both the memo and the count: concurrent callers of either are
+// collapsed into one scan per poll.
+func (s *Service) countRows(ctx context.Context, p *poll.Poll) (finalMemo, time.Duration, error) {
+	if memo, left, ok := s.lastCount(p.ID); ok {
+		return memo, min(left, s.cfg.FinalCacheTTL), nil
 	}
-	s.m.scans.Inc()
-	asOf := s.now().UTC()
-	c, err := s.store.CountRows(ctx, p.ID, p.IndexBuckets, nil)
+	v, err, _ := s.group.Do("rows:"+p.ID.String(), func() (any, error) {
+		s.m.scans.Inc()
+		asOf := s.now().UTC()
+		rc, err := s.store.CountRows(ctx, p.ID, p.IndexBuckets, nil)
+		if err != nil {
+			return finalMemo{}, err
+		}
+		memo := finalMemo{rows: rc, asOf: asOf, done: s.now()}
+		s.finalsMu.Lock()
+		if _, ok := s.finals[p.ID]; !ok && len(s.finals) >= maxFinalMemo {
+			for k := range s.finals { // evict one at random: the map stays bounded
+				delete(s.finals, k)
+				break
+			}
+		}
+		s.finals[p.ID] = memo
+		s.finalsMu.Unlock()
+		return memo, nil
+	})
 	if err != nil {
-		return snapshot{}, 0, err
+		return finalMemo{}, 0, err
 	}
-	snap := snapshot{Counts: c, AsOf: asOf}
+	return v.(finalMemo), s.cfg.FinalCacheTTL, nil
+}
+
+// lastCount is the poll's last count while it is younger than
+// FinalMinInterval, and how long it stays so.
+func (s *Service) lastCount(pollID gocql.UUID) (finalMemo, time.Duration, bool) {
 	s.finalsMu.Lock()
-	if _, ok := s.finals[p.ID]; !ok && len(s.finals) >= maxFinalMemo {
-		for k := range s.finals { // evict one at random: the map stays bounded
-			delete(s.finals, k)
-			break
-		}
-	}
-	s.finals[p.ID] = finalMemo{snap: snap, done: s.now()}
+	memo, ok := s.finals[pollID]
 	s.finalsMu.Unlock()
-	return snap, s.cfg.FinalCacheTTL, nil
+	if !ok {
+		return finalMemo{}, 0, false
+	}
+	left := memo.done.Add(s.cfg.FinalMinInterval).Sub(s.now())
+	return memo, left, left > 0
 }
 
 // Invalidate drops cached results so the next read recomputes.
 func (s *Service) Invalidate(ctx context.Context, pollID gocql.UUID) {
-	s.redis.Del(ctx, cacheKey(Live, pollID), cacheKey(Final, pollID))
+	s.redis.Del(ctx, cacheKey(Live, pollID), cacheKey(Final, pollID), cacheKey(flagsMode, pollID))
 	s.finalsMu.Lock()
 	delete(s.finals, pollID)
 	s.finalsMu.Unlock()

@@ -162,10 +162,11 @@ func TestVerifyRepairsIndexAndCounters(t *testing.T) {
 	}
 	// The reconciliation path, which counts through the index, now agrees
 	// with the rows.
-	c, err := counters.CountRows(ctx, pa.ID, buckets, nil)
+	rc, err := counters.CountRows(ctx, pa.ID, buckets, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	c := rc.All
 	if c.Ballots != 35 || c.Options[a0]+c.Options[a1] != 35 {
 		t.Fatalf("index counts after repair: %+v", c)
 	}
