@@ -44,6 +44,7 @@ type bench struct {
 	lwtCeiling                                         float64
 	ladder                                             []float64
 	overloadRate                                       float64
+	botPolicy                                          string
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -99,6 +100,7 @@ func newCmd() *cobra.Command {
 	f.Float64SliceVar(&b.ladder, "ladder", []float64{1000, 2000, 3000, 4000, 5000, 6000, 8000, 10000},
 		"burst: offered rates, each for --duration, until p99 crosses 100 ms")
 	f.Float64Var(&b.overloadRate, "overload-rate", 6000, "overload: offered rate (about twice what the box accepts)")
+	f.StringVar(&b.botPolicy, "bot-policy", "flag", "the bench polls' settings.bot_policy: off, flag or reject (every bench vote comes from one IP and user agent, so with flag nearly all are flagged: the rules' worst case)")
 	return cmd
 }
 

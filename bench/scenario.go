@@ -115,7 +115,8 @@ func (b *bench) createPolls(url string, n int) ([]pollInfo, error) {
 			defer func() { <-sem; wg.Done() }()
 			owner := b.mint(gocql.MustRandomUUID())
 			body, _ := json.Marshal(map[string]any{"title": fmt.Sprintf("bench %s #%d", b.runID, i),
-				"options": []map[string]any{{"text": "Go"}, {"text": "Rust"}, {"text": "Zig"}, {"text": "C"}}})
+				"options":  []map[string]any{{"text": "Go"}, {"text": "Rust"}, {"text": "Zig"}, {"text": "C"}},
+				"settings": map[string]any{"bot_policy": b.botPolicy}})
 			st, m := b.do("POST", url+"/v1/polls", owner, body, "")
 			if st != http.StatusCreated {
 				ferr.Store(fmt.Errorf("create poll: status %d %v", st, m))
