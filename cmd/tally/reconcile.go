@@ -3,29 +3,41 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"sort"
+	"strings"
 
+	"github.com/gocql/gocql"
 	"github.com/spf13/cobra"
 
 	"github.com/tally-vote/tally/pkg/app"
+	"github.com/tally-vote/tally/pkg/tally"
 )
 
 func newReconcileCmd() *cobra.Command {
 	var (
-		pollID    string
-		enqueue   bool
-		waitFinal bool
+		pollID         string
+		enqueue        bool
+		waitFinal      bool
+		excludeFlagged bool
 	)
 	cmd := &cobra.Command{
 		Use:   "reconcile --poll ID",
 		Short: "Recount a poll from its vote rows, report drift, repair counters and cache",
 		Long: "Runs reconciliation for one poll in this process and prints the report as JSON, " +
-			"or with --enqueue hands it to the workers through the reconciliation topic.",
+			"or with --enqueue hands it to the workers through the reconciliation topic. " +
+			"With --exclude-flagged it also prints the tally with and without the votes bot signals flagged " +
+			"(counted in the same pass; the tally of record keeps them) and records that re-tally in the audit log.",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			id, err := pollFlag(pollID, true)
 			if err != nil {
 				return err
+			}
+			if enqueue && excludeFlagged {
+				return errors.New("--exclude-flagged prints this run's counts; it cannot be combined with --enqueue")
 			}
 			return withApp(cmd.Context(), func(ctx context.Context, a *app.App) error {
 				if enqueue {
@@ -47,13 +59,46 @@ func newReconcileCmd() *cobra.Command {
 				}
 				enc := json.NewEncoder(os.Stdout)
 				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
+				if !excludeFlagged {
+					return enc.Encode(rep)
+				}
+				p, err := a.Polls.Get(ctx, id)
+				if err != nil {
+					return err
+				}
+				a.Tally.Retallied(ctx, id, rep.RowCounts(), rep.AsOf, gocql.UUID{}, "cli")
+				flags := tally.BuildFlagReport(p, rep.RowCounts(), rep.AsOf, a.Now())
+				printFlagSummary(os.Stderr, flags)
+				return enc.Encode(struct {
+					Reconcile tally.Report      `json:"reconcile"`
+					Flags     *tally.FlagReport `json:"flags"`
+				}{rep, flags})
 			})
 		},
 	}
 	cmd.Flags().StringVar(&pollID, "poll", "", "poll id (required)")
 	cmd.Flags().BoolVar(&enqueue, "enqueue", false, "send the request to the workers instead of running it here")
+	cmd.Flags().BoolVar(&excludeFlagged, "exclude-flagged", false, "also print the tally without the votes bot signals flagged (and how many, by reason), and audit the re-tally; the tally of record is unchanged")
 	cmd.Flags().BoolVar(&waitFinal, "final", false, "for a closed poll, wait until the workers have applied every vote that can count (the close's watermark) and freeze the final tally")
 	_ = cmd.MarkFlagRequired("poll")
 	return cmd
+}
+
+// printFlagSummary writes the re-tally for a reader: totals, reasons, and
+// each option with and without the flagged votes.
+func printFlagSummary(w io.Writer, r *tally.FlagReport) {
+	reasons := make([]string, 0, len(r.ByReason))
+	for k, v := range r.ByReason {
+		reasons = append(reasons, fmt.Sprintf("%s %d", k, v))
+	}
+	sort.Strings(reasons)
+	fmt.Fprintf(w, "poll %s: %d votes, %d flagged", r.PollID, r.TotalVotes, r.FlaggedVotes)
+	if len(reasons) > 0 {
+		fmt.Fprintf(w, " (%s)", strings.Join(reasons, ", "))
+	}
+	fmt.Fprintf(w, "; %d without them (as of %s)\n", r.ResultsExcludingFlagged.TotalVotes, r.AsOf.Format("2006-01-02T15:04:05Z07:00"))
+	for i, o := range r.Results.Options {
+		ex := r.ResultsExcludingFlagged.Options[i]
+		fmt.Fprintf(w, "  %-30q %8d (%6.2f%%)  excluding flagged %8d (%6.2f%%)\n", o.Label, o.Votes, o.Percentage, ex.Votes, ex.Percentage)
+	}
 }
