@@ -28,6 +28,7 @@ func (b *bench) benchEnv(mode string) []string {
 		"TALLY_ENV":                       "dev",
 		"TALLY_LOG_LEVEL":                 "warn",
 		"TALLY_HTTP_ADDR":                 b.addr,
+		"TALLY_WORKER_ADDR":               "127.0.0.1:0",
 		"TALLY_JWT_SECRET":                b.secret,
 		"TALLY_PPROF":                     "true",
 		"TALLY_CASSANDRA_KEYSPACE":        b.keyspace,

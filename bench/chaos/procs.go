@@ -192,6 +192,9 @@ func (h *harness) processEnv() []string {
 		{"TALLY_ENV", "dev"},
 		{"TALLY_LOG_LEVEL", "info"},
 		{"TALLY_HTTP_ADDR", h.opt.addr},
+		// The worker's operator listener on a free port: a run never
+		// collides with another tally worker on this machine.
+		{"TALLY_WORKER_ADDR", "127.0.0.1:0"},
 		{"TALLY_PUBLIC_URL", "http://" + h.opt.addr},
 		{"TALLY_JWT_SECRET", h.secret},
 		{"TALLY_CASSANDRA_HOSTS", "127.0.0.1:9042"},

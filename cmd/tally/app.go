@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"time"
 
@@ -20,18 +21,27 @@ func serve(ctx context.Context, a *app.App) error {
 	if err != nil {
 		return err
 	}
-	srv := httpapi.NewServer(a.Cfg.HTTP, a.Cfg.HTTPAddr, router)
+	ln, err := net.Listen("tcp", a.Cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http server: %w", err)
+	}
+	return serveHTTP(ctx, a.Log, httpapi.NewServer(a.Cfg.HTTP, a.Cfg.HTTPAddr, router), ln)
+}
+
+// serveHTTP serves srv on ln until ctx is cancelled, then drains in-flight
+// requests with a fresh timeout.
+func serveHTTP(ctx context.Context, log *zap.Logger, srv *http.Server, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() {
-		a.Log.Info("http listening", zap.String("addr", a.Cfg.HTTPAddr))
-		errc <- srv.ListenAndServe()
+		log.Info("http listening", zap.String("addr", ln.Addr().String()))
+		errc <- srv.Serve(ln)
 	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
 	}
-	a.Log.Info("shutting down http")
+	log.Info("shutting down http")
 	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {

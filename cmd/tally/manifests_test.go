@@ -74,7 +74,7 @@ func TestKubernetesManifestArgs(t *testing.T) {
 	}
 	// The API, the worker and the migration must all be there: a manifest the
 	// loop silently skipped would otherwise pass.
-	for _, want := range []string{"Deployment:serve --with-worker=false", "Deployment:serve --with-worker=true", "Job:migrate"} {
+	for _, want := range []string{"Deployment:serve --with-worker=false", "Deployment:worker", "Job:migrate"} {
 		if !slices.Contains(seen, want) {
 			t.Errorf("no container runs %q; seen %q", want, seen)
 		}

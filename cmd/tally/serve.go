@@ -42,18 +42,6 @@ func newServeCmd() *cobra.Command {
 	return cmd
 }
 
-func newWorkerCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "worker",
-		Short: "Drain the votes topic into Cassandra and run reconciliation requests",
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withApp(cmd.Context(), func(ctx context.Context, a *app.App) error {
-				return a.RunWorker(ctx)
-			})
-		},
-	}
-}
-
 // withApp loads configuration, builds the process, runs fn and releases
 // everything afterwards.
 func withApp(ctx context.Context, fn func(context.Context, *app.App) error) error {

@@ -568,14 +568,22 @@ func TestSettingsLoad(t *testing.T) {
 	}
 }
 
+// TestProbesAndPorts: each Deployment's one port is where its command
+// listens (serve: TALLY_HTTP_ADDR; worker: TALLY_WORKER_ADDR, probes and
+// metrics only), on every interface, and the probes and the Prometheus
+// scrape annotations point at it.
 func TestProbesAndPorts(t *testing.T) {
 	m, cfg := loadWithSecret(t)
-	host, port, err := net.SplitHostPort(cfg.HTTPAddr)
-	if err != nil {
-		t.Fatalf("TALLY_HTTP_ADDR %q: %v", cfg.HTTPAddr, err)
-	}
-	if host != "" && host != "0.0.0.0" && host != "::" {
-		t.Errorf("TALLY_HTTP_ADDR %q listens on %s only; probes and the Service come from outside the pod", cfg.HTTPAddr, host)
+	ports := map[string]string{}
+	for name, addr := range map[string]string{"TALLY_HTTP_ADDR": cfg.HTTPAddr, "TALLY_WORKER_ADDR": cfg.WorkerAddr} {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			t.Fatalf("%s %q: %v", name, addr, err)
+		}
+		if host != "" && host != "0.0.0.0" && host != "::" {
+			t.Errorf("%s %q listens on %s only; probes, scrapes and the Service come from outside the pod", name, addr, host)
+		}
+		ports[name] = port
 	}
 	for _, d := range m.deployments {
 		cs := d.Spec.Template.Spec.Containers
@@ -583,9 +591,18 @@ func TestProbesAndPorts(t *testing.T) {
 			t.Fatalf("Deployment/%s has %d containers, want 1", d.Name, len(cs))
 		}
 		c := cs[0]
+		addrVar := "TALLY_HTTP_ADDR"
+		if len(c.Args) > 0 && c.Args[0] == "worker" {
+			addrVar = "TALLY_WORKER_ADDR"
+		}
+		port := ports[addrVar]
 		if len(c.Ports) != 1 || fmt.Sprint(c.Ports[0].ContainerPort) != port {
-			t.Errorf("Deployment/%s ports %v, want one on %s (TALLY_HTTP_ADDR)", d.Name, c.Ports, port)
+			t.Errorf("Deployment/%s ports %v, want one on %s (%s)", d.Name, c.Ports, port, addrVar)
 			continue
+		}
+		ann := d.Spec.Template.Annotations
+		if ann["prometheus.io/scrape"] != "true" || ann["prometheus.io/port"] != port || ann["prometheus.io/path"] != "/metrics" {
+			t.Errorf("Deployment/%s scrape annotations %v, want /metrics on %s (%s)", d.Name, ann, port, addrVar)
 		}
 		probe := func(kind string, p *corev1.Probe, path string) {
 			if p == nil || p.HTTPGet == nil {

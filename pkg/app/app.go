@@ -186,6 +186,19 @@ func (a *App) Router() (http.Handler, error) {
 	})
 }
 
+// OpsRouter builds the operator listener's handler of a process that runs
+// the worker without the API: probes and the registry the worker's metrics
+// are on.
+func (a *App) OpsRouter() http.Handler {
+	return httpapi.NewOpsRouter(httpapi.OpsDeps{
+		Log:           a.Log.Named("ops"),
+		Registry:      a.Registry,
+		Checks:        a.Checks(),
+		OperatorToken: a.Cfg.HTTP.OperatorToken,
+		Pprof:         a.Cfg.Pprof,
+	})
+}
+
 // RunWorker drains the votes topic, runs reconciliation requests and
 // schedules reconciliation of polls that receive votes, until ctx ends.
 func (a *App) RunWorker(ctx context.Context) error {

@@ -33,6 +33,9 @@ type Config struct {
 	// "production" (strong secrets required, insecure switches refused).
 	Env      string `env:"ENV" envDefault:"dev"`
 	HTTPAddr string `env:"HTTP_ADDR" envDefault:"127.0.0.1:8080"`
+	// WorkerAddr is where `tally worker` serves operators /healthz, /readyz
+	// and /metrics (no API); serve answers those on HTTPAddr.
+	WorkerAddr string `env:"WORKER_ADDR" envDefault:"127.0.0.1:9091"`
 	// PublicURL prefixes links such as a poll's manage_url.
 	PublicURL string `env:"PUBLIC_URL" envDefault:"http://127.0.0.1:8080"`
 	LogLevel  string `env:"LOG_LEVEL" envDefault:"info"`

@@ -8,8 +8,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gin-contrib/pprof"
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
+
+	"github.com/tally-vote/tally/pkg/apperr"
 )
 
 // Check is one dependency probed by /readyz.
@@ -26,6 +31,43 @@ type Check struct {
 type checkResult struct {
 	Status string `json:"status"`
 	Error  string `json:"error,omitempty"`
+}
+
+// OpsDeps are what the operator listener of a process without the API
+// (`tally worker`) needs.
+type OpsDeps struct {
+	Log      *zap.Logger
+	Registry *prometheus.Registry
+	Checks   []Check
+	// OperatorToken unlocks /readyz's per-dependency detail, as on the API.
+	OperatorToken string
+	Pprof         bool
+}
+
+// NewOpsRouter builds the handler of an operator-only listener: /healthz,
+// /readyz and /metrics (and /debug/pprof when enabled), no API routes. It
+// records no tally_http_* series, so probes of a worker never enter the
+// API's request SLIs.
+func NewOpsRouter(d OpsDeps) http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = true
+	r.Use(requestContext(d.Log), recoverer())
+	r.NoRoute(func(c *gin.Context) { abort(c, apperr.New("NOT_FOUND", "no such route")) })
+	r.NoMethod(func(c *gin.Context) { abort(c, apperr.New("METHOD_NOT_ALLOWED", "method not allowed on this route")) })
+	probes(r, d.Registry, d.Checks, d.OperatorToken)
+	if d.Pprof {
+		pprof.Register(r)
+	}
+	return r
+}
+
+// probes registers the routes every listener of a Tally process serves.
+func probes(r gin.IRoutes, reg *prometheus.Registry, checks []Check, operatorToken string) {
+	r.GET("/healthz", healthz)
+	r.GET("/readyz", readyz(checks, operatorToken))
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 }
 
 func healthz(c *gin.Context) {

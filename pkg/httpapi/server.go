@@ -8,7 +8,6 @@ import (
 	"github.com/gin-contrib/pprof"
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/admit"
@@ -82,9 +81,7 @@ func NewRouter(d Deps) (*gin.Engine, error) {
 	r.NoRoute(func(c *gin.Context) { abort(c, apperr.New("NOT_FOUND", "no such route")) })
 	r.NoMethod(func(c *gin.Context) { abort(c, apperr.New("METHOD_NOT_ALLOWED", "method not allowed on this route")) })
 
-	r.GET("/healthz", healthz)
-	r.GET("/readyz", readyz(d.Checks, d.HTTP.OperatorToken))
-	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{Registry: d.Registry})))
+	probes(r, d.Registry, d.Checks, d.HTTP.OperatorToken)
 	r.GET("/v1/openapi.json", openAPI)
 	if d.Pprof {
 		pprof.Register(r)

@@ -26,6 +26,7 @@ func Config(t testing.TB) config.Config {
 	return config.Config{
 		Env:          "dev",
 		HTTPAddr:     "127.0.0.1:0",
+		WorkerAddr:   "127.0.0.1:0",
 		PublicURL:    "http://tally.test",
 		LogLevel:     "warn",
 		JWTSecret:    "test-secret-0123456789abcdef0123456789",

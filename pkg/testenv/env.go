@@ -33,6 +33,9 @@ func Environ(cfg config.Config) []string {
 		"TALLY_WORKER_CONCURRENCY":     fmt.Sprint(c.Worker.Concurrency),
 		"TALLY_RECONCILE_GROUP":        c.Reconcile.Group,
 		"TALLY_RECONCILE_INTERVAL":     c.Reconcile.Interval.String(),
+		// A spawned worker's operator listener takes a free port, so
+		// workers of concurrent tests never collide.
+		"TALLY_WORKER_ADDR": "127.0.0.1:0",
 	}
 	env := os.Environ()
 	for k, v := range kv {
