@@ -53,6 +53,7 @@ var rateLimited = map[string]bool{
 	"POST /v1/auth/anonymous":        true,
 	"POST /v1/polls":                 true,
 	"POST /v1/polls/{poll_id}/votes": true,
+	"GET /v1/polls/{poll_id}/flags":  true,
 }
 
 // TestOpenAPIStatuses checks that every operation documents the statuses
