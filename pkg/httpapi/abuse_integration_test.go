@@ -290,6 +290,7 @@ func TestBotSignals(t *testing.T) {
 				}
 				// Flagged or not, every recorded ballot is counted.
 				r.liveTotal(owner, pollID, int64(total))
+				r.ownerSeesFlags(owner, pollID, int64(total), want)
 			})
 		}
 	}
@@ -439,5 +440,41 @@ func TestBotPolicyOffAndChanged(t *testing.T) {
 	bad := r.c.Do("PATCH", "/v1/polls/"+pollID, owner, map[string]any{"settings": map[string]any{"bot_policy": "maybe"}})
 	if bad.Status != http.StatusBadRequest || !strings.Contains(string(bad.Raw), "settings.bot_policy") {
 		t.Fatalf("bad policy: %d %s", bad.Status, bad.Raw)
+	}
+}
+
+// ownerSeesFlags checks the owner's flag report against the ballots: the
+// total, the flagged count, the count per reason (a ballot with two
+// reasons counts under each) and the tally without the flagged ones.
+func (r *botRig) ownerSeesFlags(owner, pollID string, total int64, byFlags map[string]int) {
+	r.t.Helper()
+	var flaggedVotes int64
+	reasons := map[string]float64{}
+	for k, n := range byFlags {
+		if k == "" {
+			continue
+		}
+		flaggedVotes += int64(n)
+		for _, reason := range strings.Split(k, "+") {
+			reasons[reason] += float64(n)
+		}
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp := r.c.Do("GET", "/v1/polls/"+pollID+"/flags", owner, nil).Must(r.t, http.StatusOK)
+		got, _ := resp.Body["by_reason"].(map[string]any)
+		same := len(got) == len(reasons)
+		for k, v := range reasons {
+			same = same && got[k] == v
+		}
+		excl, _ := resp.Body["results_excluding_flagged"].(map[string]any)
+		if resp.Body["total_votes"] == float64(total) && resp.Body["flagged_votes"] == float64(flaggedVotes) && same &&
+			excl["total_votes"] == float64(total-flaggedVotes) {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("flag report %s, want total %d, flagged %d, by reason %v", resp.Raw, total, flaggedVotes, reasons)
+		}
+		time.Sleep(300 * time.Millisecond)
 	}
 }
