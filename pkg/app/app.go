@@ -20,6 +20,7 @@ import (
 
 	"github.com/tally-vote/tally/pkg/abuse"
 	"github.com/tally-vote/tally/pkg/admit"
+	"github.com/tally-vote/tally/pkg/anonaccess"
 	"github.com/tally-vote/tally/pkg/audit"
 	"github.com/tally-vote/tally/pkg/auth"
 	"github.com/tally-vote/tally/pkg/cassandra"
@@ -58,6 +59,8 @@ type App struct {
 	Audit      *audit.Log
 	// Gate is the vote path's admission control; the worker yields to it.
 	Gate *admit.Gate
+	// Anon admits anonymous voters to invite and proof-of-work polls.
+	Anon *anonaccess.Service
 
 	failures  *cassandra.FailureStore
 	votesW    *kafka.Writer
@@ -130,6 +133,12 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) 
 	a.Hub = live.NewHub(a.Tally, a.Polls.Cached, cfg.LiveInterval, log.Named("live"), reg)
 	a.Gate = admit.New(cfg.Admit, a.Now, reg)
 	a.Limit = ratelimit.New(cfg.RateLimit, a.Redis, log.Named("ratelimit"), a.Now, reg)
+	anonKey := cfg.AnonAccessKey
+	if anonKey == "" {
+		anonKey = cfg.JWTSecret
+	}
+	a.Anon = anonaccess.New(cfg.AnonAccess, []byte(anonKey), anonaccess.Deps{Store: cassandra.NewInviteStore(s),
+		Ballots: a.Votes, Audit: a.Audit, Log: log.Named("anonaccess"), Now: a.Now, Metrics: reg})
 	return a, nil
 }
 
@@ -183,6 +192,7 @@ func (a *App) Router() (http.Handler, error) {
 		Limiter:        a.Limit,
 		Statuses:       a.Statuses,
 		Gate:           a.Gate,
+		Anon:           a.Anon,
 	})
 }
 

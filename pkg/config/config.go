@@ -15,6 +15,7 @@ import (
 
 	"github.com/tally-vote/tally/pkg/abuse"
 	"github.com/tally-vote/tally/pkg/admit"
+	"github.com/tally-vote/tally/pkg/anonaccess"
 	"github.com/tally-vote/tally/pkg/auth"
 	"github.com/tally-vote/tally/pkg/cassandra"
 	"github.com/tally-vote/tally/pkg/httpapi"
@@ -45,6 +46,10 @@ type Config struct {
 	MigrateOnStart bool `env:"MIGRATE_ON_START" envDefault:"false"`
 
 	JWTSecret string `env:"JWT_SECRET"`
+	// AnonAccessKey keys invite codes, proof-of-work challenges and the
+	// voter ids derived from them; empty uses JWTSecret. Set it to rotate
+	// the JWT secret without letting every invite code vote again.
+	AnonAccessKey string `env:"ANON_ACCESS_KEY"`
 	// TrustedProxies are proxy addresses whose X-Forwarded-For is believed.
 	TrustedProxies []string `env:"TRUSTED_PROXIES" envSeparator:","`
 	// LiveInterval is how often live-results sockets are refreshed.
@@ -64,6 +69,9 @@ type Config struct {
 	Reconcile tally.ReconcileConfig `envPrefix:"RECONCILE_"`
 	Admit     admit.Config          `envPrefix:"ADMIT_"`
 	Bots      abuse.Config          `envPrefix:"BOT_"`
+
+	// AnonAccess is TALLY_POW_* and TALLY_INVITE_* (no prefix of its own).
+	AnonAccess anonaccess.Config
 }
 
 // The two modes TALLY_ENV may name.
@@ -117,8 +125,17 @@ func (c Config) Check() error {
 	if err := c.RateLimit.Check(); err != nil {
 		return err
 	}
+	if err := c.AnonAccess.Check(); err != nil {
+		return err
+	}
+	if c.AnonAccessKey != "" && len(c.AnonAccessKey) < MinSecretLen {
+		return fmt.Errorf("TALLY_ANON_ACCESS_KEY must be at least %d characters", MinSecretLen)
+	}
 	if c.Env != Production {
 		return nil
+	}
+	if why := weakSecret(c.AnonAccessKey); c.AnonAccessKey != "" && why != "" {
+		return fmt.Errorf("TALLY_ANON_ACCESS_KEY is too predictable for production (%s)", why)
 	}
 	if why := weakSecret(c.JWTSecret); why != "" {
 		return fmt.Errorf("TALLY_JWT_SECRET is too predictable for production (%s); use e.g. `head -c 32 /dev/urandom | base64`", why)

@@ -30,11 +30,17 @@ func (h *handlers) visiblePoll(c *gin.Context) *poll.Poll {
 	return p
 }
 
-// canSeeResults asks tally's visibility rule about the caller.
+// canSeeResults asks tally's visibility rule about the caller. An
+// anonymous voter on an invite or proof-of-work poll is a voter by the code
+// or challenge it sends; one it sends that is not valid reads as the token.
 func (h *handlers) canSeeResults(ctx context.Context, c *gin.Context, p *poll.Poll) error {
 	caller, signedIn := principal(c)
 	return tally.Visible(p, caller.UserID, signedIn, h.now(), func() (bool, error) {
-		return h.votes.HasVoted(ctx, p.ID, caller.UserID)
+		voter, err := h.reader(c, p)
+		if err != nil {
+			voter = caller.UserID
+		}
+		return h.votes.HasVoted(ctx, p.ID, voter)
 	})
 }
 

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/admit"
+	"github.com/tally-vote/tally/pkg/anonaccess"
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/auth"
 	"github.com/tally-vote/tally/pkg/live"
@@ -47,6 +48,9 @@ type Deps struct {
 	Statuses *vote.Statuses
 	// Gate bounds votes in flight; nil admits everything.
 	Gate *admit.Gate
+	// Anon admits anonymous voters to invite and proof-of-work polls; nil
+	// refuses them there (503).
+	Anon *anonaccess.Service
 }
 
 type handlers struct {
@@ -57,6 +61,7 @@ type handlers struct {
 	tally     *tally.Service
 	hub       *live.Hub
 	statuses  *vote.Statuses
+	anon      *anonaccess.Service
 	sockets   *liveSockets
 	now       func() time.Time
 	publicURL string
@@ -87,7 +92,7 @@ func NewRouter(d Deps) (*gin.Engine, error) {
 		pprof.Register(r)
 	}
 
-	h := &handlers{limiter: d.Limiter, auth: d.Auth, polls: d.Polls, votes: d.Votes, tally: d.Tally, hub: d.Hub, statuses: d.Statuses, now: d.Now, publicURL: d.PublicURL,
+	h := &handlers{limiter: d.Limiter, auth: d.Auth, polls: d.Polls, votes: d.Votes, tally: d.Tally, hub: d.Hub, statuses: d.Statuses, anon: d.Anon, now: d.Now, publicURL: d.PublicURL,
 		sockets: newLiveSockets(d.HTTP, d.PublicURL, d.Registry)}
 	required, optional := authenticate(d.Auth, true), authenticate(d.Auth, false)
 	l := d.Limiter
@@ -107,6 +112,9 @@ func NewRouter(d Deps) (*gin.Engine, error) {
 	v1.GET("/polls/:poll_id/votes/requests/:request_id", required, h.requestStatus)
 	v1.GET("/polls/:poll_id/results", optional, limit(l, ratelimit.Results), h.results)
 	v1.GET("/polls/:poll_id/live", optional, h.live)
+	v1.POST("/polls/:poll_id/invites", required, accountOnly, h.mintInvites)
+	v1.GET("/polls/:poll_id/invites", required, accountOnly, h.inviteCounts)
+	v1.GET("/polls/:poll_id/challenge", optional, h.challenge)
 	v1.GET("/polls/:poll_id/flags", required, accountOnly, limit(l, ratelimit.Results), h.flags)
 	return r, nil
 }

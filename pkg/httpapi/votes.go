@@ -81,6 +81,12 @@ func (h *handlers) castVote(c *gin.Context) {
 		return
 	}
 	caller, _ := principal(c)
+	// An anonymous voter on an invite or proof-of-work poll votes as its
+	// code or solved challenge, not as its token.
+	if caller.UserID, err = h.anon.Voter(c.Request.Context(), p, caller.UserID, caller.Anonymous, c.Request.Header); err != nil {
+		abort(c, err)
+		return
+	}
 	out, err := h.votes.Cast(c.Request.Context(), p, seenAt, vote.Request{PollID: pollID, VoterID: caller.UserID,
 		Anonymous: caller.Anonymous, OptionIDs: options, IdempotencyKey: key, IP: c.ClientIP(), UserAgent: c.Request.UserAgent(),
 		Device: c.GetHeader("X-Device-Fingerprint"), AccountCreated: caller.AccountCreated})
@@ -127,12 +133,17 @@ func (h *handlers) requestStatus(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	if _, err := h.polls.Cached(c.Request.Context(), pollID); err != nil {
+	p, err := h.polls.Cached(c.Request.Context(), pollID)
+	if err != nil {
 		abort(c, err) // POLL_NOT_FOUND for a poll that does not exist
 		return
 	}
-	caller, _ := principal(c)
-	st, err := h.statuses.Get(c.Request.Context(), pollID, caller.UserID, rid)
+	voter, err := h.reader(c, p)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	st, err := h.statuses.Get(c.Request.Context(), pollID, voter, rid)
 	if err != nil {
 		abort(c, err)
 		return
@@ -153,12 +164,17 @@ func (h *handlers) myVote(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	if _, err := h.polls.Cached(c.Request.Context(), pollID); err != nil {
+	p, err := h.polls.Cached(c.Request.Context(), pollID)
+	if err != nil {
 		abort(c, err)
 		return
 	}
-	caller, _ := principal(c)
-	b, err := h.votes.Mine(c.Request.Context(), pollID, caller.UserID)
+	voter, err := h.reader(c, p)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	b, err := h.votes.Mine(c.Request.Context(), pollID, voter)
 	if errors.Is(err, vote.ErrNoVote) {
 		c.JSON(http.StatusOK, myVoteResponse{HasVoted: false})
 		return
