@@ -180,7 +180,10 @@ func (d *Detector) For(p *poll.Poll, s Signals) *Check {
 	if !s.Anonymous && !s.AccountCreated.IsZero() && d.now().Sub(s.AccountCreated) < d.cfg.NewAccountAge {
 		add(RuleNewAccountBurst, "all", d.cfg.NewAccountBurst, d.cfg.NewAccountWindow)
 	}
-	if s.Anonymous {
+	// On an invite or proof-of-work poll an anonymous voter is one code or
+	// one solved challenge, so farming tokens gains nothing: a classroom of
+	// invited voters behind one address is not flagged for it.
+	if s.Anonymous && (p.Settings.AnonymousAccess == "" || p.Settings.AnonymousAccess == poll.AnonymousOpen) {
 		add(RuleAnonymousIP, s.IP, d.cfg.AnonymousPerIP, d.cfg.AnonymousWindow)
 	}
 	return c

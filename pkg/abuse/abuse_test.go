@@ -2,6 +2,7 @@ package abuse
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,10 +41,16 @@ func TestForBuildsTheRulesASignalAllows(t *testing.T) {
 		{"anonymous voter", poll.BotReject, Signals{IP: "1.2.3.4", Anonymous: true, AccountCreated: now},
 			[]string{RuleIPBurst, RuleAnonymousIP}, true},
 		{"device", poll.BotFlag, Signals{IP: "1.2.3.4", Device: "fp"}, []string{RuleIPBurst, RuleDeviceReuse}, false},
+		{"anonymous voter on an invite poll", poll.BotFlag, Signals{IP: "1.2.3.4", Anonymous: true},
+			[]string{RuleIPBurst}, false},
 		{"no signals", poll.BotFlag, Signals{}, nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p.Settings.BotPolicy = tc.policy
+			p.Settings.AnonymousAccess = poll.AnonymousOpen
+			if strings.Contains(tc.name, "invite") {
+				p.Settings.AnonymousAccess = poll.AnonymousInvite
+			}
 			c := d.For(p, tc.sig)
 			var got []string
 			if c != nil {
