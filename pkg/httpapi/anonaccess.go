@@ -69,14 +69,8 @@ func (h *handlers) mintInvites(c *gin.Context) {
 }
 
 func (h *handlers) inviteCounts(c *gin.Context) {
-	pollID, err := pathUUID(c, "poll_id")
-	if err != nil {
-		abort(c, err)
-		return
-	}
-	p, err := h.polls.Cached(c.Request.Context(), pollID)
-	if err != nil {
-		abort(c, err)
+	p := h.pathPoll(c)
+	if p == nil {
 		return
 	}
 	caller, _ := principal(c)
@@ -85,18 +79,12 @@ func (h *handlers) inviteCounts(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, inviteCountsResponse{PollID: pollID.String(), Minted: n.Minted, Used: n.Used, Max: n.Max})
+	c.JSON(http.StatusOK, inviteCountsResponse{PollID: p.ID.String(), Minted: n.Minted, Used: n.Used, Max: n.Max})
 }
 
 func (h *handlers) challenge(c *gin.Context) {
-	pollID, err := pathUUID(c, "poll_id")
-	if err != nil {
-		abort(c, err)
-		return
-	}
-	p, err := h.polls.Cached(c.Request.Context(), pollID)
-	if err != nil {
-		abort(c, err)
+	p := h.pathPoll(c)
+	if p == nil {
 		return
 	}
 	ch, err := h.anon.Challenge(p)
@@ -107,7 +95,7 @@ func (h *handlers) challenge(c *gin.Context) {
 	// Every answer is a new challenge: a cache handing one to many
 	// clients would make them one voter.
 	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, challengeResponse{PollID: pollID.String(), Challenge: ch.Value, Difficulty: ch.Difficulty,
+	c.JSON(http.StatusOK, challengeResponse{PollID: p.ID.String(), Challenge: ch.Value, Difficulty: ch.Difficulty,
 		ExpiresAt: ch.ExpiresAt})
 }
 

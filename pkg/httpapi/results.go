@@ -14,15 +14,27 @@ import (
 // visiblePoll reads the path's poll and checks the caller may see its
 // results; on failure it has answered and returns nil.
 func (h *handlers) visiblePoll(c *gin.Context) *poll.Poll {
+	p := h.pathPoll(c)
+	if p == nil {
+		return nil
+	}
+	if err := h.canSeeResults(c.Request.Context(), c, p); err != nil {
+		abort(c, err)
+		return nil
+	}
+	return p
+}
+
+// pathPoll reads the poll the path's poll_id names (through the metadata
+// cache), or answers the error (400 for a malformed id, 404 for no such
+// poll) and returns nil.
+func (h *handlers) pathPoll(c *gin.Context) *poll.Poll {
 	id, err := pathUUID(c, "poll_id")
 	if err != nil {
 		abort(c, err)
 		return nil
 	}
 	p, err := h.polls.Cached(c.Request.Context(), id)
-	if err == nil {
-		err = h.canSeeResults(c.Request.Context(), c, p)
-	}
 	if err != nil {
 		abort(c, err)
 		return nil

@@ -159,14 +159,8 @@ func (h *handlers) requestStatus(c *gin.Context) {
 }
 
 func (h *handlers) myVote(c *gin.Context) {
-	pollID, err := pathUUID(c, "poll_id")
-	if err != nil {
-		abort(c, err)
-		return
-	}
-	p, err := h.polls.Cached(c.Request.Context(), pollID)
-	if err != nil {
-		abort(c, err)
+	p := h.pathPoll(c)
+	if p == nil {
 		return
 	}
 	voter, err := h.reader(c, p)
@@ -174,7 +168,7 @@ func (h *handlers) myVote(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	b, err := h.votes.Mine(c.Request.Context(), pollID, voter)
+	b, err := h.votes.Mine(c.Request.Context(), p.ID, voter)
 	if errors.Is(err, vote.ErrNoVote) {
 		c.JSON(http.StatusOK, myVoteResponse{HasVoted: false})
 		return
