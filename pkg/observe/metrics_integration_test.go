@@ -273,8 +273,9 @@ var (
 	forbiddenLabels = map[string]bool{"poll_id": true, "user_id": true, "voter_id": true, "vote_id": true,
 		"request_id": true, "id": true, "path": true, "url": true, "ip": true, "email": true, "user_agent": true}
 	// Units Tally's histograms measure in; a histogram of a count
-	// (messages per batch) ends in _size.
-	histogramUnits = []string{"_seconds", "_bytes", "_size"}
+	// (messages per batch) ends in _size, one of a share from 0 to 1
+	// (flagged ballots of a poll) in _ratio, Prometheus's unit for ratios.
+	histogramUnits = []string{"_seconds", "_bytes", "_size", "_ratio"}
 )
 
 // maxValuesPerLabel bounds how many values one label takes in a scrape of
