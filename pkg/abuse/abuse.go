@@ -78,8 +78,8 @@ type Config struct {
 type Signals struct {
 	IP        string
 	UserAgent string
-	// Device is the device fingerprint as the client sent it (header
-	// X-Device-Fingerprint), or empty.
+	// Device is the keyed hash of the client's device fingerprint
+	// (DeviceHash of header X-Device-Fingerprint), or empty.
 	Device    string
 	Anonymous bool
 	// AccountCreated is the voter's registration time, zero if unknown.
@@ -171,7 +171,7 @@ func (d *Detector) For(p *poll.Poll, s Signals) *Check {
 		}
 	}
 	add(RuleIPBurst, s.IP, d.cfg.IPBurst, d.cfg.IPBurstWindow)
-	add(RuleDeviceReuse, d.DeviceHash(s.Device), d.cfg.DeviceReuse, d.cfg.DeviceWindow)
+	add(RuleDeviceReuse, s.Device, d.cfg.DeviceReuse, d.cfg.DeviceWindow)
 	if s.UserAgent != "" {
 		h := fnv.New64a()
 		h.Write([]byte(s.UserAgent))

@@ -52,11 +52,7 @@ func (st *IndexStore) Get(ctx context.Context, pollID gocql.UUID, bucket int, vo
 // worker wrote. It sets only the frozen options column; readers prefer it
 // over a legacy option_ids list left in the row.
 func (st *IndexStore) Put(ctx context.Context, pollID gocql.UUID, bucket int, voterID gocql.UUID, e IndexEntry) error {
-	ins := insertVoteIndex
-	if len(e.Flags) > 0 {
-		ins = insertFlaggedVoteIndex
-	}
-	err := ins.query(ctx, st.s).BindStruct(toVoteIndexRow(pollID, bucket, voterID, e)).ExecRelease()
+	err := indexInsert(e.Flags).query(ctx, st.s).BindStruct(toVoteIndexRow(pollID, bucket, voterID, e)).ExecRelease()
 	if err != nil {
 		return apperr.Unavailable("write vote index row", err)
 	}

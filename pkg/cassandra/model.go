@@ -1,6 +1,7 @@
 package cassandra
 
 import (
+	"cmp"
 	"encoding/json"
 	"time"
 
@@ -95,7 +96,7 @@ func toPollRow(p *poll.Poll) pollRow {
 		ShowResultsDuringVoting: p.Settings.ShowResultsDuringVoting, AllowAnonymous: p.Settings.AllowAnonymous,
 		AllowMultipleOptions: p.Settings.AllowMultipleOptions, MaxVotesPerUser: p.Settings.MaxVotesPerUser,
 		CounterShards: p.CounterShards, IndexBuckets: p.IndexBuckets,
-		BotPolicy: ptr(string(p.Settings.BotPolicy)), AnonymousAccess: ptr(string(p.Settings.AnonymousAccess)),
+		BotPolicy: nullable(string(p.Settings.BotPolicy)), AnonymousAccess: nullable(string(p.Settings.AnonymousAccess)),
 	}
 	if !p.ClosedAt.IsZero() {
 		r.ClosedAt = &p.ClosedAt
@@ -117,8 +118,8 @@ func (r pollRow) addToPoll(p *poll.Poll) {
 		ShowResultsDuringVoting: r.ShowResultsDuringVoting, AllowAnonymous: r.AllowAnonymous,
 		AllowMultipleOptions: r.AllowMultipleOptions, MaxVotesPerUser: r.MaxVotesPerUser,
 		// Polls created before 010 read nulls: the defaults.
-		BotPolicy:       poll.BotPolicy(orDefault(r.BotPolicy, string(poll.DefaultSettings.BotPolicy))),
-		AnonymousAccess: poll.AnonymousAccess(orDefault(r.AnonymousAccess, string(poll.DefaultSettings.AnonymousAccess))),
+		BotPolicy:       cmp.Or(poll.BotPolicy(deref(r.BotPolicy)), poll.DefaultSettings.BotPolicy),
+		AnonymousAccess: cmp.Or(poll.AnonymousAccess(deref(r.AnonymousAccess)), poll.DefaultSettings.AnonymousAccess),
 	}
 	p.CounterShards, p.IndexBuckets = r.CounterShards, r.IndexBuckets
 	// A partition whose only row is the static one reads a null option_id.
@@ -367,14 +368,4 @@ type inviteRow struct {
 	PollID    gocql.UUID `db:"poll_id"`
 	CodeHash  []byte     `db:"code_hash"`
 	CreatedAt time.Time  `db:"created_at"`
-}
-
-func ptr[T any](v T) *T { return &v }
-
-// orDefault is *s, or def when s is null or empty.
-func orDefault(s *string, def string) string {
-	if s == nil || *s == "" {
-		return def
-	}
-	return *s
 }

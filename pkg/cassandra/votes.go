@@ -57,9 +57,10 @@ func voteInsert(b *vote.Ballot) statement {
 	return insertVote
 }
 
-// indexInsert is the statement that writes b's index row.
-func indexInsert(b *vote.Ballot) statement {
-	if len(b.Flags) > 0 {
+// indexInsert is the statement that writes the index row of a ballot
+// with flags.
+func indexInsert(flags []string) statement {
+	if len(flags) > 0 {
 		return insertFlaggedVoteIndex
 	}
 	return insertVoteIndex
@@ -125,11 +126,11 @@ func (st *VoteStore) Indexed(ctx context.Context, b *vote.Ballot, bucket int) (b
 func (st *VoteStore) Index(ctx context.Context, pollID gocql.UUID, bucket int, ballots []*vote.Ballot) error {
 	var err error
 	if len(ballots) == 1 {
-		err = indexInsert(ballots[0]).query(ctx, st.s).BindStruct(ballotIndexRow(pollID, bucket, ballots[0])).ExecRelease()
+		err = indexInsert(ballots[0].Flags).query(ctx, st.s).BindStruct(ballotIndexRow(pollID, bucket, ballots[0])).ExecRelease()
 	} else {
 		batch := newBatch(ctx, st.s, gocql.UnloggedBatch)
 		for _, b := range ballots {
-			batch.add(indexInsert(b), ballotIndexRow(pollID, bucket, b))
+			batch.add(indexInsert(b.Flags), ballotIndexRow(pollID, bucket, b))
 		}
 		err = batch.exec(st.s)
 	}

@@ -4,6 +4,7 @@ package httpapi_test
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"slices"
 	"sort"
@@ -285,7 +286,7 @@ func TestBotSignals(t *testing.T) {
 					total += n
 				}
 				rows := r.ballots(pollID, total)
-				if got := flagged(rows); !mapsEqual(got, want) {
+				if got := flagged(rows); !maps.Equal(got, want) {
 					t.Fatalf("ballots by flags %v, want %v", got, want)
 				}
 				// Flagged or not, every recorded ballot is counted.
@@ -294,18 +295,6 @@ func TestBotSignals(t *testing.T) {
 			})
 		}
 	}
-}
-
-func mapsEqual(a, b map[string]int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // A burst of brand-new accounts is flagged past its threshold, while
@@ -338,7 +327,7 @@ func TestBotSignalsNewAccountBurst(t *testing.T) {
 			for _, n := range want {
 				total += n
 			}
-			if got := flagged(r.ballots(pollID, total)); !mapsEqual(got, want) {
+			if got := flagged(r.ballots(pollID, total)); !maps.Equal(got, want) {
 				t.Fatalf("ballots by flags %v, want %v", got, want)
 			}
 		})
@@ -367,7 +356,7 @@ func TestOneAccountManyIPsCountsOnce(t *testing.T) {
 			t.Fatalf("statuses %v", statuses)
 		}
 	}
-	if got := flagged(r.ballots(pollID, 1)); !mapsEqual(got, map[string]int{"": 1}) {
+	if got := flagged(r.ballots(pollID, 1)); !maps.Equal(got, map[string]int{"": 1}) {
 		t.Fatalf("ballots %v", got)
 	}
 	r.liveTotal(owner, pollID, 1)
@@ -398,7 +387,7 @@ func TestBotSignalsSyncMode(t *testing.T) {
 			} else if count(statuses, http.StatusForbidden) != 3 {
 				t.Fatalf("statuses %v", statuses)
 			}
-			if got := flagged(r.ballots(pollID, 5+want[abuse.RuleIPBurst])); !mapsEqual(got, want) {
+			if got := flagged(r.ballots(pollID, 5+want[abuse.RuleIPBurst])); !maps.Equal(got, want) {
 				t.Fatalf("ballots by flags %v, want %v", got, want)
 			}
 		})
@@ -418,7 +407,7 @@ func TestBotPolicyOffAndChanged(t *testing.T) {
 			t.Fatalf("status %d", st)
 		}
 	}
-	if got := flagged(r.ballots(pollID, 7)); !mapsEqual(got, map[string]int{"": 7}) {
+	if got := flagged(r.ballots(pollID, 7)); !maps.Equal(got, map[string]int{"": 7}) {
 		t.Fatalf("policy off: %v", got)
 	}
 	got := r.c.Do("PATCH", "/v1/polls/"+pollID, owner, map[string]any{"settings": map[string]any{"bot_policy": "reject"}}).

@@ -3,6 +3,7 @@ package tally
 import (
 	"context"
 	"errors"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -63,7 +64,7 @@ func TestRowCountsAdd(t *testing.T) {
 			if !rc.Unflagged.Diff(tc.want.unflagged).IsZero() {
 				t.Errorf("unflagged = %+v, want %+v", rc.Unflagged, tc.want.unflagged)
 			}
-			if rc.Flagged.Ballots != tc.want.flagged || !sameReasons(rc.Flagged.ByReason, tc.want.reasons) {
+			if rc.Flagged.Ballots != tc.want.flagged || !maps.Equal(rc.Flagged.ByReason, tc.want.reasons) {
 				t.Errorf("flagged = %+v, want %d %v", rc.Flagged, tc.want.flagged, tc.want.reasons)
 			}
 			// Every ballot is either flagged or unflagged.
@@ -72,18 +73,6 @@ func TestRowCountsAdd(t *testing.T) {
 			}
 		})
 	}
-}
-
-func sameReasons(got, want map[string]int64) bool {
-	if len(got) != len(want) {
-		return false
-	}
-	for k, v := range want {
-		if got[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 func TestBuildFlagReport(t *testing.T) {

@@ -120,7 +120,7 @@ func requestIDString(id gocql.UUID) string {
 func (s *Service) Cast(ctx context.Context, p *poll.Poll, seenAt time.Time, r Request) (Receipt, error) {
 	start := time.Now()
 	b := s.ballot(r)
-	rec, err := s.cast(ctx, p, seenAt, b, abuse.Signals{IP: r.IP, UserAgent: r.UserAgent, Device: r.Device,
+	rec, err := s.cast(ctx, p, seenAt, b, abuse.Signals{IP: r.IP, UserAgent: r.UserAgent, Device: b.Device,
 		Anonymous: r.Anonymous, AccountCreated: r.AccountCreated})
 	line := OutcomeLine{Stage: "api", PollID: r.PollID, RequestID: b.RequestID, HTTPRequestID: reqid.From(ctx),
 		Took: time.Since(start), Err: err}
