@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/gocql/gocql"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/kafkax"
 	"github.com/tally-vote/tally/pkg/redisx"
 )
@@ -63,7 +63,7 @@ func (b *bench) measureCeilings(ctx context.Context) ([]ceiling, error) {
 	defer w.Close()
 	payload := bytes.Repeat([]byte("v"), 300) // about a vote message's size
 	ops, h, errs = closedLoop(ctx, b.conc, d, func(wk, i int) error {
-		key := gocql.MustRandomUUID()
+		key := id.New()
 		return w.WriteMessages(ctx, kafka.Message{Key: key[:], Value: payload})
 	})
 	add("kafka produce", ops, h, errs)
@@ -75,12 +75,12 @@ func (b *bench) measureCeilings(ctx context.Context) ([]ceiling, error) {
 		user_agent text, PRIMARY KEY ((poll_id, voter_id)))`).WithContext(ctx).Exec(); err != nil {
 		return nil, err
 	}
-	poll := gocql.MustRandomUUID()
-	opt := []gocql.UUID{gocql.MustRandomUUID()}
+	poll := id.New()
+	opt := []id.ID{id.New()}
 	ops, h, errs = closedLoop(ctx, b.conc, d, func(wk, i int) error {
 		_, err := s.Query(`INSERT INTO bench_lwt (poll_id, voter_id, option_ids, vote_id, request_id, idempotency_key,
 			voted_at, anonymous, ip, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS`,
-			poll, gocql.MustRandomUUID(), opt, gocql.MustRandomUUID(), gocql.MustRandomUUID(), "k", time.Now(),
+			poll, id.New(), opt, id.New(), id.New(), "k", time.Now(),
 			false, "127.0.0.1", "bench").WithContext(ctx).MapScanCAS(map[string]any{})
 		return err
 	})

@@ -15,9 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gocql/gocql"
-
 	"github.com/tally-vote/tally/pkg/auth"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/kafkax"
 )
 
@@ -53,13 +52,13 @@ type step struct {
 // cast is one accepted (2xx) submission.
 type cast struct {
 	pollIdx     int
-	poll, voter gocql.UUID
+	poll, voter id.ID
 	key         string
 	requestID   string
 }
 
 type pollInfo struct {
-	id      gocql.UUID
+	id      id.ID
 	options []string
 	owner   string
 }
@@ -73,7 +72,7 @@ type sample struct {
 	Lag      int64   `json:"consumer_lag"`
 }
 
-func (b *bench) mint(id gocql.UUID) string {
+func (b *bench) mint(id id.ID) string {
 	t, err := b.tokens.Issue(auth.Principal{UserID: id})
 	if err != nil {
 		panic(err) // HMAC signing cannot fail with a non-empty key
@@ -113,7 +112,7 @@ func (b *bench) createPolls(url string, n int) ([]pollInfo, error) {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			owner := b.mint(gocql.MustRandomUUID())
+			owner := b.mint(id.New())
 			body, _ := json.Marshal(map[string]any{"title": fmt.Sprintf("bench %s #%d", b.runID, i),
 				"options":  []map[string]any{{"text": "Go"}, {"text": "Rust"}, {"text": "Zig"}, {"text": "C"}},
 				"settings": map[string]any{"bot_policy": b.botPolicy}})
@@ -122,7 +121,7 @@ func (b *bench) createPolls(url string, n int) ([]pollInfo, error) {
 				ferr.Store(fmt.Errorf("create poll: status %d %v", st, m))
 				return
 			}
-			id, _ := gocql.ParseUUID(m["poll_id"].(string))
+			id, _ := id.Parse(m["poll_id"].(string))
 			var opts []string
 			for _, o := range m["options"].([]any) {
 				opts = append(opts, o.(map[string]any)["option_id"].(string))
@@ -205,14 +204,14 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 		}
 		mu.Lock()
 		var s cast
-		if orig >= 0 && slots[orig].voter != (gocql.UUID{}) {
+		if orig >= 0 && slots[orig].voter != (id.ID{}) {
 			s = slots[orig]
 			if rand.IntN(2) == 1 {
 				s.key = "other-" + strconv.Itoa(i)
 			}
 		} else {
 			orig = -1
-			s = cast{pollIdx: pick(), voter: gocql.MustRandomUUID(), key: b.runID + "-" + strconv.Itoa(i)}
+			s = cast{pollIdx: pick(), voter: id.New(), key: b.runID + "-" + strconv.Itoa(i)}
 			s.poll = polls[s.pollIdx].id
 			slots[i] = s
 		}

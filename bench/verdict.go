@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/gocql/gocql"
+	"github.com/tally-vote/tally/pkg/id"
 )
 
 // verdict is the correctness check every run ends with. A run whose verdict
@@ -32,7 +32,7 @@ func (v verdict) String() string {
 		state, v.Rows, v.UniqueAccepted, v.Missing, v.Unexpected, v.RetryMismatches, v.PollsChecked-v.FinalMismatches, v.PollsChecked)
 }
 
-type pv struct{ poll, voter gocql.UUID }
+type pv struct{ poll, voter id.ID }
 
 // verdict compares what the API accepted with the rows Cassandra holds, read
 // directly from the votes table, and with tally=final.
@@ -43,7 +43,7 @@ func (b *bench) verdict(ctx context.Context, url string, polls []pollInfo, accep
 		want[pv{a.poll, a.voter}] = true
 	}
 	v.UniqueAccepted = len(want)
-	ours := map[gocql.UUID]int{}
+	ours := map[id.ID]int{}
 	for i, p := range polls {
 		ours[p.id] = i
 	}
@@ -54,8 +54,8 @@ func (b *bench) verdict(ctx context.Context, url string, polls []pollInfo, accep
 	}
 	iter := b.cql.Session.Query(`SELECT poll_id, voter_id, option_ids FROM votes`).WithContext(ctx).PageSize(5000).Iter()
 	var (
-		p, voter gocql.UUID
-		opts     []gocql.UUID
+		p, voter id.ID
+		opts     []id.ID
 	)
 	seen := map[pv]bool{}
 	for iter.Scan(&p, &voter, &opts) {

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gocql/gocql"
+	"github.com/tally-vote/tally/pkg/id"
 )
 
 // answer is one HTTP exchange; status 0 means no answer (transport error or
@@ -122,8 +122,8 @@ func (c *client) account(ctx context.Context, name string) (string, error) {
 
 // pollInfo is a poll the harness created.
 type pollInfo struct {
-	id      gocql.UUID
-	options []gocql.UUID
+	id      id.ID
+	options []id.ID
 }
 
 // createPoll creates an active poll that accepts anonymous voters.
@@ -143,16 +143,16 @@ func (c *client) createPoll(ctx context.Context, owner, title string, options in
 
 func parsePoll(a answer) (pollInfo, error) {
 	var p pollInfo
-	id, err := gocql.ParseUUID(a.str("poll_id"))
+	pollID, err := id.Parse(a.str("poll_id"))
 	if err != nil {
 		return p, fmt.Errorf("poll answer without poll_id: %v", a.body)
 	}
-	p.id = id
+	p.id = pollID
 	list, _ := a.body["options"].([]any)
 	for _, o := range list {
 		m, _ := o.(map[string]any)
 		s, _ := m["option_id"].(string)
-		if oid, err := gocql.ParseUUID(s); err == nil {
+		if oid, err := id.Parse(s); err == nil {
 			p.options = append(p.options, oid)
 		}
 	}
@@ -161,28 +161,28 @@ func parsePoll(a answer) (pollInfo, error) {
 
 // voterToken is an anonymous voter identity from POST /v1/auth/anonymous.
 type voterToken struct {
-	id    gocql.UUID
+	id    id.ID
 	token string
 }
 
 // subject reads the voter id from a token's claims (no verification: the
 // harness only needs to know whom the server will see).
-func subject(token string) (gocql.UUID, error) {
+func subject(token string) (id.ID, error) {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
-		return gocql.UUID{}, fmt.Errorf("not a JWT")
+		return id.ID{}, fmt.Errorf("not a JWT")
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
-		return gocql.UUID{}, err
+		return id.ID{}, err
 	}
 	var c struct {
 		Sub string `json:"sub"`
 	}
 	if err := json.Unmarshal(raw, &c); err != nil {
-		return gocql.UUID{}, err
+		return id.ID{}, err
 	}
-	return gocql.ParseUUID(c.Sub)
+	return id.Parse(c.Sub)
 }
 
 // tokenPool keeps a buffer of fresh anonymous voters filled in the

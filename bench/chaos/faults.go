@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
-	"github.com/gocql/gocql"
+	"github.com/tally-vote/tally/pkg/id"
 )
 
 // phase is one fault's run: its polls, its ledger, when the fault was on,
@@ -77,6 +78,7 @@ func matrix() []faultSpec {
 		{"cassandra-restart", "stack down cassandra, stack up cassandra", false, true, injectCassandraRestart},
 		{"close-race", "PATCH status=closed racing PATCH description on many polls", true, false, injectCloseRace},
 		{"options-race", "a vote racing PATCH options on fresh polls", true, false, injectOptionsRace},
+		{"storm", "one voter's 50 concurrent requests, each with its own key, for many voters", true, false, injectStorm},
 	}
 }
 
@@ -257,10 +259,52 @@ func (ph *phase) allPolls() []pollInfo {
 	return append(append([]pollInfo{}, ph.polls...), ph.racePolls...)
 }
 
-func pollSet(ps []pollInfo) map[gocql.UUID]pollInfo {
-	m := make(map[gocql.UUID]pollInfo, len(ps))
+func pollSet(ps []pollInfo) map[id.ID]pollInfo {
+	m := make(map[id.ID]pollInfo, len(ps))
 	for _, p := range ps {
 		m[p.id] = p
 	}
 	return m
+}
+
+// stormRequests is how many requests, each with its own key, one voter of
+// the storm row sends at once.
+const stormRequests = 50
+
+// injectStorm has voters each send stormRequests votes at once, each with
+// its own Idempotency-Key (a double-clicking client, a script): exactly one
+// may be accepted, the rest 409 or 503 while it is undecided (retried with
+// their key, as every request of the harness is). A second acceptance shows
+// as refused_late, which fails the row.
+func injectStorm(ctx context.Context, h *harness, ph *phase, l *load) error {
+	polls, err := h.createPolls(ctx, "storm", max(h.opt.racePolls/4, 2), 3)
+	if err != nil {
+		return err
+	}
+	ph.racePolls = polls
+	var wg sync.WaitGroup
+	for i, p := range polls {
+		for v := range 2 {
+			tok, ok := l.tokens.wait(10 * time.Second)
+			if !ok {
+				return fmt.Errorf("storm: no anonymous voter available")
+			}
+			vo := &voter{id: tok.id, token: tok.token, poll: p.id}
+			start := make(chan struct{})
+			for k := range stormRequests {
+				r := &request{poll: p.id, voter: vo, option: p.options[k%len(p.options)],
+					key: fmt.Sprintf("%s-storm-%d-%d-%d", h.runID, i, v, k), offered: time.Now()}
+				ph.led.add(r)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					h.send(ctx, ph.led, r, nil)
+				}()
+			}
+			close(start)
+		}
+	}
+	wg.Wait()
+	return sleepCtx(ctx, h.opt.hold)
 }

@@ -8,15 +8,15 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gocql/gocql"
+	"github.com/tally-vote/tally/pkg/id"
 )
 
 // request is one logical vote request: one voter, one Idempotency-Key,
 // retried with that same key (a bounded number of times) until answered.
 type request struct {
-	poll    gocql.UUID
+	poll    id.ID
 	voter   *voter
-	option  gocql.UUID
+	option  id.ID
 	key     string
 	second  bool // another key from a voter who sent one before
 	offered time.Time
@@ -35,9 +35,9 @@ func (r *request) accepted() bool {
 }
 
 type voter struct {
-	id    gocql.UUID
+	id    id.ID
 	token string
-	poll  gocql.UUID
+	poll  id.ID
 	reqs  []*request
 }
 
@@ -187,13 +187,13 @@ func (l *load) next(i int) *request {
 	return &request{poll: p.id, voter: v, option: p.options[l.rng.IntN(len(p.options))], key: key, offered: time.Now()}
 }
 
-func (l *load) option(poll gocql.UUID) gocql.UUID {
+func (l *load) option(poll id.ID) id.ID {
 	for _, p := range l.polls {
 		if p.id == poll {
 			return p.options[l.rng.IntN(len(p.options))]
 		}
 	}
-	return gocql.UUID{}
+	return id.ID{}
 }
 
 // stop ends the offers and waits for the requests in flight, whose retries
@@ -206,7 +206,7 @@ func (l *load) stop() {
 
 // castNow sends one vote outside the steady load (the races), recorded in
 // the same ledger, and returns it once answered.
-func (h *harness) castNow(ctx context.Context, ph *phase, tokens *tokenPool, p pollInfo, option gocql.UUID, key string) (*request, error) {
+func (h *harness) castNow(ctx context.Context, ph *phase, tokens *tokenPool, p pollInfo, option id.ID, key string) (*request, error) {
 	tok, ok := tokens.wait(10 * time.Second)
 	if !ok {
 		return nil, fmt.Errorf("no anonymous voter available")

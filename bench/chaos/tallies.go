@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gocql/gocql"
+	"github.com/tally-vote/tally/pkg/id"
 )
 
 // results is a GET …/results answer.
@@ -17,7 +17,7 @@ type results struct {
 	status  string
 }
 
-func (h *harness) results(ctx context.Context, poll gocql.UUID, mode string) (results, error) {
+func (h *harness) results(ctx context.Context, poll id.ID, mode string) (results, error) {
 	a := h.api.do(ctx, "GET", "/v1/polls/"+poll.String()+"/results?tally="+mode, h.owner, nil, "")
 	if a.status != http.StatusOK {
 		return results{}, fmt.Errorf("results?tally=%s: %d %s", mode, a.status, a.code())
@@ -49,11 +49,11 @@ type pollTruth struct {
 // tally must not exceed the rows. It returns the ballots counted twice (or
 // missing) in the tallies, and notes.
 func (h *harness) tallies(ctx context.Context, ph *phase, rows map[pv]*voteRow) (int, []string) {
-	truth := map[gocql.UUID]*pollTruth{}
+	truth := map[id.ID]*pollTruth{}
 	for _, p := range ph.allPolls() {
 		truth[p.id] = &pollTruth{options: map[string]int64{}}
 	}
-	current := map[gocql.UUID]map[string]bool{}
+	current := map[id.ID]map[string]bool{}
 	for _, p := range ph.allPolls() {
 		a := h.api.do(ctx, "GET", "/v1/polls/"+p.id.String(), h.owner, nil, "")
 		if cur, err := parsePoll(a); err == nil {
@@ -106,7 +106,7 @@ func (h *harness) tallies(ctx context.Context, ph *phase, rows map[pv]*voteRow) 
 
 // pollTally checks one poll; it returns tally ballots off the rows, notes,
 // and what reconciliation found and repaired.
-func (h *harness) pollTally(ctx context.Context, ph *phase, poll gocql.UUID, t *pollTruth) (int, []string, reconcileReport) {
+func (h *harness) pollTally(ctx context.Context, ph *phase, poll id.ID, t *pollTruth) (int, []string, reconcileReport) {
 	var (
 		dup   int
 		notes []string

@@ -6,11 +6,11 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/gocql/gocql"
+	"github.com/tally-vote/tally/pkg/id"
 )
 
 // pv is a votes partition: one (poll, voter).
-type pv struct{ poll, voter gocql.UUID }
+type pv struct{ poll, voter id.ID }
 
 // verdict is the accounting of one phase's requests against the rows.
 type verdict struct {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/tally-vote/tally/pkg/cassandra"
 	"github.com/tally-vote/tally/pkg/export"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/vote"
 )
@@ -80,7 +81,7 @@ func run() error {
 	}
 	defer s.Close()
 	polls := cassandra.NewPollStore(s, cfg)
-	var first gocql.UUID
+	var first id.ID
 	if seed {
 		began := time.Now()
 		if first, err = seedVotes(ctx, s, cfg, polls, c); err != nil {
@@ -112,13 +113,13 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	deps := export.SessionDeps(s, func(ctx context.Context, id gocql.UUID) (int, error) {
+	deps := export.Deps{Source: cassandra.NewVoteSource(s, func(ctx context.Context, id id.ID) (int, error) {
 		p, err := polls.Get(ctx, id)
 		if err != nil {
 			return 0, err
 		}
 		return p.IndexBuckets, nil
-	}, io.Discard, zap.NewNop(), export.NewMetrics(prometheus.NewRegistry()))
+	}), Stdout: io.Discard, Log: zap.NewNop(), Metrics: export.NewMetrics(prometheus.NewRegistry()), Now: time.Now}
 	key := []byte("bench-pseudonym-key-0123456789")
 	type job struct {
 		name string
@@ -136,7 +137,7 @@ func run() error {
 				export.Options{Format: f, Workers: n, PseudonymKey: key}, total})
 		}
 	}
-	if first != (gocql.UUID{}) {
+	if first != (id.ID{}) {
 		p, err := polls.Get(ctx, first)
 		if err != nil {
 			return err
@@ -177,17 +178,17 @@ func run() error {
 
 // seedVotes writes the rows as the vote path does (row with IF NOT EXISTS,
 // then its index row) and returns the first, biggest poll.
-func seedVotes(ctx context.Context, s gocqlx.Session, cfg cassandra.Config, polls *cassandra.PollStore, c config) (gocql.UUID, error) {
+func seedVotes(ctx context.Context, s gocqlx.Session, cfg cassandra.Config, polls *cassandra.PollStore, c config) (id.ID, error) {
 	votes := cassandra.NewVoteStore(s, cfg, prometheus.NewRegistry())
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(c.writers)
-	var first gocql.UUID
+	var first id.ID
 	for i := 0; i < c.polls; i++ {
-		p := &poll.Poll{ID: gocql.MustRandomUUID(), CreatorID: gocql.MustRandomUUID(), Title: "bench export",
+		p := &poll.Poll{ID: id.New(), CreatorID: id.New(), Title: "bench export",
 			StartTime: now.Add(-time.Hour), EndTime: now.Add(time.Hour), CreatedAt: now, UpdatedAt: now,
-			Options: []poll.Option{{ID: gocql.MustRandomUUID(), Text: "a"}, {ID: gocql.MustRandomUUID(), Text: "b"},
-				{ID: gocql.MustRandomUUID(), Text: "c"}},
+			Options: []poll.Option{{ID: id.New(), Text: "a"}, {ID: id.New(), Text: "b"},
+				{ID: id.New(), Text: "c"}},
 			CounterShards: 16, IndexBuckets: 16}
 		if err := polls.Create(ctx, p); err != nil {
 			return first, err
@@ -198,8 +199,8 @@ func seedVotes(ctx context.Context, s gocqlx.Session, cfg cassandra.Config, poll
 		}
 		for j := 0; j < n; j++ {
 			g.Go(func() error {
-				b := &vote.Ballot{PollID: p.ID, VoterID: gocql.MustRandomUUID(), VoteID: gocql.MustRandomUUID(),
-					RequestID: gocql.MustRandomUUID(), OptionIDs: []gocql.UUID{p.Options[j%3].ID}, VotedAt: now,
+				b := &vote.Ballot{PollID: p.ID, VoterID: id.New(), VoteID: id.New(),
+					RequestID: id.New(), OptionIDs: []id.ID{p.Options[j%3].ID}, VotedAt: now,
 					IP: "127.0.0.1", UserAgent: "bench/export"}
 				if _, _, err := votes.Insert(gctx, b); err != nil {
 					return err
@@ -219,8 +220,8 @@ func bareScan(ctx context.Context, s gocqlx.Session) (int64, time.Duration, erro
 		WithContext(ctx).Consistency(gocql.LocalQuorum).PageSize(1000).Iter()
 	var (
 		n                     int64
-		pollID, voter, voteID gocql.UUID
-		options               []gocql.UUID
+		pollID, voter, voteID id.ID
+		options               []id.ID
 		at                    time.Time
 		anon                  bool
 	)

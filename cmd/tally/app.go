@@ -11,21 +11,20 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/app"
-	"github.com/tally-vote/tally/pkg/httpapi"
 )
 
 // serve runs the HTTP API until ctx is cancelled, then drains in-flight
 // requests with a fresh timeout.
 func serve(ctx context.Context, a *app.App) error {
-	router, err := a.Router()
+	srv, err := a.APIServer()
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", a.Cfg.HTTPAddr)
+	ln, err := net.Listen("tcp", srv.Addr)
 	if err != nil {
 		return fmt.Errorf("http server: %w", err)
 	}
-	return serveHTTP(ctx, a.Log, httpapi.NewServer(a.Cfg.HTTP, a.Cfg.HTTPAddr, router), ln)
+	return serveHTTP(ctx, a.Logger(), srv, ln)
 }
 
 // serveHTTP serves srv on ln until ctx is cancelled, then drains in-flight

@@ -24,7 +24,7 @@ func newAuditCmd() *cobra.Command {
 				return err
 			}
 			return withApp(cmd.Context(), func(ctx context.Context, a *app.App) error {
-				events, err := a.Audit.List(ctx, id, limit)
+				events, err := a.AuditLog(ctx, id, limit)
 				if err != nil {
 					return err
 				}

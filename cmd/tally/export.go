@@ -2,19 +2,17 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
 
-	"github.com/gocql/gocql"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/app"
 	"github.com/tally-vote/tally/pkg/export"
-	"github.com/tally-vote/tally/pkg/poll"
+	"github.com/tally-vote/tally/pkg/scan"
 )
 
 // pseudonymKeyEnv names the environment variable holding the pseudonym key.
@@ -42,11 +40,8 @@ func newExportCmd() *cobra.Command {
 			if o.Format, err = export.ParseFormat(format); err != nil {
 				return fmt.Errorf("--format: %w", err)
 			}
-			if err := o.Consistency.UnmarshalText([]byte(strings.ToUpper(consistency))); err != nil {
+			if o.Consistency, err = scan.ParseConsistency(consistency); err != nil {
 				return fmt.Errorf("--consistency: %w", err)
-			}
-			if o.Consistency == gocql.Any {
-				return errors.New("--consistency: ANY is not a read consistency")
 			}
 			if o.PseudonymKey, err = pseudonymKey(keyFile, o.RealVoterIDs); err != nil {
 				return err
@@ -92,20 +87,10 @@ func pseudonymKey(keyFile string, realIDs bool) ([]byte, error) {
 }
 
 func runExport(ctx context.Context, a *app.App, o export.Options, metricsFile string) error {
-	log := a.Log.Named("export")
+	log := a.Logger().Named("export")
 	o.Progress = progressBar("exporting votes")
 	reg := prometheus.NewRegistry()
-	buckets := func(ctx context.Context, id gocql.UUID) (int, error) {
-		p, err := a.Polls.Get(ctx, id)
-		if errors.Is(err, poll.ErrNotFound) {
-			return 0, fmt.Errorf("--poll %s: %w", id, err)
-		}
-		if err != nil {
-			return 0, err
-		}
-		return p.IndexBuckets, nil
-	}
-	_, err := export.Run(ctx, export.SessionDeps(a.CQL, buckets, os.Stdout, log, export.NewMetrics(reg)), o)
+	_, err := a.Export(ctx, o, export.NewMetrics(reg), os.Stdout)
 	if metricsFile != "" {
 		if werr := prometheus.WriteToTextfile(metricsFile, reg); werr != nil {
 			log.Warn("write metrics textfile", zap.Error(werr))

@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gocql/gocql"
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/cassandra"
 	"github.com/tally-vote/tally/pkg/export"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/testenv"
 )
 
@@ -32,10 +32,10 @@ func TestExportCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	pollID, voter := gocql.MustRandomUUID(), gocql.MustRandomUUID()
+	pollID, voter := id.New(), id.New()
 	if err := s.Session.Query(`INSERT INTO votes (poll_id, voter_id, option_ids, vote_id, request_id, voted_at, ip)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, pollID, voter, []gocql.UUID{gocql.MustRandomUUID()}, gocql.MustRandomUUID(),
-		gocql.MustRandomUUID(), time.Now(), "192.0.2.7").WithContext(ctx).Exec(); err != nil {
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, pollID, voter, []id.ID{id.New()}, id.New(),
+		id.New(), time.Now(), "192.0.2.7").WithContext(ctx).Exec(); err != nil {
 		t.Fatal(err)
 	}
 

@@ -2,8 +2,7 @@ package main
 
 import (
 	"github.com/spf13/cobra"
-
-	"github.com/tally-vote/tally/pkg/cassandra"
+	"github.com/tally-vote/tally/pkg/app"
 )
 
 func newMigrateCmd() *cobra.Command {
@@ -16,7 +15,7 @@ func newMigrateCmd() *cobra.Command {
 				return err
 			}
 			defer log.Sync() //nolint:errcheck
-			return cassandra.Migrate(cmd.Context(), cfg.Cassandra, log.Named("migrate"))
+			return app.Migrate(cmd.Context(), cfg, log)
 		},
 	}
 }

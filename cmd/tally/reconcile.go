@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/gocql/gocql"
 	"github.com/spf13/cobra"
 
 	"github.com/tally-vote/tally/pkg/app"
@@ -32,7 +31,7 @@ func newReconcileCmd() *cobra.Command {
 			"With --exclude-flagged it also prints the tally with and without the votes bot signals flagged " +
 			"(counted in the same pass; the tally of record keeps them) and records that re-tally in the audit log.",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			id, err := pollFlag(pollID, true)
+			pid, err := pollFlag(pollID, true)
 			if err != nil {
 				return err
 			}
@@ -41,14 +40,14 @@ func newReconcileCmd() *cobra.Command {
 			}
 			return withApp(cmd.Context(), func(ctx context.Context, a *app.App) error {
 				if enqueue {
-					if err := a.Reconciler.Enqueue(ctx, id, "on-demand"); err != nil {
+					if err := a.EnqueueReconcile(ctx, pid); err != nil {
 						return err
 					}
-					fmt.Fprintln(os.Stderr, "enqueued reconciliation of poll", id)
+					fmt.Fprintln(os.Stderr, "enqueued reconciliation of poll", pid)
 					return nil
 				}
-				fmt.Fprintln(os.Stderr, "reconciling poll", id, "…")
-				rep, err := a.Reconcile(ctx, id, waitFinal, func(done, total int, ballots int64) {
+				fmt.Fprintln(os.Stderr, "reconciling poll", pid, "…")
+				rep, err := a.Reconcile(ctx, pid, waitFinal, func(done, total int, ballots int64) {
 					fmt.Fprintf(os.Stderr, "\rcounted index bucket %d/%d: %d ballots so far", done, total, ballots)
 					if done == total {
 						fmt.Fprintln(os.Stderr)
@@ -62,12 +61,10 @@ func newReconcileCmd() *cobra.Command {
 				if !excludeFlagged {
 					return enc.Encode(rep)
 				}
-				p, err := a.Polls.Get(ctx, id)
+				flags, err := a.FlagReport(ctx, rep)
 				if err != nil {
 					return err
 				}
-				a.Tally.Retallied(ctx, id, rep.RowCounts(), rep.AsOf, gocql.UUID{}, "cli")
-				flags := tally.BuildFlagReport(p, rep.RowCounts(), rep.AsOf, a.Now())
 				printFlagSummary(os.Stderr, flags)
 				return enc.Encode(struct {
 					Reconcile tally.Report      `json:"reconcile"`
@@ -76,7 +73,7 @@ func newReconcileCmd() *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVar(&pollID, "poll", "", "poll id (required)")
+	cmd.Flags().StringVar(&pollID, "poll", "", "poll pid (required)")
 	cmd.Flags().BoolVar(&enqueue, "enqueue", false, "send the request to the workers instead of running it here")
 	cmd.Flags().BoolVar(&excludeFlagged, "exclude-flagged", false, "also print the tally without the votes bot signals flagged (and how many, by reason), and audit the re-tally; the tally of record is unchanged")
 	cmd.Flags().BoolVar(&waitFinal, "final", false, "for a closed poll, wait until the workers have applied every vote that can count (the close's watermark) and freeze the final tally")

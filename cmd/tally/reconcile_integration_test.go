@@ -9,9 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gocql/gocql"
-
 	"github.com/tally-vote/tally/pkg/audit"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/tally"
 	"github.com/tally-vote/tally/pkg/testenv"
 	"github.com/tally-vote/tally/pkg/vote"
@@ -38,18 +37,18 @@ func TestReconcileExcludeFlagged(t *testing.T) {
 		voter, _ := c.Account()
 		c.Do("POST", "/v1/polls/"+pollID+"/votes", voter, map[string]any{"option_id": opts[o]}).Must(t, http.StatusOK)
 	}
-	id, err := gocql.ParseUUID(pollID)
+	pid, err := id.Parse(pollID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := a.Polls.Get(ctx, id)
+	p, err := a.Polls.Get(ctx, pid)
 	if err != nil {
 		t.Fatal(err)
 	}
 	no := p.Options[1].ID
 	for _, flags := range [][]string{{"ip_burst"}, {"ip_burst"}, {"ip_burst", "user_agent_burst"}, {"anonymous_ip"}} {
-		b := &vote.Ballot{PollID: id, VoterID: gocql.MustRandomUUID(), OptionIDs: []gocql.UUID{no}, VoteID: gocql.MustRandomUUID(),
-			RequestID: gocql.MustRandomUUID(), VotedAt: time.Now().UTC().Truncate(time.Millisecond), IP: "198.51.100.9", Flags: flags}
+		b := &vote.Ballot{PollID: pid, VoterID: id.New(), OptionIDs: []id.ID{no}, VoteID: id.New(),
+			RequestID: id.New(), VotedAt: time.Now().UTC().Truncate(time.Millisecond), IP: "198.51.100.9", Flags: flags}
 		if _, isNew, err := a.Votes.Record(ctx, p, b); err != nil || !isNew {
 			t.Fatalf("record flagged ballot: new=%v %v", isNew, err)
 		}
@@ -68,7 +67,7 @@ func TestReconcileExcludeFlagged(t *testing.T) {
 	}
 	yes := p.Options[0].ID
 	f := got.Flags
-	if f.PollID != id || f.TotalVotes != 8 || f.FlaggedVotes != 4 || len(f.ByReason) != 3 || f.ByReason["ip_burst"] != 3 ||
+	if f.PollID != pid || f.TotalVotes != 8 || f.FlaggedVotes != 4 || len(f.ByReason) != 3 || f.ByReason["ip_burst"] != 3 ||
 		f.ByReason["user_agent_burst"] != 1 || f.ByReason["anonymous_ip"] != 1 {
 		t.Fatalf("flags: %+v", f)
 	}
@@ -107,7 +106,7 @@ func TestReconcileExcludeFlagged(t *testing.T) {
 	}
 
 	// The CLI's re-tally is in the audit log (actor: the system, by: cli).
-	events, err := a.Audit.List(ctx, id, 100)
+	events, err := a.Audit.List(ctx, pid, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +116,7 @@ func TestReconcileExcludeFlagged(t *testing.T) {
 			cli = append(cli, e)
 		}
 	}
-	if len(cli) != 1 || cli[0].ActorID != (gocql.UUID{}) || cli[0].Detail["ballots"] != float64(8) ||
+	if len(cli) != 1 || cli[0].ActorID != (id.ID{}) || cli[0].Detail["ballots"] != float64(8) ||
 		cli[0].Detail["flagged_ballots"] != float64(4) || cli[0].Detail["ballots_excluding_flagged"] != float64(4) {
 		t.Fatalf("cli audit entries: %+v", cli)
 	}
@@ -134,7 +133,7 @@ func TestReconcileExcludeFlagged(t *testing.T) {
 	if err := json.Unmarshal(out, &plain); err != nil || code != 0 || plain.Rows.Ballots != 8 || plain.Flagged.Ballots != 4 {
 		t.Fatalf("plain reconcile: exit %d, %v:\n%s", code, err, out)
 	}
-	events, err = a.Audit.List(ctx, id, 100)
+	events, err = a.Audit.List(ctx, pid, 100)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,21 +6,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gocql/gocql"
-
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/tally"
 )
 
 func TestPrintFlagSummary(t *testing.T) {
-	a, b := gocql.MustRandomUUID(), gocql.MustRandomUUID()
+	a, b := id.New(), id.New()
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	p := &poll.Poll{ID: gocql.MustRandomUUID(), StartTime: now.Add(-time.Hour), EndTime: now.Add(time.Hour),
+	p := &poll.Poll{ID: id.New(), StartTime: now.Add(-time.Hour), EndTime: now.Add(time.Hour),
 		Options: []poll.Option{{ID: a, Text: "yes"}, {ID: b, Text: "no", DisplayOrder: 1}}}
 	rc := tally.NewRowCounts()
-	rc.Add([]gocql.UUID{a}, nil)
-	rc.Add([]gocql.UUID{b}, []string{"ip_burst"})
-	rc.Add([]gocql.UUID{b}, []string{"device_reuse", "ip_burst"})
+	rc.Add([]id.ID{a}, nil)
+	rc.Add([]id.ID{b}, []string{"ip_burst"})
+	rc.Add([]id.ID{b}, []string{"device_reuse", "ip_burst"})
 	var w bytes.Buffer
 	printFlagSummary(&w, tally.BuildFlagReport(p, rc, now, now))
 	lines := strings.Split(strings.TrimSpace(w.String()), "\n")

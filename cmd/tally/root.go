@@ -3,13 +3,13 @@ package main
 import (
 	"fmt"
 
-	"github.com/gocql/gocql"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/tally-vote/tally/pkg/app"
 	"github.com/tally-vote/tally/pkg/config"
-	"github.com/tally-vote/tally/pkg/redisx"
+	"github.com/tally-vote/tally/pkg/id"
 )
 
 func newRootCmd() *cobra.Command {
@@ -42,18 +42,18 @@ func setup() (config.Config, *zap.Logger, error) {
 	if err != nil {
 		return cfg, nil, err
 	}
-	redisx.RouteLogs(log.Named("redis"))
+	app.RouteDriverLogs(log)
 	return cfg, log, nil
 }
 
 // pollFlag parses a --poll value; empty is the zero id unless required.
-func pollFlag(s string, required bool) (gocql.UUID, error) {
+func pollFlag(s string, required bool) (id.ID, error) {
 	if s == "" && !required {
-		return gocql.UUID{}, nil
+		return id.ID{}, nil
 	}
-	id, err := gocql.ParseUUID(s)
+	pollID, err := id.Parse(s)
 	if err != nil {
-		return gocql.UUID{}, fmt.Errorf("--poll: %w", err)
+		return id.ID{}, fmt.Errorf("--poll: %w", err)
 	}
-	return id, nil
+	return pollID, nil
 }

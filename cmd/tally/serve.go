@@ -17,6 +17,9 @@ func newServeCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withApp(cmd.Context(), func(ctx context.Context, a *app.App) error {
 				if !withWorker {
+					// Votes this process counts itself (sync mode, write-
+					// through) still get their polls reconciled.
+					go a.ScheduleReconciliation(ctx)
 					return serve(ctx, a)
 				}
 				// The worker outlives the HTTP server: requests drain first,
@@ -29,7 +32,7 @@ func newServeCmd() *cobra.Command {
 				a.CloseWriters()
 				stopWorker()
 				if werr := <-workerDone; werr != nil {
-					a.Log.Error("worker stopped", zap.Error(werr))
+					a.Logger().Error("worker stopped", zap.Error(werr))
 					if err == nil {
 						err = werr
 					}

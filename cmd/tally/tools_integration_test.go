@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gocql/gocql"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/cassandra"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/kafkax"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/testenv"
@@ -62,9 +62,9 @@ func TestToolsCLI(t *testing.T) {
 		}
 		defer s.Close()
 		now := time.Now().UTC().Truncate(time.Millisecond)
-		p := &poll.Poll{ID: gocql.MustRandomUUID(), CreatorID: gocql.MustRandomUUID(), Title: "cli",
+		p := &poll.Poll{ID: id.New(), CreatorID: id.New(), Title: "cli",
 			StartTime: now.Add(-time.Hour), EndTime: now.Add(time.Hour), CreatedAt: now, UpdatedAt: now,
-			Options:       []poll.Option{{ID: gocql.MustRandomUUID(), Text: "a"}, {ID: gocql.MustRandomUUID(), Text: "b"}},
+			Options:       []poll.Option{{ID: id.New(), Text: "a"}, {ID: id.New(), Text: "b"}},
 			CounterShards: 4, IndexBuckets: 4}
 		if err := cassandra.NewPollStore(s, cfg.Cassandra).Create(ctx, p); err != nil {
 			t.Fatal(err)
@@ -76,8 +76,8 @@ func TestToolsCLI(t *testing.T) {
 		}
 		// A ballot whose follow-ups never ran: no index row, no counters.
 		if err := s.Session.Query(`INSERT INTO votes (poll_id, voter_id, option_ids, vote_id, request_id, voted_at)
-			VALUES (?, ?, ?, ?, ?, ?)`, p.ID, gocql.MustRandomUUID(), []gocql.UUID{p.Options[1].ID}, gocql.MustRandomUUID(),
-			gocql.MustRandomUUID(), now.Add(-time.Hour)).WithContext(ctx).Exec(); err != nil {
+			VALUES (?, ?, ?, ?, ?, ?)`, p.ID, id.New(), []id.ID{p.Options[1].ID}, id.New(),
+			id.New(), now.Add(-time.Hour)).WithContext(ctx).Exec(); err != nil {
 			t.Fatal(err)
 		}
 		out, code = runTally(t, bin, env, "verify", "--json")
@@ -102,7 +102,7 @@ func TestToolsCLI(t *testing.T) {
 		w := kafkax.NewWriter(cfg.Kafka, cfg.Kafka.DLQTopic)
 		defer w.Close()
 		if err := w.WriteMessages(ctx,
-			kafka.Message{Key: []byte("a"), Value: []byte(`{"poll_id":"` + gocql.MustRandomUUID().String() + `"}`),
+			kafka.Message{Key: []byte("a"), Value: []byte(`{"poll_id":"` + id.New().String() + `"}`),
 				Headers: []kafka.Header{{Key: "error", Value: []byte("boom")}, {Key: "attempts", Value: []byte("2")}}},
 			kafka.Message{Key: []byte("b"), Value: []byte("garbage")}); err != nil {
 			t.Fatal(err)

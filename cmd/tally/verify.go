@@ -8,13 +8,14 @@ import (
 	"os"
 	"time"
 
-	"github.com/gocql/gocql"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"golang.org/x/term"
 
 	"github.com/tally-vote/tally/pkg/app"
+	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/tally"
 	"github.com/tally-vote/tally/pkg/verify"
 )
 
@@ -31,8 +32,11 @@ func newVerifyCmd() *cobra.Command {
 		Long: "Scans the whole votes table by token ranges. Each row's index row in votes_by_poll must exist with the " +
 			"row's vote_id and options; each poll's counter shards must sum to its rows per option and ballots. " +
 			"--poll checks one poll, still by a full scan, since the index cannot list rows missing from it. " +
+			"Each frozen final tally (final_tallies) must equal its poll's rows per option and ballots. " +
 			"--repair writes missing or wrong index rows, and adds counter drift to shard 0 of the polls named " +
-			"with --poll, or of every poll with --repair-counters. Exits 1 while inconsistencies remain.",
+			"with --poll, or of every poll with --repair-counters. Nothing is written to a poll whose final tally is " +
+			"frozen: its problems are reported as frozen, and a final tally is never repaired. " +
+			"Exits 1 while inconsistencies remain, a final tally differing from the rows among them.",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			id, err := pollFlag(pollID, false)
 			if err != nil {
@@ -47,7 +51,7 @@ func newVerifyCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&pollID, "poll", "", "check only this poll (its counters may then be repaired without --repair-counters)")
-	f.BoolVar(&o.Repair, "repair", false, "write missing or wrong index rows and repair counters where allowed")
+	f.BoolVar(&o.Repair, "repair", false, "write missing or wrong index rows and repair counters where allowed (never of a frozen poll)")
 	f.BoolVar(&repairCounters, "repair-counters", false, "with --repair, repair the counters of every poll, not only --poll")
 	f.DurationVar(&o.Grace, "grace", 2*time.Minute, "rows younger than this with a missing index row count as in flight, not as inconsistent")
 	f.IntVar(&o.Splits, "splits", 0, "token ranges to cut the ring into (0: 64, at least the ring's own)")
@@ -57,8 +61,8 @@ func newVerifyCmd() *cobra.Command {
 }
 
 func runVerify(ctx context.Context, a *app.App, o verify.Options, asJSON bool) error {
-	log := a.Log.Named("verify")
-	if o.Repair && (o.RepairCounters || o.Poll != (gocql.UUID{})) {
+	log := a.Logger().Named("verify")
+	if o.Repair && (o.RepairCounters || o.Poll != (id.ID{})) {
 		log.Warn("counters of polls still receiving votes may show in-flight drift (a vote whose counter " +
 			"increment has not landed yet, or one counted after its range was scanned); repairing them then " +
 			"makes them wrong, so repair counters of closed or quiet polls")
@@ -66,14 +70,15 @@ func runVerify(ctx context.Context, a *app.App, o verify.Options, asJSON bool) e
 	o.Progress = progressBar("scanning votes")
 	log.Info("verify started", zap.Stringer("poll_id", o.Poll), zap.Bool("repair", o.Repair),
 		zap.Bool("repair_counters", o.RepairCounters))
-	rep, err := verify.Run(ctx, verify.SessionDeps(a.CQL, verify.PollLayouts(a.Polls.Get), log), o)
+	rep, err := a.Verify(ctx, o)
 	if err != nil {
 		return err
 	}
 	log.Info("verify finished", zap.Int64("rows_scanned", rep.RowsScanned), zap.Int("polls", rep.Polls),
 		zap.Int64("index_missing", rep.IndexMissing), zap.Int64("index_mismatched", rep.IndexMismatched),
-		zap.Int64("index_repaired", rep.IndexRepaired), zap.Int("counter_drift", len(rep.CounterDrift)),
-		zap.Int("counters_repaired", rep.CountersRepaired), zap.Int64("duration_ms", rep.DurationMS))
+		zap.Int64("index_repaired", rep.IndexRepaired), zap.Int64("index_frozen", rep.IndexFrozen), zap.Int("counter_drift", len(rep.CounterDrift)),
+		zap.Int("counters_repaired", rep.CountersRepaired), zap.Int("finals_checked", rep.FinalsChecked),
+		zap.Int("final_mismatches", len(rep.FinalMismatches)), zap.Int64("duration_ms", rep.DurationMS))
 	if asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
@@ -95,10 +100,10 @@ func runVerify(ctx context.Context, a *app.App, o verify.Options, asJSON bool) e
 func printVerify(w io.Writer, rep verify.Report) {
 	fmt.Fprintf(w, "rows scanned %d, checked %d, polls %d, in %d ms\n",
 		rep.RowsScanned, rep.RowsChecked, rep.Polls, rep.DurationMS)
-	fmt.Fprintf(w, "index rows: %d missing, %d mismatched, %d repaired, %d in flight (not judged)\n",
-		rep.IndexMissing, rep.IndexMismatched, rep.IndexRepaired, rep.IndexInFlight)
+	fmt.Fprintf(w, "index rows: %d missing, %d mismatched, %d repaired, %d in flight (not judged), %d of frozen polls (never repaired)\n",
+		rep.IndexMissing, rep.IndexMismatched, rep.IndexRepaired, rep.IndexInFlight, rep.IndexFrozen)
 	for _, p := range rep.IndexProblems {
-		fmt.Fprintf(w, "  index %s poll %s voter %s repaired=%v\n", p.Problem, p.PollID, p.VoterID, p.Repaired)
+		fmt.Fprintf(w, "  index %s poll %s voter %s repaired=%v frozen=%v\n", p.Problem, p.PollID, p.VoterID, p.Repaired, p.Frozen)
 	}
 	for _, id := range rep.UnknownPolls {
 		fmt.Fprintf(w, "votes of unknown poll %s\n", id)
@@ -108,7 +113,15 @@ func printVerify(w io.Writer, rep verify.Report) {
 		for opt, n := range d.OptionDeltas {
 			fmt.Fprintf(w, ", option %s %+d", opt, n)
 		}
-		fmt.Fprintf(w, " (rows minus counters) repaired=%v\n", d.Repaired)
+		fmt.Fprintf(w, " (rows minus counters) repaired=%v frozen=%v\n", d.Repaired, d.Frozen)
+	}
+	fmt.Fprintf(w, "final tallies: %d checked, %d counts differ from the rows\n", rep.FinalsChecked, len(rep.FinalMismatches))
+	for _, m := range rep.FinalMismatches {
+		what := "option " + m.OptionID.String()
+		if m.OptionID == tally.BallotKey {
+			what = "ballots"
+		}
+		fmt.Fprintf(w, "  final tally poll %s %s: final %d, rows %d\n", m.PollID, what, m.Final, m.Rows)
 	}
 	if rep.Consistent {
 		fmt.Fprintln(w, "consistent")

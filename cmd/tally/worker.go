@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tally-vote/tally/pkg/app"
-	"github.com/tally-vote/tally/pkg/httpapi"
 )
 
 func newWorkerCmd() *cobra.Command {
@@ -21,11 +21,12 @@ func newWorkerCmd() *cobra.Command {
 			return withApp(cmd.Context(), func(ctx context.Context, a *app.App) error {
 				// Bound before the worker joins the group, so a taken port
 				// fails the start instead of leaving an unobservable worker.
-				ln, err := net.Listen("tcp", a.Cfg.WorkerAddr)
+				srv := a.OpsServer()
+				ln, err := net.Listen("tcp", srv.Addr)
 				if err != nil {
 					return fmt.Errorf("operator listener: %w", err)
 				}
-				return runWorker(ctx, a, ln)
+				return runWorker(ctx, a, srv, ln)
 			})
 		},
 	}
@@ -35,15 +36,15 @@ func newWorkerCmd() *cobra.Command {
 // listener on ln: probes and /metrics, no API. The listener outlives the
 // drain, so probes and Prometheus see the worker until it has committed
 // and stopped; a listener that fails stops the worker too.
-func runWorker(ctx context.Context, a *app.App, ln net.Listener) error {
+func runWorker(ctx context.Context, a *app.App, srv *http.Server, ln net.Listener) error {
 	workerCtx, stopWorker := context.WithCancel(ctx)
 	defer stopWorker()
 	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHTTP()
-	srv := httpapi.NewServer(a.Cfg.HTTP, ln.Addr().String(), a.OpsRouter())
+	srv.Addr = ln.Addr().String()
 	httpDone := make(chan error, 1)
 	go func() {
-		err := serveHTTP(httpCtx, a.Log.Named("ops"), srv, ln)
+		err := serveHTTP(httpCtx, a.Logger().Named("ops"), srv, ln)
 		if err != nil {
 			stopWorker()
 		}

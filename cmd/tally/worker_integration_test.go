@@ -31,7 +31,7 @@ func startWorker(t *testing.T, cfg config.Config) (ops *testenv.Client, stop fun
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- runWorker(ctx, a, ln) }()
+	go func() { done <- runWorker(ctx, a, a.OpsServer(), ln) }()
 	var stopErr error
 	stopped := false
 	stop = func() error {

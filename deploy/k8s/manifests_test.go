@@ -39,7 +39,7 @@ import (
 const (
 	// serveDrain is srv.Shutdown's timeout in cmd/tally/app.go.
 	serveDrain = 15 * time.Second
-	// commitTimeout bounds the worker's last offset commit (pkg/queue).
+	// commitTimeout bounds the worker's last offset commit (pkg/kafkax/votes).
 	commitTimeout = 10 * time.Second
 )
 

@@ -6,14 +6,14 @@
 // its reasons so the owner can re-tally without it (flag), or it is refused
 // with 403 SUSPICIOUS_ACTIVITY (reject). Nothing is silently dropped.
 //
-// The counters are evaluated inside the vote's one Redis round trip (the
-// queue's flag script embeds Lua), or on their own by Evaluate when a vote
-// is recorded without the queue. With Redis down the checks are skipped and
-// counted: a vote is never refused because the signals are unavailable.
+// This package holds the rules as data (Check's keys and arguments); the
+// counters are counted inside the vote's one Redis round trip, by the
+// admission script (pkg/redisx/admission), which hands back what they
+// tripped (Settle). With Redis down the checks are skipped and counted: a
+// vote is never refused because the signals are unavailable.
 package abuse
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -23,16 +23,16 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/clientip"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/redisx"
 )
 
 // ErrSuspicious refuses a vote that tripped a bot signal on a poll whose
 // policy is reject.
-var ErrSuspicious = apperr.New("SUSPICIOUS_ACTIVITY", "this vote looks automated and the poll refuses such votes")
+var ErrSuspicious = apperr.New(apperr.CodeSuspiciousActivity, "this vote looks automated and the poll refuses such votes")
 
 // The rules, by the name stored in a ballot's flags and used as a metric
 // label.
@@ -90,10 +90,9 @@ type Signals struct {
 // cut before hashing.
 const MaxDevice = 256
 
-// Detector builds each vote's Check and evaluates checks on their own.
+// Detector builds each vote's Check and counts what checks found.
 type Detector struct {
 	cfg     Config
-	rdb     *redis.Client
 	key     []byte
 	now     func() time.Time
 	signals *prometheus.CounterVec
@@ -102,10 +101,10 @@ type Detector struct {
 
 // NewDetector builds a detector; secret keys the device fingerprint hash
 // (the same secret on every process). It registers its metrics.
-func NewDetector(cfg Config, rdb *redis.Client, secret []byte, now func() time.Time, reg prometheus.Registerer) *Detector {
+func NewDetector(cfg Config, secret []byte, now func() time.Time, reg prometheus.Registerer) *Detector {
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte("tally device fingerprints"))
-	d := &Detector{cfg: cfg, rdb: rdb, key: m.Sum(nil), now: now,
+	d := &Detector{cfg: cfg, key: m.Sum(nil), now: now,
 		signals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tally_bot_signals_total",
 			Help: "Votes that tripped a bot rule, by rule and what the poll's policy did: flagged (recorded with the reason) or rejected (403 SUSPICIOUS_ACTIVITY).",
@@ -141,9 +140,9 @@ func (d *Detector) DeviceHash(raw string) string {
 	return hex.EncodeToString(m.Sum(nil)[:16])
 }
 
-// Check is one vote's rule counters, to be counted once: in the queue's
-// flag script (Keys, Args, then Settle with what bot_signals returned) or
-// by Evaluate. A nil Check has nothing to count. It is used by one request.
+// Check is one vote's rule counters, to be counted once by the admission
+// script (Keys, Args, then Settle with what it tripped). A nil Check has
+// nothing to count. It is used by one request.
 type Check struct {
 	d      *Detector
 	reject bool
@@ -170,7 +169,10 @@ func (d *Detector) For(p *poll.Poll, s Signals) *Check {
 			c.rules = append(c.rules, counter{key: redisx.BotSignal(p.ID, name, subject), name: name, limit: limit, window: window})
 		}
 	}
-	add(RuleIPBurst, s.IP, d.cfg.IPBurst, d.cfg.IPBurstWindow)
+	// An IPv6 client counts as its /64 (clientip.Key): one host picks
+	// addresses in it at will.
+	ip := clientip.Key(s.IP)
+	add(RuleIPBurst, ip, d.cfg.IPBurst, d.cfg.IPBurstWindow)
 	add(RuleDeviceReuse, s.Device, d.cfg.DeviceReuse, d.cfg.DeviceWindow)
 	if s.UserAgent != "" {
 		h := fnv.New64a()
@@ -184,7 +186,7 @@ func (d *Detector) For(p *poll.Poll, s Signals) *Check {
 	// one solved challenge, so farming tokens gains nothing: a classroom of
 	// invited voters behind one address is not flagged for it.
 	if s.Anonymous && (p.Settings.AnonymousAccess == "" || p.Settings.AnonymousAccess == poll.AnonymousOpen) {
-		add(RuleAnonymousIP, s.IP, d.cfg.AnonymousPerIP, d.cfg.AnonymousWindow)
+		add(RuleAnonymousIP, ip, d.cfg.AnonymousPerIP, d.cfg.AnonymousWindow)
 	}
 	return c
 }
@@ -192,8 +194,8 @@ func (d *Detector) For(p *poll.Poll, s Signals) *Check {
 // Pending reports whether the check still has counters to count.
 func (c *Check) Pending() bool { return c != nil && !c.done && len(c.rules) > 0 }
 
-// Keys are the check's counter keys, to pass to a script that calls
-// bot_signals (see Lua) after its own keys; none once counted.
+// Keys are the check's counter keys, one per rule in the order of Args;
+// none once counted.
 func (c *Check) Keys() []string {
 	if !c.Pending() {
 		return nil
@@ -205,8 +207,10 @@ func (c *Check) Keys() []string {
 	return keys
 }
 
-// Args are the check's arguments, to pass after the script's own: the
-// number of rules, 1 to reject, then limit, window (ms) and name of each.
+// Args are the check's arguments: the number of rules, 1 to reject, then
+// limit, window (ms) and name of each ({0, 0} once counted). A counter's
+// window starts at its first vote (fixed windows: cheap, and a burst shows
+// up within one); a vote past a rule's limit trips it.
 func (c *Check) Args() []any {
 	if !c.Pending() {
 		return []any{0, 0}
@@ -223,15 +227,22 @@ func (c *Check) Args() []any {
 	return args
 }
 
-// Settle takes what bot_signals returned for the check (tripped, as the
-// script replied it, and whether it refused the vote), counts the outcome
-// and returns the vote's flags, or ErrSuspicious for a refused vote.
-func (c *Check) Settle(tripped any, rejected bool) ([]string, error) {
+// Settle takes what the counters tripped (the rules' names, in any order,
+// repeats allowed) and whether the script refused the vote for it, counts
+// the outcome and returns the vote's flags (sorted), or ErrSuspicious for
+// a refused vote.
+func (c *Check) Settle(tripped []string, rejected bool) ([]string, error) {
 	if !c.Pending() {
 		return nil, nil
 	}
 	c.done = true
-	return c.d.settle(Tripped(tripped), rejected)
+	var flags []string
+	if len(tripped) > 0 {
+		flags = slices.Clone(tripped)
+		slices.Sort(flags)
+		flags = slices.Compact(flags)
+	}
+	return c.d.settle(flags, rejected)
 }
 
 // Skip marks the check as not done because Redis did not answer: the
@@ -241,63 +252,6 @@ func (c *Check) Skip() {
 		c.done = true
 		c.d.checks.WithLabelValues("skipped").Inc()
 	}
-}
-
-// Evaluate counts a check still pending in a round trip of its own: for a
-// vote recorded without the queue's flag script. It returns the flags, or
-// ErrSuspicious when the vote is to be refused; with Redis unavailable
-// the check is skipped.
-func (c *Check) Evaluate(ctx context.Context) ([]string, error) {
-	if !c.Pending() {
-		return nil, nil
-	}
-	reply, err := evaluate.Run(ctx, c.d.rdb, c.Keys(), c.Args()...).Result()
-	vals, ok := reply.([]any)
-	if err != nil || !ok || len(vals) != 2 {
-		c.Skip()
-		return nil, nil
-	}
-	code, _ := vals[0].(int64)
-	return c.Settle(vals[1], code == 2)
-}
-
-// Lua defines bot_signals(k, a) for a script whose check keys follow its
-// k-th key and whose check arguments follow its a-th argument (Keys, Args).
-// It counts the vote in every rule's window and returns the names of the
-// rules it crossed and whether the vote is to be refused. A counter's
-// window starts at its first vote (fixed windows: cheap, and a burst shows
-// up within one).
-const Lua = `
-local function bot_signals(k, a)
-  local m = tonumber(ARGV[a + 1])
-  local tripped = {}
-  for i = 1, m do
-    local key = KEYS[k + i]
-    local c = redis.call("INCR", key)
-    if c == 1 then redis.call("PEXPIRE", key, ARGV[a + 3 * i + 1]) end
-    if c > tonumber(ARGV[a + 3 * i]) then tripped[#tripped + 1] = ARGV[a + 3 * i + 2] end
-  end
-  return tripped, ARGV[a + 2] == "1" and #tripped > 0
-end
-`
-
-// evaluate is Lua on its own: {1, tripped} or {2, tripped} to refuse.
-var evaluate = redis.NewScript(Lua + `
-local tripped, reject = bot_signals(0, 0)
-if reject then return {2, tripped} end
-return {1, tripped}`)
-
-// Tripped reads the rule names a bot_signals call returned.
-func Tripped(v any) []string {
-	list, _ := v.([]any)
-	var names []string
-	for _, x := range list {
-		if s, ok := x.(string); ok {
-			names = append(names, s)
-		}
-	}
-	slices.Sort(names)
-	return slices.Compact(names)
 }
 
 // settle counts a checked vote's outcome and returns its flags, or

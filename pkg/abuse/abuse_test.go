@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gocql/gocql"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 )
 
@@ -22,8 +22,8 @@ var testCfg = Config{
 
 func TestForBuildsTheRulesASignalAllows(t *testing.T) {
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	d := NewDetector(testCfg, nil, []byte("k"), func() time.Time { return now }, prometheus.NewRegistry())
-	p := &poll.Poll{ID: gocql.MustRandomUUID()}
+	d := NewDetector(testCfg, []byte("k"), func() time.Time { return now }, prometheus.NewRegistry())
+	p := &poll.Poll{ID: id.New()}
 	for _, tc := range []struct {
 		name   string
 		policy poll.BotPolicy
@@ -71,12 +71,13 @@ func TestForBuildsTheRulesASignalAllows(t *testing.T) {
 	}
 }
 
-func TestArgsLayoutMatchesTheLua(t *testing.T) {
-	d := NewDetector(testCfg, nil, []byte("k"), time.Now, prometheus.NewRegistry())
-	p := &poll.Poll{ID: gocql.MustRandomUUID(), Settings: poll.Settings{BotPolicy: poll.BotReject}}
+func TestArgsLayout(t *testing.T) {
+	d := NewDetector(testCfg, []byte("k"), time.Now, prometheus.NewRegistry())
+	p := &poll.Poll{ID: id.New(), Settings: poll.Settings{BotPolicy: poll.BotReject}}
 	c := d.For(p, Signals{IP: "10.0.0.1", Anonymous: true})
-	// bot_signals(k, a) reads ARGV[a+1] = rules, ARGV[a+2] = reject, then
-	// limit, window, name at a+3i, a+3i+1, a+3i+2.
+	// The admission script (pkg/redisx/admission/admit.lua) reads, from
+	// the bot arguments' start: rules, reject, then limit, window and name
+	// of each rule.
 	want := []any{2, 1, 20, int64(60000), RuleIPBurst, 3, int64(3600000), RuleAnonymousIP}
 	if got := c.Args(); !slices.Equal(got, want) {
 		t.Fatalf("args %v, want %v", got, want)
@@ -85,7 +86,7 @@ func TestArgsLayoutMatchesTheLua(t *testing.T) {
 		t.Fatalf("key %q", c.Keys()[0])
 	}
 	// Counted once: afterwards it passes nothing to a script.
-	if _, err := c.Settle([]any{RuleIPBurst}, true); err != ErrSuspicious {
+	if _, err := c.Settle([]string{RuleIPBurst}, true); err != ErrSuspicious {
 		t.Fatalf("settle: %v", err)
 	}
 	if c.Pending() || c.Keys() != nil || !slices.Equal(c.Args(), []any{0, 0}) {
@@ -97,9 +98,20 @@ func TestArgsLayoutMatchesTheLua(t *testing.T) {
 	}
 }
 
+// Two addresses of one IPv6 /64 are one client to the per-address rules.
+func TestIPRulesCountAnIPv6ClientPerSlash64(t *testing.T) {
+	d := NewDetector(testCfg, []byte("k"), time.Now, prometheus.NewRegistry())
+	p := &poll.Poll{ID: id.New(), Settings: poll.Settings{BotPolicy: poll.BotFlag}}
+	a := d.For(p, Signals{IP: "2001:db8:1:2::1", Anonymous: true}).Keys()
+	b := d.For(p, Signals{IP: "2001:db8:1:2:ffff:eeee:dddd:cccc", Anonymous: true}).Keys()
+	if !slices.Equal(a, b) || a[0] != "bot:"+p.ID.String()+":ip_burst:2001:db8:1:2::/64" {
+		t.Fatalf("keys %v and %v, want the /64's", a, b)
+	}
+}
+
 func TestDeviceHashIsKeyedAndStable(t *testing.T) {
-	a := NewDetector(testCfg, nil, []byte("key-a"), time.Now, prometheus.NewRegistry())
-	b := NewDetector(testCfg, nil, []byte("key-b"), time.Now, prometheus.NewRegistry())
+	a := NewDetector(testCfg, []byte("key-a"), time.Now, prometheus.NewRegistry())
+	b := NewDetector(testCfg, []byte("key-b"), time.Now, prometheus.NewRegistry())
 	if a.DeviceHash("fp-1") != a.DeviceHash("fp-1") || a.DeviceHash("fp-1") == a.DeviceHash("fp-2") {
 		t.Fatal("not a stable hash")
 	}
@@ -119,12 +131,15 @@ func TestDeviceHashIsKeyedAndStable(t *testing.T) {
 	}
 }
 
-func TestTrippedSortsAndDedupes(t *testing.T) {
-	got := Tripped([]any{RuleUserAgentBurst, RuleIPBurst, RuleIPBurst, int64(3)})
-	if !slices.Equal(got, []string{RuleIPBurst, RuleUserAgentBurst}) {
-		t.Fatalf("%v", got)
+func TestSettleSortsAndDedupes(t *testing.T) {
+	d := NewDetector(testCfg, []byte("k"), time.Now, prometheus.NewRegistry())
+	p := &poll.Poll{ID: id.New(), Settings: poll.Settings{BotPolicy: poll.BotFlag}}
+	c := d.For(p, Signals{IP: "10.0.0.1", UserAgent: "ua"})
+	got, err := c.Settle([]string{RuleUserAgentBurst, RuleIPBurst, RuleIPBurst}, false)
+	if err != nil || !slices.Equal(got, []string{RuleIPBurst, RuleUserAgentBurst}) {
+		t.Fatalf("%v %v", got, err)
 	}
-	if Tripped(nil) != nil {
-		t.Fatal("nil reply")
+	if got, err := d.For(p, Signals{IP: "10.0.0.1"}).Settle(nil, false); got != nil || err != nil {
+		t.Fatalf("nothing tripped: %v %v", got, err)
 	}
 }

@@ -14,11 +14,11 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/gocql/gocql"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 )
 
@@ -30,14 +30,14 @@ const (
 
 // Sentinels. Each is 403 with its code; the messages say what to do.
 var (
-	ErrInviteRequired = apperr.New("INVITE_REQUIRED", "this poll takes anonymous votes by invite only: send your code in X-Invite-Code")
-	ErrInviteInvalid  = apperr.New("INVITE_INVALID", "this invite code is not one of this poll's")
-	ErrPoWRequired    = apperr.New("POW_REQUIRED",
+	ErrInviteRequired = apperr.New(apperr.CodeInviteRequired, "this poll takes anonymous votes by invite only: send your code in X-Invite-Code")
+	ErrInviteInvalid  = apperr.New(apperr.CodeInviteInvalid, "this invite code is not one of this poll's")
+	ErrPoWRequired    = apperr.New(apperr.CodePoWRequired,
 		"this poll takes anonymous votes with a proof of work: GET its challenge, solve it and send X-Proof-Of-Work")
-	ErrPoWMalformed = apperr.New("POW_INVALID", "X-Proof-Of-Work must be <challenge>:<solution>")
-	ErrPoWForged    = apperr.New("POW_INVALID", "this challenge was not issued for this poll")
-	ErrPoWUnsolved  = apperr.New("POW_INVALID", "the solution does not meet the challenge's difficulty")
-	ErrPoWExpired   = apperr.New("POW_INVALID", "the challenge expired: get a new one")
+	ErrPoWMalformed = apperr.New(apperr.CodePoWInvalid, "X-Proof-Of-Work must be <challenge>:<solution>")
+	ErrPoWForged    = apperr.New(apperr.CodePoWInvalid, "this challenge was not issued for this poll")
+	ErrPoWUnsolved  = apperr.New(apperr.CodePoWInvalid, "the solution does not meet the challenge's difficulty")
+	ErrPoWExpired   = apperr.New(apperr.CodePoWInvalid, "the challenge expired: get a new one")
 )
 
 // Config tunes anonymous access. Variables are TALLY_POW_* and
@@ -107,7 +107,7 @@ type Admission interface {
 
 // Admitted is an admission's answer.
 type Admitted struct {
-	Voter gocql.UUID
+	Voter id.ID
 	// Outcome labels it in tally_anonymous_access_total; empty is
 	// "admitted".
 	Outcome string
@@ -116,31 +116,31 @@ type Admitted struct {
 // identifier names the voter a request's credential stands for without
 // admitting a ballot: for reading one's own vote and request status.
 type identifier interface {
-	identify(p *poll.Poll, h http.Header) (voter gocql.UUID, present bool, err error)
+	identify(p *poll.Poll, h http.Header) (voter id.ID, present bool, err error)
 }
 
 // Store is the invite codes' storage (pkg/cassandra).
 type Store interface {
 	// AddInvites stores code hashes of a poll.
-	AddInvites(ctx context.Context, pollID gocql.UUID, hashes [][]byte, at time.Time) error
+	AddInvites(ctx context.Context, pollID id.ID, hashes [][]byte, at time.Time) error
 	// InviteExists reports whether a code hash is the poll's.
-	InviteExists(ctx context.Context, pollID gocql.UUID, hash []byte) (bool, error)
+	InviteExists(ctx context.Context, pollID id.ID, hash []byte) (bool, error)
 	// CountInvites counts a poll's codes.
-	CountInvites(ctx context.Context, pollID gocql.UUID) (int, error)
+	CountInvites(ctx context.Context, pollID id.ID) (int, error)
 	// EachInvitePage calls fn with the poll's code hashes, a page at a time.
-	EachInvitePage(ctx context.Context, pollID gocql.UUID, fn func(hashes [][]byte) error) error
+	EachInvitePage(ctx context.Context, pollID id.ID, fn func(hashes [][]byte) error) error
 	// CountBallots counts the voters among voters who have a ballot.
-	CountBallots(ctx context.Context, pollID gocql.UUID, voters []gocql.UUID) (int, error)
+	CountBallots(ctx context.Context, pollID id.ID, voters []id.ID) (int, error)
 }
 
 // Ballots tells whether a voter has a ballot (pkg/vote).
 type Ballots interface {
-	HasVoted(ctx context.Context, pollID, voterID gocql.UUID) (bool, error)
+	HasVoted(ctx context.Context, pollID, voterID id.ID) (bool, error)
 }
 
 // Auditor records owner actions (pkg/audit).
 type Auditor interface {
-	Record(ctx context.Context, pollID, actor gocql.UUID, kind string, detail map[string]any)
+	Record(ctx context.Context, pollID, actor id.ID, kind string, detail map[string]any)
 }
 
 // Deps are what the service needs.
@@ -232,7 +232,7 @@ var errUnwired = apperr.Unavailable("anonymous access", errors.New("not configur
 // Voter is who a ballot on p belongs to: the caller, or for an anonymous
 // caller on an invite or proof-of-work poll, the voter its code or solved
 // challenge stands for (or the refusal).
-func (s *Service) Voter(ctx context.Context, p *poll.Poll, caller gocql.UUID, anonymous bool, h http.Header) (gocql.UUID, error) {
+func (s *Service) Voter(ctx context.Context, p *poll.Poll, caller id.ID, anonymous bool, h http.Header) (id.ID, error) {
 	g := s.gate(p, anonymous)
 	if g == nil {
 		return caller, nil
@@ -244,7 +244,7 @@ func (s *Service) Voter(ctx context.Context, p *poll.Poll, caller gocql.UUID, an
 		outcome = "missing"
 	case errors.Is(err, ErrPoWExpired):
 		outcome = "expired"
-	case errors.Is(err, ErrInviteInvalid) || isCode(err, "POW_INVALID"):
+	case errors.Is(err, ErrInviteInvalid) || apperr.CodeOf(err) == apperr.CodePoWInvalid:
 		outcome = "invalid"
 	case err != nil:
 		outcome = "error"
@@ -255,7 +255,7 @@ func (s *Service) Voter(ctx context.Context, p *poll.Poll, caller gocql.UUID, an
 		s.m.access.WithLabelValues(string(p.Settings.AnonymousAccess), outcome).Inc()
 	}
 	if err != nil {
-		return gocql.UUID{}, err
+		return id.ID{}, err
 	}
 	return a.Voter, nil
 }
@@ -264,7 +264,7 @@ func (s *Service) Voter(ctx context.Context, p *poll.Poll, caller gocql.UUID, an
 // status, the results of a poll that shows them to voters only): like
 // Voter, but without admitting a ballot, so it reads no store and accepts
 // an expired challenge. Without a credential the caller reads as itself.
-func (s *Service) Identify(p *poll.Poll, caller gocql.UUID, anonymous bool, h http.Header) (gocql.UUID, error) {
+func (s *Service) Identify(p *poll.Poll, caller id.ID, anonymous bool, h http.Header) (id.ID, error) {
 	g := s.gate(p, anonymous)
 	id, ok := g.(identifier)
 	if !ok {
@@ -289,9 +289,4 @@ func (s *Service) Challenge(p *poll.Poll) (Challenge, error) {
 	}
 	s.m.issued.Inc()
 	return c, nil
-}
-
-func isCode(err error, code string) bool {
-	var e *apperr.Error
-	return errors.As(err, &e) && e.Code == code
 }

@@ -9,12 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gocql/gocql"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 )
 
@@ -25,7 +25,7 @@ var (
 
 func TestCodes(t *testing.T) {
 	k := deriveKeys(testSecret)
-	pollA, pollB := gocql.MustRandomUUID(), gocql.MustRandomUUID()
+	pollA, pollB := id.New(), id.New()
 	good, err := k.newCode(pollA)
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +45,7 @@ func TestCodes(t *testing.T) {
 	for _, tc := range []struct {
 		name          string
 		code          string
-		poll          gocql.UUID
+		poll          id.ID
 		parses, valid bool
 	}{
 		{"minted for this poll", good, pollA, true, true},
@@ -86,7 +86,7 @@ func TestCodes(t *testing.T) {
 			t.Fatal("another secret gives the same hash or voter")
 		}
 		v := k.inviteVoter(pollA, h)
-		if v.Version() != 8 || v.Variant() != gocql.VariantIETF {
+		if v.Version() != 8 || v.Variant() != id.VariantIETF {
 			t.Fatalf("voter %s is not a version 8 RFC 4122 UUID", v)
 		}
 		if v != k.inviteVoter(pollA, h) || v == k.inviteVoter(pollB, h) {
@@ -119,8 +119,8 @@ func solveAt(t *testing.T, chal string, difficulty int) (good, bad string) {
 
 func TestChallenges(t *testing.T) {
 	k := deriveKeys(testSecret)
-	p := &poll.Poll{ID: gocql.MustRandomUUID()}
-	other := &poll.Poll{ID: gocql.MustRandomUUID()}
+	p := &poll.Poll{ID: id.New()}
+	other := &poll.Poll{ID: id.New()}
 	ch, err := k.newChallenge(p.ID, testNow.Add(time.Minute), 8)
 	if err != nil {
 		t.Fatal(err)
@@ -223,16 +223,16 @@ func TestLeadingZeroBits(t *testing.T) {
 type memStore struct {
 	mu      sync.Mutex
 	codes   map[string]bool
-	ballots map[gocql.UUID]bool
+	ballots map[id.ID]bool
 	reads   int
 	fail    error
 }
 
 func newMemStore() *memStore {
-	return &memStore{codes: map[string]bool{}, ballots: map[gocql.UUID]bool{}}
+	return &memStore{codes: map[string]bool{}, ballots: map[id.ID]bool{}}
 }
 
-func (m *memStore) AddInvites(_ context.Context, pollID gocql.UUID, hashes [][]byte, _ time.Time) error {
+func (m *memStore) AddInvites(_ context.Context, pollID id.ID, hashes [][]byte, _ time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.fail != nil {
@@ -244,7 +244,7 @@ func (m *memStore) AddInvites(_ context.Context, pollID gocql.UUID, hashes [][]b
 	return nil
 }
 
-func (m *memStore) InviteExists(_ context.Context, pollID gocql.UUID, hash []byte) (bool, error) {
+func (m *memStore) InviteExists(_ context.Context, pollID id.ID, hash []byte) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.reads++
@@ -254,7 +254,7 @@ func (m *memStore) InviteExists(_ context.Context, pollID gocql.UUID, hash []byt
 	return m.codes[pollID.String()+string(hash)], nil
 }
 
-func (m *memStore) CountInvites(_ context.Context, pollID gocql.UUID) (int, error) {
+func (m *memStore) CountInvites(_ context.Context, pollID id.ID) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n := 0
@@ -266,7 +266,7 @@ func (m *memStore) CountInvites(_ context.Context, pollID gocql.UUID) (int, erro
 	return n, m.fail
 }
 
-func (m *memStore) EachInvitePage(_ context.Context, pollID gocql.UUID, fn func([][]byte) error) error {
+func (m *memStore) EachInvitePage(_ context.Context, pollID id.ID, fn func([][]byte) error) error {
 	m.mu.Lock()
 	var page [][]byte
 	for k := range m.codes {
@@ -278,7 +278,7 @@ func (m *memStore) EachInvitePage(_ context.Context, pollID gocql.UUID, fn func(
 	return fn(page)
 }
 
-func (m *memStore) CountBallots(_ context.Context, _ gocql.UUID, voters []gocql.UUID) (int, error) {
+func (m *memStore) CountBallots(_ context.Context, _ id.ID, voters []id.ID) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n := 0
@@ -290,7 +290,7 @@ func (m *memStore) CountBallots(_ context.Context, _ gocql.UUID, voters []gocql.
 	return n, nil
 }
 
-func (m *memStore) HasVoted(_ context.Context, _, voter gocql.UUID) (bool, error) {
+func (m *memStore) HasVoted(_ context.Context, _, voter id.ID) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.ballots[voter], m.fail
@@ -298,7 +298,7 @@ func (m *memStore) HasVoted(_ context.Context, _, voter gocql.UUID) (bool, error
 
 type auditRecorder struct{ kinds []string }
 
-func (a *auditRecorder) Record(_ context.Context, _, _ gocql.UUID, kind string, _ map[string]any) {
+func (a *auditRecorder) Record(_ context.Context, _, _ id.ID, kind string, _ map[string]any) {
 	a.kinds = append(a.kinds, kind)
 }
 
@@ -326,9 +326,9 @@ func hdr(kv ...string) http.Header {
 
 func TestVoter(t *testing.T) {
 	s, st, clk, reg, au := newTestService(t, testConfig)
-	owner, token := gocql.MustRandomUUID(), gocql.MustRandomUUID()
+	owner, token := id.New(), id.New()
 	mk := func(mode poll.AnonymousAccess, anon bool) *poll.Poll {
-		return &poll.Poll{ID: gocql.MustRandomUUID(), CreatorID: owner,
+		return &poll.Poll{ID: id.New(), CreatorID: owner,
 			Settings: poll.Settings{AllowAnonymous: anon, AnonymousAccess: mode}}
 	}
 	invite, pow, open := mk(poll.AnonymousInvite, true), mk(poll.AnonymousPoW, true), mk(poll.AnonymousOpen, true)
@@ -347,11 +347,11 @@ func TestVoter(t *testing.T) {
 	solution, unsolved := solveAt(t, ch.Value, ch.Difficulty)
 	solved := ch.Value + ":" + solution
 
-	codeVoter := func(code string) gocql.UUID {
+	codeVoter := func(code string) id.ID {
 		c, _ := parseCode(code)
 		return s.keys.inviteVoter(invite.ID, s.keys.codeHash(invite.ID, c))
 	}
-	powVoter := func() gocql.UUID {
+	powVoter := func() id.ID {
 		c, _ := s.keys.verify(pow, solved, testNow, true)
 		return s.keys.powVoter(c)
 	}
@@ -360,19 +360,19 @@ func TestVoter(t *testing.T) {
 		p         *poll.Poll
 		anonymous bool
 		h         http.Header
-		want      func() gocql.UUID
+		want      func() id.ID
 		err       error
 	}{
-		{"account on an invite poll votes as itself", invite, false, hdr(), func() gocql.UUID { return token }, nil},
-		{"anonymous on an open poll votes as its token", open, true, hdr(InviteHeader, codes[0]), func() gocql.UUID { return token }, nil},
+		{"account on an invite poll votes as itself", invite, false, hdr(), func() id.ID { return token }, nil},
+		{"anonymous on an open poll votes as its token", open, true, hdr(InviteHeader, codes[0]), func() id.ID { return token }, nil},
 		{"anonymous where not allowed: left to the vote rules", mk(poll.AnonymousInvite, false), true, hdr(),
-			func() gocql.UUID { return token }, nil},
+			func() id.ID { return token }, nil},
 		{"invite, no code", invite, true, hdr(), nil, ErrInviteRequired},
 		{"invite, malformed code", invite, true, hdr(InviteHeader, "nope"), nil, ErrInviteInvalid},
 		{"invite, another poll's code", invite, true, hdr(InviteHeader, otherPollCode[0]), nil, ErrInviteInvalid},
 		{"invite, code with a foreign tag", invite, true, hdr(InviteHeader, forged), nil, ErrInviteInvalid},
-		{"invite, code", invite, true, hdr(InviteHeader, codes[0]), func() gocql.UUID { return codeVoter(codes[0]) }, nil},
-		{"invite, another code", invite, true, hdr(InviteHeader, codes[1]), func() gocql.UUID { return codeVoter(codes[1]) }, nil},
+		{"invite, code", invite, true, hdr(InviteHeader, codes[0]), func() id.ID { return codeVoter(codes[0]) }, nil},
+		{"invite, another code", invite, true, hdr(InviteHeader, codes[1]), func() id.ID { return codeVoter(codes[1]) }, nil},
 		{"pow, none", pow, true, hdr(), nil, ErrPoWRequired},
 		{"pow, solved", pow, true, hdr(PoWHeader, solved), powVoter, nil},
 		{"pow, unsolved", pow, true, hdr(PoWHeader, ch.Value+":"+unsolved), nil, ErrPoWUnsolved},
@@ -387,7 +387,7 @@ func TestVoter(t *testing.T) {
 				t.Fatalf("voter %s, want %s", got, tc.want())
 			}
 			var coded *apperr.Error
-			if err != nil && (!errors.As(err, &coded) || !strings.Contains("INVITE_REQUIRED INVITE_INVALID POW_REQUIRED POW_INVALID", coded.Code)) {
+			if err != nil && (!errors.As(err, &coded) || !strings.Contains("INVITE_REQUIRED INVITE_INVALID POW_REQUIRED POW_INVALID", coded.Code.String())) {
 				t.Fatalf("error %v is not one of the four codes", err)
 			}
 		})
@@ -396,7 +396,7 @@ func TestVoter(t *testing.T) {
 	t.Run("a code is one voter whatever the token, read once", func(t *testing.T) {
 		reads := st.reads
 		for range 20 {
-			v, err := s.Voter(context.Background(), invite, gocql.MustRandomUUID(), true, hdr(InviteHeader, codes[2]))
+			v, err := s.Voter(context.Background(), invite, id.New(), true, hdr(InviteHeader, codes[2]))
 			if err != nil || v != codeVoter(codes[2]) {
 				t.Fatalf("%s %v", v, err)
 			}
@@ -446,7 +446,7 @@ func TestVoter(t *testing.T) {
 		for _, tc := range []struct {
 			p    *poll.Poll
 			h    http.Header
-			want gocql.UUID
+			want id.ID
 			err  error
 		}{
 			{invite, hdr(), token, nil},
@@ -482,19 +482,19 @@ func TestVoter(t *testing.T) {
 
 func TestMintAndCounts(t *testing.T) {
 	s, st, _, _, _ := newTestService(t, testConfig)
-	owner := gocql.MustRandomUUID()
-	p := &poll.Poll{ID: gocql.MustRandomUUID(), CreatorID: owner}
+	owner := id.New()
+	p := &poll.Poll{ID: id.New(), CreatorID: owner}
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name   string
-		caller gocql.UUID
+		caller id.ID
 		n      int
 		err    string
 	}{
 		{"zero", owner, 0, "count: must be 1 to 1000"},
 		{"negative", owner, -1, "count: must be 1 to 1000"},
 		{"over one request's limit", owner, MaxMint + 1, "count: must be 1 to 1000"},
-		{"not the owner", gocql.MustRandomUUID(), 1, "only the poll's owner"},
+		{"not the owner", id.New(), 1, "only the poll's owner"},
 		{"some", owner, 20, ""},
 		{"past the poll's limit", owner, 11, "holds 20 invite codes and may hold at most 30"},
 		{"up to the poll's limit", owner, 10, ""},
@@ -526,7 +526,7 @@ func TestMintAndCounts(t *testing.T) {
 	if err != nil || c != (Counts{Minted: 30, Used: 2, Max: 30}) {
 		t.Fatalf("counts %+v %v", c, err)
 	}
-	if _, err := s.Counts(ctx, p, gocql.MustRandomUUID()); !errors.Is(err, poll.ErrNotOwner) {
+	if _, err := s.Counts(ctx, p, id.New()); !errors.Is(err, poll.ErrNotOwner) {
 		t.Fatalf("non-owner counts: %v", err)
 	}
 	st.fail = apperr.Unavailable("insert invites", errors.New("down"))
@@ -538,12 +538,12 @@ func TestMintAndCounts(t *testing.T) {
 func TestCodeCache(t *testing.T) {
 	clk := &clock{t: testNow}
 	c := newCodeCache(time.Minute, clk.now)
-	p := gocql.MustRandomUUID()
+	p := id.New()
 	if c.has(p, []byte("h")) {
 		t.Fatal("empty cache has an entry")
 	}
 	c.add(p, []byte("h"))
-	if !c.has(p, []byte("h")) || c.has(gocql.MustRandomUUID(), []byte("h")) {
+	if !c.has(p, []byte("h")) || c.has(id.New(), []byte("h")) {
 		t.Fatal("entry not per poll")
 	}
 	clk.t = clk.t.Add(time.Minute)
@@ -588,12 +588,12 @@ func TestConfigCheck(t *testing.T) {
 
 func TestUnwiredRefusesClosedModes(t *testing.T) {
 	var s *Service
-	p := &poll.Poll{ID: gocql.MustRandomUUID(), Settings: poll.Settings{AllowAnonymous: true, AnonymousAccess: poll.AnonymousInvite}}
-	if _, err := s.Voter(context.Background(), p, gocql.MustRandomUUID(), true, hdr()); !errors.Is(err, apperr.ErrUnavailable) {
+	p := &poll.Poll{ID: id.New(), Settings: poll.Settings{AllowAnonymous: true, AnonymousAccess: poll.AnonymousInvite}}
+	if _, err := s.Voter(context.Background(), p, id.New(), true, hdr()); !errors.Is(err, apperr.ErrUnavailable) {
 		t.Fatalf("err = %v", err)
 	}
 	p.Settings.AnonymousAccess = poll.AnonymousOpen
-	token := gocql.MustRandomUUID()
+	token := id.New()
 	if v, err := s.Voter(context.Background(), p, token, true, hdr()); err != nil || v != token {
 		t.Fatalf("open poll without a service: %s %v", v, err)
 	}

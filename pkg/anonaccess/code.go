@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/gocql/gocql"
+	"github.com/tally-vote/tally/pkg/id"
 )
 
 // An invite code is 18 bytes written as 24 characters of URL-safe base64
@@ -28,7 +28,7 @@ const (
 type code [codeBytes]byte
 
 // newCode mints a code for a poll.
-func (k keys) newCode(pollID gocql.UUID) (string, error) {
+func (k keys) newCode(pollID id.ID) (string, error) {
 	var c code
 	if _, err := rand.Read(c[:codeRandomBytes]); err != nil {
 		return "", fmt.Errorf("read random: %w", err)
@@ -63,19 +63,19 @@ func parseCode(s string) (code, bool) {
 
 // minted reports whether c carries this poll's tag: whether this server
 // (with this secret) minted it for pollID.
-func (k keys) minted(pollID gocql.UUID, c code) bool {
+func (k keys) minted(pollID id.ID, c code) bool {
 	want := sum(k.tagKey, pollID[:], c[:codeRandomBytes])[:codeTagBytes]
 	return hmac.Equal(want, c[codeRandomBytes:])
 }
 
 // codeHash is what the store keeps of a code: 32 bytes of HMAC over the
 // poll and the code.
-func (k keys) codeHash(pollID gocql.UUID, c code) []byte {
+func (k keys) codeHash(pollID id.ID, c code) []byte {
 	return sum(k.hashKey, pollID[:], c[:])
 }
 
 // inviteVoter is the voter id of a code, derived from its stored hash so
 // that the owner's counts can find the ballots of the codes they minted.
-func (k keys) inviteVoter(pollID gocql.UUID, hash []byte) gocql.UUID {
+func (k keys) inviteVoter(pollID id.ID, hash []byte) id.ID {
 	return voterID(sum(k.inviteKey, pollID[:], hash))
 }

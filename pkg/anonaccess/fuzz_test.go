@@ -8,14 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gocql/gocql"
-
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 )
 
 // fuzzPoll is the poll both targets vote on.
-var fuzzPoll = &poll.Poll{ID: gocql.UUID{0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x47, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff},
+var fuzzPoll = &poll.Poll{ID: id.ID{0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x47, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff},
 	Settings: poll.Settings{AllowAnonymous: true}}
 
 // FuzzInviteCodeHeader sends any X-Invite-Code to the invite gate: it never
@@ -51,7 +50,7 @@ func FuzzInviteCodeHeader(f *testing.F) {
 		}
 		st.mu.Unlock()
 		s.gates[poll.AnonymousInvite].(*inviteGate).cache = newCodeCache(0, nil)
-		voter, err := s.Voter(context.Background(), &p, gocql.UUID{}, true, hdr(InviteHeader, v))
+		voter, err := s.Voter(context.Background(), &p, id.ID{}, true, hdr(InviteHeader, v))
 		switch {
 		case err == nil:
 			hash := s.keys.codeHash(p.ID, c)
@@ -68,7 +67,7 @@ func FuzzInviteCodeHeader(f *testing.F) {
 		case !errors.Is(err, ErrInviteInvalid):
 			t.Fatalf("%q refused with %v", v, err)
 		}
-		if _, err := s.Identify(&p, gocql.UUID{}, true, hdr(InviteHeader, v)); err != nil && !errors.Is(err, ErrInviteInvalid) {
+		if _, err := s.Identify(&p, id.ID{}, true, hdr(InviteHeader, v)); err != nil && !errors.Is(err, ErrInviteInvalid) {
 			t.Fatalf("identify %q: %v", v, err)
 		}
 	})
@@ -86,7 +85,7 @@ func FuzzProofOfWorkHeader(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	other, _ := s.keys.newChallenge(gocql.MustRandomUUID(), testNow.Add(time.Hour), 8)
+	other, _ := s.keys.newChallenge(id.New(), testNow.Add(time.Hour), 8)
 	for _, seed := range []string{
 		ch.Value + ":" + Solve(ch.Value, ch.Difficulty), ch.Value + ":0", ch.Value + ":", ch.Value, ":",
 		other.Value + ":" + Solve(other.Value, 8), strings.Repeat("A", ChallengeLen) + ":1", "", "\x00:\x00",
@@ -101,7 +100,7 @@ func FuzzProofOfWorkHeader(f *testing.F) {
 			strings.ContainsAny(solution, ": \t\r\n")) {
 			t.Fatalf("%q parses as %q, %q", v, chal, solution)
 		}
-		voter, err := s.Voter(context.Background(), &p, gocql.UUID{}, true, hdr(PoWHeader, v))
+		voter, err := s.Voter(context.Background(), &p, id.ID{}, true, hdr(PoWHeader, v))
 		if err == nil {
 			c, signed := s.keys.openChallenge(chal)
 			if !ok || !signed || c.pollID != p.ID || !Solved(chal, solution, c.difficulty) || !testNow.Before(c.expiresAt) ||
@@ -111,10 +110,10 @@ func FuzzProofOfWorkHeader(f *testing.F) {
 			return
 		}
 		var coded *apperr.Error
-		if !errors.As(err, &coded) || coded.Code != "POW_REQUIRED" && coded.Code != "POW_INVALID" {
+		if !errors.As(err, &coded) || coded.Code != apperr.CodePoWRequired && coded.Code != apperr.CodePoWInvalid {
 			t.Fatalf("%q refused with %v", v, err)
 		}
-		if _, err := s.Identify(&p, gocql.UUID{}, true, hdr(PoWHeader, v)); err != nil && !errors.As(err, &coded) {
+		if _, err := s.Identify(&p, id.ID{}, true, hdr(PoWHeader, v)); err != nil && !errors.As(err, &coded) {
 			t.Fatalf("identify %q: %v", v, err)
 		}
 	})

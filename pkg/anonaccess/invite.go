@@ -6,11 +6,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gocql/gocql"
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/audit"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 )
 
@@ -59,14 +59,14 @@ func (g *inviteGate) Admit(ctx context.Context, p *poll.Poll, h http.Header) (Ad
 	return Admitted{Voter: voter}, nil
 }
 
-func (g *inviteGate) identify(p *poll.Poll, h http.Header) (gocql.UUID, bool, error) {
+func (g *inviteGate) identify(p *poll.Poll, h http.Header) (id.ID, bool, error) {
 	v := h.Get(InviteHeader)
 	if v == "" {
-		return gocql.UUID{}, false, nil
+		return id.ID{}, false, nil
 	}
 	c, ok := parseCode(v)
 	if !ok || !g.keys.minted(p.ID, c) {
-		return gocql.UUID{}, true, ErrInviteInvalid
+		return id.ID{}, true, ErrInviteInvalid
 	}
 	return g.keys.inviteVoter(p.ID, g.keys.codeHash(p.ID, c)), true, nil
 }
@@ -81,7 +81,7 @@ type Counts struct {
 // Mint makes n new codes for the owner's poll and stores their hashes. The
 // codes are returned once and never stored; an owner who loses them mints
 // others.
-func (s *Service) Mint(ctx context.Context, p *poll.Poll, caller gocql.UUID, n int) ([]string, error) {
+func (s *Service) Mint(ctx context.Context, p *poll.Poll, caller id.ID, n int) ([]string, error) {
 	if s == nil {
 		return nil, errUnwired
 	}
@@ -120,7 +120,7 @@ func (s *Service) Mint(ctx context.Context, p *poll.Poll, caller gocql.UUID, n i
 
 // Counts reads the owner's poll's invite counts. "Used" reads the votes
 // partition of every code's voter, 50 to a query.
-func (s *Service) Counts(ctx context.Context, p *poll.Poll, caller gocql.UUID) (Counts, error) {
+func (s *Service) Counts(ctx context.Context, p *poll.Poll, caller id.ID) (Counts, error) {
 	if s == nil {
 		return Counts{}, errUnwired
 	}
@@ -129,7 +129,7 @@ func (s *Service) Counts(ctx context.Context, p *poll.Poll, caller gocql.UUID) (
 	}
 	out := Counts{Max: s.cfg.InviteMaxPerPoll}
 	err := s.store.EachInvitePage(ctx, p.ID, func(hashes [][]byte) error {
-		voters := make([]gocql.UUID, len(hashes))
+		voters := make([]id.ID, len(hashes))
 		for i, h := range hashes {
 			voters[i] = s.keys.inviteVoter(p.ID, h)
 		}
@@ -155,7 +155,7 @@ type codeCache struct {
 }
 
 type codeKey struct {
-	poll gocql.UUID
+	poll id.ID
 	hash [32]byte
 }
 
@@ -166,13 +166,13 @@ func newCodeCache(ttl time.Duration, now func() time.Time) *codeCache {
 	return &codeCache{ttl: ttl, now: now, m: map[codeKey]time.Time{}}
 }
 
-func key(pollID gocql.UUID, hash []byte) codeKey {
+func key(pollID id.ID, hash []byte) codeKey {
 	k := codeKey{poll: pollID}
 	copy(k.hash[:], hash)
 	return k
 }
 
-func (c *codeCache) has(pollID gocql.UUID, hash []byte) bool {
+func (c *codeCache) has(pollID id.ID, hash []byte) bool {
 	if c.ttl <= 0 {
 		return false
 	}
@@ -182,7 +182,7 @@ func (c *codeCache) has(pollID gocql.UUID, hash []byte) bool {
 	return ok && c.now().Before(until)
 }
 
-func (c *codeCache) add(pollID gocql.UUID, hash []byte) {
+func (c *codeCache) add(pollID id.ID, hash []byte) {
 	if c.ttl <= 0 {
 		return
 	}

@@ -4,7 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 
-	"github.com/gocql/gocql"
+	"github.com/tally-vote/tally/pkg/id"
 )
 
 // keys are the HMAC keys of anonymous access, each derived from the one
@@ -41,8 +41,8 @@ func sum(key []byte, parts ...[]byte) []byte {
 // voterID turns a keyed hash into a UUID: version 8 (a layout of Tally's
 // own), RFC 4122 variant, 122 bits of the hash. Voter ids derived so never
 // collide with the random (version 4) ids of accounts and anonymous tokens.
-func voterID(h []byte) gocql.UUID {
-	var id gocql.UUID
+func voterID(h []byte) id.ID {
+	var id id.ID
 	copy(id[:], h)
 	id[6] = (id[6] & 0x0f) | 0x80
 	id[8] = (id[8] & 0x3f) | 0x80

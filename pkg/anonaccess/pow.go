@@ -15,8 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gocql/gocql"
-
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 )
 
@@ -53,14 +52,14 @@ type Challenge struct {
 // challenge is a parsed, signature-checked challenge.
 type challenge struct {
 	raw        string // as sent: the bytes the work is computed over
-	pollID     gocql.UUID
+	pollID     id.ID
 	expiresAt  time.Time
 	difficulty int
 	payload    []byte
 }
 
 // newChallenge issues a challenge for pollID, valid until expires.
-func (k keys) newChallenge(pollID gocql.UUID, expires time.Time, difficulty int) (Challenge, error) {
+func (k keys) newChallenge(pollID id.ID, expires time.Time, difficulty int) (Challenge, error) {
 	var b [challengeBytes]byte
 	b[0] = challengeVersion
 	copy(b[1:17], pollID[:])
@@ -159,7 +158,7 @@ func Solve(chal string, difficulty int) string {
 
 // powVoter is the voter id of a solved challenge: one challenge, one
 // voter, whatever solution or token carries it.
-func (k keys) powVoter(c challenge) gocql.UUID {
+func (k keys) powVoter(c challenge) id.ID {
 	return voterID(sum(k.powKey, c.payload))
 }
 
@@ -216,14 +215,14 @@ func (g *powGate) Admit(ctx context.Context, p *poll.Poll, h http.Header) (Admit
 	return Admitted{Voter: g.keys.powVoter(c)}, nil
 }
 
-func (g *powGate) identify(p *poll.Poll, h http.Header) (gocql.UUID, bool, error) {
+func (g *powGate) identify(p *poll.Poll, h http.Header) (id.ID, bool, error) {
 	v := h.Get(PoWHeader)
 	if v == "" {
-		return gocql.UUID{}, false, nil
+		return id.ID{}, false, nil
 	}
 	c, err := g.keys.verify(p, v, g.now(), false)
 	if err != nil && !errors.Is(err, ErrPoWExpired) {
-		return gocql.UUID{}, true, err
+		return id.ID{}, true, err
 	}
 	return g.keys.powVoter(c), true, nil
 }

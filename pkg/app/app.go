@@ -29,12 +29,15 @@ import (
 	"github.com/tally-vote/tally/pkg/httpapi"
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/kafkax"
+	"github.com/tally-vote/tally/pkg/kafkax/reconcile"
+	"github.com/tally-vote/tally/pkg/kafkax/votes"
 	"github.com/tally-vote/tally/pkg/live"
 	"github.com/tally-vote/tally/pkg/observe"
 	"github.com/tally-vote/tally/pkg/poll"
-	"github.com/tally-vote/tally/pkg/queue"
 	"github.com/tally-vote/tally/pkg/ratelimit"
 	"github.com/tally-vote/tally/pkg/redisx"
+	"github.com/tally-vote/tally/pkg/redisx/admission"
+	"github.com/tally-vote/tally/pkg/redisx/fence"
 	"github.com/tally-vote/tally/pkg/tally"
 	"github.com/tally-vote/tally/pkg/vote"
 )
@@ -67,22 +70,27 @@ type App struct {
 	dlqW      *kafka.Writer
 	reconcile *kafka.Writer
 	closeW    sync.Once
-	worker    atomic.Pointer[queue.Worker]
+	worker    atomic.Pointer[votes.Worker]
+	flags     vote.Flags
 
 	kafkaStats *observe.Kafka
 	dlqDepth   *observe.DLQ
 	active     *observe.ActivePolls
 }
 
-// activeCounter tells the active-polls gauge about every counted ballot,
-// whichever path (worker or synchronous) counted it.
-type activeCounter struct {
+// seenCounter tells the active-polls gauge and the reconciliation job about
+// every counted ballot, whichever path (worker, sync, write-through)
+// counted it: the poll is reconciled on the next round and its final
+// tally is recorded as due at its end time.
+type seenCounter struct {
 	vote.Counter
-	active *observe.ActivePolls
+	active     *observe.ActivePolls
+	reconciler *tally.Reconciler
 }
 
-func (c activeCounter) Add(ctx context.Context, p *poll.Poll, shard int, ballots [][]id.ID) error {
+func (c seenCounter) Add(ctx context.Context, p *poll.Poll, shard int, ballots [][]id.ID) error {
 	c.active.Seen(p.ID)
+	c.reconciler.Seen(ctx, p)
 	return c.Counter.Add(ctx, p, shard, ballots)
 }
 
@@ -96,19 +104,21 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) 
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	s, err := cassandra.Connect(cfg.Cassandra, log.Named("cassandra"), observe.NewCQL(reg).Install)
+	s, err := cassandra.Connect(cfg.Cassandra, log.Named("cassandra"), cassandra.NewObserver(reg).Install)
 	if err != nil {
 		return nil, err
 	}
 	a := &App{Cfg: cfg, Log: log, Registry: reg, CQL: s, Redis: redisx.New(cfg.Redis), Now: time.Now}
 	// Outside the breaker, so the commands it refuses count as errors.
-	observe.NewRedis(a.Redis, reg)
+	redisx.NewObserver(a.Redis, reg)
 	redisx.WithBreaker(a.Redis, log.Named("redis"), reg)
 
 	tokens := auth.NewTokens(cfg.JWTSecret, cfg.Auth.TokenTTL, a.Now)
 	a.Auth = auth.NewService(cfg.Auth, cassandra.NewUserStore(s, cfg.Cassandra), tokens, log.Named("auth"), a.Now)
 	a.Audit = audit.New(cassandra.NewAuditStore(s), log.Named("audit"), reg)
-	a.Tally = tally.NewService(cfg.Tally, cassandra.NewTallyStore(s), a.Redis, a.Audit, log.Named("tally"), a.Now, reg)
+	fences := fence.New(a.Redis)
+	a.Tally = tally.NewService(cfg.Tally, cassandra.NewTallyStore(s), redisx.NewCache(a.Redis), fences, a.Audit,
+		log.Named("tally"), a.Now, reg)
 
 	a.votesW = kafkax.NewWriter(cfg.Kafka, cfg.Kafka.VotesTopic)
 	a.dlqW = kafkax.NewWriter(cfg.Kafka, cfg.Kafka.DLQTopic)
@@ -117,28 +127,33 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) 
 	a.dlqDepth = observe.NewDLQ(reg)
 	a.active = observe.NewActivePolls(reg, 5*time.Minute, a.Now)
 	pollStore := cassandra.NewPollStore(s, cfg.Cassandra)
-	a.Reconciler = tally.NewReconciler(cfg.Reconcile, a.Tally, pollStore.Get, queue.NewRequests(a.reconcile), a.votesProgress,
-		log.Named("reconcile"), a.Now)
+	a.Reconciler = tally.NewReconciler(cfg.Reconcile, tally.ReconcilerDeps{Tally: a.Tally, Polls: pollStore.Get,
+		Sender: reconcile.NewRequests(a.reconcile), Offsets: a.votesProgress, Pending: cassandra.NewPendingFinals(s),
+		Log: log.Named("reconcile"), Now: a.Now, Metrics: reg})
 	a.Polls = poll.NewService(cfg.Poll, poll.Deps{Store: pollStore, Votes: a.Tally, Audit: a.Audit,
 		OnClose: a.Reconciler.PollClosed, Cursors: poll.NewCursors([]byte(cfg.JWTSecret)), Log: log.Named("poll"), Now: a.Now,
 		Metrics: reg})
 
-	q := queue.New(cfg.Queue, a.votesW, a.Redis, log.Named("queue"), a.Now, reg)
-	a.Votes = vote.NewService(cfg.Vote, vote.Deps{Store: cassandra.NewVoteStore(s, cfg.Cassandra, reg),
-		Counter: activeCounter{Counter: a.Tally, active: a.active},
-		Fence:   a.Tally.Fence(), Polls: a.Polls, Queue: q, Log: log.Named("vote"), Now: a.Now,
-		RequestKey: []byte(cfg.JWTSecret), Bots: abuse.NewDetector(cfg.Bots, a.Redis, []byte(cfg.JWTSecret), a.Now, reg)}, reg)
-	a.failures = cassandra.NewFailureStore(s)
-	a.Statuses = vote.NewStatuses(a.Votes, a.failures, q)
-	a.Hub = live.NewHub(a.Tally, a.Polls.Cached, cfg.LiveInterval, log.Named("live"), reg)
-	a.Gate = admit.New(cfg.Admit, a.Now, reg)
+	q := votes.New(cfg.Queue, a.votesW, log.Named("queue"), a.Now, reg)
+	a.flags = admission.NewFlags(a.Redis, log.Named("flags"))
 	a.Limit = ratelimit.New(cfg.RateLimit, a.Redis, log.Named("ratelimit"), a.Now, reg)
+	voteStore := cassandra.NewVoteStore(s, cfg.Cassandra, reg)
 	anonKey := cfg.AnonAccessKey
 	if anonKey == "" {
 		anonKey = cfg.JWTSecret
 	}
 	a.Anon = anonaccess.New(cfg.AnonAccess, []byte(anonKey), anonaccess.Deps{Store: cassandra.NewInviteStore(s),
-		Ballots: a.Votes, Audit: a.Audit, Log: log.Named("anonaccess"), Now: a.Now, Metrics: reg})
+		Ballots: vote.Ballots{Store: voteStore}, Audit: a.Audit, Log: log.Named("anonaccess"), Now: a.Now, Metrics: reg})
+	a.Votes = vote.NewService(cfg.Vote, vote.Deps{Store: voteStore,
+		Counter: seenCounter{Counter: a.Tally, active: a.active, reconciler: a.Reconciler},
+		Fence:   fences, Polls: a.Polls, Voters: a.Anon, Queue: q, Flags: a.flags, Log: log.Named("vote"), Now: a.Now,
+		Admission:  admission.New(a.Redis, admission.Config{RequestTTL: cfg.Queue.RequestTTL}, log.Named("admission")),
+		Limits:     a.Limit,
+		RequestKey: []byte(cfg.JWTSecret), Bots: abuse.NewDetector(cfg.Bots, []byte(cfg.JWTSecret), a.Now, reg)}, reg)
+	a.failures = cassandra.NewFailureStore(s)
+	a.Statuses = vote.NewStatuses(a.Votes, a.failures, a.flags)
+	a.Hub = live.NewHub(a.Tally, a.Polls.Cached, cfg.LiveInterval, log.Named("live"), reg)
+	a.Gate = admit.New(cfg.Admit, a.Now, reg)
 	return a, nil
 }
 
@@ -219,17 +234,20 @@ func (a *App) RunWorker(ctx context.Context) error {
 	defer recon.Close()
 
 	var wg sync.WaitGroup
-	w := queue.NewWorker(a.Cfg.Worker, queue.WorkerDeps{
-		DLQ: a.dlqW, Polls: a.Polls, Votes: a.Votes, Failures: a.failures, Redis: a.Redis,
+	drain := vote.NewDrainer(a.Cfg.Worker.DrainConfig, vote.DrainDeps{
+		Polls: a.Polls, Votes: a.Votes, Failures: a.failures, Flags: a.flags,
 		Log: a.Log.Named("worker"), Registry: a.Registry, CloseGrace: a.Cfg.Reconcile.FinalizeDelay,
-		OnRecorded: a.Reconciler.Seen,
-		// In a process that serves the API the drain yields to it under
-		// pressure; a dedicated worker never sees any.
-		Yield: a.Gate.Pressure,
-		OnDeadLetter: func(ctx context.Context, msg queue.Message, cause error) {
+		Frozen: a.Tally.Frozen,
+		OnDeadLetter: func(ctx context.Context, msg vote.Message, cause error) {
 			a.Audit.Record(ctx, msg.PollID, id.ID{}, audit.VoteDeadLetter,
 				map[string]any{"request_id": msg.RequestID, "error": cause.Error()})
 		},
+	})
+	w := votes.NewWorker(a.Cfg.Worker, votes.WorkerDeps{
+		DLQ: a.dlqW, Votes: drain, Log: a.Log.Named("worker"), Registry: a.Registry,
+		// In a process that serves the API the drain yields to it under
+		// pressure; a dedicated worker never sees any.
+		Yield: a.Gate.Pressure,
 	})
 	a.worker.Store(w)
 	wg.Add(5)
@@ -244,7 +262,7 @@ func (a *App) RunWorker(ctx context.Context) error {
 	}()
 	go func() {
 		defer wg.Done()
-		if err := queue.ConsumeRequests(ctx, recon, a.Reconciler.Handle, a.Log.Named("reconcile")); err != nil {
+		if err := reconcile.ConsumeRequests(ctx, recon, a.Reconciler.Handle, a.Log.Named("reconcile")); err != nil {
 			a.Log.Error("reconciliation consumer stopped", zap.Error(err))
 		}
 	}()

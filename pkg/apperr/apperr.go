@@ -11,23 +11,23 @@ import (
 // Error is a domain error with a stable code from the SPEC. Domain packages
 // declare their sentinels as *Error values so errors.Is works on them.
 type Error struct {
-	Code    string
+	Code    Code
 	Message string
 }
 
 func (e *Error) Error() string { return e.Message }
 
 // New declares a sentinel.
-func New(code, message string) *Error { return &Error{Code: code, Message: message} }
+func New(code Code, message string) *Error { return &Error{Code: code, Message: message} }
 
 // Shared sentinels that no single domain owns.
 var (
-	ErrUnauthenticated = New("UNAUTHENTICATED", "authentication required")
-	ErrForbidden       = New("FORBIDDEN", "not allowed")
-	ErrRateLimited     = New("RATE_LIMITED", "too many requests")
-	ErrUnavailable     = New("UNAVAILABLE", "a dependency is unavailable, try again")
+	ErrUnauthenticated = New(CodeUnauthenticated, "authentication required")
+	ErrForbidden       = New(CodeForbidden, "not allowed")
+	ErrRateLimited     = New(CodeRateLimited, "too many requests")
+	ErrUnavailable     = New(CodeUnavailable, "a dependency is unavailable, try again")
 	// ErrOverloaded sheds load: answered 503 with Retry-After.
-	ErrOverloaded = New("OVERLOADED", "the server is at capacity, retry shortly")
+	ErrOverloaded = New(CodeOverloaded, "the server is at capacity, retry shortly")
 )
 
 // ValidationError names the field that broke a rule.

@@ -8,8 +8,8 @@ import (
 	"context"
 	"time"
 
-	"github.com/gocql/gocql"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tally-vote/tally/pkg/id"
 	"go.uber.org/zap"
 )
 
@@ -34,17 +34,17 @@ const (
 
 // Event is one entry.
 type Event struct {
-	PollID  gocql.UUID     `json:"poll_id"`
+	PollID  id.ID          `json:"poll_id"`
 	At      time.Time      `json:"at"`
 	Kind    string         `json:"event"`
-	ActorID gocql.UUID     `json:"actor_id"` // zero for the system
+	ActorID id.ID          `json:"actor_id"` // zero for the system
 	Detail  map[string]any `json:"detail,omitempty"`
 }
 
 // Store persists events.
 type Store interface {
 	Append(ctx context.Context, e Event) error
-	List(ctx context.Context, pollID gocql.UUID, limit int) ([]Event, error)
+	List(ctx context.Context, pollID id.ID, limit int) ([]Event, error)
 }
 
 // Log records events. Recording is best effort: an entry that cannot be
@@ -65,7 +65,7 @@ func New(store Store, log *zap.Logger, reg prometheus.Registerer) *Log {
 }
 
 // Record appends an event.
-func (l *Log) Record(ctx context.Context, pollID, actor gocql.UUID, kind string, detail map[string]any) {
+func (l *Log) Record(ctx context.Context, pollID, actor id.ID, kind string, detail map[string]any) {
 	e := Event{PollID: pollID, At: time.Now().UTC(), Kind: kind, ActorID: actor, Detail: detail}
 	if err := l.store.Append(context.WithoutCancel(ctx), e); err != nil {
 		l.failed.Inc()
@@ -74,6 +74,6 @@ func (l *Log) Record(ctx context.Context, pollID, actor gocql.UUID, kind string,
 }
 
 // List returns a poll's entries, newest first.
-func (l *Log) List(ctx context.Context, pollID gocql.UUID, limit int) ([]Event, error) {
+func (l *Log) List(ctx context.Context, pollID id.ID, limit int) ([]Event, error) {
 	return l.store.List(ctx, pollID, limit)
 }

@@ -5,17 +5,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gocql/gocql"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/id"
 )
 
 func TestTokens(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
 	tk := NewTokens("secret-secret-secret-secret-12345", time.Hour, clock)
-	p := Principal{UserID: gocql.MustRandomUUID(), Anonymous: true}
+	p := Principal{UserID: id.New(), Anonymous: true}
 	tok, err := tk.Issue(p)
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gocql/gocql"
+	"github.com/tally-vote/tally/pkg/id"
 )
 
 const fuzzSecret = "fuzz-secret-0123456789abcdef0123456789"
@@ -55,7 +55,7 @@ func signedByKey(raw string, secret []byte, now time.Time) (sub string, anon boo
 		c.Nbf != nil && time.Unix(int64(*c.Nbf), 0).After(now) {
 		return "", false, false
 	}
-	if _, err := gocql.ParseUUID(c.Sub); err != nil {
+	if _, err := id.Parse(c.Sub); err != nil {
 		return "", false, false
 	}
 	return c.Sub, c.Anon, true
@@ -65,7 +65,7 @@ func signedByKey(raw string, secret []byte, now time.Time) (sub string, anon boo
 // algorithm, issuer and times, verifies, and what it yields is its claims.
 func FuzzVerify(f *testing.F) {
 	tk := NewTokens(fuzzSecret, time.Hour, func() time.Time { return fuzzNow })
-	good, _ := tk.Issue(Principal{UserID: gocql.MustRandomUUID()})
+	good, _ := tk.Issue(Principal{UserID: id.New()})
 	f.Add(good.AccessToken)
 	f.Add("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJpc3MiOiJ0YWxseSIsInN1YiI6IjZiYTdiODEwLTlkYWQtMTFkMS04MGI0LTAwYzA0ZmQ0MzBjOCIsImV4cCI6NDEwMjQ0NDgwMH0.")
 	f.Add("a.b.c")
@@ -82,9 +82,9 @@ func FuzzVerify(f *testing.F) {
 	})
 }
 
-func sameUUID(id gocql.UUID, s string) bool {
-	u, err := gocql.ParseUUID(s)
-	return err == nil && u == id
+func sameUUID(u id.ID, s string) bool {
+	u, err := id.Parse(s)
+	return err == nil && u == u
 }
 
 // FuzzTokenMutation: a token the service issued verifies, for its principal

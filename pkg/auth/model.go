@@ -8,24 +8,23 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/gocql/gocql"
-
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/id"
 )
 
 // Sentinels.
 var (
-	ErrEmailTaken      = apperr.New("EMAIL_TAKEN", "an account with this email exists")
-	ErrUsernameTaken   = apperr.New("USERNAME_TAKEN", "this username is taken")
-	ErrBadCredentials  = apperr.New("UNAUTHENTICATED", "wrong login or password")
-	ErrInvalidToken    = apperr.New("UNAUTHENTICATED", "missing, invalid or expired token")
-	ErrUserNotFound    = apperr.New("UNAUTHENTICATED", "the account behind this token no longer exists")
-	ErrAnonymousCaller = apperr.New("FORBIDDEN", "anonymous voter tokens cannot do this, log in with an account")
+	ErrEmailTaken      = apperr.New(apperr.CodeEmailTaken, "an account with this email exists")
+	ErrUsernameTaken   = apperr.New(apperr.CodeUsernameTaken, "this username is taken")
+	ErrBadCredentials  = apperr.New(apperr.CodeUnauthenticated, "wrong login or password")
+	ErrInvalidToken    = apperr.New(apperr.CodeUnauthenticated, "missing, invalid or expired token")
+	ErrUserNotFound    = apperr.New(apperr.CodeUnauthenticated, "the account behind this token no longer exists")
+	ErrAnonymousCaller = apperr.New(apperr.CodeForbidden, "anonymous voter tokens cannot do this, log in with an account")
 )
 
 // User is an account.
 type User struct {
-	ID           gocql.UUID
+	ID           id.ID
 	Email        string
 	Username     string
 	PasswordHash string
@@ -35,7 +34,7 @@ type User struct {
 // Principal is who a request acts for: an account, or an anonymous voter
 // whose id was minted with its token.
 type Principal struct {
-	UserID    gocql.UUID
+	UserID    id.ID
 	Anonymous bool
 	// ExpiresAt is when the token that named this principal expires (zero
 	// for a principal not read from a token); long-lived connections such

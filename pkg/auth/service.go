@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gocql/gocql"
+	"github.com/tally-vote/tally/pkg/id"
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -18,9 +18,9 @@ type Store interface {
 	// CreateUser claims the email and username with LWTs, then writes the
 	// user. It returns ErrEmailTaken or ErrUsernameTaken when a claim loses.
 	CreateUser(ctx context.Context, u User) error
-	UserByID(ctx context.Context, id gocql.UUID) (User, error)
-	UserIDByEmail(ctx context.Context, email string) (gocql.UUID, error)
-	UserIDByUsername(ctx context.Context, username string) (gocql.UUID, error)
+	UserByID(ctx context.Context, id id.ID) (User, error)
+	UserIDByEmail(ctx context.Context, email string) (id.ID, error)
+	UserIDByUsername(ctx context.Context, username string) (id.ID, error)
 }
 
 // ErrNotFound is what a Store returns for a missing user.
@@ -62,7 +62,7 @@ func (s *Service) Register(ctx context.Context, r Registration) (User, error) {
 		return User{}, err
 	}
 	u := User{
-		ID:           gocql.MustRandomUUID(),
+		ID:           id.New(),
 		Email:        r.Email,
 		Username:     r.Username,
 		PasswordHash: string(hash),
@@ -85,7 +85,7 @@ func (s *Service) Login(ctx context.Context, login, password string) (Token, err
 		return Token{}, errInvalid("password", "is required")
 	}
 	var (
-		id  gocql.UUID
+		id  id.ID
 		err error
 	)
 	if strings.Contains(login, "@") {
@@ -116,7 +116,7 @@ func (s *Service) Login(ctx context.Context, login, password string) (Token, err
 // Anonymous mints a voter identity and its token. Each call is a new voter;
 // deduplication then works on that id exactly as on an account's.
 func (s *Service) Anonymous() (Token, error) {
-	return s.tokens.Issue(Principal{UserID: gocql.MustRandomUUID(), Anonymous: true})
+	return s.tokens.Issue(Principal{UserID: id.New(), Anonymous: true})
 }
 
 // Me returns the caller's account.

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"time"
 
-	"github.com/gocql/gocql"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/tally-vote/tally/pkg/id"
 )
 
 const issuer = "tally"
@@ -72,7 +72,7 @@ func (t *Tokens) Verify(raw string) (Principal, error) {
 	if err != nil || !tok.Valid {
 		return Principal{}, errors.Join(ErrInvalidToken, err)
 	}
-	id, err := gocql.ParseUUID(c.Subject)
+	id, err := id.Parse(c.Subject)
 	if err != nil {
 		return Principal{}, errors.Join(ErrInvalidToken, err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/audit"
+	"github.com/tally-vote/tally/pkg/id"
 )
 
 // AuditStore implements audit.Store.
@@ -40,7 +41,7 @@ func (st *AuditStore) Append(ctx context.Context, e audit.Event) error {
 }
 
 // List reads a poll's entries, newest first.
-func (st *AuditStore) List(ctx context.Context, pollID gocql.UUID, limit int) ([]audit.Event, error) {
+func (st *AuditStore) List(ctx context.Context, pollID id.ID, limit int) ([]audit.Event, error) {
 	iter := selectAudit.query(ctx, st.s).BindMap(qb.M{"poll_id": pollID, "limit": limit}).Iter()
 	var (
 		out []audit.Event

@@ -3,24 +3,14 @@ package cassandra
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/gocql/gocql"
 	"github.com/scylladb/gocqlx/v2"
 
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/vote"
 )
-
-// IndexEntry is one voter's row in the per-poll index votes_by_poll.
-type IndexEntry struct {
-	VoteID gocql.UUID
-	// Options is the frozen options column, or the legacy option_ids list
-	// for rows written before that column existed.
-	Options []gocql.UUID
-	VotedAt time.Time
-	// Flags are the ballot's bot signals (pkg/abuse).
-	Flags []string
-}
 
 // IndexStore reads and writes single rows of the per-poll vote index, for
 // checking and repairing it row by row.
@@ -35,14 +25,14 @@ func NewIndexStore(s gocqlx.Session) *IndexStore { return &IndexStore{s: s} }
 var selectIndexEntry = newStatement(votesByPollTable.Get("vote_id", "options", "option_ids", "voted_at", "flags"))
 
 // Get reads a voter's index row; found is false when there is none.
-func (st *IndexStore) Get(ctx context.Context, pollID gocql.UUID, bucket int, voterID gocql.UUID) (IndexEntry, bool, error) {
+func (st *IndexStore) Get(ctx context.Context, pollID id.ID, bucket int, voterID id.ID) (vote.IndexEntry, bool, error) {
 	var r voteIndexRow
 	err := selectIndexEntry.query(ctx, st.s).BindStruct(voteIndexRow{PollID: pollID, Bucket: bucket, VoterID: voterID}).GetRelease(&r)
 	if errors.Is(err, gocql.ErrNotFound) {
-		return IndexEntry{}, false, nil
+		return vote.IndexEntry{}, false, nil
 	}
 	if err != nil {
-		return IndexEntry{}, false, apperr.Unavailable("read vote index row", err)
+		return vote.IndexEntry{}, false, apperr.Unavailable("read vote index row", err)
 	}
 	return r.toIndexEntry(), true, nil
 }
@@ -51,7 +41,7 @@ func (st *IndexStore) Get(ctx context.Context, pollID gocql.UUID, bucket int, vo
 // (VoteStore.Index), so a repaired row is indistinguishable from one the
 // worker wrote. It sets only the frozen options column; readers prefer it
 // over a legacy option_ids list left in the row.
-func (st *IndexStore) Put(ctx context.Context, pollID gocql.UUID, bucket int, voterID gocql.UUID, e IndexEntry) error {
+func (st *IndexStore) Put(ctx context.Context, pollID id.ID, bucket int, voterID id.ID, e vote.IndexEntry) error {
 	err := indexInsert(e.Flags).query(ctx, st.s).BindStruct(toVoteIndexRow(pollID, bucket, voterID, e)).ExecRelease()
 	if err != nil {
 		return apperr.Unavailable("write vote index row", err)

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/id"
 )
 
 // InviteStore implements anonaccess.Store: the keyed hashes of invite
@@ -44,7 +45,7 @@ const (
 // rows to an unlogged batch (one partition: one mutation, no batch log).
 // A failure may leave some written: their codes were never shown, and
 // nobody can vote with a code they do not have.
-func (st *InviteStore) AddInvites(ctx context.Context, pollID gocql.UUID, hashes [][]byte, at time.Time) error {
+func (st *InviteStore) AddInvites(ctx context.Context, pollID id.ID, hashes [][]byte, at time.Time) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(inviteBatches)
 	for lo := 0; lo < len(hashes); lo += invitesPerBatch {
@@ -64,7 +65,7 @@ func (st *InviteStore) AddInvites(ctx context.Context, pollID gocql.UUID, hashes
 }
 
 // InviteExists reads one code's row.
-func (st *InviteStore) InviteExists(ctx context.Context, pollID gocql.UUID, hash []byte) (bool, error) {
+func (st *InviteStore) InviteExists(ctx context.Context, pollID id.ID, hash []byte) (bool, error) {
 	var got []byte
 	err := selectInvite.query(ctx, st.s).BindStruct(inviteRow{PollID: pollID, CodeHash: hash}).GetRelease(&got)
 	switch {
@@ -77,7 +78,7 @@ func (st *InviteStore) InviteExists(ctx context.Context, pollID gocql.UUID, hash
 }
 
 // CountInvites counts the poll's rows.
-func (st *InviteStore) CountInvites(ctx context.Context, pollID gocql.UUID) (int, error) {
+func (st *InviteStore) CountInvites(ctx context.Context, pollID id.ID) (int, error) {
 	var n int64
 	if err := countInvites.query(ctx, st.s).BindMap(qb.M{"poll_id": pollID}).GetRelease(&n); err != nil {
 		return 0, apperr.Unavailable("count invites", err)
@@ -86,7 +87,7 @@ func (st *InviteStore) CountInvites(ctx context.Context, pollID gocql.UUID) (int
 }
 
 // EachInvitePage pages through the poll's hashes.
-func (st *InviteStore) EachInvitePage(ctx context.Context, pollID gocql.UUID, fn func(hashes [][]byte) error) error {
+func (st *InviteStore) EachInvitePage(ctx context.Context, pollID id.ID, fn func(hashes [][]byte) error) error {
 	q := listInvites.query(ctx, st.s).BindMap(qb.M{"poll_id": pollID})
 	defer q.Release()
 	var state []byte
@@ -110,7 +111,7 @@ func (st *InviteStore) EachInvitePage(ctx context.Context, pollID gocql.UUID, fn
 // CountBallots counts the voters that have a row in votes, reading
 // pollRowsPerRead partitions a query (poll_id bound, voter_id IN a list)
 // and pollRowReads queries at once.
-func (st *InviteStore) CountBallots(ctx context.Context, pollID gocql.UUID, voters []gocql.UUID) (int, error) {
+func (st *InviteStore) CountBallots(ctx context.Context, pollID id.ID, voters []id.ID) (int, error) {
 	counts := make([]int, (len(voters)+pollRowsPerRead-1)/pollRowsPerRead)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(pollRowReads)
@@ -121,7 +122,7 @@ func (st *InviteStore) CountBallots(ctx context.Context, pollID gocql.UUID, vote
 			defer q.Release()
 			var state []byte
 			for {
-				rows, next, err := readPage(gctx, "read voters", q, state, func(r voteRow) gocql.UUID { return r.VoterID })
+				rows, next, err := readPage(gctx, "read voters", q, state, func(r voteRow) id.ID { return r.VoterID })
 				if err != nil {
 					return err
 				}

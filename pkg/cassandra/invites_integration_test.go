@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gocql/gocql"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tally-vote/tally/pkg/cassandra"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/testenv"
 	"github.com/tally-vote/tally/pkg/vote"
 )
@@ -25,7 +25,7 @@ func TestInviteStore(t *testing.T) {
 	st := cassandra.NewInviteStore(s)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	pollA, pollB := gocql.MustRandomUUID(), gocql.MustRandomUUID()
+	pollA, pollB := id.New(), id.New()
 	hash := func(i int) []byte { h := sha256.Sum256([]byte(fmt.Sprint(i))); return h[:] }
 	const n = 1234 // 25 batches, the last one partial
 	hashes := make([][]byte, n)
@@ -36,7 +36,7 @@ func TestInviteStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		poll gocql.UUID
+		poll id.ID
 		hash []byte
 		want bool
 	}{
@@ -70,13 +70,13 @@ func TestInviteStore(t *testing.T) {
 
 	// Ballots of 3 voters out of 120 (more than two IN reads).
 	votes := cassandra.NewVoteStore(s, cfg, prometheus.NewRegistry())
-	voters := make([]gocql.UUID, 120)
+	voters := make([]id.ID, 120)
 	for i := range voters {
-		voters[i] = gocql.MustRandomUUID()
+		voters[i] = id.New()
 	}
 	for _, i := range []int{0, 51, 119} {
-		b := &vote.Ballot{PollID: pollA, VoterID: voters[i], OptionIDs: []gocql.UUID{gocql.MustRandomUUID()},
-			VoteID: gocql.MustRandomUUID(), RequestID: gocql.MustRandomUUID(), VotedAt: time.Now().UTC().Truncate(time.Millisecond)}
+		b := &vote.Ballot{PollID: pollA, VoterID: voters[i], OptionIDs: []id.ID{id.New()},
+			VoteID: id.New(), RequestID: id.New(), VotedAt: time.Now().UTC().Truncate(time.Millisecond)}
 		if applied, _, err := votes.Insert(ctx, b); err != nil || !applied {
 			t.Fatalf("insert ballot: %v %v", applied, err)
 		}

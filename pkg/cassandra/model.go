@@ -6,9 +6,9 @@ import (
 	"time"
 
 	"github.com/gocql/gocql"
-
 	"github.com/tally-vote/tally/pkg/audit"
 	"github.com/tally-vote/tally/pkg/auth"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/tally"
 	"github.com/tally-vote/tally/pkg/vote"
@@ -22,11 +22,11 @@ import (
 
 // userRow is a row of users.
 type userRow struct {
-	UserID       gocql.UUID `db:"user_id"`
-	Email        string     `db:"email"`
-	Username     string     `db:"username"`
-	PasswordHash string     `db:"password_hash"`
-	CreatedAt    time.Time  `db:"created_at"`
+	UserID       id.ID     `db:"user_id"`
+	Email        string    `db:"email"`
+	Username     string    `db:"username"`
+	PasswordHash string    `db:"password_hash"`
+	CreatedAt    time.Time `db:"created_at"`
 }
 
 func toUserRow(u auth.User) userRow {
@@ -37,24 +37,12 @@ func (r userRow) toUser() auth.User {
 	return auth.User{ID: r.UserID, Email: r.Email, Username: r.Username, PasswordHash: r.PasswordHash, CreatedAt: r.CreatedAt}
 }
 
-// userByEmailRow is a row of users_by_email: the account holding an email.
-type userByEmailRow struct {
-	Email  string     `db:"email"`
-	UserID gocql.UUID `db:"user_id"`
-}
-
-// userByUsernameRow is a row of users_by_username.
-type userByUsernameRow struct {
-	Username string     `db:"username"`
-	UserID   gocql.UUID `db:"user_id"`
-}
-
 // pollRow is a row of polls: the static columns, which every row of the
 // partition reads alike, and one option's clustering row.
 type pollRow struct {
-	PollID                  gocql.UUID `db:"poll_id"`
-	OptionID                gocql.UUID `db:"option_id"`
-	CreatorID               gocql.UUID `db:"creator_id"`
+	PollID                  id.ID      `db:"poll_id"`
+	OptionID                id.ID      `db:"option_id"`
+	CreatorID               id.ID      `db:"creator_id"`
 	Title                   string     `db:"title"`
 	Description             string     `db:"description"`
 	StartTime               time.Time  `db:"start_time"`
@@ -72,13 +60,14 @@ type pollRow struct {
 	OptionsFrozen           *bool      `db:"options_frozen"`
 	BotPolicy               *string    `db:"bot_policy"`
 	AnonymousAccess         *string    `db:"anonymous_access"`
+	PollVersion             *int       `db:"poll_version"`
 	OptionText              *string    `db:"option_text"`
 	DisplayOrder            *int       `db:"display_order"`
 }
 
 // pollStaticColumns are the statics a new poll is written with; the options
-// version and freeze are left unset until an option replacement or the
-// first vote writes them.
+// version and freeze, and the poll version, are left unset until an option
+// replacement, the first vote or an owner's change writes them.
 var pollStaticColumns = []string{
 	"poll_id", "creator_id", "title", "description", "start_time", "end_time", "closed_at", "created_at",
 	"updated_at", "show_results_during_voting", "allow_anonymous", "allow_multiple_options",
@@ -105,7 +94,7 @@ func toPollRow(p *poll.Poll) pollRow {
 }
 
 // toOptionRow is one option's clustering row.
-func toOptionRow(pollID gocql.UUID, o poll.Option) pollRow {
+func toOptionRow(pollID id.ID, o poll.Option) pollRow {
 	return pollRow{PollID: pollID, OptionID: o.ID, OptionText: &o.Text, DisplayOrder: &o.DisplayOrder}
 }
 
@@ -123,7 +112,7 @@ func (r pollRow) addToPoll(p *poll.Poll) {
 	}
 	p.CounterShards, p.IndexBuckets = r.CounterShards, r.IndexBuckets
 	// A partition whose only row is the static one reads a null option_id.
-	if r.OptionText != nil && r.OptionID != (gocql.UUID{}) {
+	if r.OptionText != nil && r.OptionID != (id.ID{}) {
 		o := poll.Option{ID: r.OptionID, Text: *r.OptionText}
 		if r.DisplayOrder != nil {
 			o.DisplayOrder = *r.DisplayOrder
@@ -136,30 +125,33 @@ func (r pollRow) addToPoll(p *poll.Poll) {
 	if r.OptionsVersion != nil {
 		p.OptionsVersion = *r.OptionsVersion
 	}
+	if r.PollVersion != nil {
+		p.Version = *r.PollVersion
+	}
 	p.OptionsFrozen = r.OptionsFrozen != nil && *r.OptionsFrozen
 }
 
 // pollByCreatorRow is a row of polls_by_creator.
 type pollByCreatorRow struct {
-	CreatorID gocql.UUID `db:"creator_id"`
-	CreatedAt time.Time  `db:"created_at"`
-	PollID    gocql.UUID `db:"poll_id"`
+	CreatorID id.ID     `db:"creator_id"`
+	CreatedAt time.Time `db:"created_at"`
+	PollID    id.ID     `db:"poll_id"`
 }
 
 // pollIdempotencyRow is a row of poll_idempotency: a create key's claim.
 // created_at is the poll's creation time (it was the claim's own before
 // migration 009, whose columns such claims leave null).
 type pollIdempotencyRow struct {
-	CreatorID      gocql.UUID `db:"creator_id"`
-	IdempotencyKey string     `db:"idempotency_key"`
-	PollID         gocql.UUID `db:"poll_id"`
-	Fingerprint    string     `db:"fingerprint"`
-	CreatedAt      time.Time  `db:"created_at"`
-	CounterShards  int        `db:"counter_shards"`
-	IndexBuckets   int        `db:"index_buckets"`
+	CreatorID      id.ID     `db:"creator_id"`
+	IdempotencyKey string    `db:"idempotency_key"`
+	PollID         id.ID     `db:"poll_id"`
+	Fingerprint    string    `db:"fingerprint"`
+	CreatedAt      time.Time `db:"created_at"`
+	CounterShards  int       `db:"counter_shards"`
+	IndexBuckets   int       `db:"index_buckets"`
 }
 
-func toPollIdempotencyRow(creator gocql.UUID, key string, c poll.CreateClaim) pollIdempotencyRow {
+func toPollIdempotencyRow(creator id.ID, key string, c poll.CreateClaim) pollIdempotencyRow {
 	return pollIdempotencyRow{CreatorID: creator, IdempotencyKey: key, PollID: c.PollID, Fingerprint: c.Fingerprint,
 		CreatedAt: c.CreatedAt, CounterShards: c.CounterShards, IndexBuckets: c.IndexBuckets}
 }
@@ -168,7 +160,7 @@ func toPollIdempotencyRow(creator gocql.UUID, key string, c poll.CreateClaim) po
 // by column name; a null column reads as its zero value.
 func pollIdempotencyFromMap(m map[string]any) poll.CreateClaim {
 	var c poll.CreateClaim
-	c.PollID, _ = m["poll_id"].(gocql.UUID)
+	c.PollID = mapID(m["poll_id"])
 	c.Fingerprint, _ = m["fingerprint"].(string)
 	c.CreatedAt, _ = m["created_at"].(time.Time)
 	c.CreatedAt = c.CreatedAt.UTC()
@@ -179,19 +171,19 @@ func pollIdempotencyFromMap(m map[string]any) poll.CreateClaim {
 
 // voteRow is a row of votes. Empty strings are written as nulls.
 type voteRow struct {
-	PollID         gocql.UUID   `db:"poll_id"`
-	VoterID        gocql.UUID   `db:"voter_id"`
-	OptionIDs      []gocql.UUID `db:"option_ids"`
-	VoteID         gocql.UUID   `db:"vote_id"`
-	RequestID      gocql.UUID   `db:"request_id"`
-	IdempotencyKey *string      `db:"idempotency_key"`
-	VotedAt        time.Time    `db:"voted_at"`
-	Anonymous      bool         `db:"anonymous"`
-	IP             *string      `db:"ip"`
-	UserAgent      *string      `db:"user_agent"`
-	WriteID        gocql.UUID   `db:"write_id"`
-	Device         *string      `db:"device"`
-	Flags          []string     `db:"flags"`
+	PollID         id.ID     `db:"poll_id"`
+	VoterID        id.ID     `db:"voter_id"`
+	OptionIDs      []id.ID   `db:"option_ids"`
+	VoteID         id.ID     `db:"vote_id"`
+	RequestID      id.ID     `db:"request_id"`
+	IdempotencyKey *string   `db:"idempotency_key"`
+	VotedAt        time.Time `db:"voted_at"`
+	Anonymous      bool      `db:"anonymous"`
+	IP             *string   `db:"ip"`
+	UserAgent      *string   `db:"user_agent"`
+	WriteID        id.ID     `db:"write_id"`
+	Device         *string   `db:"device"`
+	Flags          []string  `db:"flags"`
 }
 
 // nullable is s as a column that is null when s is empty.
@@ -210,7 +202,7 @@ func deref(s *string) string {
 }
 
 // toVoteRow is the ballot as one insert attempt writes it.
-func toVoteRow(b *vote.Ballot, writeID gocql.UUID) voteRow {
+func toVoteRow(b *vote.Ballot, writeID id.ID) voteRow {
 	return voteRow{
 		PollID: b.PollID, VoterID: b.VoterID, OptionIDs: b.OptionIDs, VoteID: b.VoteID, RequestID: b.RequestID,
 		IdempotencyKey: nullable(b.IdempotencyKey), VotedAt: b.VotedAt, Anonymous: b.Anonymous,
@@ -222,14 +214,14 @@ func toVoteRow(b *vote.Ballot, writeID gocql.UUID) voteRow {
 // voteRowFromMap reads a row returned by an LWT or a serial read, by column
 // name. The key columns are not in a serial read's map; the caller knows
 // them.
-func voteRowFromMap(pollID, voterID gocql.UUID, m map[string]any) voteRow {
+func voteRowFromMap(pollID, voterID id.ID, m map[string]any) voteRow {
 	r := voteRow{PollID: pollID, VoterID: voterID}
-	r.OptionIDs, _ = m["option_ids"].([]gocql.UUID)
-	r.VoteID, _ = m["vote_id"].(gocql.UUID)
-	r.RequestID, _ = m["request_id"].(gocql.UUID)
+	r.OptionIDs = mapIDs(m["option_ids"])
+	r.VoteID = mapID(m["vote_id"])
+	r.RequestID = mapID(m["request_id"])
 	r.VotedAt, _ = m["voted_at"].(time.Time)
 	r.Anonymous, _ = m["anonymous"].(bool)
-	r.WriteID, _ = m["write_id"].(gocql.UUID)
+	r.WriteID = mapID(m["write_id"])
 	key, _ := m["idempotency_key"].(string)
 	ip, _ := m["ip"].(string)
 	ua, _ := m["user_agent"].(string)
@@ -248,8 +240,8 @@ func (r voteRow) toBallot() *vote.Ballot {
 	}
 }
 
-func (r voteRow) toScanRow() VoteRow {
-	return VoteRow{
+func (r voteRow) toScanRow() vote.Ballot {
+	return vote.Ballot{
 		PollID: r.PollID, VoterID: r.VoterID, VoteID: r.VoteID, RequestID: r.RequestID, OptionIDs: r.OptionIDs,
 		IdempotencyKey: deref(r.IdempotencyKey), VotedAt: r.VotedAt, Anonymous: r.Anonymous,
 		IP: deref(r.IP), UserAgent: deref(r.UserAgent), Flags: r.Flags,
@@ -259,14 +251,14 @@ func (r voteRow) toScanRow() VoteRow {
 // voteIndexRow is a row of votes_by_poll. Options is the frozen list new
 // rows carry; OptionIDs is the legacy list of rows written before it.
 type voteIndexRow struct {
-	PollID    gocql.UUID   `db:"poll_id"`
-	Bucket    int          `db:"bucket"`
-	VoterID   gocql.UUID   `db:"voter_id"`
-	Options   []gocql.UUID `db:"options"`
-	OptionIDs []gocql.UUID `db:"option_ids"`
-	VoteID    gocql.UUID   `db:"vote_id"`
-	VotedAt   time.Time    `db:"voted_at"`
-	Flags     []string     `db:"flags"`
+	PollID    id.ID     `db:"poll_id"`
+	Bucket    int       `db:"bucket"`
+	VoterID   id.ID     `db:"voter_id"`
+	Options   []id.ID   `db:"options"`
+	OptionIDs []id.ID   `db:"option_ids"`
+	VoteID    id.ID     `db:"vote_id"`
+	VotedAt   time.Time `db:"voted_at"`
+	Flags     []string  `db:"flags"`
 }
 
 // voteIndexColumns are the columns an index row is written with: never the
@@ -278,36 +270,36 @@ var (
 	voteIndexFlaggedColumns = append(voteIndexColumns[:len(voteIndexColumns):len(voteIndexColumns)], "flags")
 )
 
-func toVoteIndexRow(pollID gocql.UUID, bucket int, voterID gocql.UUID, e IndexEntry) voteIndexRow {
+func toVoteIndexRow(pollID id.ID, bucket int, voterID id.ID, e vote.IndexEntry) voteIndexRow {
 	return voteIndexRow{PollID: pollID, Bucket: bucket, VoterID: voterID, Options: e.Options, VoteID: e.VoteID,
 		VotedAt: e.VotedAt, Flags: e.Flags}
 }
 
 // ballotIndexRow is the index row of a ballot.
-func ballotIndexRow(pollID gocql.UUID, bucket int, b *vote.Ballot) voteIndexRow {
+func ballotIndexRow(pollID id.ID, bucket int, b *vote.Ballot) voteIndexRow {
 	return voteIndexRow{PollID: pollID, Bucket: bucket, VoterID: b.VoterID, Options: b.OptionIDs, VoteID: b.VoteID,
 		VotedAt: b.VotedAt, Flags: b.Flags}
 }
 
 // choices is the row's options, falling back to the legacy list.
-func (r voteIndexRow) choices() []gocql.UUID {
+func (r voteIndexRow) choices() []id.ID {
 	if r.Options == nil {
 		return r.OptionIDs
 	}
 	return r.Options
 }
 
-func (r voteIndexRow) toIndexEntry() IndexEntry {
-	return IndexEntry{VoteID: r.VoteID, Options: r.choices(), VotedAt: r.VotedAt, Flags: r.Flags}
+func (r voteIndexRow) toIndexEntry() vote.IndexEntry {
+	return vote.IndexEntry{VoteID: r.VoteID, Options: r.choices(), VotedAt: r.VotedAt, Flags: r.Flags}
 }
 
 // voteCountRow is a row of vote_counts: one counter shard of one option, or
 // of the ballots under tally.BallotKey.
 type voteCountRow struct {
-	PollID   gocql.UUID `db:"poll_id"`
-	Shard    int        `db:"shard"`
-	OptionID gocql.UUID `db:"option_id"`
-	Votes    int64      `db:"votes"`
+	PollID   id.ID `db:"poll_id"`
+	Shard    int   `db:"shard"`
+	OptionID id.ID `db:"option_id"`
+	Votes    int64 `db:"votes"`
 }
 
 // addTo adds the shard's count to c.
@@ -322,11 +314,11 @@ func (r voteCountRow) addTo(c *tally.Counts) {
 // finalTallyRow is a row of final_tallies: the static ballots and as_of,
 // and one option's count (null on the static-only row).
 type finalTallyRow struct {
-	PollID   gocql.UUID  `db:"poll_id"`
-	OptionID *gocql.UUID `db:"option_id"`
-	Votes    *int64      `db:"votes"`
-	Ballots  int64       `db:"ballots"`
-	AsOf     time.Time   `db:"as_of"`
+	PollID   id.ID     `db:"poll_id"`
+	OptionID *id.ID    `db:"option_id"`
+	Votes    *int64    `db:"votes"`
+	Ballots  int64     `db:"ballots"`
+	AsOf     time.Time `db:"as_of"`
 }
 
 // addTo folds the row into f.
@@ -339,20 +331,20 @@ func (r finalTallyRow) addTo(f *tally.Frozen) {
 
 // voteRequestFailureRow is a row of vote_request_failures.
 type voteRequestFailureRow struct {
-	PollID    gocql.UUID `db:"poll_id"`
-	VoterID   gocql.UUID `db:"voter_id"`
-	RequestID gocql.UUID `db:"request_id"`
-	ErrorCode string     `db:"error_code"`
-	Message   string     `db:"message"`
-	FailedAt  time.Time  `db:"failed_at"`
+	PollID    id.ID     `db:"poll_id"`
+	VoterID   id.ID     `db:"voter_id"`
+	RequestID id.ID     `db:"request_id"`
+	ErrorCode string    `db:"error_code"`
+	Message   string    `db:"message"`
+	FailedAt  time.Time `db:"failed_at"`
 }
 
 // auditRow is a row of audit_log; detail is the event's JSON.
 type auditRow struct {
-	PollID  gocql.UUID `db:"poll_id"`
-	At      gocql.UUID `db:"at"`
+	PollID  id.ID      `db:"poll_id"`
+	At      gocql.UUID `db:"at"` // timeuuid
 	Event   string     `db:"event"`
-	ActorID gocql.UUID `db:"actor_id"`
+	ActorID id.ID      `db:"actor_id"`
 	Detail  string     `db:"detail"`
 }
 
@@ -365,7 +357,27 @@ func (r auditRow) toEvent() audit.Event {
 
 // inviteRow is a row of poll_invites: a keyed hash of one invite code.
 type inviteRow struct {
-	PollID    gocql.UUID `db:"poll_id"`
-	CodeHash  []byte     `db:"code_hash"`
-	CreatedAt time.Time  `db:"created_at"`
+	PollID    id.ID     `db:"poll_id"`
+	CodeHash  []byte    `db:"code_hash"`
+	CreatedAt time.Time `db:"created_at"`
+}
+
+// mapID reads a uuid or timeuuid value of a map scan (a CAS answer's
+// current row), the zero ID when absent.
+func mapID(v any) id.ID {
+	u, _ := v.(gocql.UUID)
+	return id.ID(u)
+}
+
+// mapIDs reads a list<uuid> value of a map scan.
+func mapIDs(v any) []id.ID {
+	us, _ := v.([]gocql.UUID)
+	if us == nil {
+		return nil
+	}
+	out := make([]id.ID, len(us))
+	for i, u := range us {
+		out[i] = id.ID(u)
+	}
+	return out
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/scylladb/gocqlx/v2/qb"
 
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 )
 
@@ -38,6 +39,8 @@ var (
 				If(qb.EqLit("options_frozen", "null"), qb.EqNamed("options_version", "expected_version")).ToCql())
 	freezeOptions = newStatement(qb.Update(pollsTable.Name()).SetLit("options_frozen", "true").
 			Where(qb.Eq("poll_id")).If(qb.Eq("options_version")).ToCql())
+	selectPollVersion = newStatement(qb.Select(pollsTable.Name()).Columns("poll_version", "updated_at").
+				Where(qb.Eq("poll_id")).Limit(1).ToCql())
 	insertPollByCreator  = newStatement(pollsByCreatorTable.Insert())
 	selectPollsByCreator = newStatement(pollsByCreatorTable.Select("poll_id"))
 	insertCreateKey      = newStatement(pollIdempotencyTable.InsertBuilder().Unique().ToCql())
@@ -86,10 +89,14 @@ func (st *PollStore) Create(ctx context.Context, p *poll.Poll) error {
 
 // Update writes the changed fields and nothing else, so concurrent updates
 // of different fields never undo each other: a description edit racing a
-// close cannot write closed_at back to what it read.
-func (st *PollStore) Update(ctx context.Context, id gocql.UUID, ch poll.Change) error {
-	vals := qb.M{"poll_id": id, "updated_at": ch.UpdatedAt}
-	cols := []string{"updated_at"}
+// close cannot write closed_at back to what it read. It is an LWT
+// conditional on the poll version the change was judged against, and
+// writes the next version; poll.ErrChangedSince when another change came
+// first.
+func (st *PollStore) Update(ctx context.Context, id id.ID, ch poll.Change) error {
+	vals := qb.M{"poll_id": id, "updated_at": ch.UpdatedAt, "poll_version": ch.Version + 1,
+		"expected_version": versionArg(ch.Version)}
+	cols := []string{"updated_at", "poll_version"}
 	set := func(col string, v any) { cols = append(cols, col); vals[col] = v }
 	if ch.Title != nil {
 		set("title", *ch.Title)
@@ -123,15 +130,40 @@ func (st *PollStore) Update(ctx context.Context, id gocql.UUID, ch poll.Change) 
 			set("anonymous_access", string(*sp.AnonymousAccess))
 		}
 	}
-	q := qb.Update(pollsTable.Name()).Set(cols...).Where(qb.Eq("poll_id")).QueryContext(ctx, st.s)
-	if err := q.BindMap(vals).ExecRelease(); err != nil {
+	q := qb.Update(pollsTable.Name()).Set(cols...).Where(qb.Eq("poll_id")).
+		If(qb.EqNamed("poll_version", "expected_version")).QueryContext(ctx, st.s)
+	applied, _, err := execCAS(q.BindMap(vals))
+	if err != nil && outcomeUnknown(err) && ctx.Err() == nil {
+		applied, err = st.settleUpdate(ctx, id, ch)
+	}
+	if err != nil {
 		return apperr.Unavailable("update poll", err)
+	}
+	if !applied {
+		return poll.ErrChangedSince
 	}
 	return nil
 }
 
-// versionArg is an options version as a CQL value: 0 is the null of polls
-// created before options were versioned or never replaced.
+// settleUpdate tells, by a read at serial consistency (which completes any
+// Paxos round in flight on the partition), whether an update whose outcome
+// the cluster did not report applied: the poll is then at the version it
+// wrote, with its updated_at. Otherwise it did not apply, and the caller
+// judges the change again, as after a lost condition.
+func (st *PollStore) settleUpdate(ctx context.Context, id id.ID, ch poll.Change) (bool, error) {
+	row := map[string]any{}
+	err := mapScan(selectPollVersion.query(ctx, st.s).BindMap(qb.M{"poll_id": id}).
+		Consistency(gocql.Consistency(st.serial)), row)
+	if err != nil {
+		return false, err
+	}
+	v, _ := row["poll_version"].(int)
+	at, _ := row["updated_at"].(time.Time)
+	return v == ch.Version+1 && at.Equal(ch.UpdatedAt), nil
+}
+
+// versionArg is an options or poll version as a CQL value: 0 is the null
+// of polls created before the column existed or never changed since.
 func versionArg(v int) any {
 	if v == 0 {
 		return nil
@@ -164,7 +196,7 @@ func (st *PollStore) ReplaceOptions(ctx context.Context, p *poll.Poll, opts []po
 
 // FreezeOptions marks the options frozen, provided they are still the
 // version the caller validated a vote against. It is idempotent.
-func (st *PollStore) FreezeOptions(ctx context.Context, id gocql.UUID, version int) (bool, error) {
+func (st *PollStore) FreezeOptions(ctx context.Context, id id.ID, version int) (bool, error) {
 	q := freezeOptions.query(ctx, st.s).BindMap(qb.M{"poll_id": id, "options_version": versionArg(version)})
 	applied, _, err := execCAS(q)
 	if err != nil {
@@ -174,10 +206,10 @@ func (st *PollStore) FreezeOptions(ctx context.Context, id gocql.UUID, version i
 }
 
 // Get reads the poll partition.
-func (st *PollStore) Get(ctx context.Context, id gocql.UUID) (*poll.Poll, error) {
-	iter := selectPoll.query(ctx, st.s).BindStruct(pollRow{PollID: id}).Iter()
+func (st *PollStore) Get(ctx context.Context, pollID id.ID) (*poll.Poll, error) {
+	iter := selectPoll.query(ctx, st.s).BindStruct(pollRow{PollID: pollID}).Iter()
 	var (
-		p     = &poll.Poll{ID: id}
+		p     = &poll.Poll{ID: pollID}
 		r     pollRow
 		found bool
 	)
@@ -189,7 +221,7 @@ func (st *PollStore) Get(ctx context.Context, id gocql.UUID) (*poll.Poll, error)
 	if err := iter.Close(); err != nil {
 		return nil, apperr.Unavailable("read poll", err)
 	}
-	if !found || p.CreatorID == (gocql.UUID{}) {
+	if !found || p.CreatorID == (id.ID{}) {
 		return nil, poll.ErrNotFound
 	}
 	poll.SortOptions(p.Options)
@@ -198,11 +230,11 @@ func (st *PollStore) Get(ctx context.Context, id gocql.UUID) (*poll.Poll, error)
 
 // ListByCreator pages through the creator's polls, newest first, with
 // Cassandra's paging state as the cursor.
-func (st *PollStore) ListByCreator(ctx context.Context, creator gocql.UUID, page []byte, limit int) ([]gocql.UUID, []byte, error) {
+func (st *PollStore) ListByCreator(ctx context.Context, creator id.ID, page []byte, limit int) ([]id.ID, []byte, error) {
 	iter := selectPollsByCreator.query(ctx, st.s).BindStruct(pollByCreatorRow{CreatorID: creator}).
 		PageSize(limit).PageState(page).Iter()
 	next := iter.PageState()
-	ids := make([]gocql.UUID, 0, limit)
+	ids := make([]id.ID, 0, limit)
 	var r pollByCreatorRow
 	for len(ids) < limit && iter.StructScan(&r) {
 		ids = append(ids, r.PollID)
@@ -216,7 +248,7 @@ func (st *PollStore) ListByCreator(ctx context.Context, creator gocql.UUID, page
 // ClaimCreateKey binds an idempotency key to a create claim with IF NOT
 // EXISTS, resolving unknown outcomes like the vote insert does. It returns
 // the claim that holds the key.
-func (st *PollStore) ClaimCreateKey(ctx context.Context, creator gocql.UUID, key string, c poll.CreateClaim) (poll.CreateClaim, error) {
+func (st *PollStore) ClaimCreateKey(ctx context.Context, creator id.ID, key string, c poll.CreateClaim) (poll.CreateClaim, error) {
 	_, stored, err := insertIfAbsent{
 		op: "claim idempotency key",
 		attempt: func(ctx context.Context) (*gocqlx.Queryx, func(map[string]any) bool) {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/gocql/gocql"
 	"github.com/scylladb/gocqlx/v2"
 	"github.com/scylladb/gocqlx/v2/qb"
+	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/scan"
+	"github.com/tally-vote/tally/pkg/vote"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -32,14 +34,13 @@ const (
 // An index row whose vote row is missing, which the vote path never leaves
 // (the row is written before its index row), is skipped and counted in
 // orphans.
-func ReadPollBucket(ctx context.Context, s gocqlx.Session, pollID gocql.UUID, bucket int, cons gocql.Consistency,
-	fn func(VoteRow) error) (orphans int64, err error) {
-	cons = ReadConsistency(cons)
-	q := bucketVoters.query(ctx, s).BindStruct(voteIndexRow{PollID: pollID, Bucket: bucket}).Consistency(cons)
+func ReadPollBucket(ctx context.Context, s gocqlx.Session, pollID id.ID, bucket int, cons scan.Consistency,
+	fn func(vote.Ballot) error) (orphans int64, err error) {
+	q := bucketVoters.query(ctx, s).BindStruct(voteIndexRow{PollID: pollID, Bucket: bucket}).Consistency(readConsistency(cons))
 	what := fmt.Sprintf("read vote index bucket %d", bucket)
 	var state []byte
 	for {
-		voters, next, err := readPage(ctx, what, q, state, func(r voteIndexRow) gocql.UUID { return r.VoterID })
+		voters, next, err := readPage(ctx, what, q, state, func(r voteIndexRow) id.ID { return r.VoterID })
 		if err != nil {
 			return orphans, err
 		}
@@ -66,15 +67,15 @@ func ReadPollBucket(ctx context.Context, s gocqlx.Session, pollID gocql.UUID, bu
 // readVoteRows reads the vote rows of voters, pollRowsPerRead voters a
 // query and a bounded number of queries at once; a voter without a row gets
 // nil.
-func readVoteRows(ctx context.Context, s gocqlx.Session, pollID gocql.UUID, voters []gocql.UUID, cons gocql.Consistency) ([]*VoteRow, error) {
-	out := make([]*VoteRow, len(voters))
+func readVoteRows(ctx context.Context, s gocqlx.Session, pollID id.ID, voters []id.ID, cons scan.Consistency) ([]*vote.Ballot, error) {
+	out := make([]*vote.Ballot, len(voters))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(pollRowReads)
 	for lo := 0; lo < len(voters); lo += pollRowsPerRead {
 		chunk := voters[lo:min(lo+pollRowsPerRead, len(voters))]
 		g.Go(func() error {
-			q := votesByKeys.query(gctx, s).BindMap(qb.M{"poll_id": pollID, "voter_id": chunk}).Consistency(cons)
-			found := make(map[gocql.UUID]VoteRow, len(chunk))
+			q := votesByKeys.query(gctx, s).BindMap(qb.M{"poll_id": pollID, "voter_id": chunk}).Consistency(readConsistency(cons))
+			found := make(map[id.ID]vote.Ballot, len(chunk))
 			var state []byte
 			for {
 				rows, next, err := readPage(gctx, "read vote rows", q, state, voteRow.toScanRow)

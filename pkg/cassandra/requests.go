@@ -9,6 +9,7 @@ import (
 	"github.com/scylladb/gocqlx/v2"
 
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/vote"
 )
 
@@ -26,7 +27,7 @@ var (
 )
 
 // SaveFailure records why a request produced no ballot.
-func (st *FailureStore) SaveFailure(ctx context.Context, pollID, voterID, requestID gocql.UUID, f vote.Failure) error {
+func (st *FailureStore) SaveFailure(ctx context.Context, pollID, voterID, requestID id.ID, f vote.Failure) error {
 	r := voteRequestFailureRow{PollID: pollID, VoterID: voterID, RequestID: requestID,
 		ErrorCode: f.Code, Message: f.Message, FailedAt: time.Now().UTC()}
 	if err := insertFailure.query(ctx, st.s).BindStruct(r).ExecRelease(); err != nil {
@@ -36,7 +37,7 @@ func (st *FailureStore) SaveFailure(ctx context.Context, pollID, voterID, reques
 }
 
 // GetFailure reads a request's failure.
-func (st *FailureStore) GetFailure(ctx context.Context, pollID, voterID, requestID gocql.UUID) (vote.Failure, bool, error) {
+func (st *FailureStore) GetFailure(ctx context.Context, pollID, voterID, requestID id.ID) (vote.Failure, bool, error) {
 	r := voteRequestFailureRow{PollID: pollID, VoterID: voterID, RequestID: requestID}
 	err := selectFailure.query(ctx, st.s).BindStruct(r).GetRelease(&r)
 	if errors.Is(err, gocql.ErrNotFound) {

@@ -17,36 +17,9 @@ import (
 
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/retry"
+	"github.com/tally-vote/tally/pkg/scan"
+	"github.com/tally-vote/tally/pkg/vote"
 )
-
-// VoteRow is one row of votes as a scan reads it.
-type VoteRow struct {
-	PollID, VoterID, VoteID, RequestID gocql.UUID
-	OptionIDs                          []gocql.UUID
-	IdempotencyKey                     string
-	VotedAt                            time.Time
-	Anonymous                          bool
-	IP, UserAgent                      string
-	// Flags are the bot signals the ballot tripped (pkg/abuse).
-	Flags []string
-}
-
-// ScanOptions tunes ScanVotes. Zero values take the defaults.
-type ScanOptions struct {
-	// Splits is how many token ranges the scan reads at least (default 64);
-	// see PlanScan.
-	Splits int
-	// Ranges, when set, are read instead of a fresh plan: a resumed scan
-	// reads what an earlier plan left.
-	Ranges []TokenRange
-	// Workers bounds how many ranges are read at once (default 8).
-	Workers int
-	// Consistency of the range reads (default LOCAL_QUORUM).
-	Consistency gocql.Consistency
-	// Progress, if set, is called after each range is read, never from two
-	// goroutines at once.
-	Progress func(done, total int)
-}
 
 const (
 	defaultScanSplits  = 64
@@ -77,27 +50,12 @@ var ringTokens = []statement{
 	newStatement(qb.Select("system.peers").Columns("tokens").ToCql()),
 }
 
-// TokenRange is a slice of the Murmur3 ring: (Lo, Hi], or [Lo, Hi] when
-// First is set (the range that starts at the minimum token).
-type TokenRange struct {
-	Lo    int64 `json:"lo"`
-	Hi    int64 `json:"hi"`
-	First bool  `json:"first,omitempty"`
-}
-
-func (r TokenRange) String() string {
-	if r.First {
-		return fmt.Sprintf("[%d, %d]", r.Lo, r.Hi)
-	}
-	return fmt.Sprintf("(%d, %d]", r.Lo, r.Hi)
-}
-
 // splitSpan cuts (lo, hi] into k contiguous ranges of (almost) equal width;
 // the first is inclusive of lo when first is set.
-func splitSpan(lo, hi int64, k uint64, first bool) []TokenRange {
+func splitSpan(lo, hi int64, k uint64, first bool) []scan.Range {
 	k = max(k, 1)
 	width := uint64(hi) - uint64(lo)
-	out := make([]TokenRange, k)
+	out := make([]scan.Range, k)
 	prev := lo
 	for j := uint64(1); j <= k; j++ {
 		next := hi
@@ -107,7 +65,7 @@ func splitSpan(lo, hi int64, k uint64, first bool) []TokenRange {
 			q, _ := bits.Div64(h, l, k)
 			next = int64(uint64(lo) + q)
 		}
-		out[j-1] = TokenRange{Lo: prev, Hi: next, First: first && j == 1}
+		out[j-1] = scan.Range{Lo: prev, Hi: next, First: first && j == 1}
 		prev = next
 	}
 	return out
@@ -115,7 +73,7 @@ func splitSpan(lo, hi int64, k uint64, first bool) []TokenRange {
 
 // splitRing cuts the whole Murmur3 ring, -2^63 .. 2^63-1, into n contiguous
 // ranges of (almost) equal width that together cover every token once.
-func splitRing(n int) []TokenRange {
+func splitRing(n int) []scan.Range {
 	return splitSpan(math.MinInt64, math.MaxInt64, uint64(max(n, 1)), true)
 }
 
@@ -124,7 +82,7 @@ func splitRing(n int) []TokenRange {
 // Spark Cassandra connector's partitioner), then cuts each of those into
 // pieces in proportion to its width, so that there are at least splits in
 // all and they are of about equal width.
-func planRanges(tokens []int64, splits int) []TokenRange {
+func planRanges(tokens []int64, splits int) []scan.Range {
 	splits = max(splits, 1)
 	sorted := slices.Clone(tokens)
 	slices.Sort(sorted)
@@ -135,7 +93,7 @@ func planRanges(tokens []int64, splits int) []TokenRange {
 		}
 	}
 	bounds = append(bounds, math.MaxInt64)
-	var out []TokenRange
+	var out []scan.Range
 	for i := 0; i+1 < len(bounds); i++ {
 		lo, hi := bounds[i], bounds[i+1]
 		// ceil(splits * width / 2^64) pieces, at least one.
@@ -176,7 +134,7 @@ func readRingTokens(ctx context.Context, s gocqlx.Session) ([]int64, error) {
 // PlanScan is the token ranges a scan of at least splits ranges (0: 64)
 // reads: the cluster's own token ranges, each cut into pieces (planRanges).
 // When the ring cannot be read it cuts the ring uniformly.
-func PlanScan(ctx context.Context, s gocqlx.Session, splits int) []TokenRange {
+func PlanScan(ctx context.Context, s gocqlx.Session, splits int) []scan.Range {
 	if splits <= 0 {
 		splits = defaultScanSplits
 	}
@@ -195,7 +153,7 @@ func PlanScan(ctx context.Context, s gocqlx.Session, splits int) []TokenRange {
 // within them (PlanScan), each read with a paged range query (ScanRange), a
 // bounded number at a time. The first error from fn or from a range that
 // keeps failing stops the scan.
-func ScanVotes(ctx context.Context, s gocqlx.Session, opts ScanOptions, fn func(VoteRow) error) error {
+func ScanVotes(ctx context.Context, s gocqlx.Session, opts scan.Options, fn func(vote.Ballot) error) error {
 	ranges := opts.Ranges
 	if ranges == nil {
 		ranges = PlanScan(ctx, s, opts.Splits)
@@ -204,7 +162,7 @@ func ScanVotes(ctx context.Context, s gocqlx.Session, opts ScanOptions, fn func(
 	if workers <= 0 {
 		workers = defaultScanWorkers
 	}
-	cons := ReadConsistency(opts.Consistency)
+	cons := opts.Consistency
 
 	var (
 		mu   sync.Mutex
@@ -236,25 +194,26 @@ func ScanVotes(ctx context.Context, s gocqlx.Session, opts ScanOptions, fn func(
 	return ctx.Err()
 }
 
-// ReadConsistency is c, or LOCAL_QUORUM for the zero value (ANY, which is
-// not a read consistency).
-func ReadConsistency(c gocql.Consistency) gocql.Consistency {
-	if c == gocql.Any {
+// readConsistency is the driver's level for c (LOCAL_QUORUM when empty, or
+// when c names no level: the CLI refuses those before a scan starts).
+func readConsistency(c scan.Consistency) gocql.Consistency {
+	level, err := gocql.ParseConsistencyWrapper(string(c.OrDefault()))
+	if err != nil || level == gocql.Any {
 		return gocql.LocalQuorum
 	}
-	return c
+	return level
 }
 
 // ScanRange reads one token range of votes page by page and calls fn for
 // each row, in the calling goroutine. A page is read whole before fn sees
 // any of its rows, so a page that fails is read again from its paging state
 // without handing fn a row twice.
-func ScanRange(ctx context.Context, s gocqlx.Session, r TokenRange, cons gocql.Consistency, fn func(VoteRow) error) error {
+func ScanRange(ctx context.Context, s gocqlx.Session, r scan.Range, cons scan.Consistency, fn func(vote.Ballot) error) error {
 	stmt := scanVotes
 	if r.First {
 		stmt = scanVotesFirst
 	}
-	q := stmt.query(ctx, s).BindMap(qb.M{"lo": r.Lo, "hi": r.Hi}).Consistency(ReadConsistency(cons))
+	q := stmt.query(ctx, s).BindMap(qb.M{"lo": r.Lo, "hi": r.Hi}).Consistency(readConsistency(cons))
 	var state []byte
 	for {
 		rows, next, err := readPage(ctx, "scan votes tokens "+r.String(), q, state, voteRow.toScanRow)

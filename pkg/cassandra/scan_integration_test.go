@@ -9,14 +9,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gocql/gocql"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tally-vote/tally/pkg/cassandra"
+	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/scan"
 	"github.com/tally-vote/tally/pkg/testenv"
+	"github.com/tally-vote/tally/pkg/vote"
 )
 
-type voteKey struct{ poll, voter gocql.UUID }
+type voteKey struct{ poll, voter id.ID }
 
 // TestScanVotesSeesEveryRowOnce writes rows over several polls and scans
 // them with a few split and worker counts: every row must reach fn exactly
@@ -27,13 +29,13 @@ func TestScanVotesSeesEveryRowOnce(t *testing.T) {
 	defer cancel()
 
 	const polls, perPoll = 3, 700
-	want := map[voteKey]cassandra.VoteRow{}
+	want := map[voteKey]vote.Ballot{}
 	at := time.Now().UTC().Truncate(time.Millisecond)
 	for p := 0; p < polls; p++ {
-		poll := gocql.MustRandomUUID()
+		poll := id.New()
 		for v := 0; v < perPoll; v++ {
-			r := cassandra.VoteRow{PollID: poll, VoterID: gocql.MustRandomUUID(), VoteID: gocql.MustRandomUUID(),
-				RequestID: gocql.MustRandomUUID(), OptionIDs: []gocql.UUID{gocql.MustRandomUUID()},
+			r := vote.Ballot{PollID: poll, VoterID: id.New(), VoteID: id.New(),
+				RequestID: id.New(), OptionIDs: []id.ID{id.New()},
 				VotedAt: at.Add(time.Duration(v) * time.Millisecond)}
 			if v%2 == 0 {
 				r.IdempotencyKey = "key-" + r.VoteID.String()
@@ -72,9 +74,9 @@ func TestScanVotesSeesEveryRowOnce(t *testing.T) {
 				seen     = map[voteKey]int{}
 				progress []int
 			)
-			err := cassandra.ScanVotes(ctx, s, cassandra.ScanOptions{Splits: tc.splits, Workers: tc.workers,
+			err := cassandra.ScanVotes(ctx, s, scan.Options{Splits: tc.splits, Workers: tc.workers,
 				Progress: func(done, total int) { progress = append(progress, done, total) }},
-				func(r cassandra.VoteRow) error {
+				func(r vote.Ballot) error {
 					mu.Lock()
 					defer mu.Unlock()
 					k := voteKey{r.PollID, r.VoterID}
@@ -112,7 +114,7 @@ func TestScanVotesSeesEveryRowOnce(t *testing.T) {
 
 	t.Run("fn error stops the scan", func(t *testing.T) {
 		stop := errors.New("stop")
-		err := cassandra.ScanVotes(ctx, s, cassandra.ScanOptions{Workers: 4}, func(cassandra.VoteRow) error { return stop })
+		err := cassandra.ScanVotes(ctx, s, scan.Options{Workers: 4}, func(vote.Ballot) error { return stop })
 		if !errors.Is(err, stop) {
 			t.Fatalf("scan returned %v, want the callback's error", err)
 		}

@@ -3,6 +3,8 @@ package cassandra
 import (
 	"math"
 	"testing"
+
+	"github.com/tally-vote/tally/pkg/scan"
 )
 
 func TestSplitRing(t *testing.T) {
@@ -27,7 +29,7 @@ func TestSplitRing(t *testing.T) {
 				}
 			}
 			// Widths differ by at most one token: a uniform split.
-			width := func(r TokenRange) uint64 { return uint64(r.Hi) - uint64(r.Lo) }
+			width := func(r scan.Range) uint64 { return uint64(r.Hi) - uint64(r.Lo) }
 			// The last range ends at 2^63-1, one token short of the others.
 			lo, hi := width(rs[0]), width(rs[0])
 			for _, r := range rs[:len(rs)-1] {

@@ -29,7 +29,8 @@ var usersByUsernameTable = table.New(table.Metadata{
 })
 
 // pollsTable keeps a poll in one partition: statics for the poll, a
-// clustering row per option (002; options_version and options_frozen 008).
+// clustering row per option (002; options_version and options_frozen 008;
+// poll_version 012).
 var pollsTable = table.New(table.Metadata{
 	Name: "polls",
 	Columns: []string{
@@ -37,7 +38,7 @@ var pollsTable = table.New(table.Metadata{
 		"creator_id", "title", "description", "start_time", "end_time", "closed_at", "created_at",
 		"updated_at", "show_results_during_voting", "allow_anonymous", "allow_multiple_options",
 		"max_votes_per_user", "counter_shards", "index_buckets", "options_version", "options_frozen",
-		"bot_policy", "anonymous_access",
+		"bot_policy", "anonymous_access", "poll_version",
 		"option_text", "display_order",
 	},
 	PartKey: []string{"poll_id"},
@@ -132,6 +133,15 @@ var pollInvitesTable = table.New(table.Metadata{
 	SortKey: []string{"code_hash"},
 })
 
+// pendingFinalsTable holds the polls whose final tally is still to be
+// frozen, by when it is due (013).
+var pendingFinalsTable = table.New(table.Metadata{
+	Name:    "pending_finals",
+	Columns: []string{"bucket", "due_at", "poll_id"},
+	PartKey: []string{"bucket"},
+	SortKey: []string{"due_at", "poll_id"},
+})
+
 // allTables lists the metadata above; a test checks each against the
 // migrated schema, so a migration that changes a table fails until its
 // metadata here follows.
@@ -139,5 +149,5 @@ var allTables = []*table.Table{
 	usersTable, usersByEmailTable, usersByUsernameTable,
 	pollsTable, pollsByCreatorTable, pollIdempotencyTable,
 	votesTable, votesByPollTable, voteCountsTable, talliesTable, finalTalliesTable,
-	voteRequestFailuresTable, auditLogTable, pollInvitesTable,
+	voteRequestFailuresTable, auditLogTable, pollInvitesTable, pendingFinalsTable,
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/scylladb/gocqlx/v2/qb"
 
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/tally"
 )
 
@@ -38,7 +39,7 @@ var (
 )
 
 // AdjustShard adds delta to one shard as one single-partition counter batch.
-func (st *TallyStore) AdjustShard(ctx context.Context, pollID gocql.UUID, shard int, delta tally.Counts) error {
+func (st *TallyStore) AdjustShard(ctx context.Context, pollID id.ID, shard int, delta tally.Counts) error {
 	b := newBatch(ctx, st.s, gocql.CounterBatch)
 	if delta.Ballots != 0 {
 		b.add(incrCounter, voteCountRow{PollID: pollID, Shard: shard, OptionID: tally.BallotKey, Votes: delta.Ballots})
@@ -66,7 +67,7 @@ func shardList(n int) []int {
 }
 
 // SumShards reads all shards in one multi-partition query and sums them.
-func (st *TallyStore) SumShards(ctx context.Context, pollID gocql.UUID, shards int) (tally.Counts, error) {
+func (st *TallyStore) SumShards(ctx context.Context, pollID id.ID, shards int) (tally.Counts, error) {
 	c := tally.NewCounts()
 	iter := sumShards.query(ctx, st.s).BindMap(qb.M{"poll_id": pollID, "shard": shardList(shards)}).Iter()
 	var r voteCountRow
@@ -82,7 +83,7 @@ func (st *TallyStore) SumShards(ctx context.Context, pollID gocql.UUID, shards i
 // CountRows counts ballots bucket by bucket through the per-poll index,
 // paging through each bucket partition, with and without the flagged ones
 // (the index row repeats the ballot's flags).
-func (st *TallyStore) CountRows(ctx context.Context, pollID gocql.UUID, buckets int, progress func(done, total int, ballots int64)) (tally.RowCounts, error) {
+func (st *TallyStore) CountRows(ctx context.Context, pollID id.ID, buckets int, progress func(done, total int, ballots int64)) (tally.RowCounts, error) {
 	c := tally.NewRowCounts()
 	for _, b := range shardList(buckets) {
 		iter := countRows.query(ctx, st.s).BindStruct(voteIndexRow{PollID: pollID, Bucket: b}).PageSize(5000).Iter()
@@ -102,8 +103,8 @@ func (st *TallyStore) CountRows(ctx context.Context, pollID gocql.UUID, buckets 
 }
 
 // AnyRow looks for one ballot row.
-func (st *TallyStore) AnyRow(ctx context.Context, pollID gocql.UUID, buckets int) (bool, error) {
-	var voter gocql.UUID
+func (st *TallyStore) AnyRow(ctx context.Context, pollID id.ID, buckets int) (bool, error) {
+	var voter id.ID
 	err := anyRow.query(ctx, st.s).BindMap(qb.M{"poll_id": pollID, "bucket": shardList(buckets)}).GetRelease(&voter)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return false, nil
@@ -117,7 +118,7 @@ func (st *TallyStore) AnyRow(ctx context.Context, pollID gocql.UUID, buckets int
 // SaveFinal freezes the final tally with one conditional single-partition
 // batch: the static row IF NOT EXISTS plus the option rows, all or nothing.
 // When a final tally exists already it is returned unchanged.
-func (st *TallyStore) SaveFinal(ctx context.Context, pollID gocql.UUID, c tally.Counts, asOf time.Time) (tally.Frozen, error) {
+func (st *TallyStore) SaveFinal(ctx context.Context, pollID id.ID, c tally.Counts, asOf time.Time) (tally.Frozen, error) {
 	b := newBatch(ctx, st.s, gocql.UnloggedBatch)
 	b.add(insertFinalStatics, finalTallyRow{PollID: pollID, Ballots: c.Ballots, AsOf: asOf})
 	for opt, n := range c.Options {
@@ -135,7 +136,7 @@ func (st *TallyStore) SaveFinal(ctx context.Context, pollID gocql.UUID, c tally.
 }
 
 // LoadFinal reads the frozen final tally.
-func (st *TallyStore) LoadFinal(ctx context.Context, pollID gocql.UUID) (tally.Frozen, bool, error) {
+func (st *TallyStore) LoadFinal(ctx context.Context, pollID id.ID) (tally.Frozen, bool, error) {
 	f := tally.Frozen{Counts: tally.NewCounts()}
 	iter := selectFinal.query(ctx, st.s).BindStruct(finalTallyRow{PollID: pollID}).Iter()
 	var (
@@ -151,4 +152,24 @@ func (st *TallyStore) LoadFinal(ctx context.Context, pollID gocql.UUID) (tally.F
 		return f, false, apperr.Unavailable("load final tally", err)
 	}
 	return f, found, nil
+}
+
+// finalPolls lists the partitions of final_tallies, one per frozen poll.
+var finalPolls = newStatement(qb.Select(finalTalliesTable.Name()).Distinct("poll_id").ToCql())
+
+// FinalPolls lists every poll with a frozen final tally, paging through
+// the partitions of final_tallies (one small partition per closed poll).
+func (st *TallyStore) FinalPolls(ctx context.Context) ([]id.ID, error) {
+	var (
+		ids []id.ID
+		pid id.ID
+	)
+	iter := finalPolls.query(ctx, st.s).PageSize(5000).Iter()
+	for iter.Scan(&pid) {
+		ids = append(ids, pid)
+	}
+	if err := iter.Close(); err != nil {
+		return nil, apperr.Unavailable("list final tallies", err)
+	}
+	return ids, nil
 }

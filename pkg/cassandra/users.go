@@ -3,26 +3,28 @@ package cassandra
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/gocql/gocql"
 	"github.com/scylladb/gocqlx/v2"
 	"github.com/scylladb/gocqlx/v2/qb"
-	"github.com/scylladb/gocqlx/v2/table"
 
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/auth"
+	"github.com/tally-vote/tally/pkg/id"
 )
 
 // UserStore implements auth.Store.
 type UserStore struct {
 	s      gocqlx.Session
 	serial gocql.SerialConsistency
+	now    func() time.Time
 }
 
 // NewUserStore builds the store.
 func NewUserStore(s gocqlx.Session, cfg Config) *UserStore {
 	serial, _ := parseSerial(cfg.SerialConsistency)
-	return &UserStore{s: s, serial: serial}
+	return &UserStore{s: s, serial: serial, now: time.Now}
 }
 
 var (
@@ -30,71 +32,33 @@ var (
 	selectUser = newStatement(usersTable.Get())
 )
 
-// uniqueness is one of the tables that guard an account attribute: a row
-// per value, claimed with IF NOT EXISTS.
-type uniqueness struct {
-	name  string // the attribute, for errors: "email"
-	claim statement
-	owner statement
-	// release deletes the row if it is still the account's own claim.
-	release statement
-}
-
-func newUniqueness(name string, t *table.Table) uniqueness {
-	return uniqueness{
-		name:    name,
-		claim:   newStatement(t.InsertBuilder().Unique().ToCql()),
-		owner:   newStatement(t.Get("user_id")),
-		release: newStatement(t.DeleteBuilder().If(qb.Eq("user_id")).ToCql()),
-	}
-}
-
-var (
-	uniqueEmail    = newUniqueness("email", usersByEmailTable)
-	uniqueUsername = newUniqueness("username", usersByUsernameTable)
-)
-
-// claim inserts the row (the value and userID) into a uniqueness table. It
-// returns true when userID holds the value; unknown outcomes are resolved
-// by insertIfAbsent.
-func (st *UserStore) claim(ctx context.Context, u uniqueness, row any, id gocql.UUID) (bool, error) {
-	applied, stored, err := insertIfAbsent{
-		op: "claim " + u.name,
-		attempt: func(ctx context.Context) (*gocqlx.Queryx, func(map[string]any) bool) {
-			return u.claim.query(ctx, st.s).BindStruct(row), func(r map[string]any) bool { return r["user_id"] == id }
-		},
-		read:   func(ctx context.Context) *gocqlx.Queryx { return u.owner.query(ctx, st.s).BindStruct(row) },
-		serial: st.serial,
-	}.run(ctx)
-	if err != nil {
-		return false, err
-	}
-	owner, _ := stored["user_id"].(gocql.UUID)
-	return applied || owner == id, nil
-}
-
-func (st *UserStore) release(ctx context.Context, u uniqueness, row any) {
-	_, _, _ = execCAS(u.release.query(ctx, st.s).BindStruct(row))
-}
-
-// CreateUser claims email then username, then writes the account. A lost
-// username claim releases the email claim so the address stays usable.
-func (st *UserStore) CreateUser(ctx context.Context, u auth.User) error {
-	email := userByEmailRow{Email: u.Email, UserID: u.ID}
-	ok, err := st.claim(ctx, uniqueEmail, email, u.ID)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return auth.ErrEmailTaken
-	}
-	ok, err = st.claim(ctx, uniqueUsername, userByUsernameRow{Username: u.Username, UserID: u.ID}, u.ID)
-	if err != nil || !ok {
-		st.release(context.WithoutCancel(ctx), uniqueEmail, email)
+// CreateUser claims the email, then the username, then writes the account.
+// Whatever makes it fail after a claim was tried (a claim lost, a claim or
+// the insert failing or timing out) releases every claim this call may hold,
+// so no claim is left without its account. A claim that could not be
+// released (Cassandra unreachable, or the release's own outcome unknown) is
+// taken over by a later registration once it is past claimGrace and its
+// account never appeared (see claim).
+func (st *UserStore) CreateUser(ctx context.Context, u auth.User) (err error) {
+	ctx, cancel := context.WithTimeout(ctx, createUserTimeout)
+	defer cancel()
+	var held []claimed
+	defer func() {
+		if err != nil {
+			st.release(ctx, held, u.ID)
+		}
+	}()
+	for _, c := range []claimed{{uniqueEmail, u.Email, auth.ErrEmailTaken}, {uniqueUsername, u.Username, auth.ErrUsernameTaken}} {
+		// Held before the claim is tried: a try that fails may have applied.
+		held = append(held, c)
+		ok, err := st.claim(ctx, c.u, c.value, u.ID)
 		if err != nil {
 			return err
 		}
-		return auth.ErrUsernameTaken
+		if !ok {
+			held = held[:len(held)-1]
+			return c.taken
+		}
 	}
 	if err := insertUser.query(ctx, st.s).BindStruct(toUserRow(u)).ExecRelease(); err != nil {
 		return apperr.Unavailable("insert user", err)
@@ -103,7 +67,7 @@ func (st *UserStore) CreateUser(ctx context.Context, u auth.User) error {
 }
 
 // UserByID reads an account.
-func (st *UserStore) UserByID(ctx context.Context, id gocql.UUID) (auth.User, error) {
+func (st *UserStore) UserByID(ctx context.Context, id id.ID) (auth.User, error) {
 	r := userRow{UserID: id}
 	err := selectUser.query(ctx, st.s).BindStruct(r).GetRelease(&r)
 	if errors.Is(err, gocql.ErrNotFound) {
@@ -115,9 +79,9 @@ func (st *UserStore) UserByID(ctx context.Context, id gocql.UUID) (auth.User, er
 	return r.toUser(), nil
 }
 
-func (st *UserStore) lookup(ctx context.Context, u uniqueness, row any) (gocql.UUID, error) {
-	var id gocql.UUID
-	err := u.owner.query(ctx, st.s).BindStruct(row).GetRelease(&id)
+func (st *UserStore) lookup(ctx context.Context, u uniqueness, value string) (id.ID, error) {
+	var id id.ID
+	err := u.owner.query(ctx, st.s).BindMap(qb.M{u.name: value}).GetRelease(&id)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return id, auth.ErrNotFound
 	}
@@ -128,11 +92,11 @@ func (st *UserStore) lookup(ctx context.Context, u uniqueness, row any) (gocql.U
 }
 
 // UserIDByEmail resolves an email.
-func (st *UserStore) UserIDByEmail(ctx context.Context, email string) (gocql.UUID, error) {
-	return st.lookup(ctx, uniqueEmail, userByEmailRow{Email: email})
+func (st *UserStore) UserIDByEmail(ctx context.Context, email string) (id.ID, error) {
+	return st.lookup(ctx, uniqueEmail, email)
 }
 
 // UserIDByUsername resolves a username.
-func (st *UserStore) UserIDByUsername(ctx context.Context, username string) (gocql.UUID, error) {
-	return st.lookup(ctx, uniqueUsername, userByUsernameRow{Username: username})
+func (st *UserStore) UserIDByUsername(ctx context.Context, username string) (id.ID, error) {
+	return st.lookup(ctx, uniqueUsername, username)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/scylladb/gocqlx/v2/qb"
 
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/vote"
 )
 
@@ -77,7 +78,7 @@ func (st *VoteStore) Insert(ctx context.Context, b *vote.Ballot) (bool, *vote.Ba
 	applied, stored, err := insertIfAbsent{
 		op: "insert vote",
 		attempt: func(ctx context.Context) (*gocqlx.Queryx, func(map[string]any) bool) {
-			writeID := gocql.MustRandomUUID()
+			writeID := id.New()
 			q := voteInsert(b).query(ctx, st.s).BindStruct(toVoteRow(b, writeID))
 			return q, func(row map[string]any) bool { return row["write_id"] == writeID }
 		},
@@ -93,7 +94,7 @@ func (st *VoteStore) Insert(ctx context.Context, b *vote.Ballot) (bool, *vote.Ba
 }
 
 // Get reads the voter's ballot.
-func (st *VoteStore) Get(ctx context.Context, pollID, voterID gocql.UUID) (*vote.Ballot, error) {
+func (st *VoteStore) Get(ctx context.Context, pollID, voterID id.ID) (*vote.Ballot, error) {
 	r := voteRow{PollID: pollID, VoterID: voterID}
 	err := selectVote.query(ctx, st.s).BindStruct(r).GetRelease(&r)
 	if errors.Is(err, gocql.ErrNotFound) {
@@ -109,7 +110,7 @@ func (st *VoteStore) Get(ctx context.Context, pollID, voterID gocql.UUID) (*vote
 // vote id. Follow-ups write counters before the index row, so an indexed
 // ballot has been counted.
 func (st *VoteStore) Indexed(ctx context.Context, b *vote.Ballot, bucket int) (bool, error) {
-	var id gocql.UUID
+	var id id.ID
 	err := selectVoteIndex.query(ctx, st.s).BindStruct(ballotIndexRow(b.PollID, bucket, b)).GetRelease(&id)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return false, nil
@@ -123,7 +124,7 @@ func (st *VoteStore) Indexed(ctx context.Context, b *vote.Ballot, bucket int) (b
 // Index writes ballots into one partition of the per-poll index: a single
 // statement for one ballot, an unlogged single-partition batch for more
 // (one mutation on one replica set, no batch log).
-func (st *VoteStore) Index(ctx context.Context, pollID gocql.UUID, bucket int, ballots []*vote.Ballot) error {
+func (st *VoteStore) Index(ctx context.Context, pollID id.ID, bucket int, ballots []*vote.Ballot) error {
 	var err error
 	if len(ballots) == 1 {
 		err = indexInsert(ballots[0].Flags).query(ctx, st.s).BindStruct(ballotIndexRow(pollID, bucket, ballots[0])).ExecRelease()

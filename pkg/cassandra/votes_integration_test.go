@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gocql/gocql"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/cassandra"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/testenv"
 	"github.com/tally-vote/tally/pkg/vote"
 )
@@ -25,8 +25,8 @@ import (
 func TestVoteInsertCASAgainstCassandra(t *testing.T) {
 	s, cfg := testenv.Cassandra(t)
 	st := cassandra.NewVoteStore(s, cfg, prometheus.NewRegistry())
-	poll, voter := gocql.MustRandomUUID(), gocql.MustRandomUUID()
-	opt := []gocql.UUID{gocql.MustRandomUUID(), gocql.MustRandomUUID()}
+	poll, voter := id.New(), id.New()
+	opt := []id.ID{id.New(), id.New()}
 	const n = 20
 	type res struct {
 		applied bool
@@ -39,8 +39,8 @@ func TestVoteInsertCASAgainstCassandra(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b := &vote.Ballot{PollID: poll, VoterID: voter, OptionIDs: opt, VoteID: gocql.MustRandomUUID(),
-				RequestID: gocql.MustRandomUUID(), IdempotencyKey: "k", VotedAt: time.Now().UTC().Truncate(time.Millisecond),
+			b := &vote.Ballot{PollID: poll, VoterID: voter, OptionIDs: opt, VoteID: id.New(),
+				RequestID: id.New(), IdempotencyKey: "k", VotedAt: time.Now().UTC().Truncate(time.Millisecond),
 				IP: "127.0.0.1", UserAgent: "test"}
 			applied, stored, err := st.Insert(context.Background(), b)
 			if err != nil {
@@ -92,8 +92,8 @@ func TestUnknownOutcomeOfAReplayIsNotNew(t *testing.T) {
 	}
 	defer s.Close()
 	st := cassandra.NewVoteStore(s, cfg, prometheus.NewRegistry())
-	b := &vote.Ballot{PollID: gocql.MustRandomUUID(), VoterID: gocql.MustRandomUUID(), OptionIDs: []gocql.UUID{gocql.MustRandomUUID()},
-		VoteID: gocql.MustRandomUUID(), RequestID: gocql.MustRandomUUID(), VotedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	b := &vote.Ballot{PollID: id.New(), VoterID: id.New(), OptionIDs: []id.ID{id.New()},
+		VoteID: id.New(), RequestID: id.New(), VotedAt: time.Now().UTC().Truncate(time.Millisecond)}
 	if applied, _, err := st.Insert(context.Background(), b); err != nil || !applied {
 		t.Fatalf("first delivery: applied %v, %v", applied, err)
 	}

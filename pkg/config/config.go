@@ -20,8 +20,8 @@ import (
 	"github.com/tally-vote/tally/pkg/cassandra"
 	"github.com/tally-vote/tally/pkg/httpapi"
 	"github.com/tally-vote/tally/pkg/kafkax"
+	"github.com/tally-vote/tally/pkg/kafkax/votes"
 	"github.com/tally-vote/tally/pkg/poll"
-	"github.com/tally-vote/tally/pkg/queue"
 	"github.com/tally-vote/tally/pkg/ratelimit"
 	"github.com/tally-vote/tally/pkg/redisx"
 	"github.com/tally-vote/tally/pkg/tally"
@@ -64,8 +64,8 @@ type Config struct {
 	Tally     tally.Config          `envPrefix:"RESULTS_"`
 	RateLimit ratelimit.Config      `envPrefix:"RATE_"`
 	Vote      vote.Config           `envPrefix:"VOTE_"`
-	Queue     queue.Config          `envPrefix:"VOTE_"`
-	Worker    queue.WorkerConfig    `envPrefix:"WORKER_"`
+	Queue     votes.Config          `envPrefix:"VOTE_"`
+	Worker    votes.WorkerConfig    `envPrefix:"WORKER_"`
 	Reconcile tally.ReconcileConfig `envPrefix:"RECONCILE_"`
 	Admit     admit.Config          `envPrefix:"ADMIT_"`
 	Bots      abuse.Config          `envPrefix:"BOT_"`

@@ -12,9 +12,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/gocql/gocql"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/kafkax"
 )
 
@@ -38,18 +38,18 @@ type Entry struct {
 	Source    string    `json:"source,omitempty"`
 	// Decoded tells whether the value parsed as a vote message; the ids
 	// below are set only then.
-	Decoded   bool        `json:"decoded"`
-	PollID    *gocql.UUID `json:"poll_id,omitempty"`
-	VoterID   *gocql.UUID `json:"voter_id,omitempty"`
-	RequestID *gocql.UUID `json:"request_id,omitempty"`
+	Decoded   bool   `json:"decoded"`
+	PollID    *id.ID `json:"poll_id,omitempty"`
+	VoterID   *id.ID `json:"voter_id,omitempty"`
+	RequestID *id.ID `json:"request_id,omitempty"`
 }
 
 // voteFields are the fields of a vote message (ingest.Message on the wire)
 // that identify it.
 type voteFields struct {
-	PollID    gocql.UUID `json:"poll_id"`
-	VoterID   gocql.UUID `json:"voter_id"`
-	RequestID gocql.UUID `json:"request_id"`
+	PollID    id.ID `json:"poll_id"`
+	VoterID   id.ID `json:"voter_id"`
+	RequestID id.ID `json:"request_id"`
 }
 
 // NewEntry describes a message of the dead-letter topic.
@@ -66,7 +66,7 @@ func NewEntry(m kafka.Message) Entry {
 		}
 	}
 	var v voteFields
-	if json.Unmarshal(m.Value, &v) == nil && v.PollID != (gocql.UUID{}) {
+	if json.Unmarshal(m.Value, &v) == nil && v.PollID != (id.ID{}) {
 		e.Decoded = true
 		e.PollID, e.VoterID, e.RequestID = &v.PollID, &v.VoterID, &v.RequestID
 	}
@@ -78,7 +78,7 @@ func NewEntry(m kafka.Message) Entry {
 func keyString(k []byte) string {
 	switch {
 	case len(k) == 16:
-		var id gocql.UUID
+		var id id.ID
 		copy(id[:], k)
 		return id.String()
 	case utf8.Valid(k):

@@ -10,29 +10,29 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gocql/gocql"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tally-vote/tally/pkg/dlq"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/kafkax"
-	"github.com/tally-vote/tally/pkg/queue"
 	"github.com/tally-vote/tally/pkg/testenv"
+	"github.com/tally-vote/tally/pkg/vote"
 )
 
 // deadLetter writes messages to the DLQ topic the way the worker does, and
 // returns them.
-func deadLetter(t *testing.T, ctx context.Context, cfg kafkax.Config, polls ...gocql.UUID) []kafka.Message {
+func deadLetter(t *testing.T, ctx context.Context, cfg kafkax.Config, polls ...id.ID) []kafka.Message {
 	t.Helper()
 	w := kafkax.NewWriter(cfg, cfg.DLQTopic)
 	defer w.Close()
 	var msgs []kafka.Message
 	for i, p := range polls {
-		voter := gocql.MustRandomUUID()
+		voter := id.New()
 		value := []byte("not json")
-		if p != (gocql.UUID{}) {
+		if p != (id.ID{}) {
 			var err error
-			value, err = json.Marshal(queue.Message{RequestID: gocql.MustRandomUUID(), VoteID: gocql.MustRandomUUID(),
-				PollID: p, VoterID: voter, OptionIDs: []gocql.UUID{gocql.MustRandomUUID()}, AcceptedAt: time.Now()})
+			value, err = json.Marshal(vote.Message{RequestID: id.New(), VoteID: id.New(),
+				PollID: p, VoterID: voter, OptionIDs: []id.ID{id.New()}, AcceptedAt: time.Now()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -104,8 +104,8 @@ func TestDLQListAndReplay(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cfg := testenv.Kafka(t)
-	p1, p2 := gocql.MustRandomUUID(), gocql.MustRandomUUID()
-	sent := deadLetter(t, ctx, cfg, p1, p2, gocql.UUID{}, p1)
+	p1, p2 := id.New(), id.New()
+	sent := deadLetter(t, ctx, cfg, p1, p2, id.ID{}, p1)
 
 	var listed []dlq.Entry
 	if err := dlq.List(ctx, cfg, func(e dlq.Entry) error { listed = append(listed, e); return nil }); err != nil {
@@ -115,7 +115,7 @@ func TestDLQListAndReplay(t *testing.T) {
 		t.Fatalf("listed %d messages, want %d", len(listed), len(sent))
 	}
 	for i, e := range listed {
-		var voter gocql.UUID
+		var voter id.ID
 		copy(voter[:], sent[i].Key)
 		if e.Offset != int64(i) || e.Key != voter.String() || e.Error != "poll not found" || e.Attempts != 2 ||
 			e.Source != fmt.Sprintf("%s/0/%d", cfg.VotesTopic, i) {
@@ -187,8 +187,8 @@ func TestDLQReplayOnePoll(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cfg := testenv.Kafka(t)
-	p1, p2 := gocql.MustRandomUUID(), gocql.MustRandomUUID()
-	deadLetter(t, ctx, cfg, p1, p2, gocql.UUID{}, p1)
+	p1, p2 := id.New(), id.New()
+	deadLetter(t, ctx, cfg, p1, p2, id.ID{}, p1)
 
 	group := cfg.Group + "-dlq"
 	for run, want := range []int{2, 0} {

@@ -4,17 +4,17 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/gocql/gocql"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tally-vote/tally/pkg/dlq"
-	"github.com/tally-vote/tally/pkg/queue"
+	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/vote"
 )
 
 func TestNewEntry(t *testing.T) {
-	poll, voter, req := gocql.MustRandomUUID(), gocql.MustRandomUUID(), gocql.MustRandomUUID()
-	vote, err := json.Marshal(queue.Message{RequestID: req, VoteID: gocql.MustRandomUUID(), PollID: poll,
-		VoterID: voter, OptionIDs: []gocql.UUID{gocql.MustRandomUUID()}})
+	poll, voter, req := id.New(), id.New(), id.New()
+	vote, err := json.Marshal(vote.Message{RequestID: req, VoteID: id.New(), PollID: poll,
+		VoterID: voter, OptionIDs: []id.ID{id.New()}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,9 +7,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/gocql/gocql"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/kafkax"
 )
 
@@ -33,7 +33,7 @@ type ReplayOptions struct {
 	// neither consumes nor hides other polls' messages from a full replay.
 	Group string
 	// Poll, if set, re-drives only that poll's votes.
-	Poll gocql.UUID
+	Poll id.ID
 	// DryRun reads from the group's committed offsets, produces and
 	// commits nothing.
 	DryRun bool
@@ -62,7 +62,7 @@ func (o *ReplayOptions) group() string {
 	if g == "" {
 		g = DefaultGroup
 	}
-	if o.Poll != (gocql.UUID{}) {
+	if o.Poll != (id.ID{}) {
 		g += ".poll-" + o.Poll.String()
 	}
 	return g
@@ -124,7 +124,7 @@ func Replay(ctx context.Context, cfg kafkax.Config, o ReplayOptions) (ReplayRepo
 
 // want reports whether e belongs to the replay.
 func (o *ReplayOptions) want(e Entry) bool {
-	return o.Poll == (gocql.UUID{}) || (e.PollID != nil && *e.PollID == o.Poll)
+	return o.Poll == (id.ID{}) || (e.PollID != nil && *e.PollID == o.Poll)
 }
 
 func (r *ReplayReport) count(o ReplayOptions, e Entry, act Action) {

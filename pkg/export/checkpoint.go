@@ -10,14 +10,14 @@ import (
 	"os"
 	"slices"
 
-	"github.com/tally-vote/tally/pkg/cassandra"
+	"github.com/tally-vote/tally/pkg/scan"
 )
 
 // Unit is what an export reads and commits at once: a token range of the
 // votes table, or a bucket of a poll's index.
 type Unit struct {
-	Range  *cassandra.TokenRange `json:"range,omitempty"`
-	Bucket *int                  `json:"bucket,omitempty"`
+	Range  *scan.Range `json:"range,omitempty"`
+	Bucket *int        `json:"bucket,omitempty"`
 }
 
 func (u Unit) String() string {

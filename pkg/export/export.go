@@ -11,11 +11,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gocql/gocql"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/tally-vote/tally/pkg/cassandra"
+	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/vote"
 )
 
 // checkpointVersion is the checkpoint format's version.
@@ -87,7 +87,7 @@ func Run(ctx context.Context, d Deps, o Options) (Report, error) {
 	}
 	log := d.Log.With(zap.String("source", sourceLabel(o)))
 	log.Info("export started", zap.String("format", string(o.Format)), zap.Int("units", len(units)),
-		zap.Int("resumed", rep.Resumed), zap.Stringer("consistency", cassandra.ReadConsistency(o.Consistency)),
+		zap.Int("resumed", rep.Resumed), zap.Stringer("consistency", o.Consistency),
 		zap.Bool("real_voter_ids", o.RealVoterIDs), zap.Bool("ip", o.IncludeIP), zap.Bool("user_agent", o.IncludeUserAgent))
 	if d.Metrics != nil {
 		d.Metrics.units.WithLabelValues(sourceLabel(o), "resumed").Add(float64(rep.Resumed))
@@ -112,7 +112,7 @@ func Run(ctx context.Context, d Deps, o Options) (Report, error) {
 
 // sourceLabel is the bounded metric label of an export's source.
 func sourceLabel(o Options) string {
-	if o.Poll == (gocql.UUID{}) {
+	if o.Poll == (id.ID{}) {
 		return "table"
 	}
 	return "poll"
@@ -121,8 +121,8 @@ func sourceLabel(o Options) string {
 // plan names the source and cuts it into units: the poll's index buckets,
 // or the table's token ranges.
 func plan(ctx context.Context, d Deps, o Options) (string, []Unit, error) {
-	if o.Poll != (gocql.UUID{}) {
-		n, err := d.Buckets(ctx, o.Poll)
+	if o.Poll != (id.ID{}) {
+		n, err := d.Source.Buckets(ctx, o.Poll)
 		if err != nil {
 			return "", nil, err
 		}
@@ -132,7 +132,7 @@ func plan(ctx context.Context, d Deps, o Options) (string, []Unit, error) {
 		}
 		return "poll " + o.Poll.String(), units, nil
 	}
-	ranges := d.Plan(ctx, o.Splits)
+	ranges := d.Source.Plan(ctx, o.Splits)
 	units := make([]Unit, len(ranges))
 	for i := range ranges {
 		units[i] = Unit{Range: &ranges[i]}
@@ -298,15 +298,15 @@ func readUnit(ctx context.Context, d Deps, o Options, v voters, u Unit, dir stri
 	}
 	enc := newEncoder(format, part)
 	var rows, orphans int64
-	fn := func(r cassandra.VoteRow) error {
+	fn := func(r vote.Ballot) error {
 		rows++
 		return enc.encode(o.record(v, r))
 	}
-	cons := cassandra.ReadConsistency(o.Consistency)
+	cons := o.Consistency
 	if u.Range != nil {
-		err = d.Range(ctx, *u.Range, cons, fn)
+		err = d.Source.Range(ctx, *u.Range, cons, fn)
 	} else {
-		orphans, err = d.Bucket(ctx, o.Poll, *u.Bucket, cons, fn)
+		orphans, err = d.Source.Bucket(ctx, o.Poll, *u.Bucket, cons, fn)
 	}
 	if err == nil {
 		err = enc.flush()

@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gocql/gocql"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/scylladb/gocqlx/v2"
 	"go.uber.org/zap"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/tally-vote/tally/pkg/cassandra"
 	"github.com/tally-vote/tally/pkg/export"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/testenv"
 	"github.com/tally-vote/tally/pkg/vote"
@@ -41,7 +41,7 @@ type fixture struct {
 	s     gocqlx.Session
 	polls *cassandra.PollStore
 	a, b  *poll.Poll
-	rows  []cassandra.VoteRow // a direct single-stream read of votes
+	rows  []vote.Ballot // a direct single-stream read of votes
 }
 
 func newFixture(t *testing.T, ctx context.Context) *fixture {
@@ -50,9 +50,9 @@ func newFixture(t *testing.T, ctx context.Context) *fixture {
 	votes := cassandra.NewVoteStore(s, cfg, prometheus.NewRegistry())
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	mk := func(buckets, n int) *poll.Poll {
-		p := &poll.Poll{ID: gocql.MustRandomUUID(), CreatorID: gocql.MustRandomUUID(), Title: "export",
+		p := &poll.Poll{ID: id.New(), CreatorID: id.New(), Title: "export",
 			StartTime: now.Add(-time.Hour), EndTime: now.Add(time.Hour), CreatedAt: now, UpdatedAt: now,
-			Options:       []poll.Option{{ID: gocql.MustRandomUUID(), Text: "a"}, {ID: gocql.MustRandomUUID(), Text: "b"}},
+			Options:       []poll.Option{{ID: id.New(), Text: "a"}, {ID: id.New(), Text: "b"}},
 			CounterShards: 4, IndexBuckets: buckets}
 		if err := f.polls.Create(ctx, p); err != nil {
 			t.Fatal(err)
@@ -61,14 +61,14 @@ func newFixture(t *testing.T, ctx context.Context) *fixture {
 		g.SetLimit(32)
 		for i := 0; i < n; i++ {
 			g.Go(func() error {
-				b := &vote.Ballot{PollID: p.ID, VoterID: gocql.MustRandomUUID(), VoteID: gocql.MustRandomUUID(),
-					RequestID: gocql.MustRandomUUID(), OptionIDs: []gocql.UUID{p.Options[i%2].ID},
+				b := &vote.Ballot{PollID: p.ID, VoterID: id.New(), VoteID: id.New(),
+					RequestID: id.New(), OptionIDs: []id.ID{p.Options[i%2].ID},
 					VotedAt: now.Add(time.Duration(i) * time.Millisecond), Anonymous: i%5 == 0}
 				if i%3 == 0 {
 					b.IP, b.UserAgent = fmt.Sprintf("10.0.%d.%d", i/256, i%256), fmt.Sprintf(`agent "%d", with comma`, i)
 				}
 				if i%7 == 0 {
-					b.OptionIDs = []gocql.UUID{p.Options[0].ID, p.Options[1].ID}
+					b.OptionIDs = []id.ID{p.Options[0].ID, p.Options[1].ID}
 				}
 				if _, _, err := votes.Insert(gctx, b); err != nil {
 					return err
@@ -86,7 +86,7 @@ func newFixture(t *testing.T, ctx context.Context) *fixture {
 	iter := s.Session.Query(`SELECT poll_id, voter_id, vote_id, option_ids, voted_at, anonymous, ip, user_agent FROM votes`).
 		WithContext(ctx).PageSize(500).Iter()
 	var (
-		r      cassandra.VoteRow
+		r      vote.Ballot
 		ip, ua *string
 	)
 	for iter.Scan(&r.PollID, &r.VoterID, &r.VoteID, &r.OptionIDs, &r.VotedAt, &r.Anonymous, &ip, &ua) {
@@ -97,7 +97,7 @@ func newFixture(t *testing.T, ctx context.Context) *fixture {
 			r.UserAgent = *ua
 		}
 		f.rows = append(f.rows, r)
-		r, ip, ua = cassandra.VoteRow{}, nil, nil
+		r, ip, ua = vote.Ballot{}, nil, nil
 	}
 	if err := iter.Close(); err != nil {
 		t.Fatal(err)
@@ -109,14 +109,15 @@ func newFixture(t *testing.T, ctx context.Context) *fixture {
 }
 
 func (f *fixture) deps(stdout io.Writer) export.Deps {
-	buckets := func(ctx context.Context, id gocql.UUID) (int, error) {
+	buckets := func(ctx context.Context, id id.ID) (int, error) {
 		p, err := f.polls.Get(ctx, id)
 		if err != nil {
 			return 0, err
 		}
 		return p.IndexBuckets, nil
 	}
-	return export.SessionDeps(f.s, buckets, stdout, testenvLogger(), export.NewMetrics(nil))
+	return export.Deps{Source: cassandra.NewVoteSource(f.s, buckets), Stdout: stdout, Log: testenvLogger(),
+		Metrics: export.NewMetrics(nil), Now: time.Now}
 }
 
 // expected is what an export with o must hold, keyed by poll and voter
@@ -124,7 +125,7 @@ func (f *fixture) deps(stdout io.Writer) export.Deps {
 func (f *fixture) expected(o export.Options) map[string]export.Record {
 	want := map[string]export.Record{}
 	for _, r := range f.rows {
-		if o.Poll != (gocql.UUID{}) && r.PollID != o.Poll {
+		if o.Poll != (id.ID{}) && r.PollID != o.Poll {
 			continue
 		}
 		voter := r.VoterID.String()
@@ -260,8 +261,8 @@ func TestExportYieldsTheTable(t *testing.T) {
 	for _, format := range []export.Format{export.CSV, export.JSONL, export.Parquet} {
 		for _, src := range []struct {
 			name string
-			poll gocql.UUID
-		}{{"table", gocql.UUID{}}, {"poll", f.a.ID}} {
+			poll id.ID
+		}{{"table", id.ID{}}, {"poll", f.a.ID}} {
 			t.Run(string(format)+"/"+src.name+"/file", func(t *testing.T) {
 				o := export.Options{Poll: src.poll, Format: format, Out: filepath.Join(dir, src.name+"."+string(format)),
 					PseudonymKey: key1, Splits: 24, Workers: 4}
@@ -356,7 +357,7 @@ func TestExportPseudonyms(t *testing.T) {
 		}
 	}
 	for v := range real {
-		if _, err := gocql.ParseUUID(v); err != nil {
+		if _, err := id.Parse(v); err != nil {
 			t.Fatalf("real voter id %q is not a uuid", v)
 		}
 	}
@@ -378,8 +379,8 @@ func TestExportResumes(t *testing.T) {
 	dir := t.TempDir()
 	for _, tc := range []struct {
 		format export.Format
-		poll   gocql.UUID
-	}{{export.CSV, gocql.UUID{}}, {export.Parquet, gocql.UUID{}}, {export.JSONL, f.a.ID}} {
+		poll   id.ID
+	}{{export.CSV, id.ID{}}, {export.Parquet, id.ID{}}, {export.JSONL, f.a.ID}} {
 		t.Run(string(tc.format), func(t *testing.T) {
 			o := export.Options{Poll: tc.poll, Format: tc.format, Out: filepath.Join(dir, "resume."+string(tc.format)),
 				PseudonymKey: key1, Splits: 32, Workers: 2}

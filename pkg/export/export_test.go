@@ -8,9 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gocql/gocql"
-
-	"github.com/tally-vote/tally/pkg/cassandra"
+	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/vote"
 )
 
 func TestValidate(t *testing.T) {
@@ -44,7 +43,7 @@ func TestValidate(t *testing.T) {
 var errAny = errors.New("any error")
 
 func TestPseudonym(t *testing.T) {
-	a, b := gocql.MustRandomUUID(), gocql.MustRandomUUID()
+	a, b := id.New(), id.New()
 	k1, k2 := []byte("key-one-0123456789"), []byte("key-two-0123456789")
 	if Pseudonym(k1, a) != Pseudonym(k1, a) {
 		t.Fatal("pseudonym not stable for one key")
@@ -64,8 +63,8 @@ func TestPseudonym(t *testing.T) {
 }
 
 func TestRecordColumns(t *testing.T) {
-	r := cassandra.VoteRow{PollID: gocql.MustRandomUUID(), VoterID: gocql.MustRandomUUID(), VoteID: gocql.MustRandomUUID(),
-		OptionIDs: []gocql.UUID{gocql.MustRandomUUID(), gocql.MustRandomUUID()},
+	r := vote.Ballot{PollID: id.New(), VoterID: id.New(), VoteID: id.New(),
+		OptionIDs: []id.ID{id.New(), id.New()},
 		VotedAt:   time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.FixedZone("x", 3600)), IP: "10.0.0.1", UserAgent: "ua, \"quoted\""}
 	for _, tc := range []struct {
 		name string

@@ -11,11 +11,11 @@ import (
 	"io"
 	"time"
 
-	"github.com/gocql/gocql"
-	"github.com/scylladb/gocqlx/v2"
 	"go.uber.org/zap"
 
-	"github.com/tally-vote/tally/pkg/cassandra"
+	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/scan"
+	"github.com/tally-vote/tally/pkg/vote"
 )
 
 // Format is an output format.
@@ -51,7 +51,7 @@ var (
 type Options struct {
 	// Poll exports one poll through its per-poll index; zero exports the
 	// whole votes table by token ranges.
-	Poll   gocql.UUID
+	Poll   id.ID
 	Format Format
 	// Out is the output file; "" or "-" is standard output (not resumable).
 	Out string
@@ -67,9 +67,9 @@ type Options struct {
 	// personal data); they are left out otherwise.
 	IncludeIP, IncludeUserAgent bool
 	// Consistency of every read (zero: LOCAL_QUORUM).
-	Consistency gocql.Consistency
+	Consistency scan.Consistency
 	// Splits is the least number of token ranges of a table export; see
-	// cassandra.PlanScan.
+	// Source.Plan.
 	Splits int
 	// Workers bounds the units read at once (default 8).
 	Workers int
@@ -123,39 +123,26 @@ type Report struct {
 	DurationMS int64 `json:"duration_ms"`
 }
 
-// Deps are what a run reads through.
-type Deps struct {
-	// Plan is the token ranges of a table export (cassandra.PlanScan).
-	Plan func(ctx context.Context, splits int) []cassandra.TokenRange
-	// Range reads one token range (cassandra.ScanRange).
-	Range func(ctx context.Context, r cassandra.TokenRange, cons gocql.Consistency, fn func(cassandra.VoteRow) error) error
+// Source reads the vote rows as ballots (cassandra.VoteSource).
+type Source interface {
+	// Plan is the token ranges of a table export of at least splits.
+	Plan(ctx context.Context, splits int) []scan.Range
+	// Range reads one token range.
+	Range(ctx context.Context, r scan.Range, cons scan.Consistency, fn func(vote.Ballot) error) error
 	// Buckets is a poll's index bucket count; poll.ErrNotFound when the
 	// poll does not exist.
-	Buckets func(ctx context.Context, pollID gocql.UUID) (int, error)
-	// Bucket reads one index bucket's vote rows (cassandra.ReadPollBucket).
-	Bucket func(ctx context.Context, pollID gocql.UUID, bucket int, cons gocql.Consistency, fn func(cassandra.VoteRow) error) (int64, error)
+	Buckets(ctx context.Context, pollID id.ID) (int, error)
+	// Bucket reads the vote rows one index bucket names, and counts the
+	// index rows without a vote row (orphans).
+	Bucket(ctx context.Context, pollID id.ID, bucket int, cons scan.Consistency, fn func(vote.Ballot) error) (orphans int64, err error)
+}
+
+// Deps are what a run reads through.
+type Deps struct {
+	Source Source
 	// Stdout receives an export without Out.
 	Stdout  io.Writer
 	Log     *zap.Logger
 	Metrics *Metrics
 	Now     func() time.Time
-}
-
-// SessionDeps wires a run to the cluster behind s; buckets reads a poll's
-// bucket count.
-func SessionDeps(s gocqlx.Session, buckets func(context.Context, gocql.UUID) (int, error), stdout io.Writer,
-	log *zap.Logger, m *Metrics) Deps {
-	return Deps{
-		Plan: func(ctx context.Context, splits int) []cassandra.TokenRange {
-			return cassandra.PlanScan(ctx, s, splits)
-		},
-		Range: func(ctx context.Context, r cassandra.TokenRange, cons gocql.Consistency, fn func(cassandra.VoteRow) error) error {
-			return cassandra.ScanRange(ctx, s, r, cons, fn)
-		},
-		Buckets: buckets,
-		Bucket: func(ctx context.Context, id gocql.UUID, b int, cons gocql.Consistency, fn func(cassandra.VoteRow) error) (int64, error) {
-			return cassandra.ReadPollBucket(ctx, s, id, b, cons, fn)
-		},
-		Stdout: stdout, Log: log, Metrics: m, Now: time.Now,
-	}
 }

@@ -16,10 +16,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gocql/gocql"
 	"github.com/parquet-go/parquet-go"
 
-	"github.com/tally-vote/tally/pkg/cassandra"
+	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/vote"
 )
 
 // Record is one exported vote row. Voter is the pseudonym of the voter id
@@ -59,13 +59,13 @@ type voters struct {
 
 // Pseudonym is the keyed hash of a voter id: hex HMAC-SHA256 of its 16
 // bytes. The same key gives the same pseudonym in every poll and run.
-func Pseudonym(key []byte, voter gocql.UUID) string {
+func Pseudonym(key []byte, voter id.ID) string {
 	m := hmac.New(sha256.New, key)
 	m.Write(voter[:])
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-func (v voters) id(voter gocql.UUID) string {
+func (v voters) id(voter id.ID) string {
 	if v.real {
 		return voter.String()
 	}
@@ -84,7 +84,7 @@ func (v voters) keyCheck() string {
 }
 
 // record builds the exported record of a row.
-func (o Options) record(v voters, r cassandra.VoteRow) Record {
+func (o Options) record(v voters, r vote.Ballot) Record {
 	rec := Record{PollID: r.PollID.String(), Voter: v.id(r.VoterID), VoteID: r.VoteID.String(),
 		OptionIDs: make([]string, len(r.OptionIDs)), VotedAt: r.VotedAt.UTC(), Anonymous: r.Anonymous}
 	for i, id := range r.OptionIDs {

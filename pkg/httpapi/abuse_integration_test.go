@@ -3,7 +3,6 @@
 package httpapi_test
 
 import (
-	"context"
 	"maps"
 	"net/http"
 	"slices"
@@ -13,11 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gocql/gocql"
-
 	"github.com/tally-vote/tally/pkg/abuse"
 	"github.com/tally-vote/tally/pkg/app"
 	"github.com/tally-vote/tally/pkg/config"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/ratelimit"
 	"github.com/tally-vote/tally/pkg/testenv"
 )
@@ -49,12 +47,8 @@ func botConfig(t *testing.T, mode string) config.Config {
 }
 
 func newBotRig(t *testing.T, cfg config.Config) *botRig {
-	a, srv := testenv.Server(t, cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = a.RunWorker(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return &botRig{t: t, a: a, c: testenv.NewClient(t, srv.URL)}
+	e := newWorkerEnv(t, cfg)
+	return &botRig{t: t, a: e.app, c: e.c}
 }
 
 // voter is one voting identity and where it speaks from.
@@ -117,15 +111,15 @@ func (r *botRig) castAll(pollID, option string, attack, honest []voter) (attackS
 
 // ballots waits until the poll has want ballot rows and returns each
 // voter's stored flags.
-func (r *botRig) ballots(pollID string, want int) map[gocql.UUID][]string {
+func (r *botRig) ballots(pollID string, want int) map[id.ID][]string {
 	r.t.Helper()
-	pid, _ := gocql.ParseUUID(pollID)
+	pid, _ := id.Parse(pollID)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		out := map[gocql.UUID][]string{}
+		out := map[id.ID][]string{}
 		iter := r.a.CQL.Session.Query(`SELECT poll_id, voter_id, flags FROM votes`).Iter()
 		var (
-			p, v  gocql.UUID
+			p, v  id.ID
 			flags []string
 		)
 		for iter.Scan(&p, &v, &flags) {
@@ -148,7 +142,7 @@ func (r *botRig) ballots(pollID string, want int) map[gocql.UUID][]string {
 }
 
 // flagged counts ballots by their flags (joined with "+"; "" unflagged).
-func flagged(rows map[gocql.UUID][]string) map[string]int {
+func flagged(rows map[id.ID][]string) map[string]int {
 	out := map[string]int{}
 	for _, f := range rows {
 		sort.Strings(f)

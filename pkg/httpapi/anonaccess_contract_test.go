@@ -6,11 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gocql/gocql"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/anonaccess"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 )
 
@@ -57,8 +57,8 @@ func TestOpenAPIAnonymousAccess(t *testing.T) {
 		(anonaccess.Config{PoWDifficulty: 33}).Check() == nil || (anonaccess.Config{PoWDifficulty: 32}).Check() != nil {
 		t.Error("PoWChallenge.difficulty's maximum is not the configuration's")
 	}
-	owner := gocql.MustRandomUUID()
-	p := &poll.Poll{ID: gocql.MustRandomUUID(), CreatorID: owner}
+	owner := id.New()
+	p := &poll.Poll{ID: id.New(), CreatorID: owner}
 	s := anonaccess.New(anonaccess.Config{}, []byte("contract-secret-0123456789abcdef0123"),
 		anonaccess.Deps{Store: mintOnly{}, Audit: noAudit{}, Log: zap.NewNop(), Now: time.Now, Metrics: prometheus.NewRegistry()})
 	minted, err := s.Mint(t.Context(), p, owner, 50)
@@ -81,14 +81,14 @@ func TestOpenAPIAnonymousAccess(t *testing.T) {
 // mintOnly takes a mint and holds nothing.
 type mintOnly struct{}
 
-func (mintOnly) AddInvites(context.Context, gocql.UUID, [][]byte, time.Time) error   { return nil }
-func (mintOnly) InviteExists(context.Context, gocql.UUID, []byte) (bool, error)      { return false, nil }
-func (mintOnly) CountInvites(context.Context, gocql.UUID) (int, error)               { return 0, nil }
-func (mintOnly) CountBallots(context.Context, gocql.UUID, []gocql.UUID) (int, error) { return 0, nil }
-func (mintOnly) EachInvitePage(context.Context, gocql.UUID, func([][]byte) error) error {
+func (mintOnly) AddInvites(context.Context, id.ID, [][]byte, time.Time) error { return nil }
+func (mintOnly) InviteExists(context.Context, id.ID, []byte) (bool, error)    { return false, nil }
+func (mintOnly) CountInvites(context.Context, id.ID) (int, error)             { return 0, nil }
+func (mintOnly) CountBallots(context.Context, id.ID, []id.ID) (int, error)    { return 0, nil }
+func (mintOnly) EachInvitePage(context.Context, id.ID, func([][]byte) error) error {
 	return nil
 }
 
 type noAudit struct{}
 
-func (noAudit) Record(context.Context, gocql.UUID, gocql.UUID, string, map[string]any) {}
+func (noAudit) Record(context.Context, id.ID, id.ID, string, map[string]any) {}

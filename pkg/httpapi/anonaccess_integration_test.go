@@ -12,11 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gocql/gocql"
-
 	"github.com/tally-vote/tally/pkg/anonaccess"
 	"github.com/tally-vote/tally/pkg/audit"
 	"github.com/tally-vote/tally/pkg/config"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/testenv"
 )
 
@@ -67,7 +66,7 @@ func TestInviteCodesStopTokenFarming(t *testing.T) {
 		map[string]any{"count": 1.5}} {
 		refused(t, fmt.Sprintf("mint %v", body), e.c.Do("POST", invites, owner, body), 400, "VALIDATION_FAILED")
 	}
-	refused(t, "mint on a missing poll", e.c.Do("POST", "/v1/polls/"+gocql.MustRandomUUID().String()+"/invites", owner,
+	refused(t, "mint on a missing poll", e.c.Do("POST", "/v1/polls/"+id.New().String()+"/invites", owner,
 		map[string]any{"count": 1}), 404, "POLL_NOT_FOUND")
 	refused(t, "stranger counts", e.c.Do("GET", invites, stranger, nil), 403, "NOT_POLL_OWNER")
 
@@ -84,7 +83,7 @@ func TestInviteCodesStopTokenFarming(t *testing.T) {
 		t.Fatalf("counts before voting: %s", counts.Raw)
 	}
 	// The audit log names the mint and its size, never the codes.
-	pid, _ := gocql.ParseUUID(pollID)
+	pid, _ := id.Parse(pollID)
 	events, err := e.app.Audit.List(context.Background(), pid, 10)
 	if err != nil {
 		t.Fatal(err)

@@ -24,34 +24,35 @@ type errorBody struct {
 	PollID  string `json:"poll_id,omitempty"`
 }
 
-// statusByCode is the one table from domain codes to HTTP status.
-var statusByCode = map[string]int{
-	"VALIDATION_FAILED":    http.StatusBadRequest,
-	"UNAUTHENTICATED":      http.StatusUnauthorized,
-	"FORBIDDEN":            http.StatusForbidden,
-	"NOT_POLL_OWNER":       http.StatusForbidden,
-	"RESULTS_HIDDEN":       http.StatusForbidden,
-	"INVITE_REQUIRED":      http.StatusForbidden,
-	"INVITE_INVALID":       http.StatusForbidden,
-	"POW_REQUIRED":         http.StatusForbidden,
-	"POW_INVALID":          http.StatusForbidden,
-	"SUSPICIOUS_ACTIVITY":  http.StatusForbidden,
-	"NOT_FOUND":            http.StatusNotFound,
-	"POLL_NOT_FOUND":       http.StatusNotFound,
-	"REQUEST_NOT_FOUND":    http.StatusNotFound,
-	"METHOD_NOT_ALLOWED":   http.StatusMethodNotAllowed,
-	"EMAIL_TAKEN":          http.StatusConflict,
-	"USERNAME_TAKEN":       http.StatusConflict,
-	"ALREADY_VOTED":        http.StatusConflict,
-	"POLL_NOT_ACTIVE":      http.StatusConflict,
-	"OPTIONS_FROZEN":       http.StatusConflict,
-	"IDEMPOTENCY_CONFLICT": http.StatusConflict,
-	"BODY_TOO_LARGE":       http.StatusRequestEntityTooLarge,
-	"INVALID_OPTION":       http.StatusUnprocessableEntity,
-	"RATE_LIMITED":         http.StatusTooManyRequests,
-	"UNAVAILABLE":          http.StatusServiceUnavailable,
-	"OVERLOADED":           http.StatusServiceUnavailable,
-	"INTERNAL":             http.StatusInternalServerError,
+// statusByCode is the one table from the SPEC's codes to HTTP status; a
+// unit test holds it to cover every code.
+var statusByCode = map[apperr.Code]int{
+	apperr.CodeValidationFailed:    http.StatusBadRequest,
+	apperr.CodeUnauthenticated:     http.StatusUnauthorized,
+	apperr.CodeForbidden:           http.StatusForbidden,
+	apperr.CodeNotPollOwner:        http.StatusForbidden,
+	apperr.CodeResultsHidden:       http.StatusForbidden,
+	apperr.CodeInviteRequired:      http.StatusForbidden,
+	apperr.CodeInviteInvalid:       http.StatusForbidden,
+	apperr.CodePoWRequired:         http.StatusForbidden,
+	apperr.CodePoWInvalid:          http.StatusForbidden,
+	apperr.CodeSuspiciousActivity:  http.StatusForbidden,
+	apperr.CodeNotFound:            http.StatusNotFound,
+	apperr.CodePollNotFound:        http.StatusNotFound,
+	apperr.CodeRequestNotFound:     http.StatusNotFound,
+	apperr.CodeMethodNotAllowed:    http.StatusMethodNotAllowed,
+	apperr.CodeEmailTaken:          http.StatusConflict,
+	apperr.CodeUsernameTaken:       http.StatusConflict,
+	apperr.CodeAlreadyVoted:        http.StatusConflict,
+	apperr.CodePollNotActive:       http.StatusConflict,
+	apperr.CodeOptionsFrozen:       http.StatusConflict,
+	apperr.CodeIdempotencyConflict: http.StatusConflict,
+	apperr.CodeBodyTooLarge:        http.StatusRequestEntityTooLarge,
+	apperr.CodeInvalidOption:       http.StatusUnprocessableEntity,
+	apperr.CodeRateLimited:         http.StatusTooManyRequests,
+	apperr.CodeUnavailable:         http.StatusServiceUnavailable,
+	apperr.CodeOverloaded:          http.StatusServiceUnavailable,
+	apperr.CodeInternal:            http.StatusInternalServerError,
 }
 
 // abort writes err as the SPEC's envelope. It is the only place that turns
@@ -59,6 +60,7 @@ var statusByCode = map[string]int{
 // INTERNAL whose cause is logged and never shown.
 func abort(c *gin.Context, err error) {
 	body := errorBody{PollID: c.Param("poll_id")}
+	code := apperr.CodeInternal
 	var (
 		coded *apperr.Error
 		inval *apperr.ValidationError
@@ -70,13 +72,14 @@ func abort(c *gin.Context, err error) {
 		c.AbortWithStatus(499)
 		return
 	case errors.As(err, &inval):
-		body.Code, body.Message, body.Field = "VALIDATION_FAILED", inval.Error(), inval.Field
+		code, body.Message, body.Field = apperr.CodeValidationFailed, inval.Error(), inval.Field
 	case errors.As(err, &coded):
-		body.Code, body.Message = coded.Code, coded.Message
+		code, body.Message = coded.Code, coded.Message
 	default:
-		body.Code, body.Message = "INTERNAL", "internal error"
+		body.Message = "internal error"
 	}
-	status, ok := statusByCode[body.Code]
+	body.Code = code.String()
+	status, ok := statusByCode[code]
 	if !ok {
 		status = http.StatusInternalServerError
 	}
@@ -91,10 +94,10 @@ func abort(c *gin.Context, err error) {
 		c.Header("RateLimit-Remaining", "0")
 		c.Header("RateLimit-Reset", strconv.Itoa(max(ratelimit.Seconds(d.Reset), 1)))
 	}
-	if body.Code == "RATE_LIMITED" && c.Writer.Header().Get("Retry-After") == "" {
+	if code == apperr.CodeRateLimited && c.Writer.Header().Get("Retry-After") == "" {
 		c.Header("Retry-After", "60")
 	}
-	if body.Code == "OVERLOADED" && c.Writer.Header().Get("Retry-After") == "" {
+	if (code == apperr.CodeOverloaded || code == apperr.CodeUnavailable) && c.Writer.Header().Get("Retry-After") == "" {
 		c.Header("Retry-After", "1")
 	}
 	c.AbortWithStatusJSON(status, envelope{Error: body})

@@ -8,11 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gocql/gocql"
-
 	"github.com/tally-vote/tally/pkg/app"
 	"github.com/tally-vote/tally/pkg/audit"
 	"github.com/tally-vote/tally/pkg/config"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/tally"
 	"github.com/tally-vote/tally/pkg/vote"
 )
@@ -27,8 +26,8 @@ func recordFlagged(t *testing.T, a *app.App, pollID, option string, flags ...str
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &vote.Ballot{PollID: p.ID, VoterID: gocql.MustRandomUUID(), OptionIDs: []gocql.UUID{mustUUID(t, option)},
-		VoteID: gocql.MustRandomUUID(), RequestID: gocql.MustRandomUUID(), VotedAt: time.Now().UTC().Truncate(time.Millisecond),
+	b := &vote.Ballot{PollID: p.ID, VoterID: id.New(), OptionIDs: []id.ID{mustUUID(t, option)},
+		VoteID: id.New(), RequestID: id.New(), VotedAt: time.Now().UTC().Truncate(time.Millisecond),
 		IP: "203.0.113.7", UserAgent: "bot/1.0", Flags: flags}
 	if _, isNew, err := a.Votes.Record(ctx, p, b); err != nil || !isNew {
 		t.Fatalf("record flagged ballot: new=%v %v", isNew, err)
@@ -49,9 +48,9 @@ func optionVotes(t *testing.T, doc any) []int64 {
 	return out
 }
 
-func mustUUID(t *testing.T, s string) gocql.UUID {
+func mustUUID(t *testing.T, s string) id.ID {
 	t.Helper()
-	id, err := gocql.ParseUUID(s)
+	id, err := id.Parse(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +170,7 @@ func TestFlagReport(t *testing.T) {
 	if r := e.c.Do("GET", path, "", nil); r.Status != http.StatusUnauthorized || r.Code() != "UNAUTHENTICATED" {
 		t.Fatalf("no token: %d %s", r.Status, r.Raw)
 	}
-	if r := e.c.Do("GET", "/v1/polls/"+gocql.MustRandomUUID().String()+"/flags", owner, nil); r.Status != http.StatusNotFound ||
+	if r := e.c.Do("GET", "/v1/polls/"+id.New().String()+"/flags", owner, nil); r.Status != http.StatusNotFound ||
 		r.Code() != "POLL_NOT_FOUND" {
 		t.Fatalf("unknown poll: %d %s", r.Status, r.Raw)
 	}

@@ -13,13 +13,14 @@ import (
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/gocql/gocql"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/tally-vote/tally/pkg/anonaccess"
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/auth"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/ratelimit"
 	"github.com/tally-vote/tally/pkg/vote"
@@ -69,21 +70,21 @@ func (s userBoundary) CreateUser(_ context.Context, u auth.User) error {
 	s.rec.set(func() { s.rec.user = &u })
 	return refused("create user")
 }
-func (s userBoundary) UserByID(context.Context, gocql.UUID) (auth.User, error) {
+func (s userBoundary) UserByID(context.Context, id.ID) (auth.User, error) {
 	return auth.User{}, refused("read user")
 }
-func (s userBoundary) UserIDByEmail(_ context.Context, email string) (gocql.UUID, error) {
+func (s userBoundary) UserIDByEmail(_ context.Context, email string) (id.ID, error) {
 	s.rec.set(func() { s.rec.login = &email })
-	return gocql.UUID{}, refused("read email")
+	return id.ID{}, refused("read email")
 }
-func (s userBoundary) UserIDByUsername(_ context.Context, name string) (gocql.UUID, error) {
+func (s userBoundary) UserIDByUsername(_ context.Context, name string) (id.ID, error) {
 	s.rec.set(func() { s.rec.login = &name })
-	return gocql.UUID{}, refused("read username")
+	return id.ID{}, refused("read username")
 }
 
 type pollBoundary struct {
 	rec   *recorder
-	polls map[gocql.UUID]poll.Poll
+	polls map[id.ID]poll.Poll
 }
 
 func (s pollBoundary) Create(_ context.Context, p *poll.Poll) error {
@@ -91,7 +92,7 @@ func (s pollBoundary) Create(_ context.Context, p *poll.Poll) error {
 	s.rec.set(func() { s.rec.poll = &cp })
 	return refused("create poll")
 }
-func (s pollBoundary) Get(_ context.Context, id gocql.UUID) (*poll.Poll, error) {
+func (s pollBoundary) Get(_ context.Context, id id.ID) (*poll.Poll, error) {
 	p, ok := s.polls[id]
 	if !ok {
 		return nil, poll.ErrNotFound
@@ -99,11 +100,11 @@ func (s pollBoundary) Get(_ context.Context, id gocql.UUID) (*poll.Poll, error) 
 	p.Options = append([]poll.Option(nil), p.Options...)
 	return &p, nil
 }
-func (s pollBoundary) ListByCreator(_ context.Context, _ gocql.UUID, page []byte, _ int) ([]gocql.UUID, []byte, error) {
+func (s pollBoundary) ListByCreator(_ context.Context, _ id.ID, page []byte, _ int) ([]id.ID, []byte, error) {
 	s.rec.set(func() { s.rec.page, s.rec.listed = append([]byte(nil), page...), true })
 	return nil, nil, refused("list polls")
 }
-func (s pollBoundary) Update(_ context.Context, _ gocql.UUID, ch poll.Change) error {
+func (s pollBoundary) Update(_ context.Context, _ id.ID, ch poll.Change) error {
 	s.rec.set(func() { s.rec.change = &ch })
 	return refused("update poll")
 }
@@ -111,8 +112,8 @@ func (s pollBoundary) ReplaceOptions(_ context.Context, _ *poll.Poll, opts []pol
 	s.rec.set(func() { s.rec.options = opts })
 	return refused("replace options")
 }
-func (s pollBoundary) FreezeOptions(context.Context, gocql.UUID, int) (bool, error) { return true, nil }
-func (s pollBoundary) ClaimCreateKey(_ context.Context, _ gocql.UUID, key string, c poll.CreateClaim) (poll.CreateClaim, error) {
+func (s pollBoundary) FreezeOptions(context.Context, id.ID, int) (bool, error) { return true, nil }
+func (s pollBoundary) ClaimCreateKey(_ context.Context, _ id.ID, key string, c poll.CreateClaim) (poll.CreateClaim, error) {
 	s.rec.set(func() { s.rec.key = &key })
 	return c, nil
 }
@@ -130,10 +131,10 @@ func (s voteBoundary) Insert(_ context.Context, b *vote.Ballot) (bool, *vote.Bal
 	s.rec.set(func() { s.rec.ballot = &cp })
 	return false, nil, refused("insert vote")
 }
-func (s voteBoundary) Get(context.Context, gocql.UUID, gocql.UUID) (*vote.Ballot, error) {
+func (s voteBoundary) Get(context.Context, id.ID, id.ID) (*vote.Ballot, error) {
 	return nil, refused("read vote")
 }
-func (s voteBoundary) Index(context.Context, gocql.UUID, int, []*vote.Ballot) error {
+func (s voteBoundary) Index(context.Context, id.ID, int, []*vote.Ballot) error {
 	return refused("index")
 }
 func (s voteBoundary) Indexed(context.Context, *vote.Ballot, int) (bool, error) {
@@ -151,8 +152,8 @@ type rig struct {
 	doc      *openapi3.T
 	tokens   *auth.Tokens
 	cursors  poll.Cursors
-	owner    gocql.UUID
-	voter    gocql.UUID
+	owner    id.ID
+	voter    id.ID
 	ownerTok string
 	voterTok string
 	// active takes votes (three options, up to two per ballot, results
@@ -164,17 +165,17 @@ func newRig(tb testing.TB) *rig {
 	tb.Helper()
 	now := func() time.Time { return rigNow }
 	r := &rig{rec: &recorder{}, tokens: auth.NewTokens(rigSecret, time.Hour, now), cursors: poll.NewCursors([]byte(rigSecret)),
-		owner: gocql.MustRandomUUID(), voter: gocql.MustRandomUUID()}
+		owner: id.New(), voter: id.New()}
 	doc, err := openapi3.NewLoader().LoadFromData(openAPIYAML)
 	if err != nil {
 		tb.Fatalf("load openapi.yaml: %v", err)
 	}
 	r.doc = doc
 	mk := func(title string, start time.Time, s poll.Settings, texts ...string) poll.Poll {
-		p := poll.Poll{ID: gocql.MustRandomUUID(), CreatorID: r.owner, Title: title, StartTime: start,
+		p := poll.Poll{ID: id.New(), CreatorID: r.owner, Title: title, StartTime: start,
 			EndTime: rigNow.Add(24 * time.Hour), CreatedAt: start, UpdatedAt: start, Settings: s, CounterShards: 4, IndexBuckets: 4}
 		for i, t := range texts {
-			p.Options = append(p.Options, poll.Option{ID: gocql.MustRandomUUID(), Text: t, DisplayOrder: i})
+			p.Options = append(p.Options, poll.Option{ID: id.New(), Text: t, DisplayOrder: i})
 		}
 		return p
 	}
@@ -183,20 +184,23 @@ func newRig(tb testing.TB) *rig {
 	reg := prometheus.NewRegistry()
 	log := zap.NewNop()
 	polls := poll.NewService(poll.Config{CounterShards: 4, IndexBuckets: 4, CacheTTL: time.Hour},
-		poll.Deps{Store: pollBoundary{rec: r.rec, polls: map[gocql.UUID]poll.Poll{r.active.ID: r.active, r.draft.ID: r.draft}},
+		poll.Deps{Store: pollBoundary{rec: r.rec, polls: map[id.ID]poll.Poll{r.active.ID: r.active, r.draft.ID: r.draft}},
 			Votes: noVotes{}, Cursors: r.cursors, Log: log, Now: now})
 	h, err := NewRouter(Deps{
 		Log: log, Registry: reg, Now: now, PublicURL: "http://tally.test",
-		Auth:    auth.NewService(auth.Config{TokenTTL: time.Hour, BcryptCost: bcrypt.MinCost}, userBoundary{r.rec}, r.tokens, log, now),
-		Polls:   polls,
-		Votes:   vote.NewService(vote.Config{Mode: "sync"}, vote.Deps{Store: voteBoundary{r.rec}, Polls: polls, Log: log, Now: now}, reg),
+		Auth:  auth.NewService(auth.Config{TokenTTL: time.Hour, BcryptCost: bcrypt.MinCost}, userBoundary{r.rec}, r.tokens, log, now),
+		Polls: polls,
+		Votes: vote.NewService(vote.Config{Mode: "sync"}, vote.Deps{Store: voteBoundary{r.rec}, Polls: polls,
+			// No anonymous-access service: invite and proof-of-work polls
+			// refuse anonymous voters (503), as an unwired process does.
+			Voters: (*anonaccess.Service)(nil), Log: log, Now: now}, reg),
 		Limiter: ratelimit.New(ratelimit.Config{}, nil, log, now, reg), // every limit 0: never reaches Redis
 	})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	r.h = h
-	tok := func(id gocql.UUID) string {
+	tok := func(id id.ID) string {
 		t, err := r.tokens.Issue(auth.Principal{UserID: id})
 		if err != nil {
 			tb.Fatal(err)
@@ -257,7 +261,11 @@ func checkEnvelope(t *testing.T, a answer, allowed ...int) {
 	if a.err.Code == "" || a.err.Message == "" {
 		t.Fatalf("status %d without the error envelope: %.300s", a.status, a.body)
 	}
-	if want := statusByCode[a.err.Code]; want != a.status {
+	code, known := apperr.ParseCode(a.err.Code)
+	if !known {
+		t.Fatalf("status %d with code %q, which is not one of the SPEC's", a.status, a.err.Code)
+	}
+	if want := statusByCode[code]; want != a.status {
 		t.Fatalf("code %s answered %d, the mapper says %d", a.err.Code, a.status, want)
 	}
 	if a.err.Code == "VALIDATION_FAILED" && a.err.Field == "" {

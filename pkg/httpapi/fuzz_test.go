@@ -9,10 +9,10 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/gocql/gocql"
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/tally-vote/tally/pkg/auth"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 )
 
@@ -127,13 +127,13 @@ func FuzzLoginBody(f *testing.F) {
 }
 
 // checkKey asserts the Idempotency-Key rule: surrounding spaces trimmed,
-// more than 255 characters refused.
+// a key that is not UTF-8 or longer than 255 characters refused.
 func checkKey(t *testing.T, a answer, key string, stored *string) {
 	t.Helper()
 	k := strings.TrimSpace(key)
-	if len(k) > 255 {
+	if !utf8.ValidString(k) || utf8.RuneCountInString(k) > 255 {
 		if a.status != 400 || a.err.Field != "Idempotency-Key" {
-			t.Fatalf("key of %d bytes: %d %s", len(k), a.status, a.body)
+			t.Fatalf("key %q of %d characters: %d %s", k, utf8.RuneCountInString(k), a.status, a.body)
 		}
 		return
 	}
@@ -286,7 +286,7 @@ func FuzzVoteBody(f *testing.F) {
 			}
 			return
 		}
-		seen := map[gocql.UUID]bool{}
+		seen := map[id.ID]bool{}
 		for _, o := range b.OptionIDs {
 			if _, ok := r.active.Option(o); !ok || seen[o] {
 				t.Fatalf("ballot %v holds an option twice or one the poll lacks", b.OptionIDs)
@@ -357,7 +357,7 @@ func FuzzQueryParams(f *testing.F) {
 		}
 		a = r.do("GET", "/v1/polls/"+url.PathEscape(pollID), "", nil)
 		checkEnvelope(t, a, 200, 400, 404)
-		id, err := gocql.ParseUUID(pollID)
+		id, err := id.Parse(pollID)
 		switch {
 		case err != nil && (a.status != 400 || a.err.Field != "poll_id"):
 			t.Fatalf("poll id %q: %d %s", pollID, a.status, a.body)

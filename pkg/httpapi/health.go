@@ -54,8 +54,10 @@ func NewOpsRouter(d OpsDeps) http.Handler {
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
 	r.Use(requestContext(d.Log), recoverer())
-	r.NoRoute(func(c *gin.Context) { abort(c, apperr.New("NOT_FOUND", "no such route")) })
-	r.NoMethod(func(c *gin.Context) { abort(c, apperr.New("METHOD_NOT_ALLOWED", "method not allowed on this route")) })
+	r.NoRoute(func(c *gin.Context) { abort(c, apperr.New(apperr.CodeNotFound, "no such route")) })
+	r.NoMethod(func(c *gin.Context) {
+		abort(c, apperr.New(apperr.CodeMethodNotAllowed, "method not allowed on this route"))
+	})
 	probes(r, d.Registry, d.Checks, d.OperatorToken)
 	if d.Pprof {
 		pprof.Register(r)

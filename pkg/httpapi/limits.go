@@ -23,6 +23,11 @@ type Config struct {
 	IdleTimeout       time.Duration `env:"IDLE_TIMEOUT" envDefault:"120s"`
 	// MaxHeaderBytes caps the request line plus headers (431 past it).
 	MaxHeaderBytes int `env:"MAX_HEADER_BYTES" envDefault:"65536"`
+	// BodyMaxPerClient caps the request bodies one client IP (an IPv6
+	// client's /64) may be sending at once, in this process; the next
+	// request is refused at once with 429. A body that arrives with its
+	// headers counts only for the moment it is copied. 0 disables the cap.
+	BodyMaxPerClient int `env:"BODY_MAX_PER_CLIENT" envDefault:"8"`
 
 	// AllowedOrigins are browser origins (scheme://host[:port]) besides
 	// PublicURL's own that may call the API cross-origin (CORS) and open

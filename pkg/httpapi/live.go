@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/tally-vote/tally/pkg/clientip"
 	"github.com/tally-vote/tally/pkg/live"
 	"github.com/tally-vote/tally/pkg/tally"
 )
@@ -63,7 +64,7 @@ func (h *handlers) live(c *gin.Context) {
 		abort(c, errLiveOrigin)
 		return
 	}
-	release, err := s.gate.acquire(c.ClientIP())
+	release, err := s.gate.acquire(clientip.Key(c.ClientIP()))
 	if err != nil {
 		c.Header("Retry-After", "5")
 		abort(c, err)

@@ -27,13 +27,14 @@ const (
 )
 
 var (
-	errLiveOrigin = apperr.New("FORBIDDEN", "this Origin may not open live sockets")
-	errLivePerIP  = apperr.New("RATE_LIMITED", "too many live sockets from this address")
-	errLiveTotal  = apperr.New("UNAVAILABLE", "the server holds as many live sockets as it may, try again later")
+	errLiveOrigin = apperr.New(apperr.CodeForbidden, "this Origin may not open live sockets")
+	errLivePerIP  = apperr.New(apperr.CodeRateLimited, "too many live sockets from this address")
+	errLiveTotal  = apperr.New(apperr.CodeUnavailable, "the server holds as many live sockets as it may, try again later")
 )
 
-// liveGate caps open live sockets per client IP and in total. It counts in
-// this process only: each replica holds its own share.
+// liveGate caps open live sockets per client (an IPv6 client's /64, see
+// clientip.Key) and in total. It counts in this process only: each replica
+// holds its own share.
 type liveGate struct {
 	maxPerIP, maxTotal int
 

@@ -12,7 +12,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/admit"
-	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/reqid"
 )
 
@@ -101,22 +100,10 @@ func recoverer() gin.HandlerFunc {
 	}
 }
 
-// limitBody caps request bodies; reading past the cap fails and the handler
-// answers 413.
-func limitBody(max int64) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		if c.Request.ContentLength > max {
-			abort(c, apperr.New("BODY_TOO_LARGE", "request body exceeds "+strconv.FormatInt(max, 10)+" bytes"))
-			return
-		}
-		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, max)
-		c.Next()
-	}
-}
-
 // admission bounds the vote requests in flight: past the bound the request
 // is refused at once with 503 OVERLOADED and Retry-After, before any work
-// (token check, Redis, Kafka) is spent on it.
+// (token check, Redis, Kafka) is spent on it. It runs after readBody, so a
+// slot is held for work on a vote, never while its body arrives.
 func admission(g *admit.Gate) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if g == nil {

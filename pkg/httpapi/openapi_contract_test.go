@@ -192,6 +192,18 @@ func TestOpenAPIConstraints(t *testing.T) {
 	if !strings.Contains(end.Description, "after start_time") {
 		t.Error("end_time does not describe the after-start_time rule")
 	}
+	// A PATCH may not move end_time to now or before (pkg/poll
+	// Patch.Validate); closing is the way to end a poll now.
+	patchEnd := prop(schema("PollPatch"), "end_time")
+	eqS("PollPatch end_time.format", patchEnd.Format, "date-time")
+	if !strings.Contains(patchEnd.Description, "after the poll's start_time and in the future") ||
+		!strings.Contains(patchEnd.Description, `{"status": "closed"}`) {
+		t.Error("PollPatch end_time does not describe the in-the-future rule and the close to use instead")
+	}
+	if r := doc.Paths.Value("/v1/polls/{poll_id}").Patch.Responses.Value("400"); r == nil ||
+		!strings.Contains(*r.Value.Description, "end_time at or before now") {
+		t.Error("PATCH /v1/polls/{poll_id} does not document the 400 for an end_time at or before now")
+	}
 	maxVotes := prop(prop(create, "settings"), "max_votes_per_user")
 	eqF("max_votes_per_user.minimum", maxVotes.Min, 0)
 	eqF("max_votes_per_user.maximum", maxVotes.Max, poll.MaxOptions)
@@ -343,7 +355,7 @@ func TestOpenAPIPollBodyMatchesServer(t *testing.T) {
 				settings = poll.SettingsPatch(*req.Settings).Apply(settings)
 			}
 			err = poll.CreateInput{Title: req.Title, Description: req.Description, Options: toOptionInputs(req.Options),
-				StartTime: req.StartTime, EndTime: req.EndTime, Settings: settings}.Validate()
+				StartTime: req.StartTime.timePtr(), EndTime: req.EndTime.timePtr(), Settings: settings}.Validate()
 		}
 		server, document := err == nil, validAgainst(t, doc, "PollCreate", tc.body)
 		short := tc.body

@@ -30,15 +30,15 @@ type createPollRequest struct {
 	Title       string         `json:"title"`
 	Description string         `json:"description"`
 	Options     []optionInput  `json:"options"`
-	StartTime   *time.Time     `json:"start_time"`
-	EndTime     *time.Time     `json:"end_time"`
+	StartTime   *timestamp     `json:"start_time"`
+	EndTime     *timestamp     `json:"end_time"`
 	Settings    *settingsInput `json:"settings"`
 }
 
 type patchPollRequest struct {
 	Title       *string        `json:"title"`
 	Description *string        `json:"description"`
-	EndTime     *time.Time     `json:"end_time"`
+	EndTime     *timestamp     `json:"end_time"`
 	Settings    *settingsInput `json:"settings"`
 	Options     []optionInput  `json:"options"`
 	Status      *string        `json:"status"`
@@ -138,8 +138,8 @@ func (h *handlers) createPoll(c *gin.Context) {
 		Title:       req.Title,
 		Description: req.Description,
 		Options:     toOptionInputs(req.Options),
-		StartTime:   req.StartTime,
-		EndTime:     req.EndTime,
+		StartTime:   req.StartTime.timePtr(),
+		EndTime:     req.EndTime.timePtr(),
 		Settings:    settings,
 	}, key)
 	if err != nil {
@@ -206,7 +206,7 @@ func (h *handlers) patchPoll(c *gin.Context) {
 	pt := poll.Patch{
 		Title:       req.Title,
 		Description: req.Description,
-		EndTime:     req.EndTime,
+		EndTime:     req.EndTime.timePtr(),
 		Options:     toOptionInputs(req.Options),
 	}
 	if req.Status != nil {

@@ -155,9 +155,9 @@ func testRateLimitClasses(t *testing.T, cfg config.Config) {
 	})
 }
 
-// Votes: per IP and per account, in both modes. In async mode the limits
-// ride the queue's flag script; a refused vote leaves no flag, so the
-// voter may vote once the limit allows.
+// Votes: per IP and per account, in both modes. The limits ride the vote's
+// admission script (pkg/redisx/admission); a refused vote leaves no flag,
+// so the voter may vote once the limit allows.
 func testVoteRateLimits(t *testing.T, base config.Config) {
 	for _, mode := range []string{"async", "sync"} {
 		t.Run(mode, func(t *testing.T) {

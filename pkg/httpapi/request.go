@@ -10,17 +10,19 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/auth"
+	"github.com/tally-vote/tally/pkg/clientip"
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/ratelimit"
 )
 
-var errBodyTooLarge = apperr.New("BODY_TOO_LARGE", "request body exceeds 1 MiB")
+var errBodyTooLarge = apperr.New(apperr.CodeBodyTooLarge, "request body exceeds 1 MiB")
 
 // MaxJSONDepth bounds how deeply a request body may nest objects and
 // arrays. Tally's deepest body (a poll's options) nests 3 levels; the
@@ -205,8 +207,8 @@ func principal(c *gin.Context) (auth.Principal, bool) {
 	return v.(auth.Principal), true
 }
 
-// limitHits are the subjects of a request under rules: its client IP, its
-// account (skipped for an anonymous request). Per-login-name rules are
+// limitHits are the subjects of a request under rules: its client address
+// (an IPv6 client's /64, see clientip.Key), its account (skipped for an anonymous request). Per-login-name rules are
 // counted by the login handler, which reads the name from the body.
 func limitHits(c *gin.Context, rules []ratelimit.Rule) []ratelimit.Hit {
 	hits := make([]ratelimit.Hit, 0, len(rules))
@@ -218,7 +220,7 @@ func limitHits(c *gin.Context, rules []ratelimit.Rule) []ratelimit.Hit {
 			}
 		case ratelimit.ByLogin:
 		default:
-			hits = append(hits, ratelimit.Hit{Rule: r, Subject: c.ClientIP()})
+			hits = append(hits, ratelimit.Hit{Rule: r, Subject: clientip.Key(c.ClientIP())})
 		}
 	}
 	return hits
@@ -243,18 +245,6 @@ func limit(l *ratelimit.Limiter, class string) gin.HandlerFunc {
 	}
 }
 
-// deferLimits carries the request's limits of class in its context instead
-// of checking them here: the vote route's are checked in the queue's flag
-// round trip (or before a direct write, see ratelimit.Enforce).
-func deferLimits(l *ratelimit.Limiter, class string) gin.HandlerFunc {
-	rules := l.Rules(class)
-	return func(c *gin.Context) {
-		if hits := limitHits(c, rules); len(hits) > 0 {
-			c.Request = c.Request.WithContext(l.Defer(c.Request.Context(), class, hits...))
-		}
-	}
-}
-
 // rateHeaders sets the IETF draft RateLimit-Limit, RateLimit-Remaining and
 // RateLimit-Reset (seconds until the full burst is back) from d, unless an
 // earlier rule of the request left fewer remaining.
@@ -271,10 +261,21 @@ func rateHeaders(c *gin.Context, d ratelimit.Decision) {
 	h.Set("RateLimit-Reset", strconv.Itoa(ratelimit.Seconds(d.Reset)))
 }
 
+// maxIdempotencyKey bounds an Idempotency-Key in characters, as the
+// OpenAPI document states it.
+const maxIdempotencyKey = 255
+
+// idempotencyKey reads the Idempotency-Key header. The key is stored in
+// text columns, which refuse bytes that are not UTF-8, and a JSON message
+// would replace them (so the worker would see another key than the API):
+// such a key is refused here, before anything is written.
 func idempotencyKey(c *gin.Context) (string, error) {
 	k := strings.TrimSpace(c.GetHeader("Idempotency-Key"))
-	if len(k) > 255 {
-		return "", apperr.Invalid("Idempotency-Key", "must be at most 255 characters")
+	if !utf8.ValidString(k) {
+		return "", apperr.Invalid("Idempotency-Key", "must be valid UTF-8")
+	}
+	if utf8.RuneCountInString(k) > maxIdempotencyKey {
+		return "", apperr.Invalid("Idempotency-Key", "must be at most %d characters", maxIdempotencyKey)
 	}
 	return k, nil
 }

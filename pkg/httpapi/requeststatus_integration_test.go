@@ -6,9 +6,8 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/gocql/gocql"
-
 	"github.com/tally-vote/tally/pkg/config"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/vote"
 )
 
@@ -27,10 +26,10 @@ func TestRequestStatusOfIdsNeverIssued(t *testing.T) {
 	if r := e.c.Do("GET", base+rec.Str("request_id"), voter, nil).Must(t, http.StatusOK); r.Str("state") != "completed" {
 		t.Fatalf("issued id: %s", r.Raw)
 	}
-	pid, _ := gocql.ParseUUID(pollID)
-	vid, _ := gocql.ParseUUID(voterID)
+	pid, _ := id.Parse(pollID)
+	vid, _ := id.Parse(voterID)
 	forged := map[string]string{
-		"random":                gocql.MustRandomUUID().String(),
+		"random":                id.New().String(),
 		"derived from a key":    vote.NewRequestIDs(nil).New(pid, vid, "k2").String(),
 		"issued to another key": vote.NewRequestIDs([]byte("not the server's secret, 32 bytes")).New(pid, vid, "k1").String(),
 	}
@@ -39,7 +38,7 @@ func TestRequestStatusOfIdsNeverIssued(t *testing.T) {
 			t.Errorf("%s: %d %s", name, r.Status, r.Raw)
 		}
 	}
-	missing := "/v1/polls/" + gocql.MustRandomUUID().String() + "/votes/requests/" + rec.Str("request_id")
+	missing := "/v1/polls/" + id.New().String() + "/votes/requests/" + rec.Str("request_id")
 	if r := e.c.Do("GET", missing, voter, nil); r.Status != http.StatusNotFound || r.Code() != "POLL_NOT_FOUND" {
 		t.Fatalf("missing poll: %d %s", r.Status, r.Raw)
 	}

@@ -54,7 +54,10 @@ type Deps struct {
 }
 
 type handlers struct {
-	limiter   *ratelimit.Limiter
+	limiter *ratelimit.Limiter
+	// voteRules are the vote route's limits, checked in the vote's
+	// admission round trip rather than by a middleware (see castVote).
+	voteRules []ratelimit.Rule
 	auth      *auth.Service
 	polls     *poll.Service
 	votes     *vote.Service
@@ -82,9 +85,13 @@ func NewRouter(d Deps) (*gin.Engine, error) {
 	if mw := corsMiddleware(d.HTTP.AllowedOrigins); mw != nil {
 		r.Use(mw)
 	}
-	r.Use(limitBody(MaxBodyBytes))
-	r.NoRoute(func(c *gin.Context) { abort(c, apperr.New("NOT_FOUND", "no such route")) })
-	r.NoMethod(func(c *gin.Context) { abort(c, apperr.New("METHOD_NOT_ALLOWED", "method not allowed on this route")) })
+	// Bodies are read whole here, before the vote route's admission slot is
+	// taken, so a client trickling its body holds no slot (issue 19, hole 11).
+	r.Use(readBody(MaxBodyBytes, newBodyGate(d.HTTP, d.Registry)))
+	r.NoRoute(func(c *gin.Context) { abort(c, apperr.New(apperr.CodeNotFound, "no such route")) })
+	r.NoMethod(func(c *gin.Context) {
+		abort(c, apperr.New(apperr.CodeMethodNotAllowed, "method not allowed on this route"))
+	})
 
 	probes(r, d.Registry, d.Checks, d.HTTP.OperatorToken)
 	r.GET("/v1/openapi.json", openAPI)
@@ -92,7 +99,7 @@ func NewRouter(d Deps) (*gin.Engine, error) {
 		pprof.Register(r)
 	}
 
-	h := &handlers{limiter: d.Limiter, auth: d.Auth, polls: d.Polls, votes: d.Votes, tally: d.Tally, hub: d.Hub, statuses: d.Statuses, anon: d.Anon, now: d.Now, publicURL: d.PublicURL,
+	h := &handlers{limiter: d.Limiter, voteRules: d.Limiter.Rules(ratelimit.Vote), auth: d.Auth, polls: d.Polls, votes: d.Votes, tally: d.Tally, hub: d.Hub, statuses: d.Statuses, anon: d.Anon, now: d.Now, publicURL: d.PublicURL,
 		sockets: newLiveSockets(d.HTTP, d.PublicURL, d.Registry)}
 	required, optional := authenticate(d.Auth, true), authenticate(d.Auth, false)
 	l := d.Limiter
@@ -107,7 +114,9 @@ func NewRouter(d Deps) (*gin.Engine, error) {
 	v1.GET("/polls", required, accountOnly, h.listPolls)
 	v1.GET("/polls/:poll_id", optional, h.getPoll)
 	v1.PATCH("/polls/:poll_id", required, accountOnly, h.patchPoll)
-	v1.POST("/polls/:poll_id/votes", admission(d.Gate), required, deferLimits(l, ratelimit.Vote), h.castVote)
+	// The body is already read (readBody above): the admission slot bounds
+	// work on votes, never a client's upload.
+	v1.POST("/polls/:poll_id/votes", admission(d.Gate), required, h.castVote)
 	v1.GET("/polls/:poll_id/votes/me", required, h.myVote)
 	v1.GET("/polls/:poll_id/votes/requests/:request_id", required, h.requestStatus)
 	v1.GET("/polls/:poll_id/results", optional, limit(l, ratelimit.Results), h.results)

@@ -3,14 +3,15 @@
 package httpapi_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sync"
 	"testing"
 
-	"github.com/gocql/gocql"
-
 	"github.com/tally-vote/tally/pkg/app"
+	"github.com/tally-vote/tally/pkg/config"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/testenv"
 )
 
@@ -25,16 +26,28 @@ func newEnv(t *testing.T) *env {
 	return &env{app: a, c: testenv.NewClient(t, srv.URL)}
 }
 
+// newWorkerEnv serves cfg with the vote worker running in the same
+// process, stopped when the test ends.
+func newWorkerEnv(t *testing.T, cfg config.Config) *env {
+	t.Helper()
+	a, srv := testenv.Server(t, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.RunWorker(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return &env{app: a, c: testenv.NewClient(t, srv.URL)}
+}
+
 // voteRows counts the rows of the votes table for a poll by a full scan of
 // the test's own keyspace: the truth, read without Tally's code.
-func (e *env) voteRows(t *testing.T, pollID string) map[string][]gocql.UUID {
+func (e *env) voteRows(t *testing.T, pollID string) map[string][]id.ID {
 	t.Helper()
-	pid, _ := gocql.ParseUUID(pollID)
+	pid, _ := id.Parse(pollID)
 	iter := e.app.CQL.Session.Query(`SELECT poll_id, voter_id, option_ids FROM votes`).Iter()
-	rows := map[string][]gocql.UUID{}
+	rows := map[string][]id.ID{}
 	var (
-		p, v gocql.UUID
-		opts []gocql.UUID
+		p, v id.ID
+		opts []id.ID
 	)
 	for iter.Scan(&p, &v, &opts) {
 		if p == pid {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/id"
-	"github.com/tally-vote/tally/pkg/ratelimit"
 	"github.com/tally-vote/tally/pkg/vote"
 )
 
@@ -75,29 +74,20 @@ func (h *handlers) castVote(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	p, seenAt, err := h.polls.View(c.Request.Context(), pollID)
-	if err != nil {
-		abort(c, err)
-		return
-	}
 	caller, _ := principal(c)
-	// An anonymous voter on an invite or proof-of-work poll votes as its
-	// code or solved challenge, not as its token.
-	if caller.UserID, err = h.anon.Voter(c.Request.Context(), p, caller.UserID, caller.Anonymous, c.Request.Header); err != nil {
-		abort(c, err)
-		return
-	}
-	out, err := h.votes.Cast(c.Request.Context(), p, seenAt, vote.Request{PollID: pollID, VoterID: caller.UserID,
-		Anonymous: caller.Anonymous, OptionIDs: options, IdempotencyKey: key, IP: c.ClientIP(), UserAgent: c.Request.UserAgent(),
-		Device: c.GetHeader("X-Device-Fingerprint"), AccountCreated: caller.AccountCreated})
+	out, err := h.votes.Cast(c.Request.Context(), vote.Request{PollID: pollID, VoterID: caller.UserID,
+		Anonymous: caller.Anonymous, Credentials: c.Request.Header, OptionIDs: options, IdempotencyKey: key, IP: c.ClientIP(), UserAgent: c.Request.UserAgent(),
+		Device: c.GetHeader("X-Device-Fingerprint"), AccountCreated: caller.AccountCreated,
+		// The route's limits are checked in the vote's admission round trip.
+		Limits: limitHits(c, h.voteRules)})
 	if err != nil {
 		abort(c, err)
 		return
 	}
 	// The route's limits were checked in the vote's round trip: tell
 	// their state on success too.
-	if d := ratelimit.DeferredFrom(c.Request.Context()); d != nil && d.Decision.Allowed {
-		rateHeaders(c, d.Decision)
+	if out.Limit.Allowed {
+		rateHeaders(c, out.Limit)
 	}
 	if out.Recorded != nil {
 		// Sync mode, Kafka unavailable, or a retry of a recorded vote.

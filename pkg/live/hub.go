@@ -10,10 +10,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gocql/gocql"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/tally"
 )
@@ -32,14 +32,14 @@ type Frame struct {
 // Hub tracks subscribers per poll.
 type Hub struct {
 	src      Source
-	lookup   func(ctx context.Context, id gocql.UUID) (*poll.Poll, error)
+	lookup   func(ctx context.Context, id id.ID) (*poll.Poll, error)
 	interval time.Duration
 	log      *zap.Logger
 	gauge    prometheus.Gauge
 	dropped  prometheus.Counter
 
 	mu    sync.Mutex
-	polls map[gocql.UUID]*room
+	polls map[id.ID]*room
 }
 
 type room struct {
@@ -61,7 +61,7 @@ const MaxMissed = 3
 
 // NewHub builds a hub and registers its gauge. polls re-reads a watched
 // poll each interval (through the metadata cache), so a close shows up.
-func NewHub(src Source, polls func(ctx context.Context, id gocql.UUID) (*poll.Poll, error), interval time.Duration,
+func NewHub(src Source, polls func(ctx context.Context, id id.ID) (*poll.Poll, error), interval time.Duration,
 	log *zap.Logger, reg prometheus.Registerer) *Hub {
 	g := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "tally_live_subscribers", Help: "Open live-results WebSocket subscriptions.",
@@ -70,7 +70,7 @@ func NewHub(src Source, polls func(ctx context.Context, id gocql.UUID) (*poll.Po
 		Name: "tally_live_hub_dropped_total", Help: "Live subscribers dropped by the hub after missing MaxMissed frames in a row.",
 	})
 	reg.MustRegister(g, d)
-	return &Hub{src: src, lookup: polls, interval: interval, log: log, gauge: g, dropped: d, polls: map[gocql.UUID]*room{}}
+	return &Hub{src: src, lookup: polls, interval: interval, log: log, gauge: g, dropped: d, polls: map[id.ID]*room{}}
 }
 
 // Subscribe returns a channel of encoded frames for p and a function that

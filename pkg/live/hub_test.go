@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gocql/gocql"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/tally"
 )
@@ -31,9 +31,9 @@ func (s *steps) Results(_ context.Context, p *poll.Poll, mode tally.Mode) (*tall
 
 func TestHubPushesOnlyChanges(t *testing.T) {
 	src := &steps{}
-	p := &poll.Poll{ID: gocql.MustRandomUUID(), StartTime: time.Now().Add(-time.Hour), EndTime: time.Now().Add(time.Hour)}
+	p := &poll.Poll{ID: id.New(), StartTime: time.Now().Add(-time.Hour), EndTime: time.Now().Add(time.Hour)}
 	reg := prometheus.NewRegistry()
-	h := NewHub(src, func(context.Context, gocql.UUID) (*poll.Poll, error) { return p, nil }, 10*time.Millisecond, zap.NewNop(), reg)
+	h := NewHub(src, func(context.Context, id.ID) (*poll.Poll, error) { return p, nil }, 10*time.Millisecond, zap.NewNop(), reg)
 
 	a, stopA := h.Subscribe(p)
 	b, stopB := h.Subscribe(p)
@@ -95,8 +95,8 @@ func TestHubPushesOnlyChanges(t *testing.T) {
 // and neither it nor the drop delays the subscriber that keeps up.
 func TestHubDropsASubscriberThatStopsReading(t *testing.T) {
 	src := &steps{}
-	p := &poll.Poll{ID: gocql.MustRandomUUID(), StartTime: time.Now().Add(-time.Hour), EndTime: time.Now().Add(time.Hour)}
-	h := NewHub(src, func(context.Context, gocql.UUID) (*poll.Poll, error) { return p, nil }, 5*time.Millisecond,
+	p := &poll.Poll{ID: id.New(), StartTime: time.Now().Add(-time.Hour), EndTime: time.Now().Add(time.Hour)}
+	h := NewHub(src, func(context.Context, id.ID) (*poll.Poll, error) { return p, nil }, 5*time.Millisecond,
 		zap.NewNop(), prometheus.NewRegistry())
 	stuck, stopStuck := h.Subscribe(p)
 	defer stopStuck()

@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gocql/gocql"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -27,6 +26,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/tally-vote/tally/pkg/app"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/testenv"
 	"github.com/tally-vote/tally/pkg/vote"
 )
@@ -225,9 +225,9 @@ func TestObservability(t *testing.T) {
 	}
 }
 
-func mustUUID(t *testing.T, s string) gocql.UUID {
+func mustUUID(t *testing.T, s string) id.ID {
 	t.Helper()
-	u, err := gocql.ParseUUID(s)
+	u, err := id.Parse(s)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,8 +4,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gocql/gocql"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tally-vote/tally/pkg/id"
 )
 
 // ActivePolls counts the distinct polls that received a vote in this
@@ -15,13 +15,13 @@ type ActivePolls struct {
 	window time.Duration
 	now    func() time.Time
 	mu     sync.Mutex
-	last   map[gocql.UUID]time.Time
+	last   map[id.ID]time.Time
 	desc   *prometheus.Desc
 }
 
 // NewActivePolls registers tally_polls_active on reg.
 func NewActivePolls(reg prometheus.Registerer, window time.Duration, now func() time.Time) *ActivePolls {
-	a := &ActivePolls{window: window, now: now, last: map[gocql.UUID]time.Time{},
+	a := &ActivePolls{window: window, now: now, last: map[id.ID]time.Time{},
 		desc: prometheus.NewDesc("tally_polls_active",
 			"Distinct polls that received a vote in this process during the last "+window.String()+" (take max() across workers).", nil, nil)}
 	reg.MustRegister(a)
@@ -29,7 +29,7 @@ func NewActivePolls(reg prometheus.Registerer, window time.Duration, now func() 
 }
 
 // Seen records a vote on poll id.
-func (a *ActivePolls) Seen(id gocql.UUID) {
+func (a *ActivePolls) Seen(id id.ID) {
 	t := a.now()
 	a.mu.Lock()
 	a.last[id] = t

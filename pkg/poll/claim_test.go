@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gocql/gocql"
+	"github.com/tally-vote/tally/pkg/id"
 )
 
 // A retry rebuilds the poll of a dead first attempt from the request and the
@@ -18,8 +18,8 @@ func TestNewPollIsDeterministicUnderAClaim(t *testing.T) {
 	in := CreateInput{Title: "lunch", Description: "where", EndTime: &end,
 		Options:  []OptionInput{{Text: " pizza ", DisplayOrder: &last}, {Text: "soup"}, {Text: "salad"}},
 		Settings: Settings{AllowMultipleOptions: true, MaxVotesPerUser: 2}}
-	creator := gocql.MustRandomUUID()
-	c := CreateClaim{PollID: gocql.MustRandomUUID(), Fingerprint: in.fingerprint(), CreatedAt: t0, CounterShards: 8,
+	creator := id.New()
+	c := CreateClaim{PollID: id.New(), Fingerprint: in.fingerprint(), CreatedAt: t0, CounterShards: 8,
 		IndexBuckets: 4}
 	a, err := newPoll(creator, in, c)
 	if err != nil {
@@ -36,7 +36,7 @@ func TestNewPollIsDeterministicUnderAClaim(t *testing.T) {
 		a.CounterShards != 8 || a.IndexBuckets != 4 {
 		t.Fatalf("poll does not carry the claim: %+v", a)
 	}
-	seen := map[gocql.UUID]bool{}
+	seen := map[id.ID]bool{}
 	for _, o := range a.Options {
 		if seen[o.ID] {
 			t.Fatalf("option id %s twice", o.ID)
@@ -49,7 +49,7 @@ func TestNewPollIsDeterministicUnderAClaim(t *testing.T) {
 		t.Fatalf("options: %+v", a.Options)
 	}
 	other := c
-	other.PollID = gocql.MustRandomUUID()
+	other.PollID = id.New()
 	o, err := newPoll(creator, in, other)
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +62,7 @@ func TestNewPollIsDeterministicUnderAClaim(t *testing.T) {
 }
 
 func TestCreateClaimRebuildable(t *testing.T) {
-	full := CreateClaim{PollID: gocql.MustRandomUUID(), Fingerprint: "f", CreatedAt: time.Unix(1, 0), CounterShards: 1,
+	full := CreateClaim{PollID: id.New(), Fingerprint: "f", CreatedAt: time.Unix(1, 0), CounterShards: 1,
 		IndexBuckets: 1}
 	tests := []struct {
 		name string

@@ -10,10 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gocql/gocql"
-
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/cassandra"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/testenv"
 )
@@ -63,7 +62,7 @@ func createKeyEnv(t *testing.T) (*poll.Service, *diesBeforeStoring, *cassandra.P
 	return svc, store, cstore
 }
 
-func listed(t *testing.T, store *cassandra.PollStore, creator gocql.UUID) []gocql.UUID {
+func listed(t *testing.T, store *cassandra.PollStore, creator id.ID) []id.ID {
 	t.Helper()
 	ids, _, err := store.ListByCreator(context.Background(), creator, nil, 100)
 	if err != nil {
@@ -79,7 +78,7 @@ func listed(t *testing.T, store *cassandra.PollStore, creator gocql.UUID) []gocq
 func TestCreateRetryAfterAttemptThatStoredNothing(t *testing.T) {
 	svc, store, cstore := createKeyEnv(t)
 	ctx := context.Background()
-	creator := gocql.MustRandomUUID()
+	creator := id.New()
 	in := poll.CreateInput{Title: "lunch", Description: "where to",
 		Options: []poll.OptionInput{{Text: "pizza"}, {Text: "soup"}, {Text: "salad"}}, Settings: poll.DefaultSettings}
 
@@ -132,7 +131,7 @@ func TestCreateRetryAfterAttemptThatStoredNothing(t *testing.T) {
 func TestLateFirstAttemptDoesNotUndoOwnerChanges(t *testing.T) {
 	svc, store, cstore := createKeyEnv(t)
 	ctx := context.Background()
-	creator := gocql.MustRandomUUID()
+	creator := id.New()
 	start := time.Now().Add(time.Hour) // a draft: options can change without a vote count
 	in := poll.CreateInput{Title: "draft", StartTime: &start,
 		Options: []poll.OptionInput{{Text: "a"}, {Text: "b"}}, Settings: poll.DefaultSettings}

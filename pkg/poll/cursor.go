@@ -6,9 +6,8 @@ import (
 	"encoding/base64"
 	"strings"
 
-	"github.com/gocql/gocql"
-
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/id"
 )
 
 // ErrBadCursor: a list cursor this API did not issue to this caller.
@@ -33,7 +32,7 @@ const maxPagingState = 4096
 
 var b64 = base64.RawURLEncoding
 
-func (c Cursors) mac(owner gocql.UUID, state []byte) []byte {
+func (c Cursors) mac(owner id.ID, state []byte) []byte {
 	m := hmac.New(sha256.New, c.key)
 	m.Write(owner[:])
 	m.Write(state)
@@ -41,7 +40,7 @@ func (c Cursors) mac(owner gocql.UUID, state []byte) []byte {
 }
 
 // Seal turns a paging state into a cursor for owner; empty stays empty.
-func (c Cursors) Seal(owner gocql.UUID, state []byte) string {
+func (c Cursors) Seal(owner id.ID, state []byte) string {
 	if len(state) == 0 {
 		return ""
 	}
@@ -49,7 +48,7 @@ func (c Cursors) Seal(owner gocql.UUID, state []byte) string {
 }
 
 // Open checks a cursor and returns its paging state; "" is the first page.
-func (c Cursors) Open(owner gocql.UUID, cursor string) ([]byte, error) {
+func (c Cursors) Open(owner id.ID, cursor string) ([]byte, error) {
 	if cursor == "" {
 		return nil, nil
 	}

@@ -4,12 +4,12 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/gocql/gocql"
+	"github.com/tally-vote/tally/pkg/id"
 )
 
 func TestCursors(t *testing.T) {
 	c := NewCursors([]byte("secret"))
-	owner := gocql.MustRandomUUID()
+	owner := id.New()
 	state := []byte{0x01, 0x02, 0xfe, 0x00, 0x7f}
 	good := c.Seal(owner, state)
 	if got, err := c.Open(owner, good); err != nil || string(got) != string(state) {
@@ -24,7 +24,7 @@ func TestCursors(t *testing.T) {
 	for name, bad := range map[string]string{
 		"never issued":   "__main__",
 		"no signature":   good[:len(good)-23],
-		"other owner":    c.Seal(gocql.MustRandomUUID(), state),
+		"other owner":    c.Seal(id.New(), state),
 		"other key":      NewCursors([]byte("other")).Seal(owner, state),
 		"tampered state": "AQID" + good[len("AQL-AH8"):],
 		"not base64":     "!!!.???",

@@ -9,9 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gocql/gocql"
-
 	"github.com/tally-vote/tally/pkg/cassandra"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/testenv"
 )
@@ -23,7 +22,7 @@ type countingStore struct {
 	freezes atomic.Int64
 }
 
-func (c *countingStore) FreezeOptions(ctx context.Context, id gocql.UUID, version int) (bool, error) {
+func (c *countingStore) FreezeOptions(ctx context.Context, id id.ID, version int) (bool, error) {
 	c.freezes.Add(1)
 	return c.PollStore.FreezeOptions(ctx, id, version)
 }
@@ -38,7 +37,7 @@ func TestFirstVotesOfAPollShareOneFreeze(t *testing.T) {
 	svc := poll.NewService(poll.Config{CounterShards: 4, IndexBuckets: 4, CacheTTL: time.Minute},
 		poll.Deps{Store: store, Log: testenv.Logger(t), Now: time.Now})
 	ctx := context.Background()
-	p, _, err := svc.Create(ctx, gocql.MustRandomUUID(), poll.CreateInput{Title: "viral",
+	p, _, err := svc.Create(ctx, id.New(), poll.CreateInput{Title: "viral",
 		Options: []poll.OptionInput{{Text: "a"}, {Text: "b"}}}, "")
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/gocql/gocql"
+	"github.com/tally-vote/tally/pkg/id"
 )
 
 // FuzzCursor: a sealed cursor opens to its state for its owner only, and
@@ -15,7 +15,7 @@ func FuzzCursor(f *testing.F) {
 	f.Add([]byte{0}, []byte{}, "AQID.xyz", uint16(30), byte('\n'))
 	c := NewCursors([]byte("fuzz cursor secret"))
 	f.Fuzz(func(t *testing.T, state, ownerBytes []byte, cursor string, at uint16, b byte) {
-		var owner gocql.UUID
+		var owner id.ID
 		copy(owner[:], ownerBytes)
 		if len(state) > maxPagingState {
 			state = state[:maxPagingState]

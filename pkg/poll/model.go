@@ -3,23 +3,27 @@
 package poll
 
 import (
+	"errors"
 	"time"
 
-	"github.com/gocql/gocql"
-
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/id"
 )
 
 // Sentinels.
 var (
-	ErrNotFound      = apperr.New("POLL_NOT_FOUND", "poll not found")
-	ErrNotOwner      = apperr.New("NOT_POLL_OWNER", "only the poll's owner can do this")
-	ErrNotActive     = apperr.New("POLL_NOT_ACTIVE", "the poll is not open for voting")
-	ErrOptionsFrozen = apperr.New("OPTIONS_FROZEN", "options cannot change once a vote exists")
-	ErrClosed        = apperr.New("POLL_NOT_ACTIVE", "the poll is closed")
+	ErrNotFound      = apperr.New(apperr.CodePollNotFound, "poll not found")
+	ErrNotOwner      = apperr.New(apperr.CodeNotPollOwner, "only the poll's owner can do this")
+	ErrNotActive     = apperr.New(apperr.CodePollNotActive, "the poll is not open for voting")
+	ErrOptionsFrozen = apperr.New(apperr.CodeOptionsFrozen, "options cannot change once a vote exists")
+	ErrClosed        = apperr.New(apperr.CodePollNotActive, "the poll is closed")
 	// ErrIdempotencyConflict: an Idempotency-Key reused with another body.
-	ErrIdempotencyConflict = apperr.New("IDEMPOTENCY_CONFLICT", "this Idempotency-Key was used with a different request")
+	ErrIdempotencyConflict = apperr.New(apperr.CodeIdempotencyConflict, "this Idempotency-Key was used with a different request")
 )
+
+// ErrChangedSince: another owner change was written since the poll was
+// read; the change must be judged again against the poll as it is now.
+var ErrChangedSince = errors.New("poll changed since it was read")
 
 // Status is derived, never stored.
 type Status string
@@ -74,15 +78,15 @@ var DefaultSettings = Settings{ShowResultsDuringVoting: true, BotPolicy: BotFlag
 
 // Option is one choice.
 type Option struct {
-	ID           gocql.UUID
+	ID           id.ID
 	Text         string
 	DisplayOrder int
 }
 
 // Poll is the aggregate: metadata, settings and options.
 type Poll struct {
-	ID          gocql.UUID
-	CreatorID   gocql.UUID
+	ID          id.ID
+	CreatorID   id.ID
 	Title       string
 	Description string
 	StartTime   time.Time
@@ -100,11 +104,20 @@ type Poll struct {
 	// a vote has been accepted, after which options never change.
 	OptionsVersion int
 	OptionsFrozen  bool
+	// Version counts owner changes (any PATCH, a close): each one writes
+	// the next version, conditional on the one it read. A vote carries the
+	// version it was judged by, so the worker can tell a copy of the poll
+	// older than the API's from one at least as new.
+	Version int
 }
 
 // Change is what an owner's update writes. Only set fields are written,
-// so concurrent updates of different fields never undo each other.
+// so concurrent updates of different fields never undo each other. It
+// applies only while the poll is still at Version (the version it was
+// judged against), and moves it to Version+1; otherwise the store answers
+// ErrChangedSince.
 type Change struct {
+	Version     int
 	Title       *string
 	Description *string
 	EndTime     *time.Time
@@ -139,7 +152,7 @@ func (p *Poll) ClosedSince(now time.Time) time.Time {
 }
 
 // Option returns the option with id.
-func (p *Poll) Option(id gocql.UUID) (Option, bool) {
+func (p *Poll) Option(id id.ID) (Option, bool) {
 	for _, o := range p.Options {
 		if o.ID == id {
 			return o, true

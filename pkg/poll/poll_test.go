@@ -102,3 +102,34 @@ func TestMaxChoices(t *testing.T) {
 		t.Fatal("capped")
 	}
 }
+
+func TestPatchEndTime(t *testing.T) {
+	t0 := time.Date(2026, 4, 5, 10, 0, 0, 0, time.UTC)
+	p := &Poll{StartTime: t0, EndTime: t0.Add(24 * time.Hour), Options: []Option{{}, {}}}
+	now := t0.Add(time.Hour)
+	at := func(d time.Duration) *time.Time { v := now.Add(d); return &v }
+	tests := []struct {
+		name  string
+		end   *time.Time
+		valid bool
+	}{
+		{"later", at(time.Hour), true},
+		{"a millisecond ahead", at(time.Millisecond), true},
+		{"now", at(0), false},
+		{"within the same millisecond as now", at(500 * time.Microsecond), false},
+		{"in the past, after start", at(-time.Minute), false},
+		{"before start", at(-2 * time.Hour), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Patch{EndTime: tc.end}.Validate(p, now)
+			var inval *apperr.ValidationError
+			switch {
+			case tc.valid && err != nil:
+				t.Fatalf("refused: %v", err)
+			case !tc.valid && (!errors.As(err, &inval) || inval.Field != "end_time"):
+				t.Fatalf("got %v, want a validation error on end_time", err)
+			}
+		})
+	}
+}

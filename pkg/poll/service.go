@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gocql/gocql"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -17,26 +16,27 @@ import (
 
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/audit"
+	"github.com/tally-vote/tally/pkg/id"
 )
 
 // Store is what the service needs from the system of record.
 type Store interface {
 	Create(ctx context.Context, p *Poll) error
 	// Get returns ErrNotFound for a missing poll.
-	Get(ctx context.Context, id gocql.UUID) (*Poll, error)
-	ListByCreator(ctx context.Context, creator gocql.UUID, page []byte, limit int) ([]gocql.UUID, []byte, error)
+	Get(ctx context.Context, id id.ID) (*Poll, error)
+	ListByCreator(ctx context.Context, creator id.ID, page []byte, limit int) ([]id.ID, []byte, error)
 	// Update writes the fields a change sets and nothing else.
-	Update(ctx context.Context, id gocql.UUID, ch Change) error
+	Update(ctx context.Context, id id.ID, ch Change) error
 	// ReplaceOptions swaps p's options unless a vote froze them or they
 	// changed since p was read (then ErrOptionsFrozen).
 	ReplaceOptions(ctx context.Context, p *Poll, opts []Option, at time.Time) error
 	// FreezeOptions freezes the options if they are still at version;
 	// false means they were replaced since.
-	FreezeOptions(ctx context.Context, id gocql.UUID, version int) (bool, error)
+	FreezeOptions(ctx context.Context, id id.ID, version int) (bool, error)
 	// ClaimCreateKey binds an Idempotency-Key to a create request's claim
 	// (its poll id, fingerprint and what rebuilds the poll) with an LWT, and
 	// returns the claim that holds the key (c itself when this call won).
-	ClaimCreateKey(ctx context.Context, creator gocql.UUID, key string, c CreateClaim) (CreateClaim, error)
+	ClaimCreateKey(ctx context.Context, creator id.ID, key string, c CreateClaim) (CreateClaim, error)
 }
 
 // CreateClaim is what an Idempotency-Key of a create request is bound to:
@@ -45,7 +45,7 @@ type Store interface {
 // request itself, it rebuilds the very poll the claiming attempt meant to
 // store, so a retry can store it when that attempt died before it did.
 type CreateClaim struct {
-	PollID        gocql.UUID
+	PollID        id.ID
 	Fingerprint   string
 	CreatedAt     time.Time
 	CounterShards int
@@ -60,12 +60,12 @@ func (c CreateClaim) rebuildable() bool {
 
 // Auditor records what owners did to a poll.
 type Auditor interface {
-	Record(ctx context.Context, pollID, actor gocql.UUID, kind string, detail map[string]any)
+	Record(ctx context.Context, pollID, actor id.ID, kind string, detail map[string]any)
 }
 
 type noAudit struct{}
 
-func (noAudit) Record(context.Context, gocql.UUID, gocql.UUID, string, map[string]any) {}
+func (noAudit) Record(context.Context, id.ID, id.ID, string, map[string]any) {}
 
 // VoteCounter tells whether any vote exists, to freeze options.
 type VoteCounter interface {
@@ -97,7 +97,7 @@ type Service struct {
 	metrics metrics
 
 	mu      sync.Mutex
-	cache   map[gocql.UUID]cached
+	cache   map[id.ID]cached
 	refresh singleflight.Group
 	// frozen remembers polls whose options this process saw frozen.
 	frozen sync.Map
@@ -158,19 +158,19 @@ func NewService(cfg Config, d Deps) *Service {
 		audit = noAudit{}
 	}
 	return &Service{cfg: cfg, store: d.Store, votes: d.Votes, log: d.Log, now: d.Now, onClose: d.OnClose, audit: audit,
-		cursors: d.Cursors, metrics: newMetrics(d.Metrics), cache: map[gocql.UUID]cached{}}
+		cursors: d.Cursors, metrics: newMetrics(d.Metrics), cache: map[id.ID]cached{}}
 }
 
 // Create validates and stores a poll. With an idempotency key, a repeat of
 // the same key by the same creator returns the poll the first call made;
 // if that call claimed the key but never stored its poll (it died between
 // the two), the repeat stores the same poll under the claimed id.
-func (s *Service) Create(ctx context.Context, creator gocql.UUID, in CreateInput, idemKey string) (*Poll, bool, error) {
+func (s *Service) Create(ctx context.Context, creator id.ID, in CreateInput, idemKey string) (*Poll, bool, error) {
 	in.Title = strings.TrimSpace(in.Title)
 	if err := in.Validate(); err != nil {
 		return nil, false, err
 	}
-	c := CreateClaim{PollID: gocql.MustRandomUUID(), CreatedAt: s.now().UTC().Truncate(time.Millisecond),
+	c := CreateClaim{PollID: id.New(), CreatedAt: s.now().UTC().Truncate(time.Millisecond),
 		CounterShards: s.cfg.CounterShards, IndexBuckets: s.cfg.IndexBuckets}
 	p, err := newPoll(creator, in, c)
 	if err != nil {
@@ -234,7 +234,7 @@ func (s *Service) Create(ctx context.Context, creator gocql.UUID, in CreateInput
 // newPoll is the poll a create request makes under claim c: every value
 // comes from the request or the claim, so the same request under the same
 // claim always makes the same poll, option ids included.
-func newPoll(creator gocql.UUID, in CreateInput, c CreateClaim) (*Poll, error) {
+func newPoll(creator id.ID, in CreateInput, c CreateClaim) (*Poll, error) {
 	p := &Poll{
 		ID:            c.PollID,
 		CreatorID:     creator,
@@ -257,19 +257,19 @@ func newPoll(creator gocql.UUID, in CreateInput, c CreateClaim) (*Poll, error) {
 	if !p.EndTime.After(p.StartTime) {
 		return nil, apperr.Invalid("end_time", "must be after start_time")
 	}
-	p.Options = buildOptions(in.Options, func(i int) gocql.UUID { return OptionID(c.PollID, i) })
+	p.Options = buildOptions(in.Options, func(i int) id.ID { return OptionID(c.PollID, i) })
 	return p, nil
 }
 
 // OptionID is the id of a new poll's option: a name-based (SHA-1, version 5)
 // UUID of the poll id and the option's index in the create request.
-func OptionID(pollID gocql.UUID, index int) gocql.UUID {
-	return gocql.UUID(uuid.NewSHA1(uuid.UUID(pollID), []byte("option/"+strconv.Itoa(index))))
+func OptionID(pollID id.ID, index int) id.ID {
+	return id.ID(uuid.NewSHA1(uuid.UUID(pollID), []byte("option/"+strconv.Itoa(index))))
 }
 
 // awaitPoll reads a poll whose creation may still be in flight in a
 // concurrent request holding the same idempotency key.
-func (s *Service) awaitPoll(ctx context.Context, id gocql.UUID) (*Poll, error) {
+func (s *Service) awaitPoll(ctx context.Context, id id.ID) (*Poll, error) {
 	for i := 0; ; i++ {
 		p, err := s.store.Get(ctx, id)
 		if !errors.Is(err, ErrNotFound) || i == 40 {
@@ -284,7 +284,7 @@ func (s *Service) awaitPoll(ctx context.Context, id gocql.UUID) (*Poll, error) {
 }
 
 // buildOptions makes options from input, the i-th with the id id(i).
-func buildOptions(in []OptionInput, id func(i int) gocql.UUID) []Option {
+func buildOptions(in []OptionInput, id func(i int) id.ID) []Option {
 	opts := make([]Option, len(in))
 	for i, o := range in {
 		order := i
@@ -303,7 +303,7 @@ func SortOptions(opts []Option) {
 }
 
 // Get reads a poll from the system of record.
-func (s *Service) Get(ctx context.Context, id gocql.UUID) (*Poll, error) {
+func (s *Service) Get(ctx context.Context, id id.ID) (*Poll, error) {
 	p, err := s.store.Get(ctx, id)
 	if err == nil {
 		s.put(p)
@@ -314,19 +314,22 @@ func (s *Service) Get(ctx context.Context, id gocql.UUID) (*Poll, error) {
 // Cached reads a poll through a short-lived in-process cache: the vote hot
 // path reads poll metadata on every request. PATCH invalidates this
 // process's entry; other processes see the change within CacheTTL.
-func (s *Service) Cached(ctx context.Context, id gocql.UUID) (*Poll, error) {
+func (s *Service) Cached(ctx context.Context, id id.ID) (*Poll, error) {
 	return s.cachedWithin(ctx, id, s.cfg.CacheTTL)
 }
 
-// StableCached is for readers that use only what never changes after
-// creation (id, counter shards, index buckets): the vote worker. It accepts
-// entries up to ten minutes old, so draining votes for thousands of polls
-// does not re-read every poll every few seconds.
-func (s *Service) StableCached(ctx context.Context, id gocql.UUID) (*Poll, error) {
+// StableCached accepts entries up to ten minutes old, so the vote worker
+// draining votes for thousands of polls does not re-read every poll every
+// few seconds. What never changes after creation (id, counter shards,
+// index buckets) can be taken from it as is; anything an owner can change
+// (end_time, closed_at, options) only once the reader knows the entry is
+// not older than what it must be judged by: the worker compares the entry's
+// Version with the one a vote carries and calls Get when it is older.
+func (s *Service) StableCached(ctx context.Context, id id.ID) (*Poll, error) {
 	return s.cachedWithin(ctx, id, 10*time.Minute)
 }
 
-func (s *Service) cachedWithin(ctx context.Context, id gocql.UUID, maxAge time.Duration) (*Poll, error) {
+func (s *Service) cachedWithin(ctx context.Context, id id.ID, maxAge time.Duration) (*Poll, error) {
 	p, _, err := s.cachedView(ctx, id, maxAge)
 	return p, err
 }
@@ -342,14 +345,14 @@ const (
 // View is a poll as a reader saw it, with when it was read from Cassandra.
 // A vote carries SeenAt so the worker can tell a vote accepted on a stale
 // view (during an outage) from one accepted on a fresh one.
-func (s *Service) View(ctx context.Context, id gocql.UUID) (*Poll, time.Time, error) {
+func (s *Service) View(ctx context.Context, id id.ID) (*Poll, time.Time, error) {
 	return s.cachedView(ctx, id, s.cfg.CacheTTL)
 }
 
 // cachedView serves a cached poll younger than maxAge. An older one is
 // re-read; if Cassandra cannot answer, the old entry is served for up to
 // StaleIfError, and a missing poll stays missing.
-func (s *Service) cachedView(ctx context.Context, id gocql.UUID, maxAge time.Duration) (*Poll, time.Time, error) {
+func (s *Service) cachedView(ctx context.Context, id id.ID, maxAge time.Duration) (*Poll, time.Time, error) {
 	s.mu.Lock()
 	c, ok := s.cache[id]
 	s.mu.Unlock()
@@ -400,12 +403,12 @@ func (s *Service) put(p *Poll) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.cache) > 100_000 {
-		s.cache = map[gocql.UUID]cached{}
+		s.cache = map[id.ID]cached{}
 	}
 	s.cache[p.ID] = cached{p: p, fetched: s.now()}
 }
 
-func (s *Service) invalidate(id gocql.UUID) {
+func (s *Service) invalidate(id id.ID) {
 	s.mu.Lock()
 	delete(s.cache, id)
 	s.mu.Unlock()
@@ -414,7 +417,7 @@ func (s *Service) invalidate(id gocql.UUID) {
 // List returns the creator's polls, newest first, one page at a time.
 // The cursor is one this method returned to the same creator ("" for the
 // first page); any other is ErrBadCursor.
-func (s *Service) List(ctx context.Context, creator gocql.UUID, cursor string, limit int) ([]*Poll, string, error) {
+func (s *Service) List(ctx context.Context, creator id.ID, cursor string, limit int) ([]*Poll, string, error) {
 	page, err := s.cursors.Open(creator, cursor)
 	if err != nil {
 		return nil, "", err
@@ -437,49 +440,83 @@ func (s *Service) List(ctx context.Context, creator gocql.UUID, cursor string, l
 	return polls, s.cursors.Seal(creator, next), nil
 }
 
+// maxUpdateAttempts bounds how often an owner's change is judged again
+// after losing its conditional write to a concurrent change.
+const maxUpdateAttempts = 5
+
 // Update applies an owner's patch. Each field is written on its own (see
-// Change); a close writes closed_at and nothing else, so no concurrent
-// edit can reopen the poll. Options are replaced with a conditional write
-// that loses to any vote accepted first (FreezeOptions).
-func (s *Service) Update(ctx context.Context, caller gocql.UUID, id gocql.UUID, pt Patch) (*Poll, error) {
-	p, err := s.store.Get(ctx, id)
+// Change), with a conditional write on the poll version the patch was
+// judged against: a change that loses to a concurrent one is judged again
+// against the poll as it is now, so a close is never undone (a later
+// end_time edit finds the poll closed) and every change moves the version
+// on. Options are replaced with a conditional write that loses to any vote
+// accepted first (FreezeOptions).
+func (s *Service) Update(ctx context.Context, caller id.ID, pollID id.ID, pt Patch) (*Poll, error) {
+	var replaced []Option
+	for attempt := 1; ; attempt++ {
+		p, closing, err := s.update(ctx, caller, pollID, pt, &replaced)
+		if errors.Is(err, ErrChangedSince) && attempt < maxUpdateAttempts {
+			continue
+		}
+		if errors.Is(err, ErrChangedSince) {
+			return nil, apperr.Unavailable("update poll", err)
+		}
+		if err != nil {
+			return nil, err
+		}
+		s.invalidate(pollID)
+		s.log.Info("poll updated", zap.Stringer("poll_id", pollID), zap.Bool("closed", closing),
+			zap.Int("poll_version", p.Version))
+		s.auditPatch(ctx, caller, p, pt, closing)
+		if closing && s.onClose != nil {
+			s.onClose(context.WithoutCancel(ctx), p)
+		}
+		return p, nil
+	}
+}
+
+// update is one attempt of Update, judged against the poll as read now.
+// replaced holds the options an earlier attempt already wrote.
+func (s *Service) update(ctx context.Context, caller id.ID, pollID id.ID, pt Patch, replaced *[]Option) (*Poll, bool, error) {
+	p, err := s.store.Get(ctx, pollID)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if p.CreatorID != caller {
-		return nil, ErrNotOwner
-	}
-	if err := pt.Validate(p); err != nil {
-		return nil, err
+		return nil, false, ErrNotOwner
 	}
 	now := s.now().UTC().Truncate(time.Millisecond)
-	status := p.StatusAt(now)
-	if status == Closed && (pt.EndTime != nil || pt.Options != nil) {
-		return nil, ErrClosed
+	if err := pt.Validate(p, now); err != nil {
+		return nil, false, err
 	}
-	if pt.Options != nil {
+	status := p.StatusAt(now)
+	if status == Closed && (pt.EndTime != nil || (pt.Options != nil && *replaced == nil)) {
+		return nil, false, ErrClosed
+	}
+	if pt.Options != nil && *replaced == nil {
 		if p.OptionsFrozen {
-			return nil, ErrOptionsFrozen
+			return nil, false, ErrOptionsFrozen
 		}
 		if status != Draft {
 			// Polls whose votes predate frozen options are checked by rows.
 			has, err := s.votes.HasVotes(ctx, p)
 			if err != nil {
-				return nil, err
+				return nil, false, err
 			}
 			if has {
-				return nil, ErrOptionsFrozen
+				return nil, false, ErrOptionsFrozen
 			}
 		}
 		// Fresh ids: a replacement must not reuse the ids of the options
 		// it deletes in the same batch.
-		opts := buildOptions(pt.Options, func(int) gocql.UUID { return gocql.MustRandomUUID() })
+		opts := buildOptions(pt.Options, func(int) id.ID { return id.New() })
 		if err := s.store.ReplaceOptions(ctx, p, opts, now); err != nil {
-			return nil, err
+			return nil, false, err
 		}
+		*replaced = opts
 		p.Options, p.OptionsVersion = opts, p.OptionsVersion+1
 	}
-	ch := Change{Description: pt.Description, EndTime: pt.EndTime, Settings: pt.Settings, UpdatedAt: now}
+	ch := Change{Version: p.Version, Description: pt.Description, EndTime: pt.EndTime, Settings: pt.Settings, UpdatedAt: now}
 	if pt.Title != nil {
 		t := strings.TrimSpace(*pt.Title)
 		ch.Title, p.Title = &t, t
@@ -498,22 +535,16 @@ func (s *Service) Update(ctx context.Context, caller gocql.UUID, id gocql.UUID, 
 	if closing {
 		ch.ClosedAt, p.ClosedAt = &now, now
 	}
-	p.UpdatedAt = now
-	if err := s.store.Update(ctx, id, ch); err != nil {
-		return nil, err
+	if err := s.store.Update(ctx, pollID, ch); err != nil {
+		return nil, false, err
 	}
-	s.invalidate(id)
-	s.log.Info("poll updated", zap.Stringer("poll_id", id), zap.Bool("closed", closing))
-	s.auditPatch(ctx, caller, p, pt, closing)
-	if closing && s.onClose != nil {
-		s.onClose(context.WithoutCancel(ctx), p)
-	}
-	return p, nil
+	p.UpdatedAt, p.Version = now, p.Version+1
+	return p, closing, nil
 }
 
 // ErrOptionsChanged: the options a vote was checked against were replaced
 // before the vote could freeze them; the vote must be checked again.
-var ErrOptionsChanged = apperr.New("INVALID_OPTION", "the poll's options changed; check the options and vote again")
+var ErrOptionsChanged = apperr.New(apperr.CodeInvalidOption, "the poll's options changed; check the options and vote again")
 
 // FreezeOptions freezes p's options before a vote checked against them is
 // accepted. Once done (or seen done) for a poll it costs nothing. It
@@ -552,7 +583,7 @@ func (s *Service) FreezeOptions(ctx context.Context, p *Poll) error {
 // freezeTimeout bounds one shared freeze; callers may give up sooner.
 const freezeTimeout = 10 * time.Second
 
-func (s *Service) auditPatch(ctx context.Context, caller gocql.UUID, p *Poll, pt Patch, closing bool) {
+func (s *Service) auditPatch(ctx context.Context, caller id.ID, p *Poll, pt Patch, closing bool) {
 	var changed []string
 	for name, set := range map[string]bool{"title": pt.Title != nil, "description": pt.Description != nil,
 		"end_time": pt.EndTime != nil, "settings": pt.Settings != nil} {

@@ -135,8 +135,14 @@ type Patch struct {
 	Close       bool
 }
 
-// Validate checks a patch against the poll it applies to.
-func (pt Patch) Validate(p *Poll) error {
+// Validate checks a patch against the poll it applies to, at now.
+//
+// An end_time at or before now is refused, not taken as a close: moving
+// the end into the past would refuse votes already answered 202 and still
+// queued while those already applied stay counted, and no close (closed_at,
+// the close hook, the frozen tally) would follow. Ending a poll now is the
+// close ({"status":"closed"}), which keeps every vote accepted before it.
+func (pt Patch) Validate(p *Poll, now time.Time) error {
 	if pt.Title != nil {
 		if err := checkTitle(*pt.Title); err != nil {
 			return err
@@ -149,6 +155,9 @@ func (pt Patch) Validate(p *Poll) error {
 	}
 	if pt.EndTime != nil && !pt.EndTime.After(p.StartTime) {
 		return apperr.Invalid("end_time", "must be after start_time")
+	}
+	if pt.EndTime != nil && !pt.EndTime.Truncate(time.Millisecond).After(now) {
+		return apperr.Invalid("end_time", `must be in the future; to end the poll now, close it with {"status":"closed"}`)
 	}
 	n := len(p.Options)
 	if pt.Options != nil {

@@ -10,9 +10,9 @@
 // class fails open (Redis down: the request passes, the system of record
 // still guards every invariant) or closed (503 UNAVAILABLE).
 //
-// The vote route's limits do not cost a round trip of their own: they are
-// carried in the request's context (see Defer) and checked by the queue's
-// flag script in the same call to Redis (see Script).
+// The vote route's limits do not cost a round trip of their own: they
+// travel in the vote's request (see Defer) and are checked by the vote's
+// admission script in the same call to Redis (pkg/redisx/admission).
 package ratelimit
 
 import (
@@ -123,7 +123,7 @@ type Hit struct {
 }
 
 // key is the rule's Redis key for the subject; redis_rate prefixes it with
-// "rate:" (the vote script does the same, so both read one state).
+// "rate:" (Deferred.Keys does the same, so both read one state).
 func (h Hit) key() string { return redisx.RateLimit(h.Rule.Name(), h.Subject) }
 
 // Decision is what the limits said about one request: the most
@@ -157,7 +157,6 @@ var ErrUnavailable = apperr.ErrUnavailable
 type Limiter struct {
 	cfg        Config
 	rl         *redis_rate.Limiter
-	rdb        *redis.Client
 	log        *zap.Logger
 	failClosed map[string]bool
 	count      *prometheus.CounterVec
@@ -176,7 +175,7 @@ func New(cfg Config, rdb *redis.Client, log *zap.Logger, _ func() time.Time, reg
 	for _, f := range cfg.FailClosed {
 		fc[strings.TrimSpace(f)] = true
 	}
-	return &Limiter{cfg: cfg, rl: redis_rate.NewLimiter(rdb), rdb: rdb, log: log, failClosed: fc, count: c}
+	return &Limiter{cfg: cfg, rl: redis_rate.NewLimiter(rdb), log: log, failClosed: fc, count: c}
 }
 
 // FailsClosed reports whether class is refused while Redis is down.

@@ -1,38 +1,46 @@
 package redisx
 
-import (
-	"github.com/gocql/gocql"
-)
+import "github.com/tally-vote/tally/pkg/id"
 
 // Every Redis key Tally uses is named here. Redis holds only accelerators
 // and coordination with a TTL; losing all of it loses no vote.
 
 // VoterFlag is voted:{poll}:{voter}: the fast duplicate check. Its value is
-// the request that holds it, prefixed with its state (see ingest).
-func VoterFlag(pollID, voterID gocql.UUID) string {
+// the request that holds it, prefixed with its state (FlagPending,
+// FlagQueued).
+func VoterFlag(pollID, voterID id.ID) string {
 	return "voted:" + pollID.String() + ":" + voterID.String()
 }
 
+// The voter flag's states, prefixed to the request id it holds: pending
+// while the ballot is being produced (a crash there must not lock the voter
+// out, so it expires quickly and does not make other requests fail fast),
+// queued once Kafka acknowledged it (or it was recorded directly).
+const (
+	FlagPending = "p:"
+	FlagQueued  = "q:"
+)
+
 // AcceptedRequest is req:{poll}:{voter}:{request}: the request was accepted
 // (for request status and retries after the poll closed).
-func AcceptedRequest(pollID, voterID, requestID gocql.UUID) string {
+func AcceptedRequest(pollID, voterID, requestID id.ID) string {
 	return "req:" + pollID.String() + ":" + voterID.String() + ":" + requestID.String()
 }
 
 // Results is tally:{mode}:{poll}: cached results.
-func Results(mode string, pollID gocql.UUID) string {
+func Results(mode string, pollID id.ID) string {
 	return "tally:" + mode + ":" + pollID.String()
 }
 
 // ReconcileFence is recon:fence:{poll}: held by the reconciliation that is
 // measuring the poll; follow-up writes wait while it exists.
-func ReconcileFence(pollID gocql.UUID) string {
+func ReconcileFence(pollID id.ID) string {
 	return "recon:fence:" + pollID.String()
 }
 
 // FollowUpsBusy is recon:busy:{poll}: how many follow-up writers are
 // writing the poll's counters and index rows right now.
-func FollowUpsBusy(pollID gocql.UUID) string {
+func FollowUpsBusy(pollID id.ID) string {
 	return "recon:busy:" + pollID.String()
 }
 
@@ -46,6 +54,6 @@ func RateLimit(rule, subject string) string {
 // BotSignal is bot:{poll}:{rule}:{subject}: how many votes on the poll one
 // subject (an IP, a device hash, a user agent hash) cast in the rule's
 // current window (pkg/abuse).
-func BotSignal(pollID gocql.UUID, rule, subject string) string {
+func BotSignal(pollID id.ID, rule, subject string) string {
 	return "bot:" + pollID.String() + ":" + rule + ":" + subject
 }

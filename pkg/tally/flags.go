@@ -3,15 +3,13 @@ package tally
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"slices"
 	"time"
 
-	"github.com/gocql/gocql"
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/audit"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 )
 
@@ -43,7 +41,7 @@ func NewRowCounts() RowCounts {
 
 // Add counts one ballot row with its options and flags. Empty and repeated
 // flag names are ignored; a ballot with no flag left is unflagged.
-func (r *RowCounts) Add(options []gocql.UUID, flags []string) {
+func (r *RowCounts) Add(options []id.ID, flags []string) {
 	r.All.Add(options)
 	flagged := false
 	for i, f := range flags {
@@ -65,7 +63,7 @@ func (r *RowCounts) Add(options []gocql.UUID, flags []string) {
 // many and why, and the results with and without them, all from one count
 // of the vote index. It never names a voter.
 type FlagReport struct {
-	PollID       gocql.UUID       `json:"poll_id"`
+	PollID       id.ID            `json:"poll_id"`
 	TotalVotes   int64            `json:"total_votes"`
 	FlaggedVotes int64            `json:"flagged_votes"`
 	ByReason     map[string]int64 `json:"by_reason"`
@@ -113,19 +111,19 @@ type flagSnapshot struct {
 // audited with the owner as actor: at most one audit entry per poll per
 // FlagsCacheTTL however often the owner reads (with Redis down, one per
 // read).
-func (s *Service) Flags(ctx context.Context, p *poll.Poll, caller gocql.UUID) (*FlagReport, error) {
+func (s *Service) Flags(ctx context.Context, p *poll.Poll, caller id.ID) (*FlagReport, error) {
 	if caller != p.CreatorID {
 		return nil, poll.ErrNotOwner
 	}
 	key := cacheKey(flagsMode, p.ID)
-	b, err := s.redis.Get(ctx, key).Bytes()
-	if err == nil {
+	b, ok, err := s.cache.Get(ctx, key)
+	if ok {
 		var snap flagSnapshot
 		if json.Unmarshal(b, &snap) == nil && snap.Rows.All.Options != nil && snap.Rows.Flagged.ByReason != nil {
 			s.m.cache.WithLabelValues(string(flagsMode), "hit").Inc()
 			return BuildFlagReport(p, snap.Rows, snap.AsOf, s.now()), nil
 		}
-	} else if !errors.Is(err, redis.Nil) {
+	} else if err != nil {
 		s.m.cache.WithLabelValues(string(flagsMode), "error").Inc()
 	}
 	s.m.cache.WithLabelValues(string(flagsMode), "miss").Inc()
@@ -138,7 +136,7 @@ func (s *Service) Flags(ctx context.Context, p *poll.Poll, caller gocql.UUID) (*
 		snap := flagSnapshot{Rows: memo.rows, AsOf: memo.asOf}
 		s.Retallied(ctx, p.ID, snap.Rows, snap.AsOf, caller, "api")
 		if b, err := json.Marshal(snap); err == nil {
-			if err := s.redis.Set(ctx, key, b, s.flagsTTL()).Err(); err != nil {
+			if err := s.cache.Set(ctx, key, b, s.flagsTTL()); err != nil {
 				s.log.Debug("cache flag report", zap.Stringer("poll_id", p.ID), zap.Error(err))
 			}
 		}
@@ -164,7 +162,7 @@ func (s *Service) flagsTTL() time.Duration {
 // Retallied records that a tally excluding flagged votes was computed and
 // shown: an audit entry (actor: the owner, or zero for an operator; by:
 // "api" or "cli") with the counts it showed, and tally_flag_retallies_total.
-func (s *Service) Retallied(ctx context.Context, pollID gocql.UUID, rc RowCounts, asOf time.Time, actor gocql.UUID, by string) {
+func (s *Service) Retallied(ctx context.Context, pollID id.ID, rc RowCounts, asOf time.Time, actor id.ID, by string) {
 	s.m.retallies.WithLabelValues(by).Inc()
 	s.log.Info("re-tallied excluding flagged votes", zap.Stringer("poll_id", pollID), zap.String("by", by),
 		zap.Int64("ballots", rc.All.Ballots), zap.Int64("flagged", rc.Flagged.Ballots))

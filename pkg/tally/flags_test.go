@@ -8,23 +8,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gocql/gocql"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/audit"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 )
 
 type row struct {
-	options []gocql.UUID
+	options []id.ID
 	flags   []string
 }
 
 func TestRowCountsAdd(t *testing.T) {
-	a, b := gocql.MustRandomUUID(), gocql.MustRandomUUID()
+	a, b := id.New(), id.New()
 	type want struct {
 		all, unflagged Counts
 		flagged        int64
@@ -37,20 +36,20 @@ func TestRowCountsAdd(t *testing.T) {
 	}{
 		{"nothing", nil, want{NewCounts(), NewCounts(), 0, map[string]int64{}}},
 		{"honest only",
-			[]row{{[]gocql.UUID{a}, nil}, {[]gocql.UUID{b}, []string{}}, {[]gocql.UUID{a}, nil}},
-			want{Counts{3, map[gocql.UUID]int64{a: 2, b: 1}}, Counts{3, map[gocql.UUID]int64{a: 2, b: 1}}, 0, map[string]int64{}}},
+			[]row{{[]id.ID{a}, nil}, {[]id.ID{b}, []string{}}, {[]id.ID{a}, nil}},
+			want{Counts{3, map[id.ID]int64{a: 2, b: 1}}, Counts{3, map[id.ID]int64{a: 2, b: 1}}, 0, map[string]int64{}}},
 		{"one flagged ballot leaves the unflagged tally",
-			[]row{{[]gocql.UUID{a}, nil}, {[]gocql.UUID{b}, []string{"ip_burst"}}},
-			want{Counts{2, map[gocql.UUID]int64{a: 1, b: 1}}, Counts{1, map[gocql.UUID]int64{a: 1}}, 1, map[string]int64{"ip_burst": 1}}},
+			[]row{{[]id.ID{a}, nil}, {[]id.ID{b}, []string{"ip_burst"}}},
+			want{Counts{2, map[id.ID]int64{a: 1, b: 1}}, Counts{1, map[id.ID]int64{a: 1}}, 1, map[string]int64{"ip_burst": 1}}},
 		{"two reasons on one ballot count under both, the ballot once",
-			[]row{{[]gocql.UUID{a}, []string{"device_reuse", "ip_burst"}}, {[]gocql.UUID{a}, []string{"ip_burst"}}},
-			want{Counts{2, map[gocql.UUID]int64{a: 2}}, NewCounts(), 2, map[string]int64{"ip_burst": 2, "device_reuse": 1}}},
+			[]row{{[]id.ID{a}, []string{"device_reuse", "ip_burst"}}, {[]id.ID{a}, []string{"ip_burst"}}},
+			want{Counts{2, map[id.ID]int64{a: 2}}, NewCounts(), 2, map[string]int64{"ip_burst": 2, "device_reuse": 1}}},
 		{"multi-option ballots keep their selections",
-			[]row{{[]gocql.UUID{a, b}, nil}, {[]gocql.UUID{a, b}, []string{"anonymous_ip"}}, {[]gocql.UUID{b}, nil}},
-			want{Counts{3, map[gocql.UUID]int64{a: 2, b: 3}}, Counts{2, map[gocql.UUID]int64{a: 1, b: 2}}, 1, map[string]int64{"anonymous_ip": 1}}},
+			[]row{{[]id.ID{a, b}, nil}, {[]id.ID{a, b}, []string{"anonymous_ip"}}, {[]id.ID{b}, nil}},
+			want{Counts{3, map[id.ID]int64{a: 2, b: 3}}, Counts{2, map[id.ID]int64{a: 1, b: 2}}, 1, map[string]int64{"anonymous_ip": 1}}},
 		{"empty and repeated flag names are ignored",
-			[]row{{[]gocql.UUID{a}, []string{""}}, {[]gocql.UUID{b}, []string{"ip_burst", "ip_burst", ""}}},
-			want{Counts{2, map[gocql.UUID]int64{a: 1, b: 1}}, Counts{1, map[gocql.UUID]int64{a: 1}}, 1, map[string]int64{"ip_burst": 1}}},
+			[]row{{[]id.ID{a}, []string{""}}, {[]id.ID{b}, []string{"ip_burst", "ip_burst", ""}}},
+			want{Counts{2, map[id.ID]int64{a: 1, b: 1}}, Counts{1, map[id.ID]int64{a: 1}}, 1, map[string]int64{"ip_burst": 1}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -76,17 +75,17 @@ func TestRowCountsAdd(t *testing.T) {
 }
 
 func TestBuildFlagReport(t *testing.T) {
-	a, b := gocql.MustRandomUUID(), gocql.MustRandomUUID()
+	a, b := id.New(), id.New()
 	now := time.Now()
-	p := &poll.Poll{ID: gocql.MustRandomUUID(), StartTime: now.Add(-time.Hour), EndTime: now.Add(time.Hour),
+	p := &poll.Poll{ID: id.New(), StartTime: now.Add(-time.Hour), EndTime: now.Add(time.Hour),
 		Options: []poll.Option{{ID: a, Text: "A"}, {ID: b, Text: "B", DisplayOrder: 1}}}
 	rc := NewRowCounts()
 	for range 3 {
-		rc.Add([]gocql.UUID{a}, nil)
+		rc.Add([]id.ID{a}, nil)
 	}
-	rc.Add([]gocql.UUID{b}, nil)
+	rc.Add([]id.ID{b}, nil)
 	for range 4 {
-		rc.Add([]gocql.UUID{b}, []string{"ip_burst"})
+		rc.Add([]id.ID{b}, []string{"ip_burst"})
 	}
 	r := BuildFlagReport(p, rc, now, now)
 	if r.TotalVotes != 8 || r.FlaggedVotes != 4 || r.ByReason["ip_burst"] != 4 || len(r.ByReason) != 1 || r.PollID != p.ID {
@@ -116,22 +115,22 @@ type fakeStore struct {
 	frozen *Counts
 }
 
-func (f *fakeStore) SumShards(context.Context, gocql.UUID, int) (Counts, error) { return f.shards, nil }
-func (f *fakeStore) CountRows(context.Context, gocql.UUID, int, func(int, int, int64)) (RowCounts, error) {
+func (f *fakeStore) SumShards(context.Context, id.ID, int) (Counts, error) { return f.shards, nil }
+func (f *fakeStore) CountRows(context.Context, id.ID, int, func(int, int, int64)) (RowCounts, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.scans++
 	return f.rows, nil
 }
-func (f *fakeStore) AnyRow(context.Context, gocql.UUID, int) (bool, error) { return true, nil }
-func (f *fakeStore) AdjustShard(context.Context, gocql.UUID, int, Counts) error {
+func (f *fakeStore) AnyRow(context.Context, id.ID, int) (bool, error) { return true, nil }
+func (f *fakeStore) AdjustShard(context.Context, id.ID, int, Counts) error {
 	return errors.New("unexpected repair")
 }
-func (f *fakeStore) SaveFinal(_ context.Context, _ gocql.UUID, c Counts, asOf time.Time) (Frozen, error) {
+func (f *fakeStore) SaveFinal(_ context.Context, _ id.ID, c Counts, asOf time.Time) (Frozen, error) {
 	f.frozen = &c
 	return Frozen{Counts: c, AsOf: asOf}, nil
 }
-func (f *fakeStore) LoadFinal(context.Context, gocql.UUID) (Frozen, bool, error) {
+func (f *fakeStore) LoadFinal(context.Context, id.ID) (Frozen, bool, error) {
 	return Frozen{}, false, nil
 }
 
@@ -140,35 +139,45 @@ type fakeAudit struct {
 	events []audit.Event
 }
 
-func (a *fakeAudit) Record(_ context.Context, pollID, actor gocql.UUID, kind string, detail map[string]any) {
+func (a *fakeAudit) Record(_ context.Context, pollID, actor id.ID, kind string, detail map[string]any) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.events = append(a.events, audit.Event{PollID: pollID, ActorID: actor, Kind: kind, Detail: detail})
 }
 
-// newOfflineService builds a service whose Redis refuses every command,
-// as when Redis is down: no cache, no fence.
+// downCache and downFence fail every call, as Redis does when it is down.
+type downCache struct{}
+
+var errDown = errors.New("dial tcp 127.0.0.1:6380: connect: connection refused")
+
+func (downCache) Get(context.Context, string) ([]byte, bool, error)        { return nil, false, errDown }
+func (downCache) Set(context.Context, string, []byte, time.Duration) error { return errDown }
+func (downCache) Del(context.Context, ...string) error                     { return errDown }
+
+type downFence struct{}
+
+func (downFence) Raise(context.Context, id.ID) (func(), error) { return nil, errDown }
+
+// newOfflineService builds a service whose Redis is down: no cache, no
+// fence.
 func newOfflineService(t *testing.T, st Store, au Auditor) (*Service, *prometheus.Registry) {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 100 * time.Millisecond,
-		DialerRetries: 1, DialerRetryTimeout: time.Millisecond})
-	t.Cleanup(func() { _ = rdb.Close() })
 	reg := prometheus.NewRegistry()
-	return NewService(Config{}, st, rdb, au, zap.NewNop(), time.Now, reg), reg
+	return NewService(Config{}, st, downCache{}, downFence{}, au, zap.NewNop(), time.Now, reg), reg
 }
 
 // flaggedPoll is a poll with 5 ballots, 2 of them flagged.
 func flaggedPoll() (*poll.Poll, RowCounts) {
-	a, b := gocql.MustRandomUUID(), gocql.MustRandomUUID()
+	a, b := id.New(), id.New()
 	now := time.Now()
-	p := &poll.Poll{ID: gocql.MustRandomUUID(), CreatorID: gocql.MustRandomUUID(), StartTime: now.Add(-time.Hour),
+	p := &poll.Poll{ID: id.New(), CreatorID: id.New(), StartTime: now.Add(-time.Hour),
 		EndTime: now.Add(time.Hour), Options: []poll.Option{{ID: a, Text: "A"}, {ID: b, Text: "B"}}, IndexBuckets: 4, CounterShards: 4}
 	rc := NewRowCounts()
-	rc.Add([]gocql.UUID{a}, nil)
-	rc.Add([]gocql.UUID{a}, nil)
-	rc.Add([]gocql.UUID{b}, nil)
-	rc.Add([]gocql.UUID{b}, []string{"ip_burst"})
-	rc.Add([]gocql.UUID{b}, []string{"device_reuse", "ip_burst"})
+	rc.Add([]id.ID{a}, nil)
+	rc.Add([]id.ID{a}, nil)
+	rc.Add([]id.ID{b}, nil)
+	rc.Add([]id.ID{b}, []string{"ip_burst"})
+	rc.Add([]id.ID{b}, []string{"device_reuse", "ip_burst"})
 	return p, rc
 }
 
@@ -179,7 +188,7 @@ func TestFlagsOwnerOnlyAndAudited(t *testing.T) {
 	s, reg := newOfflineService(t, st, au)
 	ctx := context.Background()
 
-	if _, err := s.Flags(ctx, p, gocql.MustRandomUUID()); !errors.Is(err, poll.ErrNotOwner) {
+	if _, err := s.Flags(ctx, p, id.New()); !errors.Is(err, poll.ErrNotOwner) {
 		t.Fatalf("another caller: %v, want NOT_POLL_OWNER", err)
 	}
 	if st.scans != 0 || len(au.events) != 0 {

@@ -6,32 +6,31 @@ import (
 	"math"
 	"time"
 
-	"github.com/gocql/gocql"
-
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 )
 
 // Sentinels.
 var (
-	ErrResultsHidden = apperr.New("RESULTS_HIDDEN", "results are shown to voters and the owner until the poll closes")
+	ErrResultsHidden = apperr.New(apperr.CodeResultsHidden, "results are shown to voters and the owner until the poll closes")
 )
 
 // BallotKey is the option id under which counter shards and tallies keep the
 // ballot (voter) count, beside the per-option selection counts.
-var BallotKey = gocql.UUID{}
+var BallotKey = id.ID{}
 
 // Counts is a tally: ballots cast and selections per option.
 type Counts struct {
-	Ballots int64                `json:"ballots"`
-	Options map[gocql.UUID]int64 `json:"options"`
+	Ballots int64           `json:"ballots"`
+	Options map[id.ID]int64 `json:"options"`
 }
 
 // NewCounts returns empty counts.
-func NewCounts() Counts { return Counts{Options: map[gocql.UUID]int64{}} }
+func NewCounts() Counts { return Counts{Options: map[id.ID]int64{}} }
 
 // Add counts one ballot for the given options.
-func (c *Counts) Add(options []gocql.UUID) {
+func (c *Counts) Add(options []id.ID) {
 	c.Ballots++
 	for _, o := range options {
 		c.Options[o]++
@@ -79,15 +78,15 @@ const (
 
 // OptionResult is one option's line in the results.
 type OptionResult struct {
-	OptionID   gocql.UUID `json:"option_id"`
-	Label      string     `json:"label"`
-	Votes      int64      `json:"votes"`
-	Percentage float64    `json:"percentage"`
+	OptionID   id.ID   `json:"option_id"`
+	Label      string  `json:"label"`
+	Votes      int64   `json:"votes"`
+	Percentage float64 `json:"percentage"`
 }
 
 // Results is the document GET .../results and the live socket serve.
 type Results struct {
-	PollID     gocql.UUID     `json:"poll_id"`
+	PollID     id.ID          `json:"poll_id"`
 	Status     poll.Status    `json:"status"`
 	Tally      Mode           `json:"tally"`
 	TotalVotes int64          `json:"total_votes"`
@@ -121,7 +120,7 @@ func BuildResults(p *poll.Poll, c Counts, mode Mode, asOf, now time.Time) *Resul
 // Visible is the results-visibility rule: while a poll is not closed and
 // show_results_during_voting is off, only its owner and callers who have
 // voted see results. voted is asked only when it matters.
-func Visible(p *poll.Poll, caller gocql.UUID, signedIn bool, now time.Time, voted func() (bool, error)) error {
+func Visible(p *poll.Poll, caller id.ID, signedIn bool, now time.Time, voted func() (bool, error)) error {
 	if p.Settings.ShowResultsDuringVoting || p.StatusAt(now) == poll.Closed {
 		return nil
 	}

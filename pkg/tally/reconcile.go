@@ -5,16 +5,16 @@ import (
 	"errors"
 	"time"
 
-	"github.com/gocql/gocql"
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/audit"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 )
 
 // Report is what one reconciliation found and did.
 type Report struct {
-	PollID gocql.UUID
+	PollID id.ID
 	// Rows is the truth counted from ballot rows: the tally of record,
 	// flagged ballots included.
 	Rows Counts
@@ -47,14 +47,14 @@ type ReconcileOptions struct {
 
 // ErrBusy: another reconciliation of the poll is measuring it right now;
 // its repair covers this one's.
-var ErrBusy = errFenceBusy
+var ErrBusy = errors.New("another reconciliation is measuring this poll")
 
 // Reconcile recounts a poll from its ballot rows, compares the counter
 // shards and the cached live results with that truth, repairs them, and,
 // for a final run, freezes the count as the poll's final tally.
 //
 // The rows and the counters are measured at one instant: the fence (see
-// fence.go) holds the poll's follow-up writes while both are read, so a
+// Fence) holds the poll's follow-up writes while both are read, so a
 // vote in flight between its counter and its index row cannot look like
 // drift. The repair adds the difference, which stays right however many
 // votes arrive after the measurement; concurrent runs are refused by the
@@ -64,10 +64,10 @@ var ErrBusy = errFenceBusy
 // reached) repairs as usual.
 func (s *Service) Reconcile(ctx context.Context, p *poll.Poll, opts ReconcileOptions) (Report, error) {
 	rep := Report{PollID: p.ID, Repaired: NewCounts()}
-	lift, err := s.fence.raise(ctx, p.ID)
+	lift, err := s.fence.Raise(ctx, p.ID)
 	fenced := err == nil
 	switch {
-	case errors.Is(err, errFenceBusy):
+	case errors.Is(err, ErrBusy):
 		s.m.runs.WithLabelValues("busy").Inc()
 		return rep, ErrBusy
 	case err != nil && ctx.Err() != nil:
@@ -122,13 +122,13 @@ func (s *Service) auditReport(ctx context.Context, rep Report) {
 		return
 	}
 	if !rep.CounterDrift.IsZero() || rep.CacheDrift {
-		s.audit.Record(ctx, rep.PollID, gocql.UUID{}, audit.DriftRepaired, map[string]any{
+		s.audit.Record(ctx, rep.PollID, id.ID{}, audit.DriftRepaired, map[string]any{
 			"ballots": rep.Rows.Ballots, "counter_ballot_delta": rep.CounterDrift.Ballots,
 			"counter_option_deltas": rep.CounterDrift.Options, "repaired_ballots": rep.Repaired.Ballots,
 			"cache_drift": rep.CacheDrift})
 	}
 	if rep.Final {
-		s.audit.Record(ctx, rep.PollID, gocql.UUID{}, audit.TallyFrozen, map[string]any{
+		s.audit.Record(ctx, rep.PollID, id.ID{}, audit.TallyFrozen, map[string]any{
 			"ballots": rep.Rows.Ballots, "options": rep.Rows.Options, "as_of": rep.AsOf,
 			"flagged_ballots": rep.Flagged.Ballots})
 	}

@@ -1,31 +1,58 @@
 package tally
 
 import (
+	"context"
+	"slices"
 	"testing"
 	"time"
 
-	"github.com/gocql/gocql"
-
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
+	"go.uber.org/zap"
 )
 
 func TestReconcilerDue(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	r := NewReconciler(ReconcileConfig{}, nil, nil, nil, nil, nil, func() time.Time { return now })
-	open := &poll.Poll{ID: gocql.MustRandomUUID(), EndTime: now.Add(time.Hour)}
-	ended := &poll.Poll{ID: gocql.MustRandomUUID(), EndTime: now.Add(-time.Minute)}
-	r.Seen(open)
-	r.Seen(ended)
+	pending := &memPending{}
+	r := NewReconciler(ReconcileConfig{}, ReconcilerDeps{Pending: pending, Log: zap.NewNop(),
+		Now: func() time.Time { return now }, Metrics: prometheus.NewRegistry()})
+	open := &poll.Poll{ID: id.New(), EndTime: now.Add(time.Hour)}
+	ended := &poll.Poll{ID: id.New(), EndTime: now.Add(-time.Minute)}
+	ctx := context.Background()
+	for range 3 {
+		r.Seen(ctx, open)
+		r.Seen(ctx, ended)
+	}
 	due := r.due()
-	if due[open.ID] != "scheduled" || due[ended.ID] != "closed" {
+	if due[open.ID] != "scheduled" || due[ended.ID] != "scheduled" || len(due) != 2 {
 		t.Fatalf("first round %v", due)
 	}
-	// Nothing new: the open poll is not due again until it gets votes or ends.
+	// Nothing new: a poll is not due again until it gets votes.
 	if due := r.due(); len(due) != 0 {
 		t.Fatalf("second round %v", due)
 	}
-	now = now.Add(2 * time.Hour)
-	if due := r.due(); due[open.ID] != "closed" || len(due) != 1 {
-		t.Fatalf("after the open poll ended %v", due)
+	// Each poll's final tally is recorded once, at its end time.
+	want := []PendingFinal{{open.ID, open.EndTime}, {ended.ID, ended.EndTime}}
+	if !slices.Equal(pending.rows, want) {
+		t.Fatalf("pending finals %v, want %v", pending.rows, want)
 	}
+	// A later end time is recorded again.
+	open.EndTime = open.EndTime.Add(time.Hour)
+	r.Seen(ctx, open)
+	if len(pending.rows) != 3 || pending.rows[2] != (PendingFinal{open.ID, open.EndTime}) {
+		t.Fatalf("after the extension %v", pending.rows)
+	}
+}
+
+// memPending records what Schedule was asked.
+type memPending struct{ rows []PendingFinal }
+
+func (m *memPending) Schedule(_ context.Context, f PendingFinal) error {
+	m.rows = append(m.rows, f)
+	return nil
+}
+func (m *memPending) Done(context.Context, PendingFinal) error { return nil }
+func (m *memPending) Due(context.Context, time.Time) ([]PendingFinal, error) {
+	return nil, nil
 }

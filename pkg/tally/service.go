@@ -3,16 +3,14 @@ package tally
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"sync"
 	"time"
 
-	"github.com/gocql/gocql"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/redisx"
 )
@@ -20,20 +18,20 @@ import (
 // Store is the tally's view of Cassandra.
 type Store interface {
 	// SumShards reads every counter shard of a poll and sums them.
-	SumShards(ctx context.Context, pollID gocql.UUID, shards int) (Counts, error)
+	SumShards(ctx context.Context, pollID id.ID, shards int) (Counts, error)
 	// CountRows counts ballot rows through the per-poll index, with and
 	// without flagged ballots in the same pass, calling progress (when set)
 	// after each bucket.
-	CountRows(ctx context.Context, pollID gocql.UUID, buckets int, progress func(done, total int, ballots int64)) (RowCounts, error)
+	CountRows(ctx context.Context, pollID id.ID, buckets int, progress func(done, total int, ballots int64)) (RowCounts, error)
 	// AnyRow reports whether the poll has at least one ballot row.
-	AnyRow(ctx context.Context, pollID gocql.UUID, buckets int) (bool, error)
+	AnyRow(ctx context.Context, pollID id.ID, buckets int) (bool, error)
 	// AdjustShard adds deltas to one counter shard (used to repair drift).
-	AdjustShard(ctx context.Context, pollID gocql.UUID, shard int, delta Counts) error
+	AdjustShard(ctx context.Context, pollID id.ID, shard int, delta Counts) error
 	// SaveFinal freezes a closed poll's final tally unless one is frozen
 	// already, and returns the frozen one (c's own when it was written).
-	SaveFinal(ctx context.Context, pollID gocql.UUID, c Counts, asOf time.Time) (Frozen, error)
+	SaveFinal(ctx context.Context, pollID id.ID, c Counts, asOf time.Time) (Frozen, error)
 	// LoadFinal returns the frozen final tally; found is false if none.
-	LoadFinal(ctx context.Context, pollID gocql.UUID) (f Frozen, found bool, err error)
+	LoadFinal(ctx context.Context, pollID id.ID) (f Frozen, found bool, err error)
 }
 
 // Frozen is a closed poll's final tally.
@@ -63,7 +61,26 @@ const maxFinalMemo = 4096
 
 // Auditor records reconciliation outcomes.
 type Auditor interface {
-	Record(ctx context.Context, pollID, actor gocql.UUID, kind string, detail map[string]any)
+	Record(ctx context.Context, pollID, actor id.ID, kind string, detail map[string]any)
+}
+
+// Cache holds computed results for a short while (pkg/redisx implements it
+// on Redis). It is an accelerator: every error reads as a miss, and the
+// results are computed from the store.
+type Cache interface {
+	// Get returns the bytes under key; ok is false on a miss.
+	Get(ctx context.Context, key string) (b []byte, ok bool, err error)
+	Set(ctx context.Context, key string, b []byte, ttl time.Duration) error
+	Del(ctx context.Context, keys ...string) error
+}
+
+// Fence holds a poll's follow-up writes while a reconciliation measures it
+// (pkg/redisx/fence implements it, and vote.Fence, on Redis).
+type Fence interface {
+	// Raise waits until no follow-up writer of the poll is in flight and
+	// keeps new ones out until lift is called. Another reconciliation's
+	// fence is ErrBusy; any other error means there is no fence to be had.
+	Raise(ctx context.Context, pollID id.ID) (lift func(), err error)
 }
 
 // Service serves results and keeps the counters.
@@ -71,8 +88,8 @@ type Service struct {
 	audit Auditor
 	cfg   Config
 	store Store
-	fence *Fence
-	redis *redis.Client
+	fence Fence
+	cache Cache
 	log   *zap.Logger
 	now   func() time.Time
 	group singleflight.Group
@@ -80,7 +97,7 @@ type Service struct {
 
 	// finals remembers each poll's last row count, to space out scans.
 	finalsMu sync.Mutex
-	finals   map[gocql.UUID]finalMemo
+	finals   map[id.ID]finalMemo
 }
 
 // finalMemo is a poll's last row count, when it started (its as_of) and
@@ -102,7 +119,7 @@ type metrics struct {
 
 // NewService builds the service and registers its metrics.
 // audit may be nil (nothing recorded).
-func NewService(cfg Config, store Store, rdb *redis.Client, audit Auditor, log *zap.Logger, now func() time.Time, reg prometheus.Registerer) *Service {
+func NewService(cfg Config, store Store, cache Cache, fence Fence, audit Auditor, log *zap.Logger, now func() time.Time, reg prometheus.Registerer) *Service {
 	m := &metrics{
 		scans: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tally_final_scans_total",
@@ -135,21 +152,25 @@ func NewService(cfg Config, store Store, rdb *redis.Client, audit Auditor, log *
 	m.drift.WithLabelValues("redis")
 	m.retallies.WithLabelValues("api")
 	m.retallies.WithLabelValues("cli")
-	return &Service{cfg: cfg, store: store, fence: NewFence(rdb), redis: rdb, audit: audit, log: log, now: now, m: m,
-		finals: map[gocql.UUID]finalMemo{}}
+	return &Service{cfg: cfg, store: store, fence: fence, cache: cache, audit: audit, log: log, now: now, m: m,
+		finals: map[id.ID]finalMemo{}}
 }
-
-// Fence is what follow-up writers enter (implements vote.Fence).
-func (s *Service) Fence() *Fence { return s.fence }
 
 // Add counts applied ballots in one counter shard (implements
 // vote.Counter): one counter batch however many ballots.
-func (s *Service) Add(ctx context.Context, p *poll.Poll, shard int, ballots [][]gocql.UUID) error {
+func (s *Service) Add(ctx context.Context, p *poll.Poll, shard int, ballots [][]id.ID) error {
 	d := NewCounts()
 	for _, opts := range ballots {
 		d.Add(opts)
 	}
 	return s.store.AdjustShard(ctx, p.ID, shard, d)
+}
+
+// Frozen reports whether the poll's final tally is frozen. A frozen tally
+// is never unfrozen; the worker asks before it writes a closed poll's vote.
+func (s *Service) Frozen(ctx context.Context, pollID id.ID) (bool, error) {
+	_, found, err := s.store.LoadFinal(ctx, pollID)
+	return found, err
 }
 
 // HasVotes reports whether any ballot row exists (implements
@@ -163,7 +184,7 @@ type snapshot struct {
 	AsOf   time.Time `json:"as_of"`
 }
 
-func cacheKey(mode Mode, pollID gocql.UUID) string {
+func cacheKey(mode Mode, pollID id.ID) string {
 	return redisx.Results(string(mode), pollID)
 }
 
@@ -192,7 +213,7 @@ func (s *Service) snapshot(ctx context.Context, p *poll.Poll, mode Mode) (snapsh
 			return snap, err
 		}
 		if b, err := json.Marshal(snap); err == nil {
-			if err := s.redis.Set(ctx, key, b, ttl).Err(); err != nil {
+			if err := s.cache.Set(ctx, key, b, ttl); err != nil {
 				s.log.Debug("cache results", zap.Stringer("poll_id", p.ID), zap.Error(err))
 			}
 		}
@@ -207,11 +228,11 @@ func (s *Service) snapshot(ctx context.Context, p *poll.Poll, mode Mode) (snapsh
 // cached reads a snapshot from Redis; a miss, an error or a bad entry is
 // not ok.
 func (s *Service) cached(ctx context.Context, key string) (snapshot, bool) {
-	b, err := s.redis.Get(ctx, key).Bytes()
+	b, ok, err := s.cache.Get(ctx, key)
 	if err != nil {
-		if !errors.Is(err, redis.Nil) {
-			s.m.cache.WithLabelValues("any", "error").Inc()
-		}
+		s.m.cache.WithLabelValues("any", "error").Inc()
+	}
+	if !ok {
 		return snapshot{}, false
 	}
 	var snap snapshot
@@ -277,7 +298,7 @@ func (s *Service) countRows(ctx context.Context, p *poll.Poll) (finalMemo, time.
 
 // lastCount is the poll's last count while it is younger than
 // FinalMinInterval, and how long it stays so.
-func (s *Service) lastCount(pollID gocql.UUID) (finalMemo, time.Duration, bool) {
+func (s *Service) lastCount(pollID id.ID) (finalMemo, time.Duration, bool) {
 	s.finalsMu.Lock()
 	memo, ok := s.finals[pollID]
 	s.finalsMu.Unlock()
@@ -289,8 +310,8 @@ func (s *Service) lastCount(pollID gocql.UUID) (finalMemo, time.Duration, bool) 
 }
 
 // Invalidate drops cached results so the next read recomputes.
-func (s *Service) Invalidate(ctx context.Context, pollID gocql.UUID) {
-	s.redis.Del(ctx, cacheKey(Live, pollID), cacheKey(Final, pollID), cacheKey(flagsMode, pollID))
+func (s *Service) Invalidate(ctx context.Context, pollID id.ID) {
+	_ = s.cache.Del(ctx, cacheKey(Live, pollID), cacheKey(Final, pollID), cacheKey(flagsMode, pollID))
 	s.finalsMu.Lock()
 	delete(s.finals, pollID)
 	s.finalsMu.Unlock()

@@ -5,14 +5,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gocql/gocql"
-
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 )
 
 func TestVisible(t *testing.T) {
 	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
-	owner, voter := gocql.MustRandomUUID(), gocql.MustRandomUUID()
+	owner, voter := id.New(), id.New()
 	hidden := poll.Poll{CreatorID: owner, StartTime: now.Add(-time.Hour), EndTime: now.Add(time.Hour)}
 	shown := hidden
 	shown.Settings.ShowResultsDuringVoting = true
@@ -22,16 +21,16 @@ func TestVisible(t *testing.T) {
 	tests := []struct {
 		name     string
 		p        poll.Poll
-		caller   gocql.UUID
+		caller   id.ID
 		signedIn bool
 		voted    bool
 		err      error
 		want     error
 		asked    bool
 	}{
-		{"shown while voting", shown, gocql.UUID{}, false, false, nil, nil, false},
-		{"closed poll", closed, gocql.UUID{}, false, false, nil, nil, false},
-		{"hidden, anonymous caller", hidden, gocql.UUID{}, false, false, nil, ErrResultsHidden, false},
+		{"shown while voting", shown, id.ID{}, false, false, nil, nil, false},
+		{"closed poll", closed, id.ID{}, false, false, nil, nil, false},
+		{"hidden, anonymous caller", hidden, id.ID{}, false, false, nil, ErrResultsHidden, false},
 		{"hidden, owner", hidden, owner, true, false, nil, nil, false},
 		{"hidden, voter who voted", hidden, voter, true, true, nil, nil, true},
 		{"hidden, voter who did not", hidden, voter, true, false, nil, ErrResultsHidden, true},

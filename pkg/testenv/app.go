@@ -9,8 +9,8 @@ import (
 	"github.com/tally-vote/tally/pkg/app"
 	"github.com/tally-vote/tally/pkg/auth"
 	"github.com/tally-vote/tally/pkg/config"
+	"github.com/tally-vote/tally/pkg/kafkax/votes"
 	"github.com/tally-vote/tally/pkg/poll"
-	"github.com/tally-vote/tally/pkg/queue"
 	"github.com/tally-vote/tally/pkg/ratelimit"
 	"github.com/tally-vote/tally/pkg/redisx"
 	"github.com/tally-vote/tally/pkg/tally"
@@ -40,9 +40,9 @@ func Config(t testing.TB) config.Config {
 		Tally:     tally.Config{LiveCacheTTL: 200 * time.Millisecond, FinalCacheTTL: 200 * time.Millisecond},
 		RateLimit: ratelimit.Config{PollCreatePerHour: 1000, VotesPerMinutePerUser: 1000, DisablePerIP: true},
 		Vote:      vote.Config{Mode: "sync"},
-		Queue:     queue.Config{ProduceTimeout: 3 * time.Second, KafkaCooldown: 2 * time.Second, KafkaDownAfter: 2 * time.Second, RequestTTL: time.Hour},
-		Worker: queue.WorkerConfig{BatchSize: 256, BatchWait: 5 * time.Millisecond, Concurrency: 32,
-			PoisonAttempts: 2, MaxBackoff: 500 * time.Millisecond},
+		Queue:     votes.Config{ProduceTimeout: 3 * time.Second, KafkaCooldown: 2 * time.Second, KafkaDownAfter: 2 * time.Second, RequestTTL: time.Hour},
+		Worker: votes.WorkerConfig{BatchSize: 256, BatchWait: 5 * time.Millisecond, Concurrency: 32,
+			DrainConfig: vote.DrainConfig{PoisonAttempts: 2, MaxBackoff: 500 * time.Millisecond}},
 		Reconcile: tally.ReconcileConfig{Interval: time.Hour, FinalizeDelay: time.Second, FinalizeWait: 30 * time.Second,
 			Group: "test-reconciler"},
 	}

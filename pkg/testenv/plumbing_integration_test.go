@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/kafkax"
 	"github.com/tally-vote/tally/pkg/testenv"
 )
@@ -29,7 +30,7 @@ func TestPlumbing(t *testing.T) {
 		}
 		k := gocql.TimeUUID()
 		ins := `INSERT INTO plumbing (k, v) VALUES (?, ?) IF NOT EXISTS`
-		var gotK gocql.UUID
+		var gotK id.ID
 		var gotV string
 		applied, err := s.Session.Query(ins, k, "first").WithContext(ctx).ScanCAS(&gotK, &gotV)
 		if err != nil || !applied {

@@ -9,10 +9,10 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/gocql/gocql"
 	"go.uber.org/zap"
 
-	"github.com/tally-vote/tally/pkg/cassandra"
+	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/scan"
 	"github.com/tally-vote/tally/pkg/tally"
 	"github.com/tally-vote/tally/pkg/vote"
 )
@@ -21,12 +21,14 @@ import (
 // point read of the index, so the ranges are latency-bound.
 const defaultWorkers = 16
 
-// pollState is what a run learns about one poll: its layout, read once,
-// and the ballots its rows add up to.
+// pollState is what a run learns about one poll: its layout and its frozen
+// final tally, read once, and the ballots its rows add up to.
 type pollState struct {
 	once   sync.Once
 	layout Layout
 	err    error
+	final  tally.Frozen
+	frozen bool
 
 	mu   sync.Mutex
 	rows tally.Counts
@@ -38,9 +40,9 @@ type run struct {
 	o    Options
 	mu   sync.Mutex
 	rep  Report
-	poll map[gocql.UUID]*pollState
+	poll map[id.ID]*pollState
 
-	scanned, checked, missing, mismatched, inFlight, repaired atomic.Int64
+	scanned, checked, missing, mismatched, inFlight, repaired, frozen atomic.Int64
 }
 
 // Run scans the votes table, checks each row's index row and each poll's
@@ -54,17 +56,22 @@ func Run(ctx context.Context, d Deps, o Options) (Report, error) {
 		o.Workers = defaultWorkers
 	}
 	start := d.Now()
-	r := &run{ctx: ctx, d: d, o: o, poll: map[gocql.UUID]*pollState{}}
+	r := &run{ctx: ctx, d: d, o: o, poll: map[id.ID]*pollState{}}
 	// Empty lists print as [] rather than null.
-	r.rep.IndexProblems, r.rep.UnknownPolls, r.rep.CounterDrift = []IndexProblem{}, []gocql.UUID{}, []Drift{}
-	err := d.Scan(ctx, cassandra.ScanOptions{Splits: o.Splits, Workers: o.Workers, Progress: o.Progress}, r.row)
+	r.rep.IndexProblems, r.rep.UnknownPolls, r.rep.CounterDrift = []IndexProblem{}, []id.ID{}, []Drift{}
+	r.rep.FinalMismatches = []FinalMismatch{}
+	err := d.Scan(ctx, scan.Options{Splits: o.Splits, Workers: o.Workers, Progress: o.Progress}, r.row)
 	if err != nil {
 		return Report{}, fmt.Errorf("scan votes: %w", err)
 	}
 	r.rep.RowsScanned, r.rep.RowsChecked = r.scanned.Load(), r.checked.Load()
 	r.rep.IndexMissing, r.rep.IndexMismatched = r.missing.Load(), r.mismatched.Load()
 	r.rep.IndexInFlight, r.rep.IndexRepaired = r.inFlight.Load(), r.repaired.Load()
+	r.rep.IndexFrozen = r.frozen.Load()
 	if err := r.counters(ctx); err != nil {
+		return Report{}, err
+	}
+	if err := r.finals(ctx); err != nil {
 		return Report{}, err
 	}
 	r.rep.DurationMS = d.Now().Sub(start).Milliseconds()
@@ -72,7 +79,7 @@ func Run(ctx context.Context, d Deps, o Options) (Report, error) {
 	return r.rep, nil
 }
 
-func (r *run) state(ctx context.Context, pollID gocql.UUID) *pollState {
+func (r *run) state(ctx context.Context, pollID id.ID) *pollState {
 	r.mu.Lock()
 	ps, ok := r.poll[pollID]
 	if !ok {
@@ -80,14 +87,26 @@ func (r *run) state(ctx context.Context, pollID gocql.UUID) *pollState {
 		r.poll[pollID] = ps
 	}
 	r.mu.Unlock()
-	ps.once.Do(func() { ps.layout, ps.err = r.d.Layout(ctx, pollID) })
+	ps.once.Do(func() {
+		ps.layout, ps.err = r.d.Layout(ctx, pollID)
+		if ps.err != nil && !errors.Is(ps.err, ErrUnknownPoll) {
+			return
+		}
+		// A frozen final tally is compared with the rows whether or not
+		// the poll's metadata still exists.
+		var err error
+		ps.final, ps.frozen, err = r.d.Finals.LoadFinal(ctx, pollID)
+		if err != nil {
+			ps.err = fmt.Errorf("load final tally: %w", err)
+		}
+	})
 	return ps
 }
 
 // row checks one vote row; it runs on several scan workers at once.
-func (r *run) row(v cassandra.VoteRow) error {
+func (r *run) row(v vote.Ballot) error {
 	r.scanned.Add(1)
-	if r.o.Poll != (gocql.UUID{}) && v.PollID != r.o.Poll {
+	if r.o.Poll != (id.ID{}) && v.PollID != r.o.Poll {
 		return nil
 	}
 	r.checked.Add(1)
@@ -127,7 +146,17 @@ func (r *run) row(v cassandra.VoteRow) error {
 		r.mismatched.Add(1)
 	}
 	p := IndexProblem{PollID: v.PollID, VoterID: v.VoterID, Problem: problem}
-	if r.o.Repair {
+	frozen, err := r.frozenNow(ctx, v.PollID, ps, r.o.Repair)
+	if err != nil {
+		return err
+	}
+	if frozen {
+		r.frozen.Add(1)
+		p.Frozen = true
+		r.d.Log.Warn("vote index row of a frozen poll: reported, never repaired", zap.Stringer("poll_id", v.PollID),
+			zap.Stringer("voter_id", v.VoterID), zap.String("problem", problem))
+	}
+	if r.o.Repair && !frozen {
 		if problem == "missing" {
 			// Follow-ups count a ballot before they index it, and an index
 			// row means "counted" to a redelivery of the ballot: a row
@@ -139,7 +168,7 @@ func (r *run) row(v cassandra.VoteRow) error {
 			}
 		}
 		err := r.d.Index.Put(ctx, v.PollID, bucket, v.VoterID,
-			cassandra.IndexEntry{VoteID: v.VoteID, Options: v.OptionIDs, VotedAt: v.VotedAt, Flags: v.Flags})
+			vote.IndexEntry{VoteID: v.VoteID, Options: v.OptionIDs, VotedAt: v.VotedAt, Flags: v.Flags})
 		if err != nil {
 			return err
 		}
@@ -156,10 +185,32 @@ func (r *run) row(v cassandra.VoteRow) error {
 	return nil
 }
 
+// frozenNow reports whether the poll's final tally is frozen. Before a
+// repair (reread) it reads final_tallies again unless the run already
+// knows: repairs are rare, and a poll may freeze while the scan runs.
+func (r *run) frozenNow(ctx context.Context, pollID id.ID, ps *pollState, reread bool) (bool, error) {
+	ps.mu.Lock()
+	frozen := ps.frozen
+	ps.mu.Unlock()
+	if frozen || !reread {
+		return frozen, nil
+	}
+	f, found, err := r.d.Finals.LoadFinal(ctx, pollID)
+	if err != nil {
+		return false, fmt.Errorf("load final tally of poll %s: %w", pollID, err)
+	}
+	if found {
+		ps.mu.Lock()
+		ps.final, ps.frozen = f, true
+		ps.mu.Unlock()
+	}
+	return found, nil
+}
+
 // counters compares each poll's counter shards with its rows, in poll id
 // order so reports are stable.
 func (r *run) counters(ctx context.Context) error {
-	ids := make([]gocql.UUID, 0, len(r.poll))
+	ids := make([]id.ID, 0, len(r.poll))
 	for id := range r.poll {
 		ids = append(ids, id)
 	}
@@ -180,7 +231,15 @@ func (r *run) counters(ctx context.Context) error {
 			continue
 		}
 		d := Drift{PollID: id, BallotDelta: delta.Ballots, OptionDeltas: delta.Options, Rows: ps.rows, Counters: sums}
-		if r.o.Repair && (r.o.RepairCounters || r.o.Poll == id) {
+		repair := r.o.Repair && (r.o.RepairCounters || r.o.Poll == id)
+		if d.Frozen, err = r.frozenNow(ctx, id, ps, repair); err != nil {
+			return err
+		}
+		if d.Frozen {
+			r.d.Log.Warn("vote counters of a frozen poll: reported, never repaired", zap.Stringer("poll_id", id),
+				zap.Int64("ballot_delta", delta.Ballots))
+		}
+		if repair && !d.Frozen {
 			if err := r.d.Counters.AdjustShard(ctx, id, 0, delta); err != nil {
 				return fmt.Errorf("repair counters of poll %s: %w", id, err)
 			}
@@ -192,4 +251,67 @@ func (r *run) counters(ctx context.Context) error {
 		r.rep.CounterDrift = append(r.rep.CounterDrift, d)
 	}
 	return nil
+}
+
+// finals compares every frozen final tally in the run's scope with the
+// poll's rows as the scan counted them. A frozen poll without a single row
+// is found through the final tallies themselves, since the scan never saw
+// it.
+func (r *run) finals(ctx context.Context) error {
+	var extra []id.ID
+	if r.o.Poll != (id.ID{}) {
+		extra = []id.ID{r.o.Poll}
+	} else {
+		var err error
+		if extra, err = r.d.Finals.FinalPolls(ctx); err != nil {
+			return fmt.Errorf("list final tallies: %w", err)
+		}
+	}
+	for _, pid := range extra {
+		if _, ok := r.poll[pid]; ok {
+			continue
+		}
+		f, found, err := r.d.Finals.LoadFinal(ctx, pid)
+		if err != nil {
+			return fmt.Errorf("load final tally of poll %s: %w", pid, err)
+		}
+		r.poll[pid] = &pollState{final: f, frozen: found, rows: tally.NewCounts()}
+	}
+	ids := make([]id.ID, 0, len(r.poll))
+	for pid, ps := range r.poll {
+		if ps.frozen {
+			ids = append(ids, pid)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i].String() < ids[j].String() })
+	for _, pid := range ids {
+		ps := r.poll[pid]
+		r.rep.FinalsChecked++
+		final, rows := ps.final.Counts, ps.rows
+		if final.Ballots != rows.Ballots {
+			r.mismatch(FinalMismatch{PollID: pid, OptionID: tally.BallotKey, Final: final.Ballots, Rows: rows.Ballots})
+		}
+		opts := make([]id.ID, 0, len(final.Options)+len(rows.Options))
+		for o := range final.Options {
+			opts = append(opts, o)
+		}
+		for o := range rows.Options {
+			if _, ok := final.Options[o]; !ok {
+				opts = append(opts, o)
+			}
+		}
+		sort.Slice(opts, func(i, j int) bool { return opts[i].String() < opts[j].String() })
+		for _, o := range opts {
+			if final.Options[o] != rows.Options[o] {
+				r.mismatch(FinalMismatch{PollID: pid, OptionID: o, Final: final.Options[o], Rows: rows.Options[o]})
+			}
+		}
+	}
+	return nil
+}
+
+func (r *run) mismatch(m FinalMismatch) {
+	r.rep.FinalMismatches = append(r.rep.FinalMismatches, m)
+	r.d.Log.Warn("final tally differs from the vote rows", zap.Stringer("poll_id", m.PollID),
+		zap.Stringer("option_id", m.OptionID), zap.Int64("final", m.Final), zap.Int64("rows", m.Rows))
 }

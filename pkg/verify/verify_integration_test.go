@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gocql/gocql"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/scylladb/gocqlx/v2"
 
 	"github.com/tally-vote/tally/pkg/cassandra"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/tally"
 	"github.com/tally-vote/tally/pkg/testenv"
@@ -25,9 +25,9 @@ const shards, buckets = 4, 4
 func seedPoll(t *testing.T, ctx context.Context, polls *cassandra.PollStore) *poll.Poll {
 	t.Helper()
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	p := &poll.Poll{ID: gocql.MustRandomUUID(), CreatorID: gocql.MustRandomUUID(), Title: "verify",
+	p := &poll.Poll{ID: id.New(), CreatorID: id.New(), Title: "verify",
 		StartTime: now.Add(-time.Hour), EndTime: now.Add(time.Hour), CreatedAt: now, UpdatedAt: now,
-		Options:       []poll.Option{{ID: gocql.MustRandomUUID(), Text: "a"}, {ID: gocql.MustRandomUUID(), Text: "b", DisplayOrder: 1}},
+		Options:       []poll.Option{{ID: id.New(), Text: "a"}, {ID: id.New(), Text: "b", DisplayOrder: 1}},
 		CounterShards: shards, IndexBuckets: buckets}
 	if err := polls.Create(ctx, p); err != nil {
 		t.Fatalf("create poll: %v", err)
@@ -38,10 +38,10 @@ func seedPoll(t *testing.T, ctx context.Context, polls *cassandra.PollStore) *po
 // writeVote stores a ballot row and, unless told not to, its index row (as
 // the vote path writes it) and counter increments.
 func writeVote(t *testing.T, ctx context.Context, s gocqlx.Session, votes *cassandra.VoteStore, counters *cassandra.TallyStore,
-	p *poll.Poll, opt gocql.UUID, index, count bool) *vote.Ballot {
+	p *poll.Poll, opt id.ID, index, count bool) *vote.Ballot {
 	t.Helper()
-	b := &vote.Ballot{PollID: p.ID, VoterID: gocql.MustRandomUUID(), OptionIDs: []gocql.UUID{opt},
-		VoteID: gocql.MustRandomUUID(), RequestID: gocql.MustRandomUUID(),
+	b := &vote.Ballot{PollID: p.ID, VoterID: id.New(), OptionIDs: []id.ID{opt},
+		VoteID: id.New(), RequestID: id.New(),
 		VotedAt: time.Now().Add(-time.Hour).UTC().Truncate(time.Millisecond)}
 	err := s.Session.Query(`INSERT INTO votes (poll_id, voter_id, option_ids, vote_id, request_id, voted_at)
 		VALUES (?, ?, ?, ?, ?, ?)`, b.PollID, b.VoterID, b.OptionIDs, b.VoteID, b.RequestID, b.VotedAt).WithContext(ctx).Exec()
@@ -54,7 +54,7 @@ func writeVote(t *testing.T, ctx context.Context, s gocqlx.Session, votes *cassa
 		}
 	}
 	if count {
-		d := tally.Counts{Ballots: 1, Options: map[gocql.UUID]int64{opt: 1}}
+		d := tally.Counts{Ballots: 1, Options: map[id.ID]int64{opt: 1}}
 		if err := counters.AdjustShard(ctx, p.ID, vote.Shard(b.VoteID, shards), d); err != nil {
 			t.Fatalf("count vote: %v", err)
 		}
@@ -90,7 +90,7 @@ func TestVerifyRepairsIndexAndCounters(t *testing.T) {
 	// One index row with another vote's id.
 	wrong := writeVote(t, ctx, s, votes, counters, pa, a0, true, true)
 	if err := s.Session.Query(`UPDATE votes_by_poll SET vote_id = ? WHERE poll_id = ? AND bucket = ? AND voter_id = ?`,
-		gocql.MustRandomUUID(), pa.ID, vote.Bucket(wrong.VoterID, buckets), wrong.VoterID).WithContext(ctx).Exec(); err != nil {
+		id.New(), pa.ID, vote.Bucket(wrong.VoterID, buckets), wrong.VoterID).WithContext(ctx).Exec(); err != nil {
 		t.Fatal(err)
 	}
 	// One correct row written before the frozen options column existed.
@@ -105,11 +105,12 @@ func TestVerifyRepairsIndexAndCounters(t *testing.T) {
 	for range 10 {
 		writeVote(t, ctx, s, votes, counters, pb, b0, true, true)
 	}
-	if err := counters.AdjustShard(ctx, pb.ID, 2, tally.Counts{Options: map[gocql.UUID]int64{b0: 1}}); err != nil {
+	if err := counters.AdjustShard(ctx, pb.ID, 2, tally.Counts{Options: map[id.ID]int64{b0: 1}}); err != nil {
 		t.Fatal(err)
 	}
 
-	deps := verify.SessionDeps(s, verify.PollLayouts(polls.Get), testenv.Logger(t))
+	deps := verify.Deps{Scan: cassandra.NewVoteSource(s, nil).Scan, Layout: verify.PollLayouts(polls.Get),
+		Index: cassandra.NewIndexStore(s), Counters: counters, Finals: counters, Log: testenv.Logger(t), Now: time.Now}
 	opts := verify.Options{Splits: 16, Workers: 4, Grace: time.Minute}
 
 	rep, err := verify.Run(ctx, deps, opts)
@@ -120,7 +121,7 @@ func TestVerifyRepairsIndexAndCounters(t *testing.T) {
 		rep.IndexRepaired != 0 || rep.Consistent || rep.Remaining() != 6 {
 		t.Fatalf("first run: %+v", rep)
 	}
-	drift := map[gocql.UUID]verify.Drift{}
+	drift := map[id.ID]verify.Drift{}
 	for _, d := range rep.CounterDrift {
 		drift[d.PollID] = d
 	}

@@ -5,14 +5,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gocql/gocql"
-
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 )
 
 func TestAdmissible(t *testing.T) {
 	start := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	opt := gocql.MustRandomUUID()
+	opt := id.New()
 	base := poll.Poll{StartTime: start, EndTime: start.Add(24 * time.Hour), OptionsVersion: 2,
 		Options: []poll.Option{{ID: opt}}}
 	closedAt := start.Add(time.Hour)
@@ -25,19 +24,19 @@ func TestAdmissible(t *testing.T) {
 		at      time.Time // accepted
 		seen    time.Time // the API's view of the poll
 		version int
-		opts    []gocql.UUID
+		opts    []id.ID
 		want    error
 	}{
-		{"open poll", base, start.Add(time.Minute), start, 2, []gocql.UUID{opt}, nil},
-		{"options replaced since", base, start.Add(time.Minute), start, 1, []gocql.UUID{opt}, poll.ErrOptionsChanged},
-		{"option the poll lacks", base, start.Add(time.Minute), start, 2, []gocql.UUID{gocql.MustRandomUUID()}, ErrInvalidOption},
-		{"before start", base, start.Add(-time.Second), start, 2, []gocql.UUID{opt}, poll.ErrNotActive},
-		{"after end", base, base.EndTime, start, 2, []gocql.UUID{opt}, poll.ErrNotActive},
-		{"accepted before the close", closed, closedAt.Add(-time.Second), start, 2, []gocql.UUID{opt}, nil},
-		{"just after the close on an older view", closed, closedAt.Add(2 * time.Second), closedAt.Add(-time.Second), 2, []gocql.UUID{opt}, nil},
-		{"after the close on a view that saw it", closed, closedAt.Add(2 * time.Second), closedAt, 2, []gocql.UUID{opt}, poll.ErrNotActive},
-		{"past the grace", closed, closedAt.Add(grace + time.Second), closedAt.Add(-time.Second), 2, []gocql.UUID{opt}, poll.ErrNotActive},
-		{"no view recorded", closed, closedAt.Add(time.Second), time.Time{}, 2, []gocql.UUID{opt}, poll.ErrNotActive},
+		{"open poll", base, start.Add(time.Minute), start, 2, []id.ID{opt}, nil},
+		{"options replaced since", base, start.Add(time.Minute), start, 1, []id.ID{opt}, poll.ErrOptionsChanged},
+		{"option the poll lacks", base, start.Add(time.Minute), start, 2, []id.ID{id.New()}, ErrInvalidOption},
+		{"before start", base, start.Add(-time.Second), start, 2, []id.ID{opt}, poll.ErrNotActive},
+		{"after end", base, base.EndTime, start, 2, []id.ID{opt}, poll.ErrNotActive},
+		{"accepted before the close", closed, closedAt.Add(-time.Second), start, 2, []id.ID{opt}, nil},
+		{"just after the close on an older view", closed, closedAt.Add(2 * time.Second), closedAt.Add(-time.Second), 2, []id.ID{opt}, nil},
+		{"after the close on a view that saw it", closed, closedAt.Add(2 * time.Second), closedAt, 2, []id.ID{opt}, poll.ErrNotActive},
+		{"past the grace", closed, closedAt.Add(grace + time.Second), closedAt.Add(-time.Second), 2, []id.ID{opt}, poll.ErrNotActive},
+		{"no view recorded", closed, closedAt.Add(time.Second), time.Time{}, 2, []id.ID{opt}, poll.ErrNotActive},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

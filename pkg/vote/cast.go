@@ -3,15 +3,19 @@ package vote
 import (
 	"context"
 	"errors"
+	"net/http"
+	"strings"
 	"time"
+	"unicode/utf8"
 
-	"github.com/gocql/gocql"
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/abuse"
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/ratelimit"
+	"github.com/tally-vote/tally/pkg/reqid"
 )
 
 // Config chooses how votes are taken.
@@ -26,25 +30,78 @@ type Config struct {
 
 // Polls is what casting needs of polls.
 type Polls interface {
+	// View reads the poll a vote is cast on, and when it was read.
+	View(ctx context.Context, pollID id.ID) (p *poll.Poll, seenAt time.Time, err error)
 	// FreezeOptions freezes the options p was read with, or returns
 	// poll.ErrOptionsChanged.
 	FreezeOptions(ctx context.Context, p *poll.Poll) error
 }
 
+// Voters admits anonymous voters to invite and proof-of-work polls
+// (pkg/anonaccess): on those the ballot's voter is the caller's invite code
+// or solved challenge, read from its credentials, not its token.
+type Voters interface {
+	Voter(ctx context.Context, p *poll.Poll, caller id.ID, anonymous bool, credentials http.Header) (id.ID, error)
+}
+
 // Queue is the burst path: it holds ballots durably until the worker
-// records them (pkg/queue implements it on Redis and Kafka).
+// drains them (pkg/kafkax/votes implements it on Kafka).
 type Queue interface {
-	// Enqueue durably queues b. It returns ErrAlreadyVoted when the voter
-	// is known to have another request queued or recorded, and
-	// ErrQueueUnavailable when it cannot take the ballot now.
-	// bots are the vote's bot signals, counted in the same step: their
-	// flags go into b.Flags, or they refuse the vote (abuse.ErrSuspicious).
-	Enqueue(ctx context.Context, p *poll.Poll, seenAt time.Time, b *Ballot, bots *abuse.Check) error
-	// Settled tells the queue how a ballot it could not take ended when
-	// it was recorded directly: err is nil when it was recorded.
-	Settled(ctx context.Context, p *poll.Poll, b *Ballot, err error)
-	// Accepted reports whether the request was queued for the voter.
-	Accepted(ctx context.Context, pollID, voterID, requestID gocql.UUID) (bool, error)
+	// Available reports whether the queue takes ballots now; while it does
+	// not, Cast records them directly.
+	Available() bool
+	// Enqueue durably queues b, whose voter the admission flagged. It
+	// returns ErrQueueUnavailable when it cannot take the ballot now, and
+	// apperr.ErrOverloaded when it sheds it (the client retries later).
+	Enqueue(ctx context.Context, p *poll.Poll, seenAt time.Time, b *Ballot) error
+}
+
+// Flags is the voter's flag in the fast path (pkg/redisx/admission
+// implements it): the admission sets it pending; it says queued once the
+// ballot is durably queued or recorded, and it is released when the
+// request will never produce a ballot, so the voter can vote again.
+type Flags interface {
+	// MarkQueued marks b's request as the voter's queued one, off the
+	// answer's path (a lost mark only delays refusing a second vote to
+	// the conditional write).
+	MarkQueued(p *poll.Poll, b *Ballot)
+	// Release deletes the voter's flag if it still holds requestID.
+	Release(ctx context.Context, pollID, voterID, requestID id.ID) error
+	// Withdraw releases the flag as Release does and forgets that the
+	// request was accepted: it was answered with an error, never 202.
+	Withdraw(ctx context.Context, pollID, voterID, requestID id.ID) error
+	// Accepted reports whether the request was accepted for the voter
+	// (the admission's marker).
+	Accepted(ctx context.Context, pollID, voterID, requestID id.ID) (bool, error)
+}
+
+// Admission is the vote's admission in Redis, one round trip each: the
+// route's rate limits, the bot signals, and (Flag only) the voter's flag
+// and the request's accepted marker. pkg/redisx/admission implements it
+// with one script. With Redis unavailable the limits follow their class's
+// failure mode and the bot signals are skipped; the conditional write
+// still guarantees one vote.
+type Admission interface {
+	// Flag checks a's limits, then, for a voter without a flag, counts
+	// the bot signals and, unless they refuse the vote, flags the voter
+	// pending with this request; it marks the request accepted unless the
+	// vote is refused. It returns ErrAlreadyVoted when another request
+	// that was queued holds the voter's flag, a *ratelimit.Limited or
+	// ratelimit.ErrUnavailable from the limits, abuse.ErrSuspicious from
+	// a bot rule; tripped rules go into a.Ballot.Flags.
+	Flag(ctx context.Context, a *Admit) error
+	// Check checks a's limits and counts its bot signals, those still
+	// pending only, for a vote written without the queue: the same rules
+	// as Flag, without the flag and the marker.
+	Check(ctx context.Context, a *Admit) error
+}
+
+// Admit is one vote's admission: its ballot, and the route's limits and
+// bot rules, each checked once. It is used by one request.
+type Admit struct {
+	Ballot *Ballot
+	Limits *ratelimit.Deferred // nil: no limits
+	Bots   *abuse.Check        // nil: no bot rules
 }
 
 // ErrQueueUnavailable: the queue cannot take ballots right now; Cast
@@ -54,44 +111,113 @@ var ErrQueueUnavailable = errors.New("vote queue unavailable")
 // Receipt is what a caster gets: a queued request (202) or the ballot that
 // holds for the voter (200).
 type Receipt struct {
-	RequestID gocql.UUID
+	RequestID id.ID
 	Recorded  *Ballot
+	// Limit is the route's rate limits' state once they allowed the vote
+	// (zero when none was checked), for the RateLimit-* headers.
+	Limit ratelimit.Decision
 }
 
 // Request is a voter's request to vote, as the transport received it.
 type Request struct {
-	PollID, VoterID gocql.UUID
+	// VoterID is the caller: its account, or its anonymous token (Cast
+	// turns that into the voter an invite or proof-of-work poll admits).
+	PollID, VoterID id.ID
 	Anonymous       bool
-	OptionIDs       []gocql.UUID
-	IdempotencyKey  string
-	IP, UserAgent   string
+	// Credentials are the caller's anonymous-access headers (invite code,
+	// proof of work), read only on polls that ask for them.
+	Credentials    http.Header
+	OptionIDs      []id.ID
+	IdempotencyKey string
+	IP, UserAgent  string
 	// Device is the client's device fingerprint header, or empty.
 	Device string
 	// AccountCreated is the voter's registration time, zero if unknown.
 	AccountCreated time.Time
+	// Limits are the request's hits under the vote route's rate limits
+	// (ratelimit.Vote), checked in the admission's round trip.
+	Limits []ratelimit.Hit
 }
 
-// maxUserAgent bounds the user agent kept with a ballot.
+// maxUserAgent bounds the user agent kept with a ballot, in bytes.
 const maxUserAgent = 512
+
+// textColumn is a client's header value as a text column takes it: bytes
+// that are not UTF-8 become U+FFFD (Cassandra refuses the row otherwise),
+// and the result is cut to at most n bytes at a character boundary, so the
+// cut never splits a character either.
+func textColumn(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// Cast is the act of voting: it reads the poll r votes on and who votes
+// (see Voters), builds the ballot r asks for and casts it (see cast), then
+// writes the outcome line.
+func (s *Service) Cast(ctx context.Context, r Request) (Receipt, error) {
+	start := time.Now()
+	p, seenAt, err := s.polls.View(ctx, r.PollID)
+	if err != nil {
+		return Receipt{}, err
+	}
+	if s.voters != nil {
+		if r.VoterID, err = s.voters.Voter(ctx, p, r.VoterID, r.Anonymous, r.Credentials); err != nil {
+			return Receipt{}, err
+		}
+	}
+	b := s.ballot(r)
+	a := &Admit{Ballot: b, Limits: s.limits.Defer(ratelimit.Vote, r.Limits...),
+		Bots: s.bots.For(p, abuse.Signals{IP: r.IP, UserAgent: r.UserAgent, Device: b.Device,
+			Anonymous: r.Anonymous, AccountCreated: r.AccountCreated})}
+	rec, err := s.cast(ctx, p, seenAt, a)
+	if err == nil && a.Limits != nil && a.Limits.Decision.Allowed {
+		rec.Limit = a.Limits.Decision
+	}
+	line := OutcomeLine{Stage: "api", PollID: r.PollID, RequestID: b.RequestID, HTTPRequestID: reqid.From(ctx),
+		Took: time.Since(start), Err: err}
+	if len(b.Flags) > 0 {
+		line.Fields = append(line.Fields, zap.Strings("flags", b.Flags))
+	}
+	switch {
+	case err == nil && rec.Recorded != nil:
+		line.Outcome = "recorded"
+	case err == nil:
+		line.Outcome = "accepted"
+	case errors.Is(err, ErrAlreadyVoted):
+		line.Outcome, line.Duplicate = "duplicate", true
+	case errors.Is(err, abuse.ErrSuspicious):
+		line.Outcome = "suspicious"
+	case errors.Is(err, apperr.ErrUnavailable):
+		line.Outcome, line.Failed = "rejected", true
+	default:
+		// The voting rules said no (closed poll, unknown option, ...): the
+		// client's mistake, logged at the sampled rate.
+		line.Outcome = "refused"
+	}
+	s.outcomes.Write(line)
+	return rec, err
+}
 
 // ballot builds the ballot a request asks for: a fresh vote id, and the
 // request id retries of it share (see RequestIDs).
 func (s *Service) ballot(r Request) *Ballot {
-	ua := r.UserAgent
-	if len(ua) > maxUserAgent {
-		ua = ua[:maxUserAgent]
-	}
 	return &Ballot{
 		PollID:         r.PollID,
 		VoterID:        r.VoterID,
 		OptionIDs:      r.OptionIDs,
-		VoteID:         gocql.MustRandomUUID(),
+		VoteID:         id.New(),
 		RequestID:      s.ids.New(r.PollID, r.VoterID, r.IdempotencyKey),
 		IdempotencyKey: r.IdempotencyKey,
 		VotedAt:        s.now().UTC().Truncate(time.Millisecond),
 		Anonymous:      r.Anonymous,
 		IP:             r.IP,
-		UserAgent:      ua,
+		UserAgent:      textColumn(r.UserAgent, maxUserAgent),
 		Device:         s.bots.DeviceHash(r.Device),
 	}
 }
@@ -101,9 +227,11 @@ func (s *Service) ballot(r Request) *Ballot {
 const freezeTimeout = time.Second
 
 // cast is the act of voting, in both modes: it applies the voting rules
-// to b on p (as read at seenAt) once, then queues it (async) or records it
-// (sync, or when the queue is unavailable).
-func (s *Service) cast(ctx context.Context, p *poll.Poll, seenAt time.Time, b *Ballot, sig abuse.Signals) (Receipt, error) {
+// to a's ballot on p (as read at seenAt) once, then admits and queues it
+// (async) or admits and records it (sync, or when the queue is
+// unavailable).
+func (s *Service) cast(ctx context.Context, p *poll.Poll, seenAt time.Time, a *Admit) (Receipt, error) {
+	b := a.Ballot
 	if err := CheckVoter(p, b.Anonymous, s.now()); err != nil {
 		if errors.Is(err, poll.ErrNotActive) && b.IdempotencyKey != "" {
 			return s.original(ctx, b, err)
@@ -135,18 +263,15 @@ func (s *Service) cast(ctx context.Context, p *poll.Poll, seenAt time.Time, b *B
 	case err != nil:
 		s.log.Warn("freeze options deferred to the worker", zap.Stringer("poll_id", p.ID), zap.Error(err))
 	}
-	bots := s.bots.For(p, sig)
 	if !async {
-		// No flag round trip to share: the route's rate limits and the
-		// bot signals are checked on their own before the write.
-		if err := s.checkDirect(ctx, b, bots); err != nil {
+		// No flag to set: the route's rate limits and the bot signals are
+		// checked before the write.
+		if err := s.checkDirect(ctx, a); err != nil {
 			return Receipt{}, err
 		}
 		return s.recordNow(ctx, p, b, "recorded_sync")
 	}
-	// The queue's flag step checks the route's rate limits and counts the
-	// bot signals in its round trip (see ratelimit.Defer, abuse.Check).
-	err = s.queue.Enqueue(ctx, p, seenAt, b, bots)
+	err = s.enqueue(ctx, p, seenAt, a)
 	switch {
 	case err == nil:
 		s.m.casts.WithLabelValues("accepted").Inc()
@@ -158,36 +283,75 @@ func (s *Service) cast(ctx context.Context, p *poll.Poll, seenAt time.Time, b *B
 		return Receipt{}, s.refused(err)
 	}
 	// The queue is down: write through, once the limits and bot signals
-	// the queue did not get to check (it may have refused before its flag
-	// step) allow it. The ballot completes even if the client goes away
-	// now.
-	if err := s.checkDirect(ctx, b, bots); err != nil {
-		s.queue.Settled(ctx, p, b, err)
+	// the admission did not get to check (the queue may have been down
+	// before it ran) allow it. The ballot completes even if the client
+	// goes away now.
+	if err := s.checkDirect(ctx, a); err != nil {
+		s.settled(ctx, p, b, err)
 		return Receipt{}, err
 	}
 	ctx = context.WithoutCancel(ctx)
 	rec, err := s.recordNow(ctx, p, b, "fallback_sync")
 	if errors.Is(err, ErrAlreadyVoted) {
-		s.queue.Settled(ctx, p, b, nil)
+		s.settled(ctx, p, b, nil)
 	} else {
-		s.queue.Settled(ctx, p, b, err)
+		s.settled(ctx, p, b, err)
 	}
 	return rec, err
 }
 
-// checkDirect checks, for a vote about to be written without the queue's
-// flag step, the route's rate limits and bot signals that step would have
-// checked (each only if still pending), one round trip each.
-func (s *Service) checkDirect(ctx context.Context, b *Ballot, bots *abuse.Check) error {
-	if err := ratelimit.Enforce(ctx); err != nil {
-		return s.refused(err)
+// settled moves the voter's flag once a ballot the queue could not take
+// ended, recorded directly: recorded → the flag says queued; failed → the
+// flag is released, so the voter can vote again, and the request is no
+// longer remembered as accepted (it was answered with the failure).
+func (s *Service) settled(ctx context.Context, p *poll.Poll, b *Ballot, err error) {
+	if s.flags == nil {
+		return
 	}
-	flags, err := bots.Evaluate(ctx)
-	if err != nil {
-		return s.refused(err)
+	if err == nil {
+		s.flags.MarkQueued(p, b)
+		return
 	}
-	if flags != nil {
-		b.Flags = flags
+	_ = s.flags.Withdraw(context.WithoutCancel(ctx), b.PollID, b.VoterID, b.RequestID)
+}
+
+// enqueue admits a's ballot (rate limits, bot signals and the voter's
+// flag, one round trip) and queues it. While the queue is unavailable
+// nothing is admitted: ErrQueueUnavailable, and Cast writes through.
+func (s *Service) enqueue(ctx context.Context, p *poll.Poll, seenAt time.Time, a *Admit) error {
+	if !s.queue.Available() {
+		return ErrQueueUnavailable
+	}
+	if s.admission != nil {
+		if err := s.admission.Flag(ctx, a); err != nil {
+			return err
+		}
+	}
+	b := a.Ballot
+	err := s.queue.Enqueue(ctx, p, seenAt, b)
+	switch {
+	case err == nil:
+		if s.flags != nil {
+			s.flags.MarkQueued(p, b)
+		}
+	case errors.Is(err, apperr.ErrOverloaded) && s.flags != nil:
+		// Shed: this request will never produce a ballot; the client
+		// retries later and must find the voter free, and a retry after
+		// the close must not be told it was accepted.
+		_ = s.flags.Withdraw(context.WithoutCancel(ctx), b.PollID, b.VoterID, b.RequestID)
+	}
+	return err
+}
+
+// checkDirect checks, for a vote about to be written without the queue,
+// the route's rate limits and bot signals the admission's flag step would
+// have checked (those still pending), in one round trip.
+func (s *Service) checkDirect(ctx context.Context, a *Admit) error {
+	if s.admission == nil || (!a.Limits.Pending() && !a.Bots.Pending()) {
+		return nil
+	}
+	if err := s.admission.Check(ctx, a); err != nil {
+		return s.refused(err)
 	}
 	return nil
 }
@@ -201,6 +365,8 @@ func (s *Service) refused(err error) error {
 		s.m.casts.WithLabelValues("rate_limited").Inc()
 	case errors.Is(err, abuse.ErrSuspicious):
 		s.m.casts.WithLabelValues("suspicious").Inc()
+	case errors.Is(err, ErrVoteUndecided):
+		s.m.casts.WithLabelValues("undecided").Inc()
 	default:
 		s.m.casts.WithLabelValues("rejected").Inc()
 	}
@@ -234,14 +400,19 @@ func (s *Service) original(ctx context.Context, b *Ballot, notActive error) (Rec
 	case err != nil && !errors.Is(err, ErrNoVote):
 		return Receipt{}, err
 	}
-	if s.queue != nil {
-		if ok, err := s.queue.Accepted(ctx, b.PollID, b.VoterID, b.RequestID); err == nil && ok {
+	if s.queue != nil && s.flags != nil {
+		if ok, err := s.flags.Accepted(ctx, b.PollID, b.VoterID, b.RequestID); err == nil && ok {
 			s.m.casts.WithLabelValues("replayed_after_close").Inc()
 			return Receipt{RequestID: b.RequestID}, nil
 		}
 	}
 	return Receipt{}, notActive
 }
+
+// ErrFinalFrozen refuses a ballot that reaches the worker after its poll's
+// final tally was frozen (a dead-letter replay, or anything delivered past
+// the close's watermark): nothing is written to a frozen poll.
+var ErrFinalFrozen = apperr.New(apperr.CodePollNotActive, "the poll's final tally is frozen; no vote is recorded after it")
 
 // Admissible re-checks, when the worker applies it, a ballot that was
 // accepted on p's options version optionsVersion by an API that read the

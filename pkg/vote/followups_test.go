@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gocql/gocql"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 )
 
@@ -18,26 +18,26 @@ import (
 // the next counter or index writes.
 type recorder struct {
 	mu          sync.Mutex
-	indexed     map[gocql.UUID]int // voter -> index writes
-	counted     map[int]int        // shard -> ballots
+	indexed     map[id.ID]int // voter -> index writes
+	counted     map[int]int   // shard -> ballots
 	calls       int
 	steps       []string
 	failIndex   int // fail this many index writes
 	failCounter int
-	fenced      []gocql.UUID
+	fenced      []id.ID
 	left        int
 }
 
 func newRecorder() *recorder {
-	return &recorder{indexed: map[gocql.UUID]int{}, counted: map[int]int{}}
+	return &recorder{indexed: map[id.ID]int{}, counted: map[int]int{}}
 }
 
 func (r *recorder) Insert(context.Context, *Ballot) (bool, *Ballot, error) { return true, nil, nil }
-func (r *recorder) Get(context.Context, gocql.UUID, gocql.UUID) (*Ballot, error) {
+func (r *recorder) Get(context.Context, id.ID, id.ID) (*Ballot, error) {
 	return nil, ErrNoVote
 }
 func (r *recorder) Indexed(context.Context, *Ballot, int) (bool, error) { return false, nil }
-func (r *recorder) Index(_ context.Context, _ gocql.UUID, _ int, bs []*Ballot) error {
+func (r *recorder) Index(_ context.Context, _ id.ID, _ int, bs []*Ballot) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls++
@@ -51,7 +51,7 @@ func (r *recorder) Index(_ context.Context, _ gocql.UUID, _ int, bs []*Ballot) e
 	}
 	return nil
 }
-func (r *recorder) Add(_ context.Context, _ *poll.Poll, shard int, ballots [][]gocql.UUID) error {
+func (r *recorder) Add(_ context.Context, _ *poll.Poll, shard int, ballots [][]id.ID) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls++
@@ -63,7 +63,7 @@ func (r *recorder) Add(_ context.Context, _ *poll.Poll, shard int, ballots [][]g
 	r.counted[shard] += len(ballots)
 	return nil
 }
-func (r *recorder) Enter(_ context.Context, polls []gocql.UUID) (func(), error) {
+func (r *recorder) Enter(_ context.Context, polls []id.ID) (func(), error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.fenced = append(r.fenced, polls...)
@@ -81,10 +81,10 @@ func (r *recorder) total() (counted, indexed int) {
 }
 
 func ballots(p *poll.Poll, n int) []Outcome {
-	opt := []gocql.UUID{gocql.MustRandomUUID()}
+	opt := []id.ID{id.New()}
 	var outs []Outcome
 	for range n {
-		b := &Ballot{PollID: p.ID, VoterID: gocql.MustRandomUUID(), VoteID: gocql.MustRandomUUID(), OptionIDs: opt}
+		b := &Ballot{PollID: p.ID, VoterID: id.New(), VoteID: id.New(), OptionIDs: opt}
 		outs = append(outs, Outcome{Poll: p, Ballot: b, New: true, Count: true})
 	}
 	return outs
@@ -93,7 +93,7 @@ func ballots(p *poll.Poll, n int) []Outcome {
 func TestFollowUpsGroupAndDeduplicate(t *testing.T) {
 	rec := newRecorder()
 	s := NewService(Config{Mode: "sync"}, Deps{Store: rec, Counter: rec, Fence: rec, Log: zap.NewNop(), Now: time.Now}, prometheus.NewRegistry())
-	p := &poll.Poll{ID: gocql.MustRandomUUID(), IndexBuckets: 4, CounterShards: 4}
+	p := &poll.Poll{ID: id.New(), IndexBuckets: 4, CounterShards: 4}
 	outs := ballots(p, 100)
 	// A redelivered ballot meets its original in one batch, both marked
 	// to be counted (the replay found no index row yet): counted once.
@@ -129,7 +129,7 @@ func TestFollowUpsOrderAndRetry(t *testing.T) {
 			rec := newRecorder()
 			rec.failCounter, rec.failIndex = tc.failCounter, tc.failIndex
 			s := NewService(Config{Mode: "sync"}, Deps{Store: rec, Counter: rec, Fence: rec, Log: zap.NewNop(), Now: time.Now}, prometheus.NewRegistry())
-			p := &poll.Poll{ID: gocql.MustRandomUUID(), IndexBuckets: 4, CounterShards: 4}
+			p := &poll.Poll{ID: id.New(), IndexBuckets: 4, CounterShards: 4}
 			outs := ballots(p, 50)
 			var err error
 			for range 10 {

@@ -6,27 +6,30 @@ import (
 	"hash/fnv"
 	"time"
 
-	"github.com/gocql/gocql"
-
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 )
 
 // Sentinels.
 var (
-	ErrAlreadyVoted        = apperr.New("ALREADY_VOTED", "you have already voted on this poll")
-	ErrInvalidOption       = apperr.New("INVALID_OPTION", "the option is not part of this poll")
-	ErrAnonymousNotAllowed = apperr.New("FORBIDDEN", "this poll does not accept anonymous votes, log in to vote")
-	ErrNoVote              = apperr.New("NOT_FOUND", "no vote")
+	ErrAlreadyVoted        = apperr.New(apperr.CodeAlreadyVoted, "you have already voted on this poll")
+	ErrInvalidOption       = apperr.New(apperr.CodeInvalidOption, "the option is not part of this poll")
+	ErrAnonymousNotAllowed = apperr.New(apperr.CodeForbidden, "this poll does not accept anonymous votes, log in to vote")
+	ErrNoVote              = apperr.New(apperr.CodeNotFound, "no vote")
+	// ErrVoteUndecided: another request of the same voter holds the
+	// voter's flag and is not yet durably queued. Answered 503 with
+	// Retry-After, never 202: that request may still be recorded.
+	ErrVoteUndecided = apperr.New(apperr.CodeUnavailable, "another vote request of yours for this poll is being recorded, retry shortly")
 )
 
 // Ballot is one voter's vote on one poll: the row in `votes`.
 type Ballot struct {
-	PollID         gocql.UUID
-	VoterID        gocql.UUID
-	OptionIDs      []gocql.UUID
-	VoteID         gocql.UUID
-	RequestID      gocql.UUID
+	PollID         id.ID
+	VoterID        id.ID
+	OptionIDs      []id.ID
+	VoteID         id.ID
+	RequestID      id.ID
 	IdempotencyKey string
 	VotedAt        time.Time
 	Anonymous      bool
@@ -52,7 +55,7 @@ func (b *Ballot) SameRequest(other *Ballot) bool {
 // Choose validates the chosen options against the poll's rules and returns
 // them. Unknown options are INVALID_OPTION (422); a malformed choice (none,
 // duplicates, too many) is VALIDATION_FAILED (400).
-func Choose(p *poll.Poll, ids []gocql.UUID) ([]gocql.UUID, error) {
+func Choose(p *poll.Poll, ids []id.ID) ([]id.ID, error) {
 	if len(ids) == 0 {
 		return nil, apperr.Invalid("option_id", "is required")
 	}
@@ -62,7 +65,7 @@ func Choose(p *poll.Poll, ids []gocql.UUID) ([]gocql.UUID, error) {
 	if max := p.MaxChoices(); len(ids) > max {
 		return nil, apperr.Invalid("option_ids", "at most %d options may be chosen", max)
 	}
-	seen := make(map[gocql.UUID]bool, len(ids))
+	seen := make(map[id.ID]bool, len(ids))
 	for _, id := range ids {
 		if seen[id] {
 			return nil, apperr.Invalid("option_ids", "an option is chosen twice")
@@ -87,12 +90,12 @@ func CheckVoter(p *poll.Poll, anonymous bool, now time.Time) error {
 }
 
 // Bucket is the index bucket of a voter: hash(voter) mod buckets.
-func Bucket(voter gocql.UUID, buckets int) int {
+func Bucket(voter id.ID, buckets int) int {
 	return int(hash(voter[:]) % uint32(max(buckets, 1)))
 }
 
 // Shard is the counter shard a vote increments: hash(vote_id) mod shards.
-func Shard(voteID gocql.UUID, shards int) int {
+func Shard(voteID id.ID, shards int) int {
 	return int(hash(voteID[:]) % uint32(max(shards, 1)))
 }
 
@@ -100,4 +103,16 @@ func hash(b []byte) uint32 {
 	h := fnv.New32a()
 	_, _ = h.Write(b)
 	return h.Sum32()
+}
+
+// IndexEntry is one voter's entry in a poll's index of counted ballots
+// (votes_by_poll): its presence with the ballot's vote id is what makes the
+// ballot counted, so follow-ups, reconciliation and verify agree on it.
+type IndexEntry struct {
+	VoteID id.ID
+	// Options are the options the ballot counted for.
+	Options []id.ID
+	VotedAt time.Time
+	// Flags are the ballot's bot signals (pkg/abuse).
+	Flags []string
 }

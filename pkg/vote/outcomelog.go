@@ -1,18 +1,13 @@
 package vote
 
 import (
-	"context"
-	"errors"
 	"hash/fnv"
 	"time"
 
-	"github.com/gocql/gocql"
 	"go.uber.org/zap"
 
-	"github.com/tally-vote/tally/pkg/abuse"
 	"github.com/tally-vote/tally/pkg/apperr"
-	"github.com/tally-vote/tally/pkg/poll"
-	"github.com/tally-vote/tally/pkg/reqid"
+	"github.com/tally-vote/tally/pkg/id"
 )
 
 // OutcomeEvent is the `event` of the one structured line each vote
@@ -42,7 +37,7 @@ func NewOutcomeLog(log *zap.Logger, sample int) *OutcomeLog {
 }
 
 // Sampled reports whether the lines of request id are kept.
-func (l *OutcomeLog) Sampled(id gocql.UUID) bool {
+func (l *OutcomeLog) Sampled(id id.ID) bool {
 	if l.sample <= 1 {
 		return true
 	}
@@ -54,8 +49,8 @@ func (l *OutcomeLog) Sampled(id gocql.UUID) bool {
 // OutcomeLine is one vote's outcome at one stage.
 type OutcomeLine struct {
 	Stage         string // api, worker
-	PollID        gocql.UUID
-	RequestID     gocql.UUID
+	PollID        id.ID
+	RequestID     id.ID
 	HTTPRequestID string
 	Outcome       string
 	Duplicate     bool
@@ -82,7 +77,7 @@ func (l *OutcomeLog) Write(o OutcomeLine) {
 		zap.Float64("processing_ms", float64(o.Took.Microseconds())/1000),
 	)
 	if o.Err != nil {
-		f = append(f, zap.String("error_code", errorCode(o.Err)))
+		f = append(f, zap.Stringer("error_code", apperr.CodeOf(o.Err)))
 	}
 	f = append(f, o.Fields...)
 	if o.Failed {
@@ -92,59 +87,11 @@ func (l *OutcomeLog) Write(o OutcomeLine) {
 	l.log.Info("vote outcome", f...)
 }
 
-// errorCode is the SPEC code an error maps to; never the error's text,
-// which may carry a dependency's details.
-func errorCode(err error) string {
-	var (
-		ae *apperr.Error
-		ve *apperr.ValidationError
-	)
-	switch {
-	case errors.As(err, &ve):
-		return "VALIDATION_FAILED"
-	case errors.As(err, &ae):
-		return ae.Code
-	}
-	return "INTERNAL"
-}
-
-func requestIDString(id gocql.UUID) string {
-	if id == (gocql.UUID{}) {
+func requestIDString(rid id.ID) string {
+	if rid == (id.ID{}) {
 		return ""
 	}
-	return id.String()
-}
-
-// Cast is the act of voting: it builds the ballot r asks for and casts it
-// (see cast), then writes the outcome line.
-func (s *Service) Cast(ctx context.Context, p *poll.Poll, seenAt time.Time, r Request) (Receipt, error) {
-	start := time.Now()
-	b := s.ballot(r)
-	rec, err := s.cast(ctx, p, seenAt, b, abuse.Signals{IP: r.IP, UserAgent: r.UserAgent, Device: b.Device,
-		Anonymous: r.Anonymous, AccountCreated: r.AccountCreated})
-	line := OutcomeLine{Stage: "api", PollID: r.PollID, RequestID: b.RequestID, HTTPRequestID: reqid.From(ctx),
-		Took: time.Since(start), Err: err}
-	if len(b.Flags) > 0 {
-		line.Fields = append(line.Fields, zap.Strings("flags", b.Flags))
-	}
-	switch {
-	case err == nil && rec.Recorded != nil:
-		line.Outcome = "recorded"
-	case err == nil:
-		line.Outcome = "accepted"
-	case errors.Is(err, ErrAlreadyVoted):
-		line.Outcome, line.Duplicate = "duplicate", true
-	case errors.Is(err, abuse.ErrSuspicious):
-		line.Outcome = "suspicious"
-	case errors.Is(err, apperr.ErrUnavailable):
-		line.Outcome, line.Failed = "rejected", true
-	default:
-		// The voting rules said no (closed poll, unknown option, ...): the
-		// client's mistake, logged at the sampled rate.
-		line.Outcome = "refused"
-	}
-	s.outcomes.Write(line)
-	return rec, err
+	return rid.String()
 }
 
 // Outcomes is the service's outcome log, for the worker's lines.

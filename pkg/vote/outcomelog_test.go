@@ -4,11 +4,11 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/gocql/gocql"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/id"
 )
 
 func TestOutcomeLogSampling(t *testing.T) {
@@ -17,15 +17,15 @@ func TestOutcomeLogSampling(t *testing.T) {
 	const n = 2000
 	kept := 0
 	for range n {
-		id := gocql.MustRandomUUID()
-		a, b := l.Sampled(id), l.Sampled(id)
+		rid := id.New()
+		a, b := l.Sampled(rid), l.Sampled(rid)
 		if a != b {
 			t.Fatal("sampling is not deterministic per request id")
 		}
 		if a {
 			kept++
 		}
-		l.Write(OutcomeLine{Stage: "api", PollID: gocql.MustRandomUUID(), RequestID: id, Outcome: "accepted"})
+		l.Write(OutcomeLine{Stage: "api", PollID: id.New(), RequestID: rid, Outcome: "accepted"})
 	}
 	if kept < n/20 || kept > n/5 {
 		t.Errorf("kept %d of %d at 1 in 10", kept, n)
@@ -36,7 +36,7 @@ func TestOutcomeLogSampling(t *testing.T) {
 	// Failures are always written, whatever the sample.
 	before := logs.Len()
 	for range 20 {
-		l.Write(OutcomeLine{Stage: "api", RequestID: gocql.MustRandomUUID(), Outcome: "rejected", Failed: true,
+		l.Write(OutcomeLine{Stage: "api", RequestID: id.New(), Outcome: "rejected", Failed: true,
 			Err: apperr.Unavailable("queue", errors.New("kafka: broker down"))})
 	}
 	if got := logs.Len() - before; got != 20 {
@@ -57,7 +57,7 @@ func TestOutcomeLogSampleOneKeepsAll(t *testing.T) {
 	core, logs := observer.New(zap.InfoLevel)
 	l := NewOutcomeLog(zap.New(core), 0)
 	for range 50 {
-		l.Write(OutcomeLine{RequestID: gocql.MustRandomUUID(), Outcome: "recorded"})
+		l.Write(OutcomeLine{RequestID: id.New(), Outcome: "recorded"})
 	}
 	if logs.Len() != 50 {
 		t.Errorf("wrote %d of 50", logs.Len())

@@ -6,11 +6,11 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 
-	"github.com/gocql/gocql"
+	"github.com/tally-vote/tally/pkg/id"
 )
 
 // requestNamespace seeds deterministic request ids.
-var requestNamespace = gocql.UUID{0x6b, 0x1e, 0x0f, 0x4a, 0x2c, 0x55, 0x4d, 0x1b, 0x9a, 0x61, 0x0e, 0x3c, 0x7d, 0x20, 0x44, 0x91}
+var requestNamespace = id.ID{0x6b, 0x1e, 0x0f, 0x4a, 0x2c, 0x55, 0x4d, 0x1b, 0x9a, 0x61, 0x0e, 0x3c, 0x7d, 0x20, 0x44, 0x91}
 
 // RequestIDs issues the ids of vote requests and recognises the ones it
 // issued, without any stored state: an id is 8 bytes of nonce and 8 of an
@@ -38,8 +38,8 @@ func NewRequestIDs(secret []byte) RequestIDs {
 }
 
 // New returns the id of a request by voterID on pollID with key.
-func (r RequestIDs) New(pollID, voterID gocql.UUID, key string) gocql.UUID {
-	var id gocql.UUID
+func (r RequestIDs) New(pollID, voterID id.ID, key string) id.ID {
+	var id id.ID
 	if key == "" {
 		_, _ = rand.Read(id[:])
 	} else {
@@ -66,7 +66,7 @@ func (r RequestIDs) New(pollID, voterID gocql.UUID, key string) gocql.UUID {
 
 // Issued reports whether id is one New could have returned for this poll
 // and voter. Without a key every id passes.
-func (r RequestIDs) Issued(pollID, voterID, id gocql.UUID) bool {
+func (r RequestIDs) Issued(pollID, voterID, id id.ID) bool {
 	if r.key == nil {
 		return true
 	}
@@ -78,7 +78,7 @@ func (r RequestIDs) Issued(pollID, voterID, id gocql.UUID) bool {
 	return hmac.Equal(want, id[8:])
 }
 
-func (r RequestIDs) mac(pollID, voterID, id gocql.UUID) []byte {
+func (r RequestIDs) mac(pollID, voterID, id id.ID) []byte {
 	m := hmac.New(sha256.New, r.key)
 	m.Write(pollID[:])
 	m.Write(voterID[:])
@@ -88,6 +88,6 @@ func (r RequestIDs) mac(pollID, voterID, id gocql.UUID) []byte {
 
 // RequestID is the unsealed id New gives without a key: what a Service
 // built without Deps.RequestKey issues (tests and tools).
-func RequestID(pollID, voterID gocql.UUID, key string) gocql.UUID {
+func RequestID(pollID, voterID id.ID, key string) id.ID {
 	return RequestIDs{}.New(pollID, voterID, key)
 }

@@ -6,12 +6,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gocql/gocql"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/abuse"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
+	"github.com/tally-vote/tally/pkg/ratelimit"
 	"github.com/tally-vote/tally/pkg/retry"
 )
 
@@ -22,10 +23,10 @@ type Store interface {
 	// (write timeouts) with a serial read, so applied is always the truth.
 	Insert(ctx context.Context, b *Ballot) (applied bool, stored *Ballot, err error)
 	// Get returns the voter's ballot or ErrNoVote.
-	Get(ctx context.Context, pollID, voterID gocql.UUID) (*Ballot, error)
+	Get(ctx context.Context, pollID, voterID id.ID) (*Ballot, error)
 	// Index writes ballots' rows in one partition of the per-poll index
 	// (one poll, one bucket). It is idempotent.
-	Index(ctx context.Context, pollID gocql.UUID, bucket int, ballots []*Ballot) error
+	Index(ctx context.Context, pollID id.ID, bucket int, ballots []*Ballot) error
 	// Indexed reports whether the ballot's index row exists with its vote
 	// id, which (follow-ups count before they index) means it was counted.
 	Indexed(ctx context.Context, b *Ballot, bucket int) (bool, error)
@@ -36,13 +37,13 @@ type Store interface {
 type Fence interface {
 	// Enter waits while a reconciliation measures any of the polls and
 	// marks them busy until leave is called.
-	Enter(ctx context.Context, polls []gocql.UUID) (leave func(), err error)
+	Enter(ctx context.Context, polls []id.ID) (leave func(), err error)
 }
 
 // Counter adds applied ballots to the live tally: each element of ballots
 // is one ballot's chosen options, all counted in one shard.
 type Counter interface {
-	Add(ctx context.Context, p *poll.Poll, shard int, ballots [][]gocql.UUID) error
+	Add(ctx context.Context, p *poll.Poll, shard int, ballots [][]id.ID) error
 }
 
 // Outcome is one ballot's result from Apply, waiting for its follow-ups.
@@ -66,10 +67,17 @@ type Service struct {
 	counter Counter
 	fence   Fence
 	polls   Polls
+	voters  Voters
 	queue   Queue // nil: every vote is recorded directly
-	log     *zap.Logger
-	now     func() time.Time
-	m       *metrics
+	// flags moves the voter's flag after the admission; nil moves none.
+	flags Flags
+	// admission checks limits and bot signals and flags the voter; nil
+	// checks nothing (tests and tools).
+	admission Admission
+	limits    *ratelimit.Limiter // nil: no rate limits
+	log       *zap.Logger
+	now       func() time.Time
+	m         *metrics
 	// outcomes writes one sampled line per vote outcome.
 	outcomes *OutcomeLog
 	ids      RequestIDs
@@ -89,9 +97,20 @@ type Deps struct {
 	Counter Counter
 	Fence   Fence
 	Polls   Polls
-	Queue   Queue // may be nil
-	Log     *zap.Logger
-	Now     func() time.Time
+	// Voters admits anonymous voters to invite and proof-of-work polls;
+	// nil takes every caller as its own voter.
+	Voters Voters
+	Queue  Queue // may be nil
+	// Flags is the voter's flag after the admission (queued, released)
+	// and the request's accepted marker; nil when there is no queue.
+	Flags Flags
+	// Admission runs the vote's admission in Redis; nil admits every vote.
+	Admission Admission
+	// Limits counts the vote route's rate limits (Request.Limits); nil
+	// counts none.
+	Limits *ratelimit.Limiter
+	Log    *zap.Logger
+	Now    func() time.Time
 	// RequestKey seals request ids (see RequestIDs); every process that
 	// serves the same voters needs the same key.
 	RequestKey []byte
@@ -104,7 +123,7 @@ func NewService(cfg Config, d Deps, reg prometheus.Registerer) *Service {
 	m := &metrics{
 		casts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tally_ingest_votes_total",
-			Help: "Vote requests by outcome: accepted (queued, 202), fast_duplicate (409 from the queue's flag), recorded_sync (sync mode), fallback_sync (queue down, written directly), duplicate (409 from the LWT), replayed_after_close (a retry answered with its original outcome), rate_limited (429 from the vote route's rate limits), suspicious (403 from a bot rule on a poll that rejects), rejected (503).",
+			Help: "Vote requests by outcome: accepted (queued, 202), fast_duplicate (409 from the queue's flag), recorded_sync (sync mode), fallback_sync (queue down, written directly), duplicate (409 from the LWT), replayed_after_close (a retry answered with its original outcome), rate_limited (429 from the vote route's rate limits), suspicious (403 from a bot rule on a poll that rejects), undecided (503 while another request of the voter holds a pending flag), rejected (503).",
 		}, []string{"outcome"}),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tally_votes_total",
@@ -124,9 +143,9 @@ func NewService(cfg Config, d Deps, reg prometheus.Registerer) *Service {
 	for _, step := range []string{"counter", "index"} {
 		m.followUp.WithLabelValues(step) // exported at zero, so increase() sees the first error
 	}
-	return &Service{cfg: cfg, store: d.Store, counter: d.Counter, fence: d.Fence, polls: d.Polls, queue: d.Queue,
+	return &Service{cfg: cfg, store: d.Store, counter: d.Counter, fence: d.Fence, polls: d.Polls, voters: d.Voters, queue: d.Queue, flags: d.Flags,
 		log: d.Log, now: d.Now, m: m, outcomes: NewOutcomeLog(d.Log, cfg.LogSample), ids: NewRequestIDs(d.RequestKey),
-		bots: d.Bots}
+		bots: d.Bots, admission: d.Admission, limits: d.Limits}
 }
 
 // followUpPolicy retries follow-ups of the synchronous path; the worker
@@ -218,21 +237,21 @@ func (s *Service) ApplyQueued(ctx context.Context, p *poll.Poll, b *Ballot) (Out
 func (s *Service) FollowUps(ctx context.Context, outs []Outcome) error {
 	// The ballots are durable; finish even if the caller went away.
 	ctx = context.WithoutCancel(ctx)
-	index := map[gocql.UUID]map[int][]*Ballot{}
-	counts := map[gocql.UUID]map[int][]int{} // poll -> shard -> indexes into outs
-	polls := map[gocql.UUID]*poll.Poll{}
-	seen := map[[2]gocql.UUID]bool{}
+	index := map[id.ID]map[int][]*Ballot{}
+	counts := map[id.ID]map[int][]int{} // poll -> shard -> indexes into outs
+	polls := map[id.ID]*poll.Poll{}
+	seen := map[[2]id.ID]bool{}
 	for _, o := range outs {
-		id := o.Poll.ID
-		if polls[id] == nil {
-			polls[id] = o.Poll
-			index[id], counts[id] = map[int][]*Ballot{}, map[int][]int{}
+		pollID := o.Poll.ID
+		if polls[pollID] == nil {
+			polls[pollID] = o.Poll
+			index[pollID], counts[pollID] = map[int][]*Ballot{}, map[int][]int{}
 		}
 	}
 	// Counting first: a voter whose ballot appears twice is counted once
 	// if any appearance needs it.
 	for i, o := range outs {
-		k := [2]gocql.UUID{o.Poll.ID, o.Ballot.VoterID}
+		k := [2]id.ID{o.Poll.ID, o.Ballot.VoterID}
 		if !o.Count {
 			continue
 		}
@@ -246,16 +265,16 @@ func (s *Service) FollowUps(ctx context.Context, outs []Outcome) error {
 	}
 	clear(seen)
 	for _, o := range outs {
-		k := [2]gocql.UUID{o.Poll.ID, o.Ballot.VoterID}
+		k := [2]id.ID{o.Poll.ID, o.Ballot.VoterID}
 		if !seen[k] {
 			seen[k] = true
 			bk := Bucket(o.Ballot.VoterID, o.Poll.IndexBuckets)
 			index[o.Poll.ID][bk] = append(index[o.Poll.ID][bk], o.Ballot)
 		}
 	}
-	ids := make([]gocql.UUID, 0, len(polls))
-	for id := range polls {
-		ids = append(ids, id)
+	ids := make([]id.ID, 0, len(polls))
+	for pollID := range polls {
+		ids = append(ids, pollID)
 	}
 	leave, err := s.fence.Enter(ctx, ids)
 	if err != nil {
@@ -284,14 +303,14 @@ func (s *Service) FollowUps(ctx context.Context, outs []Outcome) error {
 			}
 		}()
 	}
-	for id, shards := range counts {
+	for pollID, shards := range counts {
 		for sh, idx := range shards {
 			run("counter", len(idx), func() error {
-				ballots := make([][]gocql.UUID, len(idx))
+				ballots := make([][]id.ID, len(idx))
 				for j, i := range idx {
 					ballots[j] = outs[i].Ballot.OptionIDs
 				}
-				if err := s.counter.Add(ctx, polls[id], sh, ballots); err != nil {
+				if err := s.counter.Add(ctx, polls[pollID], sh, ballots); err != nil {
 					return err
 				}
 				// Counted: a retry of this call must not count them again.
@@ -306,9 +325,9 @@ func (s *Service) FollowUps(ctx context.Context, outs []Outcome) error {
 	if errs != nil {
 		return errs
 	}
-	for id, buckets := range index {
+	for pollID, buckets := range index {
 		for bk, ballots := range buckets {
-			run("index", len(ballots), func() error { return s.store.Index(ctx, id, bk, ballots) })
+			run("index", len(ballots), func() error { return s.store.Index(ctx, pollID, bk, ballots) })
 		}
 	}
 	wg.Wait()
@@ -319,13 +338,23 @@ func (s *Service) FollowUps(ctx context.Context, outs []Outcome) error {
 const followUpConcurrency = 64
 
 // Mine returns the caller's own ballot, or ErrNoVote.
-func (s *Service) Mine(ctx context.Context, pollID, voterID gocql.UUID) (*Ballot, error) {
+func (s *Service) Mine(ctx context.Context, pollID, voterID id.ID) (*Ballot, error) {
 	return s.store.Get(ctx, pollID, voterID)
 }
 
 // HasVoted reports whether the voter has a ballot on the poll.
-func (s *Service) HasVoted(ctx context.Context, pollID, voterID gocql.UUID) (bool, error) {
-	_, err := s.store.Get(ctx, pollID, voterID)
+func (s *Service) HasVoted(ctx context.Context, pollID, voterID id.ID) (bool, error) {
+	return Ballots{Store: s.store}.HasVoted(ctx, pollID, voterID)
+}
+
+// Ballots tells whether voters have ballots, from the store alone: the
+// anonymous-access gates ask it, and the vote service asks them (Voters),
+// so they are built before it.
+type Ballots struct{ Store Store }
+
+// HasVoted reports whether the voter has a ballot on the poll.
+func (b Ballots) HasVoted(ctx context.Context, pollID, voterID id.ID) (bool, error) {
+	_, err := b.Store.Get(ctx, pollID, voterID)
 	if errors.Is(err, ErrNoVote) {
 		return false, nil
 	}

@@ -4,13 +4,12 @@ import (
 	"context"
 	"errors"
 
-	"github.com/gocql/gocql"
-
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/id"
 )
 
 // ErrRequestNotFound is a request id this voter never had accepted.
-var ErrRequestNotFound = apperr.New("REQUEST_NOT_FOUND", "no such vote request for this caller")
+var ErrRequestNotFound = apperr.New(apperr.CodeRequestNotFound, "no such vote request for this caller")
 
 // Failure is the stored outcome of a request that did not produce a ballot.
 type Failure struct {
@@ -20,9 +19,9 @@ type Failure struct {
 
 // FailureStore keeps failed request outcomes.
 type FailureStore interface {
-	SaveFailure(ctx context.Context, pollID, voterID, requestID gocql.UUID, f Failure) error
+	SaveFailure(ctx context.Context, pollID, voterID, requestID id.ID, f Failure) error
 	// GetFailure returns found=false when the request has no failure.
-	GetFailure(ctx context.Context, pollID, voterID, requestID gocql.UUID) (Failure, bool, error)
+	GetFailure(ctx context.Context, pollID, voterID, requestID id.ID) (Failure, bool, error)
 }
 
 // States of an async request.
@@ -34,9 +33,9 @@ const (
 
 // RequestStatus is the answer of GET …/votes/requests/{id}.
 type RequestStatus struct {
-	RequestID gocql.UUID
+	RequestID id.ID
 	State     string
-	VoteID    gocql.UUID
+	VoteID    id.ID
 	Failure   Failure
 }
 
@@ -47,17 +46,23 @@ type RequestStatus struct {
 type Statuses struct {
 	votes    *Service
 	failures FailureStore
-	queue    Queue
+	accepted Accepted
 }
 
-// NewStatuses builds the reader; queue answers whether a request was
+// Accepted answers whether a request was accepted for the voter (Flags
+// does).
+type Accepted interface {
+	Accepted(ctx context.Context, pollID, voterID, requestID id.ID) (bool, error)
+}
+
+// NewStatuses builds the reader; accepted answers whether a request was
 // accepted.
-func NewStatuses(votes *Service, failures FailureStore, queue Queue) *Statuses {
-	return &Statuses{votes: votes, failures: failures, queue: queue}
+func NewStatuses(votes *Service, failures FailureStore, accepted Accepted) *Statuses {
+	return &Statuses{votes: votes, failures: failures, accepted: accepted}
 }
 
 // Get returns the state of the caller's request.
-func (s *Statuses) Get(ctx context.Context, pollID, voterID, requestID gocql.UUID) (RequestStatus, error) {
+func (s *Statuses) Get(ctx context.Context, pollID, voterID, requestID id.ID) (RequestStatus, error) {
 	st := RequestStatus{RequestID: requestID}
 	b, err := s.votes.Mine(ctx, pollID, voterID)
 	if err != nil && !errors.Is(err, ErrNoVote) {
@@ -80,7 +85,7 @@ func (s *Statuses) Get(ctx context.Context, pollID, voterID, requestID gocql.UUI
 		st.State, st.Failure = Failed, f
 		return st, nil
 	}
-	accepted, err := s.queue.Accepted(ctx, pollID, voterID, requestID)
+	accepted, err := s.accepted.Accepted(ctx, pollID, voterID, requestID)
 	known := err != nil || accepted // unknown (Redis down): assume it was
 	switch {
 	case !known:
@@ -89,7 +94,7 @@ func (s *Statuses) Get(ctx context.Context, pollID, voterID, requestID gocql.UUI
 		// The voter's ballot came from another request; this one will
 		// fail (or has failed) as a duplicate.
 		st.State = Failed
-		st.Failure = Failure{Code: ErrAlreadyVoted.Code, Message: ErrAlreadyVoted.Message}
+		st.Failure = Failure{Code: ErrAlreadyVoted.Code.String(), Message: ErrAlreadyVoted.Message}
 	default:
 		st.State = Pending
 	}

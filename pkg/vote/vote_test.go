@@ -4,31 +4,31 @@ import (
 	"errors"
 	"testing"
 	"time"
-
-	"github.com/gocql/gocql"
+	"unicode/utf8"
 
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 )
 
 func TestChoose(t *testing.T) {
-	a, b, c := gocql.MustRandomUUID(), gocql.MustRandomUUID(), gocql.MustRandomUUID()
+	a, b, c := id.New(), id.New(), id.New()
 	single := &poll.Poll{Options: []poll.Option{{ID: a}, {ID: b}, {ID: c}}}
 	multi := &poll.Poll{Options: single.Options, Settings: poll.Settings{AllowMultipleOptions: true, MaxVotesPerUser: 2}}
 	tests := []struct {
 		name string
 		p    *poll.Poll
-		ids  []gocql.UUID
+		ids  []id.ID
 		want error // nil, ErrInvalidOption, or a *apperr.ValidationError marker
 	}{
-		{"one of single", single, []gocql.UUID{a}, nil},
+		{"one of single", single, []id.ID{a}, nil},
 		{"none", single, nil, &apperr.ValidationError{}},
-		{"two on single", single, []gocql.UUID{a, b}, &apperr.ValidationError{}},
-		{"unknown", single, []gocql.UUID{gocql.MustRandomUUID()}, ErrInvalidOption},
-		{"two on multi", multi, []gocql.UUID{a, c}, nil},
-		{"over max", multi, []gocql.UUID{a, b, c}, &apperr.ValidationError{}},
-		{"duplicate", multi, []gocql.UUID{a, a}, &apperr.ValidationError{}},
-		{"unknown in multi", multi, []gocql.UUID{a, gocql.MustRandomUUID()}, ErrInvalidOption},
+		{"two on single", single, []id.ID{a, b}, &apperr.ValidationError{}},
+		{"unknown", single, []id.ID{id.New()}, ErrInvalidOption},
+		{"two on multi", multi, []id.ID{a, c}, nil},
+		{"over max", multi, []id.ID{a, b, c}, &apperr.ValidationError{}},
+		{"duplicate", multi, []id.ID{a, a}, &apperr.ValidationError{}},
+		{"unknown in multi", multi, []id.ID{a, id.New()}, ErrInvalidOption},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -67,7 +67,7 @@ func TestCheckVoter(t *testing.T) {
 }
 
 func TestSameRequest(t *testing.T) {
-	r1, r2 := gocql.MustRandomUUID(), gocql.MustRandomUUID()
+	r1, r2 := id.New(), id.New()
 	tests := []struct {
 		name string
 		a, b Ballot
@@ -88,18 +88,42 @@ func TestSameRequest(t *testing.T) {
 func TestShardAndBucketSpread(t *testing.T) {
 	counts := make([]int, 16)
 	for range 16000 {
-		counts[Shard(gocql.MustRandomUUID(), 16)]++
+		counts[Shard(id.New(), 16)]++
 	}
 	for i, n := range counts {
 		if n < 700 || n > 1300 {
 			t.Fatalf("shard %d got %d of 16000: hash does not spread", i, n)
 		}
 	}
-	v := gocql.MustRandomUUID()
+	v := id.New()
 	if Bucket(v, 16) != Bucket(v, 16) {
 		t.Fatal("bucket is not stable")
 	}
 	if Bucket(v, 0) != 0 {
 		t.Fatal("zero buckets must map to bucket 0")
+	}
+}
+
+func TestTextColumn(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		n        int
+		want     string
+	}{
+		{"short ascii kept", "curl/8.0", 512, "curl/8.0"},
+		{"cut at n", "abcdef", 4, "abcd"},
+		{"cut inside a character backs off", "abcé", 4, "abc"},
+		{"cut after a character keeps it", "abcé", 5, "abcé"},
+		{"cut inside a 4-byte character", "a😀", 3, "a"},
+		{"lone 0xC3 replaced", "a\xc3b", 512, "a\uFFFDb"},
+		{"invalid then cut", "\xff\xff", 4, "\uFFFD"},
+		{"empty", "", 512, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := textColumn(tc.in, tc.n)
+			if got != tc.want || !utf8.ValidString(got) || len(got) > tc.n {
+				t.Fatalf("textColumn(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+			}
+		})
 	}
 }

@@ -1,0 +1,147 @@
+package votes
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/poll"
+	"github.com/tally-vote/tally/pkg/vote"
+)
+
+// topic is a fake votes topic and DLQ: it hands out msgs, records
+// commits and what was produced.
+type topic struct {
+	mu        sync.Mutex
+	msgs      []kafka.Message
+	committed []kafka.Message
+	produced  []kafka.Message
+	err       error // returned by WriteMessages
+}
+
+func (f *topic) FetchMessage(ctx context.Context) (kafka.Message, error) {
+	f.mu.Lock()
+	if len(f.msgs) > 0 {
+		m := f.msgs[0]
+		f.msgs = f.msgs[1:]
+		f.mu.Unlock()
+		return m, nil
+	}
+	f.mu.Unlock()
+	<-ctx.Done()
+	return kafka.Message{}, ctx.Err()
+}
+
+func (f *topic) CommitMessages(_ context.Context, msgs ...kafka.Message) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.committed = append(f.committed, msgs...)
+	return nil
+}
+
+func (f *topic) Stats() kafka.ReaderStats { return kafka.ReaderStats{} }
+
+func (f *topic) WriteMessages(_ context.Context, msgs ...kafka.Message) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return f.err
+	}
+	f.produced = append(f.produced, msgs...)
+	return nil
+}
+
+// nopFence lets follow-ups through at once.
+type nopFence struct{}
+
+func (nopFence) Enter(context.Context, []id.ID) (func(), error) { return func() {}, nil }
+
+// A message that does not decode is poison: dead-lettered at once with
+// its error, attempts and source headers, then committed.
+func TestWorkerDeadLettersMalformedAndCommits(t *testing.T) {
+	in := &topic{msgs: []kafka.Message{{Topic: "tally.votes", Partition: 3, Offset: 42, Key: []byte("k"), Value: []byte("{")}}}
+	dlq := &topic{}
+	reg := prometheus.NewRegistry()
+	drain := vote.NewDrainer(vote.DrainConfig{PoisonAttempts: 2, MaxBackoff: time.Millisecond},
+		vote.DrainDeps{Log: zap.NewNop(), Registry: reg,
+			Votes: vote.NewService(vote.Config{}, vote.Deps{Fence: nopFence{}, Log: zap.NewNop(), Now: time.Now}, prometheus.NewRegistry())})
+	w := NewWorker(WorkerConfig{BatchSize: 8, BatchWait: time.Millisecond, Concurrency: 2},
+		WorkerDeps{DLQ: dlq, Votes: drain, Log: zap.NewNop(), Registry: reg})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx, in) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		in.mu.Lock()
+		n := len(in.committed)
+		in.mu.Unlock()
+		if n == 1 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(in.committed) != 1 || len(dlq.produced) != 1 {
+		t.Fatalf("committed %d, dead-lettered %d; want 1 and 1", len(in.committed), len(dlq.produced))
+	}
+	h := map[string]string{}
+	for _, x := range dlq.produced[0].Headers {
+		h[x.Key] = string(x.Value)
+	}
+	if h["attempts"] != "1" || h["source"] != "tally.votes/3/42" || h["error"] == "" || string(dlq.produced[0].Key) != "k" {
+		t.Fatalf("dead letter %q headers %v", dlq.produced[0].Key, h)
+	}
+}
+
+// A timed-out produce while Kafka acknowledged recently is slow: shed
+// (ErrOverloaded), the queue stays available. Otherwise it is down: the
+// queue is unavailable for the cooldown.
+func TestEnqueueSlowVersusDown(t *testing.T) {
+	now := time.Now()
+	p := &poll.Poll{ID: id.New(), OptionsVersion: 1}
+	b := &vote.Ballot{PollID: p.ID, VoterID: id.New(), VoteID: id.New(), RequestID: id.New(), OptionIDs: []id.ID{id.New()}}
+	cfg := Config{ProduceTimeout: time.Second, KafkaCooldown: time.Minute, KafkaDownAfter: 5 * time.Second}
+	for _, tc := range []struct {
+		name      string
+		err       error
+		sinceAck  time.Duration
+		want      error
+		available bool
+	}{
+		{"acknowledged", nil, 0, nil, true},
+		{"slow", context.DeadlineExceeded, time.Second, apperr.ErrOverloaded, true},
+		{"hung", context.DeadlineExceeded, 10 * time.Second, vote.ErrQueueUnavailable, false},
+		{"refused", errors.New("connection refused"), 0, vote.ErrQueueUnavailable, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := now
+			prod := &topic{err: tc.err}
+			q := New(cfg, prod, zap.NewNop(), func() time.Time { return clock }, prometheus.NewRegistry())
+			clock = now.Add(tc.sinceAck)
+			err := q.Enqueue(context.Background(), p, now, b)
+			if !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
+				t.Fatalf("err %v, want %v", err, tc.want)
+			}
+			if q.Available() != tc.available {
+				t.Fatalf("available %v, want %v", q.Available(), tc.available)
+			}
+			if tc.err == nil {
+				m, err := vote.Decode(prod.produced[0].Value)
+				if err != nil || m.RequestID != b.RequestID || m.OptionsVersion != 1 || string(prod.produced[0].Key) != string(b.VoterID[:]) {
+					t.Fatalf("produced %+v (%v)", m, err)
+				}
+			}
+		})
+	}
+}

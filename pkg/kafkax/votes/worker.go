@@ -1,0 +1,242 @@
+package votes
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/tally-vote/tally/pkg/dlq"
+	"github.com/tally-vote/tally/pkg/retry"
+	"github.com/tally-vote/tally/pkg/vote"
+)
+
+// WorkerConfig tunes the drain.
+type WorkerConfig struct {
+	BatchSize int           `env:"BATCH_SIZE" envDefault:"512"`
+	BatchWait time.Duration `env:"BATCH_WAIT" envDefault:"5ms"`
+	// Concurrency is the most voters' LWTs run at once. The worker adapts
+	// below it: it halves its concurrency whenever the co-located API is
+	// under pressure (WorkerDeps.Yield) and adds one per batch otherwise.
+	// On a box shared with Cassandra and the API a few are best
+	// (bench/RESULTS.md: 8 gave far lower API latency and a higher drain
+	// than 128); raise it on dedicated worker nodes.
+	Concurrency int `env:"CONCURRENCY" envDefault:"8"`
+	// YieldPause is how long the worker waits between batches while the
+	// API is under pressure: the backlog grows in Kafka and the front door
+	// keeps the CPU.
+	YieldPause time.Duration `env:"YIELD_PAUSE" envDefault:"200ms"`
+	// DrainConfig is the drain's retries, under the same prefix
+	// (TALLY_WORKER_POISON_ATTEMPTS, TALLY_WORKER_MAX_BACKOFF).
+	vote.DrainConfig
+}
+
+// Fetcher is the slice of kafka.Reader the worker uses.
+type Fetcher interface {
+	FetchMessage(ctx context.Context) (kafka.Message, error)
+	CommitMessages(ctx context.Context, msgs ...kafka.Message) error
+	Stats() kafka.ReaderStats
+}
+
+// WorkerDeps are the worker's collaborators.
+type WorkerDeps struct {
+	DLQ Producer
+	// Votes records the votes (the drain decides everything about them).
+	Votes    *vote.Drainer
+	Log      *zap.Logger
+	Registry prometheus.Registerer
+	// Yield, when set, reports whether the API beside this worker is under
+	// pressure; the worker then drains at concurrency 1 with pauses.
+	Yield func() bool
+}
+
+// Worker carries the votes topic to vote.Drainer: it fetches a batch,
+// hands it to the drain and commits its offsets only after the drain
+// handled every message durably; a poison message goes to the
+// dead-letter topic.
+type Worker struct {
+	cfg WorkerConfig
+	d   WorkerDeps
+	log *zap.Logger
+	m   *workerMetrics
+	// conc is the adaptive concurrency, 1 to cfg.Concurrency.
+	conc int
+}
+
+type workerMetrics struct {
+	batch  prometheus.Histogram
+	lag    *prometheus.GaugeVec
+	dlq    prometheus.Counter
+	conc   prometheus.Gauge
+	yields prometheus.Counter
+}
+
+// NewWorker builds a worker and registers its metrics.
+func NewWorker(cfg WorkerConfig, d WorkerDeps) *Worker {
+	m := &workerMetrics{
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "tally_worker_batch_size", Help: "Messages per worker batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 11),
+		}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tally_worker_consumer_lag", Help: "Messages of the votes topic not yet committed by the worker group, per partition.",
+		}, []string{"partition"}),
+		dlq: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tally_worker_dlq_total", Help: "Vote messages sent to the dead-letter topic (poison only).",
+		}),
+	}
+	m.conc = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "tally_worker_concurrency", Help: "The worker's current LWT concurrency (adaptive: lowered while the co-located API is under pressure).",
+	})
+	m.yields = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tally_worker_yields_total", Help: "Pauses the worker took to yield the CPU to the co-located API under pressure.",
+	})
+	d.Registry.MustRegister(m.batch, m.lag, m.dlq, m.conc, m.yields)
+	cfg.Concurrency = max(cfg.Concurrency, 1)
+	m.conc.Set(float64(cfg.Concurrency))
+	return &Worker{cfg: cfg, d: d, log: d.Log, m: m, conc: cfg.Concurrency}
+}
+
+// Stalled reports whether the worker is holding a batch while a
+// dependency is unavailable (for readiness and operators).
+func (w *Worker) Stalled() bool { return w.d.Votes.Stalled() }
+
+// Run drains until ctx is cancelled. A batch interrupted by shutdown is
+// left uncommitted and is redelivered; replays are recognised, and those
+// whose follow-ups did not finish are completed then.
+func (w *Worker) Run(ctx context.Context, reader Fetcher) error {
+	w.log.Info("worker started")
+	for {
+		w.adapt(ctx)
+		batch, err := w.fetch(ctx, reader)
+		if len(batch) == 0 {
+			if ctx.Err() != nil {
+				w.log.Info("worker stopped")
+				return nil
+			}
+			if err != nil {
+				w.log.Warn("fetch votes", zap.Error(err))
+				_ = retry.Sleep(ctx, 500*time.Millisecond)
+			}
+			continue
+		}
+		w.m.batch.Observe(float64(len(batch)))
+		if err := w.d.Votes.Drain(ctx, w.deliveries(batch), w.conc); err != nil {
+			if ctx.Err() != nil {
+				w.log.Info("worker stopped mid-batch; the batch will be redelivered", zap.Int("messages", len(batch)))
+				return nil
+			}
+			// Nothing of this batch is committed; it is redelivered.
+			return err
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		err = reader.CommitMessages(cctx, batch...)
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// adapt sets the concurrency of the next batch: halved, with a pause,
+// while the API beside the worker is under pressure; one more per batch
+// otherwise (additive increase, multiplicative decrease).
+func (w *Worker) adapt(ctx context.Context) {
+	if w.d.Yield != nil && w.d.Yield() {
+		w.conc = max(1, w.conc/2)
+		w.m.conc.Set(float64(w.conc))
+		w.m.yields.Inc()
+		_ = retry.Sleep(ctx, w.cfg.YieldPause)
+		return
+	}
+	if w.conc < w.cfg.Concurrency {
+		w.conc++
+		w.m.conc.Set(float64(w.conc))
+	}
+}
+
+// WatchLag exports the group's lag per partition every interval until ctx
+// ends.
+func (w *Worker) WatchLag(ctx context.Context, every time.Duration, lag func(context.Context) (map[int]int64, error)) {
+	retry.Every(ctx, every, func() {
+		byPart, err := lag(ctx)
+		if err != nil {
+			return
+		}
+		for part, n := range byPart {
+			w.m.lag.WithLabelValues(strconv.Itoa(part)).Set(float64(n))
+		}
+	})
+}
+
+// fetch blocks for the first message, then gathers more for at most
+// BatchWait.
+func (w *Worker) fetch(ctx context.Context, reader Fetcher) ([]kafka.Message, error) {
+	first, err := reader.FetchMessage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	batch := []kafka.Message{first}
+	wctx, cancel := context.WithTimeout(ctx, w.cfg.BatchWait)
+	defer cancel()
+	// A batch shrinks with the concurrency, so a yielding worker holds
+	// Cassandra only briefly between its pauses.
+	size := min(w.cfg.BatchSize, w.conc*64)
+	for len(batch) < size {
+		m, err := reader.FetchMessage(wctx)
+		if err != nil {
+			break
+		}
+		batch = append(batch, m)
+	}
+	return batch, nil
+}
+
+// deliveries decodes a batch for the drain, keyed by the message key (the
+// voter: see Queue.produce), each able to go to the dead-letter topic.
+func (w *Worker) deliveries(batch []kafka.Message) []vote.Delivery {
+	out := make([]vote.Delivery, len(batch))
+	for i, km := range batch {
+		msg, err := vote.Decode(km.Value)
+		out[i] = vote.Delivery{Key: string(km.Key), Message: msg, Err: err, Replay: replayed(km),
+			DeadLetter: func(ctx context.Context, cause error, attempts int) error {
+				return w.deadLetter(ctx, km, msg, cause, attempts)
+			}}
+	}
+	return out
+}
+
+// deadLetter writes a poison message to the DLQ with its error; the drain
+// then records why the request failed and frees the voter's flag. If the
+// DLQ itself cannot be written the error stops the worker uncommitted.
+func (w *Worker) deadLetter(ctx context.Context, km kafka.Message, msg vote.Message, cause error, attempts int) error {
+	w.log.Error("vote dead-lettered", zap.Stringer("request_id", msg.RequestID), zap.Stringer("poll_id", msg.PollID),
+		zap.Int("partition", km.Partition), zap.Int64("offset", km.Offset), zap.Int("attempts", attempts), zap.Error(cause))
+	err := w.d.DLQ.WriteMessages(ctx, kafka.Message{
+		Key:   km.Key,
+		Value: km.Value,
+		Headers: []kafka.Header{
+			{Key: "error", Value: []byte(cause.Error())},
+			{Key: "attempts", Value: []byte(strconv.Itoa(attempts))},
+			{Key: "source", Value: []byte(km.Topic + "/" + strconv.Itoa(km.Partition) + "/" + strconv.FormatInt(km.Offset, 10))},
+		},
+	})
+	if err != nil {
+		return err
+	}
+	w.m.dlq.Inc()
+	return nil
+}
+
+// replayed reports whether km is a dead-letter replay (`tally dlq replay`).
+func replayed(km kafka.Message) bool {
+	for _, h := range km.Headers {
+		if h.Key == dlq.HeaderReplayedFrom {
+			return true
+		}
+	}
+	return false
+}

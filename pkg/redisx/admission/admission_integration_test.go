@@ -1,0 +1,248 @@
+//go:build integration
+
+package admission_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/tally-vote/tally/pkg/abuse"
+	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/poll"
+	"github.com/tally-vote/tally/pkg/ratelimit"
+	"github.com/tally-vote/tally/pkg/redisx"
+	"github.com/tally-vote/tally/pkg/redisx/admission"
+	"github.com/tally-vote/tally/pkg/testenv"
+	"github.com/tally-vote/tally/pkg/vote"
+)
+
+func limiter(cfg ratelimit.Config, rdb *redis.Client) *ratelimit.Limiter {
+	return ratelimit.New(cfg, rdb, zap.NewNop(), time.Now, prometheus.NewRegistry())
+}
+
+func rule(l *ratelimit.Limiter, scope string) ratelimit.Rule {
+	for _, r := range l.Rules(ratelimit.Vote) {
+		if r.Scope == scope {
+			return r
+		}
+	}
+	panic("no vote rule " + scope)
+}
+
+func ballot(pollID id.ID) *vote.Ballot {
+	return &vote.Ballot{PollID: pollID, VoterID: id.New(), RequestID: id.New()}
+}
+
+// The admission's GCRA reads and writes the same state as the library
+// (redis_rate): hits through either count against one limit, and the
+// script refuses with the same retry-after. Its limits are all-or-nothing:
+// a refusal by one consumes none of the others.
+func TestLimitsShareLibraryState(t *testing.T) {
+	rdb := testenv.Redis(t)
+	l := limiter(ratelimit.Config{VotesPerMinutePerUser: 4, VotesPerMinutePerIP: 2}, rdb)
+	adm := admission.New(rdb, admission.Config{RequestTTL: time.Minute}, zap.NewNop())
+	acct := ratelimit.Hit{Rule: rule(l, ratelimit.ByAccount), Subject: uuid.NewString()}
+	ip := ratelimit.Hit{Rule: rule(l, ratelimit.ByIP), Subject: uuid.NewString()}
+	ctx := context.Background()
+	check := func(hits ...ratelimit.Hit) (*ratelimit.Deferred, error) {
+		d := l.Defer(ratelimit.Vote, hits...)
+		return d, adm.Check(ctx, &vote.Admit{Ballot: ballot(id.New()), Limits: d})
+	}
+
+	// Two through the library on the account.
+	for range 2 {
+		if _, err := l.Allow(ctx, ratelimit.Vote, acct); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Two through the script on account and IP: the account has 2 left.
+	for i := range 2 {
+		d, err := check(acct, ip)
+		if err != nil || !d.Decision.Allowed || d.Decision.Remaining != 1-i {
+			t.Fatalf("script hit %d: %+v %v", i, d.Decision, err)
+		}
+	}
+	// The account is spent: the script refuses, naming the account rule,
+	// and the library agrees.
+	_, err := check(acct)
+	var lim *ratelimit.Limited
+	if !errors.As(err, &lim) || lim.Decision.Rule.Scope != ratelimit.ByAccount {
+		t.Fatalf("spent account through the script: %v", err)
+	}
+	if ra := lim.Decision.RetryAfter; ra <= 0 || ra > 15*time.Second {
+		t.Fatalf("retry after %v, want at most a minute/4", ra)
+	}
+	if _, err := l.Allow(ctx, ratelimit.Vote, acct); !errors.As(err, &lim) {
+		t.Fatalf("spent account through the library: %v", err)
+	}
+	// All-or-nothing: a fresh account with the spent IP is refused by the
+	// IP rule and its own limit stays untouched (4 more pass).
+	fresh := ratelimit.Hit{Rule: acct.Rule, Subject: uuid.NewString()}
+	if _, err := check(fresh, ip); !errors.As(err, &lim) || lim.Decision.Rule.Scope != ratelimit.ByIP {
+		t.Fatalf("spent IP: %v", err)
+	}
+	for i := range 4 {
+		if d, err := l.Allow(ctx, ratelimit.Vote, fresh); err != nil || d.Remaining != 3-i {
+			t.Fatalf("fresh account hit %d: %+v %v", i, d, err)
+		}
+	}
+}
+
+// Flag: a refused request (limit or bot rule) sets neither flag nor
+// marker; an admitted one holds the pending flag and its marker; a voter
+// whose flag is another request's queued one is a duplicate, while a
+// pending one or the request's own lets it go on.
+func TestFlag(t *testing.T) {
+	rdb := testenv.Redis(t)
+	ctx := context.Background()
+	l := limiter(ratelimit.Config{VotesPerMinutePerUser: 1}, rdb)
+	bots := abuse.NewDetector(abuse.Config{IPBurst: 1, IPBurstWindow: time.Minute}, []byte("k"), time.Now, prometheus.NewRegistry())
+	adm := admission.New(rdb, admission.Config{RequestTTL: time.Minute}, zap.NewNop())
+	p := &poll.Poll{ID: id.New(), Settings: poll.Settings{BotPolicy: poll.BotReject}}
+	ip := uuid.NewString()
+	t.Cleanup(func() { rdb.Del(context.Background(), redisx.BotSignal(p.ID, abuse.RuleIPBurst, ip)) })
+	flag := func(b *vote.Ballot) error {
+		return adm.Flag(ctx, &vote.Admit{Ballot: b,
+			Limits: l.Defer(ratelimit.Vote, ratelimit.Hit{Rule: rule(l, ratelimit.ByAccount), Subject: b.VoterID.String()}),
+			Bots:   bots.For(p, abuse.Signals{IP: ip})})
+	}
+	get := func(key string) string { return rdb.Get(ctx, key).Val() }
+
+	// Admitted: the pending flag and the marker (the poll id).
+	first := ballot(p.ID)
+	if err := flag(first); err != nil || first.Flags != nil {
+		t.Fatalf("first: %v %v", first.Flags, err)
+	}
+	if v := get(redisx.VoterFlag(p.ID, first.VoterID)); v != redisx.FlagPending+first.RequestID.String() {
+		t.Fatalf("flag %q", v)
+	}
+	if v := get(redisx.AcceptedRequest(p.ID, first.VoterID, first.RequestID)); v != p.ID.String() {
+		t.Fatalf("marker %q", v)
+	}
+	// The voter's limit (1 a minute) is spent: refused, nothing set.
+	again := &vote.Ballot{PollID: p.ID, VoterID: first.VoterID, RequestID: id.New()}
+	if err := flag(again); !errors.Is(err, apperr.ErrRateLimited) {
+		t.Fatalf("limited: %v", err)
+	}
+	if get(redisx.AcceptedRequest(p.ID, again.VoterID, again.RequestID)) != "" {
+		t.Fatal("a rate-limited request was marked accepted")
+	}
+	// Another voter from the same IP trips ip_burst on a rejecting poll:
+	// refused, no flag, no marker.
+	second := ballot(p.ID)
+	if err := flag(second); !errors.Is(err, abuse.ErrSuspicious) || !slices.Equal(second.Flags, nil) {
+		t.Fatalf("suspicious: %v %v", second.Flags, err)
+	}
+	if get(redisx.VoterFlag(p.ID, second.VoterID)) != "" || get(redisx.AcceptedRequest(p.ID, second.VoterID, second.RequestID)) != "" {
+		t.Fatal("a refused vote left a flag or a marker")
+	}
+
+	// Flag states, without limits or bot rules.
+	// A pending flag is as old as the pending TTL (a minute) less its TTL.
+	for _, tc := range []struct {
+		name    string
+		holder  func(b *vote.Ballot) string
+		ttl     time.Duration
+		wantErr error
+	}{
+		{"queued by another request", func(*vote.Ballot) string { return redisx.FlagQueued + uuid.NewString() }, time.Minute, vote.ErrAlreadyVoted},
+		{"queued by this request (a retry)", func(b *vote.Ballot) string { return redisx.FlagQueued + b.RequestID.String() }, time.Minute, nil},
+		{"pending for this request (a retry)", func(b *vote.Ballot) string { return redisx.FlagPending + b.RequestID.String() }, time.Minute, nil},
+		// Undecided: never admitted over it, 503 after the bounded wait.
+		{"pending for another request", func(*vote.Ballot) string { return redisx.FlagPending + uuid.NewString() }, time.Minute, vote.ErrVoteUndecided},
+		// Older than any live request holds it: written through (the LWT decides).
+		{"pending for another request, stale", func(*vote.Ballot) string { return redisx.FlagPending + uuid.NewString() }, 50 * time.Second, vote.ErrQueueUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := ballot(p.ID)
+			fk := redisx.VoterFlag(p.ID, b.VoterID)
+			holder := tc.holder(b)
+			rdb.Set(ctx, fk, holder, tc.ttl)
+			t.Cleanup(func() { rdb.Del(context.Background(), fk) })
+			err := adm.Flag(ctx, &vote.Admit{Ballot: b})
+			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
+				t.Fatalf("err %v, want %v", err, tc.wantErr)
+			}
+			if get(fk) != holder {
+				t.Fatalf("the holder's flag changed to %q", get(fk))
+			}
+			marked := get(redisx.AcceptedRequest(p.ID, b.VoterID, b.RequestID)) != ""
+			if marked != (tc.wantErr == nil) {
+				t.Fatalf("marked %v", marked)
+			}
+		})
+	}
+}
+
+// Check counts the limits and bot signals and never touches the flag.
+func TestCheckLeavesTheFlag(t *testing.T) {
+	rdb := testenv.Redis(t)
+	ctx := context.Background()
+	bots := abuse.NewDetector(abuse.Config{IPBurst: 1, IPBurstWindow: time.Minute}, []byte("k"), time.Now, prometheus.NewRegistry())
+	adm := admission.New(rdb, admission.Config{RequestTTL: time.Minute}, zap.NewNop())
+	p := &poll.Poll{ID: id.New(), Settings: poll.Settings{BotPolicy: poll.BotFlag}}
+	ip := uuid.NewString()
+	t.Cleanup(func() { rdb.Del(context.Background(), redisx.BotSignal(p.ID, abuse.RuleIPBurst, ip)) })
+	for i, want := range [][]string{nil, {abuse.RuleIPBurst}} {
+		b := ballot(p.ID)
+		a := &vote.Admit{Ballot: b, Bots: bots.For(p, abuse.Signals{IP: ip})}
+		if err := adm.Check(ctx, a); err != nil || !slices.Equal(b.Flags, want) {
+			t.Fatalf("vote %d: flags %v, want %v (%v)", i, b.Flags, want, err)
+		}
+		if a.Bots.Pending() {
+			t.Fatalf("vote %d: the check is still pending", i)
+		}
+		if n := rdb.Exists(ctx, redisx.VoterFlag(p.ID, b.VoterID), redisx.AcceptedRequest(p.ID, b.VoterID, b.RequestID)).Val(); n != 0 {
+			t.Fatalf("vote %d: check set %d flag keys", i, n)
+		}
+	}
+}
+
+// Redis unreachable: a fail-open class passes with its bot check skipped
+// (Flag answers ErrQueueUnavailable: with no flag to tell a duplicate, the
+// vote is written through), a fail-closed one is 503 UNAVAILABLE.
+func TestFailOpenAndClosed(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	t.Cleanup(func() { _ = rdb.Close() })
+	ctx := context.Background()
+	adm := admission.New(rdb, admission.Config{RequestTTL: time.Minute}, zap.NewNop())
+	bots := abuse.NewDetector(abuse.Config{IPBurst: 1, IPBurstWindow: time.Minute}, []byte("k"), time.Now, prometheus.NewRegistry())
+	p := &poll.Poll{ID: id.New(), Settings: poll.Settings{BotPolicy: poll.BotReject}}
+	for _, tc := range []struct {
+		name       string
+		failClosed []string
+		want       error
+	}{
+		{"fail open", nil, nil},
+		{"fail closed", []string{ratelimit.Vote}, ratelimit.ErrUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := limiter(ratelimit.Config{VotesPerMinutePerUser: 1, FailClosed: tc.failClosed}, rdb)
+			for i, run := range []func(context.Context, *vote.Admit) error{adm.Flag, adm.Check} {
+				b := ballot(p.ID)
+				a := &vote.Admit{Ballot: b, Limits: l.Defer(ratelimit.Vote, ratelimit.Hit{Rule: rule(l, ratelimit.ByAccount), Subject: "a"}),
+					Bots: bots.For(p, abuse.Signals{IP: "10.0.0.1"})}
+				want := tc.want
+				if want == nil && i == 0 {
+					want = vote.ErrQueueUnavailable
+				}
+				err := run(ctx, a)
+				if !errors.Is(err, want) || (want == nil && err != nil) {
+					t.Fatalf("err %v, want %v", err, want)
+				}
+				if a.Limits.Pending() {
+					t.Fatal("the limits are still pending")
+				}
+			}
+		})
+	}
+}

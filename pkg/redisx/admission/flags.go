@@ -1,0 +1,158 @@
+package admission
+
+import (
+	"context"
+	_ "embed"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/poll"
+	"github.com/tally-vote/tally/pkg/redisx"
+	"github.com/tally-vote/tally/pkg/vote"
+)
+
+// Flags runs the voter-flag scripts after the admission set the flag
+// pending: queued once the ballot is durably queued or recorded, released
+// when the request will never produce a ballot. It implements vote.Flags.
+type Flags struct {
+	rdb *redis.Client
+	log *zap.Logger
+	// marks feeds markLoop; marking is true while it runs.
+	marks   chan mark
+	marking atomic.Bool
+}
+
+var _ vote.Flags = (*Flags)(nil)
+
+// NewFlags builds the flag runner on rdb.
+func NewFlags(rdb *redis.Client, log *zap.Logger) *Flags {
+	return &Flags{rdb: rdb, log: log, marks: make(chan mark, 8*markBatch)}
+}
+
+// releaseFlag deletes the voter's flag only if it still holds this
+// request, in whatever state (the flag's values: redisx.VoterFlag).
+//
+//go:embed release_flag.lua
+var releaseFlagLua string
+
+var releaseFlag = redis.NewScript(releaseFlagLua)
+
+// Release frees a voter whose request will never produce a ballot (a
+// poison message, a vote refused at apply time), so they can vote again.
+func (f *Flags) Release(ctx context.Context, pollID, voterID, requestID id.ID) error {
+	return releaseFlag.Run(ctx, f.rdb, []string{redisx.VoterFlag(pollID, voterID)}, requestID.String()).Err()
+}
+
+// Withdraw releases the voter's flag as Release does and forgets the
+// request's accepted marker, in one round trip: the request was answered
+// with an error (shed, or its write-through failed), so a retry after the
+// close must not be answered as accepted.
+func (f *Flags) Withdraw(ctx context.Context, pollID, voterID, requestID id.ID) error {
+	keys := []string{redisx.VoterFlag(pollID, voterID), redisx.AcceptedRequest(pollID, voterID, requestID)}
+	return releaseFlag.Run(ctx, f.rdb, keys, requestID.String()).Err()
+}
+
+// Accepted reports whether the request was accepted for the voter.
+func (f *Flags) Accepted(ctx context.Context, pollID, voterID, requestID id.ID) (bool, error) {
+	n, err := f.rdb.Exists(ctx, redisx.AcceptedRequest(pollID, voterID, requestID)).Result()
+	return n == 1, err
+}
+
+// MarkQueued records that the voter has a request durably queued (or
+// recorded): the flag becomes this request's queued one, for as long as
+// the poll, unless another request's queued flag is there already. It
+// replaces any pending flag, this request's or another's (which may still
+// fail). It is off the answer's path: if it is lost, the pending flag
+// expires and the conditional write still refuses a second vote, only
+// later.
+func (f *Flags) MarkQueued(p *poll.Poll, b *vote.Ballot) {
+	ttl := time.Until(p.EndTime) + time.Hour
+	ttl = min(max(ttl, time.Hour), 90*24*time.Hour)
+	m := mark{key: redisx.VoterFlag(b.PollID, b.VoterID), value: redisx.FlagQueued + b.RequestID.String(), ttlMs: ttl.Milliseconds()}
+	select {
+	case f.marks <- m:
+		if f.marking.CompareAndSwap(false, true) {
+			go f.markLoop()
+		}
+	default:
+		// The batcher is that far behind: this one goes alone.
+		go f.flushMarks([]mark{m})
+	}
+}
+
+// mark is one queued flag to set.
+type mark struct {
+	key, value string
+	ttlMs      int64
+}
+
+// markBatch bounds one pipeline of marks.
+const markBatch = 256
+
+// markLoop sends the marks queued in the meantime as one pipeline, over and
+// over, and ends after a quiet second (the next mark starts it again). At
+// thousands of votes a second this turns a round trip and a goroutine per
+// vote into one pipeline every few milliseconds.
+func (f *Flags) markLoop() {
+	batch := make([]mark, 0, markBatch)
+	for {
+		select {
+		case m := <-f.marks:
+			batch = append(batch[:0], m)
+		case <-time.After(time.Second):
+			f.marking.Store(false)
+			// A mark queued between the timeout and the flag reset must
+			// not wait for the next one: take over again if so.
+			if len(f.marks) > 0 && f.marking.CompareAndSwap(false, true) {
+				continue
+			}
+			return
+		}
+	fill:
+		for len(batch) < markBatch {
+			select {
+			case m := <-f.marks:
+				batch = append(batch, m)
+			default:
+				break fill
+			}
+		}
+		f.flushMarks(batch)
+	}
+}
+
+// flushMarks runs the markQueued script for each mark in one pipeline.
+func (f *Flags) flushMarks(marks []mark) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	run := func(sha bool) ([]redis.Cmder, error) {
+		pipe := f.rdb.Pipeline()
+		for _, m := range marks {
+			if sha {
+				markQueued.EvalSha(ctx, pipe, []string{m.key}, m.value, m.ttlMs)
+			} else {
+				markQueued.Eval(ctx, pipe, []string{m.key}, m.value, m.ttlMs)
+			}
+		}
+		return pipe.Exec(ctx)
+	}
+	_, err := run(true)
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		// First use on this Redis (or after its restart): send the body.
+		_, err = run(false)
+	}
+	if err != nil {
+		f.log.Debug("mark vote flags queued", zap.Int("marks", len(marks)), zap.Error(err))
+	}
+}
+
+// markQueued sets the queued flag unless a queued flag is there already.
+//
+//go:embed mark_queued.lua
+var markQueuedLua string
+
+var markQueued = redis.NewScript(markQueuedLua)

@@ -1,0 +1,61 @@
+//go:build integration
+
+package admission_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/poll"
+	"github.com/tally-vote/tally/pkg/redisx"
+	"github.com/tally-vote/tally/pkg/redisx/admission"
+	"github.com/tally-vote/tally/pkg/testenv"
+)
+
+// The flag's later moves on the real Redis: MarkQueued replaces a pending
+// flag but never another request's queued one; Release deletes the flag
+// only while it holds this request.
+func TestFlagsMarkAndRelease(t *testing.T) {
+	ctx := context.Background()
+	rdb := testenv.Redis(t)
+	f := admission.NewFlags(rdb, zap.NewNop())
+	p := &poll.Poll{ID: id.New(), EndTime: time.Now().Add(time.Hour)}
+	first, second := ballot(p.ID), ballot(p.ID)
+	second.VoterID = first.VoterID
+	key := redisx.VoterFlag(p.ID, first.VoterID)
+	get := func() string { v, _ := rdb.Get(ctx, key).Result(); return v }
+
+	rdb.Set(ctx, key, redisx.FlagPending+second.RequestID.String(), time.Minute)
+	f.MarkQueued(p, first)
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if v := get(); v != redisx.FlagQueued+first.RequestID.String() {
+			return fmt.Errorf("flag %q after marking", v)
+		}
+		return nil
+	})
+	f.MarkQueued(p, second)
+	time.Sleep(1500 * time.Millisecond) // past the batcher's quiet second
+	if v := get(); v != redisx.FlagQueued+first.RequestID.String() {
+		t.Fatalf("another request's mark replaced a queued flag: %q", v)
+	}
+	if err := f.Release(ctx, p.ID, first.VoterID, second.RequestID); err != nil {
+		t.Fatal(err)
+	}
+	if v := get(); v == "" {
+		t.Fatal("released by a request that does not hold the flag")
+	}
+	if err := f.Release(ctx, p.ID, first.VoterID, first.RequestID); err != nil {
+		t.Fatal(err)
+	}
+	if v := get(); v != "" {
+		t.Fatalf("flag %q after its request released it", v)
+	}
+	if ok, err := f.Accepted(ctx, p.ID, first.VoterID, first.RequestID); err != nil || ok {
+		t.Fatalf("accepted %v, %v for a request never admitted", ok, err)
+	}
+}

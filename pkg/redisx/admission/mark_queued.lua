@@ -1,0 +1,7 @@
+-- Sets the voter's flag to this request's queued value, unless a queued
+-- flag (any request's) is there already; it replaces a pending one.
+-- KEYS[1]: the voter's flag (voted:{poll}:{voter}).
+-- ARGV[1]: the queued value ("q:" .. request id); ARGV[2]: its TTL (ms).
+local v = redis.call("GET", KEYS[1])
+if v and string.sub(v, 1, 2) == "q:" then return 0 end
+return redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])

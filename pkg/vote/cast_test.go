@@ -1,0 +1,130 @@
+package vote
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/poll"
+	"github.com/tally-vote/tally/pkg/ratelimit"
+)
+
+// steps records the order in which cast reaches its ports.
+type steps struct {
+	calls      []string
+	flagErr    error
+	enqueueErr error
+	down       bool
+	poll       *poll.Poll
+}
+
+func (s *steps) View(context.Context, id.ID) (*poll.Poll, time.Time, error) {
+	return s.poll, time.Now(), nil
+}
+
+func (s *steps) FreezeOptions(context.Context, *poll.Poll) error { return nil }
+
+func (s *steps) Available() bool { return !s.down }
+
+func (s *steps) Enqueue(context.Context, *poll.Poll, time.Time, *Ballot) error {
+	s.calls = append(s.calls, "enqueue")
+	return s.enqueueErr
+}
+
+func (s *steps) MarkQueued(*poll.Poll, *Ballot) {
+	s.calls = append(s.calls, "marked")
+}
+
+func (s *steps) Release(context.Context, id.ID, id.ID, id.ID) error {
+	s.calls = append(s.calls, "released")
+	return nil
+}
+
+func (s *steps) Withdraw(context.Context, id.ID, id.ID, id.ID) error {
+	s.calls = append(s.calls, "withdrawn")
+	return nil
+}
+
+func (s *steps) Accepted(context.Context, id.ID, id.ID, id.ID) (bool, error) {
+	return false, nil
+}
+
+// settle answers like the admission script letting everything through.
+func settle(a *Admit) error {
+	return a.Limits.Settle(ratelimit.Verdict{Allowed: true, Rule: 1, Remaining: 4, Reset: time.Second})
+}
+
+func (s *steps) Flag(_ context.Context, a *Admit) error {
+	s.calls = append(s.calls, "flag")
+	if s.flagErr != nil {
+		return s.flagErr
+	}
+	return settle(a)
+}
+
+func (s *steps) Check(_ context.Context, a *Admit) error {
+	s.calls = append(s.calls, "check")
+	return settle(a)
+}
+
+// Cast reaches the admission where the queue's flag step used to: Flag
+// before Enqueue on the async path, Check (only for what is still
+// pending) before any direct write; the limits' decision comes back in
+// the receipt.
+func TestCastAdmitsThenQueuesOrRecords(t *testing.T) {
+	now := time.Now()
+	opt := id.New()
+	p := &poll.Poll{ID: id.New(), StartTime: now.Add(-time.Hour), EndTime: now.Add(time.Hour),
+		Options: []poll.Option{{ID: opt}}, IndexBuckets: 1, CounterShards: 1}
+	l := ratelimit.New(ratelimit.Config{VotesPerMinutePerUser: 5}, nil, zap.NewNop(), time.Now, prometheus.NewRegistry())
+	hits := []ratelimit.Hit{{Rule: l.Rules(ratelimit.Vote)[0], Subject: "voter"}}
+	for _, tc := range []struct {
+		name      string
+		mode      string
+		q         steps
+		hits      []ratelimit.Hit
+		want      []string
+		wantErr   error
+		recorded  bool
+		wantLimit bool
+	}{
+		{"async", "async", steps{}, hits, []string{"flag", "enqueue", "marked"}, nil, false, true},
+		{"async, duplicate", "async", steps{flagErr: ErrAlreadyVoted}, hits, []string{"flag"}, ErrAlreadyVoted, false, false},
+		{"async, queue down before the flag", "async", steps{down: true}, hits, []string{"check", "marked"}, nil, true, true},
+		{"async, produce failed after the flag", "async", steps{enqueueErr: ErrQueueUnavailable}, hits,
+			[]string{"flag", "enqueue", "marked"}, nil, true, true},
+		{"async, shed", "async", steps{enqueueErr: apperr.ErrOverloaded}, hits,
+			[]string{"flag", "enqueue", "withdrawn"}, apperr.ErrOverloaded, false, false},
+		{"sync", "sync", steps{}, hits, []string{"check"}, nil, true, true},
+		{"sync, nothing to check", "sync", steps{}, nil, nil, nil, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := newRecorder()
+			q := tc.q
+			q.poll = p
+			s := NewService(Config{Mode: tc.mode}, Deps{Store: rec, Counter: rec, Fence: rec, Polls: &q, Queue: &q, Flags: &q,
+				Admission: &q, Limits: l, Log: zap.NewNop(), Now: time.Now}, prometheus.NewRegistry())
+			out, err := s.Cast(context.Background(), Request{PollID: p.ID, VoterID: id.New(),
+				OptionIDs: []id.ID{opt}, Limits: tc.hits})
+			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
+				t.Fatalf("err %v, want %v", err, tc.wantErr)
+			}
+			if !slices.Equal(q.calls, tc.want) {
+				t.Fatalf("calls %v, want %v", q.calls, tc.want)
+			}
+			if (out.Recorded != nil) != tc.recorded {
+				t.Fatalf("recorded %v, want %v", out.Recorded != nil, tc.recorded)
+			}
+			if out.Limit.Allowed != tc.wantLimit || (tc.wantLimit && out.Limit.Remaining != 4) {
+				t.Fatalf("limit %+v", out.Limit)
+			}
+		})
+	}
+}
