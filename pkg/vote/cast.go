@@ -223,7 +223,7 @@ func (s *Service) ballot(r Request) *Ballot {
 }
 
 // freezeTimeout bounds the options freeze on an async vote's path (once
-// per poll and process); past it the worker freezes them.
+// per poll and process); past it the vote is refused with 503.
 const freezeTimeout = time.Second
 
 // cast is the act of voting, in both modes: it applies the voting rules
@@ -245,12 +245,15 @@ func (s *Service) cast(ctx context.Context, p *poll.Poll, seenAt time.Time, a *A
 	b.OptionIDs = opts
 	async := s.cfg.Mode == "async" && s.queue != nil
 	// Freeze the options this vote was checked against before it can be
-	// accepted: an owner replacing them afterwards is refused. With
-	// Cassandra unreachable an async vote is still queued and the worker
-	// freezes them when it applies it (see Admissible).
+	// accepted: an owner replacing them afterwards is refused. Until the
+	// freeze is known to hold, no 2xx: an owner's PATCH checks the frozen
+	// flag and the index, and a vote still queued is in neither, so a 202
+	// on an unconfirmed freeze could be followed by a replacement that
+	// dead-letters it. Once frozen (the poll's first votes) this costs
+	// nothing, so only the first votes of a poll wait on it.
 	fctx, cancel := ctx, context.CancelFunc(func() {})
 	if async {
-		// Queued votes must not wait on a hung Cassandra: bounded.
+		// Queued votes must not wait long on a hung Cassandra: bounded.
 		fctx, cancel = context.WithTimeout(ctx, freezeTimeout)
 	}
 	err = s.polls.FreezeOptions(fctx, p)
@@ -258,10 +261,14 @@ func (s *Service) cast(ctx context.Context, p *poll.Poll, seenAt time.Time, a *A
 	switch {
 	case errors.Is(err, poll.ErrOptionsChanged):
 		return Receipt{}, err
-	case err != nil && !async:
-		return Receipt{}, err
+	case err != nil && ctx.Err() != nil:
+		return Receipt{}, err // the client gave up
 	case err != nil:
-		s.log.Warn("freeze options deferred to the worker", zap.Stringer("poll_id", p.ID), zap.Error(err))
+		s.m.casts.WithLabelValues("freeze_unconfirmed").Inc()
+		if !errors.Is(err, apperr.ErrUnavailable) {
+			err = apperr.Unavailable("freeze options", err)
+		}
+		return Receipt{}, err
 	}
 	if !async {
 		// No flag to set: the route's rate limits and the bot signals are

@@ -185,6 +185,51 @@ func TestOptionsFrozenOnceAVoteIsAccepted(t *testing.T) {
 	})
 }
 
+// TestNoAcceptanceOnAnUnconfirmedOptionsFreeze breaks the options freeze
+// of a poll's first vote (its column dropped under the running API, so the
+// LWT fails while the poll view stays warm) and then lets the owner replace
+// the options. A vote answered 2xx must keep its options: either the vote
+// is refused while the freeze cannot be confirmed, or the replacement is.
+// Before the fix the vote got 202 with the freeze "deferred to the worker",
+// the PATCH found neither the frozen flag nor an index row and replaced the
+// options, and the worker dead-lettered the accepted vote INVALID_OPTION.
+func TestNoAcceptanceOnAnUnconfirmedOptionsFreeze(t *testing.T) {
+	cfg := asyncConfig(t)
+	cfg.Poll.CacheTTL = time.Minute // the view stays warm across the schema change
+	e := start(t, cfg, false)       // no worker yet: the vote stays queued
+	owner, _ := e.c.Account()
+	voter, _ := e.c.Account()
+	pollID, opts := e.c.Poll(owner, nil)
+	path := "/v1/polls/" + pollID + "/votes"
+	// Warm the view without freezing: a ballot for an option the poll lacks
+	// is refused after the poll is read.
+	if r := e.c.Do("POST", path, voter, map[string]any{"option_id": id.New().String()}); r.Status/100 != 4 {
+		t.Fatalf("vote for an unknown option: %d %s", r.Status, r.Raw)
+	}
+	cql := e.app.CQL.Session
+	if err := cql.Query(`ALTER TABLE polls DROP options_frozen`).Exec(); err != nil {
+		t.Fatal(err)
+	}
+	v := e.c.Do("POST", path, voter, map[string]any{"option_id": opts[1]})
+	if err := cql.Query(`ALTER TABLE polls ADD options_frozen boolean static`).Exec(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("vote while the freeze fails: %d %s", v.Status, v.Raw)
+	if v.Status == http.StatusServiceUnavailable {
+		if v.Code() != "UNAVAILABLE" || v.Header.Get("Retry-After") == "" {
+			t.Fatalf("refused vote: %v %s", v.Header, v.Raw)
+		}
+		// Refused, so nothing was promised; the retry freezes and is
+		// accepted.
+		v = e.c.Do("POST", path, voter, map[string]any{"option_id": opts[1]})
+	}
+	v.Must(t, http.StatusAccepted)
+	r := e.c.Do("PATCH", "/v1/polls/"+pollID, owner, map[string]any{"options": []map[string]any{{"text": "X"}, {"text": "Y"}}})
+	if r.Status != http.StatusConflict || r.Code() != "OPTIONS_FROZEN" {
+		t.Fatalf("options replaced under a vote answered 202: %d %s", r.Status, r.Raw)
+	}
+}
+
 // TestWorkerRefusesAnOptionThePollLacks puts on the votes topic what an
 // API with a stale view would have produced: a vote for an option the poll
 // does not have, with the voter's flag set. The worker must not record a

@@ -123,7 +123,7 @@ func NewService(cfg Config, d Deps, reg prometheus.Registerer) *Service {
 	m := &metrics{
 		casts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tally_ingest_votes_total",
-			Help: "Vote requests by outcome: accepted (queued, 202), fast_duplicate (409 from the queue's flag), recorded_sync (sync mode), fallback_sync (queue down, written directly), duplicate (409 from the LWT), replayed_after_close (a retry answered with its original outcome), rate_limited (429 from the vote route's rate limits), suspicious (403 from a bot rule on a poll that rejects), undecided (503 while another request of the voter holds a pending flag), rejected (503).",
+			Help: "Vote requests by outcome: accepted (queued, 202), fast_duplicate (409 from the queue's flag), recorded_sync (sync mode), fallback_sync (queue down, written directly), duplicate (409 from the LWT), replayed_after_close (a retry answered with its original outcome), rate_limited (429 from the vote route's rate limits), suspicious (403 from a bot rule on a poll that rejects), undecided (503 while another request of the voter holds a pending flag), freeze_unconfirmed (503: the options freeze did not answer, so no 2xx), rejected (503).",
 		}, []string{"outcome"}),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tally_votes_total",
