@@ -63,8 +63,14 @@ type Queue interface {
 type Flags interface {
 	// MarkQueued marks b's request as the voter's queued one, off the
 	// answer's path (a lost mark only delays refusing a second vote to
-	// the conditional write).
+	// the conditional write). It replaces only a pending flag: where the
+	// flag is gone, the worker already released it (the vote was refused)
+	// and a late mark must not lock the voter out.
 	MarkQueued(p *poll.Poll, b *Ballot)
+	// MarkRecorded marks b's request as the voter's queued one once its
+	// ballot is known written (a direct write), whether or not a flag is
+	// there, so the voter's next request is refused fast.
+	MarkRecorded(p *poll.Poll, b *Ballot)
 	// Release deletes the voter's flag if it still holds requestID.
 	Release(ctx context.Context, pollID, voterID, requestID id.ID) error
 	// Withdraw releases the flag as Release does and forgets that the
@@ -316,7 +322,7 @@ func (s *Service) settled(ctx context.Context, p *poll.Poll, b *Ballot, err erro
 		return
 	}
 	if err == nil {
-		s.flags.MarkQueued(p, b)
+		s.flags.MarkRecorded(p, b)
 		return
 	}
 	_ = s.flags.Withdraw(context.WithoutCancel(ctx), b.PollID, b.VoterID, b.RequestID)

@@ -42,6 +42,10 @@ func (s *steps) MarkQueued(*poll.Poll, *Ballot) {
 	s.calls = append(s.calls, "marked")
 }
 
+func (s *steps) MarkRecorded(*poll.Poll, *Ballot) {
+	s.calls = append(s.calls, "marked_recorded")
+}
+
 func (s *steps) Release(context.Context, id.ID, id.ID, id.ID) error {
 	s.calls = append(s.calls, "released")
 	return nil
@@ -97,9 +101,9 @@ func TestCastAdmitsThenQueuesOrRecords(t *testing.T) {
 	}{
 		{"async", "async", steps{}, hits, []string{"flag", "enqueue", "marked"}, nil, false, true},
 		{"async, duplicate", "async", steps{flagErr: ErrAlreadyVoted}, hits, []string{"flag"}, ErrAlreadyVoted, false, false},
-		{"async, queue down before the flag", "async", steps{down: true}, hits, []string{"check", "marked"}, nil, true, true},
+		{"async, queue down before the flag", "async", steps{down: true}, hits, []string{"check", "marked_recorded"}, nil, true, true},
 		{"async, produce failed after the flag", "async", steps{enqueueErr: ErrQueueUnavailable}, hits,
-			[]string{"flag", "enqueue", "marked"}, nil, true, true},
+			[]string{"flag", "enqueue", "marked_recorded"}, nil, true, true},
 		{"async, shed", "async", steps{enqueueErr: apperr.ErrOverloaded}, hits,
 			[]string{"flag", "enqueue", "withdrawn"}, apperr.ErrOverloaded, false, false},
 		{"sync", "sync", steps{}, hits, []string{"check"}, nil, true, true},

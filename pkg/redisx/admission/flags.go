@@ -62,17 +62,30 @@ func (f *Flags) Accepted(ctx context.Context, pollID, voterID, requestID id.ID) 
 	return n == 1, err
 }
 
-// MarkQueued records that the voter has a request durably queued (or
-// recorded): the flag becomes this request's queued one, for as long as
-// the poll, unless another request's queued flag is there already. It
-// replaces any pending flag, this request's or another's (which may still
-// fail). It is off the answer's path: if it is lost, the pending flag
-// expires and the conditional write still refuses a second vote, only
-// later.
+// MarkQueued records that the voter has a request durably queued: the
+// flag becomes this request's queued one, for as long as the poll, if it is
+// pending (this request's or another's, which may still fail). Where there
+// is no flag it sets none: the worker may have refused the vote and
+// released the flag before this mark ran, and a queued flag then would
+// lock the voter out. It is off the answer's path: if it is lost, the
+// pending flag expires and the conditional write still refuses a second
+// vote, only later.
 func (f *Flags) MarkQueued(p *poll.Poll, b *vote.Ballot) {
+	f.mark(p, b, "pending")
+}
+
+// MarkRecorded records that the voter's ballot is written (a direct
+// write): the flag becomes this request's queued one whether or not a
+// flag is there, unless another request's queued flag is.
+func (f *Flags) MarkRecorded(p *poll.Poll, b *vote.Ballot) {
+	f.mark(p, b, "any")
+}
+
+func (f *Flags) mark(p *poll.Poll, b *vote.Ballot, over string) {
 	ttl := time.Until(p.EndTime) + time.Hour
 	ttl = min(max(ttl, time.Hour), 90*24*time.Hour)
-	m := mark{key: redisx.VoterFlag(b.PollID, b.VoterID), value: redisx.FlagQueued + b.RequestID.String(), ttlMs: ttl.Milliseconds()}
+	m := mark{key: redisx.VoterFlag(b.PollID, b.VoterID), value: redisx.FlagQueued + b.RequestID.String(),
+		ttlMs: ttl.Milliseconds(), over: over}
 	select {
 	case f.marks <- m:
 		if f.marking.CompareAndSwap(false, true) {
@@ -84,10 +97,11 @@ func (f *Flags) MarkQueued(p *poll.Poll, b *vote.Ballot) {
 	}
 }
 
-// mark is one queued flag to set.
+// mark is one queued flag to set; over is what it may replace (see
+// mark_queued.lua).
 type mark struct {
-	key, value string
-	ttlMs      int64
+	key, value, over string
+	ttlMs            int64
 }
 
 // markBatch bounds one pipeline of marks.
@@ -133,9 +147,9 @@ func (f *Flags) flushMarks(marks []mark) {
 		pipe := f.rdb.Pipeline()
 		for _, m := range marks {
 			if sha {
-				markQueued.EvalSha(ctx, pipe, []string{m.key}, m.value, m.ttlMs)
+				markQueued.EvalSha(ctx, pipe, []string{m.key}, m.value, m.ttlMs, m.over)
 			} else {
-				markQueued.Eval(ctx, pipe, []string{m.key}, m.value, m.ttlMs)
+				markQueued.Eval(ctx, pipe, []string{m.key}, m.value, m.ttlMs, m.over)
 			}
 		}
 		return pipe.Exec(ctx)

@@ -59,3 +59,34 @@ func TestFlagsMarkAndRelease(t *testing.T) {
 		t.Fatalf("accepted %v, %v for a request never admitted", ok, err)
 	}
 }
+
+// TestLateMarkAfterReleaseLocksNobodyOut runs the worker's release of a
+// refused vote before the API's queued mark of the same request (the mark
+// is batched off the answer path, so it can come second). Before the fix
+// the mark found no flag and set a queued one for the poll's lifetime: the
+// voter, who has no ballot, was answered 409 from then on. A direct write's
+// MarkRecorded still sets the flag where there is none.
+func TestLateMarkAfterReleaseLocksNobodyOut(t *testing.T) {
+	ctx := context.Background()
+	rdb := testenv.Redis(t)
+	f := admission.NewFlags(rdb, zap.NewNop())
+	p := &poll.Poll{ID: id.New(), EndTime: time.Now().Add(time.Hour)}
+	b := ballot(p.ID)
+	key := redisx.VoterFlag(p.ID, b.VoterID)
+	rdb.Set(ctx, key, redisx.FlagPending+b.RequestID.String(), time.Minute)
+	if err := f.Release(ctx, p.ID, b.VoterID, b.RequestID); err != nil { // the worker refused it
+		t.Fatal(err)
+	}
+	f.MarkQueued(p, b)                  // the API's late mark
+	time.Sleep(1500 * time.Millisecond) // past the batcher's quiet second
+	if v, _ := rdb.Get(ctx, key).Result(); v != "" {
+		t.Fatalf("a late mark locked the voter out: flag %q after the release", v)
+	}
+	f.MarkRecorded(p, b)
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if v, _ := rdb.Get(ctx, key).Result(); v != redisx.FlagQueued+b.RequestID.String() {
+			return fmt.Errorf("flag %q after a recorded ballot", v)
+		}
+		return nil
+	})
+}
