@@ -100,8 +100,11 @@ func (f *frozenPollFixture) ballot(t *testing.T, ctx context.Context, opt id.ID,
 	t.Helper()
 	b := &vote.Ballot{PollID: f.p.ID, VoterID: id.New(), OptionIDs: []id.ID{opt}, VoteID: id.New(),
 		RequestID: id.New(), VotedAt: time.Now().Add(-time.Hour).UTC().Truncate(time.Millisecond)}
+	// Written when it was accepted: verify judges "in flight" by the
+	// row's write time.
 	if err := f.s.Session.Query(`INSERT INTO votes (poll_id, voter_id, option_ids, vote_id, request_id, voted_at)
-		VALUES (?, ?, ?, ?, ?, ?)`, b.PollID, b.VoterID, b.OptionIDs, b.VoteID, b.RequestID, b.VotedAt).
+		VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?`, b.PollID, b.VoterID, b.OptionIDs, b.VoteID, b.RequestID, b.VotedAt,
+		b.VotedAt.UnixMicro()).
 		WithContext(ctx).Exec(); err != nil {
 		t.Fatal(err)
 	}

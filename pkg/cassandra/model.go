@@ -184,6 +184,8 @@ type voteRow struct {
 	WriteID        id.ID     `db:"write_id"`
 	Device         *string   `db:"device"`
 	Flags          []string  `db:"flags"`
+	// WrittenAt is WRITETIME(vote_id) in microseconds, read by scans only.
+	WrittenAt int64 `db:"written_at"`
 }
 
 // nullable is s as a column that is null when s is empty.
@@ -244,7 +246,7 @@ func (r voteRow) toScanRow() vote.Ballot {
 	return vote.Ballot{
 		PollID: r.PollID, VoterID: r.VoterID, VoteID: r.VoteID, RequestID: r.RequestID, OptionIDs: r.OptionIDs,
 		IdempotencyKey: deref(r.IdempotencyKey), VotedAt: r.VotedAt, Anonymous: r.Anonymous,
-		IP: deref(r.IP), UserAgent: deref(r.UserAgent), Flags: r.Flags,
+		IP: deref(r.IP), UserAgent: deref(r.UserAgent), Flags: r.Flags, WrittenAt: time.UnixMicro(r.WrittenAt).UTC(),
 	}
 }
 

@@ -151,6 +151,10 @@ type Drift struct {
 	Repaired     bool            `json:"repaired"`
 	// Frozen: the poll's final tally is frozen, so --repair left it.
 	Frozen bool `json:"frozen"`
+	// InFlight rows of the poll were written within the grace and are not
+	// indexed yet; their counter increments may be on the way, so --repair
+	// left the counters (run it again later).
+	InFlight int64 `json:"in_flight,omitempty"`
 }
 
 // FinalMismatch is one count of a frozen final tally that differs from the

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -32,6 +33,9 @@ type pollState struct {
 
 	mu   sync.Mutex
 	rows tally.Counts
+	// inFlight counts rows younger than the grace whose index row is not
+	// there yet: their counter increments may still be on the way.
+	inFlight int64
 }
 
 type run struct {
@@ -136,8 +140,14 @@ func (r *run) row(v vote.Ballot) error {
 	default:
 		return nil
 	}
-	if r.o.Grace > 0 && r.d.Now().Sub(v.VotedAt) < r.o.Grace {
+	// In flight is judged by when the row was written, not when the vote
+	// was accepted: a backlog applied now carries an old VotedAt while its
+	// follow-ups are still to run, and repairing it would count it twice.
+	if r.o.Grace > 0 && r.d.Now().Sub(latest(v.VotedAt, v.WrittenAt)) < r.o.Grace {
 		r.inFlight.Add(1)
+		ps.mu.Lock()
+		ps.inFlight++
+		ps.mu.Unlock()
 		return nil
 	}
 	if problem == "missing" {
@@ -230,8 +240,11 @@ func (r *run) counters(ctx context.Context) error {
 		if delta.IsZero() {
 			continue
 		}
-		d := Drift{PollID: id, BallotDelta: delta.Ballots, OptionDeltas: delta.Options, Rows: ps.rows, Counters: sums}
-		repair := r.o.Repair && (r.o.RepairCounters || r.o.Poll == id)
+		d := Drift{PollID: id, BallotDelta: delta.Ballots, OptionDeltas: delta.Options, Rows: ps.rows, Counters: sums,
+			InFlight: ps.inFlight}
+		// A poll with rows in flight is measured while its follow-ups
+		// still count them: a repair now would count them twice.
+		repair := r.o.Repair && (r.o.RepairCounters || r.o.Poll == id) && ps.inFlight == 0
 		if d.Frozen, err = r.frozenNow(ctx, id, ps, repair); err != nil {
 			return err
 		}
@@ -314,4 +327,12 @@ func (r *run) mismatch(m FinalMismatch) {
 	r.rep.FinalMismatches = append(r.rep.FinalMismatches, m)
 	r.d.Log.Warn("final tally differs from the vote rows", zap.Stringer("poll_id", m.PollID),
 		zap.Stringer("option_id", m.OptionID), zap.Int64("final", m.Final), zap.Int64("rows", m.Rows))
+}
+
+// latest is the later of a and b.
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

@@ -41,6 +41,10 @@ type Ballot struct {
 	// (pkg/abuse), sorted; a flagged ballot is recorded and counted like
 	// any other, and a re-tally can leave it out.
 	Flags []string
+	// WrittenAt is when the row was written to Cassandra, as a scan of
+	// votes reads it (zero elsewhere). VotedAt is when the vote was
+	// accepted: for a backlog applied late, long before the row existed.
+	WrittenAt time.Time
 }
 
 // SameRequest reports whether other is the stored outcome of the request
