@@ -3,6 +3,9 @@ package cassandra
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
+	"syscall"
 	"time"
 
 	"github.com/gocql/gocql"
@@ -17,15 +20,21 @@ import (
 const maxLWTAttempts = 3
 
 // outcomeUnknown reports whether a failed conditional write may still have
-// applied: a write timeout, a CAS-unknown answer, or no answer at all. Such
-// a write must be resolved by a SERIAL read, never guessed.
+// applied: a write timeout, a CAS-unknown answer, or no answer at all,
+// including a connection that closed or failed while the request was on it
+// (the node may have applied it and died, or the reply was lost). Such a
+// write must be resolved by a SERIAL read, never guessed: answered as a
+// plain failure, a sync vote got 503 while its row could exist, uncounted.
 func outcomeUnknown(err error) bool {
 	var (
 		wt *gocql.RequestErrWriteTimeout
 		cu *gocql.RequestErrCASWriteUnknown
+		ne net.Error
 	)
 	return errors.As(err, &wt) || errors.As(err, &cu) ||
-		errors.Is(err, gocql.ErrTimeoutNoResponse) || errors.Is(err, context.DeadlineExceeded)
+		errors.Is(err, gocql.ErrTimeoutNoResponse) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, gocql.ErrConnectionClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.As(err, &ne)
 }
 
 // insertIfAbsent is one INSERT ... IF NOT EXISTS and how to settle it when
