@@ -195,3 +195,103 @@ func injectOptionsRace(ctx context.Context, h *harness, ph *phase, l *load) erro
 	ph.note("options race outcomes: %v", outcomes)
 	return nil
 }
+
+// injectOwnerPatch has the owner edit polls while votes stream into them,
+// as owners do mid-poll: extend end_time (200), move it into the past (400:
+// ending a poll is the close), replace the options once votes were accepted
+// (409 OPTIONS_FROZEN), then close (200). Every vote answered 202 must be
+// counted on an option the poll has (the ledger's check: a vote the worker
+// later refused shows as refused_late), and every close must hold.
+func injectOwnerPatch(ctx context.Context, h *harness, ph *phase, l *load) error {
+	polls, err := h.createPolls(ctx, "owner-patch", max(h.opt.racePolls/2, 2), 3)
+	if err != nil {
+		return err
+	}
+	ph.racePolls = polls
+	ph.faultStart = time.Now()
+	var (
+		mu       sync.Mutex
+		outcomes = map[string]int{}
+		wg       sync.WaitGroup
+	)
+	count := func(step string, a answer) {
+		mu.Lock()
+		outcomes[fmt.Sprintf("%s %d %s", step, a.status, a.code())]++
+		mu.Unlock()
+	}
+	violate := func(format string, args ...any) {
+		mu.Lock()
+		ph.violate(format, args...)
+		mu.Unlock()
+	}
+	for i, p := range polls {
+		stop := make(chan struct{})
+		accepted := make(chan struct{}) // closed at the stream's first acceptance
+		var once sync.Once
+		wg.Add(2)
+		go func() { // the stream of votes, until the close
+			defer wg.Done()
+			for k := 0; ; k++ {
+				select {
+				case <-stop:
+					return
+				case <-ctx.Done():
+					return
+				case <-time.After(40 * time.Millisecond):
+				}
+				r, err := h.castNow(ctx, ph, l.tokens, p, p.options[k%len(p.options)], fmt.Sprintf("owner-patch-%d-%d", i, k))
+				if err == nil && r.accepted() {
+					once.Do(func() { close(accepted) })
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			defer close(stop)
+			path := "/v1/polls/" + p.id.String()
+			select {
+			case <-accepted:
+			case <-time.After(30 * time.Second):
+				violate("poll %s: no vote accepted in 30 s", p.id)
+				return
+			case <-ctx.Done():
+				return
+			}
+			if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
+				return
+			}
+			a := h.api.do(ctx, "PATCH", path, h.owner, map[string]any{"end_time": time.Now().Add(2 * time.Hour).UTC()}, "")
+			count("extend", a)
+			if a.status != http.StatusOK {
+				violate("poll %s: extending end_time answered %d %s", p.id, a.status, a.code())
+			}
+			_ = sleepCtx(ctx, 500*time.Millisecond)
+			a = h.api.do(ctx, "PATCH", path, h.owner, map[string]any{"end_time": time.Now().Add(-time.Minute).UTC()}, "")
+			count("past", a)
+			if a.status/100 == 2 {
+				violate("poll %s: end_time moved into the past answered %d", p.id, a.status)
+			}
+			_ = sleepCtx(ctx, 500*time.Millisecond)
+			a = h.api.do(ctx, "PATCH", path, h.owner, map[string]any{
+				"options": []map[string]any{{"text": "new X"}, {"text": "new Y"}}}, "")
+			count("options", a)
+			if a.status/100 == 2 {
+				violate("poll %s: options replaced after votes were accepted: %d", p.id, a.status)
+			}
+			_ = sleepCtx(ctx, 500*time.Millisecond)
+			a = h.api.do(ctx, "PATCH", path, h.owner, map[string]any{"status": "closed"}, "")
+			count("close", a)
+			if a.status != http.StatusOK {
+				violate("poll %s: close answered %d %s", p.id, a.status, a.code())
+				return
+			}
+			mu.Lock()
+			ph.closedOK = append(ph.closedOK, p)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	ph.faultEnd = time.Now()
+	ph.note("owner edits by step and answer: %v", outcomes)
+	return h.checkClosed(ctx, ph, l.tokens, "right after the edits")
+}

@@ -247,3 +247,74 @@ func TestReconcileReportsFlaggedAndFreezesEverything(t *testing.T) {
 		}
 	}
 }
+
+// slowStore counts rows slowly, as a viral poll's index scan does.
+type slowStore struct {
+	fakeStore
+	scan     time.Duration
+	repaired bool
+}
+
+func (f *slowStore) CountRows(ctx context.Context, p id.ID, b int, pr func(int, int, int64)) (RowCounts, error) {
+	time.Sleep(f.scan)
+	return f.fakeStore.CountRows(ctx, p, b, pr)
+}
+
+func (f *slowStore) AdjustShard(context.Context, id.ID, int, Counts) error {
+	f.repaired = true
+	return nil
+}
+
+// timedFence records when it was raised and lifted.
+type timedFence struct {
+	raised, lifted time.Time
+	lifts          int
+}
+
+func (f *timedFence) Raise(context.Context, id.ID) (func(), error) {
+	f.raised = time.Now()
+	return func() { f.lifted = time.Now(); f.lifts++ }, nil
+}
+
+// A live reconciliation holds its fence at most FenceMax: follow-up writers
+// of the poll (and the drain batch waiting on them) are held no longer
+// however long the count takes, and a count that outlasted the fence
+// reports its drift without repairing it. A count within the bound repairs.
+func TestReconcileFenceIsBounded(t *testing.T) {
+	cases := []struct {
+		name       string
+		scan       time.Duration
+		final      bool
+		wantRepair bool
+		maxHold    time.Duration
+	}{
+		{"a quick count repairs under the fence", 0, false, true, 150 * time.Millisecond},
+		{"a long count lifts the fence at FenceMax and repairs nothing", 400 * time.Millisecond, false, false, 250 * time.Millisecond},
+		{"a final run keeps its fence (no writers are left)", 400 * time.Millisecond, true, true, time.Second},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p, rc := flaggedPoll()
+			st := &slowStore{fakeStore: fakeStore{rows: rc, shards: NewCounts()}, scan: c.scan}
+			f := &timedFence{}
+			reg := prometheus.NewRegistry()
+			s := NewService(Config{FenceMax: 100 * time.Millisecond}, st, downCache{}, f, nil, zap.NewNop(), time.Now, reg)
+			if _, err := s.Reconcile(context.Background(), p, ReconcileOptions{Final: c.final}); err != nil {
+				t.Fatal(err)
+			}
+			if f.lifts != 1 {
+				t.Fatalf("fence lifted %d times, want 1", f.lifts)
+			}
+			if hold := f.lifted.Sub(f.raised); hold > c.maxHold {
+				t.Fatalf("fence held %s, want at most %s", hold, c.maxHold)
+			}
+			if st.repaired != c.wantRepair {
+				t.Fatalf("repaired %v, want %v", st.repaired, c.wantRepair)
+			}
+			released := testutil.ToFloat64(s.m.runs.WithLabelValues("fence_released"))
+			if (released == 1) != (c.scan > 0 && !c.final) {
+				t.Fatalf("fence_released = %v", released)
+			}
+		})
+	}
+}

@@ -3,6 +3,8 @@ package tally
 import (
 	"context"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -75,9 +77,16 @@ func (s *Service) Reconcile(ctx context.Context, p *poll.Poll, opts ReconcileOpt
 	case err != nil:
 		s.log.Warn("reconcile without fence: measuring only", zap.Stringer("poll_id", p.ID), zap.Error(err))
 	}
+	var release func() bool
+	if fenced && !opts.Final && s.cfg.FenceMax > 0 {
+		lift, release = s.boundFence(p.ID, lift)
+	}
 	rows, shards, err := s.measure(ctx, p, opts.Progress)
 	if fenced {
 		lift()
+		if release != nil && release() {
+			fenced = false // the count ran past FenceMax: measured, not repaired
+		}
 	}
 	if err != nil {
 		s.m.runs.WithLabelValues("failed").Inc()
@@ -198,4 +207,28 @@ func sumAbs(c Counts) int64 {
 		n += abs(v)
 	}
 	return n
+}
+
+// boundFence lifts the fence after cfg.FenceMax if the count still runs:
+// writers of the poll wait while it is up, and with them the drain batch
+// that holds their follow-ups. It returns the lift to call when the count
+// is done (once, whichever comes first) and released, which reports
+// whether the fence came down before the count ended.
+func (s *Service) boundFence(pollID id.ID, lift func()) (liftOnce func(), released func() bool) {
+	var (
+		once  sync.Once
+		early atomic.Bool
+	)
+	liftOnce = func() { once.Do(lift) }
+	t := time.AfterFunc(s.cfg.FenceMax, func() {
+		early.Store(true)
+		liftOnce()
+		s.m.runs.WithLabelValues("fence_released").Inc()
+		s.log.Warn("reconciliation fence lifted before the count ended; measuring without it",
+			zap.Stringer("poll_id", pollID), zap.Duration("fence_max", s.cfg.FenceMax))
+	})
+	return liftOnce, func() bool {
+		t.Stop()
+		return early.Load()
+	}
 }

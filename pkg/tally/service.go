@@ -54,6 +54,14 @@ type Config struct {
 	// FlagsCacheTTL is how long the owner's flag report (GET …/flags) is
 	// cached; each report built past it is audited.
 	FlagsCacheTTL time.Duration `env:"FLAGS_CACHE_TTL" envDefault:"5s"`
+	// FenceMax bounds how long a live (non-final) reconciliation holds its
+	// fence. Follow-up writers of the poll wait while it is up, and a drain
+	// batch commits only once all its follow-ups are written, so a long
+	// count of a viral poll's index would stall the whole drain. Past it
+	// the fence is lifted, the count goes on unfenced, and the run reports
+	// what it measured without repairing (result fence_released). 0 keeps
+	// the fence for the whole count.
+	FenceMax time.Duration `env:"FENCE_MAX" envDefault:"2s"`
 }
 
 // maxFinalMemo bounds how many polls' last counts a process remembers.
@@ -133,7 +141,7 @@ func NewService(cfg Config, store Store, cache Cache, fence Fence, audit Auditor
 			Help: "Absolute vote-count drift found by reconciliation, by source (counters, redis).",
 		}, []string{"source"}),
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tally_reconcile_runs_total", Help: "Reconciliation runs by result (clean, repaired, unfenced_drift, busy, failed).",
+			Name: "tally_reconcile_runs_total", Help: "Reconciliation runs by result (clean, repaired, unfenced_drift, busy, failed); fence_released counts runs whose count outlasted TALLY_RESULTS_FENCE_MAX, so the fence was lifted and nothing repaired.",
 		}, []string{"result"}),
 		retallies: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tally_flag_retallies_total",
