@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -294,4 +296,93 @@ func injectOwnerPatch(ctx context.Context, h *harness, ph *phase, l *load) error
 	ph.faultEnd = time.Now()
 	ph.note("owner edits by step and answer: %v", outcomes)
 	return h.checkClosed(ctx, ph, l.tokens, "right after the edits")
+}
+
+// slowBodies is how many vote requests the slow-body row trickles at once
+// from one voter: past the admission's 256 slots, so if a trickling body
+// held a slot, every honest vote of the process would be shed.
+const slowBodies = 300
+
+// tricklerIP is the slow-body row's client, forwarded by the loopback
+// proxy the API trusts (a documentation address; nothing is sent to it).
+const tricklerIP = "203.0.113.7"
+
+// injectSlowBodies has one anonymous voter open slowBodies connections,
+// each sending a vote request's headers and then its body a byte a second,
+// for the hold, while the steady load goes on. The honest votes offered
+// meanwhile must not be shed: a trickling body holds only its goroutine and
+// its place under the per-client cap, never an admission slot.
+func injectSlowBodies(ctx context.Context, h *harness, ph *phase, l *load) error {
+	tok, ok := l.tokens.wait(10 * time.Second)
+	if !ok {
+		return fmt.Errorf("slow-bodies: no anonymous voter available")
+	}
+	polls := ph.polls
+	if len(polls) == 0 {
+		return fmt.Errorf("slow-bodies: no polls under load")
+	}
+	body := fmt.Sprintf(`{"option_id":%q}`, polls[0].options[0].String())
+	addr := strings.TrimPrefix(h.api.base, "http://")
+	ph.faultStart = time.Now()
+	fctx, cancel := context.WithTimeout(ctx, h.opt.hold)
+	defer cancel()
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		opened int
+	)
+	for i := range slowBodies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var d net.Dialer
+			conn, err := d.DialContext(fctx, "tcp", addr)
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			head := fmt.Sprintf("POST /v1/polls/%s/votes HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"+
+				"X-Forwarded-For: %s\r\nContent-Type: application/json\r\nIdempotency-Key: %s-slow-%d\r\n"+
+				"Content-Length: %d\r\n\r\n", polls[0].id, addr, tok.token, tricklerIP, h.runID, i, len(body))
+			if _, err := conn.Write([]byte(head)); err != nil {
+				return
+			}
+			mu.Lock()
+			opened++
+			mu.Unlock()
+			for k := 0; k < len(body)-1; k++ { // never the last byte: the body stays unfinished
+				select {
+				case <-fctx.Done():
+					return
+				case <-time.After(time.Second):
+				}
+				if _, err := conn.Write([]byte{body[k]}); err != nil {
+					return
+				}
+			}
+			<-fctx.Done()
+		}()
+	}
+	wg.Wait()
+	ph.faultEnd = time.Now()
+	// The steady load's votes offered while the bodies trickled.
+	ph.led.mu.Lock()
+	var offered, shed int
+	for _, r := range ph.led.reqs {
+		if r.offered.Before(ph.faultStart) || r.offered.After(ph.faultEnd) {
+			continue
+		}
+		offered++
+		if r.status == http.StatusServiceUnavailable && r.code == "OVERLOADED" {
+			shed++
+		}
+	}
+	ph.led.mu.Unlock()
+	ph.note("%d trickling bodies opened; honest votes offered meanwhile: %d, shed OVERLOADED: %d", opened, offered, shed)
+	if offered == 0 {
+		ph.violate("no honest vote was offered during the slow-body flood")
+	} else if float64(shed) > 0.01*float64(offered) {
+		ph.violate("%d of %d honest votes shed while one voter trickled %d bodies", shed, offered, opened)
+	}
+	return nil
 }

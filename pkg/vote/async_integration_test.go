@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -129,7 +130,15 @@ func TestAsyncThousandVotesFiveHundredVoters(t *testing.T) {
 		if key != "" {
 			headers = []string{"Idempotency-Key", key}
 		}
+		// As a client does: a 503 with Retry-After (the voter's other
+		// request is still undecided, or the process sheds) is retried
+		// after the wait it names, with the same key.
 		r := e.c.Do("POST", path, voters[voter], map[string]any{"option_id": opts[voter%3]}, headers...)
+		for retries := 0; r.Status == http.StatusServiceUnavailable && r.Header.Get("Retry-After") != "" && retries < 10; retries++ {
+			wait, _ := strconv.Atoi(r.Header.Get("Retry-After"))
+			time.Sleep(time.Duration(max(wait, 1)) * time.Second)
+			r = e.c.Do("POST", path, voters[voter], map[string]any{"option_id": opts[voter%3]}, headers...)
+		}
 		switch {
 		case r.Status == http.StatusAccepted && r.Str("request_id") != "":
 			mu.Lock()
