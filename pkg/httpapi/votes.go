@@ -66,7 +66,7 @@ func (h *handlers) castVote(c *gin.Context) {
 		return
 	}
 	var req voteRequest
-	if err := bind(c, &req); err != nil {
+	if err := bindVote(c, &req); err != nil {
 		abort(c, err)
 		return
 	}
