@@ -19,6 +19,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -812,4 +813,55 @@ func TestScaledObjectMatchesConfig(t *testing.T) {
 				cfg.Kafka.VotesPartitions)
 		}
 	}
+}
+
+// TestGoGCSettings: every Deployment's container sets GOGC and a GOMEMLIMIT
+// of 85–90 % of its memory limit (docs/operations.md, "Go GC settings"), so
+// raising one without the other is caught here.
+func TestGoGCSettings(t *testing.T) {
+	m := load(t)
+	for _, d := range m.deployments {
+		for _, c := range d.Spec.Template.Spec.Containers {
+			env := map[string]string{}
+			for _, e := range c.Env {
+				env[e.Name] = e.Value
+			}
+			lim, ok := c.Resources.Limits[corev1.ResourceMemory]
+			if !ok {
+				t.Errorf("%s/%s: no memory limit", d.Name, c.Name)
+				continue
+			}
+			if gogc := env["GOGC"]; gogc == "" {
+				t.Errorf("%s/%s: GOGC not set", d.Name, c.Name)
+			}
+			soft, err := goMemLimit(env["GOMEMLIMIT"])
+			if err != nil {
+				t.Errorf("%s/%s: GOMEMLIMIT %q: %v", d.Name, c.Name, env["GOMEMLIMIT"], err)
+				continue
+			}
+			if share := float64(soft) / float64(lim.Value()); share < 0.85 || share > 0.90 {
+				t.Errorf("%s/%s: GOMEMLIMIT %s is %.1f %% of the %s limit, want 85–90 %%", d.Name, c.Name, env["GOMEMLIMIT"], 100*share, lim.String())
+			}
+		}
+	}
+}
+
+// goMemLimit reads a GOMEMLIMIT value: a byte count with an optional B,
+// KiB, MiB or GiB suffix, as the Go runtime takes it.
+func goMemLimit(s string) (int64, error) {
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"B", 1}} {
+		if rest, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = rest, u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, errors.New("not a byte count")
+	}
+	return n * mult, nil
 }

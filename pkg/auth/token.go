@@ -23,11 +23,17 @@ type Tokens struct {
 	ttl    time.Duration
 	now    func() time.Time
 	parser *jwt.Parser
+	// key hands the parser the secret, built once with the secret already
+	// boxed into an interface: one allocation less per Verify than a
+	// closure returning t.secret.
+	key jwt.Keyfunc
 }
 
 // NewTokens builds a signer. now is injected so tests control expiry.
 func NewTokens(secret string, ttl time.Duration, now func() time.Time) *Tokens {
+	var key any = []byte(secret)
 	return &Tokens{
+		key:    func(*jwt.Token) (any, error) { return key, nil },
 		secret: []byte(secret),
 		ttl:    ttl,
 		now:    now,
@@ -68,7 +74,7 @@ func (t *Tokens) Issue(p Principal) (Token, error) {
 // ErrInvalidToken: callers learn nothing about why.
 func (t *Tokens) Verify(raw string) (Principal, error) {
 	var c claims
-	tok, err := t.parser.ParseWithClaims(raw, &c, func(*jwt.Token) (any, error) { return t.secret, nil })
+	tok, err := t.parser.ParseWithClaims(raw, &c, t.key)
 	if err != nil || !tok.Valid {
 		return Principal{}, errors.Join(ErrInvalidToken, err)
 	}

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"net/http"
@@ -130,6 +129,6 @@ func readBody(max int64, g *bodyGate) gin.HandlerFunc {
 			abort(c, errBodyUnread)
 			return
 		}
-		c.Request.Body = io.NopCloser(bytes.NewReader(b))
+		c.Request.Body = newBodyBytes(b)
 	}
 }

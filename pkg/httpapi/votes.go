@@ -10,6 +10,7 @@ import (
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/vote"
+	"github.com/tally-vote/tally/pkg/wirejson"
 )
 
 type voteRequest struct {
@@ -65,7 +66,7 @@ func (h *handlers) castVote(c *gin.Context) {
 		return
 	}
 	var req voteRequest
-	if err := bind(c, &req); err != nil {
+	if err := bindVote(c, &req); err != nil {
 		abort(c, err)
 		return
 	}
@@ -94,15 +95,46 @@ func (h *handlers) castVote(c *gin.Context) {
 		c.JSON(http.StatusOK, toRecorded(out.Recorded))
 		return
 	}
-	c.JSON(http.StatusAccepted, acceptedResponse{Status: "accepted", PollID: pollID.String(),
-		RequestID: out.RequestID.String(), Message: "vote is being processed"})
+	writeJSON(c, http.StatusAccepted, appendAccepted(make([]byte, 0, acceptedSize), pollID, out.RequestID))
 }
 
+// acceptedResponse is the 202 answer's shape; appendAccepted writes it.
 type acceptedResponse struct {
 	Status    string `json:"status"`
 	PollID    string `json:"poll_id"`
 	RequestID string `json:"request_id"`
 	Message   string `json:"message"`
+}
+
+// acceptedSize is the length of every 202 answer.
+const acceptedSize = len(`{"status":"accepted","poll_id":"","request_id":"","message":"vote is being processed"}`) + 2*36
+
+// appendAccepted appends the 202 answer: the bytes encoding/json writes
+// for acceptedResponse{"accepted", pollID, requestID, "vote is being
+// processed"}, without reflection (it is written once per accepted vote).
+func appendAccepted(dst []byte, pollID, requestID id.ID) []byte {
+	dst = append(dst, `{"status":"accepted","poll_id":`...)
+	dst = wirejson.ID(dst, pollID)
+	dst = append(dst, `,"request_id":`...)
+	dst = wirejson.ID(dst, requestID)
+	return append(dst, `,"message":"vote is being processed"}`...)
+}
+
+// jsonContentType is the Content-Type c.JSON sets, shared read-only.
+var jsonContentType = []string{"application/json; charset=utf-8"}
+
+// writeJSON answers status with body, JSON already encoded, as c.JSON
+// would have written it: its Content-Type unless one is set, the status,
+// the bytes; a failed write is recorded on c and aborts, as c.JSON does.
+func writeJSON(c *gin.Context, status int, body []byte) {
+	c.Status(status)
+	if h := c.Writer.Header(); len(h["Content-Type"]) == 0 {
+		h["Content-Type"] = jsonContentType
+	}
+	if _, err := c.Writer.Write(body); err != nil {
+		_ = c.Error(err)
+		c.Abort()
+	}
 }
 
 type requestStatusResponse struct {

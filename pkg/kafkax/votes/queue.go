@@ -2,7 +2,6 @@ package votes
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"sync/atomic"
 	"time"
@@ -119,7 +118,9 @@ func (q *Queue) produce(ctx context.Context, p *poll.Poll, seenAt time.Time, b *
 	msg := vote.FromBallot(b)
 	msg.PollSeenAt, msg.OptionsVersion, msg.PollVersion = seenAt, p.OptionsVersion, p.Version
 	msg.HTTPRequestID = reqid.From(ctx)
-	body, err := json.Marshal(msg)
+	// The bytes json.Marshal would write (vote.Message.AppendJSON), in one
+	// allocation sized for the usual message.
+	body, err := msg.AppendJSON(make([]byte, 0, msg.SizeHint()))
 	if err != nil {
 		return err
 	}

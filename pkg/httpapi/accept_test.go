@@ -1,0 +1,78 @@
+package httpapi
+
+import (
+	"bytes"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"testing"
+
+	"github.com/gin-gonic/gin"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/tally-vote/tally/pkg/id"
+)
+
+// TestAcceptedAnswerMatchesCJSON: the 202 answer written by appendAccepted
+// and writeJSON is, header for header and byte for byte, what c.JSON wrote
+// for acceptedResponse.
+func TestAcceptedAnswerMatchesCJSON(t *testing.T) {
+	gin.SetMode(gin.ReleaseMode)
+	ids := []id.ID{{}, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}
+	for range 200 {
+		ids = append(ids, id.New())
+	}
+	for i, pollID := range ids {
+		requestID := ids[(i+1)%len(ids)]
+		want := httptest.NewRecorder()
+		c, _ := gin.CreateTestContext(want)
+		c.JSON(http.StatusAccepted, acceptedResponse{Status: "accepted", PollID: pollID.String(),
+			RequestID: requestID.String(), Message: "vote is being processed"})
+		got := httptest.NewRecorder()
+		c, _ = gin.CreateTestContext(got)
+		b := appendAccepted(make([]byte, 0, acceptedSize), pollID, requestID)
+		if len(b) != acceptedSize {
+			t.Fatalf("answer of %d bytes, acceptedSize %d", len(b), acceptedSize)
+		}
+		writeJSON(c, http.StatusAccepted, b)
+		if got.Code != want.Code || !bytes.Equal(got.Body.Bytes(), want.Body.Bytes()) ||
+			!maps.EqualFunc(got.Header(), want.Header(), slices.Equal) {
+			t.Fatalf("writeJSON: %d %v %s\nc.JSON:    %d %v %s", got.Code, got.Header(), got.Body, want.Code, want.Header(), want.Body)
+		}
+	}
+	// A Content-Type set before is kept, as c.JSON keeps it.
+	w := httptest.NewRecorder()
+	c, _ := gin.CreateTestContext(w)
+	c.Header("Content-Type", "application/problem+json")
+	writeJSON(c, http.StatusAccepted, []byte(`{}`))
+	if ct := w.Header().Get("Content-Type"); ct != "application/problem+json" {
+		t.Fatalf("Content-Type %q", ct)
+	}
+}
+
+// TestRequestLoggerCarriesTheRequestID: the logger is built only when a
+// line is written, and its lines (the access line, an error) still carry
+// the request's http_request_id.
+func TestRequestLoggerCarriesTheRequestID(t *testing.T) {
+	gin.SetMode(gin.ReleaseMode)
+	core, logs := observer.New(zapcore.DebugLevel)
+	r := gin.New()
+	r.Use(requestContext(zap.New(core)))
+	r.GET("/fail", func(c *gin.Context) { abort(c, errBoundary) })
+	req := httptest.NewRequest(http.MethodGet, "/fail", nil)
+	req.Header.Set("X-Request-Id", "rid-42")
+	r.ServeHTTP(httptest.NewRecorder(), req)
+	var msgs []string
+	for _, e := range logs.All() {
+		msgs = append(msgs, e.Message)
+		if got := e.ContextMap()["http_request_id"]; got != "rid-42" {
+			t.Fatalf("line %q carries http_request_id %v", e.Message, got)
+		}
+	}
+	if !slices.Equal(msgs, []string{"request failed", "http request"}) {
+		t.Fatalf("lines %q", msgs)
+	}
+}
