@@ -58,6 +58,7 @@ func settleAllowed(a *vote.Admit) error {
 type keepFlags struct{}
 
 func (keepFlags) MarkQueued(*poll.Poll, *vote.Ballot)                         {}
+func (keepFlags) MarkRecorded(*poll.Poll, *vote.Ballot)                       {}
 func (keepFlags) Release(context.Context, id.ID, id.ID, id.ID) error          { return nil }
 func (keepFlags) Withdraw(context.Context, id.ID, id.ID, id.ID) error         { return nil }
 func (keepFlags) Accepted(context.Context, id.ID, id.ID, id.ID) (bool, error) { return true, nil }
