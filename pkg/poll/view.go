@@ -44,6 +44,9 @@ type viewEntry struct {
 	snap atomic.Pointer[viewSnap]
 	used atomic.Int64  // unix nanoseconds of the last reader
 	gen  atomic.Uint64 // change notices received for the poll
+	// retryAt (unix nanoseconds) holds off the periodic re-read after one
+	// failed, so a Cassandra that refuses at once is not asked every tick.
+	retryAt atomic.Int64
 }
 
 // viewSnap is a poll as one read returned it.
@@ -239,6 +242,7 @@ func (s *Service) revalidate(ctx context.Context, pollID id.ID) {
 			s.refreshFailed(pollID, err)
 			return
 		}
+		s.setRetry(pollID, time.Time{})
 		if r.(*viewSnap).gen >= s.genOf(pollID) {
 			return
 		}
@@ -250,6 +254,7 @@ func (s *Service) revalidate(ctx context.Context, pollID id.ID) {
 // serving the last poll read (up to StaleIfError).
 func (s *Service) refreshFailed(pollID id.ID, err error) {
 	s.vm.refreshErrors.Inc()
+	s.setRetry(pollID, s.now().Add(s.cfg.CacheTTL))
 	now := s.now().UnixNano()
 	last := s.lastWarn.Load()
 	if now-last >= int64(refreshLogEvery) && s.lastWarn.CompareAndSwap(last, now) {
@@ -258,6 +263,20 @@ func (s *Service) refreshFailed(pollID id.ID, err error) {
 		return
 	}
 	s.log.Debug("poll view refresh failed", zap.Stringer("poll_id", pollID), zap.Error(err))
+}
+
+func (s *Service) setRetry(pollID id.ID, at time.Time) {
+	s.views.mu.RLock()
+	e := s.views.byID[pollID]
+	s.views.mu.RUnlock()
+	if e == nil {
+		return
+	}
+	if at.IsZero() {
+		e.retryAt.Store(0)
+	} else {
+		e.retryAt.Store(at.UnixNano())
+	}
 }
 
 // refreshLogEvery rate-limits the warn line of failing background reads.
@@ -353,7 +372,7 @@ func (s *Service) due(all bool) []id.ID {
 			continue
 		}
 		v := e.snap.Load()
-		if all || v.gen != e.gen.Load() || now.Sub(v.seenAt) >= older {
+		if all || v.gen != e.gen.Load() || now.Sub(v.seenAt) >= older && now.UnixNano() >= e.retryAt.Load() {
 			out = append(out, k)
 		}
 	}

@@ -488,3 +488,39 @@ func TestGetDoesNotAddViews(t *testing.T) {
 		t.Fatal("Get added a view")
 	}
 }
+
+// A failed background re-read is not retried every tick: a Cassandra that
+// refuses at once would be asked for every view four times per CacheTTL.
+func TestFailedRefreshBacksOff(t *testing.T) {
+	r := newViewRig(t, viewCfg, false)
+	p := testPoll()
+	r.store.set(p)
+	if _, _, err := r.s.View(context.Background(), p.ID); err != nil {
+		t.Fatal(err)
+	}
+	r.store.fail(apperr.Unavailable("read poll", errors.New("down")))
+	r.clock.advance(viewCfg.CacheTTL)
+	steps := []struct {
+		advance   time.Duration
+		wantReads int64
+	}{
+		{0, 2}, // due: read, fails
+		{viewCfg.CacheTTL / 4, 2},
+		{viewCfg.CacheTTL / 2, 2},
+		{viewCfg.CacheTTL / 4, 3}, // CacheTTL after the failure
+	}
+	for i, st := range steps {
+		r.clock.advance(st.advance)
+		r.s.refreshRound(context.Background(), false)
+		if n := r.store.gets.Load(); n != st.wantReads {
+			t.Fatalf("step %d: %d reads, want %d", i, n, st.wantReads)
+		}
+	}
+	if got := testutil.ToFloat64(r.s.vm.refreshErrors); got != 2 {
+		t.Fatalf("%v refresh errors counted", got)
+	}
+	// Readers are still served the view.
+	if _, _, err := r.viewWithin(t, p.ID, 50*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+}
