@@ -132,7 +132,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) 
 		Log: log.Named("reconcile"), Now: a.Now, Metrics: reg})
 	a.Polls = poll.NewService(cfg.Poll, poll.Deps{Store: pollStore, Votes: a.Tally, Audit: a.Audit,
 		OnClose: a.Reconciler.PollClosed, Cursors: poll.NewCursors([]byte(cfg.JWTSecret)), Log: log.Named("poll"), Now: a.Now,
-		Metrics: reg})
+		Metrics: reg, Changes: redisx.NewPollChanges(a.Redis, log.Named("poll_changes"))})
 
 	q := votes.New(cfg.Queue, a.votesW, log.Named("queue"), a.Now, reg)
 	a.flags = admission.NewFlags(a.Redis, log.Named("flags"))
@@ -305,8 +305,9 @@ func (a *App) CloseWriters() {
 	})
 }
 
-// Close releases connections.
+// Close stops the poll views' background work and releases connections.
 func (a *App) Close() {
+	a.Polls.Close()
 	a.CloseWriters()
 	if err := a.Redis.Close(); err != nil {
 		a.Log.Warn("close redis", zap.Error(err))

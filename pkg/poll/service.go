@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -72,16 +73,41 @@ type VoteCounter interface {
 	HasVotes(ctx context.Context, p *Poll) (bool, error)
 }
 
-// Config holds poll defaults.
+// Config holds poll defaults and the view's bounds (see view.go).
 type Config struct {
-	CounterShards int           `env:"COUNTER_SHARDS" envDefault:"16"`
-	IndexBuckets  int           `env:"INDEX_BUCKETS" envDefault:"16"`
-	CacheTTL      time.Duration `env:"CACHE_TTL" envDefault:"2s"`
-	// StaleIfError is how long past CacheTTL a cached poll is still served
-	// while Cassandra cannot be read, so votes keep being accepted into
-	// Kafka through an outage. The worker re-checks such votes against the
-	// poll as it is when they are applied.
+	CounterShards int `env:"COUNTER_SHARDS" envDefault:"16"`
+	IndexBuckets  int `env:"INDEX_BUCKETS" envDefault:"16"`
+	// CacheTTL is how old a poll's view may grow while in use before it is
+	// re-read in the background: how late an owner change whose notice was
+	// lost reaches this process (plus one read). Readers never wait for it.
+	CacheTTL time.Duration `env:"CACHE_TTL" envDefault:"500ms"`
+	// StaleIfError is how long past CacheTTL a view is still served while
+	// Cassandra cannot be read, so votes keep being accepted into Kafka
+	// through an outage. The worker re-checks such votes against the poll
+	// as it is when they are applied.
 	StaleIfError time.Duration `env:"STALE_IF_ERROR" envDefault:"10m"`
+	// NegativeTTL is how long an id found to name no poll is answered 404
+	// without a read (a change notice for the id ends it sooner).
+	NegativeTTL time.Duration `env:"NEGATIVE_TTL" envDefault:"1s"`
+	// ViewIdle drops a view no reader asked for this long; it is no longer
+	// re-read.
+	ViewIdle time.Duration `env:"VIEW_IDLE" envDefault:"30s"`
+	// RefreshConcurrency bounds the background re-reads in flight.
+	RefreshConcurrency int `env:"REFRESH_CONCURRENCY" envDefault:"8"`
+}
+
+// withDefaults fills what a hand-built Config left zero.
+func (c Config) withDefaults() Config {
+	if c.CacheTTL <= 0 {
+		c.CacheTTL = 500 * time.Millisecond
+	}
+	if c.ViewIdle <= 0 {
+		c.ViewIdle = 30 * time.Second
+	}
+	if c.RefreshConcurrency <= 0 {
+		c.RefreshConcurrency = 8
+	}
+	return c
 }
 
 // Service creates, reads and updates polls.
@@ -95,21 +121,27 @@ type Service struct {
 	audit   Auditor
 	cursors Cursors
 	metrics metrics
+	changes Changes
 
-	mu      sync.Mutex
-	cache   map[id.ID]cached
-	refresh singleflight.Group
+	views views
+	// reads lets one read per poll run at a time, inline or background.
+	reads    singleflight.Group
+	vm       viewMetrics
+	notices  chan id.ID
+	resync   chan struct{}
+	lastWarn atomic.Int64
+	// The background work starts with the first view held (start) and
+	// ends with Close.
+	startOnce sync.Once
+	bg        context.Context
+	stop      context.CancelFunc
+	wg        sync.WaitGroup
 	// frozen remembers polls whose options this process saw frozen.
 	frozen sync.Map
 	// freezing lets one freeze per poll run at a time: the first votes of
 	// a viral poll arrive together, and as many concurrent LWTs on one
 	// partition would contend in Paxos for seconds.
 	freezing singleflight.Group
-}
-
-type cached struct {
-	p       *Poll
-	fetched time.Time
 }
 
 // Deps are the service's collaborators.
@@ -127,6 +159,9 @@ type Deps struct {
 	Now     func() time.Time
 	// Metrics registers the service's metrics; nil registers none.
 	Metrics prometheus.Registerer
+	// Changes carries change notices between processes; nil sends and
+	// receives none (the background re-reads alone then bound staleness).
+	Changes Changes
 }
 
 type metrics struct {
@@ -157,8 +192,13 @@ func NewService(cfg Config, d Deps) *Service {
 	if audit == nil {
 		audit = noAudit{}
 	}
-	return &Service{cfg: cfg, store: d.Store, votes: d.Votes, log: d.Log, now: d.Now, onClose: d.OnClose, audit: audit,
-		cursors: d.Cursors, metrics: newMetrics(d.Metrics), cache: map[id.ID]cached{}}
+	s := &Service{cfg: cfg.withDefaults(), store: d.Store, votes: d.Votes, log: d.Log, now: d.Now, onClose: d.OnClose,
+		audit: audit, cursors: d.Cursors, metrics: newMetrics(d.Metrics), changes: d.Changes,
+		views:   views{byID: map[id.ID]*viewEntry{}, missing: map[id.ID]time.Time{}},
+		notices: make(chan id.ID, 1024), resync: make(chan struct{}, 1)}
+	s.bg, s.stop = context.WithCancel(context.Background())
+	s.vm = newViewMetrics(d.Metrics, s)
+	return s
 }
 
 // Create validates and stores a poll. With an idempotency key, a repeat of
@@ -215,6 +255,10 @@ func (s *Service) Create(ctx context.Context, creator id.ID, in CreateInput, ide
 	if err := s.store.Create(ctx, p); err != nil {
 		return nil, false, err
 	}
+	s.views.mu.Lock()
+	delete(s.views.missing, p.ID)
+	s.views.mu.Unlock()
+	s.announce(ctx, p.ID)
 	if rebuilt {
 		s.metrics.idempotent.WithLabelValues("rebuilt").Inc()
 		s.log.Warn("poll rebuilt from its idempotency claim: the attempt that claimed the key stored no poll",
@@ -302,116 +346,16 @@ func SortOptions(opts []Option) {
 	sort.SliceStable(opts, func(i, j int) bool { return opts[i].DisplayOrder < opts[j].DisplayOrder })
 }
 
-// Get reads a poll from the system of record.
+// Get reads a poll from the system of record, and updates this process's
+// view of it if it holds one.
 func (s *Service) Get(ctx context.Context, id id.ID) (*Poll, error) {
+	gen := s.genOf(id)
+	start := s.now()
 	p, err := s.store.Get(ctx, id)
 	if err == nil {
-		s.put(p)
+		s.keep(&viewSnap{p: p, seenAt: start, gen: gen}, false)
 	}
 	return p, err
-}
-
-// Cached reads a poll through a short-lived in-process cache: the vote hot
-// path reads poll metadata on every request. PATCH invalidates this
-// process's entry; other processes see the change within CacheTTL.
-func (s *Service) Cached(ctx context.Context, id id.ID) (*Poll, error) {
-	return s.cachedWithin(ctx, id, s.cfg.CacheTTL)
-}
-
-// StableCached accepts entries up to ten minutes old, so the vote worker
-// draining votes for thousands of polls does not re-read every poll every
-// few seconds. What never changes after creation (id, counter shards,
-// index buckets) can be taken from it as is; anything an owner can change
-// (end_time, closed_at, options) only once the reader knows the entry is
-// not older than what it must be judged by: the worker compares the entry's
-// Version with the one a vote carries and calls Get when it is older.
-func (s *Service) StableCached(ctx context.Context, id id.ID) (*Poll, error) {
-	return s.cachedWithin(ctx, id, 10*time.Minute)
-}
-
-func (s *Service) cachedWithin(ctx context.Context, id id.ID, maxAge time.Duration) (*Poll, error) {
-	p, _, err := s.cachedView(ctx, id, maxAge)
-	return p, err
-}
-
-const (
-	// refreshTimeout bounds one re-read of a cached poll.
-	refreshTimeout = 5 * time.Second
-	// staleAfter is how long a reader waits for a re-read before it is
-	// served the last known poll instead.
-	staleAfter = 300 * time.Millisecond
-)
-
-// View is a poll as a reader saw it, with when it was read from Cassandra.
-// A vote carries SeenAt so the worker can tell a vote accepted on a stale
-// view (during an outage) from one accepted on a fresh one.
-func (s *Service) View(ctx context.Context, id id.ID) (*Poll, time.Time, error) {
-	return s.cachedView(ctx, id, s.cfg.CacheTTL)
-}
-
-// cachedView serves a cached poll younger than maxAge. An older one is
-// re-read; if Cassandra cannot answer, the old entry is served for up to
-// StaleIfError, and a missing poll stays missing.
-func (s *Service) cachedView(ctx context.Context, id id.ID, maxAge time.Duration) (*Poll, time.Time, error) {
-	s.mu.Lock()
-	c, ok := s.cache[id]
-	s.mu.Unlock()
-	now := s.now()
-	if ok && now.Sub(c.fetched) < maxAge {
-		return c.p, c.fetched, nil
-	}
-	ch := s.refresh.DoChan(id.String(), func() (any, error) {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
-		defer cancel()
-		p, err := s.Get(rctx, id)
-		if err != nil {
-			return nil, err
-		}
-		return cached{p: p, fetched: s.now()}, nil
-	})
-	usable := ok && now.Sub(c.fetched) < maxAge+s.cfg.StaleIfError
-	var wait <-chan time.Time
-	if usable {
-		// A hung Cassandra must not hold the vote path: the re-read goes
-		// on in the background and the last known poll is served.
-		t := time.NewTimer(staleAfter)
-		defer t.Stop()
-		wait = t.C
-	}
-	var err error
-	select {
-	case r := <-ch:
-		if r.Err == nil {
-			c := r.Val.(cached)
-			return c.p, c.fetched, nil
-		}
-		err = r.Err
-	case <-wait:
-		err = apperr.Unavailable("read poll", errors.New("no answer within "+staleAfter.String()))
-	case <-ctx.Done():
-		return nil, time.Time{}, ctx.Err()
-	}
-	if usable && errors.Is(err, apperr.ErrUnavailable) {
-		s.log.Debug("serving a stale poll while Cassandra is unavailable", zap.Stringer("poll_id", id),
-			zap.Duration("age", now.Sub(c.fetched)))
-		return c.p, c.fetched, nil
-	}
-	return nil, time.Time{}, err
-}
-
-func (s *Service) put(p *Poll) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.cache) > 100_000 {
-		s.cache = map[id.ID]cached{}
-	}
-	s.cache[p.ID] = cached{p: p, fetched: s.now()}
-}
-
-func (s *Service) invalidate(id id.ID) {
-	s.mu.Lock()
-	delete(s.cache, id)
-	s.mu.Unlock()
 }
 
 // List returns the creator's polls, newest first, one page at a time.
@@ -464,7 +408,7 @@ func (s *Service) Update(ctx context.Context, caller id.ID, pollID id.ID, pt Pat
 		if err != nil {
 			return nil, err
 		}
-		s.invalidate(pollID)
+		s.changedHere(ctx, p)
 		s.log.Info("poll updated", zap.Stringer("poll_id", pollID), zap.Bool("closed", closing),
 			zap.Int("poll_version", p.Version))
 		s.auditPatch(ctx, caller, p, pt, closing)
@@ -566,10 +510,13 @@ func (s *Service) FreezeOptions(ctx context.Context, p *Poll) error {
 			return nil, err
 		}
 		if !ok {
-			s.invalidate(p.ID)
+			s.reread(p.ID)
 			return nil, ErrOptionsChanged
 		}
 		s.frozen.Store(p.ID, p.OptionsVersion)
+		// Off the vote's path: other processes learn the options are
+		// frozen and skip their own freeze.
+		go s.announce(fctx, p.ID)
 		return nil, nil
 	})
 	select {

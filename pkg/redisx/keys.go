@@ -57,3 +57,7 @@ func RateLimit(rule, subject string) string {
 func BotSignal(pollID id.ID, rule, subject string) string {
 	return "bot:" + pollID.String() + ":" + rule + ":" + subject
 }
+
+// PollChanged is the pub/sub channel of poll change notices: the payload is
+// the poll id (see PollChanges).
+const PollChanged = "poll:changed"
