@@ -427,15 +427,28 @@ func (s *Service) original(ctx context.Context, b *Ballot, notActive error) (Rec
 // the close's watermark): nothing is written to a frozen poll.
 var ErrFinalFrozen = apperr.New(apperr.CodePollNotActive, "the poll's final tally is frozen; no vote is recorded after it")
 
+// Judged is the view of the poll an API accepted a ballot on: the poll's
+// version and options version as it read them (0 in messages older than
+// the version).
+type Judged struct {
+	PollVersion, OptionsVersion int
+}
+
 // Admissible re-checks, when the worker applies it, a ballot that was
-// accepted on p's options version optionsVersion by an API that read the
-// poll at seenAt, against p as it is now: its options must still be the
-// poll's, and the poll must have been open when the ballot was accepted.
-// A ballot accepted just after an owner's close by an API whose view
-// predated the close counts within grace; the final tally waits that long
-// past the close. A refused ballot is permanently invalid.
-func Admissible(p *poll.Poll, b *Ballot, seenAt time.Time, optionsVersion int, grace time.Duration) error {
-	if optionsVersion != p.OptionsVersion {
+// accepted on the view j, against p as it is now: its options must still be
+// the poll's, and the poll must have been open when the ballot was
+// accepted. A ballot accepted just after an owner's close by an API whose
+// view predated the close counts within grace; the final tally waits that
+// long past the close. A refused ballot is permanently invalid.
+//
+// Whether the view predated the close is told by versions, not clocks: the
+// API saw the poll open, and a view at the poll's current version would
+// have shown the close, so any older one predated it. Comparing the time
+// the API read the poll with closed_at refused ballots accepted on a read
+// made in the instant between the close's stamp and its write, or on a
+// clock ahead of the closing process's: a 202 then refused.
+func Admissible(p *poll.Poll, b *Ballot, j Judged, grace time.Duration) error {
+	if j.OptionsVersion != p.OptionsVersion {
 		return poll.ErrOptionsChanged
 	}
 	for _, id := range b.OptionIDs {
@@ -448,8 +461,8 @@ func Admissible(p *poll.Poll, b *Ballot, seenAt time.Time, optionsVersion int, g
 		return poll.ErrNotActive
 	}
 	if !p.ClosedAt.IsZero() && !at.Before(p.ClosedAt) {
-		sawOpen := !seenAt.IsZero() && seenAt.Before(p.ClosedAt)
-		if !sawOpen || at.Sub(p.ClosedAt) > grace {
+		sawClose := j.PollVersion > 0 && j.PollVersion >= p.Version
+		if sawClose || at.Sub(p.ClosedAt) > grace {
 			return poll.ErrNotActive
 		}
 	}

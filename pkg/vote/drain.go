@@ -342,7 +342,8 @@ func (w *Drainer) outcome(msg Message, outcome string, start time.Time, err erro
 // was accepted on (the API could not, if Cassandra was unreachable then).
 // A vote that fails is refused: permanently invalid.
 func (w *Drainer) admissible(ctx context.Context, p *poll.Poll, msg Message) error {
-	if err := Admissible(p, msg.Ballot(), msg.PollSeenAt, msg.OptionsVersion, w.d.CloseGrace); err != nil {
+	if err := Admissible(p, msg.Ballot(), Judged{PollVersion: msg.PollVersion, OptionsVersion: msg.OptionsVersion},
+		w.d.CloseGrace); err != nil {
 		return refusal{err}
 	}
 	// A vote accepted while the poll was open can still arrive after its
