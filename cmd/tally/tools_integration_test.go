@@ -74,10 +74,11 @@ func TestToolsCLI(t *testing.T) {
 		if err := json.Unmarshal(out, &rep); err != nil || code != 0 || rep.RowsScanned != 0 || !rep.Consistent {
 			t.Fatalf("empty keyspace: exit %d, %v: %s", code, err, out)
 		}
-		// A ballot whose follow-ups never ran: no index row, no counters.
+		// A ballot whose follow-ups never ran: no index row, no counters,
+		// written an hour ago (verify judges "in flight" by write time).
 		if err := s.Session.Query(`INSERT INTO votes (poll_id, voter_id, option_ids, vote_id, request_id, voted_at)
-			VALUES (?, ?, ?, ?, ?, ?)`, p.ID, id.New(), []id.ID{p.Options[1].ID}, id.New(),
-			id.New(), now.Add(-time.Hour)).WithContext(ctx).Exec(); err != nil {
+			VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?`, p.ID, id.New(), []id.ID{p.Options[1].ID}, id.New(),
+			id.New(), now.Add(-time.Hour), now.Add(-time.Hour).UnixMicro()).WithContext(ctx).Exec(); err != nil {
 			t.Fatal(err)
 		}
 		out, code = runTally(t, bin, env, "verify", "--json")
