@@ -3,7 +3,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -11,9 +10,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"go.uber.org/zap"
 
-	"github.com/tally-vote/tally/pkg/cassandra"
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/kafkax"
 	"github.com/tally-vote/tally/pkg/testenv"
@@ -24,16 +21,8 @@ import (
 // froze, is refused by the worker (POLL_NOT_ACTIVE, dead-lettered again)
 // and no vote row is written: the frozen tally stays equal to the rows.
 func TestDLQReplayAfterFreeze(t *testing.T) {
-	cfg := testenv.Config(t)
-	env := testenv.Environ(cfg)
-	bin := testenv.Binary(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	s, err := cassandra.Connect(cfg.Cassandra, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	r := newCLIRig(t)
+	cfg, env, bin, ctx, s := r.cfg, r.env, r.bin, r.ctx, r.s
 
 	f := newFrozenPoll(t, ctx, bin, env, s, cfg.Cassandra)
 	voter, request := id.New(), id.New()

@@ -3,35 +3,22 @@
 package main
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-
-	"github.com/tally-vote/tally/pkg/cassandra"
 	"github.com/tally-vote/tally/pkg/export"
 	"github.com/tally-vote/tally/pkg/id"
-	"github.com/tally-vote/tally/pkg/testenv"
 )
 
 // TestExportCLI runs `tally export` as an analyst would: it refuses to run
 // without a pseudonym key, writes pseudonyms with one and real ids only with
 // --real-voter-ids, and leaves a Parquet file the library reads back.
 func TestExportCLI(t *testing.T) {
-	cfg := testenv.Config(t)
-	env := testenv.Environ(cfg)
-	bin := testenv.Binary(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	s, err := cassandra.Connect(cfg.Cassandra, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	r := newCLIRig(t)
+	env, bin, ctx, s := r.env, r.bin, r.ctx, r.s
 	pollID, voter := id.New(), id.New()
 	if err := s.Session.Query(`INSERT INTO votes (poll_id, voter_id, option_ids, vote_id, request_id, voted_at, ip)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, pollID, voter, []id.ID{id.New()}, id.New(),

@@ -10,13 +10,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/scylladb/gocqlx/v2"
-	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/cassandra"
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/tally"
-	"github.com/tally-vote/tally/pkg/testenv"
 	"github.com/tally-vote/tally/pkg/vote"
 )
 
@@ -127,16 +125,8 @@ func (f *frozenPollFixture) ballot(t *testing.T, ctx context.Context, opt id.ID,
 // and counter increment (so index and counters agree with the rows), leaves
 // final_tallies one ballot short: verify lists the difference and exits 1.
 func TestVerifyFinalTally(t *testing.T) {
-	cfg := testenv.Config(t)
-	env := testenv.Environ(cfg)
-	bin := testenv.Binary(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	s, err := cassandra.Connect(cfg.Cassandra, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	r := newCLIRig(t)
+	cfg, env, bin, ctx, s := r.cfg, r.env, r.bin, r.ctx, r.s
 
 	f := newFrozenPoll(t, ctx, bin, env, s, cfg.Cassandra)
 	pid := f.p.ID.String()
@@ -171,16 +161,8 @@ func TestVerifyFinalTally(t *testing.T) {
 // without its follow-ups (no index row, no counter increment) stays
 // unindexed and uncounted; verify reports it as frozen and exits 1.
 func TestVerifyRepairFrozenPoll(t *testing.T) {
-	cfg := testenv.Config(t)
-	env := testenv.Environ(cfg)
-	bin := testenv.Binary(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	s, err := cassandra.Connect(cfg.Cassandra, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	r := newCLIRig(t)
+	cfg, env, bin, ctx, s := r.cfg, r.env, r.bin, r.ctx, r.s
 
 	f := newFrozenPoll(t, ctx, bin, env, s, cfg.Cassandra)
 	before, err := f.tally.SumShards(ctx, f.p.ID, f.p.CounterShards)
