@@ -61,6 +61,7 @@ func (keepFlags) MarkQueued(*poll.Poll, *vote.Ballot)                         {}
 func (keepFlags) MarkRecorded(*poll.Poll, *vote.Ballot)                       {}
 func (keepFlags) Release(context.Context, id.ID, id.ID, id.ID) error          { return nil }
 func (keepFlags) Withdraw(context.Context, id.ID, id.ID, id.ID) error         { return nil }
+func (keepFlags) Forget(context.Context, id.ID, id.ID, id.ID) error           { return nil }
 func (keepFlags) Accepted(context.Context, id.ID, id.ID, id.ID) (bool, error) { return true, nil }
 
 // ackAll is a Kafka writer that acknowledges every message at once and

@@ -76,6 +76,11 @@ type Flags interface {
 	// Withdraw releases the flag as Release does and forgets that the
 	// request was accepted: it was answered with an error, never 202.
 	Withdraw(ctx context.Context, pollID, voterID, requestID id.ID) error
+	// Forget forgets that the request was accepted and leaves the flag:
+	// it was answered with an error, but its ballot may still be
+	// recorded (a produce that missed its deadline), so the voter is not
+	// free until that is known.
+	Forget(ctx context.Context, pollID, voterID, requestID id.ID) error
 	// Accepted reports whether the request was accepted for the voter
 	// (the admission's marker).
 	Accepted(ctx context.Context, pollID, voterID, requestID id.ID) (bool, error)
@@ -348,10 +353,14 @@ func (s *Service) enqueue(ctx context.Context, p *poll.Poll, seenAt time.Time, a
 			s.flags.MarkQueued(p, b)
 		}
 	case errors.Is(err, apperr.ErrOverloaded) && s.flags != nil:
-		// Shed: this request will never produce a ballot; the client
-		// retries later and must find the voter free, and a retry after
-		// the close must not be told it was accepted.
-		_ = s.flags.Withdraw(context.WithoutCancel(ctx), b.PollID, b.VoterID, b.RequestID)
+		// Shed: the produce missed its deadline, and its message may
+		// still reach Kafka and be recorded. The voter's pending flag
+		// stays: a retry of this request (same key) proceeds over it;
+		// another request waits for it (503) until it goes stale, then
+		// writes through and the conditional write decides, so no 202 is
+		// given that the late ballot would make fail. A retry after the
+		// close is not told it was accepted.
+		_ = s.flags.Forget(context.WithoutCancel(ctx), b.PollID, b.VoterID, b.RequestID)
 	}
 	return err
 }

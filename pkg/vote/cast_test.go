@@ -56,6 +56,11 @@ func (s *steps) Withdraw(context.Context, id.ID, id.ID, id.ID) error {
 	return nil
 }
 
+func (s *steps) Forget(context.Context, id.ID, id.ID, id.ID) error {
+	s.calls = append(s.calls, "forgotten")
+	return nil
+}
+
 func (s *steps) Accepted(context.Context, id.ID, id.ID, id.ID) (bool, error) {
 	return false, nil
 }
@@ -104,8 +109,8 @@ func TestCastAdmitsThenQueuesOrRecords(t *testing.T) {
 		{"async, queue down before the flag", "async", steps{down: true}, hits, []string{"check", "marked_recorded"}, nil, true, true},
 		{"async, produce failed after the flag", "async", steps{enqueueErr: ErrQueueUnavailable}, hits,
 			[]string{"flag", "enqueue", "marked_recorded"}, nil, true, true},
-		{"async, shed", "async", steps{enqueueErr: apperr.ErrOverloaded}, hits,
-			[]string{"flag", "enqueue", "withdrawn"}, apperr.ErrOverloaded, false, false},
+		{"async, shed (the message may still land: the flag stays)", "async", steps{enqueueErr: apperr.ErrOverloaded}, hits,
+			[]string{"flag", "enqueue", "forgotten"}, apperr.ErrOverloaded, false, false},
 		{"sync", "sync", steps{}, hits, []string{"check"}, nil, true, true},
 		{"sync, nothing to check", "sync", steps{}, nil, nil, nil, true, false},
 	} {

@@ -89,6 +89,7 @@ func (f *drainFakes) Accepted(context.Context, id.ID, id.ID, id.ID) (bool, error
 func (f *drainFakes) Withdraw(ctx context.Context, pollID, voterID, requestID id.ID) error {
 	return f.Release(ctx, pollID, voterID, requestID)
 }
+func (f *drainFakes) Forget(context.Context, id.ID, id.ID, id.ID) error { return nil }
 func (f *drainFakes) Release(_ context.Context, _, _, requestID id.ID) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -56,6 +56,13 @@ func (f *Flags) Withdraw(ctx context.Context, pollID, voterID, requestID id.ID) 
 	return releaseFlag.Run(ctx, f.rdb, keys, requestID.String()).Err()
 }
 
+// Forget deletes the request's accepted marker and leaves the voter's
+// flag: the request was answered with an error, but whether its ballot
+// will be recorded is not known yet.
+func (f *Flags) Forget(ctx context.Context, pollID, voterID, requestID id.ID) error {
+	return f.rdb.Del(ctx, redisx.AcceptedRequest(pollID, voterID, requestID)).Err()
+}
+
 // Accepted reports whether the request was accepted for the voter.
 func (f *Flags) Accepted(ctx context.Context, pollID, voterID, requestID id.ID) (bool, error) {
 	n, err := f.rdb.Exists(ctx, redisx.AcceptedRequest(pollID, voterID, requestID)).Result()
