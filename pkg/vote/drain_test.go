@@ -81,7 +81,9 @@ func (f *drainFakes) SaveFailure(_ context.Context, _, _, requestID id.ID, fl Fa
 func (f *drainFakes) GetFailure(context.Context, id.ID, id.ID, id.ID) (Failure, bool, error) {
 	return Failure{}, false, nil
 }
-func (f *drainFakes) MarkQueued(*poll.Poll, *Ballot)   {}
+func (f *drainFakes) MarkQueued(context.Context, *poll.Poll, *Ballot) (Mark, error) {
+	return MarkQueued, nil
+}
 func (f *drainFakes) MarkRecorded(*poll.Poll, *Ballot) {}
 func (f *drainFakes) Accepted(context.Context, id.ID, id.ID, id.ID) (bool, error) {
 	return true, nil
