@@ -283,9 +283,10 @@ func (s *Service) cast(ctx context.Context, p *poll.Poll, seenAt time.Time, a *A
 	// flag and the index, and a vote still queued is in neither, so a 202
 	// on an unconfirmed freeze could be followed by a replacement that
 	// dead-letters it. Once frozen (the poll's first votes) this costs
-	// nothing, so only the first votes of a poll wait on it.
+	// nothing (not even the deadline's timer), so only the first votes of
+	// a poll wait on it.
 	fctx, cancel := ctx, context.CancelFunc(func() {})
-	if async {
+	if async && !p.OptionsFrozen {
 		// Queued votes must not wait long on a hung Cassandra: bounded.
 		fctx, cancel = context.WithTimeout(ctx, freezeTimeout)
 	}
