@@ -98,10 +98,13 @@ func toPollRow(p *poll.Poll) pollRow {
 	return r
 }
 
-// visibility is the row's results_visibility; polls written before 014
-// read null, and the boolean they were written with says their mode.
+// visibility is the row's results_visibility. Polls written before 014
+// read null, and the boolean they were written with says their mode. This
+// code writes the two together, in agreement; a boolean that disagrees with
+// the mode was written later, by a process that knows only the boolean (a
+// rolling deploy), and it wins.
 func (r pollRow) visibility() poll.ResultsVisibility {
-	if v := poll.ResultsVisibility(deref(r.ResultsVisibility)); v.Valid() {
+	if v := poll.ResultsVisibility(deref(r.ResultsVisibility)); v.Valid() && v.ShownDuringVoting() == r.ShowResultsDuringVoting {
 		return v
 	}
 	return poll.VisibilityOf(r.ShowResultsDuringVoting)

@@ -7,8 +7,9 @@ import (
 )
 
 // TestPollRowVisibility: the mode round-trips through the row with the
-// boolean written beside it, and a row from before 014 (results_visibility
-// null) reads the mode its boolean says.
+// boolean written beside it; a row from before 014 (results_visibility
+// null), or whose boolean an older process changed since, reads the mode
+// its boolean says.
 func TestPollRowVisibility(t *testing.T) {
 	for _, v := range []poll.ResultsVisibility{poll.ResultsAlways, poll.ResultsAfterVote, poll.ResultsAfterClose, poll.ResultsOwnerOnly} {
 		t.Run(string(v), func(t *testing.T) {
@@ -31,7 +32,12 @@ func TestPollRowVisibility(t *testing.T) {
 		{true, nil, poll.ResultsAlways},
 		{false, nil, poll.ResultsAfterVote},
 		{false, nullable("bogus"), poll.ResultsAfterVote},
-		{true, nullable("owner_only"), poll.ResultsOwnerOnly},
+		{false, nullable("owner_only"), poll.ResultsOwnerOnly},
+		{false, nullable("after_close"), poll.ResultsAfterClose},
+		// A boolean that disagrees was written after the mode, by a
+		// process that knows only the boolean.
+		{true, nullable("owner_only"), poll.ResultsAlways},
+		{false, nullable("always"), poll.ResultsAfterVote},
 	} {
 		var p poll.Poll
 		pollRow{ShowResultsDuringVoting: tc.show, ResultsVisibility: tc.col}.addToPoll(&p)

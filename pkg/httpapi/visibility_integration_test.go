@@ -190,13 +190,21 @@ func TestResultsVisibilityAlias(t *testing.T) {
 
 // TestResultsVisibilityOldRow: a poll row written before results_visibility
 // existed (the column null, only the boolean set) reads as the mode the
-// boolean says, in the document and in who sees the results.
+// boolean says, in the document and in who sees the results; so does a row
+// whose boolean a process that knows only the boolean changed since.
 func TestResultsVisibilityOldRow(t *testing.T) {
 	e := newEnv(t)
 	owner, _ := e.c.Account()
 	outsider, _ := e.c.Account()
 	pollID, _ := e.c.Poll(owner, map[string]any{"results_visibility": "owner_only"})
 	pid, _ := id.Parse(pollID)
+	// An older process sets the boolean alone.
+	if err := e.app.CQL.Session.Query(`UPDATE polls SET show_results_during_voting = true WHERE poll_id = ?`, pid).Exec(); err != nil {
+		t.Fatalf("write the boolean alone: %v", err)
+	}
+	if m, _ := settingsOf(t, e.c.Do("GET", "/v1/polls/"+pollID, owner, nil).Must(t, http.StatusOK)); m != "always" {
+		t.Fatalf("owner_only row whose boolean was set true since reads %q, want always", m)
+	}
 	old := func(show bool) {
 		t.Helper()
 		if err := e.app.CQL.Session.Query(`UPDATE polls SET results_visibility = null, show_results_during_voting = ? WHERE poll_id = ?`,
