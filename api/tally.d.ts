@@ -504,8 +504,12 @@ export interface components {
             [key: string]: unknown;
         };
         Settings: {
-            /** @default true */
-            show_results_during_voting: boolean;
+            results_visibility?: components["schemas"]["ResultsVisibility"];
+            /**
+             * @deprecated
+             * @description derived from results_visibility, true only for always; kept for older clients
+             */
+            show_results_during_voting?: boolean;
             /** @default false */
             allow_anonymous: boolean;
             /** @default false */
@@ -515,6 +519,12 @@ export interface components {
             bot_policy?: components["schemas"]["BotPolicy"];
             anonymous_access?: components["schemas"]["AnonymousAccess"];
         };
+        /**
+         * @description Who sees the results (REST, live socket), and when. always: everyone. after_vote: until the poll closes, the owner and callers who voted; everyone after. after_close: until the poll closes, the owner alone; everyone after. owner_only: the owner alone, also after close. The owner (the poll's creator) sees them in every mode; others get 403 RESULTS_HIDDEN. The owner may change it at any time (PATCH); an open live socket whose caller may no longer see the results is closed with 4403 at its next re-check (TALLY_HTTP_LIVE_RECHECK).
+         * @default always
+         * @enum {string}
+         */
+        ResultsVisibility: "always" | "after_vote" | "after_close" | "owner_only";
         /**
          * @description What a vote that trips a bot signal (many votes from one IP, a reused device fingerprint, a burst of brand-new accounts, ...) gets: recorded and counted with its reasons (flag), refused with 403 SUSPICIOUS_ACTIVITY (reject), or no check (off). The owner can re-tally without flagged votes.
          * @default flag
@@ -569,8 +579,12 @@ export interface components {
         };
         /** @description Settings to set; absent (or null) fields keep their default (create) or current value (update). */
         SettingsInput: ({
-            /** @default true */
-            show_results_during_voting: boolean | null;
+            results_visibility?: components["schemas"]["ResultsVisibility"] | null;
+            /**
+             * @deprecated
+             * @description Alias of results_visibility: true is always, false is after_vote. Sent with results_visibility it must agree with it (true only with always), else 400 VALIDATION_FAILED (field settings.show_results_during_voting).
+             */
+            show_results_during_voting?: boolean | null;
             /** @default false */
             allow_anonymous: boolean | null;
             /** @default false */
@@ -606,7 +620,7 @@ export interface components {
          *       ],
          *       "end_time": "2030-01-01T12:00:00Z",
          *       "settings": {
-         *         "show_results_during_voting": false,
+         *         "results_visibility": "after_vote",
          *         "allow_multiple_options": true,
          *         "max_votes_per_user": 2
          *       }
@@ -1800,7 +1814,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthenticated"];
-            /** @description RESULTS_HIDDEN: while the poll is active only its owner and its voters see results; FORBIDDEN: the Origin header names an origin that may not open live sockets */
+            /** @description RESULTS_HIDDEN: the poll's settings.results_visibility hides its results from the caller; FORBIDDEN: the Origin header names an origin that may not open live sockets */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1869,7 +1883,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthenticated"];
-            /** @description RESULTS_HIDDEN: while the poll is active only its owner and its voters see results */
+            /** @description RESULTS_HIDDEN: the poll's settings.results_visibility hides its results from the caller */
             403: {
                 headers: {
                     [name: string]: unknown;

@@ -282,6 +282,30 @@ func (e ResultsTally) Valid() bool {
 	}
 }
 
+// Defines values for ResultsVisibility.
+const (
+	ResultsVisibilityAfterClose ResultsVisibility = "after_close"
+	ResultsVisibilityAfterVote  ResultsVisibility = "after_vote"
+	ResultsVisibilityAlways     ResultsVisibility = "always"
+	ResultsVisibilityOwnerOnly  ResultsVisibility = "owner_only"
+)
+
+// Valid indicates whether the value is a known member of the ResultsVisibility enum.
+func (e ResultsVisibility) Valid() bool {
+	switch e {
+	case ResultsVisibilityAfterClose:
+		return true
+	case ResultsVisibilityAfterVote:
+		return true
+	case ResultsVisibilityAlways:
+		return true
+	case ResultsVisibilityOwnerOnly:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TokenTokenType.
 const (
 	TokenTokenTypeBearer TokenTokenType = "Bearer"
@@ -501,7 +525,7 @@ type Poll struct {
 // PollStatus defines model for Poll.Status.
 type PollStatus string
 
-// PollCreate Example: {"description":"Where do we eat on Friday","end_time":"2030-01-01T12:00:00Z","options":[{"display_order":0,"text":"Pizza"},{"display_order":1,"text":"Sushi"}],"settings":{"allow_multiple_options":true,"max_votes_per_user":2,"show_results_during_voting":false},"title":"Lunch?"}
+// PollCreate Example: {"description":"Where do we eat on Friday","end_time":"2030-01-01T12:00:00Z","options":[{"display_order":0,"text":"Pizza"},{"display_order":1,"text":"Sushi"}],"settings":{"allow_multiple_options":true,"max_votes_per_user":2,"results_visibility":"after_vote"},"title":"Lunch?"}
 type PollCreate struct {
 	Description *string `json:"description,omitempty"`
 
@@ -620,6 +644,9 @@ type ResultsStatus string
 // ResultsTally defines model for Results.Tally.
 type ResultsTally string
 
+// ResultsVisibility Who sees the results (REST, live socket), and when. always: everyone. after_vote: until the poll closes, the owner and callers who voted; everyone after. after_close: until the poll closes, the owner alone; everyone after. owner_only: the owner alone, also after close. The owner (the poll's creator) sees them in every mode; others get 403 RESULTS_HIDDEN. The owner may change it at any time (PATCH); an open live socket whose caller may no longer see the results is closed with 4403 at its next re-check (TALLY_HTTP_LIVE_RECHECK).
+type ResultsVisibility string
+
 // Settings defines model for Settings.
 type Settings struct {
 	AllowAnonymous       *bool `json:"allow_anonymous,omitempty"`
@@ -632,7 +659,13 @@ type Settings struct {
 	BotPolicy *BotPolicy `json:"bot_policy,omitempty"`
 
 	// MaxVotesPerUser 0 means every option may be chosen
-	MaxVotesPerUser         *int  `json:"max_votes_per_user,omitempty"`
+	MaxVotesPerUser *int `json:"max_votes_per_user,omitempty"`
+
+	// ResultsVisibility Who sees the results (REST, live socket), and when. always: everyone. after_vote: until the poll closes, the owner and callers who voted; everyone after. after_close: until the poll closes, the owner alone; everyone after. owner_only: the owner alone, also after close. The owner (the poll's creator) sees them in every mode; others get 403 RESULTS_HIDDEN. The owner may change it at any time (PATCH); an open live socket whose caller may no longer see the results is closed with 4403 at its next re-check (TALLY_HTTP_LIVE_RECHECK).
+	ResultsVisibility *ResultsVisibility `json:"results_visibility,omitempty"`
+
+	// ShowResultsDuringVoting derived from results_visibility, true only for always; kept for older clients
+	// Deprecated: this property has been marked as deprecated upstream, but no `x-deprecated-reason` was set
 	ShowResultsDuringVoting *bool `json:"show_results_during_voting,omitempty"`
 }
 
@@ -644,7 +677,11 @@ type SettingsInput struct {
 	BotPolicy            *BotPolicy       `json:"bot_policy,omitempty"`
 
 	// MaxVotesPerUser 0 means every option may be chosen. Must not exceed the poll's number of options, and a value above 1 needs allow_multiple_options (both 400 VALIDATION_FAILED, field settings.max_votes_per_user).
-	MaxVotesPerUser         *int                   `json:"max_votes_per_user,omitempty"`
+	MaxVotesPerUser   *int               `json:"max_votes_per_user,omitempty"`
+	ResultsVisibility *ResultsVisibility `json:"results_visibility,omitempty"`
+
+	// ShowResultsDuringVoting Alias of results_visibility: true is always, false is after_vote. Sent with results_visibility it must agree with it (true only with always), else 400 VALIDATION_FAILED (field settings.show_results_during_voting).
+	// Deprecated: this property has been marked as deprecated upstream, but no `x-deprecated-reason` was set
 	ShowResultsDuringVoting *bool                  `json:"show_results_during_voting,omitempty"`
 	AdditionalProperties    map[string]interface{} `json:"-"`
 }
@@ -1520,6 +1557,14 @@ func (a *SettingsInput) UnmarshalJSON(b []byte) error {
 		delete(object, "max_votes_per_user")
 	}
 
+	if raw, found := object["results_visibility"]; found {
+		err = json.Unmarshal(raw, &a.ResultsVisibility)
+		if err != nil {
+			return fmt.Errorf("error reading 'results_visibility': %w", err)
+		}
+		delete(object, "results_visibility")
+	}
+
 	if raw, found := object["show_results_during_voting"]; found {
 		err = json.Unmarshal(raw, &a.ShowResultsDuringVoting)
 		if err != nil {
@@ -1579,6 +1624,13 @@ func (a SettingsInput) MarshalJSON() ([]byte, error) {
 		object["max_votes_per_user"], err = json.Marshal(a.MaxVotesPerUser)
 		if err != nil {
 			return nil, fmt.Errorf("error marshaling 'max_votes_per_user': %w", err)
+		}
+	}
+
+	if a.ResultsVisibility != nil {
+		object["results_visibility"], err = json.Marshal(a.ResultsVisibility)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'results_visibility': %w", err)
 		}
 	}
 
