@@ -51,11 +51,13 @@ type App struct {
 	Redis    *redis.Client
 	Now      func() time.Time
 
-	Auth       *auth.Service
-	Polls      *poll.Service
-	Votes      *vote.Service
-	Tally      *tally.Service
-	Hub        *live.Hub
+	Auth  *auth.Service
+	Polls *poll.Service
+	Votes *vote.Service
+	Tally *tally.Service
+	Hub   *live.Hub
+	// Notices announces counter changes to every process's live hub.
+	Notices    *live.Notifier
 	Limit      *ratelimit.Limiter
 	Statuses   *vote.Statuses
 	Reconciler *tally.Reconciler
@@ -82,16 +84,22 @@ type App struct {
 // every counted ballot, whichever path (worker, sync, write-through)
 // counted it: the poll is reconciled on the next round and its final
 // tally is recorded as due at its end time.
+// Once counted, the change is announced to the live hubs.
 type seenCounter struct {
 	vote.Counter
 	active     *observe.ActivePolls
 	reconciler *tally.Reconciler
+	notices    *live.Notifier
 }
 
 func (c seenCounter) Add(ctx context.Context, p *poll.Poll, shard int, ballots [][]id.ID) error {
 	c.active.Seen(p.ID)
 	c.reconciler.Seen(ctx, p)
-	return c.Counter.Add(ctx, p, shard, ballots)
+	if err := c.Counter.Add(ctx, p, shard, ballots); err != nil {
+		return err
+	}
+	c.notices.Changed(p.ID)
+	return nil
 }
 
 // New connects to Cassandra and builds every service. Redis and Kafka are
@@ -130,9 +138,14 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) 
 	a.Reconciler = tally.NewReconciler(cfg.Reconcile, tally.ReconcilerDeps{Tally: a.Tally, Polls: pollStore.Get,
 		Sender: reconcile.NewRequests(a.reconcile), Offsets: a.votesProgress, Pending: cassandra.NewPendingFinals(s),
 		Log: log.Named("reconcile"), Now: a.Now, Metrics: reg})
+	changes := redisx.NewPollChanges(a.Redis, log.Named("poll_changes"))
 	a.Polls = poll.NewService(cfg.Poll, poll.Deps{Store: pollStore, Votes: a.Tally, Audit: a.Audit,
 		OnClose: a.Reconciler.PollClosed, Cursors: poll.NewCursors([]byte(cfg.JWTSecret)), Log: log.Named("poll"), Now: a.Now,
-		Metrics: reg, Changes: redisx.NewPollChanges(a.Redis, log.Named("poll_changes"))})
+		Metrics: reg, Changes: changes})
+	a.Hub = live.NewHub(live.Config{Backstop: cfg.LiveBackstop, Recheck: cfg.HTTP.LiveRecheck}, a.Tally, a.Polls,
+		log.Named("live"), reg)
+	a.Notices = live.NewNotifier(changes.PublishCounted, cfg.LiveNoticeEvery, nil, log.Named("live"), reg)
+	changes.Listen(redisx.Listener{Counted: a.Hub.Counted, PollChanged: a.Hub.PollChanged, Connected: a.Hub.Resync})
 
 	q := votes.New(cfg.Queue, a.votesW, log.Named("queue"), a.Now, reg)
 	a.flags = admission.NewFlags(a.Redis, log.Named("flags"))
@@ -145,14 +158,13 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) 
 	a.Anon = anonaccess.New(cfg.AnonAccess, []byte(anonKey), anonaccess.Deps{Store: cassandra.NewInviteStore(s),
 		Ballots: vote.Ballots{Store: voteStore}, Audit: a.Audit, Log: log.Named("anonaccess"), Now: a.Now, Metrics: reg})
 	a.Votes = vote.NewService(cfg.Vote, vote.Deps{Store: voteStore,
-		Counter: seenCounter{Counter: a.Tally, active: a.active, reconciler: a.Reconciler},
+		Counter: seenCounter{Counter: a.Tally, active: a.active, reconciler: a.Reconciler, notices: a.Notices},
 		Fence:   fences, Polls: a.Polls, Voters: a.Anon, Queue: q, Flags: a.flags, Log: log.Named("vote"), Now: a.Now,
 		Admission:  admission.New(a.Redis, admission.Config{RequestTTL: cfg.Queue.RequestTTL}, log.Named("admission")),
 		Limits:     a.Limit,
 		RequestKey: []byte(cfg.JWTSecret), Bots: abuse.NewDetector(cfg.Bots, []byte(cfg.JWTSecret), a.Now, reg)}, reg)
 	a.failures = cassandra.NewFailureStore(s)
 	a.Statuses = vote.NewStatuses(a.Votes, a.failures, a.flags)
-	a.Hub = live.NewHub(a.Tally, a.Polls.Cached, cfg.LiveInterval, log.Named("live"), reg)
 	a.Gate = admit.New(cfg.Admit, a.Now, reg)
 	return a, nil
 }
@@ -305,8 +317,10 @@ func (a *App) CloseWriters() {
 	})
 }
 
-// Close stops the poll views' background work and releases connections.
+// Close ends the live subscriptions, stops the poll views' background work
+// and releases connections.
 func (a *App) Close() {
+	a.Hub.Close()
 	a.Polls.Close()
 	a.CloseWriters()
 	if err := a.Redis.Close(); err != nil {

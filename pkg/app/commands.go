@@ -34,7 +34,11 @@ func (a *App) APIServer() (*http.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return httpapi.NewServer(a.Cfg.HTTP, a.Cfg.HTTPAddr, router), nil
+	srv := httpapi.NewServer(a.Cfg.HTTP, a.Cfg.HTTPAddr, router)
+	// Shutdown waits for requests to end; live sockets and streams end
+	// only when told to.
+	srv.RegisterOnShutdown(a.Hub.Close)
+	return srv, nil
 }
 
 // OpsServer is the operator listener of a worker without the API (probes

@@ -52,8 +52,14 @@ type Config struct {
 	AnonAccessKey string `env:"ANON_ACCESS_KEY"`
 	// TrustedProxies are proxy addresses whose X-Forwarded-For is believed.
 	TrustedProxies []string `env:"TRUSTED_PROXIES" envSeparator:","`
-	// LiveInterval is how often live-results sockets are refreshed.
-	LiveInterval time.Duration `env:"LIVE_INTERVAL" envDefault:"1s"`
+	// LiveBackstop is how often each process re-reads a watched poll's
+	// results without a notice: the bound on how late a lost "counts
+	// changed" notice leaves live sockets and streams.
+	LiveBackstop time.Duration `env:"LIVE_BACKSTOP" envDefault:"5s"`
+	// LiveNoticeEvery is the least time between two "counts changed"
+	// notices of one poll from one process (the last change of a burst is
+	// announced at the end of its window).
+	LiveNoticeEvery time.Duration `env:"LIVE_NOTICE_EVERY" envDefault:"250ms"`
 
 	HTTP      httpapi.Config        `envPrefix:"HTTP_"`
 	Cassandra cassandra.Config      `envPrefix:"CASSANDRA_"`

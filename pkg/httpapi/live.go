@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/tally-vote/tally/pkg/clientip"
 	"github.com/tally-vote/tally/pkg/live"
+	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/tally"
 )
 
@@ -52,11 +54,12 @@ func newLiveSockets(cfg Config, publicURL string, reg prometheus.Registerer) *li
 }
 
 // live upgrades to a WebSocket, sends the current results at once, then a
-// frame whenever they change (at most once per hub interval). Before the
-// upgrade it applies the origin policy (403) and the socket caps (429 per
-// IP, 503 in total). An open socket is closed when its token expires
-// (4401), when the caller may no longer see the results (4403), or when the
-// client reads too slowly (1008).
+// frame whenever they change (see pkg/live). Before the upgrade it applies
+// the origin policy (403), the caller's visibility (403) and the socket
+// caps (429 per IP, 503 in total). An open socket is closed when its token
+// expires (4401), when the caller may no longer see the results (4403),
+// when the client reads too slowly (1008) or when the server shuts down
+// (1001).
 func (h *handlers) live(c *gin.Context) {
 	s := h.sockets
 	if !s.origins.allows(c.GetHeader("Origin")) {
@@ -76,11 +79,6 @@ func (h *handlers) live(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	first, err := h.tally.Results(ctx, p, tally.Live)
-	if err != nil {
-		abort(c, err)
-		return
-	}
 	conn, err := s.upgrader.Upgrade(c.Writer, c.Request, nil)
 	if err != nil {
 		return // the upgrader has answered the client
@@ -89,8 +87,8 @@ func (h *handlers) live(c *gin.Context) {
 	if tcp, ok := conn.UnderlyingConn().(*net.TCPConn); ok && s.cfg.LiveSendBuffer > 0 {
 		_ = tcp.SetWriteBuffer(s.cfg.LiveSendBuffer)
 	}
-	frames, unsubscribe := h.hub.Subscribe(p)
-	defer unsubscribe()
+	sub := h.hub.Subscribe(p, live.WebSocket, h.liveAllowed(c))
+	defer sub.Close()
 	log := loggerFrom(c)
 
 	// Read in the background only to notice the client closing.
@@ -126,20 +124,9 @@ func (h *handlers) live(c *gin.Context) {
 		}
 		return err == nil
 	}
-	firstFrame, _ := json.Marshal(live.Frame{Type: "results", Results: first})
-	if !write(firstFrame) {
-		return
-	}
 
-	caller, signedIn := principal(c)
-	var expired <-chan time.Time
-	if signedIn && !caller.ExpiresAt.IsZero() {
-		t := time.NewTimer(caller.ExpiresAt.Sub(h.now()))
-		defer t.Stop()
-		expired = t.C
-	}
-	recheck := time.NewTicker(s.cfg.LiveRecheck)
-	defer recheck.Stop()
+	expired, stop := h.tokenExpiry(c)
+	defer stop()
 	ping := time.NewTicker(livePingEvery)
 	defer ping.Stop()
 	for {
@@ -148,34 +135,55 @@ func (h *handlers) live(c *gin.Context) {
 			return
 		case <-ctx.Done():
 			return
-		case f, ok := <-frames:
-			if !ok {
-				// The hub dropped this socket: it left frames untaken.
+		case f, ok := <-sub.Frames():
+			if ok {
+				if !write(f) {
+					return
+				}
+				continue
+			}
+			switch sub.Reason() {
+			case live.EndHidden:
+				end(closeResultsHidden, liveClosedHidden, "RESULTS_HIDDEN: the results are no longer visible to this caller")
+			case live.EndShutdown:
+				end(websocket.CloseGoingAway, liveClosedShutdown, "server shutting down")
+			default: // the hub dropped this socket: it left frames untaken
 				end(websocket.ClosePolicyViolation, liveClosedSlow, "slow consumer")
-				return
 			}
-			if !write(f) {
-				return
-			}
+			return
 		case <-expired:
 			end(closeTokenExpired, liveClosedExpired, "TOKEN_EXPIRED: the access token expired")
 			return
-		case <-recheck.C:
-			if fresh, err := h.polls.Cached(ctx, p.ID); err == nil {
-				p = fresh
-			}
-			// Only a definite "hidden" ends the socket; a dependency
-			// that cannot answer now is asked again at the next recheck.
-			if err := h.canSeeResults(ctx, c, p); errors.Is(err, tally.ErrResultsHidden) {
-				end(closeResultsHidden, liveClosedHidden, "RESULTS_HIDDEN: the results are no longer visible to this caller")
-				return
-			}
 		case <-ping.C:
 			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.cfg.LiveWriteTimeout)); err != nil {
 				return
 			}
 		}
 	}
+}
+
+// liveAllowed is the permission check a live subscription carries: the
+// hub asks it again at each change of the poll and every
+// TALLY_HTTP_LIVE_RECHECK. Only a definite "hidden" ends a subscription; a
+// dependency that cannot answer now is asked again later. The check works
+// on a copy of the request's context, since the hub may still be asking
+// as the handler returns.
+func (h *handlers) liveAllowed(c *gin.Context) func(context.Context, *poll.Poll) bool {
+	cc := c.Copy()
+	return func(ctx context.Context, p *poll.Poll) bool {
+		return !errors.Is(h.canSeeResults(ctx, cc, p), tally.ErrResultsHidden)
+	}
+}
+
+// tokenExpiry is a channel that fires when the caller's token expires (nil
+// for a caller without one), and the function that releases its timer.
+func (h *handlers) tokenExpiry(c *gin.Context) (<-chan time.Time, func()) {
+	caller, signedIn := principal(c)
+	if !signedIn || caller.ExpiresAt.IsZero() {
+		return nil, func() {}
+	}
+	t := time.NewTimer(caller.ExpiresAt.Sub(h.now()))
+	return t.C, func() { t.Stop() }
 }
 
 // A live socket is pinged every livePingEvery and closed when no pong (or

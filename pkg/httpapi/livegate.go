@@ -14,9 +14,10 @@ const (
 	liveRefusedPerIP  = "per_ip"
 	liveRefusedTotal  = "total"
 
-	liveClosedSlow    = "slow"
-	liveClosedHidden  = "results_hidden"
-	liveClosedExpired = "token_expired"
+	liveClosedSlow     = "slow"
+	liveClosedHidden   = "results_hidden"
+	liveClosedExpired  = "token_expired"
+	liveClosedShutdown = "shutdown"
 )
 
 // Close codes sent on a live socket the server ends (4000–4999 are the
@@ -54,13 +55,13 @@ func newLiveGate(cfg Config, reg prometheus.Registerer) *liveGate {
 		}, []string{"reason"}),
 		closed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tally_live_dropped_total",
-			Help: "Live sockets the server closed, by reason (slow, results_hidden, token_expired).",
+			Help: "Live sockets and streams the server closed, by reason (slow, results_hidden, token_expired, shutdown).",
 		}, []string{"reason"}),
 	}
 	for _, r := range []string{liveRefusedOrigin, liveRefusedPerIP, liveRefusedTotal} {
 		g.refused.WithLabelValues(r)
 	}
-	for _, r := range []string{liveClosedSlow, liveClosedHidden, liveClosedExpired} {
+	for _, r := range []string{liveClosedSlow, liveClosedHidden, liveClosedExpired, liveClosedShutdown} {
 		g.closed.WithLabelValues(r)
 	}
 	reg.MustRegister(g.refused, g.closed)

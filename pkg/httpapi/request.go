@@ -192,8 +192,9 @@ func bearer(c *gin.Context) string {
 	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
 		return strings.TrimSpace(h[7:])
 	}
-	if h == "" && c.FullPath() == "/v1/polls/:poll_id/live" {
-		// Browsers cannot set headers on a WebSocket handshake.
+	if h == "" && (c.FullPath() == "/v1/polls/:poll_id/live" || c.FullPath() == "/v1/polls/:poll_id/results/stream") {
+		// Browsers cannot set headers on a WebSocket handshake, nor on
+		// an EventSource.
 		return c.Query("access_token")
 	}
 	return ""

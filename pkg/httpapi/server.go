@@ -121,6 +121,7 @@ func NewRouter(d Deps) (*gin.Engine, error) {
 	v1.GET("/polls/:poll_id/votes/requests/:request_id", required, h.requestStatus)
 	v1.GET("/polls/:poll_id/results", optional, limit(l, ratelimit.Results), h.results)
 	v1.GET("/polls/:poll_id/live", optional, h.live)
+	v1.GET("/polls/:poll_id/results/stream", optional, h.resultsStream)
 	v1.POST("/polls/:poll_id/invites", required, accountOnly, h.mintInvites)
 	v1.GET("/polls/:poll_id/invites", required, accountOnly, h.inviteCounts)
 	v1.GET("/polls/:poll_id/challenge", optional, h.challenge)

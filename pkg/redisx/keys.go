@@ -61,3 +61,8 @@ func BotSignal(pollID id.ID, rule, subject string) string {
 // PollChanged is the pub/sub channel of poll change notices: the payload is
 // the poll id (see PollChanges).
 const PollChanged = "poll:changed"
+
+// CountsChanged is the pub/sub channel of "a poll's counts changed"
+// notices for the live hubs: the payload is "<poll id> <unix ms>" (see
+// PollChanges.PublishCounted). It shares PollChanged's subscription.
+const CountsChanged = "poll:counted"

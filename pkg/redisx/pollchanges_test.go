@@ -96,7 +96,9 @@ func (s *pubsubServer) handle(c net.Conn) {
 			s.mu.Lock()
 			s.subs[c] = true
 			s.mu.Unlock()
-			reply = "*3\r\n$9\r\nsubscribe\r\n$" + strconv.Itoa(len(args[1])) + "\r\n" + args[1] + "\r\n:1\r\n"
+			for i, ch := range args[1:] {
+				reply += "*3\r\n$9\r\nsubscribe\r\n$" + strconv.Itoa(len(ch)) + "\r\n" + ch + "\r\n:" + strconv.Itoa(i+1) + "\r\n"
+			}
 		case "PING":
 			reply = "*2\r\n$4\r\npong\r\n$0\r\n\r\n"
 		case "HELLO": // answered as a Redis before 6 would: RESP2 it is
@@ -201,5 +203,74 @@ func TestPollChangesResubscribe(t *testing.T) {
 	// Publish goes through the same client.
 	if err := pc.Publish(context.Background(), id.New()); err != nil {
 		t.Fatalf("publish: %v", err)
+	}
+}
+
+// Counts notices ride the same subscription as poll change notices and
+// reach the listener with their time; poll change notices reach both the
+// poll views and the listener; the listener hears of each (re)subscription
+// once.
+func TestPollChangesCarryCountsNotices(t *testing.T) {
+	srv := newPubsubServer(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.ln.Addr().String(), Protocol: 2, MaxRetries: -1,
+		DialTimeout: 200 * time.Millisecond, ReadTimeout: 200 * time.Millisecond, DisableIdentity: true})
+	defer rdb.Close()
+	pc := NewPollChanges(rdb, zap.NewNop())
+	pc.idle, pc.maxBackoff = 100*time.Millisecond, 100*time.Millisecond
+	type counted struct {
+		p  id.ID
+		at time.Time
+	}
+	counts := make(chan counted, 16)
+	polls := make(chan id.ID, 16)
+	views := make(chan id.ID, 16)
+	connected := make(chan struct{}, 16)
+	pc.Listen(Listener{
+		Counted:     func(p id.ID, at time.Time) { counts <- counted{p, at} },
+		PollChanged: func(p id.ID) { polls <- p },
+		Connected:   func() { connected <- struct{}{} },
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); pc.Watch(ctx, func(p id.ID) { views <- p }, func() {}) }()
+	defer func() { cancel(); <-done }()
+	select {
+	case <-connected:
+	case <-time.After(3 * time.Second):
+		t.Fatal("no subscription")
+	}
+	p := id.New()
+	at := time.UnixMilli(time.Now().UnixMilli())
+	if err := pc.PublishCounted(ctx, p, at); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-counts:
+		if c.p != p || !c.at.Equal(at) {
+			t.Fatalf("counts notice %v %v, want %v %v", c.p, c.at, p, at)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("counts notice not delivered")
+	}
+	srv.publish(CountsChanged, "garbage") // ignored
+	if err := pc.Publish(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range []chan id.ID{views, polls} {
+		select {
+		case got := <-ch:
+			if got != p {
+				t.Fatalf("poll notice for %s", got)
+			}
+		case <-time.After(3 * time.Second):
+			t.Fatal("poll notice not delivered to both receivers")
+		}
+	}
+	select {
+	case <-counts:
+		t.Fatal("a malformed or poll notice reached Counted")
+	case <-connected:
+		t.Fatal("connected reported twice for one subscription")
+	case <-time.After(100 * time.Millisecond):
 	}
 }

@@ -343,3 +343,36 @@ func (s *Service) Invalidate(ctx context.Context, pollID id.ID) {
 	delete(s.finals, pollID)
 	s.finalsMu.Unlock()
 }
+
+// LiveSince returns live results read at since or later (for the live
+// hub, after a "counts changed" notice of that time): the cached snapshot
+// when it is that recent, else a fresh sum of the shards, cached for the
+// other processes that received the same notice.
+func (s *Service) LiveSince(ctx context.Context, p *poll.Poll, since time.Time) (*Results, error) {
+	key := cacheKey(Live, p.ID)
+	if snap, ok := s.cached(ctx, key); ok && !snap.AsOf.Before(since) {
+		s.m.cache.WithLabelValues(string(Live), "hit").Inc()
+		return BuildResults(p, snap.Counts, Live, snap.AsOf, s.now()), nil
+	}
+	s.m.cache.WithLabelValues(string(Live), "miss").Inc()
+	snap, ttl, err := s.compute(ctx, p, Live)
+	if err != nil {
+		return nil, err
+	}
+	if b, err := json.Marshal(snap); err == nil {
+		if err := s.cache.Set(ctx, key, b, ttl); err != nil {
+			s.log.Debug("cache results", zap.Stringer("poll_id", p.ID), zap.Error(err))
+		}
+	}
+	return BuildResults(p, snap.Counts, Live, snap.AsOf, s.now()), nil
+}
+
+// FrozenResults returns the poll's frozen final tally, and false while it
+// has none.
+func (s *Service) FrozenResults(ctx context.Context, p *poll.Poll) (*Results, bool, error) {
+	f, found, err := s.store.LoadFinal(ctx, p.ID)
+	if err != nil || !found {
+		return nil, false, err
+	}
+	return BuildResults(p, f.Counts, Final, f.AsOf, s.now()), true, nil
+}
