@@ -40,6 +40,8 @@ func (b *bench) benchEnv(mode string) []string {
 		"TALLY_RATE_DISABLE_PER_IP":       "true",
 		"TALLY_RATE_POLL_CREATE_PER_HOUR": "0",
 		"TALLY_VOTE_MODE":                 mode,
+		// Every watcher of the live scenario comes from 127.0.0.1.
+		"TALLY_HTTP_LIVE_MAX_PER_IP": "100000",
 	} {
 		env = append(env, k+"="+v)
 	}

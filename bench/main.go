@@ -45,6 +45,9 @@ type bench struct {
 	ladder                                             []float64
 	overloadRate                                       float64
 	botPolicy                                          string
+	// wsWatchers and sseWatchers are live watchers held open on the hot
+	// poll during a scenario (the live scenario: 200 of each unless set).
+	wsWatchers, sseWatchers int
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -101,6 +104,8 @@ func newCmd() *cobra.Command {
 		"burst: offered rates, each for --duration, until p99 crosses 100 ms")
 	f.Float64Var(&b.overloadRate, "overload-rate", 6000, "overload: offered rate (about twice what the box accepts)")
 	f.StringVar(&b.botPolicy, "bot-policy", "flag", "the bench polls' settings.bot_policy: off, flag or reject (every bench vote comes from one IP and user agent, so with flag nearly all are flagged: the rules' worst case)")
+	f.IntVar(&b.wsWatchers, "ws-watchers", 0, "WebSockets held open on the hot poll during each scenario (live: 200 when neither watcher flag is set)")
+	f.IntVar(&b.sseWatchers, "sse-watchers", 0, "Server-Sent Events streams held open on the hot poll during each scenario (live: 200 when neither watcher flag is set)")
 	return cmd
 }
 
@@ -171,6 +176,10 @@ func (b *bench) run(ctx context.Context, scenarios []string, jsonPath string, fr
 		"steady": {Name: "steady", Mode: "async", Polls: 1, Rate: 1000},
 		// overload: twice what the box accepts; the excess is shed.
 		"overload": {Name: "overload", Mode: "async", Polls: 1, Rate: b.overloadRate},
+		// live: viral with live watchers (WebSockets and SSE streams) on
+		// the hot poll: frames per watcher per second, as_of lag, the
+		// server's CPU per frame.
+		"live": {Name: "live", Mode: "async", Polls: 1, Watch: true},
 	}
 	var reps []*scenarioReport
 	for _, name := range scenarios {

@@ -29,9 +29,11 @@ type scenarioReport struct {
 	AcceptCPUMicros float64 `json:"accept_cpu_us_per_vote,omitempty"`
 	// AcceptAllocBytes is the API's heap allocation per accepted vote
 	// (the sampler's own reads of results and metrics included).
-	AcceptAllocBytes float64  `json:"accept_alloc_bytes_per_vote,omitempty"`
-	Timeline         []sample `json:"timeline"`
-	Verdict          verdict  `json:"verdict"`
+	AcceptAllocBytes float64 `json:"accept_alloc_bytes_per_vote,omitempty"`
+	// Watch is what live watchers saw (scenarios run with watchers).
+	Watch    *watchReport `json:"live_watchers,omitempty"`
+	Timeline []sample     `json:"timeline"`
+	Verdict  verdict      `json:"verdict"`
 }
 
 func (b *bench) report(p plan, st *loadStats, tl []sample, accepted []cast, drain time.Duration, cpu map[string]float64) *scenarioReport {
@@ -137,6 +139,15 @@ func printTable(w io.Writer, ceilings []ceiling, reps []*scenarioReport) {
 		if r.LiveLagMs != nil {
 			fmt.Fprintf(w, "  live-tally lag ms (250 ms resolution): p50 %.0f  p99 %.0f  max %.0f\n",
 				r.LiveLagMs["p50"], r.LiveLagMs["p99"], r.LiveLagMs["max"])
+		}
+		if x := r.Watch; x != nil {
+			fmt.Fprintf(w, "  live watchers: %d ws + %d sse, %d opened, %d ended early; %.2f frames per watcher per s; "+
+				"server %.0f frames, %.0f re-reads, %.1f ms CPU per 1,000 frames (votes included)\n",
+				x.WebSockets, x.Streams, x.Opened, x.Ended, x.FramesPerWatcherPerS, x.ServerFrames, x.ServerRereads, x.ServerCPUPerKFrameMs)
+			if x.AsOfLagMs != nil {
+				fmt.Fprintf(w, "  as_of lag ms (frame received − as_of): p50 %.0f  p99 %.0f  max %.0f\n",
+					x.AsOfLagMs["p50"], x.AsOfLagMs["p99"], x.AsOfLagMs["max"])
+			}
 		}
 		fmt.Fprintf(w, "  cpu cores: %s\n", cores(r.CPUCores))
 		if r.AcceptCPUMicros > 0 {

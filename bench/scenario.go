@@ -39,6 +39,9 @@ type plan struct {
 	// --with-worker=false`), so the API's CPU per accepted vote is measured
 	// alone; a `tally worker` process drains the backlog after the load.
 	AcceptOnly bool
+	// Watch holds live watchers open on the hot poll (200 WebSockets and
+	// 200 streams unless --ws-watchers / --sse-watchers say otherwise).
+	Watch bool
 }
 
 // step is one rung of a ladder.
@@ -195,6 +198,14 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 
 	alloc0 := scrapeCounter(b.http, url+"/metrics", "go_memstats_alloc_bytes_total")
 	sampler := b.sample(ctx, url, polls[0], &hot, p.Mode == "async")
+	nws, nsse := b.wsWatchers, b.sseWatchers
+	if p.Watch && nws == 0 && nsse == 0 {
+		nws, nsse = 200, 200
+	}
+	var watch *watchers
+	if nws+nsse > 0 {
+		watch = b.watch(ctx, url, polls[0].id.String(), polls[0].owner, nws, nsse, srvPid)
+	}
 	fire := func(i int) result {
 		// A retry resubmits an earlier slot's voter: same key (must get the
 		// same request id back) or another key (must not vote twice).
@@ -262,6 +273,10 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 		}
 	}
 	b.logf("%s: load done, %d sent; draining", p.Name, stats.sent)
+	var watched *watchReport
+	if watch != nil {
+		watched = watch.stop(b)
+	}
 	var acceptCPU, acceptAlloc float64
 	if p.AcceptOnly && srvPid > 0 {
 		acceptCPU = cpuSeconds(srvPid) - cpu0["tally"]
@@ -291,6 +306,7 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 		rep.AcceptCPUMicros = acceptCPU * 1e6 / float64(n)
 		rep.AcceptAllocBytes = acceptAlloc / float64(n)
 	}
+	rep.Watch = watched
 	rep.Verdict = b.verdict(ctx, url, polls, accepted, mismatches.Load())
 	return rep, nil
 }
