@@ -146,6 +146,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) 
 		log.Named("live"), reg)
 	a.Notices = live.NewNotifier(changes.PublishCounted, cfg.LiveNoticeEvery, nil, log.Named("live"), reg)
 	changes.Listen(redisx.Listener{Counted: a.Hub.Counted, PollChanged: a.Hub.PollChanged, Connected: a.Hub.Resync})
+	a.Tally.OnChanged(a.Notices.Changed)
 
 	q := votes.New(cfg.Queue, a.votesW, log.Named("queue"), a.Now, reg)
 	a.flags = admission.NewFlags(a.Redis, log.Named("flags"))

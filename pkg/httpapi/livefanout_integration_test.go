@@ -256,11 +256,12 @@ func TestLiveBackstopRepairsALostNotice(t *testing.T) {
 	stream.until(t, cfg.LiveBackstop+cfg.Tally.LiveCacheTTL+time.Second, "backstop", total(1))
 }
 
-// A close shows at once (the poll change notice wakes the hub); the frozen
-// tally follows as a final frame.
+// A close shows at once (the poll change notice wakes the hub), and so
+// does the freeze (the reconciliation announces it): a final frame, with
+// the backstop a minute away.
 func TestLiveFinalFrameWhenThePollFreezes(t *testing.T) {
 	cfg := testenv.Config(t)
-	cfg.LiveBackstop = time.Second
+	cfg.LiveBackstop = time.Minute
 	a, srv := testenv.Server(t, cfg)
 	c := testenv.NewClient(t, srv.URL)
 	owner, _ := c.Account()
@@ -281,7 +282,7 @@ func TestLiveFinalFrameWhenThePollFreezes(t *testing.T) {
 	if _, err := a.Tally.Reconcile(ctx, p, tally.ReconcileOptions{Final: true}); err != nil {
 		t.Fatal(err)
 	}
-	f := stream.until(t, cfg.LiveBackstop+2*time.Second, "final frame", func(f map[string]any) bool { return f["tally"] == "final" })
+	f := stream.until(t, 2*time.Second, "final frame", func(f map[string]any) bool { return f["tally"] == "final" })
 	if f["total_votes"].(float64) != 1 || f["status"] != "closed" {
 		t.Fatalf("final frame %v", f)
 	}

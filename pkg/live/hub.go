@@ -206,12 +206,15 @@ func (h *Hub) PollChanged(pollID id.ID) {
 }
 
 // Resync handles a (re)established notice subscription: notices may have
-// been lost meanwhile, so every watched poll is read again.
+// been lost meanwhile, so every watched poll's results are read again
+// (through the results cache: a process watching thousands of polls does
+// not send them all to Cassandra at once; the poll views resync
+// themselves, and the backstop follows).
 func (h *Hub) Resync() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, r := range h.rooms {
-		r.poke(causeResync, time.Now(), true)
+		r.poke(causeResync, time.Time{}, false)
 	}
 }
 

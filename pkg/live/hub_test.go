@@ -171,6 +171,9 @@ func TestHubFoldsNoticesDuringARead(t *testing.T) {
 	next(t, s)
 	src.total.Store(1)
 	h.Counted(src.poll().ID, time.Now())
+	for src.reads.Load() < 2 { // the second read has begun and is held
+		time.Sleep(time.Millisecond)
+	}
 	for range 20 { // while the second read is held
 		h.Counted(src.poll().ID, time.Now())
 	}
@@ -325,5 +328,27 @@ func TestHubCloseEndsEverySubscription(t *testing.T) {
 	after := h.Subscribe(src.poll(), SSE, nil)
 	if _, ok := <-after.Frames(); ok || after.Reason() != EndShutdown {
 		t.Fatal("a subscription after Close")
+	}
+}
+
+// The status turns closed at end_time with no notice: the room wakes then,
+// also after the owner moved end_time.
+func TestHubWakesAtTheEndTime(t *testing.T) {
+	src := newSteps()
+	h := newHub(src, time.Hour)
+	s := h.Subscribe(src.poll(), WebSocket, nil)
+	defer s.Close()
+	next(t, s)
+	moved := *src.poll()
+	moved.EndTime = time.Now().Add(150 * time.Millisecond)
+	moved.Version++
+	src.setPoll(&moved)
+	h.PollChanged(moved.ID) // same results: no frame, but the room follows end_time
+	start := time.Now()
+	if f := next(t, s); f.Status != poll.Closed {
+		t.Fatalf("frame at the end time %+v", f)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("closed frame %v after a 150 ms end time", d)
 	}
 }

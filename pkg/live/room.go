@@ -68,16 +68,26 @@ func (h *Hub) run(ctx context.Context, r *room) {
 	recheck := time.NewTicker(h.cfg.Recheck)
 	defer recheck.Stop()
 	st := &roomState{}
-	// The status turns closed at end_time without any notice.
-	var ends <-chan time.Time
-	h.mu.Lock()
-	p := r.p
-	h.mu.Unlock()
-	if left := time.Until(p.EndTime); !p.EndTime.IsZero() && left > 0 {
-		t := time.NewTimer(left)
-		defer t.Stop()
-		ends = t.C
+	// The status turns closed at end_time without any notice; the timer
+	// follows end_time as the owner moves it.
+	ends := time.NewTimer(time.Hour)
+	defer ends.Stop()
+	var endAt time.Time
+	follow := func() {
+		h.mu.Lock()
+		end := r.p.EndTime
+		h.mu.Unlock()
+		if end.Equal(endAt) {
+			return
+		}
+		endAt = end
+		ends.Stop()
+		if left := time.Until(end); !end.IsZero() && left > 0 {
+			ends.Reset(left)
+		}
 	}
+	ends.Stop()
+	follow()
 	for {
 		select {
 		case <-ctx.Done():
@@ -85,13 +95,17 @@ func (h *Hub) run(ctx context.Context, r *room) {
 		case <-r.wake:
 			if cause, since, changed, ok := r.take(); ok {
 				h.refresh(ctx, r, st, cause, since, changed)
+				follow()
 			}
 		case <-backstop.C:
 			if !st.final {
 				h.refresh(ctx, r, st, causeBackstop, time.Time{}, false)
+				follow()
 			}
-		case <-ends:
+		case <-ends.C:
+			endAt = time.Time{}
 			h.refresh(ctx, r, st, causePollChange, time.Now(), false)
+			follow()
 		case <-recheck.C:
 			h.mu.Lock()
 			p := r.p

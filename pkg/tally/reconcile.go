@@ -123,6 +123,9 @@ func (s *Service) Reconcile(ctx context.Context, p *poll.Poll, opts ReconcileOpt
 	}
 	s.report(rep)
 	s.auditReport(ctx, rep)
+	if rep.Final || !rep.Repaired.IsZero() {
+		s.announce(p.ID)
+	}
 	return rep, nil
 }
 

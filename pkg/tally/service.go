@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -107,6 +108,22 @@ type Service struct {
 	// finals remembers each poll's last row count, to space out scans.
 	finalsMu sync.Mutex
 	finals   map[id.ID]finalMemo
+
+	// changed, when set, hears of results a reconciliation changed (a
+	// repair, a freeze), for the live hubs.
+	changed atomic.Pointer[func(pollID id.ID)]
+}
+
+// OnChanged sets who hears that a reconciliation repaired or froze a
+// poll's results (app: the live notices).
+func (s *Service) OnChanged(fn func(pollID id.ID)) {
+	s.changed.Store(&fn)
+}
+
+func (s *Service) announce(pollID id.ID) {
+	if fn := s.changed.Load(); fn != nil {
+		(*fn)(pollID)
+	}
 }
 
 // finalMemo is a poll's last row count, when it started (its as_of) and
