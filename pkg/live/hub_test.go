@@ -203,6 +203,9 @@ func TestHubBackstopRepairsALostNotice(t *testing.T) {
 	if next(t, s).Total != 4 {
 		t.Fatal("the backstop did not deliver the change")
 	}
+	if n := testutil.ToFloat64(h.m.changes.WithLabelValues(causeBackstop)); n != 1 {
+		t.Fatalf("backstop changes %v, want 1", n)
+	}
 }
 
 // A subscriber that stops taking frames is dropped after MaxMissed changes,

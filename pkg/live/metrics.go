@@ -7,6 +7,7 @@ type hubMetrics struct {
 	subscribers *prometheus.GaugeVec
 	frames      *prometheus.CounterVec
 	rereads     *prometheus.CounterVec
+	changes     *prometheus.CounterVec
 	received    *prometheus.CounterVec
 	dropped     *prometheus.CounterVec
 }
@@ -24,6 +25,11 @@ func newHubMetrics(reg prometheus.Registerer) hubMetrics {
 			Help: "Reads of a watched poll's results by the hub (one per process, whatever its subscribers), by cause: " +
 				"notice, backstop, subscribe, poll_change, resync.",
 		}, []string{"cause"}),
+		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tally_live_changes_total",
+			Help: "Re-reads of a watched poll that found new results and broadcast them, by cause; a rising backstop " +
+				"count means change notices are being lost.",
+		}, []string{"cause"}),
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tally_live_notices_received_total",
 			Help: "Change notices the hub received, by kind: counts (a ballot was counted), poll (an owner change).",
@@ -39,13 +45,14 @@ func newHubMetrics(reg prometheus.Registerer) hubMetrics {
 	}
 	for _, c := range []string{causeNotice, causeBackstop, causeSubscribe, causePollChange, causeResync} {
 		m.rereads.WithLabelValues(c)
+		m.changes.WithLabelValues(c)
 	}
 	m.received.WithLabelValues("counts")
 	m.received.WithLabelValues("poll")
 	m.dropped.WithLabelValues(EndSlow)
 	m.dropped.WithLabelValues(EndHidden)
 	if reg != nil {
-		reg.MustRegister(m.subscribers, m.frames, m.rereads, m.received, m.dropped)
+		reg.MustRegister(m.subscribers, m.frames, m.rereads, m.changes, m.received, m.dropped)
 	}
 	return m
 }

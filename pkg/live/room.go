@@ -161,6 +161,7 @@ func (h *Hub) refresh(ctx context.Context, r *room, st *roomState, cause string,
 	}
 	st.last = res
 	st.final = res.Tally == tally.Final
+	h.m.changes.WithLabelValues(cause).Inc()
 	h.broadcast(r, encode(res))
 }
 
