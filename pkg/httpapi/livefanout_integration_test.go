@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/tally-vote/tally/pkg/app"
+	"github.com/tally-vote/tally/pkg/config"
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/tally"
 	"github.com/tally-vote/tally/pkg/testenv"
@@ -286,4 +288,78 @@ func TestLiveFinalFrameWhenThePollFreezes(t *testing.T) {
 	if f["total_votes"].(float64) != 1 || f["status"] != "closed" {
 		t.Fatalf("final frame %v", f)
 	}
+}
+
+// next returns the stream's next event within d.
+func (s *sseStream) next(t *testing.T, d time.Duration) sseEvent {
+	t.Helper()
+	select {
+	case ev := <-s.events:
+		return ev
+	case err := <-s.done:
+		t.Fatalf("the stream ended: %v", err)
+	case <-time.After(d):
+		t.Fatalf("no event within %v", d)
+	}
+	return sseEvent{}
+}
+
+// ended waits for the server to end the stream after an error event with
+// code.
+func (s *sseStream) ended(t *testing.T, d time.Duration, code string) {
+	t.Helper()
+	for {
+		ev := s.next(t, d)
+		if ev.name == "results" {
+			continue
+		}
+		if ev.name != "error" || ev.data["error"].(map[string]any)["code"] != code {
+			t.Fatalf("event %q %v, want error %s", ev.name, ev.data, code)
+		}
+		break
+	}
+	select {
+	case err := <-s.done:
+		if !errors.Is(err, io.EOF) {
+			t.Fatalf("stream end: %v", err)
+		}
+	case <-time.After(d):
+		t.Fatal("the stream stayed open after its error event")
+	}
+}
+
+// Streams share the sockets' caps, and end when the caller may no longer
+// see the results (at once: the poll change re-asks) or the token expires.
+func TestResultsStreamLimits(t *testing.T) {
+	e := newLimitsEnv(t, func(c *config.Config) {
+		c.HTTP.LiveMaxPerIP = 2
+		c.Auth.TokenTTL = 6 * time.Second
+	})
+	owner, _ := e.c.Account()
+	pollID, _ := e.c.Poll(owner, nil)
+	outsider, _ := e.c.Account()
+	watching := openStream(t, e.url, pollID, outsider)
+	watching.until(t, 5*time.Second, "first frame", total(0))
+	ws := dial(t, e.wsURL(pollID, owner), nil) // the second slot of 127.0.0.1
+	defer ws.Close()
+	r := e.c.Do("GET", "/v1/polls/"+pollID+"/results/stream?access_token="+owner, "", nil)
+	if r.Status != http.StatusTooManyRequests || r.Code() != "RATE_LIMITED" || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("third live connection from one IP: %d %s", r.Status, r.Raw)
+	}
+	ws.Close()
+
+	e.c.Do("PATCH", "/v1/polls/"+pollID, owner, map[string]any{"settings": map[string]any{"show_results_during_voting": false}}).
+		Must(t, http.StatusOK)
+	watching.ended(t, 2*time.Second, "RESULTS_HIDDEN")
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if n := metric(t, e.app.Registry, "tally_live_dropped_total", "reason", "results_hidden"); n != 1 {
+			return fmt.Errorf("results_hidden drops %v", n)
+		}
+		return nil
+	})
+
+	// The owner's token (6 s) expires while its stream is open.
+	mine := openStream(t, e.url, pollID, owner)
+	mine.until(t, 5*time.Second, "first frame", total(0))
+	mine.ended(t, 8*time.Second, "UNAUTHENTICATED")
 }
