@@ -117,8 +117,24 @@ func (h *Hub) run(ctx context.Context, r *room) {
 
 // roomState is what the room's goroutine remembers between reads.
 type roomState struct {
-	last  *tally.Results
-	final bool
+	last     *tally.Results
+	final    bool
+	warnedAt time.Time
+}
+
+// warnEvery rate-limits a room's warn lines: while a dependency is down
+// each room would log at every backstop.
+const warnEvery = 30 * time.Second
+
+// warn logs a failed read at warn at most once per warnEvery per room, at
+// debug otherwise.
+func (h *Hub) warn(st *roomState, msg string, fields ...zap.Field) {
+	if time.Since(st.warnedAt) < warnEvery {
+		h.log.Debug(msg, fields...)
+		return
+	}
+	st.warnedAt = time.Now()
+	h.log.Warn(msg, fields...)
 }
 
 // refresh reads the poll (when it changed) and its results, and broadcasts
@@ -140,7 +156,7 @@ func (h *Hub) refresh(ctx context.Context, r *room, st *roomState, cause string,
 		r.p = fresh
 		h.mu.Unlock()
 	} else if ctx.Err() == nil {
-		h.log.Warn("live: read poll", zap.Stringer("poll_id", p.ID), zap.Error(err))
+		h.warn(st, "live: read poll", zap.Stringer("poll_id", p.ID), zap.Error(err))
 	}
 	if pollChanged {
 		h.recheck(ctx, r, p)
@@ -152,7 +168,7 @@ func (h *Hub) refresh(ctx context.Context, r *room, st *roomState, cause string,
 	res, err := h.read(ctx, p, since)
 	if err != nil {
 		if ctx.Err() == nil {
-			h.log.Warn("live: read results", zap.Stringer("poll_id", p.ID), zap.String("cause", cause), zap.Error(err))
+			h.warn(st, "live: read results", zap.Stringer("poll_id", p.ID), zap.String("cause", cause), zap.Error(err))
 		}
 		return
 	}
