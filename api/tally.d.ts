@@ -391,6 +391,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/polls/{poll_id}/results/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description a poll id; anything that is not a UUID is 400 VALIDATION_FAILED (field poll_id)
+                 * @example 0f8fad5b-d9cb-469f-a165-70867728950e
+                 */
+                poll_id: components["parameters"]["PollID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Live results as Server-Sent Events
+         * @description The /live stream for clients that cannot speak WebSocket, under the same caps (429 per client IP, 503 per server), authentication (?access_token= read only when there is no Authorization header) and visibility (403). A "results" event carries the results document (the same frames as /live, the current results at once, then each change; after the poll's tally is frozen, a last one with tally=final); a comment line every 15 s keeps an idle stream open. A stream the server ends gets an "error" event whose data is the error envelope: RESULTS_HIDDEN when the caller may no longer see the results, UNAUTHENTICATED when the token expires, UNAVAILABLE when the server shuts down.
+         */
+        get: operations["streamResults"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/polls/{poll_id}/flags": {
         parameters: {
             query?: never;
@@ -1894,6 +1920,82 @@ export interface operations {
             };
             404: components["responses"]["PollNotFound"];
             503: components["responses"]["Unavailable"];
+        };
+    };
+    streamResults: {
+        parameters: {
+            query?: {
+                access_token?: string;
+            };
+            header?: {
+                /**
+                 * @description Read only from anonymous voter tokens on a poll with allow_anonymous and anonymous_access invite (ignored elsewhere): one of the owner's invite codes (24 characters of A-Z, a-z, 0-9, - and _; surrounding spaces ignored). The ballot belongs to the code, not to the token, so a code votes once whatever token carries it (a second vote is 409 ALREADY_VOTED). On the reads (own vote, request status, results) it names the voter the same way.
+                 * @example q3Jt0xQpWm1c9ZrB7yL2aVfE
+                 */
+                "X-Invite-Code"?: components["parameters"]["InviteCode"];
+                /** @description Read only from anonymous voter tokens on a poll with allow_anonymous and anonymous_access pow (ignored elsewhere): "<challenge>:<solution>", where challenge comes from GET /v1/polls/{poll_id}/challenge and solution (1 to 64 of A-Z, a-z, 0-9, -, _, . and ~) makes SHA-256 of the text "<challenge>:<solution>" start with the challenge's difficulty in zero bits. The ballot belongs to the challenge: one solved challenge votes once, whatever token or solution carries it. On the reads (own vote, request status, results) it names the voter the same way, also after the challenge expired. */
+                "X-Proof-Of-Work"?: components["parameters"]["ProofOfWork"];
+            };
+            path: {
+                /**
+                 * @description a poll id; anything that is not a UUID is 400 VALIDATION_FAILED (field poll_id)
+                 * @example 0f8fad5b-d9cb-469f-a165-70867728950e
+                 */
+                poll_id: components["parameters"]["PollID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description an event stream */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description VALIDATION_FAILED: poll_id is not a UUID */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            /** @description RESULTS_HIDDEN: while the poll is active only its owner and its voters see results */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            404: components["responses"]["PollNotFound"];
+            /** @description RATE_LIMITED: this client IP holds as many live sockets and streams as it may (TALLY_HTTP_LIVE_MAX_PER_IP) */
+            429: {
+                headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description UNAVAILABLE: a dependency could not answer, or the server holds as many live sockets and streams as it may (TALLY_HTTP_LIVE_MAX_TOTAL) */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     getFlagReport: {

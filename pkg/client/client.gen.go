@@ -839,6 +839,17 @@ type GetResultsParams struct {
 // GetResultsParamsTally defines parameters for GetResults.
 type GetResultsParamsTally string
 
+// StreamResultsParams defines parameters for StreamResults.
+type StreamResultsParams struct {
+	AccessToken *string `form:"access_token,omitempty" json:"access_token,omitempty"`
+
+	// XInviteCode Read only from anonymous voter tokens on a poll with allow_anonymous and anonymous_access invite (ignored elsewhere): one of the owner's invite codes (24 characters of A-Z, a-z, 0-9, - and _; surrounding spaces ignored). The ballot belongs to the code, not to the token, so a code votes once whatever token carries it (a second vote is 409 ALREADY_VOTED). On the reads (own vote, request status, results) it names the voter the same way.
+	XInviteCode *InviteCode `json:"X-Invite-Code,omitempty"`
+
+	// XProofOfWork Read only from anonymous voter tokens on a poll with allow_anonymous and anonymous_access pow (ignored elsewhere): "<challenge>:<solution>", where challenge comes from GET /v1/polls/{poll_id}/challenge and solution (1 to 64 of A-Z, a-z, 0-9, -, _, . and ~) makes SHA-256 of the text "<challenge>:<solution>" start with the challenge's difficulty in zero bits. The ballot belongs to the challenge: one solved challenge votes once, whatever token or solution carries it. On the reads (own vote, request status, results) it names the voter the same way, also after the challenge expired.
+	XProofOfWork *ProofOfWork `json:"X-Proof-Of-Work,omitempty"`
+}
+
 // CastVoteParams defines parameters for CastVote.
 type CastVoteParams struct {
 	// IdempotencyKey Retries with the same key return the original outcome. Surrounding spaces are trimmed; a key that is not valid UTF-8, or longer than 255 characters (not bytes), is 400 VALIDATION_FAILED (field Idempotency-Key).
@@ -2037,6 +2048,13 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/polls/{poll_id}/results (the `GetResults` operationId).
 	GetResults(ctx context.Context, pollId PollID, params *GetResultsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// StreamResults Live results as Server-Sent Events
+	//
+	// The /live stream for clients that cannot speak WebSocket, under the same caps (429 per client IP, 503 per server), authentication (?access_token= read only when there is no Authorization header) and visibility (403). A "results" event carries the results document (the same frames as /live, the current results at once, then each change; after the poll's tally is frozen, a last one with tally=final); a comment line every 15 s keeps an idle stream open. A stream the server ends gets an "error" event whose data is the error envelope: RESULTS_HIDDEN when the caller may no longer see the results, UNAUTHENTICATED when the token expires, UNAVAILABLE when the server shuts down.
+	//
+	// Corresponds with GET /v1/polls/{poll_id}/results/stream (the `StreamResults` operationId).
+	StreamResults(ctx context.Context, pollId PollID, params *StreamResultsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// CastVoteWithBody Vote once
 	//
 	// Accounts and anonymous voter tokens (where the poll allows them). Rate-limited per client IP and per voter. On a poll whose anonymous_access is invite or pow, an anonymous voter token must also carry an invite code (X-Invite-Code) or a solved challenge (X-Proof-Of-Work), and the ballot belongs to that code or challenge.
@@ -2449,6 +2467,23 @@ func (c *Client) OpenLiveResults(ctx context.Context, pollId PollID, params *Ope
 // Corresponds with GET /v1/polls/{poll_id}/results (the `GetResults` operationId).
 func (c *Client) GetResults(ctx context.Context, pollId PollID, params *GetResultsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetResultsRequest(c.Server, pollId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StreamResults Live results as Server-Sent Events
+//
+// The /live stream for clients that cannot speak WebSocket, under the same caps (429 per client IP, 503 per server), authentication (?access_token= read only when there is no Authorization header) and visibility (403). A "results" event carries the results document (the same frames as /live, the current results at once, then each change; after the poll's tally is frozen, a last one with tally=final); a comment line every 15 s keeps an idle stream open. A stream the server ends gets an "error" event whose data is the error envelope: RESULTS_HIDDEN when the caller may no longer see the results, UNAUTHENTICATED when the token expires, UNAVAILABLE when the server shuts down.
+//
+// Corresponds with GET /v1/polls/{poll_id}/results/stream (the `StreamResults` operationId).
+func (c *Client) StreamResults(ctx context.Context, pollId PollID, params *StreamResultsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStreamResultsRequest(c.Server, pollId, params)
 	if err != nil {
 		return nil, err
 	}
@@ -3260,6 +3295,93 @@ func NewGetResultsRequest(server string, pollId PollID, params *GetResultsParams
 	return req, nil
 }
 
+// NewStreamResultsRequest constructs an http.Request for the StreamResults method
+func NewStreamResultsRequest(server string, pollId PollID, params *StreamResultsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "poll_id", pollId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/polls/%s/results/stream", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.AccessToken != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "access_token", *params.AccessToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XInviteCode != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Invite-Code", *params.XInviteCode, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Invite-Code", headerParam0)
+		}
+
+		if params.XProofOfWork != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Proof-Of-Work", *params.XProofOfWork, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Proof-Of-Work", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewCastVoteRequest calls the generic CastVote builder with application/json body
 func NewCastVoteRequest(server string, pollId PollID, params *CastVoteParams, body CastVoteJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -3740,6 +3862,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/polls/{poll_id}/results (the `GetResults` operationId).
 	GetResultsWithResponse(ctx context.Context, pollId PollID, params *GetResultsParams, reqEditors ...RequestEditorFn) (*GetResultsResponse, error)
+
+	// StreamResultsWithResponse Live results as Server-Sent Events
+	//
+	// The /live stream for clients that cannot speak WebSocket, under the same caps (429 per client IP, 503 per server), authentication (?access_token= read only when there is no Authorization header) and visibility (403). A "results" event carries the results document (the same frames as /live, the current results at once, then each change; after the poll's tally is frozen, a last one with tally=final); a comment line every 15 s keeps an idle stream open. A stream the server ends gets an "error" event whose data is the error envelope: RESULTS_HIDDEN when the caller may no longer see the results, UNAUTHENTICATED when the token expires, UNAVAILABLE when the server shuts down.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/polls/{poll_id}/results/stream (the `StreamResults` operationId).
+	StreamResultsWithResponse(ctx context.Context, pollId PollID, params *StreamResultsParams, reqEditors ...RequestEditorFn) (*StreamResultsResponse, error)
 
 	// CastVoteWithBodyWithResponse Vote once
 	//
@@ -5155,6 +5286,96 @@ func (r GetResultsResponse) ContentType() string {
 	return ""
 }
 
+// StreamResultsResponse429Headers the declared response headers of an HTTP 429 response for StreamResults
+type StreamResultsResponse429Headers struct {
+	RetryAfter *int
+}
+
+// StreamResultsResponse503Headers the declared response headers of an HTTP 503 response for StreamResults
+type StreamResultsResponse503Headers struct {
+	RetryAfter *int
+}
+
+type StreamResultsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *PollNotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *Error
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Error
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *StreamResultsResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *StreamResultsResponse503Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r StreamResultsResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r StreamResultsResponse) GetJSON401() *Unauthenticated {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r StreamResultsResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r StreamResultsResponse) GetJSON404() *PollNotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r StreamResultsResponse) GetJSON429() *Error {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r StreamResultsResponse) GetJSON503() *Error {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r StreamResultsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r StreamResultsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r StreamResultsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r StreamResultsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // CastVoteResponse200Headers the declared response headers of an HTTP 200 response for CastVote
 type CastVoteResponse200Headers struct {
 	RateLimitLimit     *int
@@ -5854,6 +6075,21 @@ func (c *ClientWithResponses) GetResultsWithResponse(ctx context.Context, pollId
 		return nil, err
 	}
 	return ParseGetResultsResponse(rsp)
+}
+
+// StreamResultsWithResponse Live results as Server-Sent Events
+//
+// The /live stream for clients that cannot speak WebSocket, under the same caps (429 per client IP, 503 per server), authentication (?access_token= read only when there is no Authorization header) and visibility (403). A "results" event carries the results document (the same frames as /live, the current results at once, then each change; after the poll's tally is frozen, a last one with tally=final); a comment line every 15 s keeps an idle stream open. A stream the server ends gets an "error" event whose data is the error envelope: RESULTS_HIDDEN when the caller may no longer see the results, UNAUTHENTICATED when the token expires, UNAVAILABLE when the server shuts down.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/polls/{poll_id}/results/stream (the `StreamResults` operationId).
+func (c *ClientWithResponses) StreamResultsWithResponse(ctx context.Context, pollId PollID, params *StreamResultsParams, reqEditors ...RequestEditorFn) (*StreamResultsResponse, error) {
+	rsp, err := c.StreamResults(ctx, pollId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStreamResultsResponse(rsp)
 }
 
 // CastVoteWithBodyWithResponse Vote once
@@ -7287,6 +7523,90 @@ func ParseGetResultsResponse(rsp *http.Response) (*GetResultsResponse, error) {
 		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetResultsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseStreamResultsResponse parses an HTTP response from a StreamResultsWithResponse call
+func ParseStreamResultsResponse(rsp *http.Response) (*StreamResultsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &StreamResultsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest PollNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers StreamResultsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers StreamResultsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
