@@ -17,6 +17,7 @@ const state = {
   backoff: 1000,
   voted: null, // option ids the caller voted for
   closing: false, // pollClosed is running
+  ticks: 0,
 };
 
 // credKey holds what an anonymous voter voted with on this poll (invite
@@ -264,12 +265,16 @@ async function tick() {
   const p = state.poll;
   if (!p || state.final) return;
   const now = Date.now();
+  state.ticks = (state.ticks || 0) + 1;
+  // Every fifth tick re-reads the poll whatever else: an owner's close or
+  // new end time reaches a page whose socket carries only counts.
   const due = (p.status === 'active' && Date.parse(p.end_time) <= now) ||
-    (p.status === 'draft' && Date.parse(p.start_time) <= now);
+    (p.status === 'draft' && Date.parse(p.start_time) <= now) || state.ticks % 5 === 0;
   if (due || !state.visible) {
     const before = p.status;
     if (!(await loadPoll())) return;
     if (state.poll.status !== before) {
+      if (state.poll.status === 'closed' && state.socket) state.socket.close(1000);
       renderOwner();
       await refreshResults();
     }

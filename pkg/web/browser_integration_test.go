@@ -1,0 +1,394 @@
+//go:build integration
+
+package web_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"github.com/tally-vote/tally/pkg/app"
+	"github.com/tally-vote/tally/pkg/testenv"
+)
+
+// One headless Chromium for the whole test binary; each simulated person
+// gets a browser context of their own (separate storage, like an incognito
+// window), so a test never sees another person's token.
+var browser struct {
+	once   sync.Once
+	ctx    context.Context
+	cancel func()
+	err    error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if browser.cancel != nil {
+		browser.cancel()
+	}
+	os.Exit(code)
+}
+
+// chromiumPath finds Debian's chromium (TALLY_CHROMIUM overrides). Missing
+// under CI=true is a failure: `make test-integration` installs it.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("TALLY_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "headless_shell"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	msg := "no chromium found: install it with `apt-get install -y chromium` (make browser), or set TALLY_CHROMIUM"
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+func startBrowser(t *testing.T) context.Context {
+	t.Helper()
+	path := chromiumPath(t)
+	browser.once.Do(func() {
+		opts := append(chromedp.DefaultExecAllocatorOptions[:],
+			chromedp.ExecPath(path),
+			chromedp.NoSandbox, // CI runs as root
+			chromedp.WSURLReadTimeout(90*time.Second),
+			chromedp.WindowSize(1280, 900),
+			chromedp.Flag("disable-gpu", true),
+		)
+		actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+		bctx, bcancel := chromedp.NewContext(actx)
+		browser.ctx = bctx
+		browser.cancel = func() { bcancel(); acancel() }
+		// The first Run starts the browser; it must not carry a timeout.
+		browser.err = chromedp.Do(bctx, chromedp.Navigate("about:blank"))
+	})
+	if browser.err != nil {
+		t.Fatalf("start chromium: %v", browser.err)
+	}
+	return browser.ctx
+}
+
+// person is one browser context: one tab with its own storage.
+type person struct {
+	t    *testing.T
+	name string
+	ctx  context.Context
+}
+
+func newPerson(t *testing.T, name string) *person {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(startBrowser(t), chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	// The first Run opens the tab and binds it to the context it is given:
+	// that must be the person's own, never one with a timeout.
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("%s: open a tab: %v", name, err)
+	}
+	return &person{t: t, name: name, ctx: ctx}
+}
+
+func (p *person) do(steps ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		p.t.Fatalf("%s: %v", p.name, err)
+	}
+}
+
+func (p *person) eval(expr string) any {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[any](expr))
+	if err != nil {
+		p.t.Fatalf("%s: eval %s: %v", p.name, expr, err)
+	}
+	return v
+}
+
+// waitFor polls a JavaScript condition (no animation frames needed) until
+// it is true, and fails with what the page shows when it never is.
+func (p *person) waitFor(what, cond string, timeout time.Duration) {
+	p.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if v, _ := p.eval("!!(" + cond + ")").(bool); v {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	p.t.Fatalf("%s: %s: not within %s; page says: %v", p.name, what, timeout,
+		p.eval(`document.querySelector('main').innerText`))
+}
+
+func (p *person) text(sel string) string {
+	p.t.Helper()
+	v, _ := p.eval(fmt.Sprintf(`(document.querySelector(%q) || {}).textContent || ''`, sel)).(string)
+	return strings.TrimSpace(v)
+}
+
+func (p *person) typeInto(sel, value string) {
+	p.t.Helper()
+	p.do(chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.SendKeys(chromedp.CSS(sel), value))
+}
+
+// serve starts Tally in-process on a port known before the app is built, so
+// its public URL is the page's origin (the live socket checks Origin).
+func serve(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + l.Addr().String()
+	cfg := testenv.Config(t)
+	cfg.PublicURL = base
+	a, err := app.New(context.Background(), cfg, testenv.Logger(t))
+	if err != nil {
+		t.Fatalf("build app: %v", err)
+	}
+	router, err := a.Router()
+	if err != nil {
+		t.Fatalf("build router: %v", err)
+	}
+	srv := httptest.NewUnstartedServer(router)
+	srv.Listener.Close()
+	srv.Listener = l
+	srv.Start()
+	t.Cleanup(func() {
+		srv.Close()
+		a.Close()
+	})
+	return base
+}
+
+func artifactsDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("TALLY_ARTIFACTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	dir = filepath.Join(dir, "browser")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+var seq = time.Now().UnixNano() % 1_000_000
+
+// register creates an account through the page's form and waits until the
+// page shows the signed-in view.
+func (p *person) register(base string) {
+	p.t.Helper()
+	seq++
+	user := fmt.Sprintf("%s_%d", p.name, seq)
+	p.do(chromedp.Navigate(base + "/"))
+	p.typeInto("#reg-email", user+"@example.com")
+	p.typeInto("#reg-username", user)
+	p.typeInto("#reg-password", "correct-horse-battery")
+	p.do(chromedp.Click(chromedp.CSS("#register-form button[type=submit]")))
+	p.waitFor("signed in", `!document.getElementById('create').hidden`, 15*time.Second)
+}
+
+// createPoll fills in the create form and returns the share link.
+func (p *person) createPoll(title string, options []string, visibility string, anonymous bool) string {
+	p.t.Helper()
+	p.typeInto("#c-title", title)
+	for i, o := range options {
+		if i >= 2 {
+			p.do(chromedp.Click(chromedp.CSS("#c-add-option")))
+		}
+		p.typeInto(fmt.Sprintf("#c-options li:nth-child(%d) input", i+1), o)
+	}
+	p.eval(fmt.Sprintf(`document.getElementById('c-visibility').value = %q`, visibility))
+	if anonymous {
+		p.do(chromedp.Click(chromedp.CSS("#c-anon")))
+	}
+	p.do(chromedp.Click(chromedp.CSS("#create-form button[type=submit]")))
+	p.waitFor("share link", `document.getElementById('share-link').value !== ''`, 15*time.Second)
+	link, _ := p.eval(`document.getElementById('share-link').value`).(string)
+	return link
+}
+
+// voteFor clicks the option labelled text and submits.
+func (p *person) voteFor(link, text string) {
+	p.t.Helper()
+	p.do(chromedp.Navigate(link))
+	p.waitFor("vote form", `!document.getElementById('vote-form').hidden`, 15*time.Second)
+	p.eval(fmt.Sprintf(`Array.from(document.querySelectorAll('#vote-options label')).find(l => l.textContent.trim() === %q).querySelector('input').click()`, text))
+	p.do(chromedp.Click(chromedp.CSS("#vote-submit")))
+	p.waitFor("own vote shown", fmt.Sprintf(`document.getElementById('my-vote').textContent.includes('“%s”')`, text), 15*time.Second)
+}
+
+func barCount(text string) string {
+	return fmt.Sprintf(`Array.from(document.querySelectorAll('#results-list li')).find(li => li.querySelector('.bar-label').textContent === %q)`, text)
+}
+
+// TestBrowserLiveBars: an owner creates a poll in the page and shares it;
+// an anonymous voter and a signed-in voter (keyboard only) vote in their
+// own browser contexts; the owner's bars move without a reload; the owner
+// closes the poll and every page shows the final tally. Screenshots at
+// desktop and phone width go to the artifacts directory.
+func TestBrowserLiveBars(t *testing.T) {
+	base := serve(t)
+	owner := newPerson(t, "owner")
+	owner.register(base)
+	link := owner.createPoll("Where do we eat on Friday?", []string{"Pizza", "Sushi", "Tacos"}, "always", true)
+	if !strings.HasPrefix(link, base+"/p/") {
+		t.Fatalf("share link %q, want it under %s/p/", link, base)
+	}
+	owner.do(chromedp.Navigate(link))
+	owner.waitFor("results shown", `document.getElementById('results-total').textContent === '0 votes'`, 15*time.Second)
+	owner.waitFor("owner panel", `!document.getElementById('owner').hidden`, 5*time.Second)
+	// A marker that a reload would wipe.
+	owner.eval(`window.__noReload = 'kept'`)
+
+	anon := newPerson(t, "anon")
+	anon.voteFor(link, "Pizza")
+	owner.waitFor("the first vote reaches the owner's bars",
+		`document.getElementById('results-total').textContent === '1 vote' && `+barCount("Pizza")+`.querySelector('.bar-count').textContent.startsWith('1 vote')`,
+		10*time.Second)
+
+	// Keyboard only: Tab to the options, arrow to the second, Tab to the
+	// button, Enter.
+	voter := newPerson(t, "voter")
+	voter.register(base)
+	voter.do(chromedp.Navigate(link))
+	voter.waitFor("vote form", `!document.getElementById('vote-form').hidden`, 15*time.Second)
+	for i := 0; ; i++ {
+		if v, _ := voter.eval(`document.activeElement && document.activeElement.name === 'choice'`).(bool); v {
+			break
+		}
+		if i > 40 {
+			t.Fatalf("Tab never reached an option; focus is on %v", voter.eval(`document.activeElement.outerHTML`))
+		}
+		voter.do(chromedp.KeyEvent(kb.Tab))
+	}
+	voter.do(chromedp.KeyEvent(kb.ArrowDown))
+	if checked := voter.eval(`document.querySelector('#vote-options input:checked').parentElement.textContent.trim()`); checked != "Sushi" {
+		t.Fatalf("ArrowDown checked %v, want Sushi", checked)
+	}
+	voter.do(chromedp.KeyEvent(kb.Tab))
+	if id := voter.eval(`document.activeElement.id`); id != "vote-submit" {
+		t.Fatalf("Tab after the options focused %v, want the Vote button", id)
+	}
+	voter.do(chromedp.KeyEvent(kb.Enter))
+	voter.waitFor("own vote shown", `document.getElementById('my-vote').textContent.includes('“Sushi”')`, 15*time.Second)
+
+	owner.waitFor("the second vote reaches the owner's bars",
+		`document.getElementById('results-total').textContent === '2 votes' && `+barCount("Sushi")+`.querySelector('.bar-count').textContent.startsWith('1 vote')`,
+		10*time.Second)
+	if v := owner.eval(`window.__noReload`); v != "kept" {
+		t.Fatalf("the owner's page reloaded (marker %v)", v)
+	}
+	// The anonymous voter's page moved too, and marks its own choice.
+	anon.waitFor("the voter's bars move", `document.getElementById('results-total').textContent === '2 votes'`, 10*time.Second)
+	if v, _ := anon.eval(barCount("Pizza") + `.classList.contains('mine')`).(bool); !v {
+		t.Error("the anonymous voter's own option is not marked")
+	}
+
+	screenshots(t, owner)
+
+	// Close early from the share page (two clicks: ask, then close).
+	owner.do(chromedp.Click(chromedp.CSS("#owner-close")))
+	owner.do(chromedp.Click(chromedp.CSS("#owner-close")))
+	owner.waitFor("final tally", `document.getElementById('results-total').textContent === 'Final tally: 2 votes'`, 15*time.Second)
+	if s := owner.text("#poll-status"); s != "Closed" {
+		t.Errorf("owner's status %q, want Closed", s)
+	}
+	anon.waitFor("the voter sees the close", `document.getElementById('poll-status').textContent === 'Closed' && document.getElementById('results-total').textContent === 'Final tally: 2 votes'`, 20*time.Second)
+	if v, _ := anon.eval(`document.getElementById('vote-form').hidden`).(bool); !v {
+		t.Error("the vote form is still shown on a closed poll")
+	}
+
+	// My polls lists it as closed.
+	owner.do(chromedp.Navigate(base + "/"))
+	owner.waitFor("my polls", `Array.from(document.querySelectorAll('#mine-list li')).some(li => li.textContent.includes('Where do we eat on Friday?') && li.querySelector('.badge').textContent === 'closed')`, 15*time.Second)
+}
+
+func screenshots(t *testing.T, p *person) {
+	t.Helper()
+	dir := artifactsDir(t)
+	for _, s := range []struct {
+		name          string
+		width, height int64
+		mobile        bool
+	}{
+		{"desktop", 1280, 900, false},
+		{"phone", 390, 844, true},
+	} {
+		opts := []chromedp.EmulateViewportOption{chromedp.EmulateScale(1)}
+		if s.mobile {
+			opts = []chromedp.EmulateViewportOption{chromedp.EmulateScale(2), chromedp.EmulateMobile, chromedp.EmulateTouch}
+		}
+		p.do(chromedp.EmulateViewport(s.width, s.height, opts...))
+		time.Sleep(300 * time.Millisecond) // the bars' width transition
+		if s.mobile {
+			if v, _ := p.eval(`document.documentElement.scrollWidth <= window.innerWidth`).(bool); !v {
+				t.Errorf("the page scrolls sideways at %d px", s.width)
+			}
+		}
+		ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		cancel()
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", s.name, err)
+		}
+		path := filepath.Join(dir, "poll-"+s.name+".png")
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot: %s", path)
+	}
+	p.do(chromedp.EmulateViewport(1280, 900))
+}
+
+// TestBrowserHiddenResults: on an after_close poll a voter sees no numbers
+// while it runs (neither over REST nor the socket), and the final tally once
+// the owner closes it.
+func TestBrowserHiddenResults(t *testing.T) {
+	base := serve(t)
+	owner := newPerson(t, "owner")
+	owner.register(base)
+	link := owner.createPoll("Secret until the end?", []string{"Yes", "No"}, "after_close", true)
+
+	voter := newPerson(t, "voter")
+	voter.voteFor(link, "No")
+	voter.waitFor("results hidden", `!document.getElementById('results-hidden').hidden`, 10*time.Second)
+	if v, _ := voter.eval(`document.getElementById('results').hidden && document.getElementById('results-list').children.length === 0`).(bool); !v {
+		t.Fatalf("a voter sees results before the close: %q", voter.text("#results"))
+	}
+	if s := voter.text("#results-hidden"); s != "Results appear when the poll closes." {
+		t.Errorf("hidden text %q", s)
+	}
+	time.Sleep(time.Second) // a live frame, if one leaked, would show now
+	if v, _ := voter.eval(`document.getElementById('results').hidden`).(bool); !v {
+		t.Fatal("results appeared before the close")
+	}
+
+	owner.do(chromedp.Navigate(link))
+	owner.waitFor("owner panel", `!document.getElementById('owner').hidden`, 15*time.Second)
+	owner.do(chromedp.Click(chromedp.CSS("#owner-close")), chromedp.Click(chromedp.CSS("#owner-close")))
+	owner.waitFor("owner's final tally", `document.getElementById('results-total').textContent === 'Final tally: 1 vote'`, 15*time.Second)
+
+	voter.waitFor("the voter's final tally", `document.getElementById('results-total').textContent === 'Final tally: 1 vote' && `+
+		barCount("No")+`.querySelector('.bar-count').textContent === '1 vote · 100%'`, 20*time.Second)
+}
