@@ -305,7 +305,7 @@ func TestBrowserLiveBars(t *testing.T) {
 		t.Error("the anonymous voter's own option is not marked")
 	}
 
-	screenshots(t, owner)
+	screenshots(t, anon)
 
 	// Close early from the share page (two clicks: ask, then close).
 	owner.do(chromedp.Click(chromedp.CSS("#owner-close")))
@@ -370,6 +370,12 @@ func TestBrowserHiddenResults(t *testing.T) {
 	owner.register(base)
 	link := owner.createPoll("Secret until the end?", []string{"Yes", "No"}, "after_close", true)
 
+	// Someone who only looks sees no numbers.
+	viewer := newPerson(t, "viewer")
+	viewer.do(chromedp.Navigate(link))
+	viewer.waitFor("results hidden from a viewer", `!document.getElementById('results-hidden').hidden && document.getElementById('results').hidden`, 15*time.Second)
+
+	// Nor does a voter once voted (after_vote would show them).
 	voter := newPerson(t, "voter")
 	voter.voteFor(link, "No")
 	voter.waitFor("results hidden", `!document.getElementById('results-hidden').hidden`, 10*time.Second)
@@ -389,6 +395,7 @@ func TestBrowserHiddenResults(t *testing.T) {
 	owner.do(chromedp.Click(chromedp.CSS("#owner-close")), chromedp.Click(chromedp.CSS("#owner-close")))
 	owner.waitFor("owner's final tally", `document.getElementById('results-total').textContent === 'Final tally: 1 vote'`, 15*time.Second)
 
+	viewer.waitFor("the viewer's final tally", `document.getElementById('results-total').textContent === 'Final tally: 1 vote'`, 20*time.Second)
 	voter.waitFor("the voter's final tally", `document.getElementById('results-total').textContent === 'Final tally: 1 vote' && `+
 		barCount("No")+`.querySelector('.bar-count').textContent === '1 vote · 100%'`, 20*time.Second)
 }

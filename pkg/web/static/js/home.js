@@ -114,6 +114,9 @@ function setUpCreate() {
       settings: {
         allow_multiple_options: multi,
         results_visibility: $('c-visibility').value,
+        // The deprecated alias, always agreeing with the mode (true only for
+        // always), for a server that predates results_visibility.
+        show_results_during_voting: $('c-visibility').value === 'always',
         allow_anonymous: anon,
         anonymous_access: anon ? $('c-access').value : 'open',
       },
