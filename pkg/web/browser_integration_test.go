@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/tally-vote/tally/pkg/app"
+	"github.com/tally-vote/tally/pkg/config"
 	"github.com/tally-vote/tally/pkg/testenv"
 )
 
@@ -153,6 +154,11 @@ func (p *person) typeInto(sel, value string) {
 // its public URL is the page's origin (the live socket checks Origin).
 func serve(t *testing.T) string {
 	t.Helper()
+	return serveWith(t, func(*config.Config) {})
+}
+
+func serveWith(t *testing.T, adjust func(*config.Config)) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -160,6 +166,7 @@ func serve(t *testing.T) string {
 	base := "http://" + l.Addr().String()
 	cfg := testenv.Config(t)
 	cfg.PublicURL = base
+	adjust(&cfg)
 	a, err := app.New(context.Background(), cfg, testenv.Logger(t))
 	if err != nil {
 		t.Fatalf("build app: %v", err)
@@ -209,7 +216,9 @@ func (p *person) register(base string) {
 }
 
 // createPoll fills in the create form and returns the share link.
-func (p *person) createPoll(title string, options []string, visibility string, anonymous bool) string {
+// access is the anonymous access mode, or "" for a poll without anonymous
+// votes.
+func (p *person) createPoll(title string, options []string, visibility, access string) string {
 	p.t.Helper()
 	p.typeInto("#c-title", title)
 	for i, o := range options {
@@ -219,8 +228,9 @@ func (p *person) createPoll(title string, options []string, visibility string, a
 		p.typeInto(fmt.Sprintf("#c-options li:nth-child(%d) input", i+1), o)
 	}
 	p.eval(fmt.Sprintf(`document.getElementById('c-visibility').value = %q`, visibility))
-	if anonymous {
+	if access != "" {
 		p.do(chromedp.Click(chromedp.CSS("#c-anon")))
+		p.eval(fmt.Sprintf(`document.getElementById('c-access').value = %q`, access))
 	}
 	p.do(chromedp.Click(chromedp.CSS("#create-form button[type=submit]")))
 	p.waitFor("share link", `document.getElementById('share-link').value !== ''`, 15*time.Second)
@@ -251,7 +261,7 @@ func TestBrowserLiveBars(t *testing.T) {
 	base := serve(t)
 	owner := newPerson(t, "owner")
 	owner.register(base)
-	link := owner.createPoll("Where do we eat on Friday?", []string{"Pizza", "Sushi", "Tacos"}, "always", true)
+	link := owner.createPoll("Where do we eat on Friday?", []string{"Pizza", "Sushi", "Tacos"}, "always", "open")
 	if !strings.HasPrefix(link, base+"/p/") {
 		t.Fatalf("share link %q, want it under %s/p/", link, base)
 	}
@@ -368,7 +378,7 @@ func TestBrowserHiddenResults(t *testing.T) {
 	base := serve(t)
 	owner := newPerson(t, "owner")
 	owner.register(base)
-	link := owner.createPoll("Secret until the end?", []string{"Yes", "No"}, "after_close", true)
+	link := owner.createPoll("Secret until the end?", []string{"Yes", "No"}, "after_close", "open")
 
 	// Someone who only looks sees no numbers.
 	viewer := newPerson(t, "viewer")
@@ -398,4 +408,49 @@ func TestBrowserHiddenResults(t *testing.T) {
 	viewer.waitFor("the viewer's final tally", `document.getElementById('results-total').textContent === 'Final tally: 1 vote'`, 20*time.Second)
 	voter.waitFor("the voter's final tally", `document.getElementById('results-total').textContent === 'Final tally: 1 vote' && `+
 		barCount("No")+`.querySelector('.bar-count').textContent === '1 vote · 100%'`, 20*time.Second)
+}
+
+// TestBrowserAnonymousAccess: invite codes minted on the share page let one
+// anonymous vote each (a wrong code and a reused one are refused in words),
+// and on a proof-of-work poll the browser solves the challenge and votes.
+func TestBrowserAnonymousAccess(t *testing.T) {
+	base := serveWith(t, func(c *config.Config) { c.AnonAccess.PoWDifficulty = 12 })
+	owner := newPerson(t, "owner")
+	owner.register(base)
+	invite := owner.createPoll("Invited only", []string{"Red", "Blue"}, "always", "invite")
+	owner.do(chromedp.Navigate(invite))
+	owner.waitFor("mint form", `!document.getElementById('owner').hidden && !document.getElementById('mint-form').hidden`, 15*time.Second)
+	owner.eval(`document.getElementById('mint-count').value = '2'`)
+	owner.do(chromedp.Click(chromedp.CSS("#mint-form button[type=submit]")))
+	owner.waitFor("codes", `document.getElementById('mint-codes').value.split('\n').length === 2`, 15*time.Second)
+	codesText, _ := owner.eval(`document.getElementById('mint-codes').value`).(string)
+	code := strings.Split(codesText, "\n")[0]
+
+	guest := newPerson(t, "guest")
+	guest.do(chromedp.Navigate(invite))
+	guest.waitFor("invite box", `!document.getElementById('invite-box').hidden`, 15*time.Second)
+	guest.typeInto("#invite-code", "AAAAAAAAAAAAAAAAAAAAAAAA")
+	guest.eval(`document.querySelector('#vote-options input').click()`)
+	guest.do(chromedp.Click(chromedp.CSS("#vote-submit")))
+	guest.waitFor("a wrong code refused", `document.querySelector('#vote-form [data-error]').textContent === 'That invite code is not valid for this poll.'`, 15*time.Second)
+	guest.eval(`document.getElementById('invite-code').value = ''`)
+	guest.typeInto("#invite-code", code)
+	guest.do(chromedp.Click(chromedp.CSS("#vote-submit")))
+	guest.waitFor("own vote shown", `document.getElementById('my-vote').textContent.includes('“Red”')`, 15*time.Second)
+
+	// The same code from someone else: one code, one vote.
+	other := newPerson(t, "other")
+	other.do(chromedp.Navigate(invite))
+	other.waitFor("invite box", `!document.getElementById('invite-box').hidden`, 15*time.Second)
+	other.typeInto("#invite-code", code)
+	other.eval(`document.querySelectorAll('#vote-options input')[1].click()`)
+	other.do(chromedp.Click(chromedp.CSS("#vote-submit")))
+	other.waitFor("a reused code refused", `document.querySelector('#vote-form [data-error]').textContent === 'You have already voted in this poll.'`, 15*time.Second)
+
+	owner.do(chromedp.Navigate(base + "/"))
+	owner.waitFor("create form", `!document.getElementById('create').hidden`, 15*time.Second)
+	pow := owner.createPoll("Prove it", []string{"Tea", "Coffee"}, "always", "pow")
+	solver := newPerson(t, "solver")
+	solver.voteFor(pow, "Coffee")
+	solver.waitFor("results after the vote", `document.getElementById('results-total').textContent === '1 vote'`, 10*time.Second)
 }

@@ -306,6 +306,8 @@ $('vote-form').addEventListener('submit', async (ev) => {
   try {
     await castVote(ids);
   } catch (e) {
+    // A refusal is final for that request: the next try is a new one.
+    if (!retryable(e)) voteKey = '';
     if (e instanceof ApiError && e.code === 'ALREADY_VOTED') await refreshMyVote();
     showError(form, e);
   } finally {
