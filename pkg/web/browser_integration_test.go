@@ -17,10 +17,12 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/gin-gonic/gin"
 
 	"github.com/tally-vote/tally/pkg/app"
 	"github.com/tally-vote/tally/pkg/config"
 	"github.com/tally-vote/tally/pkg/testenv"
+	"github.com/tally-vote/tally/pkg/web"
 )
 
 // One headless Chromium for the whole test binary; each simulated person
@@ -157,7 +159,25 @@ func serve(t *testing.T) string {
 	return serveWith(t, func(*config.Config) {})
 }
 
+// serveAsync serves with votes queued through Kafka and the vote worker
+// running in-process, as `make run` does.
+func serveAsync(t *testing.T) string {
+	t.Helper()
+	var a *app.App
+	base := serveApp(t, func(c *config.Config) { c.Vote.Mode = "async" }, &a)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.RunWorker(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return base
+}
+
 func serveWith(t *testing.T, adjust func(*config.Config)) string {
+	t.Helper()
+	return serveApp(t, adjust, nil)
+}
+
+func serveApp(t *testing.T, adjust func(*config.Config), out **app.App) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -174,6 +194,9 @@ func serveWith(t *testing.T, adjust func(*config.Config)) string {
 	router, err := a.Router()
 	if err != nil {
 		t.Fatalf("build router: %v", err)
+	}
+	if out != nil {
+		*out = a
 	}
 	srv := httptest.NewUnstartedServer(router)
 	srv.Listener.Close()
@@ -255,10 +278,11 @@ func barCount(text string) string {
 // TestBrowserLiveBars: an owner creates a poll in the page and shares it;
 // an anonymous voter and a signed-in voter (keyboard only) vote in their
 // own browser contexts; the owner's bars move without a reload; the owner
-// closes the poll and every page shows the final tally. Screenshots at
-// desktop and phone width go to the artifacts directory.
+// closes the poll and every page shows the final tally. Votes go through
+// Kafka and the worker (202, then the request's status), as under make
+// run. Screenshots at desktop and phone width go to the artifacts directory.
 func TestBrowserLiveBars(t *testing.T) {
-	base := serve(t)
+	base := serveAsync(t)
 	owner := newPerson(t, "owner")
 	owner.register(base)
 	link := owner.createPoll("Where do we eat on Friday?", []string{"Pizza", "Sushi", "Tacos"}, "always", "open")
@@ -453,4 +477,45 @@ func TestBrowserAnonymousAccess(t *testing.T) {
 	solver := newPerson(t, "solver")
 	solver.voteFor(pow, "Coffee")
 	solver.waitFor("results after the vote", `document.getElementById('results-total').textContent === '1 vote'`, 10*time.Second)
+}
+
+// TestBrowserErrorMessages runs the page's own error wording in the
+// browser: each case is an API error as the page receives it.
+func TestBrowserErrorMessages(t *testing.T) {
+	// The page alone is enough: no API call is made.
+	r := gin.New()
+	if err := web.Register(r); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	base := srv.URL
+	p := newPerson(t, "reader")
+	p.do(chromedp.Navigate(base + "/"))
+	p.waitFor("page", `!document.getElementById('view-home').hidden`, 15*time.Second)
+	for _, tc := range []struct{ status, code, message, field, retry, want string }{
+		{"409", "ALREADY_VOTED", "", "", "undefined", "You have already voted in this poll."},
+		{"409", "POLL_NOT_ACTIVE", "", "", "undefined", "This poll is not open for voting: it has closed or has not started yet."},
+		{"403", "RESULTS_HIDDEN", "", "", "undefined", "The results are hidden for now."},
+		{"429", "RATE_LIMITED", "", "", "42", "Too many requests. Please try again in 42 s."},
+		{"503", "OVERLOADED", "", "", "3", "The server is busy. Please try again in 3 s."},
+		{"503", "UNAVAILABLE", "", "", "undefined", "The service is having trouble reaching its storage. Please try again shortly."},
+		{"400", "VALIDATION_FAILED", "title: must be 1 to 255 characters", "title", "undefined", "Please check the form: title: must be 1 to 255 characters"},
+		{"0", "NETWORK", "network", "", "undefined", "Cannot reach the server. Check your connection and try again."},
+		{"418", "HTTP_418", "teapot", "", "undefined", "Request failed (418)."},
+	} {
+		t.Run(tc.code, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+			defer cancel()
+			got, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(
+				`import('/assets/js/api.js').then(m => m.describe(new m.ApiError(%s, %q, %q, %q, %s)))`,
+				tc.status, tc.code, tc.message, tc.field, tc.retry), chromedp.EvalAwaitPromise))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("describe(%s) = %q, want %q", tc.code, got, tc.want)
+			}
+		})
+	}
 }
