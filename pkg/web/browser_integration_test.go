@@ -4,6 +4,7 @@ package web_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"net"
 	"net/http/httptest"
@@ -19,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp/kb"
 	"github.com/gin-gonic/gin"
 
+	"github.com/tally-vote/tally/pkg/anonaccess"
 	"github.com/tally-vote/tally/pkg/app"
 	"github.com/tally-vote/tally/pkg/config"
 	"github.com/tally-vote/tally/pkg/testenv"
@@ -482,14 +484,7 @@ func TestBrowserAnonymousAccess(t *testing.T) {
 // TestBrowserErrorMessages runs the page's own error wording in the
 // browser: each case is an API error as the page receives it.
 func TestBrowserErrorMessages(t *testing.T) {
-	// The page alone is enough: no API call is made.
-	r := gin.New()
-	if err := web.Register(r); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(r)
-	t.Cleanup(srv.Close)
-	base := srv.URL
+	base := serveAssets(t)
 	p := newPerson(t, "reader")
 	p.do(chromedp.Navigate(base + "/"))
 	p.waitFor("page", `!document.getElementById('view-home').hidden`, 15*time.Second)
@@ -518,4 +513,60 @@ func TestBrowserErrorMessages(t *testing.T) {
 			}
 		})
 	}
+}
+
+// serveAssets serves the page alone, for tests that make no API call.
+func serveAssets(t *testing.T) string {
+	t.Helper()
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	if err := web.Register(r); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestBrowserProofOfWorkFallback: the plain-JavaScript SHA-256 used where
+// crypto.subtle is missing agrees with Go's on inputs around the padding
+// boundaries, and the worker's search with it finds solutions the server
+// accepts.
+func TestBrowserProofOfWorkFallback(t *testing.T) {
+	base := serveAssets(t)
+	p := newPerson(t, "hasher")
+	p.do(chromedp.Navigate(base + "/"))
+	p.waitFor("page", `!document.getElementById('view-home').hidden`, 15*time.Second)
+	run := func(expr string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+		defer cancel()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatalf("%s: %v", expr, err)
+		}
+		return v
+	}
+	for _, n := range []int{0, 1, 55, 56, 63, 64, 65, 119, 120, 1000} {
+		in := strings.Repeat("aé", n)[:n] // bytes, some of them halves of a UTF-8 é
+		got := run(fmt.Sprintf(`import('/assets/js/sha256.js').then(m => Array.from(m.sha256(new Uint8Array(%s)), b => b.toString(16).padStart(2, '0')).join(''))`, jsBytes(in)))
+		if want := fmt.Sprintf("%x", sha256.Sum256([]byte(in))); got != want {
+			t.Errorf("sha256.js of %d bytes = %s, want %s", n, got, want)
+		}
+	}
+	chal := strings.Repeat("Ab9_-", 16) // 80 characters, as a challenge is
+	for _, fallback := range []bool{true, false} {
+		sol := run(fmt.Sprintf(`import('/assets/js/pow.js').then(m => m.solve(%q, 10, () => {}, %v))`, chal, fallback))
+		if !anonaccess.Solved(chal, sol, 10) {
+			t.Errorf("fallback %v: solution %q does not solve the challenge", fallback, sol)
+		}
+	}
+}
+
+func jsBytes(s string) string {
+	parts := make([]string, len(s))
+	for i := 0; i < len(s); i++ {
+		parts[i] = fmt.Sprint(s[i])
+	}
+	return "[" + strings.Join(parts, ",") + "]"
 }

@@ -1,9 +1,11 @@
-// The proof-of-work search (see pow.js), off the page's main thread.
-// Hashes are computed with crypto.subtle in batches, so the per-call cost
-// of the promise is spread over many candidates.
+// The proof-of-work search (see pow.js), off the page's main thread. A
+// module worker. Hashes are computed with crypto.subtle in batches, so the
+// per-call cost of the promise is spread over many candidates; without
+// crypto.subtle (an insecure context) with the plain-JavaScript sha256.
+import { sha256 } from './sha256.js';
 
 function leadingZeroBits(buf) {
-  const b = new Uint8Array(buf);
+  const b = buf instanceof Uint8Array ? buf : new Uint8Array(buf);
   let n = 0;
   for (let i = 0; i < b.length; i++) {
     if (b[i] === 0) { n += 8; continue; }
@@ -12,7 +14,9 @@ function leadingZeroBits(buf) {
   return n;
 }
 
-async function search(challenge, difficulty) {
+// forceFallback is for tests: hash with sha256.js even where crypto.subtle exists.
+async function search(challenge, difficulty, forceFallback) {
+  const subtle = !forceFallback && self.crypto && self.crypto.subtle;
   const enc = new TextEncoder();
   const prefix = challenge + ':';
   const expected = Math.pow(2, difficulty);
@@ -21,9 +25,10 @@ async function search(challenge, difficulty) {
   for (let start = 0; ; start += batch) {
     const jobs = [];
     for (let i = start; i < start + batch; i++) {
-      jobs.push(crypto.subtle.digest('SHA-256', enc.encode(prefix + i)));
+      const input = enc.encode(prefix + i);
+      jobs.push(subtle ? subtle.digest('SHA-256', input) : sha256(input));
     }
-    const hashes = await Promise.all(jobs);
+    const hashes = subtle ? await Promise.all(jobs) : jobs;
     for (let k = 0; k < hashes.length; k++) {
       if (leadingZeroBits(hashes[k]) >= difficulty) return String(start + k);
     }
@@ -37,8 +42,8 @@ async function search(challenge, difficulty) {
 }
 
 self.addEventListener('message', (ev) => {
-  const { challenge, difficulty } = ev.data;
-  search(challenge, difficulty).then(
+  const { challenge, difficulty, forceFallback } = ev.data;
+  search(challenge, difficulty, !!forceFallback).then(
     (solution) => self.postMessage({ solution }),
     (err) => self.postMessage({ error: String(err) }));
 });

@@ -4,9 +4,9 @@
 // stays responsive; solutions are decimal counters, as the server's own
 // solver uses.
 
-export function solve(challenge, difficulty, onProgress) {
+export function solve(challenge, difficulty, onProgress, forceFallback) {
   return new Promise((resolve, reject) => {
-    const w = new Worker('/assets/js/pow-worker.js');
+    const w = new Worker('/assets/js/pow-worker.js', { type: 'module' });
     w.addEventListener('message', (ev) => {
       const m = ev.data;
       if (m.progress !== undefined) {
@@ -23,6 +23,6 @@ export function solve(challenge, difficulty, onProgress) {
       w.terminate();
       reject(new Error(ev.message || 'proof of work failed'));
     });
-    w.postMessage({ challenge, difficulty });
+    w.postMessage({ challenge, difficulty, forceFallback: !!forceFallback });
   });
 }
