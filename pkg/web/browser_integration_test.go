@@ -294,6 +294,8 @@ func TestBrowserLiveBars(t *testing.T) {
 	owner.do(chromedp.Navigate(link))
 	owner.waitFor("results shown", `document.getElementById('results-total').textContent === '0 votes'`, 15*time.Second)
 	owner.waitFor("owner panel", `!document.getElementById('owner').hidden`, 5*time.Second)
+	// The updates must come over the live socket, not the REST fallback.
+	owner.waitFor("live socket open", `document.body.dataset.live === 'open'`, 10*time.Second)
 	// A marker that a reload would wipe.
 	owner.eval(`window.__noReload = 'kept'`)
 
@@ -332,6 +334,12 @@ func TestBrowserLiveBars(t *testing.T) {
 	owner.waitFor("the second vote reaches the owner's bars",
 		`document.getElementById('results-total').textContent === '2 votes' && `+barCount("Sushi")+`.querySelector('.bar-count').textContent.startsWith('1 vote')`,
 		10*time.Second)
+	if v := voter.eval(`document.activeElement.id`); v != "my-vote" {
+		t.Errorf("after a keyboard vote focus is on %v, want the confirmation", v)
+	}
+	if v := owner.eval(`document.body.dataset.live`); v != "open" {
+		t.Errorf("the owner's live socket is %v", v)
+	}
 	if v := owner.eval(`window.__noReload`); v != "kept" {
 		t.Fatalf("the owner's page reloaded (marker %v)", v)
 	}

@@ -214,7 +214,7 @@ function renderResults(r) {
   for (const [idx, li] of have) if (!r.options.some((o) => o.option_id === idx)) li.remove();
   const n = r.total_votes;
   $('results-total').textContent = (final ? 'Final tally: ' : '') + n + (n === 1 ? ' vote' : ' votes');
-  $('results-asof').textContent = (final ? 'Counted from every ballot, ' : 'Live, as of ') +
+  $('results-asof').textContent = (final ? 'Counted from every ballot, ' : 'As of ') +
     new Date(r.as_of).toLocaleTimeString() + '.';
   if (r.status === 'closed' && state.poll.status !== 'closed') pollClosed();
 }
@@ -238,7 +238,10 @@ function connectLive() {
     (tok ? '?access_token=' + encodeURIComponent(tok.token) : '');
   const ws = new WebSocket(url);
   state.socket = ws;
-  ws.addEventListener('open', () => { state.backoff = 1000; });
+  ws.addEventListener('open', () => {
+    state.backoff = 1000;
+    document.body.dataset.live = 'open';
+  });
   ws.addEventListener('message', (ev) => {
     let f;
     try { f = JSON.parse(ev.data); } catch (_) { return; }
@@ -246,6 +249,7 @@ function connectLive() {
   });
   ws.addEventListener('close', (ev) => {
     state.socket = null;
+    document.body.dataset.live = 'closed';
     if (state.final || state.poll.status === 'closed') return;
     if (ev.code === 4403) {
       // The owner hid the results meanwhile.
@@ -302,9 +306,12 @@ $('vote-form').addEventListener('submit', async (ev) => {
   const max = s.max_votes_per_user || 0;
   if (s.allow_multiple_options && max > 0 && ids.length > max) return err('Please choose at most ' + max + '.');
   const submit = $('vote-submit');
+  const focused = form.contains(document.activeElement);
   submit.disabled = true;
   try {
     await castVote(ids);
+    // The form is gone: keep a keyboard user's place on what replaced it.
+    if (focused) $('my-vote').focus();
   } catch (e) {
     // A refusal is final for that request: the next try is a new one.
     if (!retryable(e)) voteKey = '';
@@ -313,6 +320,8 @@ $('vote-form').addEventListener('submit', async (ev) => {
   } finally {
     submit.disabled = false;
     $('vote-progress').textContent = '';
+    // Disabling the button dropped focus; give it back after a refusal.
+    if (focused && !form.hidden && !form.contains(document.activeElement)) submit.focus();
   }
 });
 
