@@ -243,7 +243,7 @@ func (p *person) register(base string) {
 // createPoll fills in the create form and returns the share link.
 // access is the anonymous access mode, or "" for a poll without anonymous
 // votes.
-func (p *person) createPoll(title string, options []string, visibility, access string) string {
+func (p *person) createPoll(title string, options []string, visibility, access string, more ...func()) string {
 	p.t.Helper()
 	p.typeInto("#c-title", title)
 	for i, o := range options {
@@ -256,6 +256,9 @@ func (p *person) createPoll(title string, options []string, visibility, access s
 	if access != "" {
 		p.do(chromedp.Click(chromedp.CSS("#c-anon")))
 		p.eval(fmt.Sprintf(`document.getElementById('c-access').value = %q`, access))
+	}
+	for _, f := range more {
+		f()
 	}
 	p.do(chromedp.Click(chromedp.CSS("#create-form button[type=submit]")))
 	p.waitFor("share link", `document.getElementById('share-link').value !== ''`, 15*time.Second)
@@ -577,4 +580,37 @@ func jsBytes(s string) string {
 		parts[i] = fmt.Sprint(s[i])
 	}
 	return "[" + strings.Join(parts, ",") + "]"
+}
+
+// TestBrowserMultipleChoice: a poll with a deadline and "choose up to 2";
+// choosing three is refused on the page, two are recorded and both shown.
+func TestBrowserMultipleChoice(t *testing.T) {
+	base := serve(t)
+	owner := newPerson(t, "owner")
+	owner.register(base)
+	link := owner.createPoll("Which days suit you?", []string{"Monday", "Tuesday", "Wednesday"}, "always", "open", func() {
+		owner.do(chromedp.Click(chromedp.CSS("#c-multi")))
+		owner.eval(`document.getElementById('c-max').value = '2'`)
+		// In two days, at local midnight: datetime-local takes local time.
+		owner.eval(`document.getElementById('c-end').value = (() => { const d = new Date(Date.now() + 2 * 864e5); ` +
+			`const p = (n) => String(n).padStart(2, '0'); return d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate()) + 'T00:00'; })()`)
+	})
+	voter := newPerson(t, "voter")
+	voter.do(chromedp.Navigate(link))
+	voter.waitFor("vote form", `!document.getElementById('vote-form').hidden`, 15*time.Second)
+	if s := voter.text("#vote-legend"); s != "Choose up to 2" {
+		t.Errorf("legend %q", s)
+	}
+	if v, _ := voter.eval(`(() => { const e = new Date(Date.now() + 2 * 864e5); e.setHours(0, 0, 0, 0); ` +
+		`return document.getElementById('poll-deadline').textContent === 'Voting ends ' + e.toLocaleString(undefined, {dateStyle: 'medium', timeStyle: 'short'}) + '.'; })()`).(bool); !v {
+		t.Errorf("deadline %q is not the one set", voter.text("#poll-deadline"))
+	}
+	voter.eval(`document.querySelectorAll('#vote-options input').forEach(i => i.click())`)
+	voter.do(chromedp.Click(chromedp.CSS("#vote-submit")))
+	voter.waitFor("three refused", `document.querySelector('#vote-form [data-error]').textContent === 'Please choose at most 2.'`, 5*time.Second)
+	voter.eval(`document.querySelectorAll('#vote-options input')[1].click()`)
+	voter.do(chromedp.Click(chromedp.CSS("#vote-submit")))
+	voter.waitFor("own votes shown", `document.getElementById('my-vote').textContent === 'You voted for “Monday”, “Wednesday”.'`, 15*time.Second)
+	voter.waitFor("results", `document.getElementById('results-total').textContent === '1 vote' && `+
+		barCount("Wednesday")+`.querySelector('.bar-count').textContent === '1 vote · 100%'`, 10*time.Second)
 }
