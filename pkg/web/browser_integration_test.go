@@ -134,7 +134,11 @@ func (p *person) waitFor(what, cond string, timeout time.Duration) {
 	p.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		if v, _ := p.eval("!!(" + cond + ")").(bool); v {
+		// Errors count as "not yet": the page may be between two documents.
+		ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("!!("+cond+")"))
+		cancel()
+		if err == nil && v {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -230,14 +234,19 @@ var seq = time.Now().UnixNano() % 1_000_000
 // page shows the signed-in view.
 func (p *person) register(base string) {
 	p.t.Helper()
+	p.do(chromedp.Navigate(base + "/"))
+	p.fillRegister()
+	p.waitFor("signed in", `!document.getElementById('create').hidden`, 15*time.Second)
+}
+
+func (p *person) fillRegister() {
+	p.t.Helper()
 	seq++
 	user := fmt.Sprintf("%s_%d", p.name, seq)
-	p.do(chromedp.Navigate(base + "/"))
 	p.typeInto("#reg-email", user+"@example.com")
 	p.typeInto("#reg-username", user)
 	p.typeInto("#reg-password", "correct-horse-battery")
 	p.do(chromedp.Click(chromedp.CSS("#register-form button[type=submit]")))
-	p.waitFor("signed in", `!document.getElementById('create').hidden`, 15*time.Second)
 }
 
 // createPoll fills in the create form and returns the share link.
@@ -310,10 +319,16 @@ func TestBrowserLiveBars(t *testing.T) {
 
 	// Keyboard only: Tab to the options, arrow to the second, Tab to the
 	// button, Enter.
+	// This one opens the link first, follows "Log in", creates an account
+	// and is sent back to the poll.
 	voter := newPerson(t, "voter")
-	voter.register(base)
 	voter.do(chromedp.Navigate(link))
-	voter.waitFor("vote form", `!document.getElementById('vote-form').hidden`, 15*time.Second)
+	voter.waitFor("log-in link", `!document.getElementById('login-instead').hidden`, 15*time.Second)
+	voter.do(chromedp.Click(chromedp.CSS("#login-instead a")))
+	voter.waitFor("the log-in page", `!document.getElementById('auth').hidden`, 15*time.Second)
+	voter.fillRegister()
+	voter.waitFor("back on the poll, signed in", fmt.Sprintf(`location.href === %q && !document.getElementById('who').hidden && `+
+		`!document.getElementById('vote-form').hidden && document.getElementById('vote-how').textContent === ''`, link), 15*time.Second)
 	for i := 0; ; i++ {
 		if v, _ := voter.eval(`document.activeElement && document.activeElement.name === 'choice'`).(bool); v {
 			break

@@ -5,9 +5,16 @@ import { copyField } from './share.js';
 
 const $ = (id) => document.getElementById(id);
 
+// next is where a visitor sent to log in from a share page goes back to.
+function next() {
+  const n = new URLSearchParams(location.search).get('next') || '';
+  return /^\/p\/[0-9a-fA-F-]{32,36}$/.test(n) ? n : '';
+}
+
 export function startHome(user, refreshWho) {
   if (user) {
-    signedIn();
+    if (next()) location.replace(next());
+    else signedIn();
     return;
   }
   $('auth').hidden = false;
@@ -21,6 +28,10 @@ export function startHome(user, refreshWho) {
         body: { login: login.elements.login.value.trim(), password: login.elements.password.value },
       });
       tokens.keepAccount(data);
+      if (next()) {
+        location.assign(next());
+        return;
+      }
       await refreshWho();
       $('auth').hidden = true;
       signedIn();
@@ -43,6 +54,10 @@ export function startHome(user, refreshWho) {
         method: 'POST', token: null, body: { login: body.username, password: body.password },
       });
       tokens.keepAccount(data);
+      if (next()) {
+        location.assign(next());
+        return;
+      }
       await refreshWho();
       $('auth').hidden = true;
       signedIn();

@@ -18,6 +18,7 @@ const state = {
   voted: null, // option ids the caller voted for
   closing: false, // pollClosed is running
   ticks: 0,
+  retryResults: false, // the last results read failed for a reason that passes
 };
 
 // credKey holds what an anonymous voter voted with on this poll (invite
@@ -54,22 +55,36 @@ function notice(text) {
 export async function startPoll(id, user) {
   state.id = id;
   state.user = user;
-  if (!(await loadPoll())) return;
+  if (!(await loadPoll(true))) return;
   renderOwner();
   await refreshMyVote();
   await refreshResults();
   setInterval(tick, 3000);
 }
 
-async function loadPoll() {
-  try {
-    const { data } = await request('/v1/polls/' + state.id, { token: tokens.account() });
-    state.poll = data;
-  } catch (err) {
-    notice(describe(err));
-    $('view-poll').hidden = true;
-    return false;
+// loadPoll reads the poll. The first read, with nothing on screen yet,
+// waits out a busy or unreachable server (retrying as Retry-After says);
+// later reads keep what is shown when they fail.
+async function loadPoll(first) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const { data } = await request('/v1/polls/' + state.id, { token: tokens.account() });
+      state.poll = data;
+      break;
+    } catch (err) {
+      if (!first) return false;
+      if (retryable(err) && attempt < 20) {
+        const wait = Math.max(1, err.retryAfter || 2);
+        notice(describe(err).replace(/ Please try again.*$/, '') + ' Retrying in ' + wait + ' s…');
+        await new Promise((r) => setTimeout(r, wait * 1000));
+        continue;
+      }
+      notice(describe(err));
+      $('view-poll').hidden = true;
+      return false;
+    }
   }
+  notice('');
   renderPoll();
   return true;
 }
@@ -101,6 +116,8 @@ function renderForm() {
   const canVote = p.status === 'active' && !state.voted && (signedIn || s.allow_anonymous);
   form.hidden = !canVote;
   $('login-to-vote').hidden = !(p.status === 'active' && !state.voted && !signedIn && !s.allow_anonymous);
+  $('login-instead').hidden = !(p.status === 'active' && !state.voted && !signedIn && s.allow_anonymous);
+  for (const a of document.querySelectorAll('.login-link')) a.href = '/?next=' + encodeURIComponent(location.pathname);
   if (!canVote) return;
   const box = $('vote-options');
   if (box.dataset.built !== 'yes') {
@@ -169,6 +186,7 @@ async function refreshResults() {
     const { data } = await request('/v1/polls/' + state.id + '/results?tally=' + tally,
       { token: reader(), headers: credHeaders() });
     state.visible = true;
+    state.retryResults = false;
     renderResults(data);
     if (!closed) connectLive();
   } catch (err) {
@@ -178,6 +196,8 @@ async function refreshResults() {
       $('results-hidden').hidden = false;
       $('results-hidden').textContent = hiddenText();
     } else {
+      // Shown where the numbers would be; the tick tries again.
+      state.retryResults = true;
       $('results-hidden').hidden = false;
       $('results-hidden').textContent = describe(err);
     }
@@ -272,6 +292,7 @@ async function tick() {
   state.ticks = (state.ticks || 0) + 1;
   // Every fifth tick re-reads the poll whatever else: an owner's close or
   // new end time reaches a page whose socket carries only counts.
+  if (state.retryResults && !state.socket) await refreshResults();
   const due = (p.status === 'active' && Date.parse(p.end_time) <= now) ||
     (p.status === 'draft' && Date.parse(p.start_time) <= now) || state.ticks % 5 === 0;
   if (due || !state.visible) {
