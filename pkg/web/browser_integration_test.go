@@ -283,6 +283,7 @@ func (p *person) voteFor(link, text string) {
 	p.eval(fmt.Sprintf(`Array.from(document.querySelectorAll('#vote-options label')).find(l => l.textContent.trim() === %q).querySelector('input').click()`, text))
 	p.do(chromedp.Click(chromedp.CSS("#vote-submit")))
 	p.waitFor("own vote shown", fmt.Sprintf(`document.getElementById('my-vote').textContent.includes('“%s”')`, text), 15*time.Second)
+	p.waitFor("the results read after the vote", `document.getElementById('vote-form').dataset.state === 'done'`, 15*time.Second)
 }
 
 func barCount(text string) string {

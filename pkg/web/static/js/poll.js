@@ -329,6 +329,7 @@ $('vote-form').addEventListener('submit', async (ev) => {
   const submit = $('vote-submit');
   const focused = form.contains(document.activeElement);
   submit.disabled = true;
+  form.dataset.state = 'sending';
   try {
     await castVote(ids);
     // The form is gone: keep a keyboard user's place on what replaced it.
@@ -339,6 +340,7 @@ $('vote-form').addEventListener('submit', async (ev) => {
     if (e instanceof ApiError && e.code === 'ALREADY_VOTED') await refreshMyVote();
     showError(form, e);
   } finally {
+    form.dataset.state = 'done'; // the vote and the results read after it
     submit.disabled = false;
     $('vote-progress').textContent = '';
     // Disabling the button dropped focus; give it back after a refusal.
