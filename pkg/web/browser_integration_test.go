@@ -630,3 +630,34 @@ func TestBrowserMultipleChoice(t *testing.T) {
 	voter.waitFor("results", `document.getElementById('results-total').textContent === '1 vote' && `+
 		barCount("Wednesday")+`.querySelector('.bar-count').textContent === '1 vote · 100%'`, 10*time.Second)
 }
+
+// TestBrowserOwnerChangesVisibility: the owner hides the results of a
+// running poll from the share page; a viewer's open page stops showing
+// numbers (its socket is closed with 4403) and shows them again when the
+// owner shows them again, all without a reload.
+func TestBrowserOwnerChangesVisibility(t *testing.T) {
+	base := serve(t)
+	owner := newPerson(t, "owner")
+	owner.register(base)
+	link := owner.createPoll("Show or hide?", []string{"Show", "Hide"}, "always", "open")
+	viewer := newPerson(t, "viewer")
+	viewer.do(chromedp.Navigate(link))
+	viewer.waitFor("results and socket", `document.getElementById('results-total').textContent === '0 votes' && document.body.dataset.live === 'open'`, 15*time.Second)
+	viewer.eval(`window.__noReload = 'kept'`)
+
+	owner.do(chromedp.Navigate(link))
+	owner.waitFor("owner panel", `!document.getElementById('owner').hidden && document.getElementById('vis-select').value === 'always'`, 15*time.Second)
+	owner.eval(`document.getElementById('vis-select').value = 'after_vote'`)
+	owner.do(chromedp.Click(chromedp.CSS("#vis-form button[type=submit]")))
+	owner.waitFor("saved", `document.getElementById('vis-status').textContent === 'Saved.'`, 10*time.Second)
+
+	viewer.waitFor("numbers hidden", `document.getElementById('results').hidden && `+
+		`document.getElementById('results-hidden').textContent === 'Results appear once you have voted.'`, 15*time.Second)
+
+	owner.eval(`document.getElementById('vis-select').value = 'always'`)
+	owner.do(chromedp.Click(chromedp.CSS("#vis-form button[type=submit]")))
+	viewer.waitFor("numbers back", `!document.getElementById('results').hidden && document.getElementById('results-total').textContent === '0 votes'`, 15*time.Second)
+	if v := viewer.eval(`window.__noReload`); v != "kept" {
+		t.Fatalf("the viewer's page reloaded (marker %v)", v)
+	}
+}

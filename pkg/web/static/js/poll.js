@@ -272,8 +272,8 @@ function connectLive() {
     document.body.dataset.live = 'closed';
     if (state.final || state.poll.status === 'closed') return;
     if (ev.code === 4403) {
-      // The owner hid the results meanwhile.
-      refreshResults();
+      // The owner hid the results meanwhile: read the new mode, then say so.
+      loadPoll().then(refreshResults);
       return;
     }
     if (ev.code === 4401) tokens.logout();
@@ -297,8 +297,9 @@ async function tick() {
     (p.status === 'draft' && Date.parse(p.start_time) <= now) || state.ticks % 5 === 0;
   if (due || !state.visible) {
     const before = p.status;
+    const mode = visibility(p);
     if (!(await loadPoll())) return;
-    if (state.poll.status !== before) {
+    if (state.poll.status !== before || visibility(state.poll) !== mode) {
       if (state.poll.status === 'closed' && state.socket) state.socket.close(1000);
       renderOwner();
       await refreshResults();
@@ -428,11 +429,29 @@ function renderOwner() {
   if (!own) return;
   $('owner-link').value = location.origin + '/p/' + p.poll_id;
   $('owner-close').hidden = p.status === 'closed';
+  $('vis-select').value = visibility(p);
   const s = p.settings || {};
   $('mint-form').hidden = !(s.allow_anonymous && s.anonymous_access === 'invite');
 }
 
 $('owner-copy').addEventListener('click', () => copyField($('owner-link'), $('owner-copy-status')));
+
+$('vis-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  showError($('owner'), null);
+  const v = $('vis-select').value;
+  try {
+    // The alias agrees with the mode (true only for always).
+    const { data } = await request('/v1/polls/' + state.id, {
+      method: 'PATCH', body: { settings: { results_visibility: v, show_results_during_voting: v === 'always' } },
+    });
+    state.poll = data;
+    $('vis-status').textContent = 'Saved.';
+    renderPoll();
+  } catch (err) {
+    showError($('owner'), err);
+  }
+});
 
 $('owner-close').addEventListener('click', async () => {
   const btn = $('owner-close');
