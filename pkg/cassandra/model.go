@@ -61,6 +61,7 @@ type pollRow struct {
 	BotPolicy               *string    `db:"bot_policy"`
 	AnonymousAccess         *string    `db:"anonymous_access"`
 	PollVersion             *int       `db:"poll_version"`
+	ResultsVisibility       *string    `db:"results_visibility"`
 	OptionText              *string    `db:"option_text"`
 	DisplayOrder            *int       `db:"display_order"`
 }
@@ -72,6 +73,7 @@ var pollStaticColumns = []string{
 	"poll_id", "creator_id", "title", "description", "start_time", "end_time", "closed_at", "created_at",
 	"updated_at", "show_results_during_voting", "allow_anonymous", "allow_multiple_options",
 	"max_votes_per_user", "counter_shards", "index_buckets", "bot_policy", "anonymous_access",
+	"results_visibility",
 }
 
 // pollOptionColumns are the columns of one option's row.
@@ -82,8 +84,11 @@ func toPollRow(p *poll.Poll) pollRow {
 	r := pollRow{
 		PollID: p.ID, CreatorID: p.CreatorID, Title: p.Title, Description: p.Description,
 		StartTime: p.StartTime, EndTime: p.EndTime, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
-		ShowResultsDuringVoting: p.Settings.ShowResultsDuringVoting, AllowAnonymous: p.Settings.AllowAnonymous,
-		AllowMultipleOptions: p.Settings.AllowMultipleOptions, MaxVotesPerUser: p.Settings.MaxVotesPerUser,
+		// The boolean is still written, derived, for readers that know only it.
+		ShowResultsDuringVoting: p.Settings.Visibility().ShownDuringVoting(),
+		ResultsVisibility:       nullable(string(p.Settings.Visibility())),
+		AllowAnonymous:          p.Settings.AllowAnonymous,
+		AllowMultipleOptions:    p.Settings.AllowMultipleOptions, MaxVotesPerUser: p.Settings.MaxVotesPerUser,
 		CounterShards: p.CounterShards, IndexBuckets: p.IndexBuckets,
 		BotPolicy: nullable(string(p.Settings.BotPolicy)), AnonymousAccess: nullable(string(p.Settings.AnonymousAccess)),
 	}
@@ -91,6 +96,18 @@ func toPollRow(p *poll.Poll) pollRow {
 		r.ClosedAt = &p.ClosedAt
 	}
 	return r
+}
+
+// visibility is the row's results_visibility. Polls written before 014
+// read null, and the boolean they were written with says their mode. This
+// code writes the two together, in agreement; a boolean that disagrees with
+// the mode was written later, by a process that knows only the boolean (a
+// rolling deploy), and it wins.
+func (r pollRow) visibility() poll.ResultsVisibility {
+	if v := poll.ResultsVisibility(deref(r.ResultsVisibility)); v.Valid() && v.ShownDuringVoting() == r.ShowResultsDuringVoting {
+		return v
+	}
+	return poll.VisibilityOf(r.ShowResultsDuringVoting)
 }
 
 // toOptionRow is one option's clustering row.
@@ -104,7 +121,7 @@ func (r pollRow) addToPoll(p *poll.Poll) {
 	p.CreatorID, p.Title, p.Description = r.CreatorID, r.Title, r.Description
 	p.StartTime, p.EndTime, p.CreatedAt, p.UpdatedAt = r.StartTime, r.EndTime, r.CreatedAt, r.UpdatedAt
 	p.Settings = poll.Settings{
-		ShowResultsDuringVoting: r.ShowResultsDuringVoting, AllowAnonymous: r.AllowAnonymous,
+		ResultsVisibility: r.visibility(), AllowAnonymous: r.AllowAnonymous,
 		AllowMultipleOptions: r.AllowMultipleOptions, MaxVotesPerUser: r.MaxVotesPerUser,
 		// Polls created before 010 read nulls: the defaults.
 		BotPolicy:       cmp.Or(poll.BotPolicy(deref(r.BotPolicy)), poll.DefaultSettings.BotPolicy),

@@ -111,8 +111,9 @@ func (st *PollStore) Update(ctx context.Context, id id.ID, ch poll.Change) error
 		set("closed_at", *ch.ClosedAt)
 	}
 	if sp := ch.Settings; sp != nil {
-		if sp.ShowResultsDuringVoting != nil {
-			set("show_results_during_voting", *sp.ShowResultsDuringVoting)
+		if v, ok := sp.Visibility(); ok {
+			set("results_visibility", string(v))
+			set("show_results_during_voting", v.ShownDuringVoting())
 		}
 		if sp.AllowAnonymous != nil {
 			set("allow_anonymous", *sp.AllowAnonymous)

@@ -23,6 +23,7 @@ import (
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/ratelimit"
+	"github.com/tally-vote/tally/pkg/tally"
 	"github.com/tally-vote/tally/pkg/vote"
 )
 
@@ -195,6 +196,10 @@ func newRig(tb testing.TB) *rig {
 			// refuse anonymous voters (503), as an unwired process does.
 			Voters: (*anonaccess.Service)(nil), Log: log, Now: now}, reg),
 		Limiter: ratelimit.New(ratelimit.Config{}, nil, log, now, reg), // every limit 0: never reaches Redis
+		// The tally service only for its visibility rule, which every
+		// results read in the rig stops at (the vote store answers 503):
+		// no store, cache or fence behind it.
+		Tally: tally.NewService(tally.Config{}, nil, nil, nil, nil, log, now, reg),
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -288,7 +293,7 @@ func (r *rig) documentAccepts(name string, body []byte) bool {
 
 // requestFields are the property names of every request schema.
 var requestFields = []string{"title", "description", "options", "text", "display_order", "start_time", "end_time",
-	"settings", "show_results_during_voting", "allow_anonymous", "allow_multiple_options", "max_votes_per_user",
+	"settings", "show_results_during_voting", "results_visibility", "allow_anonymous", "allow_multiple_options", "max_votes_per_user",
 	"status", "option_id", "option_ids", "email", "username", "password", "login"}
 
 func canonKeys(v any) any {

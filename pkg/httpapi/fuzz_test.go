@@ -166,8 +166,19 @@ func checkOptions(t *testing.T, opts []poll.Option) {
 
 func checkSettings(t *testing.T, s poll.Settings, options int) {
 	t.Helper()
-	if s.MaxVotesPerUser < 0 || s.MaxVotesPerUser > options || (!s.AllowMultipleOptions && s.MaxVotesPerUser > 1) {
+	if s.MaxVotesPerUser < 0 || s.MaxVotesPerUser > options || (!s.AllowMultipleOptions && s.MaxVotesPerUser > 1) ||
+		!s.ResultsVisibility.Valid() {
 		t.Fatalf("settings %+v stored for %d options", s, options)
+	}
+}
+
+// checkVisibilityPatch: a stored settings change never carries a
+// results_visibility and an alias that disagree.
+func checkVisibilityPatch(t *testing.T, sp *poll.SettingsPatch) {
+	t.Helper()
+	if sp.ResultsVisibility != nil && sp.ShowResultsDuringVoting != nil &&
+		*sp.ShowResultsDuringVoting != sp.ResultsVisibility.ShownDuringVoting() {
+		t.Fatalf("results_visibility %q stored with show_results_during_voting %v", *sp.ResultsVisibility, *sp.ShowResultsDuringVoting)
 	}
 }
 
@@ -182,6 +193,7 @@ func FuzzCreatePollBody(f *testing.F) {
 	f.Add([]byte(`{"title":"t","options":[{"text":"a"},{"text":"b"}]}`), "")
 	f.Add([]byte(`{"title":"t","options":[{"text":"a","display_order":2147483648},{"text":"b"}]}`), "k")
 	f.Add([]byte(`{"title":"t","options":[{"text":"a"},{"text":"b"}],"end_time":"2020-01-01T00:00:00Z"}`), "")
+	f.Add([]byte(`{"title":"t","options":[{"text":"a"},{"text":"b"}],"settings":{"results_visibility":"after_close","show_results_during_voting":false}}`), "")
 	r := newRig(f)
 	f.Fuzz(func(t *testing.T, body []byte, key string) {
 		if !httpguts.ValidHeaderFieldValue(key) {
@@ -216,6 +228,7 @@ func FuzzPatchPollBody(f *testing.F) {
 	f.Add([]byte(`{"status":"closed"}`))
 	f.Add([]byte(`{"title":"new","options":[{"text":"p"},{"text":"q"}],"settings":{"allow_multiple_options":true,"max_votes_per_user":2}}`))
 	f.Add([]byte(`{"end_time":"2020-01-01T00:00:00Z"}`))
+	f.Add([]byte(`{"settings":{"results_visibility":"owner_only","show_results_during_voting":true}}`))
 	r := newRig(f)
 	target := "/v1/polls/" + r.draft.ID.String()
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -244,6 +257,7 @@ func FuzzPatchPollBody(f *testing.F) {
 				t.Fatalf("end_time %v stored for a poll starting %v", ch.EndTime, r.draft.StartTime)
 			}
 			if ch.Settings != nil {
+				checkVisibilityPatch(t, ch.Settings)
 				checkSettings(t, ch.Settings.Apply(r.draft.Settings), n)
 			}
 		}

@@ -40,6 +40,13 @@ func newLimitsEnv(t *testing.T, mod func(*config.Config)) *limitsEnv {
 	if mod != nil {
 		mod(&cfg)
 	}
+	return serveLimits(t, cfg)
+}
+
+// serveLimits serves cfg as newLimitsEnv does: a second process on the
+// same stack when cfg is another env's.
+func serveLimits(t *testing.T, cfg config.Config) *limitsEnv {
+	t.Helper()
 	a, err := app.New(context.Background(), cfg, testenv.Logger(t))
 	if err != nil {
 		t.Fatalf("build app: %v", err)

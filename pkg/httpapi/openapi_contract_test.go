@@ -324,6 +324,19 @@ func TestOpenAPIPollBodyMatchesServer(t *testing.T) {
 		{body: `{"title":"t","description":null,"start_time":null,"settings":null,` + two + `}`},
 		{body: `{"title":"t",` + two + `,"settings":{"allow_multiple_options":true,"max_votes_per_user":2}}`},
 		{body: `{"title":"t",` + two + `,"settings":{"max_votes_per_user":-1}}`},
+		{body: `{"title":"t",` + two + `,"settings":{"results_visibility":"always"}}`},
+		{body: `{"title":"t",` + two + `,"settings":{"results_visibility":"after_vote"}}`},
+		{body: `{"title":"t",` + two + `,"settings":{"results_visibility":"after_close"}}`},
+		{body: `{"title":"t",` + two + `,"settings":{"results_visibility":"owner_only"}}`},
+		{body: `{"title":"t",` + two + `,"settings":{"results_visibility":null,"show_results_during_voting":null}}`},
+		{body: `{"title":"t",` + two + `,"settings":{"results_visibility":"voters"}}`},
+		{body: `{"title":"t",` + two + `,"settings":{"results_visibility":""}}`},
+		{body: `{"title":"t",` + two + `,"settings":{"results_visibility":true}}`},
+		{body: `{"title":"t",` + two + `,"settings":{"show_results_during_voting":false}}`},
+		{body: `{"title":"t",` + two + `,"settings":{"show_results_during_voting":false,"results_visibility":"owner_only"}}`},
+		{body: `{"title":"t",` + two + `,"settings":{"show_results_during_voting":true,"results_visibility":"always"}}`},
+		{body: `{"title":"t",` + two + `,"settings":{"show_results_during_voting":true,"results_visibility":"after_close"}}`, describedOnly: true},
+		{body: `{"title":"t",` + two + `,"settings":{"show_results_during_voting":false,"results_visibility":"always"}}`, describedOnly: true},
 		{body: `{"title":"",` + two + `}`},
 		{body: `{"title":"   ",` + two + `}`},
 		{body: `{"title":"` + strings.Repeat("é", 255) + `",` + two + `}`},
@@ -350,12 +363,11 @@ func TestOpenAPIPollBodyMatchesServer(t *testing.T) {
 			err = errTest("options is required")
 		}
 		if err == nil {
-			settings := poll.DefaultSettings
-			if req.Settings != nil {
-				settings = poll.SettingsPatch(*req.Settings).Apply(settings)
+			var settings poll.Settings
+			if settings, err = createSettings(req.Settings); err == nil {
+				err = poll.CreateInput{Title: req.Title, Description: req.Description, Options: toOptionInputs(req.Options),
+					StartTime: req.StartTime.timePtr(), EndTime: req.EndTime.timePtr(), Settings: settings}.Validate()
 			}
-			err = poll.CreateInput{Title: req.Title, Description: req.Description, Options: toOptionInputs(req.Options),
-				StartTime: req.StartTime.timePtr(), EndTime: req.EndTime.timePtr(), Settings: settings}.Validate()
 		}
 		server, document := err == nil, validAgainst(t, doc, "PollCreate", tc.body)
 		short := tc.body
@@ -382,5 +394,55 @@ func TestOpenAPIEmailPatternIsTheServers(t *testing.T) {
 	want := `^\s*` + strings.TrimSuffix(strings.TrimPrefix(auth.EmailPattern, "^"), "$") + `\s*$`
 	if got := reg.Properties["email"].Value.Pattern; got != want {
 		t.Fatalf("document's email pattern\n%s\nserver's\n%s", got, want)
+	}
+}
+
+// TestOpenAPIResultsVisibility: the document's modes are the server's, the
+// boolean is marked as the deprecated alias in what clients send and read,
+// and the settings the server answers are the document's, valid under it
+// for every mode.
+func TestOpenAPIResultsVisibility(t *testing.T) {
+	doc := loadContract(t)
+	modes := []poll.ResultsVisibility{poll.ResultsAlways, poll.ResultsAfterVote, poll.ResultsAfterClose, poll.ResultsOwnerOnly}
+	enum := doc.Components.Schemas["ResultsVisibility"].Value.Enum
+	if len(enum) != len(modes) {
+		t.Fatalf("ResultsVisibility enum %v, want %v", enum, modes)
+	}
+	for i, m := range modes {
+		if enum[i] != string(m) || !m.Valid() {
+			t.Fatalf("ResultsVisibility enum %v, want %v", enum, modes)
+		}
+	}
+	if d := doc.Components.Schemas["ResultsVisibility"].Value.Default; d != string(poll.DefaultSettings.ResultsVisibility) {
+		t.Errorf("ResultsVisibility default %v, want %s", d, poll.DefaultSettings.ResultsVisibility)
+	}
+	for _, name := range []string{"Settings", "SettingsInput"} {
+		s := doc.Components.Schemas[name].Value
+		if p := s.Properties["show_results_during_voting"]; p == nil || !p.Value.Deprecated {
+			t.Errorf("%s.show_results_during_voting is not marked deprecated", name)
+		}
+		if s.Properties["results_visibility"] == nil {
+			t.Errorf("%s has no results_visibility", name)
+		}
+	}
+	props := doc.Components.Schemas["Settings"].Value.Properties
+	for _, m := range modes {
+		b, _ := json.Marshal(toSettings(poll.Settings{ResultsVisibility: m, BotPolicy: poll.BotFlag, AnonymousAccess: poll.AnonymousOpen}))
+		var got map[string]any
+		_ = json.Unmarshal(b, &got)
+		if len(got) != len(props) {
+			t.Errorf("%s: the server answers %d settings, the document names %d", m, len(got), len(props))
+		}
+		for k := range got {
+			if props[k] == nil {
+				t.Errorf("%s: the server answers settings.%s, which the document does not name", m, k)
+			}
+		}
+		if got["results_visibility"] != string(m) || got["show_results_during_voting"] != (m == poll.ResultsAlways) {
+			t.Errorf("%s: answered %v", m, got)
+		}
+		if !validAgainst(t, doc, "Settings", string(b)) {
+			t.Errorf("%s: %s is not valid under Settings", m, b)
+		}
 	}
 }

@@ -17,13 +17,16 @@ type optionInput struct {
 	DisplayOrder *int   `json:"display_order"`
 }
 
+// settingsInput is poll.SettingsPatch as clients send it;
+// show_results_during_voting is the deprecated alias of results_visibility.
 type settingsInput struct {
-	ShowResultsDuringVoting *bool                 `json:"show_results_during_voting"`
-	AllowAnonymous          *bool                 `json:"allow_anonymous"`
-	AllowMultipleOptions    *bool                 `json:"allow_multiple_options"`
-	MaxVotesPerUser         *int                  `json:"max_votes_per_user"`
-	BotPolicy               *poll.BotPolicy       `json:"bot_policy"`
-	AnonymousAccess         *poll.AnonymousAccess `json:"anonymous_access"`
+	ShowResultsDuringVoting *bool                   `json:"show_results_during_voting"`
+	ResultsVisibility       *poll.ResultsVisibility `json:"results_visibility"`
+	AllowAnonymous          *bool                   `json:"allow_anonymous"`
+	AllowMultipleOptions    *bool                   `json:"allow_multiple_options"`
+	MaxVotesPerUser         *int                    `json:"max_votes_per_user"`
+	BotPolicy               *poll.BotPolicy         `json:"bot_policy"`
+	AnonymousAccess         *poll.AnonymousAccess   `json:"anonymous_access"`
 }
 
 type createPollRequest struct {
@@ -62,8 +65,30 @@ type pollResponse struct {
 	CreatedAt   time.Time        `json:"created_at"`
 	UpdatedAt   time.Time        `json:"updated_at"`
 	ManageURL   string           `json:"manage_url"`
-	Settings    poll.Settings    `json:"settings"`
+	Settings    settingsResponse `json:"settings"`
 	Options     []optionResponse `json:"options"`
+}
+
+// settingsResponse is a poll's settings as clients read them, with
+// show_results_during_voting derived from results_visibility (true only
+// for always) for clients that know only the boolean.
+type settingsResponse struct {
+	ResultsVisibility       poll.ResultsVisibility `json:"results_visibility"`
+	ShowResultsDuringVoting bool                   `json:"show_results_during_voting"`
+	AllowAnonymous          bool                   `json:"allow_anonymous"`
+	AllowMultipleOptions    bool                   `json:"allow_multiple_options"`
+	MaxVotesPerUser         int                    `json:"max_votes_per_user"`
+	BotPolicy               poll.BotPolicy         `json:"bot_policy"`
+	AnonymousAccess         poll.AnonymousAccess   `json:"anonymous_access"`
+}
+
+func toSettings(s poll.Settings) settingsResponse {
+	v := s.Visibility()
+	return settingsResponse{
+		ResultsVisibility: v, ShowResultsDuringVoting: v.ShownDuringVoting(),
+		AllowAnonymous: s.AllowAnonymous, AllowMultipleOptions: s.AllowMultipleOptions,
+		MaxVotesPerUser: s.MaxVotesPerUser, BotPolicy: s.BotPolicy, AnonymousAccess: s.AnonymousAccess,
+	}
 }
 
 type pollListResponse struct {
@@ -83,7 +108,7 @@ func (h *handlers) toPoll(p *poll.Poll) pollResponse {
 		CreatedAt:   p.CreatedAt,
 		UpdatedAt:   p.UpdatedAt,
 		ManageURL:   h.publicURL + "/v1/polls/" + p.ID.String(),
-		Settings:    p.Settings,
+		Settings:    toSettings(p.Settings),
 		Options:     make([]optionResponse, len(p.Options)),
 	}
 	if !p.ClosedAt.IsZero() {
@@ -94,6 +119,19 @@ func (h *handlers) toPoll(p *poll.Poll) pollResponse {
 		r.Options[i] = optionResponse{OptionID: o.ID.String(), Text: o.Text, DisplayOrder: o.DisplayOrder}
 	}
 	return r
+}
+
+// createSettings is a new poll's settings: the defaults, overlaid with
+// what the creator sent.
+func createSettings(in *settingsInput) (poll.Settings, error) {
+	if in == nil {
+		return poll.DefaultSettings, nil
+	}
+	sp := poll.SettingsPatch(*in)
+	if err := sp.Validate(); err != nil {
+		return poll.Settings{}, err
+	}
+	return sp.Apply(poll.DefaultSettings), nil
 }
 
 func toOptionInputs(in []optionInput) []poll.OptionInput {
@@ -129,9 +167,10 @@ func (h *handlers) createPoll(c *gin.Context) {
 		abort(c, apperr.Invalid("options", "is required"))
 		return
 	}
-	settings := poll.DefaultSettings
-	if req.Settings != nil {
-		settings = poll.SettingsPatch(*req.Settings).Apply(settings)
+	settings, err := createSettings(req.Settings)
+	if err != nil {
+		abort(c, err)
+		return
 	}
 	caller, _ := principal(c)
 	p, created, err := h.polls.Create(c.Request.Context(), caller.UserID, poll.CreateInput{

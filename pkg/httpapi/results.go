@@ -42,12 +42,14 @@ func (h *handlers) pathPoll(c *gin.Context) *poll.Poll {
 	return p
 }
 
-// canSeeResults asks tally's visibility rule about the caller. An
+// canSeeResults asks tally's visibility rule (tally.Visible, through the
+// service that counts its refusals) about the caller: REST results and the
+// live socket, at its handshake and each recheck, all ask here. An
 // anonymous voter on an invite or proof-of-work poll is a voter by the code
 // or challenge it sends; one it sends that is not valid reads as the token.
 func (h *handlers) canSeeResults(ctx context.Context, c *gin.Context, p *poll.Poll) error {
 	caller, signedIn := principal(c)
-	return tally.Visible(p, caller.UserID, signedIn, h.now(), func() (bool, error) {
+	return h.tally.VisibleTo(p, caller.UserID, signedIn, func() (bool, error) {
 		voter, err := h.reader(c, p)
 		if err != nil {
 			voter = caller.UserID

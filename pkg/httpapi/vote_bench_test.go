@@ -57,10 +57,13 @@ func settleAllowed(a *vote.Admit) error {
 // keepFlags is the voter's flag that nothing ever holds.
 type keepFlags struct{}
 
-func (keepFlags) MarkQueued(*poll.Poll, *vote.Ballot)                         {}
+func (keepFlags) MarkQueued(context.Context, *poll.Poll, *vote.Ballot) (vote.Mark, error) {
+	return vote.MarkQueued, nil
+}
 func (keepFlags) MarkRecorded(*poll.Poll, *vote.Ballot)                       {}
 func (keepFlags) Release(context.Context, id.ID, id.ID, id.ID) error          { return nil }
 func (keepFlags) Withdraw(context.Context, id.ID, id.ID, id.ID) error         { return nil }
+func (keepFlags) Forget(context.Context, id.ID, id.ID, id.ID) error           { return nil }
 func (keepFlags) Accepted(context.Context, id.ID, id.ID, id.ID) (bool, error) { return true, nil }
 
 // ackAll is a Kafka writer that acknowledges every message at once and

@@ -37,10 +37,12 @@ const (
 
 // Settings are the owner's choices.
 type Settings struct {
-	ShowResultsDuringVoting bool `json:"show_results_during_voting"`
-	AllowAnonymous          bool `json:"allow_anonymous"`
-	AllowMultipleOptions    bool `json:"allow_multiple_options"`
-	MaxVotesPerUser         int  `json:"max_votes_per_user"`
+	// ResultsVisibility is who sees the results, and when; read it with
+	// Visibility, which gives the empty value its meaning.
+	ResultsVisibility    ResultsVisibility `json:"results_visibility"`
+	AllowAnonymous       bool              `json:"allow_anonymous"`
+	AllowMultipleOptions bool              `json:"allow_multiple_options"`
+	MaxVotesPerUser      int               `json:"max_votes_per_user"`
 	// BotPolicy is what a vote that trips a bot signal gets (see
 	// pkg/abuse): recorded with its reasons (flag), refused with 403
 	// SUSPICIOUS_ACTIVITY (reject), or no check at all (off).
@@ -74,7 +76,7 @@ const (
 // DefaultSettings are a new poll's settings before the creator's choices:
 // results visible while voting, accounts only, one option per ballot,
 // suspicious votes flagged.
-var DefaultSettings = Settings{ShowResultsDuringVoting: true, BotPolicy: BotFlag, AnonymousAccess: AnonymousOpen}
+var DefaultSettings = Settings{ResultsVisibility: ResultsAlways, BotPolicy: BotFlag, AnonymousAccess: AnonymousOpen}
 
 // Option is one choice.
 type Option struct {

@@ -409,8 +409,13 @@ func (s *Service) Update(ctx context.Context, caller id.ID, pollID id.ID, pt Pat
 			return nil, err
 		}
 		s.changedHere(ctx, p)
-		s.log.Info("poll updated", zap.Stringer("poll_id", pollID), zap.Bool("closed", closing),
-			zap.Int("poll_version", p.Version))
+		fields := []zap.Field{zap.Stringer("poll_id", pollID), zap.Bool("closed", closing), zap.Int("poll_version", p.Version)}
+		if sp := pt.Settings; sp != nil {
+			if v, ok := sp.Visibility(); ok {
+				fields = append(fields, zap.String("results_visibility", string(v)))
+			}
+		}
+		s.log.Info("poll updated", fields...)
 		s.auditPatch(ctx, caller, p, pt, closing)
 		if closing && s.onClose != nil {
 			s.onClose(context.WithoutCancel(ctx), p)

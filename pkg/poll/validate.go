@@ -86,6 +86,9 @@ func checkSettings(s Settings, numOptions int) error {
 	if s.MaxVotesPerUser > numOptions {
 		return apperr.Invalid("settings.max_votes_per_user", "must not exceed the number of options")
 	}
+	if s.ResultsVisibility != "" && !s.ResultsVisibility.Valid() {
+		return apperr.Invalid("settings.results_visibility", "must be always, after_vote, after_close or owner_only")
+	}
 	// Empty is the default (flag, open): settings built in code.
 	switch s.BotPolicy {
 	case "", BotOff, BotFlag, BotReject:
@@ -101,11 +104,50 @@ func checkSettings(s Settings, numOptions int) error {
 }
 
 // fingerprint identifies the request's content, to tell a retry from a
-// different request that reuses an Idempotency-Key.
+// different request that reuses an Idempotency-Key. Claims live a day and
+// outlive a deploy, so a request fingerprints as it did before
+// results_visibility existed whenever the old boolean could say it.
 func (in CreateInput) fingerprint() string {
-	b, _ := json.Marshal(in) // plain data: cannot fail
+	b, _ := json.Marshal(fingerprintInput{ // plain data: cannot fail
+		Title: in.Title, Description: in.Description, Options: in.Options,
+		StartTime: in.StartTime, EndTime: in.EndTime, Settings: fingerprintSettingsOf(in.Settings),
+	})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// fingerprintInput is CreateInput as fingerprints have always encoded it.
+type fingerprintInput struct {
+	Title       string
+	Description string
+	Options     []OptionInput
+	StartTime   *time.Time
+	EndTime     *time.Time
+	Settings    fingerprintSettings
+}
+
+// fingerprintSettings is Settings as fingerprints encode it: the boolean
+// first, as before, and the mode only when the boolean cannot say it.
+type fingerprintSettings struct {
+	ShowResultsDuringVoting bool              `json:"show_results_during_voting"`
+	AllowAnonymous          bool              `json:"allow_anonymous"`
+	AllowMultipleOptions    bool              `json:"allow_multiple_options"`
+	MaxVotesPerUser         int               `json:"max_votes_per_user"`
+	BotPolicy               BotPolicy         `json:"bot_policy"`
+	AnonymousAccess         AnonymousAccess   `json:"anonymous_access"`
+	ResultsVisibility       ResultsVisibility `json:"results_visibility,omitempty"`
+}
+
+func fingerprintSettingsOf(s Settings) fingerprintSettings {
+	f := fingerprintSettings{
+		ShowResultsDuringVoting: s.Visibility().ShownDuringVoting(),
+		AllowAnonymous:          s.AllowAnonymous, AllowMultipleOptions: s.AllowMultipleOptions,
+		MaxVotesPerUser: s.MaxVotesPerUser, BotPolicy: s.BotPolicy, AnonymousAccess: s.AnonymousAccess,
+	}
+	if v := s.Visibility(); v != VisibilityOf(f.ShowResultsDuringVoting) {
+		f.ResultsVisibility = v
+	}
+	return f
 }
 
 // Validate checks a create request against the SPEC's limits.
@@ -168,6 +210,9 @@ func (pt Patch) Validate(p *Poll, now time.Time) error {
 	}
 	settings := p.Settings
 	if pt.Settings != nil {
+		if err := pt.Settings.Validate(); err != nil {
+			return err
+		}
 		settings = pt.Settings.Apply(settings)
 	}
 	return checkSettings(settings, n)
@@ -175,7 +220,10 @@ func (pt Patch) Validate(p *Poll, now time.Time) error {
 
 // SettingsPatch changes the settings that are set and leaves the rest.
 type SettingsPatch struct {
+	// ShowResultsDuringVoting is the deprecated alias of ResultsVisibility
+	// (true: always, false: after_vote); Visibility reads the two.
 	ShowResultsDuringVoting *bool
+	ResultsVisibility       *ResultsVisibility
 	AllowAnonymous          *bool
 	AllowMultipleOptions    *bool
 	MaxVotesPerUser         *int
@@ -185,8 +233,8 @@ type SettingsPatch struct {
 
 // Apply overlays the patch on base.
 func (sp SettingsPatch) Apply(base Settings) Settings {
-	if sp.ShowResultsDuringVoting != nil {
-		base.ShowResultsDuringVoting = *sp.ShowResultsDuringVoting
+	if v, ok := sp.Visibility(); ok {
+		base.ResultsVisibility = v
 	}
 	if sp.AllowAnonymous != nil {
 		base.AllowAnonymous = *sp.AllowAnonymous

@@ -11,10 +11,28 @@ import (
 	"github.com/tally-vote/tally/pkg/poll"
 )
 
-// Sentinels.
+// ErrResultsHidden: the poll's results_visibility hides its results from
+// the caller. Visible answers one of the errors below, which are it with a
+// message for the mode.
+var ErrResultsHidden = apperr.New(apperr.CodeResultsHidden, "this poll's results are hidden from the caller")
+
 var (
-	ErrResultsHidden = apperr.New(apperr.CodeResultsHidden, "results are shown to voters and the owner until the poll closes")
+	errHiddenUntilVoted = hiddenError("this poll shows its results to its owner and to those who voted until it closes")
+	errHiddenUntilClose = hiddenError("this poll shows its results to its owner alone until it closes")
+	errHiddenOwnerOnly  = hiddenError("this poll shows its results to its owner alone")
 )
+
+// hidden is ErrResultsHidden with its own message: errors.Is matches
+// ErrResultsHidden, and errors.As finds the coded error with the message.
+type hidden struct{ e *apperr.Error }
+
+func hiddenError(message string) error {
+	return &hidden{apperr.New(apperr.CodeResultsHidden, message)}
+}
+
+func (h *hidden) Error() string        { return h.e.Message }
+func (h *hidden) Unwrap() error        { return h.e }
+func (h *hidden) Is(target error) bool { return target == ErrResultsHidden }
 
 // BallotKey is the option id under which counter shards and tallies keep the
 // ballot (voter) count, beside the per-option selection counts.
@@ -117,25 +135,49 @@ func BuildResults(p *poll.Poll, c Counts, mode Mode, asOf, now time.Time) *Resul
 	return r
 }
 
-// Visible is the results-visibility rule: while a poll is not closed and
-// show_results_during_voting is off, only its owner and callers who have
-// voted see results. voted is asked only when it matters.
+// Visible is the results-visibility rule, the one place that applies a
+// poll's settings.results_visibility. REST results and the live socket (at
+// the handshake and at each recheck) ask it, and so must anything else that
+// shows results: nothing else decides. It answers nil when the caller may see the results at now, or an
+// error that errors.Is ErrResultsHidden (with a message for the mode).
+//
+//   - always: everyone.
+//   - after_vote: the owner, and signed-in callers who voted, until the
+//     poll closes; everyone after.
+//   - after_close: the owner alone until the poll closes; everyone after.
+//   - owner_only: the owner alone, also after close.
+//
+// The owner is the poll's creator, signed in. A draft poll is not closed.
+// voted is asked only when the answer depends on it (after_vote, a
+// signed-in caller other than the owner, before close), so the other modes
+// cost no lookup; its error is returned as it is.
 func Visible(p *poll.Poll, caller id.ID, signedIn bool, now time.Time, voted func() (bool, error)) error {
-	if p.Settings.ShowResultsDuringVoting || p.StatusAt(now) == poll.Closed {
+	mode := p.Settings.Visibility()
+	if mode == poll.ResultsAlways || (signedIn && caller == p.CreatorID) {
 		return nil
 	}
-	if !signedIn {
-		return ErrResultsHidden
-	}
-	if caller == p.CreatorID {
+	closed := p.StatusAt(now) == poll.Closed
+	switch mode {
+	case poll.ResultsAfterClose:
+		if closed {
+			return nil
+		}
+		return errHiddenUntilClose
+	case poll.ResultsAfterVote:
+		if closed {
+			return nil
+		}
+		if !signedIn {
+			return errHiddenUntilVoted
+		}
+		ok, err := voted()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errHiddenUntilVoted
+		}
 		return nil
 	}
-	ok, err := voted()
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return ErrResultsHidden
-	}
-	return nil
+	return errHiddenOwnerOnly
 }

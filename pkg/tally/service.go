@@ -3,6 +3,7 @@ package tally
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"sync"
 	"time"
 
@@ -123,6 +124,7 @@ type metrics struct {
 	runs      *prometheus.CounterVec
 	retallies *prometheus.CounterVec
 	flagged   prometheus.Histogram
+	hidden    *prometheus.CounterVec
 }
 
 // NewService builds the service and registers its metrics.
@@ -153,7 +155,14 @@ func NewService(cfg Config, store Store, cache Cache, fence Fence, audit Auditor
 			Buckets: []float64{0, 0.01, 0.05, 0.1, 0.25, 0.5, 1},
 		}),
 	}
-	reg.MustRegister(m.scans, m.cache, m.drift, m.runs, m.retallies, m.flagged)
+	m.hidden = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tally_results_hidden_total",
+		Help: "Results refused (403 RESULTS_HIDDEN, or a live socket closed with 4403) by the poll's results_visibility, by mode.",
+	}, []string{"mode"})
+	reg.MustRegister(m.scans, m.cache, m.drift, m.runs, m.retallies, m.flagged, m.hidden)
+	for _, v := range []poll.ResultsVisibility{poll.ResultsAfterVote, poll.ResultsAfterClose, poll.ResultsOwnerOnly} {
+		m.hidden.WithLabelValues(string(v))
+	}
 	// Exported at zero from the start, so alerts on increase() see the
 	// first drift.
 	m.drift.WithLabelValues("counters")
@@ -162,6 +171,16 @@ func NewService(cfg Config, store Store, cache Cache, fence Fence, audit Auditor
 	m.retallies.WithLabelValues("cli")
 	return &Service{cfg: cfg, store: store, fence: fence, cache: cache, audit: audit, log: log, now: now, m: m,
 		finals: map[id.ID]finalMemo{}}
+}
+
+// VisibleTo applies the visibility rule (Visible) to the caller at the
+// service's clock, and counts its refusals by mode.
+func (s *Service) VisibleTo(p *poll.Poll, caller id.ID, signedIn bool, voted func() (bool, error)) error {
+	err := Visible(p, caller, signedIn, s.now(), voted)
+	if errors.Is(err, ErrResultsHidden) {
+		s.m.hidden.WithLabelValues(string(p.Settings.Visibility())).Inc()
+	}
+	return err
 }
 
 // Add counts applied ballots in one counter shard (implements

@@ -61,12 +61,14 @@ type Queue interface {
 // ballot is durably queued or recorded, and it is released when the
 // request will never produce a ballot, so the voter can vote again.
 type Flags interface {
-	// MarkQueued marks b's request as the voter's queued one, off the
-	// answer's path (a lost mark only delays refusing a second vote to
-	// the conditional write). It replaces only a pending flag: where the
-	// flag is gone, the worker already released it (the vote was refused)
-	// and a late mark must not lock the voter out.
-	MarkQueued(p *poll.Poll, b *Ballot)
+	// MarkQueued marks b's request as the voter's queued one once its
+	// ballot is durably queued, before the 202, and says what it found.
+	// It replaces only this request's own pending flag: where the flag is
+	// gone, the worker already released it (the vote was refused) and a
+	// late mark must not lock the voter out; where another request holds
+	// it, that request (a stale flag's takeover writing through, or a
+	// queued one) decides the voter's ballot, not this one.
+	MarkQueued(ctx context.Context, p *poll.Poll, b *Ballot) (Mark, error)
 	// MarkRecorded marks b's request as the voter's queued one once its
 	// ballot is known written (a direct write), whether or not a flag is
 	// there, so the voter's next request is refused fast.
@@ -76,10 +78,35 @@ type Flags interface {
 	// Withdraw releases the flag as Release does and forgets that the
 	// request was accepted: it was answered with an error, never 202.
 	Withdraw(ctx context.Context, pollID, voterID, requestID id.ID) error
+	// Forget forgets that the request was accepted and leaves the flag:
+	// it was answered with an error, but its ballot may still be
+	// recorded (a produce that missed its deadline), so the voter is not
+	// free until that is known.
+	Forget(ctx context.Context, pollID, voterID, requestID id.ID) error
 	// Accepted reports whether the request was accepted for the voter
 	// (the admission's marker).
 	Accepted(ctx context.Context, pollID, voterID, requestID id.ID) (bool, error)
 }
+
+// Mark is what MarkQueued found on the voter's flag.
+type Mark int
+
+// Marks.
+const (
+	// MarkUnknown: Redis did not answer.
+	MarkUnknown Mark = iota
+	// MarkQueued: the flag is this request's queued one.
+	MarkQueued
+	// MarkGone: there is no flag (the worker refused the ballot and
+	// released it, or Redis lost it).
+	MarkGone
+	// MarkOtherPending: another request took the flag over (this one's
+	// pending flag was judged stale) and is writing its ballot through.
+	MarkOtherPending
+	// MarkOtherQueued: another request of the voter is queued or
+	// recorded.
+	MarkOtherQueued
+)
 
 // Admission is the vote's admission in Redis, one round trip each: the
 // route's rate limits, the bot signals, and (Flag only) the voter's flag
@@ -256,9 +283,10 @@ func (s *Service) cast(ctx context.Context, p *poll.Poll, seenAt time.Time, a *A
 	// flag and the index, and a vote still queued is in neither, so a 202
 	// on an unconfirmed freeze could be followed by a replacement that
 	// dead-letters it. Once frozen (the poll's first votes) this costs
-	// nothing, so only the first votes of a poll wait on it.
+	// nothing (not even the deadline's timer), so only the first votes of
+	// a poll wait on it.
 	fctx, cancel := ctx, context.CancelFunc(func() {})
-	if async {
+	if async && !p.OptionsFrozen {
 		// Queued votes must not wait long on a hung Cassandra: bounded.
 		fctx, cancel = context.WithTimeout(ctx, freezeTimeout)
 	}
@@ -343,17 +371,60 @@ func (s *Service) enqueue(ctx context.Context, p *poll.Poll, seenAt time.Time, a
 	b := a.Ballot
 	err := s.queue.Enqueue(ctx, p, seenAt, b)
 	switch {
-	case err == nil:
-		if s.flags != nil {
-			s.flags.MarkQueued(p, b)
-		}
+	case err == nil && s.flags != nil:
+		return s.markQueued(ctx, p, b)
 	case errors.Is(err, apperr.ErrOverloaded) && s.flags != nil:
-		// Shed: this request will never produce a ballot; the client
-		// retries later and must find the voter free, and a retry after
-		// the close must not be told it was accepted.
-		_ = s.flags.Withdraw(context.WithoutCancel(ctx), b.PollID, b.VoterID, b.RequestID)
+		// Shed: the produce missed its deadline, and its message may
+		// still reach Kafka and be recorded. The voter's pending flag
+		// stays: a retry of this request (same key) proceeds over it;
+		// another request waits for it (503) until it goes stale, then
+		// writes through and the conditional write decides, so no 202 is
+		// given that the late ballot would make fail. A retry after the
+		// close is not told it was accepted.
+		_ = s.flags.Forget(context.WithoutCancel(ctx), b.PollID, b.VoterID, b.RequestID)
 	}
 	return err
+}
+
+// markQueued marks the voter's flag queued for b, durably queued now,
+// before the 202. A 202 promises the ballot will be recorded, so where
+// another request of the voter already holds the flag (it took this one's
+// pending flag over as stale, or is queued) the answer is that request's
+// outcome, not 202: this ballot will be refused when it is applied. With
+// Redis not answering (or the flag gone) the 202 stands: the ballot is
+// queued, and only a stale takeover could write another first.
+func (s *Service) markQueued(ctx context.Context, p *poll.Poll, b *Ballot) error {
+	m, err := s.flags.MarkQueued(ctx, p, b)
+	var refused error
+	switch {
+	case err != nil:
+		s.m.marks.WithLabelValues("unanswered").Inc()
+		return nil
+	case m == MarkOtherQueued:
+		refused = ErrAlreadyVoted
+	case m == MarkOtherPending:
+		refused = ErrVoteUndecided
+	default:
+		s.m.marks.WithLabelValues(markLabel(m)).Inc()
+		return nil
+	}
+	s.m.marks.WithLabelValues(markLabel(m)).Inc()
+	_ = s.flags.Forget(context.WithoutCancel(ctx), b.PollID, b.VoterID, b.RequestID)
+	return refused
+}
+
+func markLabel(m Mark) string {
+	switch m {
+	case MarkQueued:
+		return "queued"
+	case MarkGone:
+		return "gone"
+	case MarkOtherPending:
+		return "other_pending"
+	case MarkOtherQueued:
+		return "other_queued"
+	}
+	return "unknown"
 }
 
 // checkDirect checks, for a vote about to be written without the queue,

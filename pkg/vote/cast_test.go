@@ -22,6 +22,7 @@ type steps struct {
 	flagErr    error
 	enqueueErr error
 	down       bool
+	mark       Mark
 	poll       *poll.Poll
 }
 
@@ -38,8 +39,12 @@ func (s *steps) Enqueue(context.Context, *poll.Poll, time.Time, *Ballot) error {
 	return s.enqueueErr
 }
 
-func (s *steps) MarkQueued(*poll.Poll, *Ballot) {
+func (s *steps) MarkQueued(context.Context, *poll.Poll, *Ballot) (Mark, error) {
 	s.calls = append(s.calls, "marked")
+	if s.mark == MarkUnknown {
+		return s.mark, errors.New("redis: i/o timeout")
+	}
+	return s.mark, nil
 }
 
 func (s *steps) MarkRecorded(*poll.Poll, *Ballot) {
@@ -53,6 +58,11 @@ func (s *steps) Release(context.Context, id.ID, id.ID, id.ID) error {
 
 func (s *steps) Withdraw(context.Context, id.ID, id.ID, id.ID) error {
 	s.calls = append(s.calls, "withdrawn")
+	return nil
+}
+
+func (s *steps) Forget(context.Context, id.ID, id.ID, id.ID) error {
+	s.calls = append(s.calls, "forgotten")
 	return nil
 }
 
@@ -99,13 +109,19 @@ func TestCastAdmitsThenQueuesOrRecords(t *testing.T) {
 		recorded  bool
 		wantLimit bool
 	}{
-		{"async", "async", steps{}, hits, []string{"flag", "enqueue", "marked"}, nil, false, true},
+		{"async", "async", steps{mark: MarkQueued}, hits, []string{"flag", "enqueue", "marked"}, nil, false, true},
+		{"async, flag gone (the worker already released it)", "async", steps{mark: MarkGone}, hits, []string{"flag", "enqueue", "marked"}, nil, false, true},
+		{"async, mark unanswered", "async", steps{mark: MarkUnknown}, hits, []string{"flag", "enqueue", "marked"}, nil, false, true},
+		{"async, another request took the stale flag over", "async", steps{mark: MarkOtherPending}, hits,
+			[]string{"flag", "enqueue", "marked", "forgotten"}, ErrVoteUndecided, false, false},
+		{"async, another request is queued", "async", steps{mark: MarkOtherQueued}, hits,
+			[]string{"flag", "enqueue", "marked", "forgotten"}, ErrAlreadyVoted, false, false},
 		{"async, duplicate", "async", steps{flagErr: ErrAlreadyVoted}, hits, []string{"flag"}, ErrAlreadyVoted, false, false},
 		{"async, queue down before the flag", "async", steps{down: true}, hits, []string{"check", "marked_recorded"}, nil, true, true},
 		{"async, produce failed after the flag", "async", steps{enqueueErr: ErrQueueUnavailable}, hits,
 			[]string{"flag", "enqueue", "marked_recorded"}, nil, true, true},
-		{"async, shed", "async", steps{enqueueErr: apperr.ErrOverloaded}, hits,
-			[]string{"flag", "enqueue", "withdrawn"}, apperr.ErrOverloaded, false, false},
+		{"async, shed (the message may still land: the flag stays)", "async", steps{enqueueErr: apperr.ErrOverloaded}, hits,
+			[]string{"flag", "enqueue", "forgotten"}, apperr.ErrOverloaded, false, false},
 		{"sync", "sync", steps{}, hits, []string{"check"}, nil, true, true},
 		{"sync, nothing to check", "sync", steps{}, nil, nil, nil, true, false},
 	} {

@@ -81,7 +81,9 @@ func (f *drainFakes) SaveFailure(_ context.Context, _, _, requestID id.ID, fl Fa
 func (f *drainFakes) GetFailure(context.Context, id.ID, id.ID, id.ID) (Failure, bool, error) {
 	return Failure{}, false, nil
 }
-func (f *drainFakes) MarkQueued(*poll.Poll, *Ballot)   {}
+func (f *drainFakes) MarkQueued(context.Context, *poll.Poll, *Ballot) (Mark, error) {
+	return MarkQueued, nil
+}
 func (f *drainFakes) MarkRecorded(*poll.Poll, *Ballot) {}
 func (f *drainFakes) Accepted(context.Context, id.ID, id.ID, id.ID) (bool, error) {
 	return true, nil
@@ -89,6 +91,7 @@ func (f *drainFakes) Accepted(context.Context, id.ID, id.ID, id.ID) (bool, error
 func (f *drainFakes) Withdraw(ctx context.Context, pollID, voterID, requestID id.ID) error {
 	return f.Release(ctx, pollID, voterID, requestID)
 }
+func (f *drainFakes) Forget(context.Context, id.ID, id.ID, id.ID) error { return nil }
 func (f *drainFakes) Release(_ context.Context, _, _, requestID id.ID) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -243,3 +243,95 @@ func TestHungKafkaIsDownNotSlow(t *testing.T) {
 		t.Logf("live %d, rows %d: counter drift left for reconciliation", total, len(stored))
 	}
 }
+
+// A produce that missed its deadline was shed with 503, but its message
+// may still reach Kafka and be recorded: the shed request's outcome is
+// unknown, so its voter is not freed. A second request of that voter (its
+// own Idempotency-Key, another option) sent while the first is in flight
+// must not be answered 202 and then fail ALREADY_VOTED when the first one
+// lands (make chaos saw this as refused_late and lost). Kafka is SIGSTOPped
+// for 400 ms: every first request is shed at 100 ms; the second requests
+// are spread over the last 200 ms of the stall, so some would be admitted
+// and acknowledged just after the resume, behind their voter's first.
+func TestShedVoteInFlightKeepsItsVoter(t *testing.T) {
+	cfg := asyncConfig(t)
+	cfg.Queue.ProduceTimeout = 100 * time.Millisecond
+	cfg.Queue.KafkaDownAfter = time.Minute
+	e := start(t, cfg, true)
+	owner, _ := e.c.Account()
+	pollID, opts := e.c.Poll(owner, map[string]any{"allow_anonymous": true})
+	testenv.Eventually(t, 30*time.Second, func() error {
+		r := e.c.Do("POST", "/v1/polls/"+pollID+"/votes", tokens(t, e.c, 1)[0], map[string]any{"option_id": opts[0]})
+		if r.Status != http.StatusAccepted {
+			return fmt.Errorf("warm-up vote: %d %s", r.Status, r.Raw)
+		}
+		return nil
+	})
+	voters := tokens(t, e.c, 20)
+	first := make([]testenv.Response, len(voters))
+	second := make([]testenv.Response, len(voters))
+	vote := func(i int, key string, opt string) testenv.Response {
+		return e.c.Do("POST", "/v1/polls/"+pollID+"/votes", voters[i], map[string]any{"option_id": opt},
+			"Idempotency-Key", key)
+	}
+	resume := testenv.Pause(t, "kafka")
+	paused := time.Now()
+	var wg sync.WaitGroup
+	for i := range voters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			first[i] = vote(i, fmt.Sprintf("a-%d", i), opts[0])
+			time.Sleep(time.Until(paused.Add(200*time.Millisecond + time.Duration(i)*10*time.Millisecond)))
+			second[i] = vote(i, fmt.Sprintf("b-%d", i), opts[1])
+		}()
+	}
+	time.Sleep(time.Until(paused.Add(400 * time.Millisecond)))
+	resume()
+	wg.Wait()
+
+	// Right after the stall, each voter tries once more with a new key.
+	third := make([]testenv.Response, len(voters))
+	for i := range voters {
+		third[i] = vote(i, fmt.Sprintf("c-%d", i), opts[2%len(opts)])
+	}
+
+	counts := map[string]int{}
+	for i := range voters {
+		counts[fmt.Sprintf("first %d", first[i].Status)]++
+		counts[fmt.Sprintf("second %d", second[i].Status)]++
+		counts[fmt.Sprintf("third %d", third[i].Status)]++
+	}
+	t.Logf("answers: %v", counts)
+	// Every 202 is a promise: its request completes with its own ballot.
+	testenv.Eventually(t, 90*time.Second, func() error {
+		for i := range voters {
+			for _, r := range []testenv.Response{first[i], second[i], third[i]} {
+				if r.Status != http.StatusAccepted {
+					continue
+				}
+				st := e.c.Do("GET", "/v1/polls/"+pollID+"/votes/requests/"+r.Str("request_id"), voters[i], nil)
+				switch st.Str("state") {
+				case "completed":
+				case "failed":
+					t.Fatalf("voter %d: a request answered 202 failed: %s", i, st.Raw)
+				default:
+					return fmt.Errorf("voter %d: a request answered 202 is now: %s", i, st.Raw)
+				}
+			}
+		}
+		return nil
+	})
+	// Never a 409 without a row.
+	for i := range voters {
+		for _, r := range []testenv.Response{second[i], third[i]} {
+			if r.Status != http.StatusConflict {
+				continue
+			}
+			if mine := e.c.Do("GET", "/v1/polls/"+pollID+"/votes/me", voters[i], nil); mine.Status != http.StatusOK {
+				t.Fatalf("voter %d refused as having voted (%s), with no ballot: %d %s", i, r.Raw, mine.Status, mine.Raw)
+			}
+		}
+	}
+	expectConverged(t, e, owner, pollID, opts)
+}

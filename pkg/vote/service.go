@@ -89,6 +89,7 @@ type metrics struct {
 	outcomes   *prometheus.CounterVec
 	lwtLatency prometheus.Histogram
 	followUp   *prometheus.CounterVec
+	marks      *prometheus.CounterVec
 }
 
 // Deps are the service's collaborators.
@@ -139,7 +140,11 @@ func NewService(cfg Config, d Deps, reg prometheus.Registerer) *Service {
 			Help: "Index or counter writes that failed after the ballot was recorded; they are retried until they succeed.",
 		}, []string{"step"}),
 	}
-	reg.MustRegister(m.casts, m.outcomes, m.lwtLatency, m.followUp)
+	m.marks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tally_ingest_flag_marks_total",
+		Help: "What marking the voter's flag queued found after a produce, before the 202: queued (202), gone (202: the worker already released it), other_pending / other_queued (another request of the voter holds the flag: 503 / 409 instead of 202), unanswered (Redis did not answer: 202).",
+	}, []string{"found"})
+	reg.MustRegister(m.casts, m.outcomes, m.lwtLatency, m.followUp, m.marks)
 	for _, step := range []string{"counter", "index"} {
 		m.followUp.WithLabelValues(step) // exported at zero, so increase() sees the first error
 	}

@@ -96,10 +96,15 @@ const (
 //   - queued → ErrAlreadyVoted (409);
 //   - pending → Flag waits up to PendingWait for that request to settle;
 //     then ErrVoteUndecided (503 + Retry-After) while the flag is younger
-//     than PendingStale, or, once older (the API holding it most likely
-//     died before producing), ErrQueueUnavailable: the vote is written
+//     than PendingStale (a retry of that request restarts its clock), or,
+//     once older (the API holding it most likely died before producing,
+//     or its produce was shed), this request takes the flag over
+//     atomically and gets ErrQueueUnavailable: the vote is written
 //     through, and the conditional write answers 200 or 409 before the
-//     client hears anything, so no 202 is given that could fail later;
+//     client hears anything. The stale request, if its produce lands
+//     after all, finds its flag taken when it marks it queued and answers
+//     503, not 202 (vote.Flags.MarkQueued), so no 202 is given that could
+//     fail later;
 //   - released meanwhile (that request failed) → this one takes it.
 //
 // With Redis unreachable nothing can tell a duplicate before the write:
@@ -152,13 +157,31 @@ func (r *Redis) Flag(ctx context.Context, a *vote.Admit) error {
 			continue
 		}
 		if age := r.cfg.PendingTTL - pttl.Val(); pttl.Val() > 0 && age >= r.cfg.PendingStale {
-			r.log.Info("voter's pending flag is stale, writing through",
+			// Take the flag over before writing through, atomically: a
+			// request whose produce succeeded after all then finds it
+			// gone from under its mark and does not answer 202.
+			took, terr := takeOver.Run(ctx, r.rdb, []string{key}, holder, redisx.FlagPending+rid,
+				r.cfg.PendingTTL.Milliseconds()).Int()
+			if terr != nil {
+				return vote.ErrVoteUndecided
+			}
+			if took == 0 {
+				continue // it moved: look again
+			}
+			r.log.Info("voter's pending flag is stale, taken over to write through",
 				zap.Stringer("poll_id", a.Ballot.PollID), zap.String("holder", holder), zap.Duration("age", age))
 			return errors.Join(vote.ErrQueueUnavailable, errStaleFlag)
 		}
 		return vote.ErrVoteUndecided
 	}
 }
+
+// takeOver replaces a stale pending flag with this request's, if unchanged.
+//
+//go:embed take_over.lua
+var takeOverLua string
+
+var takeOver = redis.NewScript(takeOverLua)
 
 // errStaleFlag: the voter's flag is another request's pending one, older
 // than any live request holds it.

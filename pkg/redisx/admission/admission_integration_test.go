@@ -172,14 +172,59 @@ func TestFlag(t *testing.T) {
 			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
 				t.Fatalf("err %v, want %v", err, tc.wantErr)
 			}
-			if get(fk) != holder {
-				t.Fatalf("the holder's flag changed to %q", get(fk))
+			want := holder
+			if errors.Is(tc.wantErr, vote.ErrQueueUnavailable) {
+				want = redisx.FlagPending + b.RequestID.String() // taken over to write through
+			}
+			if get(fk) != want {
+				t.Fatalf("flag %q, want %q", get(fk), want)
 			}
 			marked := get(redisx.AcceptedRequest(p.ID, b.VoterID, b.RequestID)) != ""
 			if marked != (tc.wantErr == nil) {
 				t.Fatalf("marked %v", marked)
 			}
 		})
+	}
+}
+
+// A pending flag is judged stale by the time since its request was last
+// seen: a retry of the request restarts the clock. A request that finds it
+// stale takes it over atomically to write through, and the stale request,
+// should its produce land after all, finds the flag taken when it marks it
+// queued, so it does not answer 202 (chaos baseline saw that 202 refused
+// late, behind the takeover's write-through).
+func TestStaleFlagTakeOver(t *testing.T) {
+	rdb := testenv.Redis(t)
+	ctx := context.Background()
+	adm := admission.New(rdb, admission.Config{RequestTTL: time.Minute}, zap.NewNop())
+	flags := admission.NewFlags(rdb, zap.NewNop())
+	p := &poll.Poll{ID: id.New(), EndTime: time.Now().Add(time.Hour)}
+	stale, other := ballot(p.ID), ballot(p.ID)
+	other.VoterID = stale.VoterID
+	fk := redisx.VoterFlag(p.ID, stale.VoterID)
+	t.Cleanup(func() { rdb.Del(context.Background(), fk) })
+	age := func() { rdb.Set(ctx, fk, redisx.FlagPending+stale.RequestID.String(), 50*time.Second) } // 10 s old
+
+	age()
+	if err := adm.Flag(ctx, &vote.Admit{Ballot: stale}); err != nil { // its client's retry
+		t.Fatalf("retry over its own flag: %v", err)
+	}
+	if ttl := rdb.PTTL(ctx, fk).Val(); ttl < 55*time.Second {
+		t.Fatalf("a retry left its pending flag's clock running: TTL %v", ttl)
+	}
+	if err := adm.Flag(ctx, &vote.Admit{Ballot: other}); !errors.Is(err, vote.ErrVoteUndecided) {
+		t.Fatalf("over a flag its request just retried: %v, want undecided", err)
+	}
+
+	age()
+	if err := adm.Flag(ctx, &vote.Admit{Ballot: other}); !errors.Is(err, vote.ErrQueueUnavailable) {
+		t.Fatalf("over a stale flag: %v, want a write-through", err)
+	}
+	if v := rdb.Get(ctx, fk).Val(); v != redisx.FlagPending+other.RequestID.String() {
+		t.Fatalf("flag %q after the takeover", v)
+	}
+	if m, err := flags.MarkQueued(ctx, p, stale); err != nil || m != vote.MarkOtherPending {
+		t.Fatalf("the stale request's late mark: %v, %v; want other_pending", m, err)
 	}
 }
 

@@ -92,6 +92,9 @@ local function admit()
     -- caller answers 409 or waits for it to settle. This request's own
     -- (a retry) goes on with its marker.
     if v ~= rid and string.sub(v, 3) ~= rid then return {0, v} end
+    -- A retry restarts its pending flag's clock: the flag is judged stale
+    -- by the time since its request was last seen.
+    if v == "p:" .. rid then redis.call("PEXPIRE", fk, pending_ttl) end
     redis.call("SET", ak, marker, "PX", marker_ttl)
     return {0, v}
   end

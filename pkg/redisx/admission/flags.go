@@ -56,36 +56,50 @@ func (f *Flags) Withdraw(ctx context.Context, pollID, voterID, requestID id.ID) 
 	return releaseFlag.Run(ctx, f.rdb, keys, requestID.String()).Err()
 }
 
+// Forget deletes the request's accepted marker and leaves the voter's
+// flag: the request was answered with an error, but whether its ballot
+// will be recorded is not known yet.
+func (f *Flags) Forget(ctx context.Context, pollID, voterID, requestID id.ID) error {
+	return f.rdb.Del(ctx, redisx.AcceptedRequest(pollID, voterID, requestID)).Err()
+}
+
 // Accepted reports whether the request was accepted for the voter.
 func (f *Flags) Accepted(ctx context.Context, pollID, voterID, requestID id.ID) (bool, error) {
 	n, err := f.rdb.Exists(ctx, redisx.AcceptedRequest(pollID, voterID, requestID)).Result()
 	return n == 1, err
 }
 
-// MarkQueued records that the voter has a request durably queued: the
-// flag becomes this request's queued one, for as long as the poll, if it is
-// pending (this request's or another's, which may still fail). Where there
-// is no flag it sets none: the worker may have refused the vote and
-// released the flag before this mark ran, and a queued flag then would
-// lock the voter out. It is off the answer's path: if it is lost, the
-// pending flag expires and the conditional write still refuses a second
-// vote, only later.
-func (f *Flags) MarkQueued(p *poll.Poll, b *vote.Ballot) {
-	f.mark(p, b, "pending")
+// MarkQueued makes the voter's flag this request's queued one, once its
+// ballot is durably queued, and says what it found (vote.Mark): only the
+// request's own pending flag is replaced. Where there is no flag it sets
+// none: the worker may have refused the vote and released the flag before
+// this mark ran, and a queued flag then would lock the voter out. Marks of
+// concurrent votes go to Redis in one pipeline; MarkQueued waits for its
+// own.
+func (f *Flags) MarkQueued(ctx context.Context, p *poll.Poll, b *vote.Ballot) (vote.Mark, error) {
+	done := make(chan markReply, 1)
+	f.mark(p, b, "pending", done)
+	select {
+	case r := <-done:
+		return r.mark, r.err
+	case <-ctx.Done():
+		return vote.MarkUnknown, ctx.Err()
+	}
 }
 
 // MarkRecorded records that the voter's ballot is written (a direct
 // write): the flag becomes this request's queued one whether or not a
-// flag is there, unless another request's queued flag is.
+// flag is there, unless another request's queued flag is. It does not
+// wait.
 func (f *Flags) MarkRecorded(p *poll.Poll, b *vote.Ballot) {
-	f.mark(p, b, "any")
+	f.mark(p, b, "any", nil)
 }
 
-func (f *Flags) mark(p *poll.Poll, b *vote.Ballot, over string) {
+func (f *Flags) mark(p *poll.Poll, b *vote.Ballot, over string, done chan markReply) {
 	ttl := time.Until(p.EndTime) + time.Hour
 	ttl = min(max(ttl, time.Hour), 90*24*time.Hour)
-	m := mark{key: redisx.VoterFlag(b.PollID, b.VoterID), value: redisx.FlagQueued + b.RequestID.String(),
-		ttlMs: ttl.Milliseconds(), over: over}
+	m := mark{key: redisx.VoterFlag(b.PollID, b.VoterID), requestID: b.RequestID.String(),
+		ttlMs: ttl.Milliseconds(), over: over, done: done}
 	select {
 	case f.marks <- m:
 		if f.marking.CompareAndSwap(false, true) {
@@ -98,10 +112,17 @@ func (f *Flags) mark(p *poll.Poll, b *vote.Ballot, over string) {
 }
 
 // mark is one queued flag to set; over is what it may replace (see
-// mark_queued.lua).
+// mark_queued.lua); done, when set, gets what the script found.
 type mark struct {
-	key, value, over string
-	ttlMs            int64
+	key, requestID, over string
+	ttlMs                int64
+	done                 chan markReply
+}
+
+// markReply is one mark's outcome.
+type markReply struct {
+	mark vote.Mark
+	err  error
 }
 
 // markBatch bounds one pipeline of marks.
@@ -139,7 +160,8 @@ func (f *Flags) markLoop() {
 	}
 }
 
-// flushMarks runs the markQueued script for each mark in one pipeline.
+// flushMarks runs the markQueued script for each mark in one pipeline and
+// answers each mark that waits.
 func (f *Flags) flushMarks(marks []mark) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -147,24 +169,53 @@ func (f *Flags) flushMarks(marks []mark) {
 		pipe := f.rdb.Pipeline()
 		for _, m := range marks {
 			if sha {
-				markQueued.EvalSha(ctx, pipe, []string{m.key}, m.value, m.ttlMs, m.over)
+				markQueued.EvalSha(ctx, pipe, []string{m.key}, m.requestID, m.ttlMs, m.over)
 			} else {
-				markQueued.Eval(ctx, pipe, []string{m.key}, m.value, m.ttlMs, m.over)
+				markQueued.Eval(ctx, pipe, []string{m.key}, m.requestID, m.ttlMs, m.over)
 			}
 		}
 		return pipe.Exec(ctx)
 	}
-	_, err := run(true)
+	cmds, err := run(true)
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 		// First use on this Redis (or after its restart): send the body.
-		_, err = run(false)
+		cmds, err = run(false)
 	}
 	if err != nil {
 		f.log.Debug("mark vote flags queued", zap.Int("marks", len(marks)), zap.Error(err))
 	}
+	for i, m := range marks {
+		if m.done == nil {
+			continue
+		}
+		r := markReply{mark: vote.MarkUnknown, err: err}
+		if i < len(cmds) {
+			if n, cerr := cmds[i].(*redis.Cmd).Int64(); cerr == nil {
+				r = markReply{mark: markOf(n)}
+			} else {
+				r.err = cerr
+			}
+		}
+		m.done <- r
+	}
 }
 
-// markQueued sets the queued flag unless a queued flag is there already.
+// markOf reads mark_queued.lua's reply.
+func markOf(n int64) vote.Mark {
+	switch n {
+	case 0:
+		return vote.MarkGone
+	case 1:
+		return vote.MarkQueued
+	case 2:
+		return vote.MarkOtherPending
+	case 3:
+		return vote.MarkOtherQueued
+	}
+	return vote.MarkUnknown
+}
+
+// markQueued marks the voter's flag queued for a request (see its header).
 //
 //go:embed mark_queued.lua
 var markQueuedLua string

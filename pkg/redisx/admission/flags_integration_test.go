@@ -15,11 +15,12 @@ import (
 	"github.com/tally-vote/tally/pkg/redisx"
 	"github.com/tally-vote/tally/pkg/redisx/admission"
 	"github.com/tally-vote/tally/pkg/testenv"
+	"github.com/tally-vote/tally/pkg/vote"
 )
 
-// The flag's later moves on the real Redis: MarkQueued replaces a pending
-// flag but never another request's queued one; Release deletes the flag
-// only while it holds this request.
+// The flag's later moves on the real Redis: MarkQueued turns only its own
+// request's pending flag into a queued one and says what it found
+// otherwise; Release deletes the flag only while it holds this request.
 func TestFlagsMarkAndRelease(t *testing.T) {
 	ctx := context.Background()
 	rdb := testenv.Redis(t)
@@ -29,27 +30,31 @@ func TestFlagsMarkAndRelease(t *testing.T) {
 	second.VoterID = first.VoterID
 	key := redisx.VoterFlag(p.ID, first.VoterID)
 	get := func() string { v, _ := rdb.Get(ctx, key).Result(); return v }
+	mark := func(b *vote.Ballot, want vote.Mark) {
+		t.Helper()
+		if m, err := f.MarkQueued(ctx, p, b); err != nil || m != want {
+			t.Fatalf("mark: %v, %v; want %v", m, err, want)
+		}
+	}
 
 	rdb.Set(ctx, key, redisx.FlagPending+second.RequestID.String(), time.Minute)
-	f.MarkQueued(p, first)
-	testenv.Eventually(t, 5*time.Second, func() error {
-		if v := get(); v != redisx.FlagQueued+first.RequestID.String() {
-			return fmt.Errorf("flag %q after marking", v)
-		}
-		return nil
-	})
-	f.MarkQueued(p, second)
-	time.Sleep(1500 * time.Millisecond) // past the batcher's quiet second
-	if v := get(); v != redisx.FlagQueued+first.RequestID.String() {
-		t.Fatalf("another request's mark replaced a queued flag: %q", v)
+	mark(first, vote.MarkOtherPending)
+	if v := get(); v != redisx.FlagPending+second.RequestID.String() {
+		t.Fatalf("a request's mark replaced another's pending flag: %q", v)
 	}
-	if err := f.Release(ctx, p.ID, first.VoterID, second.RequestID); err != nil {
+	mark(second, vote.MarkQueued)
+	mark(second, vote.MarkQueued) // a repeated mark
+	mark(first, vote.MarkOtherQueued)
+	if v := get(); v != redisx.FlagQueued+second.RequestID.String() {
+		t.Fatalf("flag %q after marking", v)
+	}
+	if err := f.Release(ctx, p.ID, first.VoterID, first.RequestID); err != nil {
 		t.Fatal(err)
 	}
 	if v := get(); v == "" {
 		t.Fatal("released by a request that does not hold the flag")
 	}
-	if err := f.Release(ctx, p.ID, first.VoterID, first.RequestID); err != nil {
+	if err := f.Release(ctx, p.ID, first.VoterID, second.RequestID); err != nil {
 		t.Fatal(err)
 	}
 	if v := get(); v != "" {
@@ -77,8 +82,9 @@ func TestLateMarkAfterReleaseLocksNobodyOut(t *testing.T) {
 	if err := f.Release(ctx, p.ID, b.VoterID, b.RequestID); err != nil { // the worker refused it
 		t.Fatal(err)
 	}
-	f.MarkQueued(p, b)                  // the API's late mark
-	time.Sleep(1500 * time.Millisecond) // past the batcher's quiet second
+	if m, err := f.MarkQueued(ctx, p, b); err != nil || m != vote.MarkGone { // the API's late mark
+		t.Fatalf("late mark: %v, %v", m, err)
+	}
 	if v, _ := rdb.Get(ctx, key).Result(); v != "" {
 		t.Fatalf("a late mark locked the voter out: flag %q after the release", v)
 	}
