@@ -661,3 +661,28 @@ func TestBrowserOwnerChangesVisibility(t *testing.T) {
 		t.Fatalf("the viewer's page reloaded (marker %v)", v)
 	}
 }
+
+// TestBrowserOwnerOnly: on an owner_only poll a voter sees why there are no
+// numbers, also after the close, while the owner's bars move.
+func TestBrowserOwnerOnly(t *testing.T) {
+	base := serve(t)
+	owner := newPerson(t, "owner")
+	owner.register(base)
+	link := owner.createPoll("Only for me", []string{"One", "Two"}, "owner_only", "open")
+	owner.do(chromedp.Navigate(link))
+	owner.waitFor("owner's results", `document.getElementById('results-total').textContent === '0 votes'`, 15*time.Second)
+
+	voter := newPerson(t, "voter")
+	voter.voteFor(link, "Two")
+	if s := voter.text("#results-hidden"); s != "Only the poll’s owner sees the results." || !voter.eval(`document.getElementById('results').hidden`).(bool) {
+		t.Fatalf("voter sees %q (results hidden: %v)", s, voter.eval(`document.getElementById('results').hidden`))
+	}
+	owner.waitFor("the vote reaches the owner", `document.getElementById('results-total').textContent === '1 vote'`, 10*time.Second)
+
+	owner.do(chromedp.Click(chromedp.CSS("#owner-close")), chromedp.Click(chromedp.CSS("#owner-close")))
+	owner.waitFor("owner's final tally", `document.getElementById('results-total').textContent === 'Final tally: 1 vote'`, 15*time.Second)
+	voter.waitFor("the voter sees the close", `document.getElementById('poll-status').textContent === 'Closed'`, 20*time.Second)
+	if s := voter.text("#results-hidden"); s != "The results are not public." || !voter.eval(`document.getElementById('results').hidden`).(bool) {
+		t.Errorf("after the close the voter sees %q", s)
+	}
+}
