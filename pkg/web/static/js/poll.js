@@ -265,7 +265,10 @@ function connectLive() {
   ws.addEventListener('message', (ev) => {
     let f;
     try { f = JSON.parse(ev.data); } catch (_) { return; }
-    if (f && Array.isArray(f.options)) renderResults(f);
+    // A frame is the results document, flat beside its type or under
+    // "results"; anything else (a ping, a notice) is ignored.
+    const r = f && (Array.isArray(f.options) ? f : f.results);
+    if (r && Array.isArray(r.options)) renderResults(r);
   });
   ws.addEventListener('close', (ev) => {
     state.socket = null;
