@@ -12,7 +12,7 @@ ARGS         ?=
 .DEFAULT_GOAL := help
 .PHONY: help up down status logs nodetool reset build migrate run serve test test-unit \
         test-integration test-contract fuzz fuzz-smoke fuzz-api fmt bench clean chaos check-ops \
-        up-2dc down-2dc test-multidc generate check-generate
+        up-2dc down-2dc test-multidc generate check-generate browser
 
 help: ## list targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -56,7 +56,10 @@ test-unit: ## vet + unit tests with the race detector (no servers needed)
 	go vet ./...
 	go test -race -count=1 ./...
 
-test-integration: up ## integration tests against the local Cassandra, Kafka and Redis
+browser: ## install Debian's chromium for the page's browser tests (apt-get as root; else says how)
+	$(STACK) browser
+
+test-integration: up browser ## integration tests against the local Cassandra, Kafka and Redis (and headless Chromium)
 	go vet -tags integration ./...
 	go test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) -tags integration ./...
 

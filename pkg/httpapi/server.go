@@ -19,6 +19,7 @@ import (
 	"github.com/tally-vote/tally/pkg/ratelimit"
 	"github.com/tally-vote/tally/pkg/tally"
 	"github.com/tally-vote/tally/pkg/vote"
+	"github.com/tally-vote/tally/pkg/web"
 )
 
 // MaxBodyBytes is the request body cap from the SPEC.
@@ -94,6 +95,11 @@ func NewRouter(d Deps) (*gin.Engine, error) {
 	})
 
 	probes(r, d.Registry, d.Checks, d.HTTP.OperatorToken)
+	// The page (pkg/web) at "/", "/p/:poll_id" and "/assets/": a client of
+	// the routes below, with its own CSP in place of the API's.
+	if err := web.Register(r); err != nil {
+		return nil, err
+	}
 	r.GET("/v1/openapi.json", openAPI)
 	if d.Pprof {
 		pprof.Register(r)
