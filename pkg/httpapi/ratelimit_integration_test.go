@@ -226,9 +226,9 @@ func testVoteLimitsShareTheFlagRoundTrip(t *testing.T, cfg config.Config) {
 	var rate, flag, both int
 	for _, cmd := range rec.get() {
 		r := strings.Contains(cmd, "rate:rl:vote_")
-		// The flag's pending set (the queued mark after produce is another
-		// step, off the answer's path).
-		f := strings.Contains(cmd, "voted:"+pollID) && !strings.Contains(cmd, " q:")
+		// The flag's pending set (the queued mark after the produce is a
+		// step of its own: mark_queued.lua's "pending" mode).
+		f := strings.Contains(cmd, "voted:"+pollID) && !strings.HasSuffix(cmd, " pending")
 		switch {
 		case r && f:
 			both++
