@@ -357,16 +357,20 @@ func (s *Service) settled(ctx context.Context, p *poll.Poll, b *Ballot, err erro
 }
 
 // enqueue admits a's ballot (rate limits, bot signals and the voter's
-// flag, one round trip) and queues it. While the queue is unavailable
-// nothing is admitted: ErrQueueUnavailable, and Cast writes through.
+// flag, one round trip) and queues it. While the queue is unavailable it
+// admits and returns ErrQueueUnavailable, and Cast writes through.
 func (s *Service) enqueue(ctx context.Context, p *poll.Poll, seenAt time.Time, a *Admit) error {
-	if !s.queue.Available() {
-		return ErrQueueUnavailable
-	}
+	// The flag first, also while the queue is down: a ballot queued just
+	// before Kafka went away holds its voter's queued flag, and a second
+	// request of that voter written through now would beat it to the
+	// conditional write and break its 202.
 	if s.admission != nil {
 		if err := s.admission.Flag(ctx, a); err != nil {
 			return err
 		}
+	}
+	if !s.queue.Available() {
+		return ErrQueueUnavailable
 	}
 	b := a.Ballot
 	err := s.queue.Enqueue(ctx, p, seenAt, b)

@@ -117,7 +117,7 @@ func TestCastAdmitsThenQueuesOrRecords(t *testing.T) {
 		{"async, another request is queued", "async", steps{mark: MarkOtherQueued}, hits,
 			[]string{"flag", "enqueue", "marked", "forgotten"}, ErrAlreadyVoted, false, false},
 		{"async, duplicate", "async", steps{flagErr: ErrAlreadyVoted}, hits, []string{"flag"}, ErrAlreadyVoted, false, false},
-		{"async, queue down before the flag", "async", steps{down: true}, hits, []string{"check", "marked_recorded"}, nil, true, true},
+		{"async, queue down: flagged, then written through", "async", steps{down: true}, hits, []string{"flag", "marked_recorded"}, nil, true, true},
 		{"async, produce failed after the flag", "async", steps{enqueueErr: ErrQueueUnavailable}, hits,
 			[]string{"flag", "enqueue", "marked_recorded"}, nil, true, true},
 		{"async, shed (the message may still land: the flag stays)", "async", steps{enqueueErr: apperr.ErrOverloaded}, hits,

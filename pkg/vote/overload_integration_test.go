@@ -3,6 +3,7 @@
 package vote_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sync"
@@ -334,4 +335,61 @@ func TestShedVoteInFlightKeepsItsVoter(t *testing.T) {
 		}
 	}
 	expectConverged(t, e, owner, pollID, opts)
+}
+
+// A ballot queued just before Kafka went away holds its voter's queued
+// flag; while Kafka is down votes are written through, and a second
+// request of that voter must still be refused by the flag, not written
+// first (its LWT would beat the queued ballot, whose 202 would then fail
+// ALREADY_VOTED: chaos kafka-restart saw 7). No worker runs until Kafka
+// is back, so the queued ballot is surely still queued.
+func TestWriteThroughHonoursAQueuedBallot(t *testing.T) {
+	cfg := asyncConfig(t)
+	cfg.Queue.ProduceTimeout = 300 * time.Millisecond
+	cfg.Queue.KafkaDownAfter = time.Second
+	cfg.Queue.KafkaCooldown = time.Minute
+	e := start(t, cfg, false)
+	owner, _ := e.c.Account()
+	pollID, opts := e.c.Poll(owner, map[string]any{"allow_anonymous": true})
+	voters := tokens(t, e.c, 3)
+	vote := func(i int, key, opt string) testenv.Response {
+		return e.c.Do("POST", "/v1/polls/"+pollID+"/votes", voters[i], map[string]any{"option_id": opt}, "Idempotency-Key", key)
+	}
+	var queued testenv.Response
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if queued = vote(0, "first", opts[0]); queued.Status != http.StatusAccepted {
+			return fmt.Errorf("first vote: %d %s", queued.Status, queued.Raw)
+		}
+		return nil
+	})
+
+	// Kafka hangs: another voter's produce finds it down, and votes are
+	// written through for the cooldown.
+	resume := testenv.Pause(t, "kafka")
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if r := vote(1, "other", opts[0]); r.Status != http.StatusOK {
+			return fmt.Errorf("while Kafka hangs: %d %s", r.Status, r.Raw)
+		}
+		return nil
+	})
+	second := vote(0, "second", opts[1])
+	resume()
+	if second.Status != http.StatusConflict || second.Code() != "ALREADY_VOTED" {
+		t.Fatalf("a second request of a voter with a queued ballot, written through: %d %s", second.Status, second.Raw)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = e.app.RunWorker(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	testenv.Eventually(t, 90*time.Second, func() error {
+		st := e.c.Do("GET", "/v1/polls/"+pollID+"/votes/requests/"+queued.Str("request_id"), voters[0], nil)
+		switch st.Str("state") {
+		case "completed":
+			return nil
+		case "failed":
+			t.Fatalf("the queued ballot's 202 failed: %s", st.Raw)
+		}
+		return fmt.Errorf("queued ballot: %s", st.Raw)
+	})
 }
