@@ -52,7 +52,7 @@ type Queue interface {
 	Available() bool
 	// Enqueue durably queues b, whose voter the admission flagged. It
 	// returns ErrQueueUnavailable when it cannot take the ballot now, and
-	// apperr.ErrOverloaded when it sheds it (the client retries later).
+	// ErrShed when it sheds it (the client retries later).
 	Enqueue(ctx context.Context, p *poll.Poll, seenAt time.Time, b *Ballot) error
 }
 
@@ -377,7 +377,7 @@ func (s *Service) enqueue(ctx context.Context, p *poll.Poll, seenAt time.Time, a
 	switch {
 	case err == nil && s.flags != nil:
 		return s.markQueued(ctx, p, b)
-	case errors.Is(err, apperr.ErrOverloaded) && s.flags != nil:
+	case errors.Is(err, ErrShed) && s.flags != nil:
 		// Shed: the produce missed its deadline, and its message may
 		// still reach Kafka and be recorded. The voter's pending flag
 		// stays: a retry of this request (same key) proceeds over it;

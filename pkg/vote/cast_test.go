@@ -10,7 +10,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/ratelimit"
@@ -120,8 +119,8 @@ func TestCastAdmitsThenQueuesOrRecords(t *testing.T) {
 		{"async, queue down: flagged, then written through", "async", steps{down: true}, hits, []string{"flag", "marked_recorded"}, nil, true, true},
 		{"async, produce failed after the flag", "async", steps{enqueueErr: ErrQueueUnavailable}, hits,
 			[]string{"flag", "enqueue", "marked_recorded"}, nil, true, true},
-		{"async, shed (the message may still land: the flag stays)", "async", steps{enqueueErr: apperr.ErrOverloaded}, hits,
-			[]string{"flag", "enqueue", "forgotten"}, apperr.ErrOverloaded, false, false},
+		{"async, shed (the message may still land: the flag stays)", "async", steps{enqueueErr: ErrShed}, hits,
+			[]string{"flag", "enqueue", "forgotten"}, ErrShed, false, false},
 		{"sync", "sync", steps{}, hits, []string{"check"}, nil, true, true},
 		{"sync, nothing to check", "sync", steps{}, nil, nil, nil, true, false},
 	} {

@@ -21,6 +21,12 @@ var (
 	// voter's flag and is not yet durably queued. Answered 503 with
 	// Retry-After, never 202: that request may still be recorded.
 	ErrVoteUndecided = apperr.New(apperr.CodeUnavailable, "another vote request of yours for this poll is being recorded, retry shortly")
+	// ErrShed: the queue shed the ballot because its produce missed the
+	// deadline while Kafka was still acknowledging (overload). The
+	// message was handed to the writer and may still be recorded, so the
+	// answer (503 OVERLOADED + Retry-After) says so: a retry with the
+	// same Idempotency-Key learns the ballot's outcome.
+	ErrShed = apperr.New(apperr.CodeOverloaded, "the server is at capacity and this vote may still be recorded: retry with the same Idempotency-Key to learn its outcome")
 )
 
 // Ballot is one voter's vote on one poll: the row in `votes`.

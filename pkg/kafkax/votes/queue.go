@@ -10,7 +10,6 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
-	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/reqid"
 	"github.com/tally-vote/tally/pkg/vote"
@@ -82,7 +81,7 @@ func (q *Queue) Available() bool { return q.now().UnixNano() >= q.kafkaDown.Load
 // failing it returns vote.ErrQueueUnavailable (and keeps doing so for
 // KafkaCooldown).
 //
-// With Kafka acknowledging too slowly it returns apperr.ErrOverloaded.
+// With Kafka acknowledging too slowly it returns vote.ErrShed.
 func (q *Queue) Enqueue(ctx context.Context, p *poll.Poll, seenAt time.Time, b *vote.Ballot) error {
 	if !q.Available() {
 		return vote.ErrQueueUnavailable
@@ -95,7 +94,7 @@ func (q *Queue) Enqueue(ctx context.Context, p *poll.Poll, seenAt time.Time, b *
 			// Writing through would add LWTs to the busiest part of the
 			// system; the client retries later instead.
 			q.shed.Inc()
-			return apperr.ErrOverloaded
+			return vote.ErrShed
 		}
 		q.kafkaDown.Store(q.now().Add(q.cfg.KafkaCooldown).UnixNano())
 		q.log.Warn("kafka produce failed, votes are written directly",

@@ -11,7 +11,6 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
-	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/vote"
@@ -105,7 +104,7 @@ func TestWorkerDeadLettersMalformedAndCommits(t *testing.T) {
 }
 
 // A timed-out produce while Kafka acknowledged recently is slow: shed
-// (ErrOverloaded), the queue stays available. Otherwise it is down: the
+// (vote.ErrShed), the queue stays available. Otherwise it is down: the
 // queue is unavailable for the cooldown.
 func TestEnqueueSlowVersusDown(t *testing.T) {
 	now := time.Now()
@@ -120,7 +119,7 @@ func TestEnqueueSlowVersusDown(t *testing.T) {
 		available bool
 	}{
 		{"acknowledged", nil, 0, nil, true},
-		{"slow", context.DeadlineExceeded, time.Second, apperr.ErrOverloaded, true},
+		{"slow", context.DeadlineExceeded, time.Second, vote.ErrShed, true},
 		{"hung", context.DeadlineExceeded, 10 * time.Second, vote.ErrQueueUnavailable, false},
 		{"refused", errors.New("connection refused"), 0, vote.ErrQueueUnavailable, false},
 	} {
