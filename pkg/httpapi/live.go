@@ -67,17 +67,11 @@ func (h *handlers) live(c *gin.Context) {
 		abort(c, errLiveOrigin)
 		return
 	}
-	release, err := s.gate.acquire(clientip.Key(c.ClientIP()))
-	if err != nil {
-		c.Header("Retry-After", "5")
-		abort(c, err)
-		return
-	}
-	defer release()
-	p := h.visiblePoll(c)
+	p, release := h.admitWatcher(c)
 	if p == nil {
 		return
 	}
+	defer release()
 	ctx := c.Request.Context()
 	conn, err := s.upgrader.Upgrade(c.Writer, c.Request, nil)
 	if err != nil {
@@ -160,6 +154,26 @@ func (h *handlers) live(c *gin.Context) {
 			}
 		}
 	}
+}
+
+// admitWatcher admits a live watcher (socket or stream) of the path's
+// poll: a slot of the live gate (per client IP and per process; 429/503
+// with Retry-After), then the poll and the caller's right to see its
+// results. It returns nil once it has answered the client; otherwise the
+// poll and the function that frees the slot.
+func (h *handlers) admitWatcher(c *gin.Context) (*poll.Poll, func()) {
+	release, err := h.sockets.gate.acquire(clientip.Key(c.ClientIP()))
+	if err != nil {
+		c.Header("Retry-After", "5")
+		abort(c, err)
+		return nil, nil
+	}
+	p := h.visiblePoll(c)
+	if p == nil {
+		release()
+		return nil, nil
+	}
+	return p, release
 }
 
 // liveAllowed is the permission check a live subscription carries: the

@@ -9,7 +9,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/apperr"
-	"github.com/tally-vote/tally/pkg/clientip"
 	"github.com/tally-vote/tally/pkg/live"
 	"github.com/tally-vote/tally/pkg/tally"
 )
@@ -38,17 +37,11 @@ var (
 // the write is done.
 func (h *handlers) resultsStream(c *gin.Context) {
 	s := h.sockets
-	release, err := s.gate.acquire(clientip.Key(c.ClientIP()))
-	if err != nil {
-		c.Header("Retry-After", "5")
-		abort(c, err)
-		return
-	}
-	defer release()
-	p := h.visiblePoll(c)
+	p, release := h.admitWatcher(c)
 	if p == nil {
 		return
 	}
+	defer release()
 	ctx := c.Request.Context()
 	rc := http.NewResponseController(c.Writer)
 	log := loggerFrom(c)
