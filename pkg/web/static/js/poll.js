@@ -336,8 +336,11 @@ $('vote-form').addEventListener('submit', async (ev) => {
   form.dataset.state = 'sending';
   try {
     await castVote(ids);
-    // The form is gone: keep a keyboard user's place on what replaced it.
+    // The form is gone: keep a keyboard user's place on what replaced it,
+    // before the results read below (a test or a screen reader sees the
+    // confirmation as soon as it shows).
     if (focused) $('my-vote').focus();
+    await refreshResults();
   } catch (e) {
     // A refusal is final for that request: the next try is a new one.
     if (!retryable(e)) voteKey = '';
@@ -403,7 +406,6 @@ async function castVote(ids) {
   if (res.status === 202) await waitForRequest(res.data.request_id, tok, headers);
   voteKey = '';
   showMyVote(ids);
-  await refreshResults();
 }
 
 async function waitForRequest(requestId, tok, headers) {
