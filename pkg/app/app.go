@@ -137,7 +137,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) 
 	pollStore := cassandra.NewPollStore(s, cfg.Cassandra)
 	a.Reconciler = tally.NewReconciler(cfg.Reconcile, tally.ReconcilerDeps{Tally: a.Tally, Polls: pollStore.Get,
 		Sender: reconcile.NewRequests(a.reconcile), Offsets: a.votesProgress, Pending: cassandra.NewPendingFinals(s),
-		Log: log.Named("reconcile"), Now: a.Now, Metrics: reg})
+		Region: cfg.Region, Drains: cassandra.NewRegionDrains(s, a.Now), Log: log.Named("reconcile"), Now: a.Now, Metrics: reg})
 	changes := redisx.NewPollChanges(a.Redis, log.Named("poll_changes"))
 	a.Polls = poll.NewService(cfg.Poll, poll.Deps{Store: pollStore, Votes: a.Tally, Audit: a.Audit,
 		OnClose: a.Reconciler.PollClosed, Cursors: poll.NewCursors([]byte(cfg.JWTSecret)), Log: log.Named("poll"), Now: a.Now,
@@ -263,8 +263,9 @@ func (a *App) RunWorker(ctx context.Context) error {
 		Yield: a.Gate.Pressure,
 	})
 	a.worker.Store(w)
-	wg.Add(5)
+	wg.Add(6)
 	go func() { defer wg.Done(); a.dlqDepth.Watch(ctx, 30*time.Second, a.Cfg.Kafka, dlq.DefaultGroup) }()
+	go func() { defer wg.Done(); a.Reconciler.RecordDrains(ctx) }()
 	go func() { defer wg.Done(); a.Reconciler.Schedule(ctx) }()
 	go func() { defer wg.Done(); a.Reconciler.Finalize(ctx) }()
 	go func() {

@@ -142,6 +142,13 @@ var pendingFinalsTable = table.New(table.Metadata{
 	SortKey: []string{"due_at", "poll_id"},
 })
 
+// regionDrainsTable holds each region's drain point (018).
+var regionDrainsTable = table.New(table.Metadata{
+	Name:    "region_drains",
+	Columns: []string{"region", "drained_through", "recorded_at"},
+	PartKey: []string{"region"},
+})
+
 // allTables lists the metadata above; a test checks each against the
 // migrated schema, so a migration that changes a table fails until its
 // metadata here follows.
@@ -149,5 +156,5 @@ var allTables = []*table.Table{
 	usersTable, usersByEmailTable, usersByUsernameTable,
 	pollsTable, pollsByCreatorTable, pollIdempotencyTable,
 	votesTable, votesByPollTable, voteCountsTable, talliesTable, finalTalliesTable,
-	voteRequestFailuresTable, auditLogTable, pollInvitesTable, pendingFinalsTable,
+	voteRequestFailuresTable, auditLogTable, pollInvitesTable, pendingFinalsTable, regionDrainsTable,
 }

@@ -61,6 +61,12 @@ type Config struct {
 	// announced at the end of its window).
 	LiveNoticeEvery time.Duration `env:"LIVE_NOTICE_EVERY" envDefault:"250ms"`
 
+	// Region names this region when several share one Cassandra cluster
+	// (docs/multi-region.md): its workers record how far they have applied
+	// the region's votes topic, and no region freezes a final tally before
+	// every region's queue is past the poll's close. Empty: one region.
+	Region string `env:"REGION"`
+
 	HTTP      httpapi.Config        `envPrefix:"HTTP_"`
 	Cassandra cassandra.Config      `envPrefix:"CASSANDRA_"`
 	Redis     redisx.Config         `envPrefix:"REDIS_"`

@@ -86,9 +86,15 @@ type Reconciler struct {
 	sender  RequestSender
 	offsets Offsets
 	pending PendingFinals
-	log     *zap.Logger
-	now     func() time.Time
-	waiting prometheus.Gauge
+	// region names this region among several sharing one Cassandra
+	// cluster ("" for a single region); drains holds every region's
+	// drain point.
+	region   string
+	drains   RegionDrains
+	log      *zap.Logger
+	now      func() time.Time
+	waiting  prometheus.Gauge
+	drainAge *prometheus.GaugeVec
 
 	mu   sync.Mutex
 	seen map[id.ID]bool
@@ -116,6 +122,10 @@ type ReconcilerDeps struct {
 	Sender  RequestSender
 	Offsets Offsets
 	Pending PendingFinals
+	// Region and Drains make a freeze wait for every region's queue
+	// (docs/multi-region.md); both empty in a single region.
+	Region  string
+	Drains  RegionDrains
 	Log     *zap.Logger
 	Now     func() time.Time
 	Metrics prometheus.Registerer
@@ -127,9 +137,13 @@ func NewReconciler(cfg ReconcileConfig, d ReconcilerDeps) *Reconciler {
 		Name: "tally_finals_waiting",
 		Help: "Closed polls whose final tally this worker is waiting to freeze (their votes watermark not yet passed, or the freeze failing).",
 	})
-	d.Metrics.MustRegister(waiting)
+	drainAge := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "tally_region_drain_age_seconds",
+		Help: "How old another region's recorded drain point was when this region last waited on it for a freeze (a region that stopped draining holds final tallies back).",
+	}, []string{"region"})
+	d.Metrics.MustRegister(waiting, drainAge)
 	return &Reconciler{cfg: cfg, tally: d.Tally, polls: d.Polls, sender: d.Sender, offsets: d.Offsets, pending: d.Pending,
-		log: d.Log, now: d.Now, waiting: waiting,
+		region: d.Region, drains: d.Drains, log: d.Log, now: d.Now, waiting: waiting, drainAge: drainAge,
 		seen: map[id.ID]bool{}, scheduled: map[id.ID]time.Time{}, finals: map[id.ID]*pendingFinal{}}
 }
 
@@ -239,7 +253,8 @@ func (r *Reconciler) Run(ctx context.Context, pollID id.ID, wait bool, progress 
 // passed reports whether every vote that can count for the closed poll
 // has been applied: once the close grace (plus the produce allowance) is
 // over, it takes the votes topic's end offsets as the watermark, and then
-// waits for the worker group's commits to reach them on every partition.
+// waits for the worker group's commits to reach them on every partition,
+// and for every other region's drain point to pass the same time.
 // It never needs the whole topic to be drained, so steady traffic on other
 // polls does not hold a poll's final tally back.
 func (r *Reconciler) passed(ctx context.Context, pf *pendingFinal) (bool, error) {
@@ -261,7 +276,10 @@ func (r *Reconciler) passed(ctx context.Context, pf *pendingFinal) (bool, error)
 			return false, nil
 		}
 	}
-	return true, nil
+	// This region's queue is past the poll; so must every other region's
+	// be, or a close sent through one region freezes without the other's
+	// backlog (and IF NOT EXISTS keeps the wrong number).
+	return r.othersDrained(ctx, pf.closed)
 }
 
 // closing queues a closed poll's final reconciliation; Finalize runs it

@@ -48,6 +48,12 @@ func serialConsistency() string {
 	return "SERIAL"
 }
 
+// regionDrains reports whether the regions record their drain points and
+// wait for each other's before a freeze (the default), or not
+// (TALLY_MULTIDC_REGION_DRAINS=off: the safeguard off; the freeze test must
+// then fail).
+func regionDrains() bool { return os.Getenv("TALLY_MULTIDC_REGION_DRAINS") != "off" }
+
 // region is one running `tally serve`.
 type region struct {
 	name, dc string
@@ -127,6 +133,10 @@ func startRegion(t *testing.T, bin string, cass cassandra.Config, name, dc, addr
 		"TALLY_RESULTS_FINAL_CACHE_TTL":        "200ms",
 		"TALLY_RECONCILE_INTERVAL":             "1h",
 		"TALLY_RECONCILE_GROUP":                "multidc-reconciler-" + name + "-" + k.Group,
+		"TALLY_RECONCILE_FINALIZE_DELAY":       "2s",
+	}
+	if regionDrains() {
+		env["TALLY_REGION"] = name
 	}
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = os.Environ()
