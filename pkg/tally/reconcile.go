@@ -45,6 +45,11 @@ type ReconcileOptions struct {
 	Final bool
 	// Progress, when set, is told after each index bucket is counted.
 	Progress func(done, total int, ballots int64)
+	// MeasureOnly reports drift without repairing it: follow-up writers
+	// the fence cannot see may be in flight (another region's, whose
+	// fence is in its own Redis), so drift may be a vote between its
+	// counter and its index row there, not a loss.
+	MeasureOnly bool
 }
 
 // ErrBusy: another reconciliation of the poll is measuring it right now;
@@ -97,7 +102,7 @@ func (s *Service) Reconcile(ctx context.Context, p *poll.Poll, opts ReconcileOpt
 		s.m.flagged.Observe(float64(rows.Flagged.Ballots) / float64(rows.All.Ballots))
 	}
 	rep.CounterDrift = shards.Diff(rows.All)
-	if !rep.CounterDrift.IsZero() && (fenced || opts.Final) {
+	if !rep.CounterDrift.IsZero() && ((fenced && !opts.MeasureOnly) || opts.Final) {
 		if err := s.store.AdjustShard(ctx, p.ID, 0, rep.CounterDrift); err != nil {
 			s.m.runs.WithLabelValues("failed").Inc()
 			return rep, err
@@ -182,7 +187,7 @@ func (s *Service) report(rep Report) {
 	}
 	if rep.Repaired.IsZero() && !rep.CounterDrift.IsZero() {
 		s.m.runs.WithLabelValues("unfenced_drift").Inc()
-		s.log.Warn("tally drift measured without the fence; not repaired", append(fields,
+		s.log.Warn("tally drift measured but not repaired (no fence, or another region's writers outside it); the final run repairs", append(fields,
 			zap.Int64("ballot_delta", rep.CounterDrift.Ballots))...)
 		return
 	}

@@ -95,3 +95,26 @@ func (r *Reconciler) othersDrained(ctx context.Context, closed time.Time) (bool,
 	}
 	return ok, nil
 }
+
+// live steers a non-final run: with another region recorded, that
+// region's follow-up writers are outside this region's fence (it lives in
+// this region's Redis), so a live run measures and reports but repairs
+// nothing; the final run, which waits until every region's queue is past
+// the poll, repairs. Issue 19 hole 14: before, a region could "repair"
+// correct counters while the other region's follow-ups were in flight.
+func (r *Reconciler) live(ctx context.Context, opts ReconcileOptions) ReconcileOptions {
+	if r.region == "" || r.drains == nil {
+		return opts
+	}
+	all, err := r.drains.All(ctx)
+	if err != nil {
+		opts.MeasureOnly = true // cannot tell: do not risk a false repair
+		return opts
+	}
+	for region := range all {
+		if region != r.region {
+			opts.MeasureOnly = true
+		}
+	}
+	return opts
+}

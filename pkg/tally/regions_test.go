@@ -8,6 +8,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/poll"
 )
 
 // memDrains is a RegionDrains in memory.
@@ -125,5 +128,43 @@ func TestRecordDrains(t *testing.T) {
 	rows, _ = drains.All(ctx)
 	if !rows["a"].After(first) {
 		t.Fatalf("drain point %v not advanced past %v once the group caught up", rows["a"], first)
+	}
+}
+
+// TestLiveRunMeasuresOnlyWithAnotherRegion (issue 19 hole 14): a live
+// reconciliation's fence is in this region's Redis and cannot hold another
+// region's follow-up writers, so with another region recorded a live run
+// reports drift and repairs nothing; alone (or without a region name) it
+// repairs under its fence as before.
+func TestLiveRunMeasuresOnlyWithAnotherRegion(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		region     string
+		rows       map[string]time.Time
+		wantRepair bool
+	}{
+		{"single region", "", nil, true},
+		{"named region alone", "a", map[string]time.Time{"a": time.Now()}, true},
+		{"another region recorded", "a", map[string]time.Time{"a": time.Now(), "b": time.Now()}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, rc := flaggedPoll()
+			st := &slowStore{fakeStore: fakeStore{rows: rc, shards: NewCounts()}}
+			reg := prometheus.NewRegistry()
+			s := NewService(Config{}, st, downCache{}, &timedFence{}, nil, zap.NewNop(), time.Now, reg)
+			var drains RegionDrains
+			if tc.rows != nil {
+				drains = &memDrains{rows: tc.rows}
+			}
+			r := NewReconciler(ReconcileConfig{}, ReconcilerDeps{Tally: s, Region: tc.region, Drains: drains,
+				Polls: func(context.Context, id.ID) (*poll.Poll, error) { return p, nil },
+				Log:   zap.NewNop(), Now: time.Now, Metrics: reg})
+			if err := r.Handle(context.Background(), ReconcileRequest{PollID: p.ID, Reason: "scheduled"}); err != nil {
+				t.Fatal(err)
+			}
+			if st.repaired != tc.wantRepair {
+				t.Fatalf("repaired %v, want %v", st.repaired, tc.wantRepair)
+			}
+		})
 	}
 }

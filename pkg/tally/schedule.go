@@ -229,7 +229,7 @@ func (r *Reconciler) Run(ctx context.Context, pollID id.ID, wait bool, progress 
 	}
 	closed := p.ClosedSince(r.now())
 	if !wait || closed.IsZero() {
-		return r.tally.Reconcile(ctx, p, ReconcileOptions{Progress: progress})
+		return r.tally.Reconcile(ctx, p, r.live(ctx, ReconcileOptions{Progress: progress}))
 	}
 	pf := &pendingFinal{closed: closed}
 	for {
@@ -242,7 +242,7 @@ func (r *Reconciler) Run(ctx context.Context, pollID id.ID, wait bool, progress 
 		}
 		if !pf.taken.IsZero() && r.now().Sub(pf.taken) > r.cfg.FinalizeWait {
 			r.log.Warn("votes watermark not reached; reconciling without freezing", zap.Stringer("poll_id", p.ID))
-			return r.tally.Reconcile(ctx, p, ReconcileOptions{Progress: progress})
+			return r.tally.Reconcile(ctx, p, r.live(ctx, ReconcileOptions{Progress: progress}))
 		}
 		if err := retry.Sleep(ctx, time.Second); err != nil {
 			return Report{}, err
@@ -423,7 +423,7 @@ func (r *Reconciler) Handle(ctx context.Context, req ReconcileRequest) error {
 	if err != nil {
 		return err
 	}
-	_, err = r.tally.Reconcile(ctx, p, ReconcileOptions{})
+	_, err = r.tally.Reconcile(ctx, p, r.live(ctx, ReconcileOptions{}))
 	return err
 }
 
@@ -453,6 +453,6 @@ func (r *Reconciler) handleClosed(ctx context.Context, pollID id.ID) error {
 	if err != nil {
 		return err
 	}
-	_, err = r.tally.Reconcile(ctx, p, ReconcileOptions{})
+	_, err = r.tally.Reconcile(ctx, p, r.live(ctx, ReconcileOptions{}))
 	return err
 }
