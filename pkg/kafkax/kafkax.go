@@ -25,14 +25,32 @@ type Config struct {
 	BatchTimeout    time.Duration `env:"BATCH_TIMEOUT" envDefault:"2ms"`
 	BatchSize       int           `env:"BATCH_SIZE" envDefault:"16"`
 	WriteTimeout    time.Duration `env:"WRITE_TIMEOUT" envDefault:"5s"`
+	// Coalesce merges the partition batches the writers send at once into
+	// one produce request per partition leader (Coalescer); off, each
+	// partition batch is its own request, as kafka-go sends it.
+	Coalesce bool `env:"COALESCE" envDefault:"true"`
 }
+
+// produceTransport is the one Coalescer every writer of the process shares,
+// so batches of the votes, dead-letter and reconciliation topics bound for
+// one broker also travel together.
+var produceTransport = NewCoalescer(nil)
+
+// ProduceStats reports how many produce requests the process's writers
+// sent through the coalescer and how many partition batches they carried.
+func ProduceStats() (requests, batches int64) { return produceTransport.Stats() }
 
 // NewWriter returns a writer that waits for every in-sync replica
 // (acks=all) before a write returns, batches for at most BatchTimeout rather
 // than kafka-go's one-second default, and routes by key hash so all of one
 // voter's messages land on one partition.
 func NewWriter(cfg Config, topic string) *kafka.Writer {
+	var transport kafka.RoundTripper
+	if cfg.Coalesce {
+		transport = produceTransport
+	}
 	return &kafka.Writer{
+		Transport:              transport,
 		Addr:                   kafka.TCP(cfg.Brokers...),
 		Topic:                  topic,
 		Balancer:               &kafka.Hash{},

@@ -41,7 +41,16 @@ func NewKafka(reg prometheus.Registerer, writers map[string]*kafka.Writer) *Kafk
 		rebalances: prometheus.NewDesc("tally_kafka_reader_rebalances_total", "Consumer-group rebalances the worker's votes reader went through.", nil, nil),
 		rTimes:     prometheus.NewDesc("tally_kafka_reader_timeouts_total", "Fetch timeouts of the worker's votes reader.", nil, nil),
 	}
-	reg.MustRegister(k)
+	reg.MustRegister(k,
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tally_kafka_produce_requests_total",
+			Help: "Produce requests the writers sent to the brokers through the coalescer (TALLY_KAFKA_COALESCE): votes per request = tally_kafka_writer_messages_total / this.",
+		}, func() float64 { r, _ := kafkax.ProduceStats(); return float64(r) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tally_kafka_produce_batches_total",
+			Help: "Partition batches (kafka-go sends one per partition) those produce requests carried.",
+		}, func() float64 { _, b := kafkax.ProduceStats(); return float64(b) }),
+	)
 	return k
 }
 

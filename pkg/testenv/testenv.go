@@ -94,6 +94,7 @@ func Kafka(t testing.TB) kafkax.Config {
 		BatchTimeout:    2 * time.Millisecond,
 		BatchSize:       500,
 		WriteTimeout:    10 * time.Second,
+		Coalesce:        true,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
