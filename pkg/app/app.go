@@ -161,7 +161,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) 
 	a.Votes = vote.NewService(cfg.Vote, vote.Deps{Store: voteStore,
 		Counter: seenCounter{Counter: a.Tally, active: a.active, reconciler: a.Reconciler, notices: a.Notices},
 		Fence:   fences, Polls: a.Polls, Voters: a.Anon, Queue: q, Flags: a.flags, Log: log.Named("vote"), Now: a.Now,
-		Admission:  admission.New(a.Redis, admission.Config{RequestTTL: cfg.Queue.RequestTTL}, log.Named("admission")),
+		Admission:  admission.New(a.Redis, admission.Config{RequestTTL: cfg.Queue.RequestTTL, AutoPipeline: cfg.Redis.AutoPipeline}, log.Named("admission")),
 		Limits:     a.Limit,
 		RequestKey: []byte(cfg.JWTSecret), Bots: abuse.NewDetector(cfg.Bots, []byte(cfg.JWTSecret), a.Now, reg)}, reg)
 	a.failures = cassandra.NewFailureStore(s)

@@ -19,6 +19,11 @@ type Config struct {
 	DialTimeout  time.Duration `env:"DIAL_TIMEOUT" envDefault:"500ms"`
 	ReadTimeout  time.Duration `env:"READ_TIMEOUT" envDefault:"300ms"`
 	WriteTimeout time.Duration `env:"WRITE_TIMEOUT" envDefault:"300ms"`
+	// AutoPipeline sends the per-vote admission script through go-redis's
+	// automatic pipeliner: calls that arrive while a batch is in flight go
+	// out together in the next one (no timer, so a lone call waits for
+	// nothing). Off, each vote's script is its own round trip.
+	AutoPipeline bool `env:"AUTO_PIPELINE" envDefault:"true"`
 }
 
 // New builds a client. It does not dial: Redis is an accelerator, and Tally
