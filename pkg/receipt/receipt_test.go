@@ -333,3 +333,35 @@ func TestInstrument(t *testing.T) {
 		t.Fatalf("tally_receipt_keys series = %d", n)
 	}
 }
+
+func TestTreeHeadSignature(t *testing.T) {
+	kr, _ := ParseKeys(seedB64(t, rfcSeed))
+	h := TreeHead{PollID: fixedID(0x10), Size: 3, FrozenAt: time.Date(2026, 12, 3, 22, 0, 0, 5e6, time.UTC)}
+	h.Root[0] = 9
+	if err := kr.SignHead(&h); err != nil {
+		t.Fatal(err)
+	}
+	pub := kr.Keys()[0].Public
+	if err := h.VerifyWith(pub); err != nil {
+		t.Fatal(err)
+	}
+	// A head's signature never passes as a receipt's, or the other way round:
+	// the two messages start with different tags.
+	r := Receipt{KeyID: h.KeyID, Signature: h.Sig}
+	if !bytes.HasPrefix(h.SigningBytes(), []byte("tally-ledger-head-v1\x00")) || r.VerifyWith(pub) == nil {
+		t.Fatal("head signature accepted as a receipt's")
+	}
+	for name, mutate := range map[string]func(*TreeHead){
+		"size": func(h *TreeHead) { h.Size = 4 },
+		"root": func(h *TreeHead) { h.Root[1] = 1 },
+		"poll": func(h *TreeHead) { h.PollID[0] ^= 1 },
+		"time": func(h *TreeHead) { h.FrozenAt = h.FrozenAt.Add(time.Millisecond) },
+		"kid":  func(h *TreeHead) { h.KeyID = "x" },
+	} {
+		c := h
+		mutate(&c)
+		if err := c.VerifyWith(pub); !errors.Is(err, ErrBadSignature) {
+			t.Fatalf("%s changed: err = %v", name, err)
+		}
+	}
+}
