@@ -46,9 +46,13 @@ $(LOCAL)/dev-jwt-secret:
 	@mkdir -p $(LOCAL)
 	@head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > $@
 
-run: build up $(LOCAL)/dev-jwt-secret ## bring the stack up, migrate, and serve on http://127.0.0.1:8080
+$(LOCAL)/dev-receipt-key:
+	@mkdir -p $(LOCAL)
+	@head -c 32 /dev/urandom | base64 > $@
+
+run: build up $(LOCAL)/dev-jwt-secret $(LOCAL)/dev-receipt-key ## bring the stack up, migrate, and serve on http://127.0.0.1:8080
 	./$(BIN) migrate
-	TALLY_JWT_SECRET=$$(cat $(LOCAL)/dev-jwt-secret) ./$(BIN) serve
+	TALLY_JWT_SECRET=$$(cat $(LOCAL)/dev-jwt-secret) TALLY_RECEIPT_KEYS_FILE=$(LOCAL)/dev-receipt-key ./$(BIN) serve
 
 test: test-unit check-generate fuzz-smoke test-integration test-contract check-ops ## unit tests with -race, integration tests and the API contract test against the real servers
 

@@ -75,6 +75,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/.well-known/tally-receipt-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The public keys that verify ballot receipts
+         * @description A JSON Web Key Set (RFC 7517) of Ed25519 keys (RFC 8037). The key marked `active` signs new receipts; the others signed earlier receipts and still verify them. A receipt's `kid` names its key, and a verifier can recompute it: base64url (no padding) of the first 8 bytes of SHA-256 of the raw 32-byte public key. Cacheable for 5 minutes. An empty `keys` list means this server issues no receipts.
+         */
+        get: operations["getReceiptKeys"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/auth/register": {
         parameters: {
             query?: never;
@@ -479,6 +499,25 @@ export interface components {
                     error?: string;
                 };
             };
+        };
+        ReceiptKey: {
+            /** @description base64url(SHA-256(x)[:8]) */
+            kid: string;
+            /** @enum {string} */
+            kty: "OKP";
+            /** @enum {string} */
+            alg: "EdDSA";
+            /** @enum {string} */
+            crv: "Ed25519";
+            /** @description the raw 32-byte public key, base64url without padding */
+            x: string;
+            /** @enum {string} */
+            use: "sig";
+            /** @description true for the one key that signs new receipts */
+            active: boolean;
+        };
+        ReceiptKeySet: {
+            keys: components["schemas"]["ReceiptKey"][];
         };
         Token: {
             access_token?: string;
@@ -1068,6 +1107,28 @@ export interface operations {
                 };
                 content: {
                     "application/json": Record<string, never>;
+                };
+            };
+        };
+    };
+    getReceiptKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the key set */
+            200: {
+                headers: {
+                    /** @example public, max-age=300 */
+                    "Cache-Control"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReceiptKeySet"];
                 };
             };
         };

@@ -35,6 +35,7 @@ import (
 	"github.com/tally-vote/tally/pkg/observe"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/ratelimit"
+	"github.com/tally-vote/tally/pkg/receipt"
 	"github.com/tally-vote/tally/pkg/redisx"
 	"github.com/tally-vote/tally/pkg/redisx/admission"
 	"github.com/tally-vote/tally/pkg/redisx/fence"
@@ -66,6 +67,8 @@ type App struct {
 	Gate *admit.Gate
 	// Anon admits anonymous voters to invite and proof-of-work polls.
 	Anon *anonaccess.Service
+	// Receipts signs ballot receipts and lists the keys that verify them.
+	Receipts *receipt.Keyring
 
 	failures  *cassandra.FailureStore
 	votesW    *kafka.Writer
@@ -167,6 +170,12 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) 
 	a.failures = cassandra.NewFailureStore(s)
 	a.Statuses = vote.NewStatuses(a.Votes, a.failures, a.flags)
 	a.Gate = admit.New(cfg.Admit, a.Now, reg)
+	if a.Receipts, err = cfg.Receipt.Keyring(); err != nil {
+		return nil, err
+	}
+	a.Receipts.Instrument(reg)
+	log.Named("receipt").Info("receipt keys loaded", zap.String("active_kid", a.Receipts.ActiveKeyID()),
+		zap.Int("keys", len(a.Receipts.Keys())), zap.Bool("enabled", cfg.Receipt.Enabled))
 	return a, nil
 }
 
@@ -221,6 +230,7 @@ func (a *App) Router() (http.Handler, error) {
 		Statuses:       a.Statuses,
 		Gate:           a.Gate,
 		Anon:           a.Anon,
+		ReceiptKeys:    a.Receipts,
 	})
 }
 

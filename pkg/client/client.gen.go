@@ -222,6 +222,66 @@ func (e ReadinessStatus) Valid() bool {
 	}
 }
 
+// Defines values for ReceiptKeyAlg.
+const (
+	ReceiptKeyAlgEdDSA ReceiptKeyAlg = "EdDSA"
+)
+
+// Valid indicates whether the value is a known member of the ReceiptKeyAlg enum.
+func (e ReceiptKeyAlg) Valid() bool {
+	switch e {
+	case ReceiptKeyAlgEdDSA:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ReceiptKeyCrv.
+const (
+	ReceiptKeyCrvEd25519 ReceiptKeyCrv = "Ed25519"
+)
+
+// Valid indicates whether the value is a known member of the ReceiptKeyCrv enum.
+func (e ReceiptKeyCrv) Valid() bool {
+	switch e {
+	case ReceiptKeyCrvEd25519:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ReceiptKeyKty.
+const (
+	ReceiptKeyKtyOKP ReceiptKeyKty = "OKP"
+)
+
+// Valid indicates whether the value is a known member of the ReceiptKeyKty enum.
+func (e ReceiptKeyKty) Valid() bool {
+	switch e {
+	case ReceiptKeyKtyOKP:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ReceiptKeyUse.
+const (
+	ReceiptKeyUseSig ReceiptKeyUse = "sig"
+)
+
+// Valid indicates whether the value is a known member of the ReceiptKeyUse enum.
+func (e ReceiptKeyUse) Valid() bool {
+	switch e {
+	case ReceiptKeyUseSig:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for RequestStatusState.
 const (
 	RequestStatusStateCompleted RequestStatusState = "completed"
@@ -591,6 +651,39 @@ type ReadinessChecksStatus string
 
 // ReadinessStatus defines model for Readiness.Status.
 type ReadinessStatus string
+
+// ReceiptKey defines model for ReceiptKey.
+type ReceiptKey struct {
+	// Active true for the one key that signs new receipts
+	Active bool          `json:"active"`
+	Alg    ReceiptKeyAlg `json:"alg"`
+	Crv    ReceiptKeyCrv `json:"crv"`
+
+	// Kid base64url(SHA-256(x)[:8])
+	Kid string        `json:"kid"`
+	Kty ReceiptKeyKty `json:"kty"`
+	Use ReceiptKeyUse `json:"use"`
+
+	// X the raw 32-byte public key, base64url without padding
+	X string `json:"x"`
+}
+
+// ReceiptKeyAlg defines model for ReceiptKey.Alg.
+type ReceiptKeyAlg string
+
+// ReceiptKeyCrv defines model for ReceiptKey.Crv.
+type ReceiptKeyCrv string
+
+// ReceiptKeyKty defines model for ReceiptKey.Kty.
+type ReceiptKeyKty string
+
+// ReceiptKeyUse defines model for ReceiptKey.Use.
+type ReceiptKeyUse string
+
+// ReceiptKeySet defines model for ReceiptKeySet.
+type ReceiptKeySet struct {
+	Keys []ReceiptKey `json:"keys"`
+}
 
 // RegisterRequest Example: {"email":"ada@example.com","password":"correct-horse-battery","username":"ada_l"}
 type RegisterRequest struct {
@@ -1884,6 +1977,13 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
+	// GetReceiptKeys The public keys that verify ballot receipts
+	//
+	// A JSON Web Key Set (RFC 7517) of Ed25519 keys (RFC 8037). The key marked `active` signs new receipts; the others signed earlier receipts and still verify them. A receipt's `kid` names its key, and a verifier can recompute it: base64url (no padding) of the first 8 bytes of SHA-256 of the raw 32-byte public key. Cacheable for 5 minutes. An empty `keys` list means this server issues no receipts.
+	//
+	// Corresponds with GET /.well-known/tally-receipt-keys (the `GetReceiptKeys` operationId).
+	GetReceiptKeys(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetHealth Liveness
 	//
 	// Corresponds with GET /healthz (the `GetHealth` operationId).
@@ -2091,6 +2191,23 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/users/me (the `GetCurrentUser` operationId).
 	GetCurrentUser(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// GetReceiptKeys The public keys that verify ballot receipts
+//
+// A JSON Web Key Set (RFC 7517) of Ed25519 keys (RFC 8037). The key marked `active` signs new receipts; the others signed earlier receipts and still verify them. A receipt's `kid` names its key, and a verifier can recompute it: base64url (no padding) of the first 8 bytes of SHA-256 of the raw 32-byte public key. Cacheable for 5 minutes. An empty `keys` list means this server issues no receipts.
+//
+// Corresponds with GET /.well-known/tally-receipt-keys (the `GetReceiptKeys` operationId).
+func (c *Client) GetReceiptKeys(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetReceiptKeysRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // GetHealth Liveness
@@ -2579,6 +2696,33 @@ func (c *Client) GetCurrentUser(ctx context.Context, reqEditors ...RequestEditor
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewGetReceiptKeysRequest constructs an http.Request for the GetReceiptKeys method
+func NewGetReceiptKeysRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/.well-known/tally-receipt-keys")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
 }
 
 // NewGetHealthRequest constructs an http.Request for the GetHealth method
@@ -3675,6 +3819,15 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// GetReceiptKeysWithResponse The public keys that verify ballot receipts
+	//
+	// A JSON Web Key Set (RFC 7517) of Ed25519 keys (RFC 8037). The key marked `active` signs new receipts; the others signed earlier receipts and still verify them. A receipt's `kid` names its key, and a verifier can recompute it: base64url (no padding) of the first 8 bytes of SHA-256 of the raw 32-byte public key. Cacheable for 5 minutes. An empty `keys` list means this server issues no receipts.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /.well-known/tally-receipt-keys (the `GetReceiptKeys` operationId).
+	GetReceiptKeysWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetReceiptKeysResponse, error)
+
 	// GetHealthWithResponse Liveness
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -3914,6 +4067,54 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/users/me (the `GetCurrentUser` operationId).
 	GetCurrentUserWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetCurrentUserResponse, error)
+}
+
+// GetReceiptKeysResponse200Headers the declared response headers of an HTTP 200 response for GetReceiptKeys
+type GetReceiptKeysResponse200Headers struct {
+	CacheControl *string
+}
+
+type GetReceiptKeysResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ReceiptKeySet
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetReceiptKeysResponse200Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetReceiptKeysResponse) GetJSON200() *ReceiptKeySet {
+	return r.JSON200
+}
+
+// GetBody returns the raw response body bytes
+func (r GetReceiptKeysResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetReceiptKeysResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetReceiptKeysResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetReceiptKeysResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 type GetHealthResponse struct {
@@ -5757,6 +5958,21 @@ func (r GetCurrentUserResponse) ContentType() string {
 	return ""
 }
 
+// GetReceiptKeysWithResponse The public keys that verify ballot receipts
+//
+// A JSON Web Key Set (RFC 7517) of Ed25519 keys (RFC 8037). The key marked `active` signs new receipts; the others signed earlier receipts and still verify them. A receipt's `kid` names its key, and a verifier can recompute it: base64url (no padding) of the first 8 bytes of SHA-256 of the raw 32-byte public key. Cacheable for 5 minutes. An empty `keys` list means this server issues no receipts.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /.well-known/tally-receipt-keys (the `GetReceiptKeys` operationId).
+func (c *ClientWithResponses) GetReceiptKeysWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetReceiptKeysResponse, error) {
+	rsp, err := c.GetReceiptKeys(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetReceiptKeysResponse(rsp)
+}
+
 // GetHealthWithResponse Liveness
 //
 // Returns a wrapper object for the known response body format(s).
@@ -6163,6 +6379,45 @@ func (c *ClientWithResponses) GetCurrentUserWithResponse(ctx context.Context, re
 		return nil, err
 	}
 	return ParseGetCurrentUserResponse(rsp)
+}
+
+// ParseGetReceiptKeysResponse parses an HTTP response from a GetReceiptKeysWithResponse call
+func ParseGetReceiptKeysResponse(rsp *http.Response) (*GetReceiptKeysResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetReceiptKeysResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ReceiptKeySet
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetReceiptKeysResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
 }
 
 // ParseGetHealthResponse parses an HTTP response from a GetHealthWithResponse call

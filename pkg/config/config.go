@@ -23,6 +23,7 @@ import (
 	"github.com/tally-vote/tally/pkg/kafkax/votes"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/ratelimit"
+	"github.com/tally-vote/tally/pkg/receipt"
 	"github.com/tally-vote/tally/pkg/redisx"
 	"github.com/tally-vote/tally/pkg/tally"
 	"github.com/tally-vote/tally/pkg/vote"
@@ -81,6 +82,7 @@ type Config struct {
 	Reconcile tally.ReconcileConfig `envPrefix:"RECONCILE_"`
 	Admit     admit.Config          `envPrefix:"ADMIT_"`
 	Bots      abuse.Config          `envPrefix:"BOT_"`
+	Receipt   receipt.Config        `envPrefix:"RECEIPT_"`
 
 	// AnonAccess is TALLY_POW_* and TALLY_INVITE_* (no prefix of its own).
 	AnonAccess anonaccess.Config
@@ -110,6 +112,15 @@ func Load() (Config, error) {
 		}
 		cfg.JWTSecret = hex.EncodeToString(b)
 	}
+	if cfg.Env == Dev && !cfg.Receipt.Configured() {
+		// Likewise a dev receipt key: receipts signed before a restart stop
+		// verifying after it unless `make run`'s persisted key is used.
+		keys, err := receipt.NewDevKeys()
+		if err != nil {
+			return Config{}, err
+		}
+		cfg.Receipt.Keys = keys
+	}
 	if err := cfg.Check(); err != nil {
 		return Config{}, err
 	}
@@ -138,6 +149,9 @@ func (c Config) Check() error {
 		return err
 	}
 	if err := c.AnonAccess.Check(); err != nil {
+		return err
+	}
+	if err := c.Receipt.Check(c.Env == Production); err != nil {
 		return err
 	}
 	if c.AnonAccessKey != "" && len(c.AnonAccessKey) < MinSecretLen {

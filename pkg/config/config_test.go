@@ -6,6 +6,7 @@ import (
 
 	"github.com/tally-vote/tally/pkg/httpapi"
 	"github.com/tally-vote/tally/pkg/ratelimit"
+	"github.com/tally-vote/tally/pkg/receipt"
 )
 
 // strong is 32 random bytes, base64: what the README tells operators to use.
@@ -43,6 +44,12 @@ func TestCheck(t *testing.T) {
 		{"per-IP limits off in production", prod(func(c *Config) { c.RateLimit = ratelimit.Config{DisablePerIP: true} }), "TALLY_RATE_DISABLE_PER_IP"},
 		{"wildcard origin in production", prod(func(c *Config) { c.HTTP = httpapi.Config{AllowedOrigins: []string{"*"}} }), "ALLOWED_ORIGINS"},
 		{"listed origin in production", prod(func(c *Config) { c.HTTP = httpapi.Config{AllowedOrigins: []string{"https://app.example"}} }), ""},
+		{"receipts on in production without a key", prod(func(c *Config) { c.Receipt = receipt.Config{Enabled: true} }), "TALLY_RECEIPT_KEYS"},
+		{"receipts on in production with a key", prod(func(c *Config) {
+			c.Receipt = receipt.Config{Enabled: true, Keys: "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A="}
+		}), ""},
+		{"receipts off in production without a key", prod(nil), ""},
+		{"a malformed receipt key in dev", Config{Env: Dev, JWTSecret: strong, Receipt: receipt.Config{Keys: "abc"}}, "TALLY_RECEIPT_KEYS"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Check()
@@ -69,6 +76,9 @@ func TestLoad(t *testing.T) {
 		}
 		if len(cfg.HTTP.AllowedOrigins) != 0 {
 			t.Fatalf("CORS open by default: %v", cfg.HTTP.AllowedOrigins)
+		}
+		if kr, err := cfg.Receipt.Keyring(); err != nil || kr.ActiveKeyID() == "" {
+			t.Fatalf("dev has no receipt signing key: %v", err)
 		}
 	})
 	t.Run("an unknown mode is a startup error", func(t *testing.T) {

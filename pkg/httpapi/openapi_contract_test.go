@@ -38,11 +38,12 @@ const errorSchemaRef = "#/components/schemas/Error"
 // call that can fail (the rate limiter fails open), so they never answer 503
 // UNAVAILABLE. /readyz has its own 503.
 var noDependency = map[string]bool{
-	"GET /healthz":            true,
-	"GET /readyz":             true,
-	"GET /metrics":            true,
-	"GET /v1/openapi.json":    true,
-	"POST /v1/auth/anonymous": true,
+	"GET /healthz":                        true,
+	"GET /readyz":                         true,
+	"GET /metrics":                        true,
+	"GET /v1/openapi.json":                true,
+	"GET /.well-known/tally-receipt-keys": true,
+	"POST /v1/auth/anonymous":             true,
 }
 
 // rateLimited lists the operations behind a rate-limit middleware (see

@@ -17,6 +17,7 @@ import (
 	"github.com/tally-vote/tally/pkg/live"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/ratelimit"
+	"github.com/tally-vote/tally/pkg/receipt"
 	"github.com/tally-vote/tally/pkg/tally"
 	"github.com/tally-vote/tally/pkg/vote"
 	"github.com/tally-vote/tally/pkg/web"
@@ -52,6 +53,9 @@ type Deps struct {
 	// Anon admits anonymous voters to invite and proof-of-work polls; nil
 	// refuses them there (503).
 	Anon *anonaccess.Service
+	// ReceiptKeys are the public keys served at ReceiptKeysPath; nil serves
+	// an empty set.
+	ReceiptKeys *receipt.Keyring
 }
 
 type handlers struct {
@@ -101,6 +105,7 @@ func NewRouter(d Deps) (*gin.Engine, error) {
 		return nil, err
 	}
 	r.GET("/v1/openapi.json", openAPI)
+	r.GET(ReceiptKeysPath, receiptKeys(d.ReceiptKeys))
 	if d.Pprof {
 		pprof.Register(r)
 	}

@@ -12,10 +12,15 @@ import (
 	"github.com/tally-vote/tally/pkg/kafkax/votes"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/ratelimit"
+	"github.com/tally-vote/tally/pkg/receipt"
 	"github.com/tally-vote/tally/pkg/redisx"
 	"github.com/tally-vote/tally/pkg/tally"
 	"github.com/tally-vote/tally/pkg/vote"
 )
+
+// ReceiptSeed is the tests' receipt signing key: RFC 8032 §7.1 TEST 1's
+// seed, so its public key and kid are published values a test can pin.
+const ReceiptSeed = "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A="
 
 // Config is a whole-process configuration on the local stack with a fresh
 // migrated keyspace, fresh topics, cheap password hashing and rate limits
@@ -45,6 +50,7 @@ func Config(t testing.TB) config.Config {
 			DrainConfig: vote.DrainConfig{PoisonAttempts: 2, MaxBackoff: 500 * time.Millisecond}},
 		Reconcile: tally.ReconcileConfig{Interval: time.Hour, FinalizeDelay: time.Second, FinalizeWait: 30 * time.Second,
 			Group: "test-reconciler"},
+		Receipt: receipt.Config{Keys: ReceiptSeed},
 	}
 }
 

@@ -19,6 +19,7 @@ func Environ(cfg config.Config) []string {
 		"TALLY_ENV":                    "dev",
 		"TALLY_LOG_LEVEL":              "info",
 		"TALLY_JWT_SECRET":             c.JWTSecret,
+		"TALLY_RECEIPT_KEYS":           c.Receipt.Keys,
 		"TALLY_CASSANDRA_HOSTS":        strings.Join(c.Cassandra.Hosts, ","),
 		"TALLY_CASSANDRA_KEYSPACE":     c.Cassandra.Keyspace,
 		"TALLY_REDIS_ADDR":             c.Redis.Addr,
