@@ -215,3 +215,42 @@ func TestBrowserEmbed(t *testing.T) {
 		t.Errorf("%d frame-ancestors refusals in the console, want 2", refusals)
 	}
 }
+
+// TestBrowserOwnerEmbedSites: the owner lists the sites on the share page,
+// is told in words when one is not an origin, and gets the iframe code;
+// the widget's header then names the sites.
+func TestBrowserOwnerEmbedSites(t *testing.T) {
+	base := serve(t)
+	owner := newPerson(t, "owner")
+	owner.register(base)
+	link := owner.createPoll("Embed me?", []string{"Yes", "No"}, "always", "open")
+	pollID := strings.TrimPrefix(link, base+"/p/")
+	owner.do(chromedp.Navigate(link))
+	owner.waitFor("owner panel", `!document.getElementById('owner').hidden`, 15*time.Second)
+	if v := owner.eval(`document.getElementById('embed-origins').value`); v != "" {
+		t.Fatalf("a new poll lists %q", v)
+	}
+
+	owner.typeInto("#embed-origins", "https://blog.example.com/post-1")
+	owner.do(chromedp.Click(chromedp.CSS("#embed-form button[type=submit]")))
+	owner.waitFor("the refusal in words", `document.querySelector('#owner [data-error]').textContent.startsWith('Please check the form: ')`, 10*time.Second)
+
+	owner.eval(`document.getElementById('embed-origins').value = 'https://blog.example.com\nhttp://localhost:3000'`)
+	owner.do(chromedp.Click(chromedp.CSS("#embed-form button[type=submit]")))
+	owner.waitFor("saved", `document.getElementById('embed-status').textContent === 'Saved.'`, 10*time.Second)
+	if v := owner.text("#owner [data-error]"); v != "" {
+		t.Errorf("error left on screen: %q", v)
+	}
+	code, _ := owner.eval(`document.getElementById('embed-code').value`).(string)
+	if !strings.Contains(code, `<iframe src="`+base+`/embed/`+pollID+`"`) {
+		t.Errorf("embed code %q", code)
+	}
+
+	r := testenv.NewClient(t, base).Do("GET", "/embed/"+pollID, "", nil)
+	if csp := r.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors https://blog.example.com http://localhost:3000;") {
+		t.Fatalf("widget CSP %q", csp)
+	}
+	// After a reload the panel shows what is stored.
+	owner.do(chromedp.Navigate(link))
+	owner.waitFor("the stored sites", `document.getElementById('embed-origins').value === 'https://blog.example.com\nhttp://localhost:3000'`, 15*time.Second)
+}
