@@ -583,7 +583,14 @@ export interface components {
             max_votes_per_user?: number;
             bot_policy?: components["schemas"]["BotPolicy"];
             anonymous_access?: components["schemas"]["AnonymousAccess"];
+            /** @description Origins whose pages may frame the poll's widget at /embed/{poll_id}; empty when none may. */
+            embed_origins?: components["schemas"]["EmbedOrigin"][];
         };
+        /**
+         * @description An exact origin: http or https (lower case), a DNS name or IPv4 address, and an optional port (1 to 65535). No path, query, user info or wildcard; IPv6 literals are refused because CSP cannot name them.
+         * @example https://blog.example.com
+         */
+        EmbedOrigin: string;
         /**
          * @description Who sees the results (REST, live socket), and when. always: everyone. after_vote: until the poll closes, the owner and callers who voted; everyone after. after_close: until the poll closes, the owner alone; everyone after. owner_only: the owner alone, also after close. The owner (the poll's creator) sees them in every mode; others get 403 RESULTS_HIDDEN. The owner may change it at any time (PATCH); an open live socket whose caller may no longer see the results is closed with 4403 at its next re-check (TALLY_HTTP_LIVE_RECHECK).
          * @default always
@@ -658,6 +665,8 @@ export interface components {
             max_votes_per_user?: number | null;
             bot_policy?: components["schemas"]["BotPolicy"] | null;
             anonymous_access?: components["schemas"]["AnonymousAccess"] | null;
+            /** @description The origins (such as https://blog.example.com) whose pages may frame the poll's embed widget, GET /embed/{poll_id}: its Content-Security-Policy names them in frame-ancestors, while every other answer keeps frame-ancestors 'none'. The list is replaced whole; [] clears it (no page may frame the widget, which still answers when opened on its own). At most 10, no two the same (scheme and host compared without regard to case); anything else is 400 VALIDATION_FAILED, field settings.embed_origins. */
+            embed_origins?: components["schemas"]["EmbedOrigin"][] | null;
         } & {
             [key: string]: unknown;
         }) | null;

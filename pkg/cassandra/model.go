@@ -62,6 +62,7 @@ type pollRow struct {
 	AnonymousAccess         *string    `db:"anonymous_access"`
 	PollVersion             *int       `db:"poll_version"`
 	ResultsVisibility       *string    `db:"results_visibility"`
+	EmbedOrigins            []string   `db:"embed_origins"`
 	OptionText              *string    `db:"option_text"`
 	DisplayOrder            *int       `db:"display_order"`
 }
@@ -73,7 +74,7 @@ var pollStaticColumns = []string{
 	"poll_id", "creator_id", "title", "description", "start_time", "end_time", "closed_at", "created_at",
 	"updated_at", "show_results_during_voting", "allow_anonymous", "allow_multiple_options",
 	"max_votes_per_user", "counter_shards", "index_buckets", "bot_policy", "anonymous_access",
-	"results_visibility",
+	"results_visibility", "embed_origins",
 }
 
 // pollOptionColumns are the columns of one option's row.
@@ -91,6 +92,7 @@ func toPollRow(p *poll.Poll) pollRow {
 		AllowMultipleOptions:    p.Settings.AllowMultipleOptions, MaxVotesPerUser: p.Settings.MaxVotesPerUser,
 		CounterShards: p.CounterShards, IndexBuckets: p.IndexBuckets,
 		BotPolicy: nullable(string(p.Settings.BotPolicy)), AnonymousAccess: nullable(string(p.Settings.AnonymousAccess)),
+		EmbedOrigins: p.Settings.EmbedOrigins,
 	}
 	if !p.ClosedAt.IsZero() {
 		r.ClosedAt = &p.ClosedAt
@@ -126,6 +128,8 @@ func (r pollRow) addToPoll(p *poll.Poll) {
 		// Polls created before 010 read nulls: the defaults.
 		BotPolicy:       cmp.Or(poll.BotPolicy(deref(r.BotPolicy)), poll.DefaultSettings.BotPolicy),
 		AnonymousAccess: cmp.Or(poll.AnonymousAccess(deref(r.AnonymousAccess)), poll.DefaultSettings.AnonymousAccess),
+		// Null before 015, and after the owner cleared the list.
+		EmbedOrigins: nilIfEmpty(r.EmbedOrigins),
 	}
 	p.CounterShards, p.IndexBuckets = r.CounterShards, r.IndexBuckets
 	// A partition whose only row is the static one reads a null option_id.
@@ -399,4 +403,13 @@ func mapIDs(v any) []id.ID {
 		out[i] = id.ID(u)
 	}
 	return out
+}
+
+// nilIfEmpty is a list column's value: nil for an empty list, which gocql
+// writes as a null, as an absent list reads.
+func nilIfEmpty(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
 }

@@ -130,6 +130,10 @@ func (st *PollStore) Update(ctx context.Context, id id.ID, ch poll.Change) error
 		if sp.AnonymousAccess != nil {
 			set("anonymous_access", string(*sp.AnonymousAccess))
 		}
+		if sp.EmbedOrigins != nil {
+			// An empty list writes a null: the same as never set.
+			set("embed_origins", nilIfEmpty(*sp.EmbedOrigins))
+		}
 	}
 	q := qb.Update(pollsTable.Name()).Set(cols...).Where(qb.Eq("poll_id")).
 		If(qb.EqNamed("poll_version", "expected_version")).QueryContext(ctx, st.s)

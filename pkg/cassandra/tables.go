@@ -30,7 +30,7 @@ var usersByUsernameTable = table.New(table.Metadata{
 
 // pollsTable keeps a poll in one partition: statics for the poll, a
 // clustering row per option (002; options_version and options_frozen 008;
-// poll_version 012; results_visibility 014).
+// poll_version 012; results_visibility 014; embed_origins 015).
 var pollsTable = table.New(table.Metadata{
 	Name: "polls",
 	Columns: []string{
@@ -38,7 +38,7 @@ var pollsTable = table.New(table.Metadata{
 		"creator_id", "title", "description", "start_time", "end_time", "closed_at", "created_at",
 		"updated_at", "show_results_during_voting", "allow_anonymous", "allow_multiple_options",
 		"max_votes_per_user", "counter_shards", "index_buckets", "options_version", "options_frozen",
-		"bot_policy", "anonymous_access", "poll_version", "results_visibility",
+		"bot_policy", "anonymous_access", "poll_version", "results_visibility", "embed_origins",
 		"option_text", "display_order",
 	},
 	PartKey: []string{"poll_id"},

@@ -450,6 +450,11 @@ type AnonymousAccess string
 // BotPolicy What a vote that trips a bot signal (many votes from one IP, a reused device fingerprint, a burst of brand-new accounts, ...) gets: recorded and counted with its reasons (flag), refused with 403 SUSPICIOUS_ACTIVITY (reject), or no check (off). The owner can re-tally without flagged votes.
 type BotPolicy string
 
+// EmbedOrigin An exact origin: http or https (lower case), a DNS name or IPv4 address, and an optional port (1 to 65535). No path, query, user info or wildcard; IPv6 literals are refused because CSP cannot name them.
+//
+// Example: https://blog.example.com
+type EmbedOrigin = string
+
 // Error The one error envelope.
 //
 // Example: {"error":{"code":"VALIDATION_FAILED","field":"title","message":"title: must be 1 to 255 characters"}}
@@ -751,6 +756,9 @@ type Settings struct {
 	// BotPolicy What a vote that trips a bot signal (many votes from one IP, a reused device fingerprint, a burst of brand-new accounts, ...) gets: recorded and counted with its reasons (flag), refused with 403 SUSPICIOUS_ACTIVITY (reject), or no check (off). The owner can re-tally without flagged votes.
 	BotPolicy *BotPolicy `json:"bot_policy,omitempty"`
 
+	// EmbedOrigins Origins whose pages may frame the poll's widget at /embed/{poll_id}; empty when none may.
+	EmbedOrigins *[]EmbedOrigin `json:"embed_origins,omitempty"`
+
 	// MaxVotesPerUser 0 means every option may be chosen
 	MaxVotesPerUser *int `json:"max_votes_per_user,omitempty"`
 
@@ -768,6 +776,9 @@ type SettingsInput struct {
 	AllowMultipleOptions *bool            `json:"allow_multiple_options,omitempty"`
 	AnonymousAccess      *AnonymousAccess `json:"anonymous_access,omitempty"`
 	BotPolicy            *BotPolicy       `json:"bot_policy,omitempty"`
+
+	// EmbedOrigins The origins (such as https://blog.example.com) whose pages may frame the poll's embed widget, GET /embed/{poll_id}: its Content-Security-Policy names them in frame-ancestors, while every other answer keeps frame-ancestors 'none'. The list is replaced whole; [] clears it (no page may frame the widget, which still answers when opened on its own). At most 10, no two the same (scheme and host compared without regard to case); anything else is 400 VALIDATION_FAILED, field settings.embed_origins.
+	EmbedOrigins *[]EmbedOrigin `json:"embed_origins,omitempty"`
 
 	// MaxVotesPerUser 0 means every option may be chosen. Must not exceed the poll's number of options, and a value above 1 needs allow_multiple_options (both 400 VALIDATION_FAILED, field settings.max_votes_per_user).
 	MaxVotesPerUser   *int               `json:"max_votes_per_user,omitempty"`
@@ -1653,6 +1664,14 @@ func (a *SettingsInput) UnmarshalJSON(b []byte) error {
 		delete(object, "bot_policy")
 	}
 
+	if raw, found := object["embed_origins"]; found {
+		err = json.Unmarshal(raw, &a.EmbedOrigins)
+		if err != nil {
+			return fmt.Errorf("error reading 'embed_origins': %w", err)
+		}
+		delete(object, "embed_origins")
+	}
+
 	if raw, found := object["max_votes_per_user"]; found {
 		err = json.Unmarshal(raw, &a.MaxVotesPerUser)
 		if err != nil {
@@ -1721,6 +1740,13 @@ func (a SettingsInput) MarshalJSON() ([]byte, error) {
 		object["bot_policy"], err = json.Marshal(a.BotPolicy)
 		if err != nil {
 			return nil, fmt.Errorf("error marshaling 'bot_policy': %w", err)
+		}
+	}
+
+	if a.EmbedOrigins != nil {
+		object["embed_origins"], err = json.Marshal(a.EmbedOrigins)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'embed_origins': %w", err)
 		}
 	}
 

@@ -24,6 +24,9 @@ func TestPageHeaders(t *testing.T) {
 		{"/", "script-src 'self'"},
 		{"/p/0f8fad5b-d9cb-469f-a165-70867728950e", "script-src 'self'"},
 		{"/assets/js/api.js", "script-src 'self'"},
+		// The embed widget for an id that names no poll: the page, never
+		// framable.
+		{"/embed/nope", "script-src 'self'"},
 		{"/v1/openapi.json", "default-src 'none'; frame-ancestors 'none'"},
 		{"/v1/nope", "default-src 'none'; frame-ancestors 'none'"},
 	} {

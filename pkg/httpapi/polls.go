@@ -27,6 +27,7 @@ type settingsInput struct {
 	MaxVotesPerUser         *int                    `json:"max_votes_per_user"`
 	BotPolicy               *poll.BotPolicy         `json:"bot_policy"`
 	AnonymousAccess         *poll.AnonymousAccess   `json:"anonymous_access"`
+	EmbedOrigins            *[]string               `json:"embed_origins"`
 }
 
 type createPollRequest struct {
@@ -80,15 +81,23 @@ type settingsResponse struct {
 	MaxVotesPerUser         int                    `json:"max_votes_per_user"`
 	BotPolicy               poll.BotPolicy         `json:"bot_policy"`
 	AnonymousAccess         poll.AnonymousAccess   `json:"anonymous_access"`
+	// EmbedOrigins is always a list, empty when no page may frame the
+	// widget.
+	EmbedOrigins []string `json:"embed_origins"`
 }
 
 func toSettings(s poll.Settings) settingsResponse {
 	v := s.Visibility()
-	return settingsResponse{
+	r := settingsResponse{
 		ResultsVisibility: v, ShowResultsDuringVoting: v.ShownDuringVoting(),
 		AllowAnonymous: s.AllowAnonymous, AllowMultipleOptions: s.AllowMultipleOptions,
 		MaxVotesPerUser: s.MaxVotesPerUser, BotPolicy: s.BotPolicy, AnonymousAccess: s.AnonymousAccess,
+		EmbedOrigins: s.EmbedOrigins,
 	}
+	if r.EmbedOrigins == nil {
+		r.EmbedOrigins = []string{}
+	}
+	return r
 }
 
 type pollListResponse struct {

@@ -104,6 +104,12 @@ func NewRouter(d Deps) (*gin.Engine, error) {
 	if err := web.Register(r); err != nil {
 		return nil, err
 	}
+	// The embed widget: the page, framable by the origins its poll lists.
+	embeds, err := newEmbedPages(d.Polls, d.Registry)
+	if err != nil {
+		return nil, err
+	}
+	r.GET(web.EmbedRoute, embeds.serve)
 	r.GET("/v1/openapi.json", openAPI)
 	r.GET(ReceiptKeysPath, receiptKeys(d.ReceiptKeys))
 	if d.Pprof {

@@ -51,6 +51,9 @@ type Settings struct {
 	// any anonymous token (open), or one vote per owner-issued invite code
 	// (invite), or per solved proof-of-work challenge (pow).
 	AnonymousAccess AnonymousAccess `json:"anonymous_access"`
+	// EmbedOrigins are the origins whose pages may frame the poll's widget
+	// (/embed/{poll_id}); empty lets none. See checkEmbedOrigins.
+	EmbedOrigins []string `json:"embed_origins,omitempty"`
 }
 
 // BotPolicy is a poll's answer to a vote that trips a bot signal.

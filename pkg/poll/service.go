@@ -414,6 +414,9 @@ func (s *Service) Update(ctx context.Context, caller id.ID, pollID id.ID, pt Pat
 			if v, ok := sp.Visibility(); ok {
 				fields = append(fields, zap.String("results_visibility", string(v)))
 			}
+			if sp.EmbedOrigins != nil {
+				fields = append(fields, zap.Int("embed_origins", len(*sp.EmbedOrigins)))
+			}
 		}
 		s.log.Info("poll updated", fields...)
 		s.auditPatch(ctx, caller, p, pt, closing)

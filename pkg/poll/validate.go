@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -100,7 +101,7 @@ func checkSettings(s Settings, numOptions int) error {
 	default:
 		return apperr.Invalid("settings.anonymous_access", "must be open, invite or pow")
 	}
-	return nil
+	return checkEmbedOrigins(s.EmbedOrigins)
 }
 
 // fingerprint identifies the request's content, to tell a retry from a
@@ -136,6 +137,9 @@ type fingerprintSettings struct {
 	BotPolicy               BotPolicy         `json:"bot_policy"`
 	AnonymousAccess         AnonymousAccess   `json:"anonymous_access"`
 	ResultsVisibility       ResultsVisibility `json:"results_visibility,omitempty"`
+	// EmbedOrigins is left out when empty, so a request without it
+	// fingerprints as before the setting existed.
+	EmbedOrigins []string `json:"embed_origins,omitempty"`
 }
 
 func fingerprintSettingsOf(s Settings) fingerprintSettings {
@@ -143,6 +147,7 @@ func fingerprintSettingsOf(s Settings) fingerprintSettings {
 		ShowResultsDuringVoting: s.Visibility().ShownDuringVoting(),
 		AllowAnonymous:          s.AllowAnonymous, AllowMultipleOptions: s.AllowMultipleOptions,
 		MaxVotesPerUser: s.MaxVotesPerUser, BotPolicy: s.BotPolicy, AnonymousAccess: s.AnonymousAccess,
+		EmbedOrigins: s.EmbedOrigins,
 	}
 	if v := s.Visibility(); v != VisibilityOf(f.ShowResultsDuringVoting) {
 		f.ResultsVisibility = v
@@ -229,6 +234,8 @@ type SettingsPatch struct {
 	MaxVotesPerUser         *int
 	BotPolicy               *BotPolicy
 	AnonymousAccess         *AnonymousAccess
+	// EmbedOrigins replaces the whole list; an empty list clears it.
+	EmbedOrigins *[]string
 }
 
 // Apply overlays the patch on base.
@@ -250,6 +257,13 @@ func (sp SettingsPatch) Apply(base Settings) Settings {
 	}
 	if sp.AnonymousAccess != nil {
 		base.AnonymousAccess = *sp.AnonymousAccess
+	}
+	if sp.EmbedOrigins != nil {
+		// A copy: the patch's slice belongs to the request.
+		base.EmbedOrigins = slices.Clone(*sp.EmbedOrigins)
+		if len(base.EmbedOrigins) == 0 {
+			base.EmbedOrigins = nil
+		}
 	}
 	return base
 }

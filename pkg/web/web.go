@@ -19,9 +19,12 @@ var static embed.FS
 // and fetches only from this origin, no inline script or style markup, no
 // plugins, no framing. The API's own answers keep their stricter
 // default-src 'none' (set by httpapi's securityHeaders before this runs).
-const pageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
-	"worker-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; " +
-	"frame-ancestors 'none'; connect-src 'self'"
+// The embed widget's differs only in frame-ancestors (see embedCSP).
+const pageCSP = pageCSPHead + "frame-ancestors 'none'; connect-src 'self'"
+
+// pageCSPHead is the page's CSP up to frame-ancestors.
+const pageCSPHead = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"worker-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; "
 
 // hostRE is what a Host header must look like before it is written into
 // the CSP's connect-src: a name or address and a port, nothing that could
@@ -30,7 +33,7 @@ var hostRE = regexp.MustCompile(`^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.
 
 // Routes are the page's route templates, which are not API operations (the
 // OpenAPI document leaves them out).
-var Routes = []string{"/", "/p/:poll_id", "/assets/*path"}
+var Routes = []string{"/", "/p/:poll_id", "/assets/*path", EmbedRoute}
 
 // Register mounts the page on r: "/" (sign in, create a poll, my polls),
 // "/p/:poll_id" (the share page: vote and watch the results) and the
@@ -53,9 +56,10 @@ func Register(r gin.IRoutes) error {
 	r.GET("/p/:poll_id", page)
 	files := http.StripPrefix("/assets/", http.FileServerFS(sub))
 	r.GET("/assets/*path", func(c *gin.Context) {
-		if c.Param("path") == "/index.html" || c.Param("path") == "/" {
-			// index.html is the page, not an asset; FileServer would also
-			// redirect it and list the directory.
+		if p := c.Param("path"); p == "/index.html" || p == "/embed.html" || p == "/" {
+			// The HTML files are pages, not assets (embed.html needs its
+			// poll's CSP); FileServer would also redirect them and list
+			// the directory.
 			c.Status(http.StatusNotFound)
 			return
 		}
@@ -70,7 +74,12 @@ func Register(r gin.IRoutes) error {
 // the socket scheme of this host too: CSP level 3 counts ws: of the page's
 // own origin as 'self', but older browsers do not.
 func pageHeaders(c *gin.Context) {
-	csp := pageCSP
+	setCSP(c, pageCSP)
+}
+
+// setCSP sets csp, with this host's socket sources added to connect-src
+// (the directive it ends with), and the opener policy.
+func setCSP(c *gin.Context, csp string) {
 	if host := c.Request.Host; hostRE.MatchString(host) {
 		csp += " ws://" + host + " wss://" + host
 	}

@@ -117,7 +117,9 @@ function renderForm() {
   form.hidden = !canVote;
   $('login-to-vote').hidden = !(p.status === 'active' && !state.voted && !signedIn && !s.allow_anonymous);
   $('login-instead').hidden = !(p.status === 'active' && !state.voted && !signedIn && s.allow_anonymous);
-  for (const a of document.querySelectorAll('.login-link')) a.href = '/?next=' + encodeURIComponent(location.pathname);
+  // The share page's path, also from the embed widget: signing in happens
+  // there.
+  for (const a of document.querySelectorAll('.login-link')) a.href = '/?next=' + encodeURIComponent('/p/' + state.id);
   if (!canVote) return;
   const box = $('vote-options');
   if (box.dataset.built !== 'yes') {
@@ -428,6 +430,7 @@ async function waitForRequest(requestId, tok, headers) {
 // ---- owner ----
 
 function renderOwner() {
+  if (!$('owner')) return; // the embed widget has no owner's tools
   const p = state.poll;
   const own = state.user && p && state.user.user_id === p.creator_id;
   $('owner').hidden = !own;
@@ -437,59 +440,84 @@ function renderOwner() {
   $('vis-select').value = visibility(p);
   const s = p.settings || {};
   $('mint-form').hidden = !(s.allow_anonymous && s.anonymous_access === 'invite');
+  $('embed-origins').value = (s.embed_origins || []).join('\n');
+  $('embed-code').value = '<iframe src="' + location.origin + '/embed/' + p.poll_id +
+    '" title="Tally poll" width="420" height="520"></iframe>';
 }
 
-$('owner-copy').addEventListener('click', () => copyField($('owner-link'), $('owner-copy-status')));
+// The owner's tools exist on the share page only (not in the embed widget).
+if ($('owner')) wireOwner();
 
-$('vis-form').addEventListener('submit', async (ev) => {
-  ev.preventDefault();
-  showError($('owner'), null);
-  const v = $('vis-select').value;
-  try {
-    // The alias agrees with the mode (true only for always).
-    const { data } = await request('/v1/polls/' + state.id, {
-      method: 'PATCH', body: { settings: { results_visibility: v, show_results_during_voting: v === 'always' } },
-    });
-    state.poll = data;
-    $('vis-status').textContent = 'Saved.';
-    renderPoll();
-  } catch (err) {
-    showError($('owner'), err);
-  }
-});
+function wireOwner() {
+  $('owner-copy').addEventListener('click', () => copyField($('owner-link'), $('owner-copy-status')));
 
-$('owner-close').addEventListener('click', async () => {
-  const btn = $('owner-close');
-  if (btn.dataset.armed !== 'yes') {
-    btn.dataset.armed = 'yes';
-    btn.textContent = 'Confirm: close now (nobody can vote after this)';
-    return;
-  }
-  btn.disabled = true;
-  try {
-    await request('/v1/polls/' + state.id, { method: 'PATCH', body: { status: 'closed' } });
-    await pollClosed();
-  } catch (err) {
-    showError($('owner'), err);
-  } finally {
-    btn.disabled = false;
-    btn.dataset.armed = '';
-    btn.textContent = 'Close the poll now';
-  }
-});
+  $('vis-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    showError($('owner'), null);
+    const v = $('vis-select').value;
+    try {
+      // The alias agrees with the mode (true only for always).
+      const { data } = await request('/v1/polls/' + state.id, {
+        method: 'PATCH', body: { settings: { results_visibility: v, show_results_during_voting: v === 'always' } },
+      });
+      state.poll = data;
+      $('vis-status').textContent = 'Saved.';
+      renderPoll();
+    } catch (err) {
+      showError($('owner'), err);
+    }
+  });
 
-$('mint-form').addEventListener('submit', async (ev) => {
-  ev.preventDefault();
-  showError($('owner'), null);
-  const count = parseInt($('mint-count').value || '0', 10);
-  try {
-    const { data } = await request('/v1/polls/' + state.id + '/invites', { method: 'POST', body: { count } });
-    const out = $('mint-codes');
-    out.value = data.codes.join('\n');
-    out.hidden = false;
-    out.focus();
-    out.select();
-  } catch (err) {
-    showError($('owner'), err);
-  }
-});
+  $('embed-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    showError($('owner'), null);
+    const origins = $('embed-origins').value.split(/\s+/).filter((o) => o !== '');
+    try {
+      const { data } = await request('/v1/polls/' + state.id, {
+        method: 'PATCH', body: { settings: { embed_origins: origins } },
+      });
+      state.poll = data;
+      $('embed-status').textContent = origins.length ? 'Saved.' : 'Saved: no site may embed this poll.';
+      renderOwner();
+    } catch (err) {
+      $('embed-status').textContent = '';
+      showError($('owner'), err);
+    }
+  });
+
+  $('owner-close').addEventListener('click', async () => {
+    const btn = $('owner-close');
+    if (btn.dataset.armed !== 'yes') {
+      btn.dataset.armed = 'yes';
+      btn.textContent = 'Confirm: close now (nobody can vote after this)';
+      return;
+    }
+    btn.disabled = true;
+    try {
+      await request('/v1/polls/' + state.id, { method: 'PATCH', body: { status: 'closed' } });
+      await pollClosed();
+    } catch (err) {
+      showError($('owner'), err);
+    } finally {
+      btn.disabled = false;
+      btn.dataset.armed = '';
+      btn.textContent = 'Close the poll now';
+    }
+  });
+
+  $('mint-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    showError($('owner'), null);
+    const count = parseInt($('mint-count').value || '0', 10);
+    try {
+      const { data } = await request('/v1/polls/' + state.id + '/invites', { method: 'POST', body: { count } });
+      const out = $('mint-codes');
+      out.value = data.codes.join('\n');
+      out.hidden = false;
+      out.focus();
+      out.select();
+    } catch (err) {
+      showError($('owner'), err);
+    }
+  });
+}
