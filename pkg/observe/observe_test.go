@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/redisx"
 )
 
 // TestActivePollsBoundsPendingSightings: a process that is never scraped
@@ -39,7 +40,8 @@ func TestActivePollsKeepsSightingsWhileRedisIsDown(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
 	defer rdb.Close()
 	now := time.Unix(1000, 0)
-	a := NewActivePolls(prometheus.NewRegistry(), rdb, ActivePollsConfig{Key: "polls:active:unit", Window: time.Minute},
+	a := NewActivePolls(prometheus.NewRegistry(), redisx.NewActivePollSet(rdb, "polls:active:unit", time.Minute),
+		ActivePollsConfig{Window: time.Minute},
 		zap.NewNop(), func() time.Time { return now })
 	old, recent := id.New(), id.New()
 	a.Seen(old)

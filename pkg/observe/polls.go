@@ -2,23 +2,25 @@ package observe
 
 import (
 	"context"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/id"
 )
 
-// ActivePollsConfig says where the shared set lives and how long a poll
-// stays active after its last counted vote.
+// PollSet is the set every process of a deployment shares
+// (redisx.ActivePollSet): Merge adds this process's sightings, drops polls
+// last seen before cut and returns how many remain.
+type PollSet interface {
+	Merge(ctx context.Context, seen map[id.ID]time.Time, cut time.Time) (int64, error)
+}
+
+// ActivePollsConfig says how long a poll stays active after its last
+// counted vote.
 type ActivePollsConfig struct {
-	// Key is the Redis sorted set every process of a deployment shares
-	// (redisx.ActivePolls in production; a test's own key in tests).
-	Key string
 	// Window is how long a poll counts as active after its last vote.
 	Window time.Duration
 	// FlushTimeout bounds the Redis round trip a scrape makes.
@@ -45,7 +47,7 @@ const pendingCap = 4096
 // meanwhile are merged at the next scrape that reaches it.
 type ActivePolls struct {
 	cfg  ActivePollsConfig
-	rdb  redis.Cmdable
+	set  PollSet
 	log  *zap.Logger
 	now  func() time.Time
 	desc *prometheus.Desc
@@ -55,12 +57,12 @@ type ActivePolls struct {
 }
 
 // NewActivePolls registers tally_polls_active on reg.
-func NewActivePolls(reg prometheus.Registerer, rdb redis.Cmdable, cfg ActivePollsConfig, log *zap.Logger,
+func NewActivePolls(reg prometheus.Registerer, set PollSet, cfg ActivePollsConfig, log *zap.Logger,
 	now func() time.Time) *ActivePolls {
 	if cfg.FlushTimeout <= 0 {
 		cfg.FlushTimeout = 2 * time.Second
 	}
-	a := &ActivePolls{cfg: cfg, rdb: rdb, log: log, now: now, pending: map[id.ID]time.Time{},
+	a := &ActivePolls{cfg: cfg, set: set, log: log, now: now, pending: map[id.ID]time.Time{},
 		desc: prometheus.NewDesc("tally_polls_active",
 			"Distinct polls that received a counted vote in any process of the deployment during the last "+
 				cfg.Window.String()+" (one shared Redis set: every process reports the same figure, take max()).",
@@ -99,24 +101,13 @@ func (a *ActivePolls) Count(ctx context.Context) (int64, error) {
 	a.pending = map[id.ID]time.Time{}
 	a.mu.Unlock()
 
-	members := make([]redis.Z, 0, len(seen))
+	fresh := make(map[id.ID]time.Time, len(seen))
 	for p, t := range seen {
 		if !t.Before(cut) {
-			members = append(members, redis.Z{Score: float64(t.UnixMilli()), Member: p.String()})
+			fresh[p] = t
 		}
 	}
-	var card *redis.IntCmd
-	_, err := a.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
-		if len(members) > 0 {
-			// GT: a process with an older sighting never lowers a score.
-			pipe.ZAddGT(ctx, a.cfg.Key, members...)
-		}
-		pipe.ZRemRangeByScore(ctx, a.cfg.Key, "-inf", "("+strconv.FormatInt(cut.UnixMilli(), 10))
-		// A deployment that stops voting leaves no set behind.
-		pipe.PExpire(ctx, a.cfg.Key, 2*a.cfg.Window)
-		card = pipe.ZCard(ctx, a.cfg.Key)
-		return nil
-	})
+	n, err := a.set.Merge(ctx, fresh, cut)
 	if err != nil {
 		// Keep what was seen for the next scrape, unless newer sightings
 		// of the same polls arrived meanwhile.
@@ -129,7 +120,7 @@ func (a *ActivePolls) Count(ctx context.Context) (int64, error) {
 		a.mu.Unlock()
 		return 0, err
 	}
-	return card.Val(), nil
+	return n, nil
 }
 
 // Describe implements prometheus.Collector.

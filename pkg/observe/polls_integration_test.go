@@ -13,6 +13,7 @@ import (
 
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/observe"
+	"github.com/tally-vote/tally/pkg/redisx"
 	"github.com/tally-vote/tally/pkg/testenv"
 )
 
@@ -46,10 +47,11 @@ func TestActivePollsDistinctAcrossProcesses(t *testing.T) {
 
 	now := time.Now()
 	clock := func() time.Time { return now }
-	cfg := observe.ActivePollsConfig{Key: key, Window: 5 * time.Minute}
+	cfg := observe.ActivePollsConfig{Window: 5 * time.Minute}
+	set := redisx.NewActivePollSet(rdb, key, 2*cfg.Window)
 	regA, regB := prometheus.NewRegistry(), prometheus.NewRegistry()
-	podA := observe.NewActivePolls(regA, rdb, cfg, zap.NewNop(), clock)
-	podB := observe.NewActivePolls(regB, rdb, cfg, zap.NewNop(), clock)
+	podA := observe.NewActivePolls(regA, set, cfg, zap.NewNop(), clock)
+	podB := observe.NewActivePolls(regB, set, cfg, zap.NewNop(), clock)
 
 	p1, p2, p3 := id.New(), id.New(), id.New()
 	podA.Seen(p1)
@@ -77,7 +79,7 @@ func TestActivePollsDistinctAcrossProcesses(t *testing.T) {
 	}
 	// A pod whose sighting of p2 is older than the set's (a late batch)
 	// must not lower its score.
-	stale := observe.NewActivePolls(prometheus.NewRegistry(), rdb, cfg, zap.NewNop(),
+	stale := observe.NewActivePolls(prometheus.NewRegistry(), set, cfg, zap.NewNop(),
 		func() time.Time { return now.Add(-4 * time.Minute) })
 	stale.Seen(p1)
 	if _, err := stale.Count(ctx); err != nil {
@@ -96,7 +98,7 @@ func TestActivePollsDistinctAcrossProcesses(t *testing.T) {
 	down := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
 	t.Cleanup(func() { _ = down.Close() })
 	regC := prometheus.NewRegistry()
-	podC := observe.NewActivePolls(regC, down, cfg, zap.NewNop(), clock)
+	podC := observe.NewActivePolls(regC, redisx.NewActivePollSet(down, key, time.Minute), cfg, zap.NewNop(), clock)
 	podC.Seen(id.New())
 	if v, ok := gauge(t, regC); ok {
 		t.Fatalf("unreachable Redis still exported tally_polls_active = %v", v)
