@@ -12,7 +12,7 @@ ARGS         ?=
 .DEFAULT_GOAL := help
 .PHONY: help up down status logs nodetool reset build migrate run serve test test-unit \
         test-integration test-contract fuzz fuzz-smoke fuzz-api fmt bench clean chaos check-ops \
-        up-2dc down-2dc test-multidc generate check-generate browser
+        up-2dc down-2dc test-multidc generate check-generate browser observe observe-down
 
 help: ## list targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -67,10 +67,18 @@ test-integration: up browser ## integration tests against the local Cassandra, K
 	go vet -tags integration ./...
 	go test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) -tags integration ./...
 
-check-ops: ## promtool check + unit tests of deploy/prometheus rules, strict decode of deploy/k8s manifests
+check-ops: ## promtool check + unit tests of deploy/prometheus rules, strict decode of deploy/k8s manifests, compose files through the Compose Specification loader
 	deploy/prometheus/promtool check rules deploy/prometheus/tally-rules.yml
+	deploy/prometheus/promtool check config --syntax-only deploy/prometheus/compose-prometheus.yml
 	cd deploy/prometheus && ./promtool test rules tally-rules.test.yml
 	go test -count=1 ./deploy/...
+	cd deploy/composecheck && go test -count=1 ./...
+
+observe: ## local Prometheus (Debian's package) scraping `make run`'s API (and a separate worker if one answers) with the alert rules; OBSERVE_ADDR (127.0.0.1:9090)
+	deploy/local/observe up
+
+observe-down: ## stop the Prometheus `make observe` started, and nothing else
+	deploy/local/observe down
 
 test-contract: build up ## schemathesis (all checks, stateful, fixed seed) against a real tally serve
 	deploy/contract/run

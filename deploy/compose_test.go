@@ -1,5 +1,6 @@
 // Package deploy holds deployment files; this test keeps docker-compose.yml
-// honest on machines without a Docker engine.
+// honest on machines without a Docker engine (deploy/composecheck loads it
+// with the Compose Specification loader as well).
 package deploy
 
 import (
@@ -25,7 +26,8 @@ func TestComposeParses(t *testing.T) {
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		t.Fatalf("docker-compose.yml does not parse: %v", err)
 	}
-	for _, name := range []string{"cassandra-1", "cassandra-2", "cassandra-3", "kafka", "redis", "migrate", "api", "worker"} {
+	for _, name := range []string{"cassandra-1", "cassandra-2", "cassandra-3", "kafka-1", "kafka-2", "kafka-3", "redis",
+		"migrate", "api", "worker", "prometheus", "grafana"} {
 		if _, ok := doc.Services[name]; !ok {
 			t.Errorf("service %q missing", name)
 		}

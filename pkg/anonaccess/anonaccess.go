@@ -193,6 +193,15 @@ func New(cfg Config, secret []byte, d Deps) *Service {
 	if d.Metrics != nil {
 		d.Metrics.MustRegister(s.m.access, s.m.minted, s.m.issued)
 	}
+	// Exported at zero, so the dashboard's outcome panel and increase()
+	// see a mode's first refusal rather than an absent series.
+	for _, mode := range []poll.AnonymousAccess{poll.AnonymousInvite, poll.AnonymousPoW} {
+		for _, o := range []string{"admitted", "missing", "invalid", "expired", "error"} {
+			s.m.access.WithLabelValues(string(mode), o)
+		}
+	}
+	s.m.access.WithLabelValues(string(poll.AnonymousInvite), "admitted_unverified")
+	s.m.access.WithLabelValues(string(poll.AnonymousPoW), "admitted_retry")
 	s.gates = map[poll.AnonymousAccess]Admission{
 		poll.AnonymousInvite: &inviteGate{keys: s.keys, store: d.Store, cache: newCodeCache(cfg.InviteCacheTTL, d.Now),
 			timeout: cfg.InviteCheckTimeout, log: d.Log},

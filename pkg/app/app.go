@@ -136,7 +136,9 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) 
 	a.reconcile = kafkax.NewWriter(cfg.Kafka, cfg.Kafka.ReconcileTopic)
 	a.kafkaStats = observe.NewKafka(reg, map[string]*kafka.Writer{"votes": a.votesW, "dlq": a.dlqW, "reconcile": a.reconcile})
 	a.dlqDepth = observe.NewDLQ(reg)
-	a.active = observe.NewActivePolls(reg, 5*time.Minute, a.Now)
+	const activeWindow = 5 * time.Minute
+	a.active = observe.NewActivePolls(reg, redisx.NewActivePollSet(a.Redis, redisx.ActivePolls(), 2*activeWindow),
+		observe.ActivePollsConfig{Window: activeWindow}, log.Named("active_polls"), a.Now)
 	pollStore := cassandra.NewPollStore(s, cfg.Cassandra)
 	a.Reconciler = tally.NewReconciler(cfg.Reconcile, tally.ReconcilerDeps{Tally: a.Tally, Polls: pollStore.Get,
 		Sender: reconcile.NewRequests(a.reconcile), Offsets: a.votesProgress, Pending: cassandra.NewPendingFinals(s),

@@ -66,3 +66,10 @@ const PollChanged = "poll:changed"
 // notices for the live hubs: the payload is "<poll id> <unix ms>" (see
 // PollChanges.PublishCounted). It shares PollChanged's subscription.
 const CountsChanged = "poll:counted"
+
+// ActivePolls is polls:active: a sorted set of the polls that received a
+// counted vote, scored by the last one's time (unix ms), shared by every
+// process so tally_polls_active is a deployment-wide distinct count
+// (pkg/observe). Trimmed to the window at each scrape, and expiring when
+// nothing votes.
+func ActivePolls() string { return "polls:active" }
