@@ -27,6 +27,11 @@ type Config struct {
 	// gocql's default (60 s) keeps a process unable to reach a node for up
 	// to a minute after a pause or restart it has long recovered from.
 	ReconnectInterval time.Duration `env:"RECONNECT_INTERVAL" envDefault:"2s"`
+	// DisableHostLookup connects only to Hosts as given, never to the
+	// addresses the nodes advertise: for a cluster reached through a
+	// proxy, tunnel or port-forward (and the fault tests' proxy). Token-
+	// and DC-aware routing then have no topology to use.
+	DisableHostLookup bool `env:"DISABLE_HOST_LOOKUP"`
 }
 
 func parseConsistency(s string) (gocql.Consistency, error) {

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/gocql/gocql"
+
+	"github.com/tally-vote/tally/pkg/id"
 )
 
 // Which failed conditional writes are settled by a serial read (the write
@@ -43,5 +45,18 @@ func TestOutcomeUnknown(t *testing.T) {
 				t.Fatalf("outcomeUnknown(%v) = %v, want %v", c.err, got, c.want)
 			}
 		})
+	}
+}
+
+// A map scan's uuid is a gocql.UUID; the settle step recognises its own
+// write by comparing it with an id.ID, which only mapID makes equal.
+func TestMapIDComparesWithID(t *testing.T) {
+	want := id.New()
+	row := map[string]any{"write_id": gocql.UUID(want)}
+	if row["write_id"] == any(want) {
+		t.Fatal("interface comparison unexpectedly equal; the test no longer guards anything")
+	}
+	if mapID(row["write_id"]) != want {
+		t.Fatalf("mapID(%v) != %v", row["write_id"], want)
 	}
 }

@@ -387,6 +387,11 @@ type inviteRow struct {
 
 // mapID reads a uuid or timeuuid value of a map scan (a CAS answer's
 // current row), the zero ID when absent.
+//
+// A map scan holds a uuid as gocql.UUID: compare ids through mapID, never
+// as interface values (an id.ID is never == a gocql.UUID, which made every
+// settled unknown outcome look like another write: a sync vote whose
+// connection closed mid-insert was stored but never counted).
 func mapID(v any) id.ID {
 	u, _ := v.(gocql.UUID)
 	return id.ID(u)

@@ -258,7 +258,7 @@ func (st *PollStore) ClaimCreateKey(ctx context.Context, creator id.ID, key stri
 		op: "claim idempotency key",
 		attempt: func(ctx context.Context) (*gocqlx.Queryx, func(map[string]any) bool) {
 			q := insertCreateKey.query(ctx, st.s).BindStruct(toPollIdempotencyRow(creator, key, c))
-			return q, func(row map[string]any) bool { return row["poll_id"] == c.PollID }
+			return q, func(row map[string]any) bool { return mapID(row["poll_id"]) == c.PollID }
 		},
 		read: func(ctx context.Context) *gocqlx.Queryx {
 			return selectCreateKey.query(ctx, st.s).BindStruct(pollIdempotencyRow{CreatorID: creator, IdempotencyKey: key})

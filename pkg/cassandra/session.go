@@ -36,6 +36,7 @@ func (c Config) cluster(keyspace string) (*gocql.ClusterConfig, error) {
 		cl.ReconnectInterval = c.ReconnectInterval
 	}
 	cl.ProtoVersion = 4
+	cl.DisableInitialHostLookup = c.DisableHostLookup
 	// Token-aware routing sends each statement to a replica of its partition,
 	// which saves a hop on every LWT.
 	fallback := gocql.RoundRobinHostPolicy()

@@ -80,7 +80,7 @@ func (st *VoteStore) Insert(ctx context.Context, b *vote.Ballot) (bool, *vote.Ba
 		attempt: func(ctx context.Context) (*gocqlx.Queryx, func(map[string]any) bool) {
 			writeID := id.New()
 			q := voteInsert(b).query(ctx, st.s).BindStruct(toVoteRow(b, writeID))
-			return q, func(row map[string]any) bool { return row["write_id"] == writeID }
+			return q, func(row map[string]any) bool { return mapID(row["write_id"]) == writeID }
 		},
 		read:                   func(ctx context.Context) *gocqlx.Queryx { return selectVote.query(ctx, st.s).BindStruct(key) },
 		serial:                 st.serial,

@@ -1,0 +1,118 @@
+package testenv
+
+import (
+	"encoding/binary"
+	"io"
+	"net"
+	"sync"
+	"testing"
+)
+
+// CQLProxy is a TCP proxy in front of a Cassandra node that understands
+// just enough of the native protocol (v4 frame headers) to cut a
+// connection right after forwarding one chosen request, before its reply:
+// the client then cannot know whether the node applied it. Point a session
+// at Addr with cassandra.Config.DisableHostLookup so that every connection
+// goes through it.
+type CQLProxy struct {
+	ln       net.Listener
+	upstream string
+
+	mu    sync.Mutex
+	match func(opcode byte, body []byte) bool
+	cut   chan struct{}
+	conns []net.Conn
+}
+
+// NewCQLProxy listens on a free loopback port and forwards to upstream.
+func NewCQLProxy(t testing.TB, upstream string) *CQLProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &CQLProxy{ln: ln, upstream: upstream}
+	go p.accept()
+	t.Cleanup(func() {
+		ln.Close()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, c := range p.conns {
+			c.Close()
+		}
+	})
+	return p
+}
+
+// Addr is the proxy's host:port.
+func (p *CQLProxy) Addr() string { return p.ln.Addr().String() }
+
+// CutAfter arms the proxy: the next request frame for which match is true
+// is forwarded to the node, and then its connection is closed both ways
+// before any reply. The returned channel closes when that has happened.
+func (p *CQLProxy) CutAfter(match func(opcode byte, body []byte) bool) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.match, p.cut = match, make(chan struct{})
+	return p.cut
+}
+
+// CQL opcodes of requests that run statements.
+const (
+	OpQuery   byte = 0x07
+	OpExecute byte = 0x0A
+	OpBatch   byte = 0x0D
+)
+
+func (p *CQLProxy) accept() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		u, err := net.Dial("tcp", p.upstream)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c, u)
+		p.mu.Unlock()
+		go func() { _, _ = io.Copy(c, u); c.Close() }()
+		go p.requests(c, u)
+	}
+}
+
+// requests forwards the client's frames one by one, cutting where armed.
+func (p *CQLProxy) requests(c, u net.Conn) {
+	defer u.Close()
+	defer c.Close()
+	head := make([]byte, 9)
+	for {
+		if _, err := io.ReadFull(c, head); err != nil {
+			return
+		}
+		body := make([]byte, binary.BigEndian.Uint32(head[5:9]))
+		if _, err := io.ReadFull(c, body); err != nil {
+			return
+		}
+		if _, err := u.Write(append(head[:9:9], body...)); err != nil {
+			return
+		}
+		p.mu.Lock()
+		hit := p.match != nil && p.match(head[4], body)
+		var cut chan struct{}
+		if hit {
+			cut, p.match = p.cut, nil
+		}
+		p.mu.Unlock()
+		if hit {
+			// The request is on its way to the node; the reply will find
+			// no client.
+			c.Close()
+			u.Close()
+			close(cut)
+			return
+		}
+	}
+}
