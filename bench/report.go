@@ -148,6 +148,8 @@ func printTable(w io.Writer, ceilings []ceiling, reps []*scenarioReport) {
 				fmt.Fprintf(w, "  as_of lag ms (frame received − as_of): p50 %.0f  p99 %.0f  max %.0f\n",
 					x.AsOfLagMs["p50"], x.AsOfLagMs["p99"], x.AsOfLagMs["max"])
 			}
+			fmt.Fprintf(w, "  API resident memory: %.0f MiB before the watchers, at most %.0f MiB during the watch\n",
+				x.APIRSSStartMB, x.APIRSSMaxMB)
 		}
 		fmt.Fprintf(w, "  cpu cores: %s\n", cores(r.CPUCores))
 		if r.AcceptCPUMicros > 0 {

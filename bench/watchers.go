@@ -34,6 +34,11 @@ type watchReport struct {
 	// the watch (tally_live_frames_total, tally_live_rereads_total).
 	ServerFrames  float64 `json:"server_frames"`
 	ServerRereads float64 `json:"server_rereads"`
+	// APIRSSStartMB and APIRSSMaxMB are the API process's resident memory
+	// when the watch began and the most sampled during it: what the
+	// watchers' sockets, buffers and frames cost in memory.
+	APIRSSStartMB float64 `json:"api_rss_start_mb"`
+	APIRSSMaxMB   float64 `json:"api_rss_max_mb"`
 	// ServerCPUPerKFrameMs is the server's CPU during the watch per 1,000
 	// frames delivered: an upper bound on the fan-out's cost, since the
 	// votes' own CPU is in it (compare with viral at the same --rate).
@@ -55,6 +60,9 @@ type watchers struct {
 	url                     string
 	frames0, rereads0, cpu0 float64
 	pid                     int
+	// rss0 is the API's resident memory when the watch began; rssMax the
+	// most sampled during it (process_resident_memory_bytes, every 500 ms).
+	rss0, rssMax atomic.Int64
 }
 
 // watch opens ws WebSockets and sse event streams on pollID as owner.
@@ -66,6 +74,23 @@ func (b *bench) watch(ctx context.Context, url, pollID, owner string, ws, sse, s
 	if srvPid > 0 {
 		w.cpu0 = cpuSeconds(srvPid)
 	}
+	w.rss0.Store(int64(scrapeSum(b.http, url+"/metrics", "process_resident_memory_bytes")))
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if v := int64(scrapeSum(b.http, url+"/metrics", "process_resident_memory_bytes")); v > w.rssMax.Load() {
+				w.rssMax.Store(v)
+			}
+		}
+	}()
 	wsURL := "ws" + strings.TrimPrefix(url, "http") + "/v1/polls/" + pollID + "/live?access_token=" + owner
 	sseURL := url + "/v1/polls/" + pollID + "/results/stream?access_token=" + owner
 	for i := range ws + sse {
@@ -159,7 +184,8 @@ func (w *watchers) stop(b *bench) *watchReport {
 	w.cancel()
 	w.wg.Wait()
 	r := &watchReport{WebSockets: w.ws, Streams: w.sse, Opened: int(w.opened.Load()), Ended: w.ended.Load(),
-		Frames: w.frames.Load(), ServerFrames: frames, ServerRereads: rereads}
+		Frames: w.frames.Load(), ServerFrames: frames, ServerRereads: rereads,
+		APIRSSStartMB: float64(w.rss0.Load()) / (1 << 20), APIRSSMaxMB: float64(w.rssMax.Load()) / (1 << 20)}
 	if r.Opened > 0 && secs > 0 {
 		r.FramesPerWatcherPerS = float64(r.Frames) / float64(r.Opened) / secs
 	}
