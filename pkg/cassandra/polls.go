@@ -124,6 +124,12 @@ func (st *PollStore) Update(ctx context.Context, id id.ID, ch poll.Change) error
 		if sp.MaxVotesPerUser != nil {
 			set("max_votes_per_user", *sp.MaxVotesPerUser)
 		}
+		if sp.MinVotesPerUser != nil {
+			set("min_votes_per_user", *sp.MinVotesPerUser)
+		}
+		if sp.Method != nil {
+			set("method", string(*sp.Method))
+		}
 		if sp.BotPolicy != nil {
 			set("bot_policy", string(*sp.BotPolicy))
 		}

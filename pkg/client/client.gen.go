@@ -144,6 +144,33 @@ func (e ErrorErrorCode) Valid() bool {
 	}
 }
 
+// Defines values for Method.
+const (
+	MethodApproval  Method = "approval"
+	MethodPlurality Method = "plurality"
+	MethodRanked    Method = "ranked"
+	MethodSchulze   Method = "schulze"
+	MethodScore     Method = "score"
+)
+
+// Valid indicates whether the value is a known member of the Method enum.
+func (e Method) Valid() bool {
+	switch e {
+	case MethodApproval:
+		return true
+	case MethodPlurality:
+		return true
+	case MethodRanked:
+		return true
+	case MethodSchulze:
+		return true
+	case MethodScore:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for PollStatus.
 const (
 	PollStatusActive PollStatus = "active"
@@ -300,6 +327,33 @@ func (e ResultsVisibility) Valid() bool {
 	case ResultsVisibilityAlways:
 		return true
 	case ResultsVisibilityOwnerOnly:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SettingsInputMethod.
+const (
+	SettingsInputMethodApproval    SettingsInputMethod = "approval"
+	SettingsInputMethodLessThannil SettingsInputMethod = "<nil>"
+	SettingsInputMethodPlurality   SettingsInputMethod = "plurality"
+	SettingsInputMethodRanked      SettingsInputMethod = "ranked"
+	SettingsInputMethodSchulze     SettingsInputMethod = "schulze"
+)
+
+// Valid indicates whether the value is a known member of the SettingsInputMethod enum.
+func (e SettingsInputMethod) Valid() bool {
+	switch e {
+	case SettingsInputMethodApproval:
+		return true
+	case SettingsInputMethodLessThannil:
+		return true
+	case SettingsInputMethodPlurality:
+		return true
+	case SettingsInputMethodRanked:
+		return true
+	case SettingsInputMethodSchulze:
 		return true
 	default:
 		return false
@@ -464,6 +518,9 @@ type LoginRequest struct {
 	AdditionalProperties map[string]interface{} `json:"-"`
 }
 
+// Method How ballots are counted. plurality: one option per ballot, most ballots wins. approval: any number of options within min/max_votes_per_user, most approvals wins (what allow_multiple_options=true has always meant; a poll created with the boolean alone reads approval). ranked: option_ids in preference order, most preferred first, distinct, not necessarily every option, counted by instant-runoff (ties for last place: backward countback, then a lot seeded by the poll id). schulze: the same ranked ballots counted by the Schulze method (unranked options rank below ranked ones). score: each option scored 0-5 (not accepted on new polls yet). allow_multiple_options is true for every method but plurality. Fixed once a vote exists (409 OPTIONS_FROZEN). See docs/architecture.md, "Counting methods".
+type Method string
+
 // MyVote defines model for MyVote.
 type MyVote struct {
 	HasVoted  *bool                 `json:"has_voted,omitempty"`
@@ -475,7 +532,7 @@ type MyVote struct {
 // NullOnly absent or null
 type NullOnly = interface{}
 
-// OptionIDs at least one, no option twice; more than one needs allow_multiple_options, and at most max_votes_per_user (0: every option), else 400 VALIDATION_FAILED
+// OptionIDs at least min_votes_per_user (1 unless set), no option twice; more than one needs a method other than plurality, and at most max_votes_per_user (0: every option), else 400 VALIDATION_FAILED. On ranked and schulze polls the order is the voter's preference, most preferred first.
 type OptionIDs = []openapi_types.UUID
 
 // OptionInput defines model for OptionInput.
@@ -525,7 +582,7 @@ type Poll struct {
 // PollStatus defines model for Poll.Status.
 type PollStatus string
 
-// PollCreate Example: {"description":"Where do we eat on Friday","end_time":"2030-01-01T12:00:00Z","options":[{"display_order":0,"text":"Pizza"},{"display_order":1,"text":"Sushi"}],"settings":{"allow_multiple_options":true,"max_votes_per_user":2,"results_visibility":"after_vote"},"title":"Lunch?"}
+// PollCreate Example: {"description":"Where do we eat on Friday","end_time":"2030-01-01T12:00:00Z","options":[{"display_order":0,"text":"Pizza"},{"display_order":1,"text":"Sushi"}],"settings":{"max_votes_per_user":2,"method":"approval","min_votes_per_user":1,"results_visibility":"after_vote"},"title":"Lunch?"}
 type PollCreate struct {
 	Description *string `json:"description,omitempty"`
 
@@ -661,6 +718,12 @@ type Settings struct {
 	// MaxVotesPerUser 0 means every option may be chosen
 	MaxVotesPerUser *int `json:"max_votes_per_user,omitempty"`
 
+	// Method How ballots are counted. plurality: one option per ballot, most ballots wins. approval: any number of options within min/max_votes_per_user, most approvals wins (what allow_multiple_options=true has always meant; a poll created with the boolean alone reads approval). ranked: option_ids in preference order, most preferred first, distinct, not necessarily every option, counted by instant-runoff (ties for last place: backward countback, then a lot seeded by the poll id). schulze: the same ranked ballots counted by the Schulze method (unranked options rank below ranked ones). score: each option scored 0-5 (not accepted on new polls yet). allow_multiple_options is true for every method but plurality. Fixed once a vote exists (409 OPTIONS_FROZEN). See docs/architecture.md, "Counting methods".
+	Method *Method `json:"method,omitempty"`
+
+	// MinVotesPerUser the fewest options a ballot must hold
+	MinVotesPerUser *int `json:"min_votes_per_user,omitempty"`
+
 	// ResultsVisibility Who sees the results (REST, live socket), and when. always: everyone. after_vote: until the poll closes, the owner and callers who voted; everyone after. after_close: until the poll closes, the owner alone; everyone after. owner_only: the owner alone, also after close. The owner (the poll's creator) sees them in every mode; others get 403 RESULTS_HIDDEN. The owner may change it at any time (PATCH); an open live socket whose caller may no longer see the results is closed with 4403 at its next re-check (TALLY_HTTP_LIVE_RECHECK).
 	ResultsVisibility *ResultsVisibility `json:"results_visibility,omitempty"`
 
@@ -677,7 +740,13 @@ type SettingsInput struct {
 	BotPolicy            *BotPolicy       `json:"bot_policy,omitempty"`
 
 	// MaxVotesPerUser 0 means every option may be chosen. Must not exceed the poll's number of options, and a value above 1 needs allow_multiple_options (both 400 VALIDATION_FAILED, field settings.max_votes_per_user).
-	MaxVotesPerUser   *int               `json:"max_votes_per_user,omitempty"`
+	MaxVotesPerUser *int `json:"max_votes_per_user,omitempty"`
+
+	// Method The counting method (see Method; absent: plurality, or approval when allow_multiple_options is true). score is not accepted yet (400 VALIDATION_FAILED, field settings.method). Sent with allow_multiple_options the two must agree (true for every method but plurality), else 400 VALIDATION_FAILED (field settings.allow_multiple_options). A change once a vote exists is 409 OPTIONS_FROZEN.
+	Method *SettingsInputMethod `json:"method,omitempty"`
+
+	// MinVotesPerUser The fewest options a ballot must hold (absent: 1). 1 <= min_votes_per_user <= max_votes_per_user (0: every option) <= the poll's number of options; a plurality poll takes exactly 1 (400 VALIDATION_FAILED, field settings.min_votes_per_user). A ballot with fewer is 400 VALIDATION_FAILED (field option_ids).
+	MinVotesPerUser   *int               `json:"min_votes_per_user,omitempty"`
 	ResultsVisibility *ResultsVisibility `json:"results_visibility,omitempty"`
 
 	// ShowResultsDuringVoting Alias of results_visibility: true is always, false is after_vote. Sent with results_visibility it must agree with it (true only with always), else 400 VALIDATION_FAILED (field settings.show_results_during_voting).
@@ -685,6 +754,9 @@ type SettingsInput struct {
 	ShowResultsDuringVoting *bool                  `json:"show_results_during_voting,omitempty"`
 	AdditionalProperties    map[string]interface{} `json:"-"`
 }
+
+// SettingsInputMethod The counting method (see Method; absent: plurality, or approval when allow_multiple_options is true). score is not accepted yet (400 VALIDATION_FAILED, field settings.method). Sent with allow_multiple_options the two must agree (true for every method but plurality), else 400 VALIDATION_FAILED (field settings.allow_multiple_options). A change once a vote exists is 409 OPTIONS_FROZEN.
+type SettingsInputMethod string
 
 // Token defines model for Token.
 type Token struct {
@@ -758,7 +830,7 @@ type VoteRequest1 struct {
 	// OptionId absent or null
 	OptionId *NullOnly `json:"option_id,omitempty"`
 
-	// OptionIds at least one, no option twice; more than one needs allow_multiple_options, and at most max_votes_per_user (0: every option), else 400 VALIDATION_FAILED
+	// OptionIds at least min_votes_per_user (1 unless set), no option twice; more than one needs a method other than plurality, and at most max_votes_per_user (0: every option), else 400 VALIDATION_FAILED. On ranked and schulze polls the order is the voter's preference, most preferred first.
 	OptionIds OptionIDs `json:"option_ids"`
 }
 
@@ -1568,6 +1640,22 @@ func (a *SettingsInput) UnmarshalJSON(b []byte) error {
 		delete(object, "max_votes_per_user")
 	}
 
+	if raw, found := object["method"]; found {
+		err = json.Unmarshal(raw, &a.Method)
+		if err != nil {
+			return fmt.Errorf("error reading 'method': %w", err)
+		}
+		delete(object, "method")
+	}
+
+	if raw, found := object["min_votes_per_user"]; found {
+		err = json.Unmarshal(raw, &a.MinVotesPerUser)
+		if err != nil {
+			return fmt.Errorf("error reading 'min_votes_per_user': %w", err)
+		}
+		delete(object, "min_votes_per_user")
+	}
+
 	if raw, found := object["results_visibility"]; found {
 		err = json.Unmarshal(raw, &a.ResultsVisibility)
 		if err != nil {
@@ -1635,6 +1723,20 @@ func (a SettingsInput) MarshalJSON() ([]byte, error) {
 		object["max_votes_per_user"], err = json.Marshal(a.MaxVotesPerUser)
 		if err != nil {
 			return nil, fmt.Errorf("error marshaling 'max_votes_per_user': %w", err)
+		}
+	}
+
+	if a.Method != nil {
+		object["method"], err = json.Marshal(a.Method)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'method': %w", err)
+		}
+	}
+
+	if a.MinVotesPerUser != nil {
+		object["min_votes_per_user"], err = json.Marshal(a.MinVotesPerUser)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'min_votes_per_user': %w", err)
 		}
 	}
 

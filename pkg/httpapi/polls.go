@@ -9,6 +9,7 @@ import (
 
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/auth"
+	"github.com/tally-vote/tally/pkg/count"
 	"github.com/tally-vote/tally/pkg/poll"
 )
 
@@ -27,6 +28,8 @@ type settingsInput struct {
 	MaxVotesPerUser         *int                    `json:"max_votes_per_user"`
 	BotPolicy               *poll.BotPolicy         `json:"bot_policy"`
 	AnonymousAccess         *poll.AnonymousAccess   `json:"anonymous_access"`
+	MinVotesPerUser         *int                    `json:"min_votes_per_user"`
+	Method                  *count.Method           `json:"method"`
 }
 
 type createPollRequest struct {
@@ -80,6 +83,8 @@ type settingsResponse struct {
 	MaxVotesPerUser         int                    `json:"max_votes_per_user"`
 	BotPolicy               poll.BotPolicy         `json:"bot_policy"`
 	AnonymousAccess         poll.AnonymousAccess   `json:"anonymous_access"`
+	MinVotesPerUser         int                    `json:"min_votes_per_user"`
+	Method                  count.Method           `json:"method"`
 }
 
 func toSettings(s poll.Settings) settingsResponse {
@@ -88,6 +93,7 @@ func toSettings(s poll.Settings) settingsResponse {
 		ResultsVisibility: v, ShowResultsDuringVoting: v.ShownDuringVoting(),
 		AllowAnonymous: s.AllowAnonymous, AllowMultipleOptions: s.AllowMultipleOptions,
 		MaxVotesPerUser: s.MaxVotesPerUser, BotPolicy: s.BotPolicy, AnonymousAccess: s.AnonymousAccess,
+		MinVotesPerUser: max(s.MinVotesPerUser, 1), Method: s.CountingMethod(),
 	}
 }
 

@@ -264,7 +264,8 @@ func (s *Service) Create(ctx context.Context, creator id.ID, in CreateInput, ide
 		s.log.Warn("poll rebuilt from its idempotency claim: the attempt that claimed the key stored no poll",
 			zap.Stringer("poll_id", p.ID), zap.Stringer("user_id", creator))
 	} else {
-		s.log.Info("poll created", zap.Stringer("poll_id", p.ID), zap.Stringer("user_id", creator))
+		s.log.Info("poll created", zap.Stringer("poll_id", p.ID), zap.Stringer("user_id", creator),
+			zap.String("method", string(p.Settings.CountingMethod())))
 	}
 	detail := map[string]any{"title": p.Title, "options": len(p.Options), "start_time": p.StartTime,
 		"end_time": p.EndTime, "settings": p.Settings}
@@ -414,6 +415,9 @@ func (s *Service) Update(ctx context.Context, caller id.ID, pollID id.ID, pt Pat
 			if v, ok := sp.Visibility(); ok {
 				fields = append(fields, zap.String("results_visibility", string(v)))
 			}
+			if sp.Method != nil || sp.AllowMultipleOptions != nil {
+				fields = append(fields, zap.String("method", string(p.Settings.CountingMethod())))
+			}
 		}
 		s.log.Info("poll updated", fields...)
 		s.auditPatch(ctx, caller, p, pt, closing)
@@ -465,6 +469,13 @@ func (s *Service) update(ctx context.Context, caller id.ID, pollID id.ID, pt Pat
 		*replaced = opts
 		p.Options, p.OptionsVersion = opts, p.OptionsVersion+1
 	}
+	if pt.Settings != nil {
+		if err := s.checkMethodChange(ctx, p, *pt.Settings, status); err != nil {
+			return nil, false, err
+		}
+		sp := pt.Settings.withMethodColumns(p.Settings)
+		pt.Settings = &sp
+	}
 	ch := Change{Version: p.Version, Description: pt.Description, EndTime: pt.EndTime, Settings: pt.Settings, UpdatedAt: now}
 	if pt.Title != nil {
 		t := strings.TrimSpace(*pt.Title)
@@ -489,6 +500,29 @@ func (s *Service) update(ctx context.Context, caller id.ID, pollID id.ID, pt Pat
 	}
 	p.UpdatedAt, p.Version = now, p.Version+1
 	return p, closing, nil
+}
+
+// checkMethodChange refuses a patch that changes the counting method once a
+// vote exists, the rule options follow: frozen options say so at once, and
+// an open poll whose votes predate the freeze is asked by its rows.
+func (s *Service) checkMethodChange(ctx context.Context, p *Poll, sp SettingsPatch, status Status) error {
+	if sp.Apply(p.Settings).CountingMethod() == p.Settings.CountingMethod() {
+		return nil
+	}
+	if p.OptionsFrozen {
+		return ErrMethodFrozen
+	}
+	if status == Draft {
+		return nil
+	}
+	has, err := s.votes.HasVotes(ctx, p)
+	if err != nil {
+		return err
+	}
+	if has {
+		return ErrMethodFrozen
+	}
+	return nil
 }
 
 // ErrOptionsChanged: the options a vote was checked against were replaced

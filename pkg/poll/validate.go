@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/count"
 )
 
 // Limits from the SPEC.
@@ -86,6 +87,9 @@ func checkSettings(s Settings, numOptions int) error {
 	if s.MaxVotesPerUser > numOptions {
 		return apperr.Invalid("settings.max_votes_per_user", "must not exceed the number of options")
 	}
+	if err := checkChoiceLimits(s, numOptions); err != nil {
+		return err
+	}
 	if s.ResultsVisibility != "" && !s.ResultsVisibility.Valid() {
 		return apperr.Invalid("settings.results_visibility", "must be always, after_vote, after_close or owner_only")
 	}
@@ -136,6 +140,8 @@ type fingerprintSettings struct {
 	BotPolicy               BotPolicy         `json:"bot_policy"`
 	AnonymousAccess         AnonymousAccess   `json:"anonymous_access"`
 	ResultsVisibility       ResultsVisibility `json:"results_visibility,omitempty"`
+	Method                  count.Method      `json:"method,omitempty"`
+	MinVotesPerUser         int               `json:"min_votes_per_user,omitempty"`
 }
 
 func fingerprintSettingsOf(s Settings) fingerprintSettings {
@@ -147,6 +153,10 @@ func fingerprintSettingsOf(s Settings) fingerprintSettings {
 	if v := s.Visibility(); v != VisibilityOf(f.ShowResultsDuringVoting) {
 		f.ResultsVisibility = v
 	}
+	if m := s.CountingMethod(); m != methodOf(s.AllowMultipleOptions) {
+		f.Method = m
+	}
+	f.MinVotesPerUser = s.MinVotesPerUser
 	return f
 }
 
@@ -229,6 +239,8 @@ type SettingsPatch struct {
 	MaxVotesPerUser         *int
 	BotPolicy               *BotPolicy
 	AnonymousAccess         *AnonymousAccess
+	MinVotesPerUser         *int
+	Method                  *count.Method
 }
 
 // Apply overlays the patch on base.
@@ -239,9 +251,7 @@ func (sp SettingsPatch) Apply(base Settings) Settings {
 	if sp.AllowAnonymous != nil {
 		base.AllowAnonymous = *sp.AllowAnonymous
 	}
-	if sp.AllowMultipleOptions != nil {
-		base.AllowMultipleOptions = *sp.AllowMultipleOptions
-	}
+	base = sp.applyMethod(base)
 	if sp.MaxVotesPerUser != nil {
 		base.MaxVotesPerUser = *sp.MaxVotesPerUser
 	}
