@@ -839,10 +839,72 @@ export interface components {
                 /** Format: uuid */
                 option_id?: string;
                 label?: string;
+                /** @description ballots that chose the option (on ranked and schulze polls: that rank it at all) */
                 votes?: number;
                 /** @description share of ballots that chose the option */
                 percentage?: number;
             }[];
+            method?: components["schemas"]["Method"];
+            count?: components["schemas"]["MethodCount"];
+        };
+        /** @description The counting method's exact count from the vote rows: on tally=final of ranked and schulze polls only (computed on demand while the poll is open; once it is frozen, from the rows the frozen tally was counted from, which no longer change, so the same every time). Ties no rule settles go by a lot seeded with the poll id (tie_rule says how). See docs/architecture.md, "Counting methods". */
+        MethodCount: {
+            method?: components["schemas"]["Method"];
+            ballots?: number;
+            /**
+             * Format: uuid
+             * @description absent when no ballot ranks any option
+             */
+            winner?: string;
+            /** @description ranked polls */
+            instant_runoff?: {
+                ballots?: number;
+                /** Format: uuid */
+                winner?: string;
+                tie_rule?: string;
+                rounds?: {
+                    round?: number;
+                    /** @description options still in the count, in display order, with the ballots whose highest-ranked continuing option each is */
+                    counts?: components["schemas"]["OptionVotes"][];
+                    /** @description ballots that rank no continuing option */
+                    exhausted?: number;
+                    /**
+                     * Format: uuid
+                     * @description absent in the last round
+                     */
+                    eliminated?: string;
+                    /**
+                     * @description how a tie for last place was settled
+                     * @enum {string}
+                     */
+                    tie_break?: "countback" | "lot";
+                }[];
+            };
+            /** @description schulze polls; d and p are indexed like options */
+            schulze?: {
+                ballots?: number;
+                options?: string[];
+                /** @description d[i][j]: ballots ranking options[i] above options[j] */
+                d?: number[][];
+                /** @description p[i][j]: strength of the strongest path from options[i] to options[j] */
+                p?: number[][];
+                ranking?: {
+                    /** Format: uuid */
+                    option_id?: string;
+                    rank?: number;
+                    wins?: number;
+                }[];
+                /** @description every option no other beats */
+                winners?: string[];
+                /** Format: uuid */
+                winner?: string;
+                tie_rule?: string;
+            };
+        };
+        OptionVotes: {
+            /** Format: uuid */
+            option_id?: string;
+            votes?: number;
         };
         /** @description Votes that bot signals flagged on one poll, for its owner: aggregates only, never a voter. Every figure comes from one count of the poll's vote rows at as_of. Flagged votes are recorded and counted like any other (results is the tally of record); results_excluding_flagged leaves them out. */
         FlagReport: {

@@ -171,6 +171,24 @@ func (e Method) Valid() bool {
 	}
 }
 
+// Defines values for MethodCountInstantRunoffRoundsTieBreak.
+const (
+	MethodCountInstantRunoffRoundsTieBreakCountback MethodCountInstantRunoffRoundsTieBreak = "countback"
+	MethodCountInstantRunoffRoundsTieBreakLot       MethodCountInstantRunoffRoundsTieBreak = "lot"
+)
+
+// Valid indicates whether the value is a known member of the MethodCountInstantRunoffRoundsTieBreak enum.
+func (e MethodCountInstantRunoffRoundsTieBreak) Valid() bool {
+	switch e {
+	case MethodCountInstantRunoffRoundsTieBreakCountback:
+		return true
+	case MethodCountInstantRunoffRoundsTieBreakLot:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for PollStatus.
 const (
 	PollStatusActive PollStatus = "active"
@@ -521,6 +539,63 @@ type LoginRequest struct {
 // Method How ballots are counted. plurality: one option per ballot, most ballots wins. approval: any number of options within min/max_votes_per_user, most approvals wins (what allow_multiple_options=true has always meant; a poll created with the boolean alone reads approval). ranked: option_ids in preference order, most preferred first, distinct, not necessarily every option, counted by instant-runoff (ties for last place: backward countback, then a lot seeded by the poll id). schulze: the same ranked ballots counted by the Schulze method (unranked options rank below ranked ones). score: each option scored 0-5 (not accepted on new polls yet). allow_multiple_options is true for every method but plurality. Fixed once a vote exists (409 OPTIONS_FROZEN). See docs/architecture.md, "Counting methods".
 type Method string
 
+// MethodCount The counting method's exact count from the vote rows: on tally=final of ranked and schulze polls only (computed on demand while the poll is open; once it is frozen, from the rows the frozen tally was counted from, which no longer change, so the same every time). Ties no rule settles go by a lot seeded with the poll id (tie_rule says how). See docs/architecture.md, "Counting methods".
+type MethodCount struct {
+	Ballots *int `json:"ballots,omitempty"`
+
+	// InstantRunoff ranked polls
+	InstantRunoff *struct {
+		Ballots *int `json:"ballots,omitempty"`
+		Rounds  *[]struct {
+			// Counts options still in the count, in display order, with the ballots whose highest-ranked continuing option each is
+			Counts *[]OptionVotes `json:"counts,omitempty"`
+
+			// Eliminated absent in the last round
+			Eliminated *openapi_types.UUID `json:"eliminated,omitempty"`
+
+			// Exhausted ballots that rank no continuing option
+			Exhausted *int `json:"exhausted,omitempty"`
+			Round     *int `json:"round,omitempty"`
+
+			// TieBreak how a tie for last place was settled
+			TieBreak *MethodCountInstantRunoffRoundsTieBreak `json:"tie_break,omitempty"`
+		} `json:"rounds,omitempty"`
+		TieRule *string             `json:"tie_rule,omitempty"`
+		Winner  *openapi_types.UUID `json:"winner,omitempty"`
+	} `json:"instant_runoff,omitempty"`
+
+	// Method How ballots are counted. plurality: one option per ballot, most ballots wins. approval: any number of options within min/max_votes_per_user, most approvals wins (what allow_multiple_options=true has always meant; a poll created with the boolean alone reads approval). ranked: option_ids in preference order, most preferred first, distinct, not necessarily every option, counted by instant-runoff (ties for last place: backward countback, then a lot seeded by the poll id). schulze: the same ranked ballots counted by the Schulze method (unranked options rank below ranked ones). score: each option scored 0-5 (not accepted on new polls yet). allow_multiple_options is true for every method but plurality. Fixed once a vote exists (409 OPTIONS_FROZEN). See docs/architecture.md, "Counting methods".
+	Method *Method `json:"method,omitempty"`
+
+	// Schulze schulze polls; d and p are indexed like options
+	Schulze *struct {
+		Ballots *int `json:"ballots,omitempty"`
+
+		// D d[i][j]: ballots ranking options[i] above options[j]
+		D       *[][]int              `json:"d,omitempty"`
+		Options *[]openapi_types.UUID `json:"options,omitempty"`
+
+		// P p[i][j]: strength of the strongest path from options[i] to options[j]
+		P       *[][]int `json:"p,omitempty"`
+		Ranking *[]struct {
+			OptionId *openapi_types.UUID `json:"option_id,omitempty"`
+			Rank     *int                `json:"rank,omitempty"`
+			Wins     *int                `json:"wins,omitempty"`
+		} `json:"ranking,omitempty"`
+		TieRule *string             `json:"tie_rule,omitempty"`
+		Winner  *openapi_types.UUID `json:"winner,omitempty"`
+
+		// Winners every option no other beats
+		Winners *[]openapi_types.UUID `json:"winners,omitempty"`
+	} `json:"schulze,omitempty"`
+
+	// Winner absent when no ballot ranks any option
+	Winner *openapi_types.UUID `json:"winner,omitempty"`
+}
+
+// MethodCountInstantRunoffRoundsTieBreak how a tie for last place was settled
+type MethodCountInstantRunoffRoundsTieBreak string
+
 // MyVote defines model for MyVote.
 type MyVote struct {
 	HasVoted  *bool                 `json:"has_voted,omitempty"`
@@ -543,6 +618,12 @@ type OptionInput struct {
 	// Text 1 to 200 characters, not blank; trimmed; unique within the poll ignoring case and surrounding spaces
 	Text                 string                 `json:"text"`
 	AdditionalProperties map[string]interface{} `json:"-"`
+}
+
+// OptionVotes defines model for OptionVotes.
+type OptionVotes struct {
+	OptionId *openapi_types.UUID `json:"option_id,omitempty"`
+	Votes    *int                `json:"votes,omitempty"`
 }
 
 // PoWChallenge defines model for PoWChallenge.
@@ -678,14 +759,22 @@ type RequestStatusState string
 
 // Results defines model for Results.
 type Results struct {
-	AsOf    *time.Time `json:"as_of,omitempty"`
+	AsOf *time.Time `json:"as_of,omitempty"`
+
+	// Count The counting method's exact count from the vote rows: on tally=final of ranked and schulze polls only (computed on demand while the poll is open; once it is frozen, from the rows the frozen tally was counted from, which no longer change, so the same every time). Ties no rule settles go by a lot seeded with the poll id (tie_rule says how). See docs/architecture.md, "Counting methods".
+	Count *MethodCount `json:"count,omitempty"`
+
+	// Method How ballots are counted. plurality: one option per ballot, most ballots wins. approval: any number of options within min/max_votes_per_user, most approvals wins (what allow_multiple_options=true has always meant; a poll created with the boolean alone reads approval). ranked: option_ids in preference order, most preferred first, distinct, not necessarily every option, counted by instant-runoff (ties for last place: backward countback, then a lot seeded by the poll id). schulze: the same ranked ballots counted by the Schulze method (unranked options rank below ranked ones). score: each option scored 0-5 (not accepted on new polls yet). allow_multiple_options is true for every method but plurality. Fixed once a vote exists (409 OPTIONS_FROZEN). See docs/architecture.md, "Counting methods".
+	Method  *Method `json:"method,omitempty"`
 	Options *[]struct {
 		Label    *string             `json:"label,omitempty"`
 		OptionId *openapi_types.UUID `json:"option_id,omitempty"`
 
 		// Percentage share of ballots that chose the option
 		Percentage *float32 `json:"percentage,omitempty"`
-		Votes      *int     `json:"votes,omitempty"`
+
+		// Votes ballots that chose the option (on ranked and schulze polls: that rank it at all)
+		Votes *int `json:"votes,omitempty"`
 	} `json:"options,omitempty"`
 	PollId *openapi_types.UUID `json:"poll_id,omitempty"`
 	Status *ResultsStatus      `json:"status,omitempty"`
