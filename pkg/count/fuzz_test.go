@@ -1,6 +1,9 @@
 package count
 
-import "testing"
+import (
+	"reflect"
+	"testing"
+)
 
 var fuzzOptions = []string{"a", "b", "c", "d", "e", "f"}
 
@@ -88,6 +91,31 @@ func FuzzSchulze(f *testing.F) {
 		c, ballots := fuzzBallots(data)
 		r := CountSchulze(c, ballots)
 		n := len(c.Options)
+		// d against its definition, ballot by ballot over every pair.
+		naive := make([][]int, n)
+		for i := range naive {
+			naive[i] = make([]int, n)
+		}
+		p := pack(c.Options, ballots)
+		for b := range p.ballots() {
+			rank := make([]int, n)
+			for i := range rank {
+				rank[i] = n
+			}
+			for k, o := range p.ballot(b) {
+				rank[o] = k
+			}
+			for i := range n {
+				for j := range n {
+					if rank[i] < rank[j] {
+						naive[i][j]++
+					}
+				}
+			}
+		}
+		if !reflect.DeepEqual(naive, r.D) {
+			t.Fatalf("d = %v, by definition %v", r.D, naive)
+		}
 		for i := range n {
 			for j := range n {
 				if i != j && r.D[i][j]+r.D[j][i] > r.Ballots {

@@ -40,22 +40,27 @@ func CountSchulze(c Contest, ballots [][]string) SchulzeResult {
 	p := pack(c.Options, ballots)
 	n := len(c.Options)
 	r := SchulzeResult{Ballots: p.ballots(), Options: append([]string(nil), c.Options...), TieRule: SchulzeTieRule}
-	d := make([]int, n*n)
-	rank := make([]int, n)
+	// A ballot prefers i to j when it ranks i and either leaves j out or
+	// ranks it later: d[i][j] = ranked[i] - before[j][i], where ranked[i]
+	// counts the ballots ranking i and before[j][i] those ranking j ahead
+	// of i. So a ballot costs k²/2 for its k ranked options, not n², which
+	// matters for the short rankings most voters give on long option lists.
+	ranked := make([]int, n)
+	before := make([]int, n*n)
 	for b := range p.ballots() {
 		prefs := p.ballot(b)
-		for i := range rank {
-			rank[i] = n // unranked: below every ranked option
+		for a, o := range prefs {
+			ranked[o]++
+			for _, later := range prefs[a+1:] {
+				before[o*n+later]++
+			}
 		}
-		for k, o := range prefs {
-			rank[o] = k
-		}
-		for _, o := range prefs {
-			row := d[o*n : (o+1)*n]
-			for j := range n {
-				if rank[o] < rank[j] {
-					row[j]++
-				}
+	}
+	d := make([]int, n*n)
+	for i := range n {
+		for j := range n {
+			if i != j {
+				d[i*n+j] = ranked[i] - before[j*n+i]
 			}
 		}
 	}
