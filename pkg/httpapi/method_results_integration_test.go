@@ -3,9 +3,13 @@
 package httpapi_test
 
 import (
+	"context"
 	"net/http"
+	"reflect"
 	"sync"
 	"testing"
+
+	"github.com/tally-vote/tally/pkg/tally"
 )
 
 // TestRankedFinalResults: ranked ballots cast through the API, the poll
@@ -53,6 +57,22 @@ func TestRankedFinalResults(t *testing.T) {
 			c, _ := r.Body["count"].(map[string]any)
 			if c == nil || c["winner"] != byName[rune(tc.winner[0])] || c["ballots"] != float64(15) || r.Body["total_votes"] != float64(15) {
 				t.Fatalf("final: %s", r.Raw)
+			}
+			// Frozen by the final reconciliation: its report carries the same
+			// count, and tally=final now served from the frozen totals still
+			// carries it, unchanged.
+			ctx := context.Background()
+			p, err := e.app.Polls.Get(ctx, mustUUID(t, pollID))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, err := e.app.Tally.Reconcile(ctx, p, tally.ReconcileOptions{Final: true})
+			if err != nil || !rep.Final || rep.Count == nil || rep.Count.Winner != c["winner"] {
+				t.Fatalf("final reconcile: %+v, %v", rep.Count, err)
+			}
+			again := e.c.Do("GET", "/v1/polls/"+pollID+"/results?tally=final", "", nil).Must(t, http.StatusOK)
+			if !reflect.DeepEqual(again.Body["count"], r.Body["count"]) {
+				t.Fatalf("frozen count %v, before the freeze %v", again.Body["count"], r.Body["count"])
 			}
 			if tc.method == "ranked" {
 				rounds := c["instant_runoff"].(map[string]any)["rounds"].([]any)

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tally-vote/tally/pkg/audit"
 	"github.com/tally-vote/tally/pkg/count"
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
@@ -86,5 +87,39 @@ func TestMethodCountIsReproducible(t *testing.T) {
 	a, b := MethodCount(p, ballots), MethodCount(p, ballots)
 	if a.InstantRunoff == nil || len(a.InstantRunoff.Rounds) != 3 || a.Winner != b.Winner {
 		t.Fatalf("got %+v", a)
+	}
+}
+
+// A final reconciliation of a ranked poll reports the exact count with the
+// frozen totals and records the winner with the freeze in the audit log.
+func TestFinalReconcileReportsTheCount(t *testing.T) {
+	p, ballots, ids := tennesseePoll(count.Ranked)
+	p.ClosedAt = time.Now().Add(-time.Minute)
+	rows := NewRowCounts()
+	for _, b := range ballots {
+		rows.Add(b, nil)
+	}
+	au := &fakeAudit{}
+	s, _ := newOfflineService(t, &fakeStore{rows: rows, shards: rows.All, ballots: ballots}, au)
+	rep, err := s.Reconcile(context.Background(), p, ReconcileOptions{Final: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Count == nil || rep.Count.Winner != ids["K"].String() || len(rep.Count.InstantRunoff.Rounds) != 3 {
+		t.Fatalf("report count %+v", rep.Count)
+	}
+	var frozen map[string]any
+	for _, e := range au.events {
+		if e.Kind == audit.TallyFrozen {
+			frozen = e.Detail
+		}
+	}
+	if frozen == nil || frozen["winner"] != ids["K"].String() || frozen["method"] != count.Ranked {
+		t.Fatalf("audit events %+v", au.events)
+	}
+	// Not final: no count.
+	rep, err = s.Reconcile(context.Background(), p, ReconcileOptions{})
+	if err != nil || rep.Count != nil {
+		t.Fatalf("non-final run: %+v, %v", rep.Count, err)
 	}
 }
