@@ -134,6 +134,14 @@ type Change struct {
 	Settings    *SettingsPatch
 	ClosedAt    *time.Time
 	UpdatedAt   time.Time
+	// OptionsVersion, when set, makes the change also move the options
+	// version on from it, and apply only while no vote has frozen the
+	// options. A change of what votes are judged by besides the options
+	// (the counting method) sets it: a vote checked against the poll as it
+	// was then fails its freeze (ErrOptionsChanged) and is checked again,
+	// and a vote that froze the options first makes the change lose its
+	// condition (ErrChangedSince), to be judged again as frozen.
+	OptionsVersion *int
 }
 
 // StatusAt derives the status at now.

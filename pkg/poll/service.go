@@ -469,14 +469,19 @@ func (s *Service) update(ctx context.Context, caller id.ID, pollID id.ID, pt Pat
 		*replaced = opts
 		p.Options, p.OptionsVersion = opts, p.OptionsVersion+1
 	}
+	methodChanges := false
 	if pt.Settings != nil {
-		if err := s.checkMethodChange(ctx, p, *pt.Settings, status); err != nil {
+		if methodChanges, err = s.checkMethodChange(ctx, p, *pt.Settings, status); err != nil {
 			return nil, false, err
 		}
 		sp := pt.Settings.withMethodColumns(p.Settings)
 		pt.Settings = &sp
 	}
 	ch := Change{Version: p.Version, Description: pt.Description, EndTime: pt.EndTime, Settings: pt.Settings, UpdatedAt: now}
+	if methodChanges {
+		v := p.OptionsVersion
+		ch.OptionsVersion = &v
+	}
 	if pt.Title != nil {
 		t := strings.TrimSpace(*pt.Title)
 		ch.Title, p.Title = &t, t
@@ -499,30 +504,35 @@ func (s *Service) update(ctx context.Context, caller id.ID, pollID id.ID, pt Pat
 		return nil, false, err
 	}
 	p.UpdatedAt, p.Version = now, p.Version+1
+	if ch.OptionsVersion != nil {
+		p.OptionsVersion++
+	}
 	return p, closing, nil
 }
 
 // checkMethodChange refuses a patch that changes the counting method once a
 // vote exists, the rule options follow: frozen options say so at once, and
-// an open poll whose votes predate the freeze is asked by its rows.
-func (s *Service) checkMethodChange(ctx context.Context, p *Poll, sp SettingsPatch, status Status) error {
+// an open poll whose votes predate the freeze is asked by its rows. It
+// reports whether the patch changes the method, so the write can guard
+// against a vote freezing the options meanwhile (Change.OptionsVersion).
+func (s *Service) checkMethodChange(ctx context.Context, p *Poll, sp SettingsPatch, status Status) (bool, error) {
 	if sp.Apply(p.Settings).CountingMethod() == p.Settings.CountingMethod() {
-		return nil
+		return false, nil
 	}
 	if p.OptionsFrozen {
-		return ErrMethodFrozen
+		return false, ErrMethodFrozen
 	}
 	if status == Draft {
-		return nil
+		return true, nil
 	}
 	has, err := s.votes.HasVotes(ctx, p)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if has {
-		return ErrMethodFrozen
+		return false, ErrMethodFrozen
 	}
-	return nil
+	return true, nil
 }
 
 // ErrOptionsChanged: the options a vote was checked against were replaced
