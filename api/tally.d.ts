@@ -581,6 +581,9 @@ export interface components {
             allow_multiple_options: boolean;
             /** @description 0 means every option may be chosen */
             max_votes_per_user?: number;
+            /** @description the fewest options a ballot must hold */
+            min_votes_per_user?: number;
+            method?: components["schemas"]["Method"];
             bot_policy?: components["schemas"]["BotPolicy"];
             anonymous_access?: components["schemas"]["AnonymousAccess"];
             /** @description Origins whose pages may frame the poll's widget at /embed/{poll_id}; empty when none may. */
@@ -591,6 +594,12 @@ export interface components {
          * @example https://blog.example.com
          */
         EmbedOrigin: string;
+        /**
+         * @description How ballots are counted. plurality: one option per ballot, most ballots wins. approval: any number of options within min/max_votes_per_user, most approvals wins (what allow_multiple_options=true has always meant; a poll created with the boolean alone reads approval). ranked: option_ids in preference order, most preferred first, distinct, not necessarily every option, counted by instant-runoff (ties for last place: backward countback, then a lot seeded by the poll id). schulze: the same ranked ballots counted by the Schulze method (unranked options rank below ranked ones). score: each option scored 0-5 (not accepted on new polls yet). allow_multiple_options is true for every method but plurality. Fixed once a vote exists (409 OPTIONS_FROZEN). See docs/architecture.md, "Counting methods".
+         * @default plurality
+         * @enum {string}
+         */
+        Method: "plurality" | "approval" | "ranked" | "schulze" | "score";
         /**
          * @description Who sees the results (REST, live socket), and when. always: everyone. after_vote: until the poll closes, the owner and callers who voted; everyone after. after_close: until the poll closes, the owner alone; everyone after. owner_only: the owner alone, also after close. The owner (the poll's creator) sees them in every mode; others get 403 RESULTS_HIDDEN. The owner may change it at any time (PATCH); an open live socket whose caller may no longer see the results is closed with 4403 at its next re-check (TALLY_HTTP_LIVE_RECHECK).
          * @default always
@@ -663,6 +672,13 @@ export interface components {
             allow_multiple_options: boolean | null;
             /** @description 0 means every option may be chosen. Must not exceed the poll's number of options, and a value above 1 needs allow_multiple_options (both 400 VALIDATION_FAILED, field settings.max_votes_per_user). */
             max_votes_per_user?: number | null;
+            /** @description The fewest options a ballot must hold (absent: 1). 1 <= min_votes_per_user <= max_votes_per_user (0: every option) <= the poll's number of options; a plurality poll takes exactly 1 (400 VALIDATION_FAILED, field settings.min_votes_per_user). A ballot with fewer is 400 VALIDATION_FAILED (field option_ids). */
+            min_votes_per_user?: number | null;
+            /**
+             * @description The counting method (see Method; absent: plurality, or approval when allow_multiple_options is true). score is not accepted yet (400 VALIDATION_FAILED, field settings.method). Sent with allow_multiple_options the two must agree (true for every method but plurality), else 400 VALIDATION_FAILED (field settings.allow_multiple_options). A change once a vote exists is 409 OPTIONS_FROZEN.
+             * @enum {string|null}
+             */
+            method?: "plurality" | "approval" | "ranked" | "schulze" | null;
             bot_policy?: components["schemas"]["BotPolicy"] | null;
             anonymous_access?: components["schemas"]["AnonymousAccess"] | null;
             /** @description The origins (such as https://blog.example.com) whose pages may frame the poll's embed widget, GET /embed/{poll_id}: its Content-Security-Policy names them in frame-ancestors, while every other answer keeps frame-ancestors 'none'. The list is replaced whole; [] clears it (no page may frame the widget, which still answers when opened on its own). At most 10, no two the same (scheme and host compared without regard to case); anything else is 400 VALIDATION_FAILED, field settings.embed_origins. */
@@ -695,7 +711,8 @@ export interface components {
          *       "end_time": "2030-01-01T12:00:00Z",
          *       "settings": {
          *         "results_visibility": "after_vote",
-         *         "allow_multiple_options": true,
+         *         "method": "approval",
+         *         "min_votes_per_user": 1,
          *         "max_votes_per_user": 2
          *       }
          *     }
@@ -778,7 +795,7 @@ export interface components {
             /** @description pass as ?cursor= for the next page */
             next_cursor?: string;
         };
-        /** @description at least one, no option twice; more than one needs allow_multiple_options, and at most max_votes_per_user (0: every option), else 400 VALIDATION_FAILED */
+        /** @description at least min_votes_per_user (1 unless set), no option twice; more than one needs a method other than plurality, and at most max_votes_per_user (0: every option), else 400 VALIDATION_FAILED. On ranked and schulze polls the order is the voter's preference, most preferred first. */
         OptionIDs: string[];
         /**
          * @description absent or null
@@ -870,10 +887,72 @@ export interface components {
                 /** Format: uuid */
                 option_id?: string;
                 label?: string;
+                /** @description ballots that chose the option (on ranked and schulze polls: that rank it at all) */
                 votes?: number;
                 /** @description share of ballots that chose the option */
                 percentage?: number;
             }[];
+            method?: components["schemas"]["Method"];
+            count?: components["schemas"]["MethodCount"];
+        };
+        /** @description The counting method's exact count from the vote rows: on tally=final of ranked and schulze polls only (computed on demand while the poll is open; once it is frozen, from the rows the frozen tally was counted from, which no longer change, so the same every time). Ties no rule settles go by a lot seeded with the poll id (tie_rule says how). See docs/architecture.md, "Counting methods". */
+        MethodCount: {
+            method?: components["schemas"]["Method"];
+            ballots?: number;
+            /**
+             * Format: uuid
+             * @description absent when no ballot ranks any option
+             */
+            winner?: string;
+            /** @description ranked polls */
+            instant_runoff?: {
+                ballots?: number;
+                /** Format: uuid */
+                winner?: string;
+                tie_rule?: string;
+                rounds?: {
+                    round?: number;
+                    /** @description options still in the count, in display order, with the ballots whose highest-ranked continuing option each is */
+                    counts?: components["schemas"]["OptionVotes"][];
+                    /** @description ballots that rank no continuing option */
+                    exhausted?: number;
+                    /**
+                     * Format: uuid
+                     * @description absent in the last round
+                     */
+                    eliminated?: string;
+                    /**
+                     * @description how a tie for last place was settled
+                     * @enum {string}
+                     */
+                    tie_break?: "countback" | "lot";
+                }[];
+            };
+            /** @description schulze polls; d and p are indexed like options */
+            schulze?: {
+                ballots?: number;
+                options?: string[];
+                /** @description d[i][j]: ballots ranking options[i] above options[j] */
+                d?: number[][];
+                /** @description p[i][j]: strength of the strongest path from options[i] to options[j] */
+                p?: number[][];
+                ranking?: {
+                    /** Format: uuid */
+                    option_id?: string;
+                    rank?: number;
+                    wins?: number;
+                }[];
+                /** @description every option no other beats */
+                winners?: string[];
+                /** Format: uuid */
+                winner?: string;
+                tie_rule?: string;
+            };
+        };
+        OptionVotes: {
+            /** Format: uuid */
+            option_id?: string;
+            votes?: number;
         };
         /** @description Votes that bot signals flagged on one poll, for its owner: aggregates only, never a voter. Every figure comes from one count of the poll's vote rows at as_of. Flagged votes are recorded and counted like any other (results is the tally of record); results_excluding_flagged leaves them out. */
         FlagReport: {
@@ -1491,7 +1570,7 @@ export interface operations {
                 };
             };
             404: components["responses"]["PollNotFound"];
-            /** @description POLL_NOT_ACTIVE (end_time or options changed on a closed poll) or OPTIONS_FROZEN (a vote was accepted) */
+            /** @description POLL_NOT_ACTIVE (end_time or options changed on a closed poll) or OPTIONS_FROZEN (options or settings.method changed after a vote was accepted) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1563,7 +1642,7 @@ export interface operations {
                     "application/json": components["schemas"]["VoteAccepted"];
                 };
             };
-            /** @description VALIDATION_FAILED: poll_id is not a UUID, Idempotency-Key over 255 characters, malformed JSON, both or neither of option_id and option_ids, an option twice, or more options than the poll allows */
+            /** @description VALIDATION_FAILED: poll_id is not a UUID, Idempotency-Key over 255 characters, malformed JSON, both or neither of option_id and option_ids, an option twice, or more (or fewer) options than the poll allows */
             400: {
                 headers: {
                     [name: string]: unknown;

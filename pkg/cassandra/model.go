@@ -8,6 +8,7 @@ import (
 	"github.com/gocql/gocql"
 	"github.com/tally-vote/tally/pkg/audit"
 	"github.com/tally-vote/tally/pkg/auth"
+	"github.com/tally-vote/tally/pkg/count"
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/tally"
@@ -63,6 +64,8 @@ type pollRow struct {
 	PollVersion             *int       `db:"poll_version"`
 	ResultsVisibility       *string    `db:"results_visibility"`
 	EmbedOrigins            []string   `db:"embed_origins"`
+	MinVotesPerUser         *int       `db:"min_votes_per_user"`
+	Method                  *string    `db:"method"`
 	OptionText              *string    `db:"option_text"`
 	DisplayOrder            *int       `db:"display_order"`
 }
@@ -74,7 +77,7 @@ var pollStaticColumns = []string{
 	"poll_id", "creator_id", "title", "description", "start_time", "end_time", "closed_at", "created_at",
 	"updated_at", "show_results_during_voting", "allow_anonymous", "allow_multiple_options",
 	"max_votes_per_user", "counter_shards", "index_buckets", "bot_policy", "anonymous_access",
-	"results_visibility", "embed_origins",
+	"results_visibility", "embed_origins", "min_votes_per_user", "method",
 }
 
 // pollOptionColumns are the columns of one option's row.
@@ -93,6 +96,10 @@ func toPollRow(p *poll.Poll) pollRow {
 		CounterShards: p.CounterShards, IndexBuckets: p.IndexBuckets,
 		BotPolicy: nullable(string(p.Settings.BotPolicy)), AnonymousAccess: nullable(string(p.Settings.AnonymousAccess)),
 		EmbedOrigins: p.Settings.EmbedOrigins,
+		Method:       nullable(string(p.Settings.CountingMethod())),
+	}
+	if p.Settings.MinVotesPerUser > 0 {
+		r.MinVotesPerUser = &p.Settings.MinVotesPerUser
 	}
 	if !p.ClosedAt.IsZero() {
 		r.ClosedAt = &p.ClosedAt
@@ -130,6 +137,12 @@ func (r pollRow) addToPoll(p *poll.Poll) {
 		AnonymousAccess: cmp.Or(poll.AnonymousAccess(deref(r.AnonymousAccess)), poll.DefaultSettings.AnonymousAccess),
 		// Null before 015, and after the owner cleared the list.
 		EmbedOrigins: nilIfEmpty(r.EmbedOrigins),
+		// Polls created before 016 read nulls: no minimum, and the method
+		// the boolean names (Settings.CountingMethod).
+		Method: count.Method(deref(r.Method)),
+	}
+	if r.MinVotesPerUser != nil {
+		p.Settings.MinVotesPerUser = *r.MinVotesPerUser
 	}
 	p.CounterShards, p.IndexBuckets = r.CounterShards, r.IndexBuckets
 	// A partition whose only row is the static one reads a null option_id.

@@ -3,6 +3,7 @@ package cassandra
 import (
 	"testing"
 
+	"github.com/tally-vote/tally/pkg/count"
 	"github.com/tally-vote/tally/pkg/poll"
 )
 
@@ -44,5 +45,25 @@ func TestPollRowVisibility(t *testing.T) {
 		if p.Settings.ResultsVisibility != tc.want {
 			t.Fatalf("show=%v results_visibility=%v reads %q, want %q", tc.show, deref(tc.col), p.Settings.ResultsVisibility, tc.want)
 		}
+	}
+}
+
+// The method is written explicitly, also for a poll that named it by the
+// boolean alone; a row from before 016 (method and min null) reads the
+// method the boolean names and no minimum.
+func TestPollRowMethod(t *testing.T) {
+	r := toPollRow(&poll.Poll{Settings: poll.Settings{AllowMultipleOptions: true, MinVotesPerUser: 2}})
+	if deref(r.Method) != "approval" || r.MinVotesPerUser == nil || *r.MinVotesPerUser != 2 {
+		t.Fatalf("row: method %q min %v", deref(r.Method), r.MinVotesPerUser)
+	}
+	var p poll.Poll
+	r.addToPoll(&p)
+	if p.Settings.CountingMethod() != count.Approval || p.Settings.MinVotesPerUser != 2 {
+		t.Fatalf("read back %+v", p.Settings)
+	}
+	var old poll.Poll
+	pollRow{AllowMultipleOptions: false}.addToPoll(&old)
+	if old.Settings.CountingMethod() != count.Plurality || old.Settings.MinVotesPerUser != 0 || old.MinChoices() != 1 {
+		t.Fatalf("pre-016 row read %+v", old.Settings)
 	}
 }

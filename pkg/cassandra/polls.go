@@ -124,6 +124,12 @@ func (st *PollStore) Update(ctx context.Context, id id.ID, ch poll.Change) error
 		if sp.MaxVotesPerUser != nil {
 			set("max_votes_per_user", *sp.MaxVotesPerUser)
 		}
+		if sp.MinVotesPerUser != nil {
+			set("min_votes_per_user", *sp.MinVotesPerUser)
+		}
+		if sp.Method != nil {
+			set("method", string(*sp.Method))
+		}
 		if sp.BotPolicy != nil {
 			set("bot_policy", string(*sp.BotPolicy))
 		}
@@ -135,8 +141,16 @@ func (st *PollStore) Update(ctx context.Context, id id.ID, ch poll.Change) error
 			set("embed_origins", nilIfEmpty(*sp.EmbedOrigins))
 		}
 	}
+	conds := []qb.Cmp{qb.EqNamed("poll_version", "expected_version")}
+	if ch.OptionsVersion != nil {
+		// A method change: votes checked against the poll before it must
+		// fail their freeze, and a freeze first must fail this write.
+		set("options_version", *ch.OptionsVersion+1)
+		vals["expected_options_version"] = versionArg(*ch.OptionsVersion)
+		conds = append(conds, qb.EqLit("options_frozen", "null"), qb.EqNamed("options_version", "expected_options_version"))
+	}
 	q := qb.Update(pollsTable.Name()).Set(cols...).Where(qb.Eq("poll_id")).
-		If(qb.EqNamed("poll_version", "expected_version")).QueryContext(ctx, st.s)
+		If(conds...).QueryContext(ctx, st.s)
 	applied, _, err := execCAS(q.BindMap(vals))
 	if err != nil && outcomeUnknown(err) && ctx.Err() == nil {
 		applied, err = st.settleUpdate(ctx, id, ch)

@@ -30,7 +30,8 @@ var usersByUsernameTable = table.New(table.Metadata{
 
 // pollsTable keeps a poll in one partition: statics for the poll, a
 // clustering row per option (002; options_version and options_frozen 008;
-// poll_version 012; results_visibility 014; embed_origins 015).
+// poll_version 012; results_visibility 014; embed_origins 015;
+// min_votes_per_user, method 016).
 var pollsTable = table.New(table.Metadata{
 	Name: "polls",
 	Columns: []string{
@@ -39,7 +40,7 @@ var pollsTable = table.New(table.Metadata{
 		"updated_at", "show_results_during_voting", "allow_anonymous", "allow_multiple_options",
 		"max_votes_per_user", "counter_shards", "index_buckets", "options_version", "options_frozen",
 		"bot_policy", "anonymous_access", "poll_version", "results_visibility", "embed_origins",
-		"option_text", "display_order",
+		"min_votes_per_user", "method", "option_text", "display_order",
 	},
 	PartKey: []string{"poll_id"},
 	SortKey: []string{"option_id"},

@@ -102,6 +102,25 @@ func (st *TallyStore) CountRows(ctx context.Context, pollID id.ID, buckets int, 
 	return c, nil
 }
 
+// Ballots reads every ballot's options through the per-poll index, bucket
+// by bucket, each in the order the voter gave them (the index keeps the
+// row's list as it is).
+func (st *TallyStore) Ballots(ctx context.Context, pollID id.ID, buckets int) ([][]id.ID, error) {
+	var out [][]id.ID
+	for _, b := range shardList(buckets) {
+		iter := countRows.query(ctx, st.s).BindStruct(voteIndexRow{PollID: pollID, Bucket: b}).PageSize(5000).Iter()
+		var r voteIndexRow
+		for iter.StructScan(&r) {
+			out = append(out, r.choices())
+			r = voteIndexRow{}
+		}
+		if err := iter.Close(); err != nil {
+			return nil, apperr.Unavailable("read ballots", err)
+		}
+	}
+	return out, nil
+}
+
 // AnyRow looks for one ballot row.
 func (st *TallyStore) AnyRow(ctx context.Context, pollID id.ID, buckets int) (bool, error) {
 	var voter id.ID

@@ -144,6 +144,51 @@ func (e ErrorErrorCode) Valid() bool {
 	}
 }
 
+// Defines values for Method.
+const (
+	MethodApproval  Method = "approval"
+	MethodPlurality Method = "plurality"
+	MethodRanked    Method = "ranked"
+	MethodSchulze   Method = "schulze"
+	MethodScore     Method = "score"
+)
+
+// Valid indicates whether the value is a known member of the Method enum.
+func (e Method) Valid() bool {
+	switch e {
+	case MethodApproval:
+		return true
+	case MethodPlurality:
+		return true
+	case MethodRanked:
+		return true
+	case MethodSchulze:
+		return true
+	case MethodScore:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for MethodCountInstantRunoffRoundsTieBreak.
+const (
+	MethodCountInstantRunoffRoundsTieBreakCountback MethodCountInstantRunoffRoundsTieBreak = "countback"
+	MethodCountInstantRunoffRoundsTieBreakLot       MethodCountInstantRunoffRoundsTieBreak = "lot"
+)
+
+// Valid indicates whether the value is a known member of the MethodCountInstantRunoffRoundsTieBreak enum.
+func (e MethodCountInstantRunoffRoundsTieBreak) Valid() bool {
+	switch e {
+	case MethodCountInstantRunoffRoundsTieBreakCountback:
+		return true
+	case MethodCountInstantRunoffRoundsTieBreakLot:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for PollStatus.
 const (
 	PollStatusActive PollStatus = "active"
@@ -366,6 +411,33 @@ func (e ResultsVisibility) Valid() bool {
 	}
 }
 
+// Defines values for SettingsInputMethod.
+const (
+	SettingsInputMethodApproval    SettingsInputMethod = "approval"
+	SettingsInputMethodLessThannil SettingsInputMethod = "<nil>"
+	SettingsInputMethodPlurality   SettingsInputMethod = "plurality"
+	SettingsInputMethodRanked      SettingsInputMethod = "ranked"
+	SettingsInputMethodSchulze     SettingsInputMethod = "schulze"
+)
+
+// Valid indicates whether the value is a known member of the SettingsInputMethod enum.
+func (e SettingsInputMethod) Valid() bool {
+	switch e {
+	case SettingsInputMethodApproval:
+		return true
+	case SettingsInputMethodLessThannil:
+		return true
+	case SettingsInputMethodPlurality:
+		return true
+	case SettingsInputMethodRanked:
+		return true
+	case SettingsInputMethodSchulze:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TokenTokenType.
 const (
 	TokenTokenTypeBearer TokenTokenType = "Bearer"
@@ -529,6 +601,66 @@ type LoginRequest struct {
 	AdditionalProperties map[string]interface{} `json:"-"`
 }
 
+// Method How ballots are counted. plurality: one option per ballot, most ballots wins. approval: any number of options within min/max_votes_per_user, most approvals wins (what allow_multiple_options=true has always meant; a poll created with the boolean alone reads approval). ranked: option_ids in preference order, most preferred first, distinct, not necessarily every option, counted by instant-runoff (ties for last place: backward countback, then a lot seeded by the poll id). schulze: the same ranked ballots counted by the Schulze method (unranked options rank below ranked ones). score: each option scored 0-5 (not accepted on new polls yet). allow_multiple_options is true for every method but plurality. Fixed once a vote exists (409 OPTIONS_FROZEN). See docs/architecture.md, "Counting methods".
+type Method string
+
+// MethodCount The counting method's exact count from the vote rows: on tally=final of ranked and schulze polls only (computed on demand while the poll is open; once it is frozen, from the rows the frozen tally was counted from, which no longer change, so the same every time). Ties no rule settles go by a lot seeded with the poll id (tie_rule says how). See docs/architecture.md, "Counting methods".
+type MethodCount struct {
+	Ballots *int `json:"ballots,omitempty"`
+
+	// InstantRunoff ranked polls
+	InstantRunoff *struct {
+		Ballots *int `json:"ballots,omitempty"`
+		Rounds  *[]struct {
+			// Counts options still in the count, in display order, with the ballots whose highest-ranked continuing option each is
+			Counts *[]OptionVotes `json:"counts,omitempty"`
+
+			// Eliminated absent in the last round
+			Eliminated *openapi_types.UUID `json:"eliminated,omitempty"`
+
+			// Exhausted ballots that rank no continuing option
+			Exhausted *int `json:"exhausted,omitempty"`
+			Round     *int `json:"round,omitempty"`
+
+			// TieBreak how a tie for last place was settled
+			TieBreak *MethodCountInstantRunoffRoundsTieBreak `json:"tie_break,omitempty"`
+		} `json:"rounds,omitempty"`
+		TieRule *string             `json:"tie_rule,omitempty"`
+		Winner  *openapi_types.UUID `json:"winner,omitempty"`
+	} `json:"instant_runoff,omitempty"`
+
+	// Method How ballots are counted. plurality: one option per ballot, most ballots wins. approval: any number of options within min/max_votes_per_user, most approvals wins (what allow_multiple_options=true has always meant; a poll created with the boolean alone reads approval). ranked: option_ids in preference order, most preferred first, distinct, not necessarily every option, counted by instant-runoff (ties for last place: backward countback, then a lot seeded by the poll id). schulze: the same ranked ballots counted by the Schulze method (unranked options rank below ranked ones). score: each option scored 0-5 (not accepted on new polls yet). allow_multiple_options is true for every method but plurality. Fixed once a vote exists (409 OPTIONS_FROZEN). See docs/architecture.md, "Counting methods".
+	Method *Method `json:"method,omitempty"`
+
+	// Schulze schulze polls; d and p are indexed like options
+	Schulze *struct {
+		Ballots *int `json:"ballots,omitempty"`
+
+		// D d[i][j]: ballots ranking options[i] above options[j]
+		D       *[][]int              `json:"d,omitempty"`
+		Options *[]openapi_types.UUID `json:"options,omitempty"`
+
+		// P p[i][j]: strength of the strongest path from options[i] to options[j]
+		P       *[][]int `json:"p,omitempty"`
+		Ranking *[]struct {
+			OptionId *openapi_types.UUID `json:"option_id,omitempty"`
+			Rank     *int                `json:"rank,omitempty"`
+			Wins     *int                `json:"wins,omitempty"`
+		} `json:"ranking,omitempty"`
+		TieRule *string             `json:"tie_rule,omitempty"`
+		Winner  *openapi_types.UUID `json:"winner,omitempty"`
+
+		// Winners every option no other beats
+		Winners *[]openapi_types.UUID `json:"winners,omitempty"`
+	} `json:"schulze,omitempty"`
+
+	// Winner absent when no ballot ranks any option
+	Winner *openapi_types.UUID `json:"winner,omitempty"`
+}
+
+// MethodCountInstantRunoffRoundsTieBreak how a tie for last place was settled
+type MethodCountInstantRunoffRoundsTieBreak string
+
 // MyVote defines model for MyVote.
 type MyVote struct {
 	HasVoted  *bool                 `json:"has_voted,omitempty"`
@@ -540,7 +672,7 @@ type MyVote struct {
 // NullOnly absent or null
 type NullOnly = interface{}
 
-// OptionIDs at least one, no option twice; more than one needs allow_multiple_options, and at most max_votes_per_user (0: every option), else 400 VALIDATION_FAILED
+// OptionIDs at least min_votes_per_user (1 unless set), no option twice; more than one needs a method other than plurality, and at most max_votes_per_user (0: every option), else 400 VALIDATION_FAILED. On ranked and schulze polls the order is the voter's preference, most preferred first.
 type OptionIDs = []openapi_types.UUID
 
 // OptionInput defines model for OptionInput.
@@ -551,6 +683,12 @@ type OptionInput struct {
 	// Text 1 to 200 characters, not blank; trimmed; unique within the poll ignoring case and surrounding spaces
 	Text                 string                 `json:"text"`
 	AdditionalProperties map[string]interface{} `json:"-"`
+}
+
+// OptionVotes defines model for OptionVotes.
+type OptionVotes struct {
+	OptionId *openapi_types.UUID `json:"option_id,omitempty"`
+	Votes    *int                `json:"votes,omitempty"`
 }
 
 // PoWChallenge defines model for PoWChallenge.
@@ -590,7 +728,7 @@ type Poll struct {
 // PollStatus defines model for Poll.Status.
 type PollStatus string
 
-// PollCreate Example: {"description":"Where do we eat on Friday","end_time":"2030-01-01T12:00:00Z","options":[{"display_order":0,"text":"Pizza"},{"display_order":1,"text":"Sushi"}],"settings":{"allow_multiple_options":true,"max_votes_per_user":2,"results_visibility":"after_vote"},"title":"Lunch?"}
+// PollCreate Example: {"description":"Where do we eat on Friday","end_time":"2030-01-01T12:00:00Z","options":[{"display_order":0,"text":"Pizza"},{"display_order":1,"text":"Sushi"}],"settings":{"max_votes_per_user":2,"method":"approval","min_votes_per_user":1,"results_visibility":"after_vote"},"title":"Lunch?"}
 type PollCreate struct {
 	Description *string `json:"description,omitempty"`
 
@@ -719,14 +857,22 @@ type RequestStatusState string
 
 // Results defines model for Results.
 type Results struct {
-	AsOf    *time.Time `json:"as_of,omitempty"`
+	AsOf *time.Time `json:"as_of,omitempty"`
+
+	// Count The counting method's exact count from the vote rows: on tally=final of ranked and schulze polls only (computed on demand while the poll is open; once it is frozen, from the rows the frozen tally was counted from, which no longer change, so the same every time). Ties no rule settles go by a lot seeded with the poll id (tie_rule says how). See docs/architecture.md, "Counting methods".
+	Count *MethodCount `json:"count,omitempty"`
+
+	// Method How ballots are counted. plurality: one option per ballot, most ballots wins. approval: any number of options within min/max_votes_per_user, most approvals wins (what allow_multiple_options=true has always meant; a poll created with the boolean alone reads approval). ranked: option_ids in preference order, most preferred first, distinct, not necessarily every option, counted by instant-runoff (ties for last place: backward countback, then a lot seeded by the poll id). schulze: the same ranked ballots counted by the Schulze method (unranked options rank below ranked ones). score: each option scored 0-5 (not accepted on new polls yet). allow_multiple_options is true for every method but plurality. Fixed once a vote exists (409 OPTIONS_FROZEN). See docs/architecture.md, "Counting methods".
+	Method  *Method `json:"method,omitempty"`
 	Options *[]struct {
 		Label    *string             `json:"label,omitempty"`
 		OptionId *openapi_types.UUID `json:"option_id,omitempty"`
 
 		// Percentage share of ballots that chose the option
 		Percentage *float32 `json:"percentage,omitempty"`
-		Votes      *int     `json:"votes,omitempty"`
+
+		// Votes ballots that chose the option (on ranked and schulze polls: that rank it at all)
+		Votes *int `json:"votes,omitempty"`
 	} `json:"options,omitempty"`
 	PollId *openapi_types.UUID `json:"poll_id,omitempty"`
 	Status *ResultsStatus      `json:"status,omitempty"`
@@ -762,6 +908,12 @@ type Settings struct {
 	// MaxVotesPerUser 0 means every option may be chosen
 	MaxVotesPerUser *int `json:"max_votes_per_user,omitempty"`
 
+	// Method How ballots are counted. plurality: one option per ballot, most ballots wins. approval: any number of options within min/max_votes_per_user, most approvals wins (what allow_multiple_options=true has always meant; a poll created with the boolean alone reads approval). ranked: option_ids in preference order, most preferred first, distinct, not necessarily every option, counted by instant-runoff (ties for last place: backward countback, then a lot seeded by the poll id). schulze: the same ranked ballots counted by the Schulze method (unranked options rank below ranked ones). score: each option scored 0-5 (not accepted on new polls yet). allow_multiple_options is true for every method but plurality. Fixed once a vote exists (409 OPTIONS_FROZEN). See docs/architecture.md, "Counting methods".
+	Method *Method `json:"method,omitempty"`
+
+	// MinVotesPerUser the fewest options a ballot must hold
+	MinVotesPerUser *int `json:"min_votes_per_user,omitempty"`
+
 	// ResultsVisibility Who sees the results (REST, live socket), and when. always: everyone. after_vote: until the poll closes, the owner and callers who voted; everyone after. after_close: until the poll closes, the owner alone; everyone after. owner_only: the owner alone, also after close. The owner (the poll's creator) sees them in every mode; others get 403 RESULTS_HIDDEN. The owner may change it at any time (PATCH); an open live socket whose caller may no longer see the results is closed with 4403 at its next re-check (TALLY_HTTP_LIVE_RECHECK).
 	ResultsVisibility *ResultsVisibility `json:"results_visibility,omitempty"`
 
@@ -781,7 +933,13 @@ type SettingsInput struct {
 	EmbedOrigins *[]EmbedOrigin `json:"embed_origins,omitempty"`
 
 	// MaxVotesPerUser 0 means every option may be chosen. Must not exceed the poll's number of options, and a value above 1 needs allow_multiple_options (both 400 VALIDATION_FAILED, field settings.max_votes_per_user).
-	MaxVotesPerUser   *int               `json:"max_votes_per_user,omitempty"`
+	MaxVotesPerUser *int `json:"max_votes_per_user,omitempty"`
+
+	// Method The counting method (see Method; absent: plurality, or approval when allow_multiple_options is true). score is not accepted yet (400 VALIDATION_FAILED, field settings.method). Sent with allow_multiple_options the two must agree (true for every method but plurality), else 400 VALIDATION_FAILED (field settings.allow_multiple_options). A change once a vote exists is 409 OPTIONS_FROZEN.
+	Method *SettingsInputMethod `json:"method,omitempty"`
+
+	// MinVotesPerUser The fewest options a ballot must hold (absent: 1). 1 <= min_votes_per_user <= max_votes_per_user (0: every option) <= the poll's number of options; a plurality poll takes exactly 1 (400 VALIDATION_FAILED, field settings.min_votes_per_user). A ballot with fewer is 400 VALIDATION_FAILED (field option_ids).
+	MinVotesPerUser   *int               `json:"min_votes_per_user,omitempty"`
 	ResultsVisibility *ResultsVisibility `json:"results_visibility,omitempty"`
 
 	// ShowResultsDuringVoting Alias of results_visibility: true is always, false is after_vote. Sent with results_visibility it must agree with it (true only with always), else 400 VALIDATION_FAILED (field settings.show_results_during_voting).
@@ -789,6 +947,9 @@ type SettingsInput struct {
 	ShowResultsDuringVoting *bool                  `json:"show_results_during_voting,omitempty"`
 	AdditionalProperties    map[string]interface{} `json:"-"`
 }
+
+// SettingsInputMethod The counting method (see Method; absent: plurality, or approval when allow_multiple_options is true). score is not accepted yet (400 VALIDATION_FAILED, field settings.method). Sent with allow_multiple_options the two must agree (true for every method but plurality), else 400 VALIDATION_FAILED (field settings.allow_multiple_options). A change once a vote exists is 409 OPTIONS_FROZEN.
+type SettingsInputMethod string
 
 // Token defines model for Token.
 type Token struct {
@@ -862,7 +1023,7 @@ type VoteRequest1 struct {
 	// OptionId absent or null
 	OptionId *NullOnly `json:"option_id,omitempty"`
 
-	// OptionIds at least one, no option twice; more than one needs allow_multiple_options, and at most max_votes_per_user (0: every option), else 400 VALIDATION_FAILED
+	// OptionIds at least min_votes_per_user (1 unless set), no option twice; more than one needs a method other than plurality, and at most max_votes_per_user (0: every option), else 400 VALIDATION_FAILED. On ranked and schulze polls the order is the voter's preference, most preferred first.
 	OptionIds OptionIDs `json:"option_ids"`
 }
 
@@ -1680,6 +1841,22 @@ func (a *SettingsInput) UnmarshalJSON(b []byte) error {
 		delete(object, "max_votes_per_user")
 	}
 
+	if raw, found := object["method"]; found {
+		err = json.Unmarshal(raw, &a.Method)
+		if err != nil {
+			return fmt.Errorf("error reading 'method': %w", err)
+		}
+		delete(object, "method")
+	}
+
+	if raw, found := object["min_votes_per_user"]; found {
+		err = json.Unmarshal(raw, &a.MinVotesPerUser)
+		if err != nil {
+			return fmt.Errorf("error reading 'min_votes_per_user': %w", err)
+		}
+		delete(object, "min_votes_per_user")
+	}
+
 	if raw, found := object["results_visibility"]; found {
 		err = json.Unmarshal(raw, &a.ResultsVisibility)
 		if err != nil {
@@ -1754,6 +1931,20 @@ func (a SettingsInput) MarshalJSON() ([]byte, error) {
 		object["max_votes_per_user"], err = json.Marshal(a.MaxVotesPerUser)
 		if err != nil {
 			return nil, fmt.Errorf("error marshaling 'max_votes_per_user': %w", err)
+		}
+	}
+
+	if a.Method != nil {
+		object["method"], err = json.Marshal(a.Method)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'method': %w", err)
+		}
+	}
+
+	if a.MinVotesPerUser != nil {
+		object["min_votes_per_user"], err = json.Marshal(a.MinVotesPerUser)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'min_votes_per_user': %w", err)
 		}
 	}
 

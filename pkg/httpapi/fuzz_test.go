@@ -12,6 +12,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/tally-vote/tally/pkg/auth"
+	"github.com/tally-vote/tally/pkg/count"
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 )
@@ -170,6 +171,19 @@ func checkSettings(t *testing.T, s poll.Settings, options int) {
 		!s.ResultsVisibility.Valid() {
 		t.Fatalf("settings %+v stored for %d options", s, options)
 	}
+	// The method is stored by name, agrees with the boolean, is not score
+	// (not accepted yet), and 1 ≤ min ≤ max (0: every option) ≤ options.
+	m, maxChoices := s.CountingMethod(), s.MaxVotesPerUser
+	if maxChoices == 0 {
+		maxChoices = options
+	}
+	if m == count.Plurality {
+		maxChoices = 1
+	}
+	if (s.Method != "" && s.Method != m) || m == count.Score || s.AllowMultipleOptions != (m != count.Plurality) ||
+		s.MinVotesPerUser < 0 || s.MinVotesPerUser > maxChoices {
+		t.Fatalf("settings %+v stored for %d options", s, options)
+	}
 }
 
 // checkVisibilityPatch: a stored settings change never carries a
@@ -194,6 +208,9 @@ func FuzzCreatePollBody(f *testing.F) {
 	f.Add([]byte(`{"title":"t","options":[{"text":"a","display_order":2147483648},{"text":"b"}]}`), "k")
 	f.Add([]byte(`{"title":"t","options":[{"text":"a"},{"text":"b"}],"end_time":"2020-01-01T00:00:00Z"}`), "")
 	f.Add([]byte(`{"title":"t","options":[{"text":"a"},{"text":"b"}],"settings":{"results_visibility":"after_close","show_results_during_voting":false}}`), "")
+	f.Add([]byte(`{"title":"t","options":[{"text":"a"},{"text":"b"},{"text":"c"}],"settings":{"method":"ranked","min_votes_per_user":2}}`), "")
+	f.Add([]byte(`{"title":"t","options":[{"text":"a"},{"text":"b"}],"settings":{"method":"plurality","allow_multiple_options":true}}`), "")
+	f.Add([]byte(`{"title":"t","options":[{"text":"a"},{"text":"b"}],"settings":{"method":"approval","min_votes_per_user":3,"max_votes_per_user":2}}`), "")
 	r := newRig(f)
 	f.Fuzz(func(t *testing.T, body []byte, key string) {
 		if !httpguts.ValidHeaderFieldValue(key) {
@@ -229,6 +246,8 @@ func FuzzPatchPollBody(f *testing.F) {
 	f.Add([]byte(`{"title":"new","options":[{"text":"p"},{"text":"q"}],"settings":{"allow_multiple_options":true,"max_votes_per_user":2}}`))
 	f.Add([]byte(`{"end_time":"2020-01-01T00:00:00Z"}`))
 	f.Add([]byte(`{"settings":{"results_visibility":"owner_only","show_results_during_voting":true}}`))
+	f.Add([]byte(`{"settings":{"method":"schulze","min_votes_per_user":2}}`))
+	f.Add([]byte(`{"settings":{"allow_multiple_options":true,"method":"score"}}`))
 	r := newRig(f)
 	target := "/v1/polls/" + r.draft.ID.String()
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -259,6 +278,9 @@ func FuzzPatchPollBody(f *testing.F) {
 			if ch.Settings != nil {
 				checkVisibilityPatch(t, ch.Settings)
 				checkSettings(t, ch.Settings.Apply(r.draft.Settings), n)
+				if (ch.Settings.Method == nil) != (ch.Settings.AllowMultipleOptions == nil) {
+					t.Fatalf("the method and allow_multiple_options written apart: %+v", ch.Settings)
+				}
 			}
 		}
 		if !r.documentAccepts("PollPatch", body) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/auth"
+	"github.com/tally-vote/tally/pkg/count"
 	"github.com/tally-vote/tally/pkg/poll"
 )
 
@@ -28,6 +29,8 @@ type settingsInput struct {
 	BotPolicy               *poll.BotPolicy         `json:"bot_policy"`
 	AnonymousAccess         *poll.AnonymousAccess   `json:"anonymous_access"`
 	EmbedOrigins            *[]string               `json:"embed_origins"`
+	MinVotesPerUser         *int                    `json:"min_votes_per_user"`
+	Method                  *count.Method           `json:"method"`
 }
 
 type createPollRequest struct {
@@ -83,7 +86,9 @@ type settingsResponse struct {
 	AnonymousAccess         poll.AnonymousAccess   `json:"anonymous_access"`
 	// EmbedOrigins is always a list, empty when no page may frame the
 	// widget.
-	EmbedOrigins []string `json:"embed_origins"`
+	EmbedOrigins    []string     `json:"embed_origins"`
+	MinVotesPerUser int          `json:"min_votes_per_user"`
+	Method          count.Method `json:"method"`
 }
 
 func toSettings(s poll.Settings) settingsResponse {
@@ -92,7 +97,8 @@ func toSettings(s poll.Settings) settingsResponse {
 		ResultsVisibility: v, ShowResultsDuringVoting: v.ShownDuringVoting(),
 		AllowAnonymous: s.AllowAnonymous, AllowMultipleOptions: s.AllowMultipleOptions,
 		MaxVotesPerUser: s.MaxVotesPerUser, BotPolicy: s.BotPolicy, AnonymousAccess: s.AnonymousAccess,
-		EmbedOrigins: s.EmbedOrigins,
+		EmbedOrigins:    s.EmbedOrigins,
+		MinVotesPerUser: max(s.MinVotesPerUser, 1), Method: s.CountingMethod(),
 	}
 	if r.EmbedOrigins == nil {
 		r.EmbedOrigins = []string{}

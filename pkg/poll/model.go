@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/count"
 	"github.com/tally-vote/tally/pkg/id"
 )
 
@@ -43,6 +44,12 @@ type Settings struct {
 	AllowAnonymous       bool              `json:"allow_anonymous"`
 	AllowMultipleOptions bool              `json:"allow_multiple_options"`
 	MaxVotesPerUser      int               `json:"max_votes_per_user"`
+	// MinVotesPerUser is the fewest options a ballot may hold (0: one).
+	MinVotesPerUser int `json:"min_votes_per_user"`
+	// Method is how ballots are counted; read it with CountingMethod,
+	// which gives the empty value of older polls its meaning. It is fixed
+	// with the options once a vote exists.
+	Method count.Method `json:"method"`
 	// BotPolicy is what a vote that trips a bot signal gets (see
 	// pkg/abuse): recorded with its reasons (flag), refused with 403
 	// SUSPICIOUS_ACTIVITY (reject), or no check at all (off).
@@ -77,9 +84,10 @@ const (
 )
 
 // DefaultSettings are a new poll's settings before the creator's choices:
-// results visible while voting, accounts only, one option per ballot,
-// suspicious votes flagged.
-var DefaultSettings = Settings{ResultsVisibility: ResultsAlways, BotPolicy: BotFlag, AnonymousAccess: AnonymousOpen}
+// results visible while voting, accounts only, one option per ballot
+// (plurality), suspicious votes flagged.
+var DefaultSettings = Settings{ResultsVisibility: ResultsAlways, BotPolicy: BotFlag, AnonymousAccess: AnonymousOpen,
+	Method: count.Plurality}
 
 // Option is one choice.
 type Option struct {
@@ -129,6 +137,14 @@ type Change struct {
 	Settings    *SettingsPatch
 	ClosedAt    *time.Time
 	UpdatedAt   time.Time
+	// OptionsVersion, when set, makes the change also move the options
+	// version on from it, and apply only while no vote has frozen the
+	// options. A change of what votes are judged by besides the options
+	// (the counting method) sets it: a vote checked against the poll as it
+	// was then fails its freeze (ErrOptionsChanged) and is checked again,
+	// and a vote that froze the options first makes the change lose its
+	// condition (ErrChangedSince), to be judged again as frozen.
+	OptionsVersion *int
 }
 
 // StatusAt derives the status at now.
@@ -167,12 +183,4 @@ func (p *Poll) Option(id id.ID) (Option, bool) {
 }
 
 // MaxChoices is how many options one ballot may hold.
-func (p *Poll) MaxChoices() int {
-	if !p.Settings.AllowMultipleOptions {
-		return 1
-	}
-	if p.Settings.MaxVotesPerUser <= 0 {
-		return len(p.Options)
-	}
-	return p.Settings.MaxVotesPerUser
-}
+func (p *Poll) MaxChoices() int { return maxChoices(p.Settings, len(p.Options)) }

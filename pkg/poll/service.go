@@ -264,7 +264,8 @@ func (s *Service) Create(ctx context.Context, creator id.ID, in CreateInput, ide
 		s.log.Warn("poll rebuilt from its idempotency claim: the attempt that claimed the key stored no poll",
 			zap.Stringer("poll_id", p.ID), zap.Stringer("user_id", creator))
 	} else {
-		s.log.Info("poll created", zap.Stringer("poll_id", p.ID), zap.Stringer("user_id", creator))
+		s.log.Info("poll created", zap.Stringer("poll_id", p.ID), zap.Stringer("user_id", creator),
+			zap.String("method", string(p.Settings.CountingMethod())))
 	}
 	detail := map[string]any{"title": p.Title, "options": len(p.Options), "start_time": p.StartTime,
 		"end_time": p.EndTime, "settings": p.Settings}
@@ -417,6 +418,9 @@ func (s *Service) Update(ctx context.Context, caller id.ID, pollID id.ID, pt Pat
 			if sp.EmbedOrigins != nil {
 				fields = append(fields, zap.Int("embed_origins", len(*sp.EmbedOrigins)))
 			}
+			if sp.Method != nil || sp.AllowMultipleOptions != nil {
+				fields = append(fields, zap.String("method", string(p.Settings.CountingMethod())))
+			}
 		}
 		s.log.Info("poll updated", fields...)
 		s.auditPatch(ctx, caller, p, pt, closing)
@@ -468,7 +472,19 @@ func (s *Service) update(ctx context.Context, caller id.ID, pollID id.ID, pt Pat
 		*replaced = opts
 		p.Options, p.OptionsVersion = opts, p.OptionsVersion+1
 	}
+	methodChanges := false
+	if pt.Settings != nil {
+		if methodChanges, err = s.checkMethodChange(ctx, p, *pt.Settings, status); err != nil {
+			return nil, false, err
+		}
+		sp := pt.Settings.withMethodColumns(p.Settings)
+		pt.Settings = &sp
+	}
 	ch := Change{Version: p.Version, Description: pt.Description, EndTime: pt.EndTime, Settings: pt.Settings, UpdatedAt: now}
+	if methodChanges {
+		v := p.OptionsVersion
+		ch.OptionsVersion = &v
+	}
 	if pt.Title != nil {
 		t := strings.TrimSpace(*pt.Title)
 		ch.Title, p.Title = &t, t
@@ -491,7 +507,35 @@ func (s *Service) update(ctx context.Context, caller id.ID, pollID id.ID, pt Pat
 		return nil, false, err
 	}
 	p.UpdatedAt, p.Version = now, p.Version+1
+	if ch.OptionsVersion != nil {
+		p.OptionsVersion++
+	}
 	return p, closing, nil
+}
+
+// checkMethodChange refuses a patch that changes the counting method once a
+// vote exists, the rule options follow: frozen options say so at once, and
+// an open poll whose votes predate the freeze is asked by its rows. It
+// reports whether the patch changes the method, so the write can guard
+// against a vote freezing the options meanwhile (Change.OptionsVersion).
+func (s *Service) checkMethodChange(ctx context.Context, p *Poll, sp SettingsPatch, status Status) (bool, error) {
+	if sp.Apply(p.Settings).CountingMethod() == p.Settings.CountingMethod() {
+		return false, nil
+	}
+	if p.OptionsFrozen {
+		return false, ErrMethodFrozen
+	}
+	if status == Draft {
+		return true, nil
+	}
+	has, err := s.votes.HasVotes(ctx, p)
+	if err != nil {
+		return false, err
+	}
+	if has {
+		return false, ErrMethodFrozen
+	}
+	return true, nil
 }
 
 // ErrOptionsChanged: the options a vote was checked against were replaced

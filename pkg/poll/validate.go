@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/count"
 )
 
 // Limits from the SPEC.
@@ -87,6 +88,9 @@ func checkSettings(s Settings, numOptions int) error {
 	if s.MaxVotesPerUser > numOptions {
 		return apperr.Invalid("settings.max_votes_per_user", "must not exceed the number of options")
 	}
+	if err := checkChoiceLimits(s, numOptions); err != nil {
+		return err
+	}
 	if s.ResultsVisibility != "" && !s.ResultsVisibility.Valid() {
 		return apperr.Invalid("settings.results_visibility", "must be always, after_vote, after_close or owner_only")
 	}
@@ -139,7 +143,9 @@ type fingerprintSettings struct {
 	ResultsVisibility       ResultsVisibility `json:"results_visibility,omitempty"`
 	// EmbedOrigins is left out when empty, so a request without it
 	// fingerprints as before the setting existed.
-	EmbedOrigins []string `json:"embed_origins,omitempty"`
+	EmbedOrigins    []string     `json:"embed_origins,omitempty"`
+	Method          count.Method `json:"method,omitempty"`
+	MinVotesPerUser int          `json:"min_votes_per_user,omitempty"`
 }
 
 func fingerprintSettingsOf(s Settings) fingerprintSettings {
@@ -152,6 +158,10 @@ func fingerprintSettingsOf(s Settings) fingerprintSettings {
 	if v := s.Visibility(); v != VisibilityOf(f.ShowResultsDuringVoting) {
 		f.ResultsVisibility = v
 	}
+	if m := s.CountingMethod(); m != methodOf(s.AllowMultipleOptions) {
+		f.Method = m
+	}
+	f.MinVotesPerUser = s.MinVotesPerUser
 	return f
 }
 
@@ -235,7 +245,9 @@ type SettingsPatch struct {
 	BotPolicy               *BotPolicy
 	AnonymousAccess         *AnonymousAccess
 	// EmbedOrigins replaces the whole list; an empty list clears it.
-	EmbedOrigins *[]string
+	EmbedOrigins    *[]string
+	MinVotesPerUser *int
+	Method          *count.Method
 }
 
 // Apply overlays the patch on base.
@@ -246,9 +258,7 @@ func (sp SettingsPatch) Apply(base Settings) Settings {
 	if sp.AllowAnonymous != nil {
 		base.AllowAnonymous = *sp.AllowAnonymous
 	}
-	if sp.AllowMultipleOptions != nil {
-		base.AllowMultipleOptions = *sp.AllowMultipleOptions
-	}
+	base = sp.applyMethod(base)
 	if sp.MaxVotesPerUser != nil {
 		base.MaxVotesPerUser = *sp.MaxVotesPerUser
 	}

@@ -65,12 +65,16 @@ func (sp SettingsPatch) Visibility() (ResultsVisibility, bool) {
 	return "", false
 }
 
-// Validate checks what the patch says about visibility: a known mode, and
+// Validate checks what the patch says on its own: the method and the
+// minimum (validateMethod), and about visibility: a known mode, and
 // an alias that agrees with it when a client sends both. They agree when
 // the alias is what a poll document would show beside the mode (true only
 // for always), so a client that sends back the settings it read is never
 // refused.
 func (sp SettingsPatch) Validate() error {
+	if err := sp.validateMethod(); err != nil {
+		return err
+	}
 	if sp.ResultsVisibility == nil {
 		return nil
 	}

@@ -108,14 +108,16 @@ func TestBuildFlagReport(t *testing.T) {
 
 // fakeStore serves fixed rows and counters and records what is written.
 type fakeStore struct {
-	mu     sync.Mutex
-	rows   RowCounts
-	shards Counts
-	scans  int
-	frozen *Counts
+	mu      sync.Mutex
+	rows    RowCounts
+	shards  Counts
+	scans   int
+	frozen  *Counts
+	ballots [][]id.ID
 }
 
-func (f *fakeStore) SumShards(context.Context, id.ID, int) (Counts, error) { return f.shards, nil }
+func (f *fakeStore) SumShards(context.Context, id.ID, int) (Counts, error)  { return f.shards, nil }
+func (f *fakeStore) Ballots(context.Context, id.ID, int) ([][]id.ID, error) { return f.ballots, nil }
 func (f *fakeStore) CountRows(context.Context, id.ID, int, func(int, int, int64)) (RowCounts, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/count"
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 )
@@ -110,6 +111,11 @@ type Results struct {
 	TotalVotes int64          `json:"total_votes"`
 	AsOf       time.Time      `json:"as_of"`
 	Options    []OptionResult `json:"options"`
+	// Method is the poll's counting method. On ranked and Schulze polls
+	// options[].votes counts the ballots that rank each option, and
+	// tally=final adds Count, the method's exact count from the rows.
+	Method count.Method  `json:"method,omitempty"`
+	Count  *count.Result `json:"count,omitempty"`
 }
 
 // BuildResults shapes counts into the SPEC's results document. Percentages

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/audit"
+	"github.com/tally-vote/tally/pkg/count"
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 )
@@ -35,6 +36,10 @@ type Report struct {
 	CacheDrift bool
 	Final      bool
 	AsOf       time.Time
+	// Count is the method's exact count from the rows, on a final run of a
+	// ranked or Schulze poll: the rows of a frozen poll no longer change,
+	// so `tally reconcile --final` reproduces it whenever it is run.
+	Count *count.Result `json:",omitempty"`
 }
 
 // ReconcileOptions steer a run.
@@ -125,6 +130,7 @@ func (s *Service) Reconcile(ctx context.Context, p *poll.Poll, opts ReconcileOpt
 		if !frozen.AsOf.IsZero() {
 			rep.AsOf = frozen.AsOf
 		}
+		rep.Count = s.finalCount(ctx, p)
 	}
 	s.report(rep)
 	s.auditReport(ctx, rep)
@@ -132,6 +138,24 @@ func (s *Service) Reconcile(ctx context.Context, p *poll.Poll, opts ReconcileOpt
 		s.announce(p.ID)
 	}
 	return rep, nil
+}
+
+// finalCount is the method's exact count of a frozen ranked or Schulze
+// poll, nil for the other methods. The tally is frozen already, so a
+// failed read of the ballots costs the report its count, not the run: the
+// count is read again by every tally=final and every later final run.
+func (s *Service) finalCount(ctx context.Context, p *poll.Poll) *count.Result {
+	if !carriesCount(p) {
+		return nil
+	}
+	ballots, err := s.store.Ballots(ctx, p.ID, p.IndexBuckets)
+	if err != nil {
+		s.log.Warn("final count: read ballots", zap.Stringer("poll_id", p.ID), zap.Error(err))
+		return nil
+	}
+	s.m.methodCounts.WithLabelValues(string(p.Settings.CountingMethod())).Inc()
+	c := MethodCount(p, ballots)
+	return &c
 }
 
 func (s *Service) auditReport(ctx context.Context, rep Report) {
@@ -145,9 +169,12 @@ func (s *Service) auditReport(ctx context.Context, rep Report) {
 			"cache_drift": rep.CacheDrift})
 	}
 	if rep.Final {
-		s.audit.Record(ctx, rep.PollID, id.ID{}, audit.TallyFrozen, map[string]any{
-			"ballots": rep.Rows.Ballots, "options": rep.Rows.Options, "as_of": rep.AsOf,
-			"flagged_ballots": rep.Flagged.Ballots})
+		detail := map[string]any{"ballots": rep.Rows.Ballots, "options": rep.Rows.Options, "as_of": rep.AsOf,
+			"flagged_ballots": rep.Flagged.Ballots}
+		if rep.Count != nil {
+			detail["method"], detail["winner"] = rep.Count.Method, rep.Count.Winner
+		}
+		s.audit.Record(ctx, rep.PollID, id.ID{}, audit.TallyFrozen, detail)
 	}
 }
 

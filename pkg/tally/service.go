@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/tally-vote/tally/pkg/count"
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/redisx"
@@ -34,6 +35,9 @@ type Store interface {
 	SaveFinal(ctx context.Context, pollID id.ID, c Counts, asOf time.Time) (Frozen, error)
 	// LoadFinal returns the frozen final tally; found is false if none.
 	LoadFinal(ctx context.Context, pollID id.ID) (f Frozen, found bool, err error)
+	// Ballots reads every ballot's options, in the voter's order, through
+	// the per-poll index: what a ranked count needs beyond totals.
+	Ballots(ctx context.Context, pollID id.ID, buckets int) ([][]id.ID, error)
 }
 
 // Frozen is a closed poll's final tally.
@@ -142,6 +146,9 @@ type metrics struct {
 	retallies *prometheus.CounterVec
 	flagged   prometheus.Histogram
 	hidden    *prometheus.CounterVec
+	// methodCounts counts exact method counts (ranked, schulze) computed
+	// from the rows for tally=final, each a read of the poll's ballots.
+	methodCounts *prometheus.CounterVec
 }
 
 // NewService builds the service and registers its metrics.
@@ -176,7 +183,11 @@ func NewService(cfg Config, store Store, cache Cache, fence Fence, audit Auditor
 		Name: "tally_results_hidden_total",
 		Help: "Results refused (403 RESULTS_HIDDEN, or a live socket closed with 4403) by the poll's results_visibility, by mode.",
 	}, []string{"mode"})
-	reg.MustRegister(m.scans, m.cache, m.drift, m.runs, m.retallies, m.flagged, m.hidden)
+	m.methodCounts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tally_method_counts_total",
+		Help: "Exact counts of ranked and Schulze polls computed from their ballot rows for tally=final, by method (each reads the poll's vote index).",
+	}, []string{"method"})
+	reg.MustRegister(m.scans, m.cache, m.drift, m.runs, m.retallies, m.flagged, m.hidden, m.methodCounts)
 	for _, v := range []poll.ResultsVisibility{poll.ResultsAfterVote, poll.ResultsAfterClose, poll.ResultsOwnerOnly} {
 		m.hidden.WithLabelValues(string(v))
 	}
@@ -226,6 +237,9 @@ func (s *Service) HasVotes(ctx context.Context, p *poll.Poll) (bool, error) {
 type snapshot struct {
 	Counts Counts    `json:"counts"`
 	AsOf   time.Time `json:"as_of"`
+	// Count is the method's exact count, on tally=final of ranked and
+	// Schulze polls.
+	Count *count.Result `json:"count,omitempty"`
 }
 
 func cacheKey(mode Mode, pollID id.ID) string {
@@ -239,7 +253,9 @@ func (s *Service) Results(ctx context.Context, p *poll.Poll, mode Mode) (*Result
 	if err != nil {
 		return nil, err
 	}
-	return BuildResults(p, snap.Counts, mode, snap.AsOf, s.now()), nil
+	r := BuildResults(p, snap.Counts, mode, snap.AsOf, s.now())
+	r.Method, r.Count = p.Settings.CountingMethod(), snap.Count
+	return r, nil
 }
 
 // snapshot reads counts through the Redis cache; concurrent misses in this
@@ -299,11 +315,34 @@ func (s *Service) compute(ctx context.Context, p *poll.Poll, mode Mode) (snapsho
 			return snapshot{}, 0, err
 		}
 		if found {
-			return snapshot{Counts: f.Counts, AsOf: f.AsOf}, time.Minute, nil
+			snap := snapshot{Counts: f.Counts, AsOf: f.AsOf}
+			return s.withCount(ctx, p, snap, time.Minute)
 		}
 	}
 	memo, ttl, err := s.countRows(ctx, p)
-	return snapshot{Counts: memo.rows.All, AsOf: memo.asOf}, ttl, err
+	if err != nil {
+		return snapshot{}, ttl, err
+	}
+	return s.withCount(ctx, p, snapshot{Counts: memo.rows.All, AsOf: memo.asOf}, ttl)
+}
+
+// withCount adds the method's exact count to a final snapshot of a ranked
+// or Schulze poll, from a read of the ballots of its own. On a frozen poll
+// that read sees the rows the frozen totals were counted from (nothing is
+// written to a frozen poll), so the count is the one of the close; on an
+// open poll it may include ballots written after the totals were counted.
+func (s *Service) withCount(ctx context.Context, p *poll.Poll, snap snapshot, ttl time.Duration) (snapshot, time.Duration, error) {
+	if !carriesCount(p) {
+		return snap, ttl, nil
+	}
+	ballots, err := s.store.Ballots(ctx, p.ID, p.IndexBuckets)
+	if err != nil {
+		return snapshot{}, 0, err
+	}
+	s.m.methodCounts.WithLabelValues(string(p.Settings.CountingMethod())).Inc()
+	c := MethodCount(p, ballots)
+	snap.Count = &c
+	return snap, ttl, nil
 }
 
 // countRows counts a poll's rows unless this process finished a count less

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/count"
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 )
@@ -63,17 +64,22 @@ func (b *Ballot) SameRequest(other *Ballot) bool {
 }
 
 // Choose validates the chosen options against the poll's rules and returns
-// them. Unknown options are INVALID_OPTION (422); a malformed choice (none,
-// duplicates, too many) is VALIDATION_FAILED (400).
+// them, in the order given: on ranked and Schulze polls that order is the
+// voter's preference, most preferred first, and need not rank every
+// option. Unknown options are INVALID_OPTION (422); a malformed choice
+// (none, duplicates, too few, too many) is VALIDATION_FAILED (400).
 func Choose(p *poll.Poll, ids []id.ID) ([]id.ID, error) {
 	if len(ids) == 0 {
 		return nil, apperr.Invalid("option_id", "is required")
 	}
-	if len(ids) > 1 && !p.Settings.AllowMultipleOptions {
+	if len(ids) > 1 && p.Settings.CountingMethod() == count.Plurality {
 		return nil, apperr.Invalid("option_ids", "this poll takes a single option")
 	}
 	if max := p.MaxChoices(); len(ids) > max {
 		return nil, apperr.Invalid("option_ids", "at most %d options may be chosen", max)
+	}
+	if min := p.MinChoices(); len(ids) < min {
+		return nil, apperr.Invalid("option_ids", "at least %d options must be chosen", min)
 	}
 	seen := make(map[id.ID]bool, len(ids))
 	for _, id := range ids {

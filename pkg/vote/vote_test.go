@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/count"
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 )
@@ -15,6 +16,10 @@ func TestChoose(t *testing.T) {
 	a, b, c := id.New(), id.New(), id.New()
 	single := &poll.Poll{Options: []poll.Option{{ID: a}, {ID: b}, {ID: c}}}
 	multi := &poll.Poll{Options: single.Options, Settings: poll.Settings{AllowMultipleOptions: true, MaxVotesPerUser: 2}}
+	ranked := &poll.Poll{Options: single.Options, Settings: poll.Settings{Method: count.Ranked, AllowMultipleOptions: true, MinVotesPerUser: 2}}
+	schulze := &poll.Poll{Options: single.Options, Settings: poll.Settings{Method: count.Schulze, AllowMultipleOptions: true}}
+	approvalMin := &poll.Poll{Options: single.Options, Settings: poll.Settings{Method: count.Approval, AllowMultipleOptions: true, MinVotesPerUser: 2}}
+	plurality := &poll.Poll{Options: single.Options, Settings: poll.Settings{Method: count.Plurality}}
 	tests := []struct {
 		name string
 		p    *poll.Poll
@@ -29,6 +34,15 @@ func TestChoose(t *testing.T) {
 		{"over max", multi, []id.ID{a, b, c}, &apperr.ValidationError{}},
 		{"duplicate", multi, []id.ID{a, a}, &apperr.ValidationError{}},
 		{"unknown in multi", multi, []id.ID{a, id.New()}, ErrInvalidOption},
+		{"partial ranking", ranked, []id.ID{c, a}, nil},
+		{"full ranking", ranked, []id.ID{c, a, b}, nil},
+		{"ranking under the minimum", ranked, []id.ID{c}, &apperr.ValidationError{}},
+		{"an option ranked twice", ranked, []id.ID{c, a, c}, &apperr.ValidationError{}},
+		{"unknown in a ranking", ranked, []id.ID{c, id.New()}, ErrInvalidOption},
+		{"schulze takes rankings", schulze, []id.ID{b, a, c}, nil},
+		{"approval under the minimum", approvalMin, []id.ID{a}, &apperr.ValidationError{}},
+		{"approval at the minimum", approvalMin, []id.ID{a, b}, nil},
+		{"plurality by method", plurality, []id.ID{a, b}, &apperr.ValidationError{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

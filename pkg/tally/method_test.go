@@ -1,0 +1,125 @@
+package tally
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/tally-vote/tally/pkg/audit"
+	"github.com/tally-vote/tally/pkg/count"
+	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/poll"
+)
+
+// tennesseePoll is the Tennessee capital example (see pkg/count) as a
+// ranked poll: 42 M>N>C>K, 26 N>C>K>M, 15 C>K>N>M, 17 K>C>N>M; the
+// published instant-runoff winner is Knoxville.
+func tennesseePoll(method count.Method) (*poll.Poll, [][]id.ID, map[string]id.ID) {
+	p := &poll.Poll{ID: id.New(), Settings: poll.Settings{Method: method, AllowMultipleOptions: true},
+		StartTime: time.Now().Add(-time.Hour), EndTime: time.Now().Add(time.Hour)}
+	ids := map[string]id.ID{}
+	for _, c := range "MNCK" {
+		o := poll.Option{ID: id.New(), Text: string(c)}
+		ids[string(c)] = o.ID
+		p.Options = append(p.Options, o)
+	}
+	var ballots [][]id.ID
+	for _, g := range []struct {
+		n     int
+		order string
+	}{{42, "MNCK"}, {26, "NCKM"}, {15, "CKNM"}, {17, "KCNM"}} {
+		for range g.n {
+			var b []id.ID
+			for _, c := range g.order {
+				b = append(b, ids[string(c)])
+			}
+			ballots = append(ballots, b)
+		}
+	}
+	return p, ballots, ids
+}
+
+func TestFinalResultsCarryTheMethodCount(t *testing.T) {
+	for _, tc := range []struct {
+		method count.Method
+		winner string
+	}{{count.Ranked, "K"}, {count.Schulze, "N"}} {
+		t.Run(string(tc.method), func(t *testing.T) {
+			p, ballots, ids := tennesseePoll(tc.method)
+			rows := NewRowCounts()
+			for _, b := range ballots {
+				rows.Add(b, nil)
+			}
+			s, _ := newOfflineService(t, &fakeStore{rows: rows, ballots: ballots}, nil)
+			r, err := s.Results(context.Background(), p, Final)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Method != tc.method || r.Count == nil || r.Count.Winner != ids[tc.winner].String() || r.Count.Ballots != 100 {
+				t.Fatalf("got method %s count %+v", r.Method, r.Count)
+			}
+			live, err := s.Results(context.Background(), p, Live)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if live.Count != nil {
+				t.Fatal("live results carry an exact count")
+			}
+		})
+	}
+}
+
+func TestApprovalResultsCarryNoCount(t *testing.T) {
+	p, ballots, _ := tennesseePoll(count.Approval)
+	rows := NewRowCounts()
+	for _, b := range ballots {
+		rows.Add(b[:2], nil)
+	}
+	s, _ := newOfflineService(t, &fakeStore{rows: rows}, nil)
+	r, err := s.Results(context.Background(), p, Final)
+	if err != nil || r.Count != nil || r.Method != count.Approval || r.TotalVotes != 100 {
+		t.Fatalf("got %+v, %v", r, err)
+	}
+}
+
+func TestMethodCountIsReproducible(t *testing.T) {
+	p, ballots, _ := tennesseePoll(count.Ranked)
+	a, b := MethodCount(p, ballots), MethodCount(p, ballots)
+	if a.InstantRunoff == nil || len(a.InstantRunoff.Rounds) != 3 || a.Winner != b.Winner {
+		t.Fatalf("got %+v", a)
+	}
+}
+
+// A final reconciliation of a ranked poll reports the exact count with the
+// frozen totals and records the winner with the freeze in the audit log.
+func TestFinalReconcileReportsTheCount(t *testing.T) {
+	p, ballots, ids := tennesseePoll(count.Ranked)
+	p.ClosedAt = time.Now().Add(-time.Minute)
+	rows := NewRowCounts()
+	for _, b := range ballots {
+		rows.Add(b, nil)
+	}
+	au := &fakeAudit{}
+	s, _ := newOfflineService(t, &fakeStore{rows: rows, shards: rows.All, ballots: ballots}, au)
+	rep, err := s.Reconcile(context.Background(), p, ReconcileOptions{Final: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Count == nil || rep.Count.Winner != ids["K"].String() || len(rep.Count.InstantRunoff.Rounds) != 3 {
+		t.Fatalf("report count %+v", rep.Count)
+	}
+	var frozen map[string]any
+	for _, e := range au.events {
+		if e.Kind == audit.TallyFrozen {
+			frozen = e.Detail
+		}
+	}
+	if frozen == nil || frozen["winner"] != ids["K"].String() || frozen["method"] != count.Ranked {
+		t.Fatalf("audit events %+v", au.events)
+	}
+	// Not final: no count.
+	rep, err = s.Reconcile(context.Background(), p, ReconcileOptions{})
+	if err != nil || rep.Count != nil {
+		t.Fatalf("non-final run: %+v, %v", rep.Count, err)
+	}
+}
