@@ -13,6 +13,7 @@ import (
 
 	"github.com/tally-vote/tally/pkg/admit"
 	"github.com/tally-vote/tally/pkg/reqid"
+	"github.com/tally-vote/tally/pkg/tracing"
 )
 
 const loggerKey = "tally.logger"
@@ -24,7 +25,8 @@ const loggerKey = "tally.logger"
 // its buffer) on every accepted vote otherwise.
 func loggerFrom(c *gin.Context) *zap.Logger {
 	if l, ok := c.Get(loggerKey); ok {
-		return l.(*zap.Logger).With(zap.String("http_request_id", reqid.From(c.Request.Context())))
+		ctx := c.Request.Context()
+		return l.(*zap.Logger).With(zap.String("http_request_id", reqid.From(ctx)), tracing.LogField(ctx))
 	}
 	return zap.NewNop()
 }
@@ -52,7 +54,8 @@ func requestContext(log *zap.Logger) gin.HandlerFunc {
 				zap.String("method", c.Request.Method),
 				zap.String("route", c.FullPath()),
 				zap.Int("status", c.Writer.Status()),
-				zap.Duration("latency", time.Since(start)))
+				zap.Duration("latency", time.Since(start)),
+				tracing.LogField(c.Request.Context()))
 		}
 	}
 }
