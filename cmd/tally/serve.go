@@ -8,7 +8,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/app"
-	"github.com/tally-vote/tally/pkg/tracing"
 )
 
 func newServeCmd() *cobra.Command {
@@ -55,7 +54,7 @@ func withApp(ctx context.Context, fn func(context.Context, *app.App) error) erro
 		return err
 	}
 	defer log.Sync() //nolint:errcheck
-	tp, err := tracing.Setup(ctx, log)
+	tp, err := app.SetupTracing(ctx, log)
 	if err != nil {
 		return err
 	}

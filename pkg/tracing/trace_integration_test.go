@@ -14,6 +14,9 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/tally-vote/tally/pkg/app"
 	"github.com/tally-vote/tally/pkg/testenv"
@@ -29,7 +32,10 @@ func TestOneVoteTraceAcrossKafka(t *testing.T) {
 	tp := tracing.NewProvider(sdktrace.WithSyncer(exp))
 	cfg := testenv.Config(t)
 	cfg.Vote.Mode = "async"
-	a, err := app.New(context.Background(), cfg, testenv.Logger(t), app.WithTracing(tp))
+	cfg.Vote.LogSample = 1 // every vote_outcome line, to find the API's
+	core, logs := observer.New(zap.InfoLevel)
+	log := zap.New(zapcore.NewTee(testenv.Logger(t).Core(), core))
+	a, err := app.New(context.Background(), cfg, log, app.WithTracing(tp))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +120,17 @@ func TestOneVoteTraceAcrossKafka(t *testing.T) {
 	}
 	if apply.SpanKind() != trace.SpanKindConsumer {
 		t.Fatalf("apply span kind %v", apply.SpanKind())
+	}
+	// The API's vote_outcome line names the request's trace.
+	var traced bool
+	for _, e := range logs.FilterMessage("vote outcome").AllUntimed() {
+		m := e.ContextMap()
+		if m["stage"] == "api" && m["trace_id"] == api.SpanContext().TraceID().String() {
+			traced = true
+		}
+	}
+	if !traced {
+		t.Fatalf("no api vote_outcome line with trace_id %s among %v", api.SpanContext().TraceID(), logs.FilterMessage("vote outcome").AllUntimed())
 	}
 	t.Logf("api %s; redis %v; apply children %v", api.SpanContext().TraceID(), redis, lwt)
 }

@@ -1,21 +1,17 @@
-// Package tracing switches OpenTelemetry tracing on from the standard OTEL_*
-// variables and holds the small pieces the rest of Tally shares: the trace
-// id of a log line, and a provider whose spans only continue a trace.
+// Package tracing holds the OpenTelemetry pieces Tally's packages share:
+// when the OTEL_* variables switch tracing on, the provider's settings,
+// the trace id of a log line, and a provider whose spans only continue a
+// trace. The exporters are wired in pkg/app (SetupTracing), so domain
+// packages that log a trace id do not import them.
 package tracing
 
 import (
-	"context"
-	"fmt"
 	"os"
 	"strings"
 
-	"go.opentelemetry.io/contrib/exporters/autoexport"
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
-	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.uber.org/zap"
 )
 
 // Scope is the instrumentation scope of the spans Tally starts itself.
@@ -43,33 +39,6 @@ func Enabled(getenv func(string) string) bool {
 		return false
 	}
 	return true
-}
-
-// Setup builds the process's tracer provider from the OTEL_* variables:
-// nil when tracing is off, so callers install no instrumentation at all
-// and the request path pays nothing. The exporter is contrib's autoexport
-// (OTEL_TRACES_EXPORTER=otlp|console|none, OTEL_EXPORTER_OTLP_*); the
-// sampler (OTEL_TRACES_SAMPLER), the span limits (OTEL_SPAN_*) and the
-// resource (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES) are the SDK's.
-// The caller shuts the provider down on exit, which flushes its batch.
-func Setup(ctx context.Context, log *zap.Logger) (*sdktrace.TracerProvider, error) {
-	if !Enabled(os.Getenv) {
-		return nil, nil
-	}
-	exp, err := autoexport.NewSpanExporter(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("trace exporter: %w", err)
-	}
-	// From the environment last, so OTEL_SERVICE_NAME overrides the name.
-	res, err := resource.New(ctx,
-		resource.WithAttributes(attribute.String("service.name", "tally")),
-		resource.WithTelemetrySDK(), resource.WithHost(), resource.WithFromEnv())
-	if err != nil {
-		return nil, fmt.Errorf("trace resource: %w", err)
-	}
-	log.Info("tracing on", zap.String("exporter", fmt.Sprintf("%T", exp)),
-		zap.String("otel_traces_exporter", os.Getenv("OTEL_TRACES_EXPORTER")))
-	return NewProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res)), nil
 }
 
 // NewProvider is an SDK tracer provider with Tally's link limit, and sets

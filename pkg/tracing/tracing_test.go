@@ -7,7 +7,6 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
-	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
 
@@ -28,24 +27,6 @@ func TestEnabledOnlyWhenAsked(t *testing.T) {
 		if got := Enabled(func(k string) string { return tc.env[k] }); got != tc.want {
 			t.Errorf("%v: enabled %v, want %v", tc.env, got, tc.want)
 		}
-	}
-}
-
-func TestSetupOffByDefault(t *testing.T) {
-	for _, k := range []string{"OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"} {
-		t.Setenv(k, "")
-	}
-	tp, err := Setup(context.Background(), zap.NewNop())
-	if tp != nil || err != nil {
-		t.Fatalf("Setup with no OTEL_* variables: %v, %v; want no provider", tp, err)
-	}
-	t.Setenv("OTEL_TRACES_EXPORTER", "console")
-	tp, err = Setup(context.Background(), zap.NewNop())
-	if tp == nil || err != nil {
-		t.Fatalf("Setup with OTEL_TRACES_EXPORTER=console: %v, %v", tp, err)
-	}
-	if err := tp.Shutdown(context.Background()); err != nil {
-		t.Fatal(err)
 	}
 }
 
