@@ -9,6 +9,8 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/admit"
@@ -41,6 +43,10 @@ func requestContext(log *zap.Logger) gin.HandlerFunc {
 			rid = uuid.NewString()
 		}
 		c.Header("X-Request-Id", rid)
+		if sp := trace.SpanFromContext(c.Request.Context()); sp.IsRecording() {
+			// The request's span names the id its log lines carry.
+			sp.SetAttributes(attribute.String("http.request_id", rid))
+		}
 		c.Set(loggerKey, log)
 		c.Request = c.Request.WithContext(reqid.With(c.Request.Context(), rid))
 		start := time.Now()

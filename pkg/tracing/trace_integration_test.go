@@ -112,6 +112,9 @@ func TestOneVoteTraceAcrossKafka(t *testing.T) {
 	if send.Parent().SpanID() == (trace.SpanID{}) || send.SpanKind() != trace.SpanKindProducer {
 		t.Fatalf("produce span %q: parent %v kind %v", send.Name(), send.Parent(), send.SpanKind())
 	}
+	if rid := attr(api, "http.request_id"); rid == "" {
+		t.Fatal("the API span does not name its X-Request-Id")
+	}
 	if len(redis) == 0 {
 		t.Fatal("no Redis span in the API's trace")
 	}
@@ -142,4 +145,13 @@ func containsPrefix(names []string, prefix string) bool {
 		}
 	}
 	return false
+}
+
+func attr(s sdktrace.ReadOnlySpan, key string) string {
+	for _, kv := range s.Attributes() {
+		if string(kv.Key) == key {
+			return kv.Value.Emit()
+		}
+	}
+	return ""
 }
