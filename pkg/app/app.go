@@ -6,6 +6,7 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -148,7 +149,9 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option
 		// walk per command.
 		if err := redisotel.InstrumentTracing(a.Redis, redisotel.WithTracerProvider(tracing.ChildOnly(a.tracer)),
 			redisotel.WithDBStatement(false), redisotel.WithCallerEnabled(false)); err != nil {
-			return nil, err
+			_ = a.Redis.Close()
+			s.Close()
+			return nil, fmt.Errorf("trace redis: %w", err)
 		}
 	}
 	// Outside the breaker, so the commands it refuses count as errors.
