@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"time"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -53,7 +54,25 @@ func withApp(ctx context.Context, fn func(context.Context, *app.App) error) erro
 		return err
 	}
 	defer log.Sync() //nolint:errcheck
-	a, err := app.New(ctx, cfg, log)
+	tp, err := app.SetupTracing(ctx, log)
+	if err != nil {
+		return err
+	}
+	var opts []app.Option
+	if tp != nil {
+		// Deferred before Close, so it runs after it: the spans of the
+		// drain's last batch and of the shutdown itself are exported, with
+		// a fresh timeout since ctx is already cancelled by then.
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := tp.Shutdown(sctx); err != nil {
+				log.Warn("flush traces", zap.Error(err))
+			}
+		}()
+		opts = append(opts, app.WithTracing(tp))
+	}
+	a, err := app.New(ctx, cfg, log, opts...)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -13,9 +14,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
 	"github.com/scylladb/gocqlx/v2"
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/abuse"
@@ -40,6 +43,7 @@ import (
 	"github.com/tally-vote/tally/pkg/redisx/admission"
 	"github.com/tally-vote/tally/pkg/redisx/fence"
 	"github.com/tally-vote/tally/pkg/tally"
+	"github.com/tally-vote/tally/pkg/tracing"
 	"github.com/tally-vote/tally/pkg/vote"
 )
 
@@ -78,6 +82,9 @@ type App struct {
 	worker    atomic.Pointer[votes.Worker]
 	flags     vote.Flags
 
+	// tracer is the process's tracer provider; nil while tracing is off.
+	tracer trace.TracerProvider
+
 	kafkaStats *observe.Kafka
 	dlqDepth   *observe.DLQ
 	active     *observe.ActivePolls
@@ -105,9 +112,24 @@ func (c seenCounter) Add(ctx context.Context, p *poll.Poll, shard int, ballots [
 	return nil
 }
 
+// Option changes how New builds the process.
+type Option func(*options)
+
+type options struct{ tracer trace.TracerProvider }
+
+// WithTracing traces the process with tp (pkg/tracing.Setup): the HTTP
+// requests, the Redis commands and CQL statements made inside them, the
+// votes' produce, and the worker's apply. A nil tp leaves tracing off and
+// installs no instrumentation.
+func WithTracing(tp trace.TracerProvider) Option { return func(o *options) { o.tracer = tp } }
+
 // New connects to Cassandra and builds every service. Redis and Kafka are
 // not dialled here: the process starts while they are down and degrades.
-func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) {
+func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option) (*App, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if cfg.MigrateOnStart {
 		if err := cassandra.Migrate(ctx, cfg.Cassandra, log.Named("migrate")); err != nil {
 			return nil, err
@@ -115,11 +137,26 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) 
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	s, err := cassandra.Connect(cfg.Cassandra, log.Named("cassandra"), cassandra.NewObserver(reg).Install)
+	cqlObserver := cassandra.NewObserver(reg)
+	if o.tracer != nil {
+		cqlObserver.Trace(o.tracer)
+	}
+	s, err := cassandra.Connect(cfg.Cassandra, log.Named("cassandra"), cqlObserver.Install)
 	if err != nil {
 		return nil, err
 	}
-	a := &App{Cfg: cfg, Log: log, Registry: reg, CQL: s, Redis: redisx.New(cfg.Redis), Now: time.Now}
+	a := &App{Cfg: cfg, Log: log, Registry: reg, CQL: s, Redis: redisx.New(cfg.Redis), Now: time.Now, tracer: o.tracer}
+	if a.tracer != nil {
+		// Only inside a request's or a batch's trace; without arguments
+		// (voter ids, tokens) or the caller's frame, which costs a stack
+		// walk per command.
+		if err := redisotel.InstrumentTracing(a.Redis, redisotel.WithTracerProvider(tracing.ChildOnly(a.tracer)),
+			redisotel.WithDBStatement(false), redisotel.WithCallerEnabled(false)); err != nil {
+			_ = a.Redis.Close()
+			s.Close()
+			return nil, fmt.Errorf("trace redis: %w", err)
+		}
+	}
 	// Outside the breaker, so the commands it refuses count as errors.
 	redisx.NewObserver(a.Redis, reg)
 	redisx.WithBreaker(a.Redis, log.Named("redis"), reg)
@@ -154,6 +191,9 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*App, error) 
 	a.Tally.OnChanged(a.Notices.Changed)
 
 	q := votes.New(cfg.Queue, a.votesW, log.Named("queue"), a.Now, reg)
+	if a.tracer != nil {
+		q.Trace(a.tracer, cfg.Kafka.VotesTopic)
+	}
 	a.flags = admission.NewFlags(a.Redis, log.Named("flags"))
 	a.Limit = ratelimit.New(cfg.RateLimit, a.Redis, log.Named("ratelimit"), a.Now, reg)
 	voteStore := cassandra.NewVoteStore(s, cfg.Cassandra, reg)
@@ -233,6 +273,7 @@ func (a *App) Router() (http.Handler, error) {
 		Gate:           a.Gate,
 		Anon:           a.Anon,
 		ReceiptKeys:    a.Receipts,
+		Tracer:         a.tracer,
 	})
 }
 
@@ -272,7 +313,8 @@ func (a *App) RunWorker(ctx context.Context) error {
 		DLQ: a.dlqW, Votes: drain, Log: a.Log.Named("worker"), Registry: a.Registry,
 		// In a process that serves the API the drain yields to it under
 		// pressure; a dedicated worker never sees any.
-		Yield: a.Gate.Pressure,
+		Yield:  a.Gate.Pressure,
+		Tracer: a.tracer,
 	})
 	a.worker.Store(w)
 	wg.Add(6)

@@ -6,9 +6,15 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gocql/gocql"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tally-vote/tally/pkg/tracing"
 )
 
 // Observer observes every statement and batch of a gocql session: latency by
@@ -22,6 +28,10 @@ type Observer struct {
 
 	mu    sync.RWMutex
 	kinds map[string]Statement
+
+	// tracer, when set (Trace), records each attempt as a span of the
+	// query's trace; nil costs nothing.
+	tracer trace.Tracer
 }
 
 // NewObserver registers the Cassandra client series on reg.
@@ -60,6 +70,14 @@ func (o *Observer) Install(cl *gocql.ClusterConfig) {
 	cl.ConnectObserver = o
 }
 
+// Trace makes o record every statement and batch attempt run inside a
+// trace as a client span of it (named "lwt votes", "batch tallies", …).
+// There is no maintained gocql instrumentation (contrib's otelgocql was
+// removed), and the observer already sees each attempt with its context,
+// timing and error. Statements outside a trace (background reads, the
+// reconciler's scans) start no trace of their own.
+func (o *Observer) Trace(tp trace.TracerProvider) { o.tracer = tp.Tracer(tracing.Scope) }
+
 // Statement is a CQL statement's kind and table.
 type Statement struct{ Kind, Table string }
 
@@ -84,14 +102,17 @@ func (o *Observer) classify(stmt string) Statement {
 }
 
 // ObserveQuery implements gocql.QueryObserver.
-func (o *Observer) ObserveQuery(_ context.Context, q gocql.ObservedQuery) {
+func (o *Observer) ObserveQuery(ctx context.Context, q gocql.ObservedQuery) {
 	s := o.classify(q.Statement)
 	o.observe(s, q.End.Sub(q.Start).Seconds(), q.Err, q.Attempt)
+	if o.tracer != nil {
+		o.span(ctx, s, q.Statement, q.Start, q.End, q.Err, q.Attempt, q.Host)
+	}
 }
 
 // ObserveBatch implements gocql.BatchObserver. A batch's table is its
 // first statement's.
-func (o *Observer) ObserveBatch(_ context.Context, b gocql.ObservedBatch) {
+func (o *Observer) ObserveBatch(ctx context.Context, b gocql.ObservedBatch) {
 	s := Statement{Kind: "batch", Table: "other"}
 	if len(b.Statements) > 0 {
 		s.Table = o.classify(b.Statements[0]).Table
@@ -100,6 +121,41 @@ func (o *Observer) ObserveBatch(_ context.Context, b gocql.ObservedBatch) {
 		}
 	}
 	o.observe(s, b.End.Sub(b.Start).Seconds(), b.Err, b.Attempt)
+	if o.tracer != nil {
+		stmt := ""
+		if len(b.Statements) > 0 {
+			stmt = b.Statements[0]
+		}
+		o.span(ctx, s, stmt, b.Start, b.End, b.Err, b.Attempt, b.Host, attribute.Int("db.operation.batch.size", len(b.Statements)))
+	}
+}
+
+// span records one attempt, after the fact, with the times the driver
+// measured. The statement text has bind markers, never values.
+func (o *Observer) span(ctx context.Context, s Statement, stmt string, start, end time.Time, err error, attempt int,
+	host *gocql.HostInfo, extra ...attribute.KeyValue) {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return
+	}
+	attrs := append([]attribute.KeyValue{
+		attribute.String("db.system.name", "cassandra"),
+		attribute.String("db.operation.name", s.Kind),
+		attribute.String("db.collection.name", s.Table),
+		attribute.String("db.query.text", stmt),
+		attribute.Int("cassandra.attempt", attempt),
+	}, extra...)
+	if host != nil {
+		attrs = append(attrs, attribute.String("cassandra.coordinator", host.HostnameAndPort()))
+	}
+	_, sp := o.tracer.Start(ctx, s.Kind+" "+s.Table, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithTimestamp(start), trace.WithAttributes(attrs...))
+	if err != nil {
+		kind := ErrorKind(err)
+		sp.SetAttributes(attribute.String("error.type", kind))
+		sp.RecordError(err, trace.WithTimestamp(end))
+		sp.SetStatus(codes.Error, kind)
+	}
+	sp.End(trace.WithTimestamp(end))
 }
 
 // ObserveConnect implements gocql.ConnectObserver.

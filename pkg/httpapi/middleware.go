@@ -9,10 +9,13 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/admit"
 	"github.com/tally-vote/tally/pkg/reqid"
+	"github.com/tally-vote/tally/pkg/tracing"
 )
 
 const loggerKey = "tally.logger"
@@ -24,7 +27,8 @@ const loggerKey = "tally.logger"
 // its buffer) on every accepted vote otherwise.
 func loggerFrom(c *gin.Context) *zap.Logger {
 	if l, ok := c.Get(loggerKey); ok {
-		return l.(*zap.Logger).With(zap.String("http_request_id", reqid.From(c.Request.Context())))
+		ctx := c.Request.Context()
+		return l.(*zap.Logger).With(zap.String("http_request_id", reqid.From(ctx)), tracing.LogField(ctx))
 	}
 	return zap.NewNop()
 }
@@ -39,6 +43,10 @@ func requestContext(log *zap.Logger) gin.HandlerFunc {
 			rid = uuid.NewString()
 		}
 		c.Header("X-Request-Id", rid)
+		if sp := trace.SpanFromContext(c.Request.Context()); sp.IsRecording() {
+			// The request's span names the id its log lines carry.
+			sp.SetAttributes(attribute.String("http.request_id", rid))
+		}
 		c.Set(loggerKey, log)
 		c.Request = c.Request.WithContext(reqid.With(c.Request.Context(), rid))
 		start := time.Now()
@@ -52,7 +60,8 @@ func requestContext(log *zap.Logger) gin.HandlerFunc {
 				zap.String("method", c.Request.Method),
 				zap.String("route", c.FullPath()),
 				zap.Int("status", c.Writer.Status()),
-				zap.Duration("latency", time.Since(start)))
+				zap.Duration("latency", time.Since(start)),
+				tracing.LogField(c.Request.Context()))
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/gin-contrib/pprof"
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/admit"
@@ -56,6 +57,9 @@ type Deps struct {
 	// ReceiptKeys are the public keys served at ReceiptKeysPath; nil serves
 	// an empty set.
 	ReceiptKeys *receipt.Keyring
+	// Tracer, when set, spans every request but the probes and /metrics;
+	// nil installs no tracing middleware at all.
+	Tracer trace.TracerProvider
 }
 
 type handlers struct {
@@ -86,6 +90,11 @@ func NewRouter(d Deps) (*gin.Engine, error) {
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
 	m := newHTTPMetrics(d.Registry)
+	if d.Tracer != nil {
+		// First, so the request id, the access log and every handler's
+		// logs run inside the request's span.
+		r.Use(tracingMiddleware(d.Tracer))
+	}
 	r.Use(requestContext(d.Log), m.middleware(), recoverer(), securityHeaders(d.PublicURL))
 	if mw := corsMiddleware(d.HTTP.AllowedOrigins); mw != nil {
 		r.Use(mw)

@@ -16,6 +16,7 @@ import (
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/ratelimit"
 	"github.com/tally-vote/tally/pkg/reqid"
+	"github.com/tally-vote/tally/pkg/tracing"
 )
 
 // Config chooses how votes are taken.
@@ -213,7 +214,7 @@ func (s *Service) Cast(ctx context.Context, r Request) (Receipt, error) {
 		rec.Limit = a.Limits.Decision
 	}
 	line := OutcomeLine{Stage: "api", PollID: r.PollID, RequestID: b.RequestID, HTTPRequestID: reqid.From(ctx),
-		Took: time.Since(start), Err: err}
+		Took: time.Since(start), Err: err, Trace: tracing.LogField(ctx)}
 	if len(b.Flags) > 0 {
 		line.Fields = append(line.Fields, zap.Strings("flags", b.Flags))
 	}

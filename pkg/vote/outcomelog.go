@@ -58,6 +58,9 @@ type OutcomeLine struct {
 	Took          time.Duration
 	Err           error
 	Fields        []zap.Field // stage-specific extras (the worker's queued_ms)
+	// Trace, when its Key is set, is the line's trace_id
+	// (tracing.LogField of the request's context).
+	Trace zap.Field
 }
 
 // Write writes the line if it is sampled (failures always are).
@@ -80,6 +83,9 @@ func (l *OutcomeLog) Write(o OutcomeLine) {
 		f = append(f, zap.Stringer("error_code", apperr.CodeOf(o.Err)))
 	}
 	f = append(f, o.Fields...)
+	if o.Trace.Key != "" {
+		f = append(f, o.Trace)
+	}
 	if o.Failed {
 		l.log.Warn("vote outcome", f...)
 		return

@@ -63,3 +63,19 @@ func TestOutcomeLogSampleOneKeepsAll(t *testing.T) {
 		t.Errorf("wrote %d of 50", logs.Len())
 	}
 }
+
+// A line written inside a trace carries its trace_id; one outside has no
+// such key at all.
+func TestOutcomeLineTraceID(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	l := NewOutcomeLog(zap.New(core), 1)
+	l.Write(OutcomeLine{Stage: "api", RequestID: id.New(), Outcome: "accepted", Trace: zap.Skip()})
+	l.Write(OutcomeLine{Stage: "api", RequestID: id.New(), Outcome: "accepted", Trace: zap.String("trace_id", "0af7651916cd43dd8448eb211c80319c")})
+	lines := logs.AllUntimed()
+	if _, ok := lines[0].ContextMap()["trace_id"]; ok {
+		t.Fatalf("untraced line %v has a trace_id", lines[0].ContextMap())
+	}
+	if got := lines[1].ContextMap()["trace_id"]; got != "0af7651916cd43dd8448eb211c80319c" {
+		t.Fatalf("traced line's trace_id %v", got)
+	}
+}

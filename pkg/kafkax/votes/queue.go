@@ -8,10 +8,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
+	"github.com/tally-vote/tally/pkg/kafkax"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/reqid"
+	"github.com/tally-vote/tally/pkg/tracing"
 	"github.com/tally-vote/tally/pkg/vote"
 )
 
@@ -51,6 +56,10 @@ type Queue struct {
 	producedAt atomic.Int64
 	produced   prometheus.Histogram
 	shed       prometheus.Counter
+	// tracer, when set (Trace), spans each produce and carries the trace
+	// to the worker in the message's headers; nil costs nothing.
+	tracer trace.Tracer
+	topic  string
 }
 
 var _ vote.Queue = (*Queue)(nil)
@@ -70,6 +79,13 @@ func New(cfg Config, producer Producer, log *zap.Logger, now func() time.Time, r
 	q := &Queue{cfg: cfg, producer: producer, log: log, now: now, produced: produced, shed: shed}
 	q.producedAt.Store(now().UnixNano())
 	return q
+}
+
+// Trace makes the queue span each produce to topic with tp's tracer and
+// inject the request's trace context into the message headers. Without
+// it messages carry no headers, as before tracing.
+func (q *Queue) Trace(tp trace.TracerProvider, topic string) {
+	q.tracer, q.topic = tp.Tracer(tracing.Scope), topic
 }
 
 // Available reports whether Kafka is to be tried: not during the cooldown
@@ -125,9 +141,26 @@ func (q *Queue) produce(ctx context.Context, p *poll.Poll, seenAt time.Time, b *
 	}
 	ctx, cancel := context.WithTimeout(ctx, q.cfg.ProduceTimeout)
 	defer cancel()
+	km := kafka.Message{Key: b.VoterID[:], Value: body}
+	var span trace.Span
+	if q.tracer != nil {
+		ctx, span = q.tracer.Start(ctx, "send "+q.topic, trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(attribute.String("messaging.system", "kafka"),
+				attribute.String("messaging.destination.name", q.topic),
+				attribute.String("messaging.operation.type", "send"),
+				attribute.String("tally.request_id", msg.RequestID.String())))
+		km.Headers = kafkax.InjectTrace(ctx, nil)
+	}
 	start := time.Now()
-	err = q.producer.WriteMessages(ctx, kafka.Message{Key: b.VoterID[:], Value: body})
+	err = q.producer.WriteMessages(ctx, km)
 	q.produced.Observe(time.Since(start).Seconds())
+	if span != nil {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "produce failed")
+		}
+		span.End()
+	}
 	if err == nil {
 		q.producedAt.Store(q.now().UnixNano())
 		// Kafka answers: a cooldown a timed-out produce started is over.

@@ -7,10 +7,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/dlq"
+	"github.com/tally-vote/tally/pkg/kafkax"
 	"github.com/tally-vote/tally/pkg/retry"
+	"github.com/tally-vote/tally/pkg/tracing"
 	"github.com/tally-vote/tally/pkg/vote"
 )
 
@@ -51,6 +56,9 @@ type WorkerDeps struct {
 	// Yield, when set, reports whether the API beside this worker is under
 	// pressure; the worker then drains at concurrency 1 with pauses.
 	Yield func() bool
+	// Tracer, when set, spans each batch's apply (the LWTs and follow-ups
+	// are its children) with a link to every message's producing request.
+	Tracer trace.TracerProvider
 }
 
 // Worker carries the votes topic to vote.Drainer: it fetches a batch,
@@ -63,7 +71,8 @@ type Worker struct {
 	log *zap.Logger
 	m   *workerMetrics
 	// conc is the adaptive concurrency, 1 to cfg.Concurrency.
-	conc int
+	conc   int
+	tracer trace.Tracer
 }
 
 type workerMetrics struct {
@@ -97,7 +106,11 @@ func NewWorker(cfg WorkerConfig, d WorkerDeps) *Worker {
 	d.Registry.MustRegister(m.batch, m.lag, m.dlq, m.conc, m.yields)
 	cfg.Concurrency = max(cfg.Concurrency, 1)
 	m.conc.Set(float64(cfg.Concurrency))
-	return &Worker{cfg: cfg, d: d, log: d.Log, m: m, conc: cfg.Concurrency}
+	w := &Worker{cfg: cfg, d: d, log: d.Log, m: m, conc: cfg.Concurrency}
+	if d.Tracer != nil {
+		w.tracer = d.Tracer.Tracer(tracing.Scope)
+	}
+	return w
 }
 
 // Stalled reports whether the worker is holding a batch while a
@@ -124,7 +137,7 @@ func (w *Worker) Run(ctx context.Context, reader Fetcher) error {
 			continue
 		}
 		w.m.batch.Observe(float64(len(batch)))
-		if err := w.d.Votes.Drain(ctx, w.deliveries(batch), w.conc); err != nil {
+		if err := w.apply(ctx, batch); err != nil {
 			if ctx.Err() != nil {
 				w.log.Info("worker stopped mid-batch; the batch will be redelivered", zap.Int("messages", len(batch)))
 				return nil
@@ -139,6 +152,39 @@ func (w *Worker) Run(ctx context.Context, reader Fetcher) error {
 			return err
 		}
 	}
+}
+
+// apply hands a batch to the drain, inside a span when tracing is on.
+// One span covers the batch, as the drain writes the batch's follow-ups
+// together; each message's producing request is a link rather than a
+// parent, since a batch has many.
+func (w *Worker) apply(ctx context.Context, batch []kafka.Message) error {
+	if w.tracer == nil {
+		return w.d.Votes.Drain(ctx, w.deliveries(batch), w.conc)
+	}
+	links := make([]trace.Link, 0, len(batch))
+	for _, km := range batch {
+		if sc := kafkax.ExtractTrace(km.Headers); sc.IsValid() {
+			links = append(links, trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{
+				attribute.Int("messaging.destination.partition.id", km.Partition),
+				attribute.Int64("messaging.kafka.offset", km.Offset),
+			}})
+		}
+	}
+	ctx, span := w.tracer.Start(ctx, "process "+batch[0].Topic, trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithLinks(links...), trace.WithAttributes(
+			attribute.String("messaging.system", "kafka"),
+			attribute.String("messaging.destination.name", batch[0].Topic),
+			attribute.String("messaging.operation.type", "process"),
+			attribute.Int("messaging.batch.message_count", len(batch)),
+			attribute.Int("tally.worker.concurrency", w.conc)))
+	defer span.End()
+	err := w.d.Votes.Drain(ctx, w.deliveries(batch), w.conc)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "batch not applied")
+	}
+	return err
 }
 
 // adapt sets the concurrency of the next batch: halved, with a pause,
@@ -214,7 +260,8 @@ func (w *Worker) deliveries(batch []kafka.Message) []vote.Delivery {
 // DLQ itself cannot be written the error stops the worker uncommitted.
 func (w *Worker) deadLetter(ctx context.Context, km kafka.Message, msg vote.Message, cause error, attempts int) error {
 	w.log.Error("vote dead-lettered", zap.Stringer("request_id", msg.RequestID), zap.Stringer("poll_id", msg.PollID),
-		zap.Int("partition", km.Partition), zap.Int64("offset", km.Offset), zap.Int("attempts", attempts), zap.Error(cause))
+		zap.Int("partition", km.Partition), zap.Int64("offset", km.Offset), zap.Int("attempts", attempts), zap.Error(cause),
+		tracing.LogField(ctx))
 	err := w.d.DLQ.WriteMessages(ctx, kafka.Message{
 		Key:   km.Key,
 		Value: km.Value,
