@@ -143,7 +143,7 @@ var pendingFinalsTable = table.New(table.Metadata{
 	SortKey: []string{"due_at", "poll_id"},
 })
 
-// regionDrainsTable holds each region's drain point (018).
+// regionDrainsTable holds each region's drain point (017).
 var regionDrainsTable = table.New(table.Metadata{
 	Name:    "region_drains",
 	Columns: []string{"region", "drained_through", "recorded_at"},
