@@ -371,8 +371,7 @@ func TestBrowserLiveBars(t *testing.T) {
 	screenshots(t, anon)
 
 	// Close early from the share page (two clicks: ask, then close).
-	owner.do(chromedp.Click(chromedp.CSS("#owner-close")))
-	owner.do(chromedp.Click(chromedp.CSS("#owner-close")))
+	owner.closePoll()
 	owner.waitFor("final tally", `document.getElementById('results-total').textContent === 'Final tally: 2 votes'`, 15*time.Second)
 	if s := owner.text("#poll-status"); s != "Closed" {
 		t.Errorf("owner's status %q, want Closed", s)
@@ -455,7 +454,7 @@ func TestBrowserHiddenResults(t *testing.T) {
 
 	owner.do(chromedp.Navigate(link))
 	owner.waitFor("owner panel", `!document.getElementById('owner').hidden`, 15*time.Second)
-	owner.do(chromedp.Click(chromedp.CSS("#owner-close")), chromedp.Click(chromedp.CSS("#owner-close")))
+	owner.closePoll()
 	owner.waitFor("owner's final tally", `document.getElementById('results-total').textContent === 'Final tally: 1 vote'`, 15*time.Second)
 
 	viewer.waitFor("the viewer's final tally", `document.getElementById('results-total').textContent === 'Final tally: 1 vote'`, 20*time.Second)
@@ -679,10 +678,23 @@ func TestBrowserOwnerOnly(t *testing.T) {
 	}
 	owner.waitFor("the vote reaches the owner", `document.getElementById('results-total').textContent === '1 vote'`, 10*time.Second)
 
-	owner.do(chromedp.Click(chromedp.CSS("#owner-close")), chromedp.Click(chromedp.CSS("#owner-close")))
+	owner.closePoll()
 	owner.waitFor("owner's final tally", `document.getElementById('results-total').textContent === 'Final tally: 1 vote'`, 15*time.Second)
 	voter.waitFor("the voter sees the close", `document.getElementById('poll-status').textContent === 'Closed'`, 20*time.Second)
 	if s := voter.text("#results-hidden"); s != "The results are not public." || !voter.eval(`document.getElementById('results').hidden`).(bool) {
 		t.Errorf("after the close the voter sees %q", s)
 	}
+}
+
+// closePoll closes the poll from the share page: a first click asks, a
+// second closes. Each click waits for the page's answer to the one before;
+// a pointer click sent while live content still moves the layout can land
+// beside the button on a loaded machine, so the button is clicked where it
+// is (element.click) rather than at coordinates read a moment before.
+func (p *person) closePoll() {
+	p.t.Helper()
+	p.waitFor("the close button", `!document.getElementById('owner-close').hidden && !document.getElementById('owner-close').disabled`, 15*time.Second)
+	p.eval(`document.getElementById('owner-close').click(), true`)
+	p.waitFor("the close button asking to confirm", `document.getElementById('owner-close').dataset.armed === 'yes'`, 10*time.Second)
+	p.eval(`document.getElementById('owner-close').click(), true`)
 }
