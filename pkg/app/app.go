@@ -208,7 +208,12 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option
 		Fence:   fences, Polls: a.Polls, Voters: a.Anon, Queue: q, Flags: a.flags, Log: log.Named("vote"), Now: a.Now,
 		Admission:  admission.New(a.Redis, admission.Config{RequestTTL: cfg.Queue.RequestTTL, AutoPipeline: cfg.Redis.AutoPipeline}, log.Named("admission")),
 		Limits:     a.Limit,
-		RequestKey: []byte(cfg.JWTSecret), Bots: abuse.NewDetector(cfg.Bots, []byte(cfg.JWTSecret), a.Now, reg)}, reg)
+		RequestKey: []byte(cfg.JWTSecret), Bots: abuse.NewDetector(cfg.Bots, []byte(cfg.JWTSecret), a.Now, reg),
+		Unfinished: cassandra.NewUnfinished(s)}, reg)
+	a.Tally.CompleteBeforeFinal(func(ctx context.Context, p *poll.Poll) error {
+		_, err := a.Votes.Complete(ctx, p)
+		return err
+	})
 	a.failures = cassandra.NewFailureStore(s)
 	a.Statuses = vote.NewStatuses(a.Votes, a.failures, a.flags)
 	a.Gate = admit.New(cfg.Admit, a.Now, reg)

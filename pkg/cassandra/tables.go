@@ -150,6 +150,15 @@ var regionDrainsTable = table.New(table.Metadata{
 	PartKey: []string{"region"},
 })
 
+// unfinishedBallotsTable holds the voters whose direct write may lack its
+// index row (018).
+var unfinishedBallotsTable = table.New(table.Metadata{
+	Name:    "unfinished_ballots",
+	Columns: []string{"poll_id", "bucket", "voter_id", "since"},
+	PartKey: []string{"poll_id", "bucket"},
+	SortKey: []string{"voter_id"},
+})
+
 // allTables lists the metadata above; a test checks each against the
 // migrated schema, so a migration that changes a table fails until its
 // metadata here follows.
@@ -158,4 +167,5 @@ var allTables = []*table.Table{
 	pollsTable, pollsByCreatorTable, pollIdempotencyTable,
 	votesTable, votesByPollTable, voteCountsTable, talliesTable, finalTalliesTable,
 	voteRequestFailuresTable, auditLogTable, pollInvitesTable, pendingFinalsTable, regionDrainsTable,
+	unfinishedBallotsTable,
 }

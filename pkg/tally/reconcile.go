@@ -76,6 +76,12 @@ var ErrBusy = errors.New("another reconciliation is measuring this poll")
 // reached) repairs as usual.
 func (s *Service) Reconcile(ctx context.Context, p *poll.Poll, opts ReconcileOptions) (Report, error) {
 	rep := Report{PollID: p.ID, Repaired: NewCounts()}
+	if fn := s.complete.Load(); opts.Final && fn != nil {
+		if err := (*fn)(ctx, p); err != nil {
+			s.m.runs.WithLabelValues("failed").Inc()
+			return rep, err
+		}
+	}
 	lift, err := s.fence.Raise(ctx, p.ID)
 	fenced := err == nil
 	switch {

@@ -116,6 +116,18 @@ type Service struct {
 	// changed, when set, hears of results a reconciliation changed (a
 	// repair, a freeze), for the live hubs.
 	changed atomic.Pointer[func(pollID id.ID)]
+
+	// complete, when set, finishes the poll's unfinished direct writes
+	// before a final run measures it (CompleteBeforeFinal).
+	complete atomic.Pointer[func(ctx context.Context, p *poll.Poll) error]
+}
+
+// CompleteBeforeFinal sets what a final run does before it measures: the
+// vote service's Complete, which indexes ballots whose direct write gave
+// up on its follow-ups (app wires it). An error fails the run, which is
+// retried: a tally is never frozen over an unresolved direct write.
+func (s *Service) CompleteBeforeFinal(fn func(ctx context.Context, p *poll.Poll) error) {
+	s.complete.Store(&fn)
 }
 
 // OnChanged sets who hears that a reconciliation repaired or froze a

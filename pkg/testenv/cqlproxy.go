@@ -22,6 +22,14 @@ type CQLProxy struct {
 	match func(opcode byte, body []byte) bool
 	cut   chan struct{}
 	conns []net.Conn
+	// reply, once a reply frame matches it, turns on block; block refuses
+	// every request it matches until Heal.
+	reply   func(body []byte) bool
+	block   func(opcode byte, body []byte) bool
+	blocked chan struct{}
+	active  bool
+	// thenBlock turns the block on at the cut (CutThenBlock).
+	thenBlock bool
 }
 
 // NewCQLProxy listens on a free loopback port and forwards to upstream.
@@ -57,6 +65,64 @@ func (p *CQLProxy) CutAfter(match func(opcode byte, body []byte) bool) <-chan st
 	return p.cut
 }
 
+// CutThenBlock is CutAfter, and from the cut on every request for which
+// block is true is refused as BlockAfterReply refuses it, until Heal: the
+// client can neither learn the cut request's outcome nor re-issue it.
+func (p *CQLProxy) CutThenBlock(match func(opcode byte, body []byte) bool, block func(opcode byte, body []byte) bool) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.match, p.cut = match, make(chan struct{})
+	p.reply, p.block, p.blocked, p.active = nil, block, nil, false
+	p.thenBlock = true
+	return p.cut
+}
+
+// BlockAfterReply arms the proxy: once a reply frame for which reply is
+// true has been passed to the client, every later request for which block
+// is true is refused (its connection closed both ways, the request never
+// reaching the node) until Heal. The returned channel closes when the
+// block turns on. The driver reconnects through the proxy and meets the
+// same refusal, so matching statements fail for as long as the block
+// holds, while every other statement goes through.
+func (p *CQLProxy) BlockAfterReply(reply func(body []byte) bool, block func(opcode byte, body []byte) bool) <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.reply, p.block, p.blocked, p.active = reply, block, make(chan struct{}), false
+	return p.blocked
+}
+
+// Heal lifts a block.
+func (p *CQLProxy) Heal() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.reply, p.block, p.active, p.thenBlock = nil, nil, false, false
+}
+
+// replies forwards the node's frames to the client, watching for the
+// reply that turns a block on.
+func (p *CQLProxy) replies(c, u net.Conn) {
+	defer c.Close()
+	head := make([]byte, 9)
+	for {
+		if _, err := io.ReadFull(u, head); err != nil {
+			return
+		}
+		body := make([]byte, binary.BigEndian.Uint32(head[5:9]))
+		if _, err := io.ReadFull(u, body); err != nil {
+			return
+		}
+		if _, err := c.Write(append(head[:9:9], body...)); err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.reply != nil && !p.active && p.reply(body) {
+			p.active = true
+			close(p.blocked)
+		}
+		p.mu.Unlock()
+	}
+}
+
 // CQL opcodes of requests that run statements.
 const (
 	OpQuery   byte = 0x07
@@ -78,7 +144,7 @@ func (p *CQLProxy) accept() {
 		p.mu.Lock()
 		p.conns = append(p.conns, c, u)
 		p.mu.Unlock()
-		go func() { _, _ = io.Copy(c, u); c.Close() }()
+		go p.replies(c, u)
 		go p.requests(c, u)
 	}
 }
@@ -96,6 +162,12 @@ func (p *CQLProxy) requests(c, u net.Conn) {
 		if _, err := io.ReadFull(c, body); err != nil {
 			return
 		}
+		p.mu.Lock()
+		refuse := p.active && p.block != nil && p.block(head[4], body)
+		p.mu.Unlock()
+		if refuse {
+			return // the deferred closes cut both ways
+		}
 		if _, err := u.Write(append(head[:9:9], body...)); err != nil {
 			return
 		}
@@ -104,6 +176,9 @@ func (p *CQLProxy) requests(c, u net.Conn) {
 		var cut chan struct{}
 		if hit {
 			cut, p.match = p.cut, nil
+			if p.thenBlock {
+				p.active, p.thenBlock = true, false
+			}
 		}
 		p.mu.Unlock()
 		if hit {

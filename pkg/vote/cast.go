@@ -27,6 +27,11 @@ type Config struct {
 	// LogSample keeps the outcome line (see OutcomeLog) of 1 vote request
 	// in LogSample; failures are always logged. 1 logs every vote.
 	LogSample int `env:"LOG_SAMPLE" envDefault:"100"`
+	// FollowUpBudget bounds how long a direct write (sync mode,
+	// write-through) retries its counter and index writes before it
+	// answers; past it the ballot is recorded, its unfinished entry stays,
+	// and the poll's final tally completes it.
+	FollowUpBudget time.Duration `env:"FOLLOWUP_BUDGET" envDefault:"20s"`
 }
 
 // Polls is what casting needs of polls.
@@ -334,9 +339,19 @@ func (s *Service) cast(ctx context.Context, p *poll.Poll, seenAt time.Time, a *A
 	}
 	ctx = context.WithoutCancel(ctx)
 	rec, err := s.recordNow(ctx, p, b, "fallback_sync")
-	if errors.Is(err, ErrAlreadyVoted) {
+	switch {
+	case errors.Is(err, ErrAlreadyVoted):
 		s.settled(ctx, p, b, nil)
-	} else {
+	case errors.Is(err, apperr.ErrUnavailable) && s.flags != nil:
+		// The write failed in a way that may have stored the ballot (an
+		// outcome the serial read could not settle): the voter's pending
+		// flag stays, as for a shed produce. A retry of this request (same
+		// key) proceeds over it and settles; another request waits (503)
+		// until the flag is stale and then writes through, where the
+		// conditional write decides. Releasing it let another request be
+		// queued (202) and then fail on this ballot's row.
+		_ = s.flags.Forget(context.WithoutCancel(ctx), b.PollID, b.VoterID, b.RequestID)
+	default:
 		s.settled(ctx, p, b, err)
 	}
 	return rec, err

@@ -38,10 +38,13 @@ func TestSyncVoteConnectionClosedMidLWT(t *testing.T) {
 	unknownBefore := metric(t, e, "tally_vote_lwt_unknown_outcomes_total")
 
 	for i, tok := range voters[1:] {
+		// The insert is the statement that carries the request's key (the
+		// voter's unfinished entry, written before it, names the poll too).
+		key := fmt.Sprintf("cut-%d", i)
 		cut := proxy.CutAfter(func(op byte, body []byte) bool {
-			return op == testenv.OpExecute && bytes.Contains(body, pid[:])
+			return op == testenv.OpExecute && bytes.Contains(body, pid[:]) && bytes.Contains(body, []byte(key))
 		})
-		resp := e.c.Do("POST", "/v1/polls/"+pollID+"/votes", tok, map[string]any{"option_id": opts[1]})
+		resp := e.c.Do("POST", "/v1/polls/"+pollID+"/votes", tok, map[string]any{"option_id": opts[1]}, "Idempotency-Key", key)
 		select {
 		case <-cut:
 		default:

@@ -82,6 +82,9 @@ type Service struct {
 	outcomes *OutcomeLog
 	ids      RequestIDs
 	bots     *abuse.Detector // nil: no bot signals
+	// unfinished lists direct writes whose follow-ups may be missing; nil
+	// keeps no list (tests and tools).
+	unfinished Unfinished
 }
 
 type metrics struct {
@@ -90,6 +93,7 @@ type metrics struct {
 	lwtLatency prometheus.Histogram
 	followUp   *prometheus.CounterVec
 	marks      *prometheus.CounterVec
+	unfinished *prometheus.CounterVec
 }
 
 // Deps are the service's collaborators.
@@ -117,6 +121,9 @@ type Deps struct {
 	RequestKey []byte
 	// Bots evaluates the bot signals of votes; nil checks none.
 	Bots *abuse.Detector
+	// Unfinished lists direct writes whose follow-ups may be missing, for
+	// the final tally to complete; nil keeps no list.
+	Unfinished Unfinished
 }
 
 // NewService builds the service and registers its metrics.
@@ -144,23 +151,28 @@ func NewService(cfg Config, d Deps, reg prometheus.Registerer) *Service {
 		Name: "tally_ingest_flag_marks_total",
 		Help: "What marking the voter's flag queued found after a produce, before the 202: queued (202), gone (202: the worker already released it), other_pending / other_queued (another request of the voter holds the flag: 503 / 409 instead of 202), unanswered (Redis did not answer: 202).",
 	}, []string{"found"})
-	reg.MustRegister(m.casts, m.outcomes, m.lwtLatency, m.followUp, m.marks)
+	m.unfinished = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tally_vote_unfinished_total",
+		Help: "Direct writes (sync mode, write-through) whose follow-ups did not finish before the answer (left: an unfinished_ballots entry stays for the freeze), and entries the freeze resolved (resolved) and indexed (indexed_at_freeze).",
+	}, []string{"outcome"})
+	reg.MustRegister(m.casts, m.outcomes, m.lwtLatency, m.followUp, m.marks, m.unfinished)
+	for _, o := range []string{"left", "resolved", "indexed_at_freeze"} {
+		m.unfinished.WithLabelValues(o)
+	}
 	for _, step := range []string{"counter", "index"} {
 		m.followUp.WithLabelValues(step) // exported at zero, so increase() sees the first error
 	}
 	return &Service{cfg: cfg, store: d.Store, counter: d.Counter, fence: d.Fence, polls: d.Polls, voters: d.Voters, queue: d.Queue, flags: d.Flags,
 		log: d.Log, now: d.Now, m: m, outcomes: NewOutcomeLog(d.Log, cfg.LogSample), ids: NewRequestIDs(d.RequestKey),
-		bots: d.Bots, admission: d.Admission, limits: d.Limits}
+		bots: d.Bots, admission: d.Admission, limits: d.Limits, unfinished: d.Unfinished}
 }
 
 // followUpPolicy retries follow-ups of the synchronous path; the worker
 // retries its own for as long as it takes.
 var followUpPolicy = retry.Policy{Base: 50 * time.Millisecond, Max: 2 * time.Second}
 
-// syncFollowUpBudget bounds how long a synchronous vote keeps retrying its
-// follow-ups before it answers; past it the ballot is recorded but not yet
-// counted, which `tally verify --repair` finds and completes.
-const syncFollowUpBudget = 20 * time.Second
+// defaultFollowUpBudget is Config.FollowUpBudget when unset.
+const defaultFollowUpBudget = 20 * time.Second
 
 // Record writes b exactly once and then its follow-ups. It returns the
 // ballot that holds for the voter: b itself when it applied, the original
@@ -169,19 +181,43 @@ const syncFollowUpBudget = 20 * time.Second
 //
 // Once the conditional write is issued the vote completes even if the
 // caller goes away: a cancelled context must not leave a ballot row behind
-// without its index row and counters.
+// without its index row and counters. The follow-ups are retried for
+// Config.FollowUpBudget; before the insert the voter gets an Unfinished
+// entry, removed only once the ballot is indexed, so a ballot whose
+// follow-ups gave up (or whose process died) is completed before its
+// poll's final tally is frozen. A failed entry write fails the vote before
+// anything is written (503).
 func (s *Service) Record(ctx context.Context, p *poll.Poll, b *Ballot) (*Ballot, bool, error) {
 	ctx = context.WithoutCancel(ctx)
+	if s.unfinished != nil {
+		if err := s.unfinished.Begin(ctx, b.PollID, b.VoterID); err != nil {
+			return nil, false, err
+		}
+	}
 	out, err := s.Apply(ctx, p, b)
 	if err != nil {
+		// ErrAlreadyVoted: the entry stays, since another request of the
+		// voter (sharing it) may still be writing its follow-ups; the
+		// freeze resolves it with one read.
 		return out.Ballot, false, err
 	}
-	fctx, cancel := context.WithTimeout(ctx, syncFollowUpBudget)
+	budget := s.cfg.FollowUpBudget
+	if budget <= 0 {
+		budget = defaultFollowUpBudget
+	}
+	fctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	err = retry.Do(fctx, followUpPolicy, func(int) error { return s.FollowUps(fctx, []Outcome{out}) }, nil)
-	if err != nil {
-		s.log.Error("vote recorded but its follow-ups did not finish; tally verify --repair completes them",
+	switch {
+	case err != nil:
+		s.m.unfinished.WithLabelValues("left").Inc()
+		s.log.Error("vote recorded but its follow-ups did not finish; the poll's final tally completes it (tally verify --repair before that)",
 			zap.Stringer("poll_id", b.PollID), zap.Stringer("vote_id", out.Ballot.VoteID), zap.Error(err))
+	case s.unfinished != nil:
+		if err := s.unfinished.Done(ctx, b.PollID, b.VoterID); err != nil {
+			// Harmless: the freeze finds the ballot indexed already.
+			s.log.Warn("remove unfinished entry", zap.Stringer("poll_id", b.PollID), zap.Error(err))
+		}
 	}
 	return out.Ballot, out.New, nil
 }
