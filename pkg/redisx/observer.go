@@ -6,6 +6,7 @@ import (
 	"net"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/extra/redisprometheus/v9"
 	"github.com/redis/go-redis/v9"
 	"github.com/sony/gobreaker/v2"
 )
@@ -25,11 +26,13 @@ func NewObserver(c *redis.Client, reg prometheus.Registerer) *Observer {
 		Name: "tally_redis_errors_total",
 		Help: "Redis commands that failed in the client, by kind (timeout, network, breaker_open, pool_timeout, other). Replies such as nil or a server error are not counted.",
 	}, []string{"kind"})}
-	reg.MustRegister(o.errors, &redisPool{c: c,
-		conns:    prometheus.NewDesc("tally_redis_pool_connections", "Connections in the Redis pool by state (idle, in_use).", []string{"state"}, nil),
-		waits:    prometheus.NewDesc("tally_redis_pool_waits_total", "Times a command waited for a pooled Redis connection.", nil, nil),
-		timeouts: prometheus.NewDesc("tally_redis_pool_timeouts_total", "Times a command gave up waiting for a pooled Redis connection.", nil, nil),
-		misses:   prometheus.NewDesc("tally_redis_pool_misses_total", "Times no idle Redis connection was free and one was dialled.", nil, nil),
+	// The pool's stats come from go-redis's own Prometheus collector
+	// (tally_redis_pool_{hit,miss,timeout}_total, _conn_total_current,
+	// _conn_idle_current, _conn_stale_total); it leaves out the waits for
+	// a connection, the first sign of a pool too small, so that one
+	// series is ours.
+	reg.MustRegister(o.errors, redisprometheus.NewCollector("tally", "redis", c), &poolWaits{c: c,
+		waits: prometheus.NewDesc("tally_redis_pool_waits_total", "Times a command waited for a pooled Redis connection.", nil, nil),
 	})
 	for _, k := range []string{"timeout", "network", "breaker_open", "pool_timeout", "other"} {
 		o.errors.WithLabelValues(k)
@@ -95,24 +98,14 @@ func ErrorKind(err error) string {
 	return "other"
 }
 
-type redisPool struct {
-	c                              *redis.Client
-	conns, waits, timeouts, misses *prometheus.Desc
+// poolWaits exports the one pool stat redisprometheus leaves out.
+type poolWaits struct {
+	c     *redis.Client
+	waits *prometheus.Desc
 }
 
-func (p *redisPool) Describe(ch chan<- *prometheus.Desc) {
-	ch <- p.conns
-	ch <- p.waits
-	ch <- p.timeouts
-	ch <- p.misses
-}
+func (p *poolWaits) Describe(ch chan<- *prometheus.Desc) { ch <- p.waits }
 
-func (p *redisPool) Collect(ch chan<- prometheus.Metric) {
-	s := p.c.PoolStats()
-	idle := float64(s.IdleConns)
-	ch <- prometheus.MustNewConstMetric(p.conns, prometheus.GaugeValue, idle, "idle")
-	ch <- prometheus.MustNewConstMetric(p.conns, prometheus.GaugeValue, max(float64(s.TotalConns)-idle, 0), "in_use")
-	ch <- prometheus.MustNewConstMetric(p.waits, prometheus.CounterValue, float64(s.WaitCount))
-	ch <- prometheus.MustNewConstMetric(p.timeouts, prometheus.CounterValue, float64(s.Timeouts))
-	ch <- prometheus.MustNewConstMetric(p.misses, prometheus.CounterValue, float64(s.Misses))
+func (p *poolWaits) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(p.waits, prometheus.CounterValue, float64(p.c.PoolStats().WaitCount))
 }

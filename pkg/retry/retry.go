@@ -1,12 +1,18 @@
 // Package retry runs an operation again, with capped exponential backoff,
 // until it succeeds, says it is final, or the context ends. Every wait
-// honours the context: shutdown never waits out a backoff.
+// honours the context: shutdown never waits out a backoff. The loop is
+// cenkalti/backoff's (v5, already in the module graph through
+// OpenTelemetry); this package keeps the project's one call shape (an
+// attempt number for the operation and the log line, a Policy value per
+// call site, no elapsed-time limit unless asked) on top of it.
 package retry
 
 import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
 )
 
 // Policy is a capped exponential backoff.
@@ -45,26 +51,34 @@ func Permanent(err error) error {
 // retried. It returns fn's last error (unwrapped from Permanent), or ctx's
 // error when ctx ended first.
 func Do(ctx context.Context, p Policy, fn func(attempt int) error, onRetry func(attempt int, err error, wait time.Duration)) error {
-	for attempt := 1; ; attempt++ {
+	attempt := 0
+	opts := []backoff.RetryOption{
+		// No jitter: the waits are exactly Policy.Backoff's.
+		backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: p.Backoff(1), Multiplier: 2, MaxInterval: p.Max}),
+		backoff.WithMaxElapsedTime(0), // until ctx ends (the library's default gives up after 15 min)
+	}
+	if p.Attempts > 0 {
+		opts = append(opts, backoff.WithMaxTries(uint(p.Attempts)))
+	}
+	if onRetry != nil {
+		opts = append(opts, backoff.WithNotify(func(err error, wait time.Duration) { onRetry(attempt, err, wait) }))
+	}
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		attempt++
 		err := fn(attempt)
-		if err == nil {
-			return nil
-		}
 		var perm permanent
 		if errors.As(err, &perm) {
-			return perm.err
+			return struct{}{}, backoff.Permanent(perm.err)
 		}
-		if p.Attempts > 0 && attempt >= p.Attempts {
-			return err
-		}
-		wait := p.Backoff(attempt)
-		if onRetry != nil {
-			onRetry(attempt, err, wait)
-		}
-		if err := Sleep(ctx, wait); err != nil {
-			return err
-		}
+		return struct{}{}, err
+	}, opts...)
+	// The library checks its attempt bound before the permanent mark, so a
+	// last attempt's permanent error comes back still marked.
+	var perm *backoff.PermanentError
+	if errors.As(err, &perm) {
+		return perm.Unwrap()
 	}
+	return err
 }
 
 // Sleep waits for d or until ctx ends, whichever is first.

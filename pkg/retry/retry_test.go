@@ -62,3 +62,30 @@ func TestDo(t *testing.T) {
 		})
 	}
 }
+
+// The waits Do reports (and sleeps) are Policy.Backoff's, attempt by
+// attempt, with no jitter; the attempt numbers are fn's.
+func TestDoWaitsArePolicyBackoff(t *testing.T) {
+	p := Policy{Base: time.Microsecond, Max: 8 * time.Microsecond, Attempts: 7}
+	var attempts []int
+	var waits []time.Duration
+	err := Do(context.Background(), p, func(int) error { return errors.New("fail") }, func(attempt int, _ error, wait time.Duration) {
+		attempts = append(attempts, attempt)
+		waits = append(waits, wait)
+	})
+	if err == nil || len(waits) != 6 {
+		t.Fatalf("err %v, %d retries; want an error after 6 retries", err, len(waits))
+	}
+	for i, w := range waits {
+		if attempts[i] != i+1 || w != p.Backoff(i+1) {
+			t.Fatalf("retry %d: attempt %d wait %s; want attempt %d wait %s", i, attempts[i], w, i+1, p.Backoff(i+1))
+		}
+	}
+	// A permanent error on the last allowed attempt comes back unmarked.
+	last := errors.New("last")
+	err = Do(context.Background(), Policy{Base: time.Microsecond, Max: time.Microsecond, Attempts: 1},
+		func(int) error { return Permanent(last) }, nil)
+	if err != last {
+		t.Fatalf("got %#v, want the bare error", err)
+	}
+}
