@@ -81,6 +81,7 @@ func matrix() []faultSpec {
 		{"storm", "one voter's 50 concurrent requests, each with its own key, for many voters", true, false, injectStorm},
 		{"owner-patch", "the owner extends end_time, moves it into the past, replaces options and closes while votes stream in", false, false, injectOwnerPatch},
 		{"slow-bodies", "one voter trickles 300 vote bodies a byte a second while the steady load goes on", false, false, injectSlowBodies},
+		{"dlq-replay", "dead letters of frozen polls (voters who never voted, copies of counted ballots) re-driven by tally dlq replay", false, false, injectDLQReplay},
 	}
 }
 
