@@ -36,10 +36,13 @@ type pendingFinalRow struct {
 	PollID id.ID     `db:"poll_id"`
 }
 
-func pendingBucket(pollID id.ID) int {
+func pendingBucket(pollID id.ID) int { return hashBucket(pollID, pendingBuckets) }
+
+// hashBucket spreads ids over n buckets by an FNV-1a hash of their bytes.
+func hashBucket(x id.ID, n int) int {
 	h := fnv.New32a()
-	_, _ = h.Write(pollID[:])
-	return int(h.Sum32() % pendingBuckets)
+	_, _ = h.Write(x[:])
+	return int(h.Sum32() % uint32(n))
 }
 
 func pendingRow(f tally.PendingFinal) pendingFinalRow {

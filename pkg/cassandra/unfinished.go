@@ -2,7 +2,6 @@ package cassandra
 
 import (
 	"context"
-	"hash/fnv"
 	"time"
 
 	"github.com/scylladb/gocqlx/v2"
@@ -38,11 +37,7 @@ type unfinishedRow struct {
 	Since   time.Time `db:"since"`
 }
 
-func unfinishedBucket(voterID id.ID) int {
-	h := fnv.New32a()
-	_, _ = h.Write(voterID[:])
-	return int(h.Sum32() % unfinishedBuckets)
-}
+func unfinishedBucket(voterID id.ID) int { return hashBucket(voterID, unfinishedBuckets) }
 
 // Begin records that the voter's ballot may be about to be written
 // without its index row.

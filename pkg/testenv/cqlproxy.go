@@ -1,11 +1,14 @@
 package testenv
 
 import (
+	"bytes"
 	"encoding/binary"
 	"io"
 	"net"
 	"sync"
 	"testing"
+
+	"github.com/tally-vote/tally/pkg/cassandra"
 )
 
 // CQLProxy is a TCP proxy in front of a Cassandra node that understands
@@ -50,6 +53,34 @@ func NewCQLProxy(t testing.TB, upstream string) *CQLProxy {
 		}
 	})
 	return p
+}
+
+// BehindCQLProxy puts a CQLProxy in front of c's first node and points c
+// at the proxy alone (no host discovery, two connections), so every
+// statement of the session goes through it.
+func BehindCQLProxy(t testing.TB, c *cassandra.Config) *CQLProxy {
+	t.Helper()
+	p := NewCQLProxy(t, c.Hosts[0])
+	c.Hosts = []string{p.Addr()}
+	c.DisableHostLookup = true
+	c.NumConns = 2
+	return p
+}
+
+// Naming matches a request that runs a statement (query, execute, batch)
+// whose frame carries every one of parts (a bound id's bytes, a key).
+func Naming(parts ...[]byte) func(opcode byte, body []byte) bool {
+	return func(op byte, body []byte) bool {
+		if op != OpQuery && op != OpExecute && op != OpBatch {
+			return false
+		}
+		for _, part := range parts {
+			if !bytes.Contains(body, part) {
+				return false
+			}
+		}
+		return true
+	}
 }
 
 // Addr is the proxy's host:port.

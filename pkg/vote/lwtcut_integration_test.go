@@ -3,7 +3,6 @@
 package vote_test
 
 import (
-	"bytes"
 	"fmt"
 	"net/http"
 	"testing"
@@ -22,10 +21,7 @@ import (
 func TestSyncVoteConnectionClosedMidLWT(t *testing.T) {
 	cfg := testenv.Config(t)
 	cfg.Vote.Mode = "sync"
-	proxy := testenv.NewCQLProxy(t, cfg.Cassandra.Hosts[0])
-	cfg.Cassandra.Hosts = []string{proxy.Addr()}
-	cfg.Cassandra.DisableHostLookup = true
-	cfg.Cassandra.NumConns = 2
+	proxy := testenv.BehindCQLProxy(t, &cfg.Cassandra)
 	e := start(t, cfg, false)
 	owner, _ := e.c.Account()
 	pollID, opts := e.c.Poll(owner, map[string]any{"allow_anonymous": true})
@@ -41,9 +37,7 @@ func TestSyncVoteConnectionClosedMidLWT(t *testing.T) {
 		// The insert is the statement that carries the request's key (the
 		// voter's unfinished entry, written before it, names the poll too).
 		key := fmt.Sprintf("cut-%d", i)
-		cut := proxy.CutAfter(func(op byte, body []byte) bool {
-			return op == testenv.OpExecute && bytes.Contains(body, pid[:]) && bytes.Contains(body, []byte(key))
-		})
+		cut := proxy.CutAfter(testenv.Naming(pid[:], []byte(key)))
 		resp := e.c.Do("POST", "/v1/polls/"+pollID+"/votes", tok, map[string]any{"option_id": opts[1]}, "Idempotency-Key", key)
 		select {
 		case <-cut:

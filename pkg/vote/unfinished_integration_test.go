@@ -23,10 +23,7 @@ import (
 func TestFrozenTallyCountsAGivenUpFollowUp(t *testing.T) {
 	cfg := testenv.Config(t) // sync mode
 	cfg.Vote.FollowUpBudget = 2 * time.Second
-	proxy := testenv.NewCQLProxy(t, cfg.Cassandra.Hosts[0])
-	cfg.Cassandra.Hosts = []string{proxy.Addr()}
-	cfg.Cassandra.DisableHostLookup = true
-	cfg.Cassandra.NumConns = 2
+	proxy := testenv.BehindCQLProxy(t, &cfg.Cassandra)
 	e := start(t, cfg, true) // the API with its scheduler: it freezes the poll
 	owner, _ := e.c.Account()
 	pollID, opts := e.c.Poll(owner, map[string]any{"allow_anonymous": true})
@@ -39,9 +36,7 @@ func TestFrozenTallyCountsAGivenUpFollowUp(t *testing.T) {
 	// The vote's insert is answered; from then on nothing naming the poll
 	// reaches Cassandra until the vote has been answered.
 	on := proxy.BlockAfterReply(func(body []byte) bool { return bytes.Contains(body, []byte("[applied]")) },
-		func(op byte, body []byte) bool {
-			return (op == testenv.OpExecute || op == testenv.OpBatch || op == testenv.OpQuery) && bytes.Contains(body, pid[:])
-		})
+		testenv.Naming(pid[:]))
 	start := time.Now()
 	resp := e.c.Do("POST", "/v1/polls/"+pollID+"/votes", voters[1], map[string]any{"option_id": opts[1]})
 	took := time.Since(start)

@@ -3,7 +3,6 @@
 package vote_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -31,10 +30,7 @@ func TestUnresolvedWriteThroughKeepsItsVoter(t *testing.T) {
 	cfg.Queue.ProduceTimeout = 300 * time.Millisecond
 	cfg.Queue.KafkaDownAfter = time.Second
 	cfg.Queue.KafkaCooldown = 3 * time.Second
-	proxy := testenv.NewCQLProxy(t, cfg.Cassandra.Hosts[0])
-	cfg.Cassandra.Hosts = []string{proxy.Addr()}
-	cfg.Cassandra.DisableHostLookup = true
-	cfg.Cassandra.NumConns = 2
+	proxy := testenv.BehindCQLProxy(t, &cfg.Cassandra)
 	e := start(t, cfg, false)
 	owner, _ := e.c.Account()
 	pollID, opts := e.c.Poll(owner, map[string]any{"allow_anonymous": true})
@@ -63,11 +59,7 @@ func TestUnresolvedWriteThroughKeepsItsVoter(t *testing.T) {
 
 	// The first request's insert reaches Cassandra; its outcome never
 	// comes back.
-	cut := proxy.CutThenBlock(func(op byte, body []byte) bool {
-		return op == testenv.OpExecute && bytes.Contains(body, pid[:]) && bytes.Contains(body, []byte("first-request"))
-	}, func(op byte, body []byte) bool {
-		return (op == testenv.OpExecute || op == testenv.OpBatch || op == testenv.OpQuery) && bytes.Contains(body, pid[:])
-	})
+	cut := proxy.CutThenBlock(testenv.Naming(pid[:], []byte("first-request")), testenv.Naming(pid[:]))
 	first := vote(0, "first-request", opts[0])
 	proxy.Heal()
 	select {
