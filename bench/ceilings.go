@@ -4,12 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"time"
 
-	"github.com/gin-gonic/gin"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tally-vote/tally/pkg/id"
@@ -24,6 +20,9 @@ type ceiling struct {
 	P50ms   float64 `json:"p50_ms"`
 	P99ms   float64 `json:"p99_ms"`
 	Errors  int     `json:"errors"`
+	// CPUMicros is the server's CPU per request where the bench can read
+	// it apart from its own (bare Gin, in a child process).
+	CPUMicros float64 `json:"cpu_us_per_op,omitempty"`
 }
 
 // measureCeilings runs each bare component with the bench's concurrency, on
@@ -87,36 +86,16 @@ func (b *bench) measureCeilings(ctx context.Context) ([]ceiling, error) {
 	add("cassandra LWT", ops, h, errs)
 	b.lwtCeiling = ops
 
-	// A bare Gin JSON endpoint behind the same HTTP client.
-	gin.SetMode(gin.ReleaseMode)
-	r := gin.New()
-	r.POST("/bare", func(c *gin.Context) {
-		var v map[string]any
-		if err := c.ShouldBindJSON(&v); err != nil {
-			c.AbortWithStatus(400)
-			return
-		}
-		c.JSON(202, gin.H{"status": "accepted", "request_id": "00000000-0000-0000-0000-000000000000"})
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// A bare Gin JSON endpoint in its own process, behind the same HTTP
+	// client: saturated, then open loop at the rates the API is offered.
+	sat, steps, err := b.measureBareGin(ctx, b.bareRates, b.bareDur)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("bare gin: %w", err)
 	}
-	srv := &http.Server{Handler: r}
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
-	url := "http://" + ln.Addr().String() + "/bare"
-	body := []byte(`{"option_id":"550e8400-e29b-41d4-a716-446655440000"}`)
-	ops, h, errs = closedLoop(ctx, b.conc, d, func(wk, i int) error {
-		resp, err := b.http.Post(url, "application/json", bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return nil
-	})
-	add("gin JSON endpoint", ops, h, errs)
+	b.logf("ceiling %-22s %9.0f ops/s  p50 %6.2f ms  p99 %6.2f ms  errors %d  (%.1f µs CPU per request, saturated)",
+		sat.Name, sat.OpsPerS, sat.P50ms, sat.P99ms, sat.Errors, sat.CPUMicros)
+	out = append(out, sat)
+	b.bareSteps = steps
 	return out, nil
 }
 

@@ -170,3 +170,27 @@ func findProcs(extra map[string]int) map[string]int {
 	}
 	return out
 }
+
+// maxStartLoad is the 1-minute load average above which a run is marked
+// invalid: on two cores, a box already that busy measures its neighbours.
+const maxStartLoad = 1.0
+
+// loadAvg is the machine's load when a run starts.
+type loadAvg struct {
+	One     float64 `json:"load1"`
+	Five    float64 `json:"load5"`
+	Fifteen float64 `json:"load15"`
+}
+
+// Valid reports whether a run that started at this load may be cited.
+func (l loadAvg) Valid() bool { return l.One <= maxStartLoad }
+
+func readLoadAvg() loadAvg {
+	raw, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return loadAvg{}
+	}
+	var l loadAvg
+	_, _ = fmt.Sscan(string(raw), &l.One, &l.Five, &l.Fifteen)
+	return l
+}

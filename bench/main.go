@@ -48,6 +48,17 @@ type bench struct {
 	// wsWatchers and sseWatchers are live watchers held open on the hot
 	// poll during a scenario (the live scenario: 200 of each unless set).
 	wsWatchers, sseWatchers int
+	// bareRates are the offered rates at which bare Gin runs open loop in
+	// its own process, each for bareDur; bareSteps are its figures.
+	bareRates []float64
+	bareDur   time.Duration
+	bareSteps []bareStep
+	// warmup is the named window at the start of each open-loop run whose
+	// answers stay out of the judged accepted p99.
+	warmup time.Duration
+	// idleSample is how long the API is watched idle (the sampler alone)
+	// before an accept-only scenario, to subtract the sampler's cost.
+	idleSample time.Duration
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -105,7 +116,13 @@ func newCmd() *cobra.Command {
 	f.Float64Var(&b.overloadRate, "overload-rate", 6000, "overload: offered rate (about twice what the box accepts)")
 	f.StringVar(&b.botPolicy, "bot-policy", "flag", "the bench polls' settings.bot_policy: off, flag or reject (every bench vote comes from one IP and user agent, so with flag nearly all are flagged: the rules' worst case)")
 	f.IntVar(&b.wsWatchers, "ws-watchers", 0, "WebSockets held open on the hot poll during each scenario (live: 200 when neither watcher flag is set)")
+	f.Float64SliceVar(&b.bareRates, "bare-rates", []float64{1000, 3000, 5000},
+		"offered rates at which bare Gin runs open loop in its own process (the API's CPU ratio is taken at the same rate)")
+	f.DurationVar(&b.bareDur, "bare-duration", 5*time.Second, "duration of each open-loop bare Gin rate")
+	f.DurationVar(&b.warmup, "warmup", 5*time.Second, "warm-up at the start of each load step, left out of the judged accepted p99 (named in the report)")
+	f.DurationVar(&b.idleSample, "idle-sample", 3*time.Second, "accept-only scenarios: API CPU read with only the sampler running, subtracted from each step")
 	f.IntVar(&b.sseWatchers, "sse-watchers", 0, "Server-Sent Events streams held open on the hot poll during each scenario (live: 200 when neither watcher flag is set)")
+	cmd.AddCommand(newBareGinCmd())
 	return cmd
 }
 
@@ -156,6 +173,11 @@ func (b *bench) run(ctx context.Context, scenarios []string, jsonPath string, fr
 	}
 	defer b.cql.Close()
 
+	start := readLoadAvg()
+	if !start.Valid() {
+		b.logf("run %s: 1-minute load average %.2f at start is above %.1f: this run is INVALID (its figures are printed, not to be cited)",
+			b.runID, start.One, maxStartLoad)
+	}
 	b.logf("run %s: measuring ceilings (concurrency %d, %s each)", b.runID, b.conc, b.ceilingDur)
 	ceilings, err := b.measureCeilings(ctx)
 	if err != nil {
@@ -198,13 +220,22 @@ func (b *bench) run(ctx context.Context, scenarios []string, jsonPath string, fr
 		}
 		reps = append(reps, rep)
 	}
-	printTable(os.Stdout, ceilings, reps)
+	printTable(os.Stdout, start, ceilings, b.bareSteps, b.warmup, reps)
 
 	if jsonPath == "" {
 		jsonPath = filepath.Join(b.outDir, b.runID+".json")
 	}
+	for _, r := range reps {
+		path := strings.TrimSuffix(jsonPath, ".json") + "-" + r.Name + ".svg"
+		if err := drawChart(path, b.runID, r, ceilings); err != nil {
+			b.logf("chart %s: %v", path, err)
+			continue
+		}
+		fmt.Printf("chart: %s\n", path)
+	}
 	doc := map[string]any{"run": b.runID, "rate": b.rate, "duration_s": b.dur.Seconds(), "concurrency": b.conc,
-		"ceilings": ceilings, "scenarios": reps, "host_cpus": numCPU()}
+		"warmup_s": b.warmup.Seconds(), "load_at_start": start, "valid": start.Valid(),
+		"ceilings": ceilings, "bare_gin_open_loop": b.bareSteps, "scenarios": reps, "host_cpus": numCPU()}
 	if f, err := os.Create(jsonPath); err == nil {
 		enc := json.NewEncoder(f)
 		enc.SetIndent("", "  ")

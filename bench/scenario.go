@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,9 +49,26 @@ type plan struct {
 type step struct {
 	OfferedPerS  float64            `json:"offered_per_s"`
 	AchievedPerS float64            `json:"achieved_2xx_per_s"`
+	Sent         int                `json:"sent"`
+	Accepted     int64              `json:"accepted"`
+	Shed         int                `json:"shed"`
 	Codes        map[string]int     `json:"codes"`
 	LatencyMs    map[string]float64 `json:"latency_ms"`
+	// Counts is true when at least 99 % of the offered votes were
+	// accepted: only then may the step's CPU ratio be cited, so that
+	// shedding cannot improve it.
+	Counts bool `json:"counts"`
+	// APICPUMicros is the API process's CPU per accepted vote during the
+	// step, with its idle cost under the sampler subtracted (accept-only
+	// scenarios: no worker in the process).
+	APICPUMicros float64 `json:"api_cpu_us_per_accepted,omitempty"`
+	// LoadgenCPUMicros is the bench's own CPU per request sent.
+	LoadgenCPUMicros float64 `json:"loadgen_cpu_us_per_req"`
 }
+
+// minAcceptedShare is the share of offered votes a step must accept for
+// its figures to count.
+const minAcceptedShare = 0.99
 
 // cast is one accepted (2xx) submission.
 type cast struct {
@@ -142,6 +160,7 @@ func (b *bench) createPolls(url string, n int) ([]pollInfo, error) {
 // runScenario drives one scenario end to end: polls, open-loop load,
 // timeline sampling, drain, and the correctness verdict.
 func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error) {
+	loadAtStart := readLoadAvg()
 	url := b.url
 	var srvPid int
 	if b.binary != "" {
@@ -206,6 +225,16 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 	if nws+nsse > 0 {
 		watch = b.watch(ctx, url, polls[0].id.String(), polls[0].owner, nws, nsse, srvPid)
 	}
+	// The API's cost with nothing but the sampler (and any watchers)
+	// running, per second: subtracted from each step, reported on its own.
+	var idleCores float64
+	if p.AcceptOnly && srvPid > 0 && b.idleSample > 0 {
+		c := cpuSeconds(srvPid)
+		time.Sleep(b.idleSample)
+		idleCores = (cpuSeconds(srvPid) - c) / b.idleSample.Seconds()
+	}
+	loadCPU0 := cpuSeconds(srvPid)
+	origin := time.Now()
 	fire := func(i int) result {
 		// A retry resubmits an earlier slot's voter: same key (must get the
 		// same request id back) or another key (must not vote twice).
@@ -260,12 +289,23 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 			b.logf("%s: %.0f votes/s for %s", p.Name, r, b.dur)
 		}
 		base := offset
-		st := openLoop(ctx, r, k, b.maxInFlight, func(i int) result { return fire(base + i) })
+		api0, gen0 := cpuSeconds(srvPid), cpuSeconds(os.Getpid())
+		st := openLoop(ctx, origin, b.warmup, r, k, b.maxInFlight, func(i int) result { return fire(base + i) })
+		api, gen := cpuSeconds(srvPid)-api0, cpuSeconds(os.Getpid())-gen0
 		offset += k
 		stats.merge(st)
-		sp := step{OfferedPerS: r, Codes: st.codes, AchievedPerS: float64(st.ok.TotalCount()) / st.end.Sub(st.start).Seconds(),
+		secs := st.end.Sub(st.start).Seconds()
+		sp := step{OfferedPerS: r, Sent: st.sent, Accepted: st.ok.TotalCount(), Shed: st.codes["OVERLOADED"], Codes: st.codes,
+			AchievedPerS: float64(st.ok.TotalCount()) / secs,
 			LatencyMs: map[string]float64{"p50": ms(st.hist.ValueAtQuantile(50)), "p99": ms(st.hist.ValueAtQuantile(99)),
-				"ok_p99": ms(st.ok.ValueAtQuantile(99))}}
+				"ok_p99": ms(st.ok.ValueAtQuantile(99)), "ok_p99_after_warmup": ms(st.okWarm.ValueAtQuantile(99))}}
+		sp.Counts = float64(sp.Accepted) >= minAcceptedShare*float64(k)
+		if st.sent > 0 {
+			sp.LoadgenCPUMicros = gen * 1e6 / float64(st.sent)
+		}
+		if p.AcceptOnly && srvPid > 0 && sp.Accepted > 0 {
+			sp.APICPUMicros = max(api-idleCores*secs, 0) * 1e6 / float64(sp.Accepted)
+		}
 		steps = append(steps, sp)
 		if p.StopP99 > 0 && time.Duration(st.hist.ValueAtQuantile(99))*time.Microsecond > p.StopP99 {
 			b.logf("%s: p99 %.1f ms at %.0f/s crossed %s; stopping the ladder", p.Name, sp.LatencyMs["p99"], r, p.StopP99)
@@ -279,7 +319,7 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 	}
 	var acceptCPU, acceptAlloc float64
 	if p.AcceptOnly && srvPid > 0 {
-		acceptCPU = cpuSeconds(srvPid) - cpu0["tally"]
+		acceptCPU = max(cpuSeconds(srvPid)-loadCPU0-idleCores*stats.end.Sub(stats.start).Seconds(), 0)
 		acceptAlloc = scrapeCounter(b.http, url+"/metrics", "go_memstats_alloc_bytes_total") - alloc0
 		w, err := b.spawnWorker()
 		if err != nil {
@@ -302,6 +342,8 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 	}
 	rep := b.report(p, stats, timeline, accepted, drainEnd.Sub(drainStart), cpu)
 	rep.OfferedPerS, rep.Steps = rates[len(steps)-1], steps
+	rep.LoadAtStart, rep.IdleAPICores, rep.WarmupS = loadAtStart, idleCores, b.warmup.Seconds()
+	rep.PerSecond = perSecondSeries(stats, timeline, origin.Sub(sampler.start).Seconds())
 	if n := stats.ok.TotalCount(); acceptCPU > 0 && n > 0 {
 		rep.AcceptCPUMicros = acceptCPU * 1e6 / float64(n)
 		rep.AcceptAllocBytes = acceptAlloc / float64(n)
@@ -312,6 +354,7 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 }
 
 type sampler struct {
+	start time.Time
 	stopc chan struct{}
 	done  chan []sample
 }
@@ -319,10 +362,10 @@ type sampler struct {
 // sample records, every 250 ms, accepted votes on the hot poll, its live
 // total, rows recorded by the server and the consumer lag.
 func (b *bench) sample(ctx context.Context, url string, hotPoll pollInfo, hot *atomic.Int64, async bool) *sampler {
-	s := &sampler{stopc: make(chan struct{}), done: make(chan []sample, 1)}
+	s := &sampler{start: time.Now(), stopc: make(chan struct{}), done: make(chan []sample, 1)}
 	go func() {
 		var out []sample
-		start := time.Now()
+		start := s.start
 		t := time.NewTicker(250 * time.Millisecond)
 		defer t.Stop()
 		for {
