@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -143,4 +144,80 @@ func TestEnqueueSlowVersusDown(t *testing.T) {
 			}
 		})
 	}
+}
+
+// poisonBacklog is a topic of n messages that do not decode: the drain
+// dead-letters and commits each without touching Cassandra.
+func poisonBacklog(n int) *topic {
+	in := &topic{}
+	for i := range n {
+		in.msgs = append(in.msgs, kafka.Message{Topic: "tally.votes", Offset: int64(i), Key: []byte("k"), Value: []byte("{")})
+	}
+	return in
+}
+
+func (f *topic) commits() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.committed)
+}
+
+func yieldingWorker(t *testing.T, in *topic, cfg WorkerConfig, yield func() bool) (stop func()) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	drain := vote.NewDrainer(vote.DrainConfig{PoisonAttempts: 1, MaxBackoff: time.Millisecond},
+		vote.DrainDeps{Log: zap.NewNop(), Registry: reg,
+			Votes: vote.NewService(vote.Config{}, vote.Deps{Fence: nopFence{}, Log: zap.NewNop(), Now: time.Now}, prometheus.NewRegistry())})
+	w := NewWorker(cfg, WorkerDeps{DLQ: &topic{}, Votes: drain, Log: zap.NewNop(), Registry: reg, Yield: yield})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx, in) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Under pressure the drain yields fully: it asks again and again and
+// takes nothing from the topic; once the pressure ends it drains all.
+func TestWorkerYieldsFullyUnderPressureAndCatchesUpAfter(t *testing.T) {
+	in := poisonBacklog(50)
+	var pressure atomic.Bool
+	var asked atomic.Int64
+	pressure.Store(true)
+	stop := yieldingWorker(t, in, WorkerConfig{BatchSize: 8, BatchWait: time.Millisecond, Concurrency: 4,
+		YieldPause: time.Millisecond, YieldMax: time.Hour}, func() bool {
+		asked.Add(1)
+		return pressure.Load()
+	})
+	defer stop()
+	waitFor(t, "the worker to ask 50 times", func() bool { return asked.Load() >= 50 })
+	if n := in.commits(); n != 0 {
+		t.Fatalf("%d messages drained while the API was under pressure; want none", n)
+	}
+	pressure.Store(false)
+	waitFor(t, "the backlog to drain", func() bool { return in.commits() == 50 })
+}
+
+// A pressure that never ends still lets one batch through per YieldMax,
+// so the live tally moves and a freeze can complete.
+func TestWorkerYieldIsBounded(t *testing.T) {
+	in := poisonBacklog(20)
+	stop := yieldingWorker(t, in, WorkerConfig{BatchSize: 8, BatchWait: time.Millisecond, Concurrency: 4,
+		YieldPause: time.Millisecond, YieldMax: 5 * time.Millisecond}, func() bool { return true })
+	defer stop()
+	waitFor(t, "the backlog to drain under endless pressure", func() bool { return in.commits() == 20 })
 }

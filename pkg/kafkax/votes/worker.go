@@ -24,16 +24,21 @@ type WorkerConfig struct {
 	BatchSize int           `env:"BATCH_SIZE" envDefault:"512"`
 	BatchWait time.Duration `env:"BATCH_WAIT" envDefault:"5ms"`
 	// Concurrency is the most voters' LWTs run at once. The worker adapts
-	// below it: it halves its concurrency whenever the co-located API is
-	// under pressure (WorkerDeps.Yield) and adds one per batch otherwise.
+	// below it: while the co-located API is under pressure
+	// (WorkerDeps.Yield) it stops draining and resumes at 1, then adds one
+	// per batch.
 	// On a box shared with Cassandra and the API a few are best
 	// (bench/RESULTS.md: 8 gave far lower API latency and a higher drain
 	// than 128); raise it on dedicated worker nodes.
 	Concurrency int `env:"CONCURRENCY" envDefault:"8"`
-	// YieldPause is how long the worker waits between batches while the
-	// API is under pressure: the backlog grows in Kafka and the front door
-	// keeps the CPU.
+	// YieldPause is how often a yielding worker asks again whether the
+	// pressure is over: the backlog grows in Kafka and the front door keeps
+	// the CPU, Cassandra's included.
 	YieldPause time.Duration `env:"YIELD_PAUSE" envDefault:"200ms"`
+	// YieldMax bounds one full yield: after it the worker drains one small
+	// batch at concurrency 1 even under pressure, so a burst that never
+	// ends still moves the live tally and lets a freeze complete.
+	YieldMax time.Duration `env:"YIELD_MAX" envDefault:"5s"`
 	// DrainConfig is the drain's retries, under the same prefix
 	// (TALLY_WORKER_POISON_ATTEMPTS, TALLY_WORKER_MAX_BACKOFF).
 	vote.DrainConfig
@@ -54,7 +59,8 @@ type WorkerDeps struct {
 	Log      *zap.Logger
 	Registry prometheus.Registerer
 	// Yield, when set, reports whether the API beside this worker is under
-	// pressure; the worker then drains at concurrency 1 with pauses.
+	// pressure; the worker then stops draining (at most YieldMax at a
+	// time) and resumes at concurrency 1.
 	Yield func() bool
 	// Tracer, when set, spans each batch's apply (the LWTs and follow-ups
 	// are its children) with a link to every message's producing request.
@@ -76,11 +82,13 @@ type Worker struct {
 }
 
 type workerMetrics struct {
-	batch  prometheus.Histogram
-	lag    *prometheus.GaugeVec
-	dlq    prometheus.Counter
-	conc   prometheus.Gauge
-	yields prometheus.Counter
+	batch    prometheus.Histogram
+	lag      *prometheus.GaugeVec
+	dlq      prometheus.Counter
+	conc     prometheus.Gauge
+	yields   prometheus.Counter
+	yielding prometheus.Gauge
+	yielded  prometheus.Counter
 }
 
 // NewWorker builds a worker and registers its metrics.
@@ -98,12 +106,18 @@ func NewWorker(cfg WorkerConfig, d WorkerDeps) *Worker {
 		}),
 	}
 	m.conc = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "tally_worker_concurrency", Help: "The worker's current LWT concurrency (adaptive: lowered while the co-located API is under pressure).",
+		Name: "tally_worker_concurrency", Help: "The worker's current LWT concurrency (adaptive: back to 1 after yielding to the co-located API, then one more per batch).",
 	})
 	m.yields = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "tally_worker_yields_total", Help: "Pauses the worker took to yield the CPU to the co-located API under pressure.",
+		Name: "tally_worker_yields_total", Help: "Pauses (of TALLY_WORKER_YIELD_PAUSE) the worker took to leave the CPU to the co-located API under pressure.",
 	})
-	d.Registry.MustRegister(m.batch, m.lag, m.dlq, m.conc, m.yields)
+	m.yielding = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "tally_worker_yielding", Help: "1 while the worker has stopped draining to leave the CPU to the co-located API under pressure.",
+	})
+	m.yielded = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tally_worker_yield_seconds_total", Help: "Time the worker spent not draining because the co-located API was under pressure.",
+	})
+	d.Registry.MustRegister(m.batch, m.lag, m.dlq, m.conc, m.yields, m.yielding, m.yielded)
 	cfg.Concurrency = max(cfg.Concurrency, 1)
 	m.conc.Set(float64(cfg.Concurrency))
 	w := &Worker{cfg: cfg, d: d, log: d.Log, m: m, conc: cfg.Concurrency}
@@ -187,15 +201,24 @@ func (w *Worker) apply(ctx context.Context, batch []kafka.Message) error {
 	return err
 }
 
-// adapt sets the concurrency of the next batch: halved, with a pause,
-// while the API beside the worker is under pressure; one more per batch
-// otherwise (additive increase, multiplicative decrease).
+// adapt runs before every batch. While the API beside the worker is under
+// pressure it drains nothing: it waits, asking again every YieldPause, for
+// at most YieldMax, then goes on at concurrency 1 (a burst's votes wait in
+// Kafka and the live tally trails; bench reports by how much, second by
+// second). Otherwise it adds one to the concurrency per batch, so after a
+// burst the drain climbs back to full speed and catches up.
 func (w *Worker) adapt(ctx context.Context) {
 	if w.d.Yield != nil && w.d.Yield() {
-		w.conc = max(1, w.conc/2)
-		w.m.conc.Set(float64(w.conc))
-		w.m.yields.Inc()
-		_ = retry.Sleep(ctx, w.cfg.YieldPause)
+		w.conc = 1
+		w.m.conc.Set(1)
+		w.m.yielding.Set(1)
+		start := time.Now()
+		for w.d.Yield() && time.Since(start) < w.cfg.YieldMax && ctx.Err() == nil {
+			w.m.yields.Inc()
+			_ = retry.Sleep(ctx, w.cfg.YieldPause)
+		}
+		w.m.yielded.Add(time.Since(start).Seconds())
+		w.m.yielding.Set(0)
 		return
 	}
 	if w.conc < w.cfg.Concurrency {
