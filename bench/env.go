@@ -84,20 +84,28 @@ func (b *bench) spawn(ctx context.Context, mode string, args ...string) (*server
 }
 
 // spawnWorker starts a `tally worker` process (the drain alone) with the
-// run's settings.
-func (b *bench) spawnWorker() (*server, error) {
+// run's settings, at the given LWT concurrency, its operator listener on a
+// free port (server.url) so the sampler can read its recorded votes.
+func (b *bench) spawnWorker(concurrency int) (*server, error) {
 	f, err := os.Create(filepath.Join(b.outDir, "worker-"+b.runID+".log"))
 	if err != nil {
 		return nil, err
 	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
 	cmd := exec.Command(b.binary, "worker")
-	cmd.Env = b.benchEnv("async")
+	cmd.Env = append(b.benchEnv("async"), "TALLY_WORKER_ADDR="+addr, "TALLY_WORKER_CONCURRENCY="+strconv.Itoa(concurrency))
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, err
 	}
-	return &server{cmd: cmd, log: f}, nil
+	return &server{url: "http://" + addr, cmd: cmd, log: f}, nil
 }
 
 func (s *server) pid() int {

@@ -13,6 +13,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"os/signal"
@@ -44,7 +45,10 @@ type bench struct {
 	lwtCeiling                                         float64
 	ladder                                             []float64
 	overloadRate                                       float64
-	botPolicy                                          string
+	// burstRate is the burst scenario's offered rate; 0 means a quarter of
+	// the run's saturated bare Gin (the front door's bar).
+	burstRate float64
+	botPolicy string
 	// wsWatchers and sseWatchers are live watchers held open on the hot
 	// poll during a scenario (the live scenario: 200 of each unless set).
 	wsWatchers, sseWatchers int
@@ -59,6 +63,17 @@ type bench struct {
 	// idleSample is how long the API is watched idle (the sampler alone)
 	// before an accept-only scenario, to subtract the sampler's cost.
 	idleSample time.Duration
+	// drainConc is the separate worker's LWT concurrency in accept-only
+	// scenarios (0: the ceiling loop's --concurrency, so the drain is
+	// compared with the bare LWT loop at the same concurrency).
+	drainConc int
+}
+
+func (b *bench) drainConcurrency() int {
+	if b.drainConc > 0 {
+		return b.drainConc
+	}
+	return b.conc
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -111,9 +126,10 @@ func newCmd() *cobra.Command {
 	f.IntVar(&b.maxInFlight, "max-in-flight", 2048, "cap on concurrent requests of the open-loop client")
 	f.StringVar(&jsonPath, "json", "", "write the full report here (default bench/out/<run>.json)")
 	f.BoolVar(&fresh, "fresh", true, "drop the bench keyspace first so the verdict reads only this run")
-	f.Float64SliceVar(&b.ladder, "ladder", []float64{1000, 2000, 3000, 4000, 5000, 6000, 8000, 10000},
-		"burst: offered rates, each for --duration, until p99 crosses 100 ms")
-	f.Float64Var(&b.overloadRate, "overload-rate", 6000, "overload: offered rate (about twice what the box accepts)")
+	f.Float64SliceVar(&b.ladder, "ladder", []float64{1000, 3000, 5000},
+		"accept: offered rates, each for --duration, the API alone (stops after a step whose p99 crosses 1 s)")
+	f.Float64Var(&b.burstRate, "burst-rate", 0, "burst: offered rate, the drain yielding (0: 25 % of this run's saturated bare Gin)")
+	f.Float64Var(&b.overloadRate, "overload-rate", 0, "overload: offered rate (0: twice the burst rate)")
 	f.StringVar(&b.botPolicy, "bot-policy", "flag", "the bench polls' settings.bot_policy: off, flag or reject (every bench vote comes from one IP and user agent, so with flag nearly all are flagged: the rules' worst case)")
 	f.IntVar(&b.wsWatchers, "ws-watchers", 0, "WebSockets held open on the hot poll during each scenario (live: 200 when neither watcher flag is set)")
 	f.Float64SliceVar(&b.bareRates, "bare-rates", []float64{1000, 3000, 5000},
@@ -121,6 +137,7 @@ func newCmd() *cobra.Command {
 	f.DurationVar(&b.bareDur, "bare-duration", 5*time.Second, "duration of each open-loop bare Gin rate")
 	f.DurationVar(&b.warmup, "warmup", 5*time.Second, "warm-up at the start of each load step, left out of the judged accepted p99 (named in the report)")
 	f.DurationVar(&b.idleSample, "idle-sample", 3*time.Second, "accept-only scenarios: API CPU read with only the sampler running, subtracted from each step")
+	f.IntVar(&b.drainConc, "drain-concurrency", 0, "accept-only scenarios: the separate worker's LWT concurrency (default: --concurrency, the bare LWT loop's)")
 	f.IntVar(&b.sseWatchers, "sse-watchers", 0, "Server-Sent Events streams held open on the hot poll during each scenario (live: 200 when neither watcher flag is set)")
 	cmd.AddCommand(newBareGinCmd())
 	return cmd
@@ -183,17 +200,26 @@ func (b *bench) run(ctx context.Context, scenarios []string, jsonPath string, fr
 	if err != nil {
 		return fmt.Errorf("ceilings: %w", err)
 	}
+	for _, c := range ceilings {
+		if c.Name == "gin JSON endpoint" && b.burstRate == 0 {
+			b.burstRate = math.Round(c.OpsPerS / 4)
+		}
+	}
+	if b.overloadRate == 0 {
+		b.overloadRate = 2 * b.burstRate
+	}
+	b.logf("burst rate %.0f/s, overload rate %.0f/s", b.burstRate, b.overloadRate)
 	plans := map[string]plan{
 		"viral":       {Name: "viral", Mode: "async", Polls: 1},
 		"many-polls":  {Name: "many-polls", Mode: "async", Polls: 2000},
 		"retry-storm": {Name: "retry-storm", Mode: "async", Polls: 1, RetryShare: 0.3},
 		"sync":        {Name: "sync", Mode: "sync", Polls: 1},
-		// burst: accept-only at rising rates until p99 crosses 100 ms, the
-		// drain yielding meanwhile; then the time to drain the backlog.
-		"burst": {Name: "burst", Mode: "async", Polls: 1, Ladder: b.ladder, StopP99: 100 * time.Millisecond},
+		// burst: a quarter of bare Gin's saturated rate (or --burst-rate)
+		// with the drain beside the API yielding; then the backlog drains.
+		"burst": {Name: "burst", Mode: "async", Polls: 1, Rate: b.burstRate},
 		// accept: the API alone at rising rates (no drain beside it), its
 		// CPU per accepted vote; then a worker process drains the backlog.
-		"accept": {Name: "accept", Mode: "async", Polls: 1, Ladder: b.ladder, StopP99: 100 * time.Millisecond, AcceptOnly: true},
+		"accept": {Name: "accept", Mode: "async", Polls: 1, Ladder: b.ladder, StopP99: time.Second, AcceptOnly: true},
 		// steady: 1,000 votes/s with the drain running beside it.
 		"steady": {Name: "steady", Mode: "async", Polls: 1, Rate: 1000},
 		// overload: twice what the box accepts; the excess is shed.
@@ -220,7 +246,7 @@ func (b *bench) run(ctx context.Context, scenarios []string, jsonPath string, fr
 		}
 		reps = append(reps, rep)
 	}
-	printTable(os.Stdout, start, ceilings, b.bareSteps, b.warmup, reps)
+	printTable(os.Stdout, b.conc, start, ceilings, b.bareSteps, b.warmup, reps)
 
 	if jsonPath == "" {
 		jsonPath = filepath.Join(b.outDir, b.runID+".json")

@@ -20,10 +20,12 @@ type scenarioReport struct {
 	DrainRowsPerS   float64            `json:"drain_rows_per_s"`
 	PeakDrainPerS   float64            `json:"peak_drain_rows_per_s"`
 	DrainAfterLoadS float64            `json:"drain_after_load_s"`
-	MaxLag          int64              `json:"max_consumer_lag"`
-	LiveLagMs       map[string]float64 `json:"live_lag_ms"`
-	CPUCores        map[string]float64 `json:"cpu_cores"`
-	Steps           []step             `json:"steps,omitempty"`
+	// Drainer names who drained and at what concurrency.
+	Drainer   string             `json:"drainer"`
+	MaxLag    int64              `json:"max_consumer_lag"`
+	LiveLagMs map[string]float64 `json:"live_lag_ms"`
+	CPUCores  map[string]float64 `json:"cpu_cores"`
+	Steps     []step             `json:"steps,omitempty"`
 	// AcceptCPUMicros is the API process's CPU time per accepted vote
 	// (accept-only scenarios: no worker in the process).
 	AcceptCPUMicros float64 `json:"accept_cpu_us_per_vote,omitempty"`
@@ -190,7 +192,7 @@ func liveLag(tl []sample) map[string]float64 {
 }
 
 // printTable writes the human-readable report.
-func printTable(w io.Writer, start loadAvg, ceilings []ceiling, bare []bareStep, warmup time.Duration, reps []*scenarioReport) {
+func printTable(w io.Writer, conc int, start loadAvg, ceilings []ceiling, bare []bareStep, warmup time.Duration, reps []*scenarioReport) {
 	ceil := map[string]float64{}
 	validity := "valid"
 	if !start.Valid() {
@@ -256,8 +258,8 @@ func printTable(w io.Writer, start loadAvg, ceilings []ceiling, bare []bareStep,
 			fmt.Fprintf(w, "    load generator: %.1f µs CPU per request sent\n", s.LoadgenCPUMicros)
 		}
 		lwt := nz(ceil["cassandra LWT"])
-		fmt.Fprintf(w, "  drain: %.0f rows/s sustained (%.0f%% of bare LWT %.0f/s), peak %.0f rows/s, %.1f s after load, max lag %d\n",
-			r.DrainRowsPerS, 100*r.DrainRowsPerS/lwt, lwt, r.PeakDrainPerS, r.DrainAfterLoadS, r.MaxLag)
+		fmt.Fprintf(w, "  drain (%s): %.0f rows/s sustained (%.0f%% of bare LWT %.0f/s at concurrency %d), peak %.0f rows/s, %.1f s after load, max lag %d\n",
+			r.Drainer, r.DrainRowsPerS, 100*r.DrainRowsPerS/lwt, lwt, conc, r.PeakDrainPerS, r.DrainAfterLoadS, r.MaxLag)
 		if r.LiveLagMs != nil {
 			fmt.Fprintf(w, "  live-tally lag ms (250 ms resolution): p50 %.0f  p99 %.0f  max %.0f\n",
 				r.LiveLagMs["p50"], r.LiveLagMs["p99"], r.LiveLagMs["max"])

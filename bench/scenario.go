@@ -321,12 +321,13 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 	if p.AcceptOnly && srvPid > 0 {
 		acceptCPU = max(cpuSeconds(srvPid)-loadCPU0-idleCores*stats.end.Sub(stats.start).Seconds(), 0)
 		acceptAlloc = scrapeCounter(b.http, url+"/metrics", "go_memstats_alloc_bytes_total") - alloc0
-		w, err := b.spawnWorker()
+		w, err := b.spawnWorker(b.drainConcurrency())
 		if err != nil {
 			return nil, err
 		}
 		defer w.stop()
 		procs["worker"] = w.pid()
+		sampler.addMetrics(w.url + "/metrics")
 	}
 	drainStart := time.Now()
 	if p.Mode == "async" {
@@ -343,6 +344,10 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 	rep := b.report(p, stats, timeline, accepted, drainEnd.Sub(drainStart), cpu)
 	rep.OfferedPerS, rep.Steps = rates[len(steps)-1], steps
 	rep.LoadAtStart, rep.IdleAPICores, rep.WarmupS = loadAtStart, idleCores, b.warmup.Seconds()
+	rep.Drainer = "the worker inside the API process, adaptive up to TALLY_WORKER_CONCURRENCY, yielding to the API under pressure"
+	if p.AcceptOnly {
+		rep.Drainer = fmt.Sprintf("a separate worker process at concurrency %d, the API idle", b.drainConcurrency())
+	}
 	rep.PerSecond = perSecondSeries(stats, timeline, origin.Sub(sampler.start).Seconds())
 	if n := stats.ok.TotalCount(); acceptCPU > 0 && n > 0 {
 		rep.AcceptCPUMicros = acceptCPU * 1e6 / float64(n)
@@ -355,14 +360,18 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 
 type sampler struct {
 	start time.Time
-	stopc chan struct{}
-	done  chan []sample
+	// metrics are the /metrics URLs whose recorded votes are summed: the
+	// API's, and a separate worker's once one runs.
+	mu      sync.Mutex
+	metrics []string
+	stopc   chan struct{}
+	done    chan []sample
 }
 
 // sample records, every 250 ms, accepted votes on the hot poll, its live
 // total, rows recorded by the server and the consumer lag.
 func (b *bench) sample(ctx context.Context, url string, hotPoll pollInfo, hot *atomic.Int64, async bool) *sampler {
-	s := &sampler{start: time.Now(), stopc: make(chan struct{}), done: make(chan []sample, 1)}
+	s := &sampler{start: time.Now(), metrics: []string{url + "/metrics"}, stopc: make(chan struct{}), done: make(chan []sample, 1)}
 	go func() {
 		var out []sample
 		start := s.start
@@ -380,7 +389,12 @@ func (b *bench) sample(ctx context.Context, url string, hotPoll pollInfo, hot *a
 				v, _ := m["total_votes"].(float64)
 				sm.Live = int64(v)
 			}
-			sm.Recorded = scrapeCounter(b.http, url+"/metrics", `tally_votes_total{outcome="recorded"}`)
+			s.mu.Lock()
+			urls := s.metrics
+			s.mu.Unlock()
+			for _, u := range urls {
+				sm.Recorded += scrapeCounter(b.http, u, `tally_votes_total{outcome="recorded"}`)
+			}
 			if async {
 				if lag, err := kafkax.GroupLag(ctx, b.kafkaCfg(), b.topic("votes"), "tally-bench-"+b.runID); err == nil {
 					for _, n := range lag {
@@ -392,6 +406,13 @@ func (b *bench) sample(ctx context.Context, url string, hotPoll pollInfo, hot *a
 		}
 	}()
 	return s
+}
+
+// addMetrics adds a process whose recorded votes count from now on.
+func (s *sampler) addMetrics(url string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.metrics = append(s.metrics[:len(s.metrics):len(s.metrics)], url)
 }
 
 func (s *sampler) stop() []sample {
