@@ -37,14 +37,16 @@ type bench struct {
 	url, addr, binary, secret, keyspace, runID, outDir string
 	rate                                               float64
 	dur, ceilingDur                                    time.Duration
-	conc, maxInFlight                                  int
-	http                                               *http.Client
-	tokens                                             *auth.Tokens
-	cql                                                gocqlx.Session
-	cfg                                                config.Config
-	lwtCeiling                                         float64
-	ladder                                             []float64
-	overloadRate                                       float64
+	// durs overrides dur per scenario.
+	durs              map[string]time.Duration
+	conc, maxInFlight int
+	http              *http.Client
+	tokens            *auth.Tokens
+	cql               gocqlx.Session
+	cfg               config.Config
+	lwtCeiling        float64
+	ladder            []float64
+	overloadRate      float64
 	// burstRate is the burst scenario's offered rate; 0 means a quarter of
 	// the run's saturated bare Gin (the front door's bar).
 	burstRate float64
@@ -67,6 +69,14 @@ type bench struct {
 	// scenarios (0: the ceiling loop's --concurrency, so the drain is
 	// compared with the bare LWT loop at the same concurrency).
 	drainConc int
+}
+
+// durationOf is a scenario's load duration (per ladder step).
+func (b *bench) durationOf(scenario string) time.Duration {
+	if d, ok := b.durs[scenario]; ok {
+		return d
+	}
+	return b.dur
 }
 
 func (b *bench) drainConcurrency() int {
@@ -102,6 +112,7 @@ func newCmd() *cobra.Command {
 		scenarios string
 		jsonPath  string
 		fresh     bool
+		durations map[string]string
 	)
 
 	cmd := &cobra.Command{
@@ -111,6 +122,14 @@ func newCmd() *cobra.Command {
   go run ./bench --url http://127.0.0.1:8080 --scenarios viral,retry-storm   # server started by you, same TALLY_* env`,
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			b.durs = map[string]time.Duration{}
+			for name, v := range durations {
+				d, err := time.ParseDuration(v)
+				if err != nil {
+					return fmt.Errorf("--durations %s=%s: %w", name, v, err)
+				}
+				b.durs[name] = d
+			}
 			return b.run(cmd.Context(), strings.Split(scenarios, ","), jsonPath, fresh)
 		},
 	}
@@ -120,7 +139,8 @@ func newCmd() *cobra.Command {
 	f.StringVar(&b.addr, "addr", "127.0.0.1:18080", "listen address of the spawned server")
 	f.StringVar(&scenarios, "scenarios", "viral,many-polls,retry-storm,sync", "comma-separated scenarios")
 	f.Float64Var(&b.rate, "rate", 2000, "offered votes per second (open loop)")
-	f.DurationVar(&b.dur, "duration", 20*time.Second, "load duration per scenario")
+	f.DurationVar(&b.dur, "duration", 20*time.Second, "load duration per scenario (per step of a ladder)")
+	f.StringToStringVar(&durations, "durations", nil, "per-scenario load durations overriding --duration, e.g. accept=15s,burst=60s")
 	f.DurationVar(&b.ceilingDur, "ceiling-duration", 5*time.Second, "duration of each ceiling measurement")
 	f.IntVar(&b.conc, "concurrency", 128, "concurrency of the ceiling measurements")
 	f.IntVar(&b.maxInFlight, "max-in-flight", 2048, "cap on concurrent requests of the open-loop client")
@@ -239,7 +259,7 @@ func (b *bench) run(ctx context.Context, scenarios []string, jsonPath string, fr
 		if p.Rate > 0 {
 			rate = p.Rate
 		}
-		b.logf("scenario %s: %.0f votes/s for %s (%s)", p.Name, rate, b.dur, p.Mode)
+		b.logf("scenario %s: %.0f votes/s for %s (%s)", p.Name, rate, b.durationOf(p.Name), p.Mode)
 		rep, err := b.runScenario(ctx, p)
 		if err != nil {
 			return fmt.Errorf("scenario %s: %w", p.Name, err)
@@ -247,6 +267,8 @@ func (b *bench) run(ctx context.Context, scenarios []string, jsonPath string, fr
 		reps = append(reps, rep)
 	}
 	printTable(os.Stdout, b.conc, start, ceilings, b.bareSteps, b.warmup, reps)
+	bar := frontDoorBar(reps, ceilings, b.bareSteps)
+	printBar(os.Stdout, bar, start.Valid())
 
 	if jsonPath == "" {
 		jsonPath = filepath.Join(b.outDir, b.runID+".json")
@@ -260,7 +282,7 @@ func (b *bench) run(ctx context.Context, scenarios []string, jsonPath string, fr
 		fmt.Printf("chart: %s\n", path)
 	}
 	doc := map[string]any{"run": b.runID, "rate": b.rate, "duration_s": b.dur.Seconds(), "concurrency": b.conc,
-		"warmup_s": b.warmup.Seconds(), "load_at_start": start, "valid": start.Valid(),
+		"warmup_s": b.warmup.Seconds(), "load_at_start": start, "valid": start.Valid(), "durations": b.durs, "bar": bar,
 		"ceilings": ceilings, "bare_gin_open_loop": b.bareSteps, "scenarios": reps, "host_cpus": numCPU()}
 	if f, err := os.Create(jsonPath); err == nil {
 		enc := json.NewEncoder(f)

@@ -200,7 +200,7 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 	}
 	n := 0
 	for _, r := range rates {
-		n += int(r * b.dur.Seconds())
+		n += int(r * b.durationOf(p.Name).Seconds())
 	}
 	slots := make([]cast, n)
 	var (
@@ -284,9 +284,9 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 	stats, steps := newLoadStats(), []step(nil)
 	offset := 0
 	for _, r := range rates {
-		k := int(r * b.dur.Seconds())
+		k := int(r * b.durationOf(p.Name).Seconds())
 		if len(rates) > 1 {
-			b.logf("%s: %.0f votes/s for %s", p.Name, r, b.dur)
+			b.logf("%s: %.0f votes/s for %s", p.Name, r, b.durationOf(p.Name))
 		}
 		base := offset
 		api0, gen0 := cpuSeconds(srvPid), cpuSeconds(os.Getpid())
