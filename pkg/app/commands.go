@@ -70,7 +70,9 @@ func (a *App) FlagReport(ctx context.Context, rep tally.Report) (*tally.FlagRepo
 	if err != nil {
 		return nil, err
 	}
-	a.Tally.Retallied(ctx, p.ID, rep.RowCounts(), rep.AsOf, id.ID{}, "cli")
+	if err := a.Tally.Retallied(ctx, p.ID, rep.RowCounts(), rep.AsOf, id.ID{}, "cli"); err != nil {
+		return nil, err
+	}
 	return tally.BuildFlagReport(p, rep.RowCounts(), rep.AsOf, a.Now()), nil
 }
 

@@ -2,6 +2,11 @@
 // besides its votes: owner actions, reconciliation repairs, the final
 // tally being frozen, re-tallies excluding flagged votes, dead-lettered
 // votes.
+//
+// Owner actions are hash-chained per poll and written durably (Append, an
+// action is answered only once its entry is stored); system events
+// (repairs, freezes, dead letters, operator re-tallies) stay in the
+// unchained, best-effort log (Record).
 package audit
 
 import (
@@ -47,26 +52,35 @@ type Store interface {
 	List(ctx context.Context, pollID id.ID, limit int) ([]Event, error)
 }
 
-// Log records events. Recording is best effort: an entry that cannot be
-// written is logged and counted, and never fails the action it describes.
+// Log records events: owner actions in each poll's chain (Append), system
+// events in the unchained log (Record).
 type Log struct {
-	store  Store
-	log    *zap.Logger
-	failed prometheus.Counter
+	store      Store
+	chainStore ChainStore
+	now        func() time.Time
+	log        *zap.Logger
+	failed     prometheus.Counter
+	chain      chainMetrics
 }
 
-// New builds the log and registers its metric.
-func New(store Store, log *zap.Logger, reg prometheus.Registerer) *Log {
+// New builds the log and registers its metrics. now is the clock of the
+// entries (nil: time.Now).
+func New(store Store, chain ChainStore, now func() time.Time, log *zap.Logger, reg prometheus.Registerer) *Log {
 	c := prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "tally_audit_write_errors_total", Help: "Audit log entries that could not be written.",
+		Name: "tally_audit_write_errors_total", Help: "Unchained (system) audit log entries that could not be written.",
 	})
 	reg.MustRegister(c)
-	return &Log{store: store, log: log, failed: c}
+	if now == nil {
+		now = time.Now
+	}
+	return &Log{store: store, chainStore: chain, now: now, log: log, failed: c, chain: newChainMetrics(reg)}
 }
 
-// Record appends an event.
+// Record appends a system event to the unchained log. Recording is best
+// effort: an entry that cannot be written is logged and counted, and never
+// fails the action it describes. Owner actions go through Append instead.
 func (l *Log) Record(ctx context.Context, pollID, actor id.ID, kind string, detail map[string]any) {
-	e := Event{PollID: pollID, At: time.Now().UTC(), Kind: kind, ActorID: actor, Detail: detail}
+	e := Event{PollID: pollID, At: l.now().UTC(), Kind: kind, ActorID: actor, Detail: detail}
 	if err := l.store.Append(context.WithoutCancel(ctx), e); err != nil {
 		l.failed.Inc()
 		l.log.Warn("audit entry not written", zap.Stringer("poll_id", pollID), zap.String("event", kind), zap.Error(err))
