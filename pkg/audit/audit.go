@@ -11,6 +11,8 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
+	"sort"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,6 +46,9 @@ type Event struct {
 	Kind    string         `json:"event"`
 	ActorID id.ID          `json:"actor_id"` // zero for the system
 	Detail  map[string]any `json:"detail,omitempty"`
+	// Seq is the entry's place in the poll's owner-action chain; zero for
+	// a system event (unchained).
+	Seq int64 `json:"seq,omitempty"`
 }
 
 // Store persists events.
@@ -87,7 +92,35 @@ func (l *Log) Record(ctx context.Context, pollID, actor id.ID, kind string, deta
 	}
 }
 
-// List returns a poll's entries, newest first.
+// List returns a poll's whole story, newest first: its system events and
+// its chained owner actions, merged by time (the operator's view, tally
+// audit). The owner reads the chain alone (Page).
 func (l *Log) List(ctx context.Context, pollID id.ID, limit int) ([]Event, error) {
-	return l.store.List(ctx, pollID, limit)
+	events, err := l.store.List(ctx, pollID, limit)
+	if err != nil {
+		return nil, err
+	}
+	chain, err := l.Chain(ctx, pollID)
+	if err != nil {
+		return nil, err
+	}
+	if len(chain) > limit {
+		chain = chain[len(chain)-limit:]
+	}
+	for _, e := range chain {
+		events = append(events, e.Event())
+	}
+	sort.SliceStable(events, func(i, j int) bool { return events[i].At.After(events[j].At) })
+	if len(events) > limit {
+		events = events[:limit]
+	}
+	return events, nil
+}
+
+// Event is the entry as an event of the merged story; a detail that is not
+// a JSON object is dropped.
+func (e Entry) Event() Event {
+	ev := Event{PollID: e.PollID, At: e.At, Kind: e.Kind, ActorID: e.ActorID, Seq: e.Seq}
+	_ = json.Unmarshal(e.Detail, &ev.Detail)
+	return ev
 }
