@@ -279,6 +279,7 @@ func (a *App) Router() (http.Handler, error) {
 		Gate:           a.Gate,
 		Anon:           a.Anon,
 		ReceiptKeys:    a.Receipts,
+		Audit:          a.Audit,
 		Tracer:         a.tracer,
 	})
 }
