@@ -157,3 +157,17 @@ func (l *Log) Chain(ctx context.Context, pollID id.ID) ([]Entry, error) {
 		after = page[len(page)-1].Seq
 	}
 }
+
+// VerifyChain reads the poll's whole chain and verifies it (Verify),
+// against anchor when given. n is how many entries were read.
+func (l *Log) VerifyChain(ctx context.Context, pollID id.ID, anchor *Head) (head Head, n int, err error) {
+	chain, err := l.Chain(ctx, pollID)
+	if err != nil {
+		return Head{}, 0, err
+	}
+	head, err = Verify(pollID, chain, anchor)
+	if err != nil {
+		l.log.Warn("audit chain fails verification", zap.Stringer("poll_id", pollID), zap.Error(err))
+	}
+	return head, len(chain), err
+}
