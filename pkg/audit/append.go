@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/retry"
 )
 
 // ChainStore keeps the owner-action chains (pkg/cassandra implements it).
@@ -29,7 +31,7 @@ type ChainStore interface {
 // maxAppendAttempts bounds the re-reads of a head that a concurrent owner
 // action moved on. Owner actions on one poll are rare; losing this many
 // races in a row means something is wrong, and the action is answered 503.
-const maxAppendAttempts = 8
+const maxAppendAttempts = 16
 
 // appendTimeout bounds one append, detached from the request: the action
 // it records has happened, so its entry is written even if the client has
@@ -116,6 +118,11 @@ func (l *Log) link(ctx context.Context, pollID, actor id.ID, kind string, body [
 		if attempt == maxAppendAttempts {
 			return Entry{}, apperr.Unavailable("append audit entry",
 				fmt.Errorf("lost %d races for the chain head", attempt))
+		}
+		// A short random pause spreads appenders that lost together, so
+		// one of them wins the next round rather than all colliding again.
+		if err := retry.Sleep(ctx, time.Duration(1+rand.IntN(5*attempt))*time.Millisecond); err != nil {
+			return Entry{}, apperr.Unavailable("append audit entry", err)
 		}
 	}
 }
