@@ -73,12 +73,9 @@ func newChainMetrics(reg prometheus.Registerer) chainMetrics {
 // happened. A crash between the two leaves an action without its entry and
 // without an answer (docs/architecture.md, "The audit chain").
 func (l *Log) Append(ctx context.Context, pollID, actor id.ID, kind string, detail map[string]any) (Entry, error) {
-	body, err := json.Marshal(detail)
+	body, err := encodeDetail(detail)
 	if err != nil {
-		return Entry{}, fmt.Errorf("encode audit detail: %w", err)
-	}
-	if detail == nil {
-		body = []byte("{}")
+		return Entry{}, err
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), appendTimeout)
 	defer cancel()
@@ -91,6 +88,47 @@ func (l *Log) Append(ctx context.Context, pollID, actor id.ID, kind string, deta
 	}
 	l.chain.appends.WithLabelValues(kind).Inc()
 	return e, nil
+}
+
+// AppendFirst writes the poll's first entry (seq 1) if the chain is empty,
+// durably like Append; written is false when the chain already had one, and
+// nothing is written then. A poll's creation is chained with it, so a
+// replayed create (same Idempotency-Key) whose first attempt stored the poll
+// but not its entry chains it once, and a replay of a chained create adds
+// nothing.
+func (l *Log) AppendFirst(ctx context.Context, pollID, actor id.ID, kind string, detail map[string]any) (Entry, bool, error) {
+	body, err := encodeDetail(detail)
+	if err != nil {
+		return Entry{}, false, err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), appendTimeout)
+	defer cancel()
+	e := Link(Head{}, pollID, l.now(), kind, actor, body)
+	applied, err := l.chainStore.Insert(ctx, e)
+	if err != nil {
+		l.chain.failures.WithLabelValues(kind).Inc()
+		l.log.Error("audit chain entry not written; the owner action is answered with an error",
+			zap.Stringer("poll_id", pollID), zap.String("event", kind), zap.Error(err))
+		return Entry{}, false, err
+	}
+	if !applied {
+		return Entry{}, false, nil
+	}
+	l.chain.appends.WithLabelValues(kind).Inc()
+	return e, true, nil
+}
+
+// encodeDetail is the detail as stored and hashed: encoding/json's form,
+// whose map keys are sorted, and {} for none.
+func encodeDetail(detail map[string]any) ([]byte, error) {
+	if detail == nil {
+		return []byte("{}"), nil
+	}
+	b, err := json.Marshal(detail)
+	if err != nil {
+		return nil, fmt.Errorf("encode audit detail: %w", err)
+	}
+	return b, nil
 }
 
 // link reads the head and writes the entry after it, again on a lost race.

@@ -148,3 +148,27 @@ func TestAppendStoreDown(t *testing.T) {
 		t.Fatalf("append: %v", err)
 	}
 }
+
+// A chain's first entry is written once: a replayed create adds nothing.
+func TestAppendFirst(t *testing.T) {
+	store := &memChain{}
+	l, _ := newTestLog(t, store)
+	ctx := context.Background()
+	e, written, err := l.AppendFirst(ctx, testPoll, testActor, PollCreated, map[string]any{"title": "t"})
+	if err != nil || !written || e.Seq != 1 || string(e.Detail) != `{"title":"t"}` {
+		t.Fatalf("first: %+v %v %v", e, written, err)
+	}
+	if _, written, err := l.AppendFirst(ctx, testPoll, testActor, PollCreated, nil); err != nil || written {
+		t.Fatalf("replayed: written %v, %v", written, err)
+	}
+	if _, err := l.Append(ctx, testPoll, testActor, PollClosed, nil); err != nil {
+		t.Fatal(err)
+	}
+	chain, _ := l.Chain(ctx, testPoll)
+	if len(chain) != 2 || chain[0].Kind != PollCreated || string(chain[1].Detail) != "{}" {
+		t.Fatalf("chain %+v", chain)
+	}
+	if _, err := Verify(testPoll, chain, nil); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -101,7 +101,14 @@ func TestAuditChainOwnerActions(t *testing.T) {
 	ctx := context.Background()
 	owner, ownerID := e.c.Account()
 	stranger, _ := e.c.Account()
-	pollID, _ := e.c.Poll(owner, map[string]any{"allow_anonymous": true, "anonymous_access": "invite"})
+	// Created with an Idempotency-Key and replayed: one poll.created.
+	create := map[string]any{"title": "Audited", "settings": map[string]any{"allow_anonymous": true, "anonymous_access": "invite"},
+		"options": []map[string]any{{"text": "A", "display_order": 0}, {"text": "B", "display_order": 1}}}
+	key := "audit-" + id.New().String()
+	pollID := e.c.Do("POST", "/v1/polls", owner, create, "Idempotency-Key", key).Must(t, http.StatusCreated).Str("poll_id")
+	if again := e.c.Do("POST", "/v1/polls", owner, create, "Idempotency-Key", key); again.Str("poll_id") != pollID {
+		t.Fatalf("replayed create: %d %s", again.Status, again.Raw)
+	}
 	path := "/v1/polls/" + pollID
 	e.c.Do("PATCH", path, owner, map[string]any{"title": "Renamed"}).Must(t, http.StatusOK)
 	e.c.Do("PATCH", path, owner, map[string]any{"options": []map[string]any{

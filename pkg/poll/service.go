@@ -63,9 +63,16 @@ func (c CreateClaim) rebuildable() bool {
 // answered only after Append returned nil (pkg/audit's chain).
 type Auditor interface {
 	Append(ctx context.Context, pollID, actor id.ID, kind string, detail map[string]any) (audit.Entry, error)
+	// AppendFirst writes the chain's first entry, unless it has one
+	// (written reports which): a replayed create chains its poll once.
+	AppendFirst(ctx context.Context, pollID, actor id.ID, kind string, detail map[string]any) (e audit.Entry, written bool, err error)
 }
 
 type noAudit struct{}
+
+func (noAudit) AppendFirst(context.Context, id.ID, id.ID, string, map[string]any) (audit.Entry, bool, error) {
+	return audit.Entry{}, false, nil
+}
 
 func (noAudit) Append(context.Context, id.ID, id.ID, string, map[string]any) (audit.Entry, error) {
 	return audit.Entry{}, nil
@@ -234,6 +241,13 @@ func (s *Service) Create(ctx context.Context, creator id.ID, in CreateInput, ide
 			existing, err := s.awaitPoll(ctx, held.PollID)
 			if err == nil {
 				s.metrics.idempotent.WithLabelValues("replayed").Inc()
+				// The first attempt may have stored the poll and failed
+				// to chain its creation (it was answered an error): the
+				// replay chains it, once (a chain's first entry is
+				// written only where the chain is empty).
+				if err := s.auditCreated(ctx, creator, existing, false); err != nil {
+					return nil, false, err
+				}
 			}
 			if !errors.Is(err, ErrNotFound) {
 				return existing, false, err
@@ -270,18 +284,25 @@ func (s *Service) Create(ctx context.Context, creator id.ID, in CreateInput, ide
 		s.log.Info("poll created", zap.Stringer("poll_id", p.ID), zap.Stringer("user_id", creator),
 			zap.String("method", string(p.Settings.CountingMethod())))
 	}
+	// The poll is stored: its entry is the chain's first. If it cannot be
+	// written the create is answered with the error; the poll exists, and
+	// a retry with the same Idempotency-Key replays it and chains it then.
+	if err := s.auditCreated(ctx, creator, p, rebuilt); err != nil {
+		return nil, false, err
+	}
+	return p, true, nil
+}
+
+// auditCreated chains poll.created as the poll's first entry, unless the
+// chain already has one.
+func (s *Service) auditCreated(ctx context.Context, creator id.ID, p *Poll, rebuilt bool) error {
 	detail := map[string]any{"title": p.Title, "options": len(p.Options), "start_time": p.StartTime,
 		"end_time": p.EndTime, "settings": p.Settings}
 	if rebuilt {
 		detail["rebuilt_from_claim"] = true
 	}
-	// The poll is stored: its entry is the chain's first. If it cannot be
-	// written the create is answered with the error (the poll exists; a
-	// retry with the same Idempotency-Key replays it, without an entry).
-	if _, err := s.audit.Append(ctx, p.ID, creator, audit.PollCreated, detail); err != nil {
-		return nil, false, err
-	}
-	return p, true, nil
+	_, _, err := s.audit.AppendFirst(ctx, p.ID, creator, audit.PollCreated, detail)
+	return err
 }
 
 // newPoll is the poll a create request makes under claim c: every value
