@@ -288,3 +288,38 @@ func TestAuditChainConcurrentAppends(t *testing.T) {
 		seen[w] = true
 	}
 }
+
+// An owner action whose entry cannot be written is answered with the error
+// (503 UNAVAILABLE in the envelope), never 200: here the chain's table is
+// gone from the test's keyspace. The action itself was applied first (the
+// entry follows the action, docs/architecture.md "The audit chain").
+func TestAuditChainUnwritableFailsTheAction(t *testing.T) {
+	e := newEnv(t)
+	owner, _ := e.c.Account()
+	pollID, _ := e.c.Poll(owner, nil)
+	if err := e.app.CQL.Session.Query(`DROP TABLE audit_chain`).Exec(); err != nil {
+		t.Fatal(err)
+	}
+	r := e.c.Do("PATCH", "/v1/polls/"+pollID, owner, map[string]any{"title": "Unaudited"})
+	refused(t, "PATCH without its entry", r, http.StatusServiceUnavailable, "UNAVAILABLE")
+	if r.Header.Get("Retry-After") == "" {
+		t.Errorf("503 without Retry-After: %v", r.Header)
+	}
+	refused(t, "audit read", e.c.Do("GET", "/v1/polls/"+pollID+"/audit", owner, nil),
+		http.StatusServiceUnavailable, "UNAVAILABLE")
+	mfs, err := e.app.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == "tally_audit_chain_append_failures_total" {
+			for _, m := range mf.GetMetric() {
+				failed += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if failed != 1 {
+		t.Fatalf("tally_audit_chain_append_failures_total = %v, want 1", failed)
+	}
+}
