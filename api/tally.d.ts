@@ -463,6 +463,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/polls/{poll_id}/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description a poll id; anything that is not a UUID is 400 VALIDATION_FAILED (field poll_id)
+                 * @example 0f8fad5b-d9cb-469f-a165-70867728950e
+                 */
+                poll_id: components["parameters"]["PollID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * The poll's owner-action audit chain (owner only), paged
+         * @description The poll's owner actions (created, updated, options replaced, closed, invites minted, flag report re-tallies), hash-chained: each entry carries its seq, the previous entry's hash and its own. Every owner action is answered only after its entry is written. Entries come in seq order after after_seq, with the chain's head at the time of reading; keep the head to detect a later deletion of the last entries. System events (drift repairs, the frozen tally, dead-lettered votes) are not in the chain.
+         */
+        get: operations["getAuditLog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -976,6 +1002,41 @@ export interface components {
             results_excluding_flagged: components["schemas"]["Results"];
             /** Format: date-time */
             as_of: string;
+        };
+        /** @description One owner action in the poll's audit chain. hash is SHA-256 over the canonical encoding of (poll_id, seq, at in Unix milliseconds, event, actor_id, detail's exact bytes, prev_hash) (docs/architecture.md, "The audit chain"); prev_hash is the previous entry's hash, 64 zeros for seq 1. */
+        AuditEntry: {
+            /** Format: int64 */
+            seq: number;
+            /** Format: date-time */
+            at: string;
+            /** @description poll.created, poll.updated, poll.options_replaced, poll.closed, poll.invites_minted, tally.retallied_excluding_flagged (the owner's flag report) */
+            event: string;
+            /** Format: uuid */
+            actor_id: string;
+            /** @description what the action set or showed; never a voter, never an invite code */
+            detail: {
+                [key: string]: unknown;
+            };
+            prev_hash: string;
+            hash: string;
+        };
+        /** @description the chain's last entry when the page was read */
+        AuditHead: {
+            /** Format: int64 */
+            seq: number;
+            hash: string;
+        };
+        AuditLog: {
+            /** Format: uuid */
+            poll_id: string;
+            entries: components["schemas"]["AuditEntry"][];
+            /** @description null while the poll's chain is empty */
+            head: components["schemas"]["AuditHead"] | null;
+            /**
+             * Format: int64
+             * @description the after_seq of the next page; absent on the last page
+             */
+            next_after_seq?: number;
         };
     };
     responses: {
@@ -2172,6 +2233,59 @@ export interface operations {
                 };
             };
             /** @description VALIDATION_FAILED: poll_id is not a UUID */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            /** @description FORBIDDEN (anonymous voter token) or NOT_POLL_OWNER (the caller does not own the poll) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            404: components["responses"]["PollNotFound"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getAuditLog: {
+        parameters: {
+            query?: {
+                /** @description an empty value means the default */
+                limit?: number;
+                /** @description entries with a greater seq; a next_after_seq this API returned, or 0 (the default) for the first page */
+                after_seq?: number;
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description a poll id; anything that is not a UUID is 400 VALIDATION_FAILED (field poll_id)
+                 * @example 0f8fad5b-d9cb-469f-a165-70867728950e
+                 */
+                poll_id: components["parameters"]["PollID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description a page of the chain */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditLog"];
+                };
+            };
+            /** @description VALIDATION_FAILED: poll_id is not a UUID, limit outside 1 to 1000, or after_seq not a non-negative integer */
             400: {
                 headers: {
                     [name: string]: unknown;

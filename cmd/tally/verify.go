@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -25,6 +26,7 @@ func newVerifyCmd() *cobra.Command {
 		o              verify.Options
 		asJSON         bool
 		repairCounters bool
+		auditHead      string
 	)
 	cmd := &cobra.Command{
 		Use:   "verify",
@@ -36,16 +38,36 @@ func newVerifyCmd() *cobra.Command {
 			"--repair writes missing or wrong index rows, and adds counter drift to shard 0 of the polls named " +
 			"with --poll, or of every poll with --repair-counters. Nothing is written to a poll whose final tally is " +
 			"frozen: its problems are reported as frozen, and a final tally is never repaired. " +
+			"With --poll, the poll's owner-action audit chain is checked too (against --audit-head when given): " +
+			"an edited or deleted entry, and with the anchored head a deleted last entry, is an inconsistency. " +
 			"Exits 1 while inconsistencies remain, a final tally differing from the rows among them.",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			id, err := pollFlag(pollID, false)
+			pid, err := pollFlag(pollID, false)
 			if err != nil {
 				return err
 			}
-			o.Poll = id
+			o.Poll = pid
 			o.RepairCounters = repairCounters
+			anchor, err := headFlag(auditHead)
+			if err != nil {
+				return err
+			}
+			if anchor != nil && pid == (id.ID{}) {
+				return errors.New("--audit-head needs --poll")
+			}
 			return withApp(cmd.Context(), func(ctx context.Context, a *app.App) error {
-				return runVerify(ctx, a, o, asJSON)
+				verr := runVerify(ctx, a, o, asJSON)
+				if pid == (id.ID{}) {
+					return verr
+				}
+				// The scan's --json report stays the one document on
+				// standard output.
+				out := os.Stdout
+				if asJSON {
+					out = os.Stderr
+				}
+				aerr := runAuditVerify(ctx, a, out, pid, anchor)
+				return errors.Join(verr, aerr)
 			})
 		},
 	}
@@ -57,6 +79,7 @@ func newVerifyCmd() *cobra.Command {
 	f.IntVar(&o.Splits, "splits", 0, "token ranges to cut the ring into (0: 64, at least the ring's own)")
 	f.IntVar(&o.Workers, "workers", 0, "token ranges read at once (0: 16)")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	f.StringVar(&auditHead, "audit-head", "", "with --poll, the anchored head of the poll's audit chain, SEQ:HASH")
 	return cmd
 }
 

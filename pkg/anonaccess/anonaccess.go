@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/audit"
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 )
@@ -138,9 +139,10 @@ type Ballots interface {
 	HasVoted(ctx context.Context, pollID, voterID id.ID) (bool, error)
 }
 
-// Auditor records owner actions (pkg/audit).
+// Auditor chains owner actions durably (pkg/audit): an action is answered
+// only after Append returned nil.
 type Auditor interface {
-	Record(ctx context.Context, pollID, actor id.ID, kind string, detail map[string]any)
+	Append(ctx context.Context, pollID, actor id.ID, kind string, detail map[string]any) (audit.Entry, error)
 }
 
 // Deps are what the service needs.

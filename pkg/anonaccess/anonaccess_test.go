@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/audit"
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 )
@@ -298,8 +299,9 @@ func (m *memStore) HasVoted(_ context.Context, _, voter id.ID) (bool, error) {
 
 type auditRecorder struct{ kinds []string }
 
-func (a *auditRecorder) Record(_ context.Context, _, _ id.ID, kind string, _ map[string]any) {
+func (a *auditRecorder) Append(_ context.Context, _, _ id.ID, kind string, _ map[string]any) (audit.Entry, error) {
 	a.kinds = append(a.kinds, kind)
+	return audit.Entry{}, nil
 }
 
 type clock struct{ t time.Time }

@@ -113,7 +113,12 @@ func (s *Service) Mint(ctx context.Context, p *poll.Poll, caller id.ID, n int) (
 		return nil, err
 	}
 	s.m.minted.Add(float64(n))
-	s.audit.Record(ctx, p.ID, caller, audit.InvitesMinted, map[string]any{"count": n, "held": held + n})
+	// The codes are stored: the mint is chained before the codes are
+	// handed out. Codes whose entry failed are never shown to anyone, so
+	// they cannot be used (their hashes stay, counted as held).
+	if _, err := s.audit.Append(ctx, p.ID, caller, audit.InvitesMinted, map[string]any{"count": n, "held": held + n}); err != nil {
+		return nil, err
+	}
 	s.log.Info("invite codes minted", zap.Stringer("poll_id", p.ID), zap.Int("count", n))
 	return codes, nil
 }

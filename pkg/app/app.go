@@ -163,7 +163,8 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option
 
 	tokens := auth.NewTokens(cfg.JWTSecret, cfg.Auth.TokenTTL, a.Now)
 	a.Auth = auth.NewService(cfg.Auth, cassandra.NewUserStore(s, cfg.Cassandra), tokens, log.Named("auth"), a.Now)
-	a.Audit = audit.New(cassandra.NewAuditStore(s), log.Named("audit"), reg)
+	a.Audit = audit.New(cassandra.NewAuditStore(s), cassandra.NewAuditChainStore(s, cfg.Cassandra), a.Now,
+		log.Named("audit"), reg)
 	fences := fence.New(a.Redis)
 	a.Tally = tally.NewService(cfg.Tally, cassandra.NewTallyStore(s), redisx.NewCache(a.Redis), fences, a.Audit,
 		log.Named("tally"), a.Now, reg)
@@ -278,6 +279,7 @@ func (a *App) Router() (http.Handler, error) {
 		Gate:           a.Gate,
 		Anon:           a.Anon,
 		ReceiptKeys:    a.Receipts,
+		Audit:          a.Audit,
 		Tracer:         a.tracer,
 	})
 }

@@ -58,6 +58,13 @@ func (a *App) AuditLog(ctx context.Context, pollID id.ID, limit int) ([]audit.Ev
 	return a.Audit.List(ctx, pollID, limit)
 }
 
+// VerifyAuditChain checks the poll's owner-action chain (tally audit
+// verify, tally verify --poll), against anchor when given: the head kept
+// elsewhere, which detects a deletion of the last entries.
+func (a *App) VerifyAuditChain(ctx context.Context, pollID id.ID, anchor *audit.Head) (audit.Head, int, error) {
+	return a.Audit.VerifyChain(ctx, pollID, anchor)
+}
+
 // EnqueueReconcile hands a reconciliation of the poll to the workers.
 func (a *App) EnqueueReconcile(ctx context.Context, pollID id.ID) error {
 	return a.Reconciler.Enqueue(ctx, pollID, "on-demand")
@@ -70,7 +77,9 @@ func (a *App) FlagReport(ctx context.Context, rep tally.Report) (*tally.FlagRepo
 	if err != nil {
 		return nil, err
 	}
-	a.Tally.Retallied(ctx, p.ID, rep.RowCounts(), rep.AsOf, id.ID{}, "cli")
+	if err := a.Tally.Retallied(ctx, p.ID, rep.RowCounts(), rep.AsOf, id.ID{}, "cli"); err != nil {
+		return nil, err
+	}
 	return tally.BuildFlagReport(p, rep.RowCounts(), rep.AsOf, a.Now()), nil
 }
 

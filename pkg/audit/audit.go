@@ -2,10 +2,17 @@
 // besides its votes: owner actions, reconciliation repairs, the final
 // tally being frozen, re-tallies excluding flagged votes, dead-lettered
 // votes.
+//
+// Owner actions are hash-chained per poll and written durably (Append, an
+// action is answered only once its entry is stored); system events
+// (repairs, freezes, dead letters, operator re-tallies) stay in the
+// unchained, best-effort log (Record).
 package audit
 
 import (
 	"context"
+	"encoding/json"
+	"sort"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,6 +46,9 @@ type Event struct {
 	Kind    string         `json:"event"`
 	ActorID id.ID          `json:"actor_id"` // zero for the system
 	Detail  map[string]any `json:"detail,omitempty"`
+	// Seq is the entry's place in the poll's owner-action chain; zero for
+	// a system event (unchained).
+	Seq int64 `json:"seq,omitempty"`
 }
 
 // Store persists events.
@@ -47,33 +57,70 @@ type Store interface {
 	List(ctx context.Context, pollID id.ID, limit int) ([]Event, error)
 }
 
-// Log records events. Recording is best effort: an entry that cannot be
-// written is logged and counted, and never fails the action it describes.
+// Log records events: owner actions in each poll's chain (Append), system
+// events in the unchained log (Record).
 type Log struct {
-	store  Store
-	log    *zap.Logger
-	failed prometheus.Counter
+	store      Store
+	chainStore ChainStore
+	now        func() time.Time
+	log        *zap.Logger
+	failed     prometheus.Counter
+	chain      chainMetrics
 }
 
-// New builds the log and registers its metric.
-func New(store Store, log *zap.Logger, reg prometheus.Registerer) *Log {
+// New builds the log and registers its metrics. now is the clock of the
+// entries (nil: time.Now).
+func New(store Store, chain ChainStore, now func() time.Time, log *zap.Logger, reg prometheus.Registerer) *Log {
 	c := prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "tally_audit_write_errors_total", Help: "Audit log entries that could not be written.",
+		Name: "tally_audit_write_errors_total", Help: "Unchained (system) audit log entries that could not be written.",
 	})
 	reg.MustRegister(c)
-	return &Log{store: store, log: log, failed: c}
+	if now == nil {
+		now = time.Now
+	}
+	return &Log{store: store, chainStore: chain, now: now, log: log, failed: c, chain: newChainMetrics(reg)}
 }
 
-// Record appends an event.
+// Record appends a system event to the unchained log. Recording is best
+// effort: an entry that cannot be written is logged and counted, and never
+// fails the action it describes. Owner actions go through Append instead.
 func (l *Log) Record(ctx context.Context, pollID, actor id.ID, kind string, detail map[string]any) {
-	e := Event{PollID: pollID, At: time.Now().UTC(), Kind: kind, ActorID: actor, Detail: detail}
+	e := Event{PollID: pollID, At: l.now().UTC(), Kind: kind, ActorID: actor, Detail: detail}
 	if err := l.store.Append(context.WithoutCancel(ctx), e); err != nil {
 		l.failed.Inc()
 		l.log.Warn("audit entry not written", zap.Stringer("poll_id", pollID), zap.String("event", kind), zap.Error(err))
 	}
 }
 
-// List returns a poll's entries, newest first.
+// List returns a poll's whole story, newest first: its system events and
+// its chained owner actions, merged by time (the operator's view, tally
+// audit). The owner reads the chain alone (Page).
 func (l *Log) List(ctx context.Context, pollID id.ID, limit int) ([]Event, error) {
-	return l.store.List(ctx, pollID, limit)
+	events, err := l.store.List(ctx, pollID, limit)
+	if err != nil {
+		return nil, err
+	}
+	chain, err := l.Chain(ctx, pollID)
+	if err != nil {
+		return nil, err
+	}
+	if len(chain) > limit {
+		chain = chain[len(chain)-limit:]
+	}
+	for _, e := range chain {
+		events = append(events, e.Event())
+	}
+	sort.SliceStable(events, func(i, j int) bool { return events[i].At.After(events[j].At) })
+	if len(events) > limit {
+		events = events[:limit]
+	}
+	return events, nil
+}
+
+// Event is the entry as an event of the merged story; a detail that is not
+// a JSON object is dropped.
+func (e Entry) Event() Event {
+	ev := Event{PollID: e.PollID, At: e.At, Kind: e.Kind, ActorID: e.ActorID, Seq: e.Seq}
+	_ = json.Unmarshal(e.Detail, &ev.Detail)
+	return ev
 }

@@ -159,6 +159,15 @@ var unfinishedBallotsTable = table.New(table.Metadata{
 	SortKey: []string{"voter_id"},
 })
 
+// auditChainTable holds each poll's owner actions as a hash chain, in seq
+// order (019).
+var auditChainTable = table.New(table.Metadata{
+	Name:    "audit_chain",
+	Columns: []string{"poll_id", "seq", "at", "event", "actor_id", "detail", "prev_hash", "hash"},
+	PartKey: []string{"poll_id"},
+	SortKey: []string{"seq"},
+})
+
 // allTables lists the metadata above; a test checks each against the
 // migrated schema, so a migration that changes a table fails until its
 // metadata here follows.
@@ -167,5 +176,5 @@ var allTables = []*table.Table{
 	pollsTable, pollsByCreatorTable, pollIdempotencyTable,
 	votesTable, votesByPollTable, voteCountsTable, talliesTable, finalTalliesTable,
 	voteRequestFailuresTable, auditLogTable, pollInvitesTable, pendingFinalsTable, regionDrainsTable,
-	unfinishedBallotsTable,
+	unfinishedBallotsTable, auditChainTable,
 }

@@ -519,6 +519,39 @@ func (e GetResultsParamsTally) Valid() bool {
 // AnonymousAccess How anonymous voters are admitted when allow_anonymous is true: any anonymous token (open), one vote per owner-issued invite code (invite), or one vote per solved proof-of-work challenge (pow).
 type AnonymousAccess string
 
+// AuditEntry One owner action in the poll's audit chain. hash is SHA-256 over the canonical encoding of (poll_id, seq, at in Unix milliseconds, event, actor_id, detail's exact bytes, prev_hash) (docs/architecture.md, "The audit chain"); prev_hash is the previous entry's hash, 64 zeros for seq 1.
+type AuditEntry struct {
+	ActorId openapi_types.UUID `json:"actor_id"`
+	At      time.Time          `json:"at"`
+
+	// Detail what the action set or showed; never a voter, never an invite code
+	Detail map[string]interface{} `json:"detail"`
+
+	// Event poll.created, poll.updated, poll.options_replaced, poll.closed, poll.invites_minted, tally.retallied_excluding_flagged (the owner's flag report)
+	Event    string `json:"event"`
+	Hash     string `json:"hash"`
+	PrevHash string `json:"prev_hash"`
+	Seq      int64  `json:"seq"`
+}
+
+// AuditHead the chain's last entry when the page was read
+type AuditHead struct {
+	Hash string `json:"hash"`
+	Seq  int64  `json:"seq"`
+}
+
+// AuditLog defines model for AuditLog.
+type AuditLog struct {
+	Entries []AuditEntry `json:"entries"`
+
+	// Head null while the poll's chain is empty
+	Head *AuditHead `json:"head"`
+
+	// NextAfterSeq the after_seq of the next page; absent on the last page
+	NextAfterSeq *int64             `json:"next_after_seq,omitempty"`
+	PollId       openapi_types.UUID `json:"poll_id"`
+}
+
 // BotPolicy What a vote that trips a bot signal (many votes from one IP, a reused device fingerprint, a burst of brand-new accounts, ...) gets: recorded and counted with its reasons (flag), refused with 403 SUSPICIOUS_ACTIVITY (reject), or no check (off). The owner can re-tally without flagged votes.
 type BotPolicy string
 
@@ -1083,6 +1116,15 @@ type ListPollsParams struct {
 type CreatePollParams struct {
 	// IdempotencyKey Retries with the same key return the original outcome. Surrounding spaces are trimmed; a key that is not valid UTF-8, or longer than 255 characters (not bytes), is 400 VALIDATION_FAILED (field Idempotency-Key).
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// GetAuditLogParams defines parameters for GetAuditLog.
+type GetAuditLogParams struct {
+	// Limit an empty value means the default
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// AfterSeq entries with a greater seq; a next_after_seq this API returned, or 0 (the default) for the first page
+	AfterSeq *int64 `form:"after_seq,omitempty" json:"after_seq,omitempty"`
 }
 
 // OpenLiveResultsParams defines parameters for OpenLiveResults.
@@ -2312,6 +2354,13 @@ type ClientInterface interface {
 	// Corresponds with PATCH /v1/polls/{poll_id} (the `UpdatePoll` operationId).
 	UpdatePoll(ctx context.Context, pollId PollID, body UpdatePollJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetAuditLog The poll's owner-action audit chain (owner only), paged
+	//
+	// The poll's owner actions (created, updated, options replaced, closed, invites minted, flag report re-tallies), hash-chained: each entry carries its seq, the previous entry's hash and its own. Every owner action is answered only after its entry is written. Entries come in seq order after after_seq, with the chain's head at the time of reading; keep the head to detect a later deletion of the last entries. System events (drift repairs, the frozen tally, dead-lettered votes) are not in the chain.
+	//
+	// Corresponds with GET /v1/polls/{poll_id}/audit (the `GetAuditLog` operationId).
+	GetAuditLog(ctx context.Context, pollId PollID, params *GetAuditLogParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetChallenge A proof-of-work challenge (anyone with the link)
 	//
 	// A fresh challenge for an anonymous poll whose anonymous_access is pow: find a solution such that SHA-256 of "<challenge>:<solution>" starts with difficulty zero bits (TALLY_POW_DIFFICULTY, 20 by default: about a million hashes), then vote with X-Proof-Of-Work "<challenge>:<solution>" before expires_at (TALLY_POW_TTL after issue, 10 minutes by default). The challenge is signed, not stored. Issued for any existing poll, whatever its mode. A token is optional, but one that is sent must be valid.
@@ -2678,6 +2727,23 @@ func (c *Client) UpdatePollWithBody(ctx context.Context, pollId PollID, contentT
 // Corresponds with PATCH /v1/polls/{poll_id} (the `UpdatePoll` operationId).
 func (c *Client) UpdatePoll(ctx context.Context, pollId PollID, body UpdatePollJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUpdatePollRequest(c.Server, pollId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetAuditLog The poll's owner-action audit chain (owner only), paged
+//
+// The poll's owner actions (created, updated, options replaced, closed, invites minted, flag report re-tallies), hash-chained: each entry carries its seq, the previous entry's hash and its own. Every owner action is answered only after its entry is written. Entries come in seq order after after_seq, with the chain's head at the time of reading; keep the head to detect a later deletion of the last entries. System events (drift repairs, the frozen tally, dead-lettered votes) are not in the chain.
+//
+// Corresponds with GET /v1/polls/{poll_id}/audit (the `GetAuditLog` operationId).
+func (c *Client) GetAuditLog(ctx context.Context, pollId PollID, params *GetAuditLogParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetAuditLogRequest(c.Server, pollId, params)
 	if err != nil {
 		return nil, err
 	}
@@ -3355,6 +3421,79 @@ func NewUpdatePollRequestWithBody(server string, pollId PollID, contentType stri
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetAuditLogRequest constructs an http.Request for the GetAuditLog method
+func NewGetAuditLogRequest(server string, pollId PollID, params *GetAuditLogParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "poll_id", pollId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/polls/%s/audit", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.AfterSeq != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "after_seq", *params.AfterSeq, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -4169,6 +4308,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PATCH /v1/polls/{poll_id} (the `UpdatePoll` operationId).
 	UpdatePollWithResponse(ctx context.Context, pollId PollID, body UpdatePollJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdatePollResponse, error)
+
+	// GetAuditLogWithResponse The poll's owner-action audit chain (owner only), paged
+	//
+	// The poll's owner actions (created, updated, options replaced, closed, invites minted, flag report re-tallies), hash-chained: each entry carries its seq, the previous entry's hash and its own. Every owner action is answered only after its entry is written. Entries come in seq order after after_seq, with the chain's head at the time of reading; keep the head to detect a later deletion of the last entries. System events (drift repairs, the frozen tally, dead-lettered votes) are not in the chain.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/polls/{poll_id}/audit (the `GetAuditLog` operationId).
+	GetAuditLogWithResponse(ctx context.Context, pollId PollID, params *GetAuditLogParams, reqEditors ...RequestEditorFn) (*GetAuditLogResponse, error)
 
 	// GetChallengeWithResponse A proof-of-work challenge (anyone with the link)
 	//
@@ -5149,6 +5297,106 @@ func (r UpdatePollResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r UpdatePollResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetAuditLogResponse429Headers the declared response headers of an HTTP 429 response for GetAuditLog
+type GetAuditLogResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+}
+
+// GetAuditLogResponse503Headers the declared response headers of an HTTP 503 response for GetAuditLog
+type GetAuditLogResponse503Headers struct {
+	RetryAfter *int
+}
+
+type GetAuditLogResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AuditLog
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *PollNotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetAuditLogResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetAuditLogResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetAuditLogResponse) GetJSON200() *AuditLog {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetAuditLogResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetAuditLogResponse) GetJSON401() *Unauthenticated {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetAuditLogResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetAuditLogResponse) GetJSON404() *PollNotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetAuditLogResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetAuditLogResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetAuditLogResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetAuditLogResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetAuditLogResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetAuditLogResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -6405,6 +6653,21 @@ func (c *ClientWithResponses) UpdatePollWithResponse(ctx context.Context, pollId
 	return ParseUpdatePollResponse(rsp)
 }
 
+// GetAuditLogWithResponse The poll's owner-action audit chain (owner only), paged
+//
+// The poll's owner actions (created, updated, options replaced, closed, invites minted, flag report re-tallies), hash-chained: each entry carries its seq, the previous entry's hash and its own. Every owner action is answered only after its entry is written. Entries come in seq order after after_seq, with the chain's head at the time of reading; keep the head to detect a later deletion of the last entries. System events (drift repairs, the frozen tally, dead-lettered votes) are not in the chain.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/polls/{poll_id}/audit (the `GetAuditLog` operationId).
+func (c *ClientWithResponses) GetAuditLogWithResponse(ctx context.Context, pollId PollID, params *GetAuditLogParams, reqEditors ...RequestEditorFn) (*GetAuditLogResponse, error) {
+	rsp, err := c.GetAuditLog(ctx, pollId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetAuditLogResponse(rsp)
+}
+
 // GetChallengeWithResponse A proof-of-work challenge (anyone with the link)
 //
 // A fresh challenge for an anonymous poll whose anonymous_access is pow: find a solution such that SHA-256 of "<challenge>:<solution>" starts with difficulty zero bits (TALLY_POW_DIFFICULTY, 20 by default: about a million hashes), then vote with X-Proof-Of-Work "<challenge>:<solution>" before expires_at (TALLY_POW_TTL after issue, 10 minutes by default). The challenge is signed, not stored. Issued for any existing poll, whatever its mode. A token is optional, but one that is sent must be valid.
@@ -7431,6 +7694,118 @@ func ParseUpdatePollResponse(rsp *http.Response) (*UpdatePollResponse, error) {
 		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers UpdatePollResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetAuditLogResponse parses an HTTP response from a GetAuditLogWithResponse call
+func ParseGetAuditLogResponse(rsp *http.Response) (*GetAuditLogResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetAuditLogResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AuditLog
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest PollNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers GetAuditLogResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetAuditLogResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

@@ -57,6 +57,9 @@ type Deps struct {
 	// ReceiptKeys are the public keys served at ReceiptKeysPath; nil serves
 	// an empty set.
 	ReceiptKeys *receipt.Keyring
+	// Audit reads a poll's owner-action chain for its owner; nil answers
+	// the audit route 503.
+	Audit AuditReader
 	// Tracer, when set, spans every request but the probes and /metrics;
 	// nil installs no tracing middleware at all.
 	Tracer trace.TracerProvider
@@ -77,6 +80,7 @@ type handlers struct {
 	sockets   *liveSockets
 	now       func() time.Time
 	publicURL string
+	audit     AuditReader
 }
 
 // NewRouter builds the HTTP handler.
@@ -126,6 +130,7 @@ func NewRouter(d Deps) (*gin.Engine, error) {
 	}
 
 	h := &handlers{limiter: d.Limiter, voteRules: d.Limiter.Rules(ratelimit.Vote), auth: d.Auth, polls: d.Polls, votes: d.Votes, tally: d.Tally, hub: d.Hub, statuses: d.Statuses, anon: d.Anon, now: d.Now, publicURL: d.PublicURL,
+		audit:   d.Audit,
 		sockets: newLiveSockets(d.HTTP, d.PublicURL, d.Registry)}
 	required, optional := authenticate(d.Auth, true), authenticate(d.Auth, false)
 	l := d.Limiter
@@ -152,5 +157,6 @@ func NewRouter(d Deps) (*gin.Engine, error) {
 	v1.GET("/polls/:poll_id/invites", required, accountOnly, h.inviteCounts)
 	v1.GET("/polls/:poll_id/challenge", optional, h.challenge)
 	v1.GET("/polls/:poll_id/flags", required, accountOnly, limit(l, ratelimit.Results), h.flags)
+	v1.GET("/polls/:poll_id/audit", required, accountOnly, limit(l, ratelimit.Results), h.auditLog)
 	return r, nil
 }

@@ -59,14 +59,24 @@ func (c CreateClaim) rebuildable() bool {
 	return c.Fingerprint != "" && !c.CreatedAt.IsZero() && c.CounterShards > 0 && c.IndexBuckets > 0
 }
 
-// Auditor records what owners did to a poll.
+// Auditor records what owners did to a poll, durably: an owner action is
+// answered only after Append returned nil (pkg/audit's chain).
 type Auditor interface {
-	Record(ctx context.Context, pollID, actor id.ID, kind string, detail map[string]any)
+	Append(ctx context.Context, pollID, actor id.ID, kind string, detail map[string]any) (audit.Entry, error)
+	// AppendFirst writes the chain's first entry, unless it has one
+	// (written reports which): a replayed create chains its poll once.
+	AppendFirst(ctx context.Context, pollID, actor id.ID, kind string, detail map[string]any) (e audit.Entry, written bool, err error)
 }
 
 type noAudit struct{}
 
-func (noAudit) Record(context.Context, id.ID, id.ID, string, map[string]any) {}
+func (noAudit) AppendFirst(context.Context, id.ID, id.ID, string, map[string]any) (audit.Entry, bool, error) {
+	return audit.Entry{}, false, nil
+}
+
+func (noAudit) Append(context.Context, id.ID, id.ID, string, map[string]any) (audit.Entry, error) {
+	return audit.Entry{}, nil
+}
 
 // VoteCounter tells whether any vote exists, to freeze options.
 type VoteCounter interface {
@@ -231,6 +241,13 @@ func (s *Service) Create(ctx context.Context, creator id.ID, in CreateInput, ide
 			existing, err := s.awaitPoll(ctx, held.PollID)
 			if err == nil {
 				s.metrics.idempotent.WithLabelValues("replayed").Inc()
+				// The first attempt may have stored the poll and failed
+				// to chain its creation (it was answered an error): the
+				// replay chains it, once (a chain's first entry is
+				// written only where the chain is empty).
+				if err := s.auditCreated(ctx, creator, existing, false); err != nil {
+					return nil, false, err
+				}
 			}
 			if !errors.Is(err, ErrNotFound) {
 				return existing, false, err
@@ -267,13 +284,25 @@ func (s *Service) Create(ctx context.Context, creator id.ID, in CreateInput, ide
 		s.log.Info("poll created", zap.Stringer("poll_id", p.ID), zap.Stringer("user_id", creator),
 			zap.String("method", string(p.Settings.CountingMethod())))
 	}
+	// The poll is stored: its entry is the chain's first. If it cannot be
+	// written the create is answered with the error; the poll exists, and
+	// a retry with the same Idempotency-Key replays it and chains it then.
+	if err := s.auditCreated(ctx, creator, p, rebuilt); err != nil {
+		return nil, false, err
+	}
+	return p, true, nil
+}
+
+// auditCreated chains poll.created as the poll's first entry, unless the
+// chain already has one.
+func (s *Service) auditCreated(ctx context.Context, creator id.ID, p *Poll, rebuilt bool) error {
 	detail := map[string]any{"title": p.Title, "options": len(p.Options), "start_time": p.StartTime,
 		"end_time": p.EndTime, "settings": p.Settings}
 	if rebuilt {
 		detail["rebuilt_from_claim"] = true
 	}
-	s.audit.Record(ctx, p.ID, creator, audit.PollCreated, detail)
-	return p, true, nil
+	_, _, err := s.audit.AppendFirst(ctx, p.ID, creator, audit.PollCreated, detail)
+	return err
 }
 
 // newPoll is the poll a create request makes under claim c: every value
@@ -423,9 +452,15 @@ func (s *Service) Update(ctx context.Context, caller id.ID, pollID id.ID, pt Pat
 			}
 		}
 		s.log.Info("poll updated", fields...)
-		s.auditPatch(ctx, caller, p, pt, closing)
+		// The change is written: its entries are chained before the answer.
+		// If they cannot be, the answer is the error, and what follows a
+		// close still runs (the poll is closed either way).
+		aerr := s.auditPatch(ctx, caller, p, pt, closing)
 		if closing && s.onClose != nil {
 			s.onClose(context.WithoutCancel(ctx), p)
+		}
+		if aerr != nil {
+			return nil, aerr
 		}
 		return p, nil
 	}
@@ -582,7 +617,11 @@ func (s *Service) FreezeOptions(ctx context.Context, p *Poll) error {
 // freezeTimeout bounds one shared freeze; callers may give up sooner.
 const freezeTimeout = 10 * time.Second
 
-func (s *Service) auditPatch(ctx context.Context, caller id.ID, p *Poll, pt Patch, closing bool) {
+// auditPatch chains the entries of an applied patch: poll.updated,
+// poll.options_replaced, poll.closed, each with the poll version the change
+// made, so a change without its entry (a crash between the two) shows as a
+// version the chain skips.
+func (s *Service) auditPatch(ctx context.Context, caller id.ID, p *Poll, pt Patch, closing bool) error {
 	var changed []string
 	for name, set := range map[string]bool{"title": pt.Title != nil, "description": pt.Description != nil,
 		"end_time": pt.EndTime != nil, "settings": pt.Settings != nil} {
@@ -592,13 +631,22 @@ func (s *Service) auditPatch(ctx context.Context, caller id.ID, p *Poll, pt Patc
 	}
 	if len(changed) > 0 {
 		sort.Strings(changed)
-		s.audit.Record(ctx, p.ID, caller, audit.PollUpdated, map[string]any{"fields": changed, "end_time": p.EndTime,
-			"settings": p.Settings})
+		if _, err := s.audit.Append(ctx, p.ID, caller, audit.PollUpdated, map[string]any{"fields": changed,
+			"end_time": p.EndTime, "settings": p.Settings, "poll_version": p.Version}); err != nil {
+			return err
+		}
 	}
 	if pt.Options != nil {
-		s.audit.Record(ctx, p.ID, caller, audit.OptionsReplaced, map[string]any{"options": len(p.Options)})
+		if _, err := s.audit.Append(ctx, p.ID, caller, audit.OptionsReplaced, map[string]any{"options": len(p.Options),
+			"poll_version": p.Version}); err != nil {
+			return err
+		}
 	}
 	if closing {
-		s.audit.Record(ctx, p.ID, caller, audit.PollClosed, map[string]any{"closed_at": p.ClosedAt})
+		if _, err := s.audit.Append(ctx, p.ID, caller, audit.PollClosed, map[string]any{"closed_at": p.ClosedAt,
+			"poll_version": p.Version}); err != nil {
+			return err
+		}
 	}
+	return nil
 }

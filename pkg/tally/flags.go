@@ -134,7 +134,9 @@ func (s *Service) Flags(ctx context.Context, p *poll.Poll, caller id.ID) (*FlagR
 			return flagSnapshot{}, err
 		}
 		snap := flagSnapshot{Rows: memo.rows, AsOf: memo.asOf}
-		s.Retallied(ctx, p.ID, snap.Rows, snap.AsOf, caller, "api")
+		if err := s.Retallied(ctx, p.ID, snap.Rows, snap.AsOf, caller, "api"); err != nil {
+			return flagSnapshot{}, err
+		}
 		if b, err := json.Marshal(snap); err == nil {
 			if err := s.cache.Set(ctx, key, b, s.flagsTTL()); err != nil {
 				s.log.Debug("cache flag report", zap.Stringer("poll_id", p.ID), zap.Error(err))
@@ -162,17 +164,25 @@ func (s *Service) flagsTTL() time.Duration {
 // Retallied records that a tally excluding flagged votes was computed and
 // shown: an audit entry (actor: the owner, or zero for an operator; by:
 // "api" or "cli") with the counts it showed, and tally_flag_retallies_total.
-func (s *Service) Retallied(ctx context.Context, pollID id.ID, rc RowCounts, asOf time.Time, actor id.ID, by string) {
+// The owner's re-tally is an owner action, chained durably: its error is
+// the request's answer. An operator's goes to the unchained log.
+func (s *Service) Retallied(ctx context.Context, pollID id.ID, rc RowCounts, asOf time.Time, actor id.ID, by string) error {
 	s.m.retallies.WithLabelValues(by).Inc()
 	s.log.Info("re-tallied excluding flagged votes", zap.Stringer("poll_id", pollID), zap.String("by", by),
 		zap.Int64("ballots", rc.All.Ballots), zap.Int64("flagged", rc.Flagged.Ballots))
 	if s.audit == nil {
-		return
+		return nil
 	}
-	s.audit.Record(ctx, pollID, actor, audit.RetalliedExcludingFlagged, map[string]any{
+	detail := map[string]any{
 		"by": by, "as_of": asOf.UTC(),
 		"ballots": rc.All.Ballots, "options": rc.All.Options,
 		"flagged_ballots": rc.Flagged.Ballots, "flagged_by_reason": rc.Flagged.ByReason,
 		"ballots_excluding_flagged": rc.Unflagged.Ballots, "options_excluding_flagged": rc.Unflagged.Options,
-	})
+	}
+	if actor.IsZero() {
+		s.audit.Record(ctx, pollID, actor, audit.RetalliedExcludingFlagged, detail)
+		return nil
+	}
+	_, err := s.audit.Append(ctx, pollID, actor, audit.RetalliedExcludingFlagged, detail)
+	return err
 }

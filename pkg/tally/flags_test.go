@@ -147,6 +147,11 @@ func (a *fakeAudit) Record(_ context.Context, pollID, actor id.ID, kind string, 
 	a.events = append(a.events, audit.Event{PollID: pollID, ActorID: actor, Kind: kind, Detail: detail})
 }
 
+func (a *fakeAudit) Append(ctx context.Context, pollID, actor id.ID, kind string, detail map[string]any) (audit.Entry, error) {
+	a.Record(ctx, pollID, actor, kind, detail)
+	return audit.Entry{}, nil
+}
+
 // downCache and downFence fail every call, as Redis does when it is down.
 type downCache struct{}
 

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/tally-vote/tally/pkg/audit"
 	"github.com/tally-vote/tally/pkg/count"
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
@@ -73,9 +74,12 @@ type Config struct {
 // maxFinalMemo bounds how many polls' last counts a process remembers.
 const maxFinalMemo = 4096
 
-// Auditor records reconciliation outcomes.
+// Auditor records reconciliation outcomes (Record: the unchained system
+// log, best effort) and the owner's re-tallies (Append: the poll's chain,
+// durable; the re-tally is answered only once its entry is written).
 type Auditor interface {
 	Record(ctx context.Context, pollID, actor id.ID, kind string, detail map[string]any)
+	Append(ctx context.Context, pollID, actor id.ID, kind string, detail map[string]any) (audit.Entry, error)
 }
 
 // Cache holds computed results for a short while (pkg/redisx implements it
