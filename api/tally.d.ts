@@ -898,6 +898,7 @@ export interface components {
             /** Format: date-time */
             voted_at?: string;
         };
+        /** @description A poll's results. What tally=live shows depends on the method: plurality and approval, ballots per option (the result itself); ranked and schulze, first preferences (ballots ranking each option first), not the method's result, which only tally=final carries (count). See docs/architecture.md, "Counting methods". */
         Results: {
             /** Format: uuid */
             poll_id?: string;
@@ -913,7 +914,7 @@ export interface components {
                 /** Format: uuid */
                 option_id?: string;
                 label?: string;
-                /** @description ballots that chose the option (on ranked and schulze polls: that rank it at all) */
+                /** @description ballots that chose the option; on ranked and schulze polls, ballots that rank it first (first preferences), live and final alike */
                 votes?: number;
                 /** @description share of ballots that chose the option */
                 percentage?: number;

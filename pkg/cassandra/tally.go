@@ -10,6 +10,7 @@ import (
 	"github.com/scylladb/gocqlx/v2/qb"
 
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/count"
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/tally"
 )
@@ -80,16 +81,17 @@ func (st *TallyStore) SumShards(ctx context.Context, pollID id.ID, shards int) (
 	return c, nil
 }
 
-// CountRows counts ballots bucket by bucket through the per-poll index,
+// CountRows counts ballots bucket by bucket through the per-poll index
+// (each adding what tally.Tallied says under m),
 // paging through each bucket partition, with and without the flagged ones
 // (the index row repeats the ballot's flags).
-func (st *TallyStore) CountRows(ctx context.Context, pollID id.ID, buckets int, progress func(done, total int, ballots int64)) (tally.RowCounts, error) {
+func (st *TallyStore) CountRows(ctx context.Context, pollID id.ID, m count.Method, buckets int, progress func(done, total int, ballots int64)) (tally.RowCounts, error) {
 	c := tally.NewRowCounts()
 	for _, b := range shardList(buckets) {
 		iter := countRows.query(ctx, st.s).BindStruct(voteIndexRow{PollID: pollID, Bucket: b}).PageSize(5000).Iter()
 		var r voteIndexRow
 		for iter.StructScan(&r) {
-			c.Add(r.choices(), r.Flags)
+			c.Add(tally.Tallied(m, r.choices()), r.Flags)
 			r = voteIndexRow{}
 		}
 		if err := iter.Close(); err != nil {

@@ -590,10 +590,14 @@ type FlagReport struct {
 	ByReason map[string]int `json:"by_reason"`
 
 	// FlaggedVotes ballots carrying at least one flag
-	FlaggedVotes            int                `json:"flagged_votes"`
-	PollId                  openapi_types.UUID `json:"poll_id"`
-	Results                 Results            `json:"results"`
-	ResultsExcludingFlagged Results            `json:"results_excluding_flagged"`
+	FlaggedVotes int                `json:"flagged_votes"`
+	PollId       openapi_types.UUID `json:"poll_id"`
+
+	// Results A poll's results. What tally=live shows depends on the method: plurality and approval, ballots per option (the result itself); ranked and schulze, first preferences (ballots ranking each option first), not the method's result, which only tally=final carries (count). See docs/architecture.md, "Counting methods".
+	Results Results `json:"results"`
+
+	// ResultsExcludingFlagged A poll's results. What tally=live shows depends on the method: plurality and approval, ballots per option (the result itself); ranked and schulze, first preferences (ballots ranking each option first), not the method's result, which only tally=final carries (count). See docs/architecture.md, "Counting methods".
+	ResultsExcludingFlagged Results `json:"results_excluding_flagged"`
 
 	// TotalVotes ballots (voters), flagged included
 	TotalVotes int `json:"total_votes"`
@@ -888,7 +892,7 @@ type RequestStatus struct {
 // RequestStatusState defines model for RequestStatus.State.
 type RequestStatusState string
 
-// Results defines model for Results.
+// Results A poll's results. What tally=live shows depends on the method: plurality and approval, ballots per option (the result itself); ranked and schulze, first preferences (ballots ranking each option first), not the method's result, which only tally=final carries (count). See docs/architecture.md, "Counting methods".
 type Results struct {
 	AsOf *time.Time `json:"as_of,omitempty"`
 
@@ -904,7 +908,7 @@ type Results struct {
 		// Percentage share of ballots that chose the option
 		Percentage *float32 `json:"percentage,omitempty"`
 
-		// Votes ballots that chose the option (on ranked and schulze polls: that rank it at all)
+		// Votes ballots that chose the option; on ranked and schulze polls, ballots that rank it first (first preferences), live and final alike
 		Votes *int `json:"votes,omitempty"`
 	} `json:"options,omitempty"`
 	PollId *openapi_types.UUID `json:"poll_id,omitempty"`

@@ -21,6 +21,7 @@ import (
 	"github.com/tally-vote/tally/pkg/auth"
 	"github.com/tally-vote/tally/pkg/export"
 	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/tally"
 	"github.com/tally-vote/tally/pkg/testenv"
 )
 
@@ -120,6 +121,34 @@ func castBallots(t *testing.T, e *env, secret, pollID string, ballots [][]string
 		r := e.c.Do("GET", "/v1/polls/"+pollID+"/votes/requests/"+c.request, c.token, nil).Must(t, http.StatusOK)
 		if r.Str("state") != "completed" {
 			t.Fatalf("request %d: %s", i, r.Raw)
+		}
+	}
+}
+
+// assertFirstPreferences: live results of a ranked or Schulze poll show
+// each option's first preferences (the counters the worker wrote), and a
+// reconciliation, which counts the rows, finds them right.
+func assertFirstPreferences(t *testing.T, e *env, pollID string, firsts map[string]int64) {
+	t.Helper()
+	testenv.Eventually(t, 20*time.Second, func() error {
+		total, votes := e.c.Results("", pollID, "live")
+		if total != recountVoters || !reflect.DeepEqual(votes, firsts) {
+			return fmt.Errorf("live: %d ballots, %v; want first preferences %v", total, votes, firsts)
+		}
+		return nil
+	})
+	ctx := context.Background()
+	p, err := e.app.Polls.Get(ctx, mustUUID(t, pollID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := e.app.Tally.Reconcile(ctx, p, tally.ReconcileOptions{})
+	if err != nil || !rep.CounterDrift.IsZero() || rep.Rows.Ballots != recountVoters {
+		t.Fatalf("reconcile: drift %+v, %d rows, %v", rep.CounterDrift, rep.Rows.Ballots, err)
+	}
+	for o, n := range rep.Rows.Options {
+		if firsts[o.String()] != n {
+			t.Fatalf("the rows' count %v is not the first preferences %v", rep.Rows.Options, firsts)
 		}
 	}
 }
@@ -392,8 +421,19 @@ func TestFrozenRankedResultEqualsRecountOfExport(t *testing.T) {
 			}
 			t.Logf("ballot lengths: %v", lengths)
 			castBallots(t, e, cfg.JWTSecret, pollID, ballots)
+			firsts := map[string]int64{}
+			for _, b := range ballots {
+				firsts[b[0]]++
+			}
+			assertFirstPreferences(t, e, pollID, firsts)
 
 			final := closeAndFreeze(t, e, owner, pollID, recountVoters)
+			for _, o := range final["options"].([]any) {
+				o := o.(map[string]any)
+				if int64(o["votes"].(float64)) != firsts[o["option_id"].(string)] {
+					t.Fatalf("tally=final options are not first preferences: %v, want %v", final["options"], firsts)
+				}
+			}
 			got := decodeCount(t, final)
 			if final["total_votes"] != float64(recountVoters) || got.Ballots != recountVoters || got.Method != method {
 				t.Fatalf("tally=final: %v ballots, count %+v", final["total_votes"], got)

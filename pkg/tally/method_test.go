@@ -123,3 +123,44 @@ func TestFinalReconcileReportsTheCount(t *testing.T) {
 		t.Fatalf("non-final run: %+v, %v", rep.Count, err)
 	}
 }
+
+// shardRecorder is a Store that keeps what AdjustShard adds.
+type shardRecorder struct {
+	fakeStore
+	added Counts
+}
+
+func (r *shardRecorder) AdjustShard(_ context.Context, _ id.ID, _ int, d Counts) error {
+	r.added = d
+	return nil
+}
+
+// TestLiveCountersCountFirstPreferences: the counters of a ranked or
+// Schulze poll get each ballot's first preference only (the published
+// first-round counts of the Tennessee example: 42, 26, 15, 17), while an
+// approval poll's get every option a ballot lists.
+func TestLiveCountersCountFirstPreferences(t *testing.T) {
+	for _, tc := range []struct {
+		method count.Method
+		want   map[string]int64
+	}{
+		{count.Ranked, map[string]int64{"M": 42, "N": 26, "C": 15, "K": 17}},
+		{count.Schulze, map[string]int64{"M": 42, "N": 26, "C": 15, "K": 17}},
+		{count.Approval, map[string]int64{"M": 100, "N": 100, "C": 100, "K": 100}},
+	} {
+		p, ballots, ids := tennesseePoll(tc.method)
+		st := &shardRecorder{}
+		s, _ := newOfflineService(t, st, nil)
+		if err := s.Add(context.Background(), p, 0, ballots); err != nil {
+			t.Fatal(err)
+		}
+		if st.added.Ballots != 100 {
+			t.Fatalf("%s: %d ballots counted, want 100", tc.method, st.added.Ballots)
+		}
+		for name, n := range tc.want {
+			if got := st.added.Options[ids[name]]; got != n {
+				t.Errorf("%s: %s counted %d, want %d", tc.method, name, got, n)
+			}
+		}
+	}
+}

@@ -56,6 +56,19 @@ func (c *Counts) Add(options []id.ID) {
 	}
 }
 
+// Tallied is what a ballot adds to the per-option counts (the live
+// counters, the rows' count, the frozen totals) under method m: on ranked
+// and Schulze polls only its first preference, so options[].votes shows
+// first preferences, the count instant-runoff's first round starts from;
+// under the other methods every option it lists. The method's exact
+// result (rounds, pairwise matrices) is counted from the rows instead.
+func Tallied(m count.Method, options []id.ID) []id.ID {
+	if m.Ordered() && len(options) > 1 {
+		return options[:1]
+	}
+	return options
+}
+
 // Diff returns want minus c, per key; a zero result means they agree.
 func (c Counts) Diff(want Counts) Counts {
 	d := NewCounts()

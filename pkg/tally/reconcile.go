@@ -185,7 +185,7 @@ func (s *Service) auditReport(ctx context.Context, rep Report) {
 }
 
 func (s *Service) measure(ctx context.Context, p *poll.Poll, progress func(int, int, int64)) (RowCounts, Counts, error) {
-	rows, err := s.store.CountRows(ctx, p.ID, p.IndexBuckets, progress)
+	rows, err := s.store.CountRows(ctx, p.ID, p.Settings.CountingMethod(), p.IndexBuckets, progress)
 	if err != nil {
 		return rows, Counts{}, err
 	}

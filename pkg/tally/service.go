@@ -24,9 +24,9 @@ type Store interface {
 	// SumShards reads every counter shard of a poll and sums them.
 	SumShards(ctx context.Context, pollID id.ID, shards int) (Counts, error)
 	// CountRows counts ballot rows through the per-poll index, with and
-	// without flagged ballots in the same pass, calling progress (when set)
-	// after each bucket.
-	CountRows(ctx context.Context, pollID id.ID, buckets int, progress func(done, total int, ballots int64)) (RowCounts, error)
+	// without flagged ballots in the same pass, each ballot adding what
+	// Tallied says under m, calling progress (when set) after each bucket.
+	CountRows(ctx context.Context, pollID id.ID, m count.Method, buckets int, progress func(done, total int, ballots int64)) (RowCounts, error)
 	// AnyRow reports whether the poll has at least one ballot row.
 	AnyRow(ctx context.Context, pollID id.ID, buckets int) (bool, error)
 	// AdjustShard adds deltas to one counter shard (used to repair drift).
@@ -230,9 +230,9 @@ func (s *Service) VisibleTo(p *poll.Poll, caller id.ID, signedIn bool, voted fun
 // Add counts applied ballots in one counter shard (implements
 // vote.Counter): one counter batch however many ballots.
 func (s *Service) Add(ctx context.Context, p *poll.Poll, shard int, ballots [][]id.ID) error {
-	d := NewCounts()
+	d, m := NewCounts(), p.Settings.CountingMethod()
 	for _, opts := range ballots {
-		d.Add(opts)
+		d.Add(Tallied(m, opts))
 	}
 	return s.store.AdjustShard(ctx, p.ID, shard, d)
 }
@@ -373,7 +373,7 @@ func (s *Service) countRows(ctx context.Context, p *poll.Poll) (finalMemo, time.
 	v, err, _ := s.group.Do("rows:"+p.ID.String(), func() (any, error) {
 		s.m.scans.Inc()
 		asOf := s.now().UTC()
-		rc, err := s.store.CountRows(ctx, p.ID, p.IndexBuckets, nil)
+		rc, err := s.store.CountRows(ctx, p.ID, p.Settings.CountingMethod(), p.IndexBuckets, nil)
 		if err != nil {
 			return finalMemo{}, err
 		}
