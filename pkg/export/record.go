@@ -26,10 +26,13 @@ import (
 // (64 hex digits) or, with real ids, the id itself. IP and UserAgent are
 // nil when their columns are left out.
 type Record struct {
-	PollID    string    `json:"poll_id"`
-	Voter     string    `json:"voter"`
-	VoteID    string    `json:"vote_id"`
-	OptionIDs []string  `json:"option_ids"`
+	PollID    string   `json:"poll_id"`
+	Voter     string   `json:"voter"`
+	VoteID    string   `json:"vote_id"`
+	OptionIDs []string `json:"option_ids"`
+	// Scores are a score ballot's scores, Scores[i] for OptionIDs[i]
+	// (JSON Lines only; absent on other methods).
+	Scores    []int     `json:"scores,omitempty"`
 	VotedAt   time.Time `json:"voted_at"`
 	Anonymous bool      `json:"anonymous"`
 	IP        *string   `json:"ip,omitempty"`
@@ -86,7 +89,7 @@ func (v voters) keyCheck() string {
 // record builds the exported record of a row.
 func (o Options) record(v voters, r vote.Ballot) Record {
 	rec := Record{PollID: r.PollID.String(), Voter: v.id(r.VoterID), VoteID: r.VoteID.String(),
-		OptionIDs: make([]string, len(r.OptionIDs)), VotedAt: r.VotedAt.UTC(), Anonymous: r.Anonymous}
+		OptionIDs: make([]string, len(r.OptionIDs)), Scores: r.Scores, VotedAt: r.VotedAt.UTC(), Anonymous: r.Anonymous}
 	for i, id := range r.OptionIDs {
 		rec.OptionIDs[i] = id.String()
 	}

@@ -171,8 +171,8 @@ func checkSettings(t *testing.T, s poll.Settings, options int) {
 		!s.ResultsVisibility.Valid() {
 		t.Fatalf("settings %+v stored for %d options", s, options)
 	}
-	// The method is stored by name, agrees with the boolean, is not score
-	// (not accepted yet), and 1 ≤ min ≤ max (0: every option) ≤ options.
+	// The method is stored by name, agrees with the boolean, and 1 ≤ min ≤
+	// max (0: every option) ≤ options.
 	m, maxChoices := s.CountingMethod(), s.MaxVotesPerUser
 	if maxChoices == 0 {
 		maxChoices = options
@@ -180,7 +180,7 @@ func checkSettings(t *testing.T, s poll.Settings, options int) {
 	if m == count.Plurality {
 		maxChoices = 1
 	}
-	if (s.Method != "" && s.Method != m) || m == count.Score || s.AllowMultipleOptions != (m != count.Plurality) ||
+	if (s.Method != "" && s.Method != m) || s.AllowMultipleOptions != (m != count.Plurality) ||
 		s.MinVotesPerUser < 0 || s.MinVotesPerUser > maxChoices {
 		t.Fatalf("settings %+v stored for %d options", s, options)
 	}

@@ -117,8 +117,10 @@ type fakeStore struct {
 	ballots [][]id.ID
 }
 
-func (f *fakeStore) SumShards(context.Context, id.ID, int) (Counts, error)  { return f.shards, nil }
-func (f *fakeStore) Ballots(context.Context, id.ID, int) ([][]id.ID, error) { return f.ballots, nil }
+func (f *fakeStore) SumShards(context.Context, id.ID, int) (Counts, error) { return f.shards, nil }
+func (f *fakeStore) Ballots(context.Context, id.ID, int) ([][]id.ID, [][]int, error) {
+	return f.ballots, nil, nil
+}
 func (f *fakeStore) CountRows(context.Context, id.ID, count.Method, int, func(int, int, int64)) (RowCounts, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -151,7 +151,7 @@ func TestLiveCountersCountFirstPreferences(t *testing.T) {
 		p, ballots, ids := tennesseePoll(tc.method)
 		st := &shardRecorder{}
 		s, _ := newOfflineService(t, st, nil)
-		if err := s.Add(context.Background(), p, 0, ballots); err != nil {
+		if err := s.Add(context.Background(), p, 0, ballots, nil); err != nil {
 			t.Fatal(err)
 		}
 		if st.added.Ballots != 100 {

@@ -37,8 +37,9 @@ type Store interface {
 	// LoadFinal returns the frozen final tally; found is false if none.
 	LoadFinal(ctx context.Context, pollID id.ID) (f Frozen, found bool, err error)
 	// Ballots reads every ballot's options, in the voter's order, through
-	// the per-poll index: what a ranked count needs beyond totals.
-	Ballots(ctx context.Context, pollID id.ID, buckets int) ([][]id.ID, error)
+	// the per-poll index, and their scores (nil but on score polls): what a
+	// ranked or score count needs beyond totals.
+	Ballots(ctx context.Context, pollID id.ID, buckets int) ([][]id.ID, [][]int, error)
 }
 
 // Frozen is a closed poll's final tally.
@@ -229,10 +230,14 @@ func (s *Service) VisibleTo(p *poll.Poll, caller id.ID, signedIn bool, voted fun
 
 // Add counts applied ballots in one counter shard (implements
 // vote.Counter): one counter batch however many ballots.
-func (s *Service) Add(ctx context.Context, p *poll.Poll, shard int, ballots [][]id.ID) error {
+func (s *Service) Add(ctx context.Context, p *poll.Poll, shard int, ballots [][]id.ID, scores [][]int) error {
 	d, m := NewCounts(), p.Settings.CountingMethod()
-	for _, opts := range ballots {
-		d.Add(Tallied(m, opts))
+	for i, opts := range ballots {
+		var sc []int
+		if i < len(scores) {
+			sc = scores[i]
+		}
+		d.AddBallot(m, opts, sc)
 	}
 	return s.store.AdjustShard(ctx, p.ID, shard, d)
 }
@@ -351,12 +356,12 @@ func (s *Service) withCount(ctx context.Context, p *poll.Poll, snap snapshot, tt
 	if !carriesCount(p) {
 		return snap, ttl, nil
 	}
-	ballots, err := s.store.Ballots(ctx, p.ID, p.IndexBuckets)
+	ballots, scores, err := s.store.Ballots(ctx, p.ID, p.IndexBuckets)
 	if err != nil {
 		return snapshot{}, 0, err
 	}
 	s.m.methodCounts.WithLabelValues(string(p.Settings.CountingMethod())).Inc()
-	c := MethodCount(p, ballots)
+	c := MethodCountScored(p, ballots, scores)
 	snap.Count = &c
 	return snap, ttl, nil
 }
