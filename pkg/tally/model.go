@@ -165,8 +165,9 @@ type Results struct {
 	AsOf       time.Time      `json:"as_of"`
 	Options    []OptionResult `json:"options"`
 	// Method is the poll's counting method. On ranked and Schulze polls
-	// options[].votes counts the ballots that rank each option, and
-	// tally=final adds Count, the method's exact count from the rows.
+	// options[].votes counts first preferences (Tallied), on score polls
+	// the ballots that scored each option (with Mean), and tally=final
+	// adds Count, the method's exact count from the rows.
 	Method count.Method  `json:"method,omitempty"`
 	Count  *count.Result `json:"count,omitempty"`
 }
