@@ -164,3 +164,38 @@ func TestLiveCountersCountFirstPreferences(t *testing.T) {
 		}
 	}
 }
+
+// TestScoreCountersCarryRunningMeans: on a score poll each ballot adds one
+// to every option it scores and its score to the option's ScoreSumKey, so
+// the results document shows each option's number of scores and mean; the
+// method's count from the same ballots agrees.
+func TestScoreCountersCarryRunningMeans(t *testing.T) {
+	p := &poll.Poll{ID: id.New(), Settings: poll.Settings{Method: count.Score, AllowMultipleOptions: true},
+		StartTime: time.Now().Add(-time.Hour), EndTime: time.Now().Add(time.Hour),
+		Options: []poll.Option{{ID: id.New(), Text: "a"}, {ID: id.New(), Text: "b"}, {ID: id.New(), Text: "c"}}}
+	a, b, c := p.Options[0].ID, p.Options[1].ID, p.Options[2].ID
+	ballots := [][]id.ID{{a, b}, {b}, {a, b}}
+	scores := [][]int{{5, 0}, {4}, {2, 3}}
+	st := &shardRecorder{}
+	s, _ := newOfflineService(t, st, nil)
+	if err := s.Add(context.Background(), p, 0, ballots, scores); err != nil {
+		t.Fatal(err)
+	}
+	d := st.added
+	if d.Ballots != 3 || d.Options[a] != 2 || d.Options[ScoreSumKey(a)] != 7 || d.Options[b] != 3 ||
+		d.Options[ScoreSumKey(b)] != 7 || d.Options[c] != 0 {
+		t.Fatalf("counters %+v", d)
+	}
+	if ScoreSumKey(a) == a || ScoreSumKey(a) == ScoreSumKey(b) || ScoreSumKey(a) != ScoreSumKey(a) {
+		t.Fatal("ScoreSumKey is not a distinct, stable key per option")
+	}
+	r := BuildResults(p, d, Live, time.Now(), time.Now())
+	if r.Options[0].Votes != 2 || r.Options[0].Mean == nil || *r.Options[0].Mean != 3.5 ||
+		r.Options[1].Votes != 3 || *r.Options[1].Mean != 2.33 || r.Options[2].Mean != nil {
+		t.Fatalf("results %+v", r.Options)
+	}
+	res := MethodCountScored(p, ballots, scores)
+	if res.Score == nil || res.Score.Options[0].Mean != 3.5 || res.Score.Options[1].Count != 3 || res.Winner != a.String() {
+		t.Fatalf("count %+v", res.Score)
+	}
+}
