@@ -870,6 +870,8 @@ export interface components {
             /** Format: uuid */
             option_id?: string;
             option_ids?: string[];
+            /** @description score polls: scores[i] is the score given to option_ids[i] */
+            scores?: number[];
             /** Format: date-time */
             recorded_at?: string;
         };
@@ -902,6 +904,8 @@ export interface components {
             /** Format: uuid */
             option_id?: string;
             option_ids?: string[];
+            /** @description score polls: scores[i] is the score given to option_ids[i] */
+            scores?: number[];
             /** Format: date-time */
             voted_at?: string;
         };

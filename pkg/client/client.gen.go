@@ -725,7 +725,10 @@ type MyVote struct {
 	HasVoted  *bool                 `json:"has_voted,omitempty"`
 	OptionId  *openapi_types.UUID   `json:"option_id,omitempty"`
 	OptionIds *[]openapi_types.UUID `json:"option_ids,omitempty"`
-	VotedAt   *time.Time            `json:"voted_at,omitempty"`
+
+	// Scores score polls: scores[i] is the score given to option_ids[i]
+	Scores  *[]int     `json:"scores,omitempty"`
+	VotedAt *time.Time `json:"voted_at,omitempty"`
 }
 
 // NullOnly absent or null
@@ -1066,8 +1069,11 @@ type VoteRecorded struct {
 
 	// RequestId the same for every retry with the same Idempotency-Key, on either path
 	RequestId *openapi_types.UUID `json:"request_id,omitempty"`
-	Status    *VoteRecordedStatus `json:"status,omitempty"`
-	VoteId    *openapi_types.UUID `json:"vote_id,omitempty"`
+
+	// Scores score polls: scores[i] is the score given to option_ids[i]
+	Scores *[]int              `json:"scores,omitempty"`
+	Status *VoteRecordedStatus `json:"status,omitempty"`
+	VoteId *openapi_types.UUID `json:"vote_id,omitempty"`
 }
 
 // VoteRecordedStatus defines model for VoteRecorded.Status.

@@ -73,9 +73,9 @@ func castBallots(t *testing.T, e *env, secret, pollID string, ballots [][]string
 	castBodies(t, e, secret, pollID, bodies)
 }
 
-// castBodies votes each body as its own fresh voter through the async API
-// and waits until every 202 has completed.
-func castBodies(t *testing.T, e *env, secret, pollID string, ballots []map[string]any) {
+// castBodies votes each body as its own fresh voter through the async API,
+// waits until every 202 has completed, and returns the voters' tokens.
+func castBodies(t *testing.T, e *env, secret, pollID string, ballots []map[string]any) []string {
 	t.Helper()
 	// Voters carry tokens signed with the server's secret, as a login would
 	// issue them: 2,000 registrations would only slow the test down.
@@ -134,6 +134,11 @@ func castBodies(t *testing.T, e *env, secret, pollID string, ballots []map[strin
 			t.Fatalf("request %d: %s", i, r.Raw)
 		}
 	}
+	voters := make([]string, len(casts))
+	for i, c := range casts {
+		voters[i] = c.token
+	}
+	return voters
 }
 
 // assertFirstPreferences: live results of a ranked or Schulze poll show

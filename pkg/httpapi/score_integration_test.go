@@ -102,7 +102,19 @@ func TestScoreBallots(t *testing.T) {
 		}
 		bodies[i] = map[string]any{"scores": entries}
 	}
-	castBodies(t, e, cfg.JWTSecret, pollID, bodies)
+	tokens := castBodies(t, e, cfg.JWTSecret, pollID, bodies)
+	// The voter reads back its own ballot with its scores.
+	me := e.c.Do("GET", votes+"/me", tokens[0], nil).Must(t, http.StatusOK)
+	var gotScores []any
+	for i, o := range me.Body["option_ids"].([]any) {
+		if o != bodies[0]["scores"].([]any)[i].(map[string]any)["option_id"] {
+			t.Fatalf("my vote %s, cast %v", me.Raw, bodies[0])
+		}
+		gotScores = append(gotScores, float64(bodies[0]["scores"].([]any)[i].(map[string]any)["score"].(int)))
+	}
+	if !reflect.DeepEqual(me.Body["scores"], gotScores) {
+		t.Fatalf("my vote %s, cast %v", me.Raw, bodies[0])
+	}
 
 	// The rows hold the scores beside the options, in the ballot's order.
 	pid, _ := id.Parse(pollID)

@@ -80,6 +80,7 @@ type recordedResponse struct {
 	PollID     string    `json:"poll_id"`
 	OptionID   string    `json:"option_id,omitempty"`
 	OptionIDs  []id.ID   `json:"option_ids"`
+	Scores     []int     `json:"scores,omitempty"`
 	RecordedAt time.Time `json:"recorded_at"`
 }
 
@@ -87,12 +88,13 @@ type myVoteResponse struct {
 	HasVoted  bool       `json:"has_voted"`
 	OptionID  string     `json:"option_id,omitempty"`
 	OptionIDs []id.ID    `json:"option_ids,omitempty"`
+	Scores    []int      `json:"scores,omitempty"`
 	VotedAt   *time.Time `json:"voted_at,omitempty"`
 }
 
 func toRecorded(b *vote.Ballot) recordedResponse {
 	r := recordedResponse{Status: "recorded", VoteID: b.VoteID.String(), RequestID: b.RequestID.String(), PollID: b.PollID.String(),
-		OptionIDs: b.OptionIDs, RecordedAt: b.VotedAt}
+		OptionIDs: b.OptionIDs, Scores: b.Scores, RecordedAt: b.VotedAt}
 	if len(b.OptionIDs) == 1 {
 		r.OptionID = b.OptionIDs[0].String()
 	}
@@ -252,7 +254,7 @@ func (h *handlers) myVote(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	r := myVoteResponse{HasVoted: true, OptionIDs: b.OptionIDs, VotedAt: &b.VotedAt}
+	r := myVoteResponse{HasVoted: true, OptionIDs: b.OptionIDs, Scores: b.Scores, VotedAt: &b.VotedAt}
 	if len(b.OptionIDs) == 1 {
 		r.OptionID = b.OptionIDs[0].String()
 	}
