@@ -920,6 +920,23 @@ export interface components {
             }[];
             method?: components["schemas"]["Method"];
             count?: components["schemas"]["MethodCount"];
+            /**
+             * @description Where the poll's tally stands, the same word in REST results and in the live stream's frames: live (open, the live counters), reconciling (closed, the exact count from the rows not frozen yet), certified (the final tally is frozen and never changes again; it carries its certificate).
+             * @enum {string}
+             */
+            tally_state?: "live" | "reconciling" | "certified";
+            certificate?: components["schemas"]["TallyCertificate"];
+        };
+        /** @description What a certified tally carries: the ballot rows it counted, when it was frozen, and the head of the poll's owner-action audit chain at that moment (absent when the chain was empty). `tally verify --poll` checks the chain against this anchor, so an edited or deleted entry, the last one included, is found. */
+        TallyCertificate: {
+            ballots: number;
+            /** Format: date-time */
+            frozen_at: string;
+            audit_head?: {
+                seq: number;
+                /** @description SHA-256 of the last entry, hex */
+                hash: string;
+            };
         };
         /** @description The counting method's exact count from the vote rows: on tally=final of ranked and schulze polls only (computed on demand while the poll is open; once it is frozen, from the rows the frozen tally was counted from, which no longer change, so the same every time). Ties no rule settles go by a lot seeded with the poll id (tie_rule says how). See docs/architecture.md, "Counting methods". */
         MethodCount: {

@@ -101,10 +101,11 @@ var talliesTable = table.New(table.Metadata{
 	SortKey: []string{"option_id"},
 })
 
-// finalTalliesTable holds the frozen final tally of a closed poll (008).
+// finalTalliesTable holds the frozen final tally of a closed poll (008),
+// with the audit chain's head when it was frozen (022).
 var finalTalliesTable = table.New(table.Metadata{
 	Name:    "final_tallies",
-	Columns: []string{"poll_id", "option_id", "votes", "ballots", "as_of"},
+	Columns: []string{"poll_id", "option_id", "votes", "ballots", "as_of", "audit_seq", "audit_hash"},
 	PartKey: []string{"poll_id"},
 	SortKey: []string{"option_id"},
 })

@@ -387,6 +387,27 @@ func (e ResultsTally) Valid() bool {
 	}
 }
 
+// Defines values for ResultsTallyState.
+const (
+	ResultsTallyStateCertified   ResultsTallyState = "certified"
+	ResultsTallyStateLive        ResultsTallyState = "live"
+	ResultsTallyStateReconciling ResultsTallyState = "reconciling"
+)
+
+// Valid indicates whether the value is a known member of the ResultsTallyState enum.
+func (e ResultsTallyState) Valid() bool {
+	switch e {
+	case ResultsTallyStateCertified:
+		return true
+	case ResultsTallyStateLive:
+		return true
+	case ResultsTallyStateReconciling:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ResultsVisibility.
 const (
 	ResultsVisibilityAfterClose ResultsVisibility = "after_close"
@@ -892,6 +913,9 @@ type RequestStatusState string
 type Results struct {
 	AsOf *time.Time `json:"as_of,omitempty"`
 
+	// Certificate What a certified tally carries: the ballot rows it counted, when it was frozen, and the head of the poll's owner-action audit chain at that moment (absent when the chain was empty). `tally verify --poll` checks the chain against this anchor, so an edited or deleted entry, the last one included, is found.
+	Certificate *TallyCertificate `json:"certificate,omitempty"`
+
 	// Count The counting method's exact count from the vote rows: on tally=final of ranked and schulze polls only (computed on demand while the poll is open; once it is frozen, from the rows the frozen tally was counted from, which no longer change, so the same every time). Ties no rule settles go by a lot seeded with the poll id (tie_rule says how). See docs/architecture.md, "Counting methods".
 	Count *MethodCount `json:"count,omitempty"`
 
@@ -911,6 +935,9 @@ type Results struct {
 	Status *ResultsStatus      `json:"status,omitempty"`
 	Tally  *ResultsTally       `json:"tally,omitempty"`
 
+	// TallyState Where the poll's tally stands, the same word in REST results and in the live stream's frames: live (open, the live counters), reconciling (closed, the exact count from the rows not frozen yet), certified (the final tally is frozen and never changes again; it carries its certificate).
+	TallyState *ResultsTallyState `json:"tally_state,omitempty"`
+
 	// TotalVotes ballots (voters)
 	TotalVotes *int `json:"total_votes,omitempty"`
 }
@@ -920,6 +947,9 @@ type ResultsStatus string
 
 // ResultsTally defines model for Results.Tally.
 type ResultsTally string
+
+// ResultsTallyState Where the poll's tally stands, the same word in REST results and in the live stream's frames: live (open, the live counters), reconciling (closed, the exact count from the rows not frozen yet), certified (the final tally is frozen and never changes again; it carries its certificate).
+type ResultsTallyState string
 
 // ResultsVisibility Who sees the results (REST, live socket), and when. always: everyone. after_vote: until the poll closes, the owner and callers who voted; everyone after. after_close: until the poll closes, the owner alone; everyone after. owner_only: the owner alone, also after close. The owner (the poll's creator) sees them in every mode; others get 403 RESULTS_HIDDEN. The owner may change it at any time (PATCH); an open live socket whose caller may no longer see the results is closed with 4403 at its next re-check (TALLY_HTTP_LIVE_RECHECK).
 type ResultsVisibility string
@@ -983,6 +1013,17 @@ type SettingsInput struct {
 
 // SettingsInputMethod The counting method (see Method; absent: plurality, or approval when allow_multiple_options is true). score is not accepted yet (400 VALIDATION_FAILED, field settings.method). Sent with allow_multiple_options the two must agree (true for every method but plurality), else 400 VALIDATION_FAILED (field settings.allow_multiple_options). A change once a vote exists is 409 OPTIONS_FROZEN.
 type SettingsInputMethod string
+
+// TallyCertificate What a certified tally carries: the ballot rows it counted, when it was frozen, and the head of the poll's owner-action audit chain at that moment (absent when the chain was empty). `tally verify --poll` checks the chain against this anchor, so an edited or deleted entry, the last one included, is found.
+type TallyCertificate struct {
+	AuditHead *struct {
+		// Hash SHA-256 of the last entry, hex
+		Hash string `json:"hash"`
+		Seq  int    `json:"seq"`
+	} `json:"audit_head,omitempty"`
+	Ballots  int       `json:"ballots"`
+	FrozenAt time.Time `json:"frozen_at"`
+}
 
 // Token defines model for Token.
 type Token struct {

@@ -128,9 +128,9 @@ func (f *fakeStore) AnyRow(context.Context, id.ID, int) (bool, error) { return t
 func (f *fakeStore) AdjustShard(context.Context, id.ID, int, Counts) error {
 	return errors.New("unexpected repair")
 }
-func (f *fakeStore) SaveFinal(_ context.Context, _ id.ID, c Counts, asOf time.Time) (Frozen, error) {
-	f.frozen = &c
-	return Frozen{Counts: c, AsOf: asOf}, nil
+func (f *fakeStore) SaveFinal(_ context.Context, _ id.ID, fr Frozen) (Frozen, error) {
+	f.frozen = &fr.Counts
+	return fr, nil
 }
 func (f *fakeStore) LoadFinal(context.Context, id.ID) (Frozen, bool, error) {
 	return Frozen{}, false, nil
@@ -151,6 +151,8 @@ func (a *fakeAudit) Append(ctx context.Context, pollID, actor id.ID, kind string
 	a.Record(ctx, pollID, actor, kind, detail)
 	return audit.Entry{}, nil
 }
+
+func (a *fakeAudit) Head(context.Context, id.ID) (audit.Head, error) { return audit.Head{}, nil }
 
 // downCache and downFence fail every call, as Redis does when it is down.
 type downCache struct{}

@@ -125,7 +125,21 @@ func (s *Service) Reconcile(ctx context.Context, p *poll.Poll, opts ReconcileOpt
 
 	rep.AsOf = s.now().UTC()
 	if opts.Final {
-		frozen, err := s.store.SaveFinal(ctx, p.ID, rep.Rows, rep.AsOf)
+		f := Frozen{Counts: rep.Rows, AsOf: rep.AsOf}
+		if s.audit != nil {
+			// The chain's head is anchored with the tally. A head that
+			// cannot be read fails the run, which is retried: a final
+			// tally is never frozen without its anchor.
+			head, err := s.audit.Head(ctx, p.ID)
+			if err != nil {
+				s.m.runs.WithLabelValues("failed").Inc()
+				return rep, err
+			}
+			if head.Seq > 0 {
+				f.Audit = &head
+			}
+		}
+		frozen, err := s.store.SaveFinal(ctx, p.ID, f)
 		if err != nil {
 			s.m.runs.WithLabelValues("failed").Inc()
 			return rep, err

@@ -33,7 +33,8 @@ type Store interface {
 	AdjustShard(ctx context.Context, pollID id.ID, shard int, delta Counts) error
 	// SaveFinal freezes a closed poll's final tally unless one is frozen
 	// already, and returns the frozen one (c's own when it was written).
-	SaveFinal(ctx context.Context, pollID id.ID, c Counts, asOf time.Time) (Frozen, error)
+	// f.Audit, when set, is stored with it as the audit chain's anchor.
+	SaveFinal(ctx context.Context, pollID id.ID, f Frozen) (Frozen, error)
 	// LoadFinal returns the frozen final tally; found is false if none.
 	LoadFinal(ctx context.Context, pollID id.ID) (f Frozen, found bool, err error)
 	// Ballots reads every ballot's options, in the voter's order, through
@@ -45,6 +46,11 @@ type Store interface {
 type Frozen struct {
 	Counts Counts
 	AsOf   time.Time
+	// Audit is the head of the poll's owner-action audit chain when the
+	// tally was frozen (nil: the chain was empty, or the tally predates
+	// the anchor): edits and deletions of the chain, the last entry
+	// included, are caught against it.
+	Audit *audit.Head
 }
 
 // Config tunes caching.
@@ -80,6 +86,9 @@ const maxFinalMemo = 4096
 type Auditor interface {
 	Record(ctx context.Context, pollID, actor id.ID, kind string, detail map[string]any)
 	Append(ctx context.Context, pollID, actor id.ID, kind string, detail map[string]any) (audit.Entry, error)
+	// Head reads the poll's chain head (the zero Head for an empty chain),
+	// anchored in the final tally when it is frozen.
+	Head(ctx context.Context, pollID id.ID) (audit.Head, error)
 }
 
 // Cache holds computed results for a short while (pkg/redisx implements it
@@ -256,6 +265,8 @@ type snapshot struct {
 	// Count is the method's exact count, on tally=final of ranked and
 	// Schulze polls.
 	Count *count.Result `json:"count,omitempty"`
+	// Certificate is set when the counts are the frozen final tally.
+	Certificate *Certificate `json:"certificate,omitempty"`
 }
 
 func cacheKey(mode Mode, pollID id.ID) string {
@@ -269,8 +280,18 @@ func (s *Service) Results(ctx context.Context, p *poll.Poll, mode Mode) (*Result
 	if err != nil {
 		return nil, err
 	}
-	r := BuildResults(p, snap.Counts, mode, snap.AsOf, s.now())
+	now := s.now()
+	r := BuildResults(p, snap.Counts, mode, snap.AsOf, now)
 	r.Method, r.Count = p.Settings.CountingMethod(), snap.Count
+	r.Certify(snap.Certificate)
+	if mode == Live && r.TallyState == StateReconciling {
+		// Live counters of a closed poll: the state is the poll's, so a
+		// frozen tally says certified here too (one small read, closed
+		// polls only).
+		if _, found, err := s.store.LoadFinal(ctx, p.ID); err == nil && found {
+			r.TallyState = StateCertified
+		}
+	}
 	return r, nil
 }
 
@@ -331,7 +352,7 @@ func (s *Service) compute(ctx context.Context, p *poll.Poll, mode Mode) (snapsho
 			return snapshot{}, 0, err
 		}
 		if found {
-			snap := snapshot{Counts: f.Counts, AsOf: f.AsOf}
+			snap := snapshot{Counts: f.Counts, AsOf: f.AsOf, Certificate: CertificateOf(f)}
 			return s.withCount(ctx, p, snap, time.Minute)
 		}
 	}
@@ -439,6 +460,16 @@ func (s *Service) LiveSince(ctx context.Context, p *poll.Poll, since time.Time) 
 	return BuildResults(p, snap.Counts, Live, snap.AsOf, s.now()), nil
 }
 
+// AuditAnchor is the audit chain head anchored in the poll's certified
+// final tally, nil while the tally is not frozen or anchors nothing.
+func (s *Service) AuditAnchor(ctx context.Context, pollID id.ID) (*audit.Head, error) {
+	f, found, err := s.store.LoadFinal(ctx, pollID)
+	if err != nil || !found {
+		return nil, err
+	}
+	return f.Audit, nil
+}
+
 // FrozenResults returns the poll's frozen final tally, and false while it
 // has none.
 func (s *Service) FrozenResults(ctx context.Context, p *poll.Poll) (*Results, bool, error) {
@@ -446,5 +477,7 @@ func (s *Service) FrozenResults(ctx context.Context, p *poll.Poll) (*Results, bo
 	if err != nil || !found {
 		return nil, false, err
 	}
-	return BuildResults(p, f.Counts, Final, f.AsOf, s.now()), true, nil
+	r := BuildResults(p, f.Counts, Final, f.AsOf, s.now())
+	r.Certify(CertificateOf(f))
+	return r, true, nil
 }
