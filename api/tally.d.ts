@@ -937,6 +937,17 @@ export interface components {
                 /** @description SHA-256 of the last entry, hex */
                 hash: string;
             };
+            /** @description How far the live figures were from the truth before the freeze: the reconciliations that measured counter drift (live counters are not idempotent; reconciliation repairs them), the largest drift in ballots or one option's count, how many of those runs repaired it, and how long accepted votes took to reach the live tally (accept to apply, merged from every worker; p99 is the upper bound of a power-of-two millisecond bucket, max is exact). Absent on tallies frozen before it was kept. */
+            drift_history?: {
+                reconciliations_with_drift: number;
+                max_counter_drift: number;
+                repairs: number;
+                live_lag: {
+                    votes: number;
+                    max_ms: number;
+                    p99_ms: number;
+                };
+            };
         };
         /** @description The counting method's exact count from the vote rows: on tally=final of ranked and schulze polls only (computed on demand while the poll is open; once it is frozen, from the rows the frozen tally was counted from, which no longer change, so the same every time). Ties no rule settles go by a lot seeded with the poll id (tie_rule says how). See docs/architecture.md, "Counting methods". */
         MethodCount: {

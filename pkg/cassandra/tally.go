@@ -2,6 +2,7 @@ package cassandra
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 
 	"github.com/gocql/gocql"
@@ -31,10 +32,10 @@ var (
 	anyRow    = newStatement(qb.Select(votesByPollTable.Name()).Columns("voter_id").
 			Where(qb.Eq("poll_id"), qb.In("bucket")).Limit(1).ToCql())
 	insertFinalStatics = newStatement(qb.Insert(finalTalliesTable.Name()).
-				Columns("poll_id", "ballots", "as_of", "audit_seq", "audit_hash").Unique().ToCql())
+				Columns("poll_id", "ballots", "as_of", "audit_seq", "audit_hash", "drift").Unique().ToCql())
 	insertFinalOption = newStatement(qb.Insert(finalTalliesTable.Name()).
 				Columns("poll_id", "option_id", "votes").ToCql())
-	selectFinal = newStatement(finalTalliesTable.Select("option_id", "votes", "ballots", "as_of", "audit_seq", "audit_hash"))
+	selectFinal = newStatement(finalTalliesTable.Select("option_id", "votes", "ballots", "as_of", "audit_seq", "audit_hash", "drift"))
 )
 
 // AdjustShard adds delta to one shard as one single-partition counter batch.
@@ -142,6 +143,14 @@ func (st *TallyStore) SaveFinal(ctx context.Context, pollID id.ID, f tally.Froze
 	statics := finalTallyRow{PollID: pollID, Ballots: c.Ballots, AsOf: f.AsOf}
 	if f.Audit != nil {
 		statics.AuditSeq, statics.AuditHash = &f.Audit.Seq, f.Audit.Hash
+	}
+	if f.Drift != nil {
+		b, err := json.Marshal(f.Drift)
+		if err != nil {
+			return tally.Frozen{}, err
+		}
+		s := string(b)
+		statics.Drift = &s
 	}
 	b := newBatch(ctx, st.s, gocql.UnloggedBatch)
 	b.add(insertFinalStatics, statics)

@@ -1021,7 +1021,19 @@ type TallyCertificate struct {
 		Hash string `json:"hash"`
 		Seq  int    `json:"seq"`
 	} `json:"audit_head,omitempty"`
-	Ballots  int       `json:"ballots"`
+	Ballots int `json:"ballots"`
+
+	// DriftHistory How far the live figures were from the truth before the freeze: the reconciliations that measured counter drift (live counters are not idempotent; reconciliation repairs them), the largest drift in ballots or one option's count, how many of those runs repaired it, and how long accepted votes took to reach the live tally (accept to apply, merged from every worker; p99 is the upper bound of a power-of-two millisecond bucket, max is exact). Absent on tallies frozen before it was kept.
+	DriftHistory *struct {
+		LiveLag struct {
+			MaxMs int `json:"max_ms"`
+			P99Ms int `json:"p99_ms"`
+			Votes int `json:"votes"`
+		} `json:"live_lag"`
+		MaxCounterDrift          int `json:"max_counter_drift"`
+		ReconciliationsWithDrift int `json:"reconciliations_with_drift"`
+		Repairs                  int `json:"repairs"`
+	} `json:"drift_history,omitempty"`
 	FrozenAt time.Time `json:"frozen_at"`
 }
 

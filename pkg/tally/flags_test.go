@@ -14,6 +14,7 @@ import (
 
 	"github.com/tally-vote/tally/pkg/audit"
 	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/livelag"
 	"github.com/tally-vote/tally/pkg/poll"
 )
 
@@ -132,6 +133,9 @@ func (f *fakeStore) SaveFinal(_ context.Context, _ id.ID, fr Frozen) (Frozen, er
 	f.frozen = &fr.Counts
 	return fr, nil
 }
+func (f *fakeStore) RecordDrift(context.Context, id.ID, time.Time, Drift) error { return nil }
+func (f *fakeStore) DriftRuns(context.Context, id.ID) ([]Drift, error)          { return nil, nil }
+func (f *fakeStore) LoadLag(context.Context, id.ID) ([]livelag.Hist, error)     { return nil, nil }
 func (f *fakeStore) LoadFinal(context.Context, id.ID) (Frozen, bool, error) {
 	return Frozen{}, false, nil
 }

@@ -121,6 +121,9 @@ type Certificate struct {
 	Ballots   int64      `json:"ballots"`
 	FrozenAt  time.Time  `json:"frozen_at"`
 	AuditHead *AuditHead `json:"audit_head,omitempty"`
+	// DriftHistory is how far the live figures were from the truth
+	// before the freeze.
+	DriftHistory *DriftHistory `json:"drift_history,omitempty"`
 }
 
 // AuditHead is an anchored audit chain head: the last entry's seq and
@@ -132,7 +135,7 @@ type AuditHead struct {
 
 // CertificateOf is the certificate of a frozen tally.
 func CertificateOf(f Frozen) *Certificate {
-	c := &Certificate{Ballots: f.Counts.Ballots, FrozenAt: f.AsOf.UTC()}
+	c := &Certificate{Ballots: f.Counts.Ballots, FrozenAt: f.AsOf.UTC(), DriftHistory: f.Drift}
 	if f.Audit != nil {
 		c.AuditHead = &AuditHead{Seq: f.Audit.Seq, Hash: hex.EncodeToString(f.Audit.Hash)}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/tally-vote/tally/pkg/audit"
 	"github.com/tally-vote/tally/pkg/count"
 	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/livelag"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/redisx"
 )
@@ -40,6 +41,12 @@ type Store interface {
 	// Ballots reads every ballot's options, in the voter's order, through
 	// the per-poll index: what a ranked count needs beyond totals.
 	Ballots(ctx context.Context, pollID id.ID, buckets int) ([][]id.ID, error)
+	// RecordDrift keeps one reconciliation's measured counter drift;
+	// DriftRuns reads them all (the drift history a freeze certifies).
+	RecordDrift(ctx context.Context, pollID id.ID, at time.Time, d Drift) error
+	DriftRuns(ctx context.Context, pollID id.ID) ([]Drift, error)
+	// LoadLag reads every worker's live-lag histogram of the poll.
+	LoadLag(ctx context.Context, pollID id.ID) ([]livelag.Hist, error)
 }
 
 // Frozen is a closed poll's final tally.
@@ -51,6 +58,51 @@ type Frozen struct {
 	// the anchor): edits and deletions of the chain, the last entry
 	// included, are caught against it.
 	Audit *audit.Head
+	// Drift is the poll's drift history up to the freeze (nil on tallies
+	// frozen before it was kept).
+	Drift *DriftHistory
+}
+
+// Drift is one reconciliation's measured counter drift, in absolute
+// ballots and the largest absolute difference of one option.
+type Drift struct {
+	Ballots   int64
+	MaxOption int64
+	Repaired  bool
+}
+
+// DriftOf sizes a measured difference between counters and rows.
+func DriftOf(d Counts, repaired bool) Drift {
+	out := Drift{Ballots: abs(d.Ballots), Repaired: repaired}
+	for _, v := range d.Options {
+		out.MaxOption = max(out.MaxOption, abs(v))
+	}
+	return out
+}
+
+// DriftHistory is how far a poll's live figures were from the truth over
+// its life, frozen with its final tally: the reconciliations that measured
+// counter drift, the largest drift, how many repaired it, and how long
+// accepted votes took to reach the live tally.
+type DriftHistory struct {
+	Reconciliations int64 `json:"reconciliations_with_drift"`
+	// MaxCounterDrift is the largest drift measured, in ballots or in one
+	// option's count, whichever was larger.
+	MaxCounterDrift int64           `json:"max_counter_drift"`
+	Repairs         int64           `json:"repairs"`
+	LiveLag         livelag.Summary `json:"live_lag"`
+}
+
+// HistoryOf sums a poll's drift runs and live-lag histograms.
+func HistoryOf(runs []Drift, lag []livelag.Hist) DriftHistory {
+	h := DriftHistory{Reconciliations: int64(len(runs)), LiveLag: livelag.Merge(lag)}
+	for _, r := range runs {
+		h.MaxCounterDrift = max(h.MaxCounterDrift, r.Ballots, r.MaxOption)
+		if r.Repaired {
+			h.Repairs++
+		}
+	}
+	return h
 }
 
 // Config tunes caching.
