@@ -108,14 +108,25 @@ type Recorder struct {
 }
 
 type entry struct {
-	h     Hist
-	dirty bool
-	seen  time.Time
+	h Hist
+	// fresh counts the votes observed since the last flush.
+	fresh   int64
+	seen    time.Time
+	flushed time.Time
 }
 
-// idleFor is how long a poll with no new vote stays in memory after its
-// last flush.
-const idleFor = 10 * time.Minute
+const (
+	// idleFor is how long a poll with no new vote stays in memory after
+	// its last flush.
+	idleFor = 10 * time.Minute
+	// flushVotes and flushAfter bound what a flush leaves unwritten: a
+	// poll's histogram is written once it has this many new votes, or new
+	// votes this old. A hot poll is written every flush interval; a poll
+	// with a trickle at most every flushAfter, so many quiet polls cost
+	// few writes (under the close grace, so a freeze sees them).
+	flushVotes = 64
+	flushAfter = 5 * time.Second
+)
 
 // NewRecorder builds a recorder named after this process (host, pid and a
 // random suffix, so a restarted worker writes a new source rather than
@@ -142,19 +153,23 @@ func (r *Recorder) Observe(pollID id.ID, d time.Duration) {
 		r.polls[pollID] = e
 	}
 	e.h.Observe(d)
-	e.dirty, e.seen = true, time.Now()
+	e.fresh++
+	e.seen = time.Now()
 }
 
-// Flush writes every histogram that changed since the last flush, and
-// forgets polls idle for a while.
-func (r *Recorder) Flush(ctx context.Context) {
+// Flush writes the histograms with enough new votes, or old enough ones
+// (all with new votes when all is set), and forgets polls idle for a while.
+func (r *Recorder) Flush(ctx context.Context, all bool) {
+	now := time.Now()
 	r.mu.Lock()
 	todo := map[id.ID]Hist{}
+	owed := map[id.ID]int64{}
 	for pid, e := range r.polls {
 		switch {
-		case e.dirty:
-			todo[pid], e.dirty = e.h, false
-		case time.Since(e.seen) > idleFor:
+		case e.fresh > 0 && (all || e.fresh >= flushVotes || now.Sub(e.flushed) >= flushAfter):
+			todo[pid], owed[pid] = e.h, e.fresh
+			e.fresh, e.flushed = 0, now
+		case e.fresh == 0 && now.Sub(e.seen) > idleFor:
 			delete(r.polls, pid)
 		}
 	}
@@ -165,7 +180,7 @@ func (r *Recorder) Flush(ctx context.Context) {
 			r.log.Debug("flush live lag", zap.Stringer("poll_id", pid), zap.Error(err))
 			r.mu.Lock()
 			if e := r.polls[pid]; e != nil {
-				e.dirty = true
+				e.fresh += owed[pid]
 			}
 			r.mu.Unlock()
 		}
@@ -180,11 +195,11 @@ func (r *Recorder) Run(ctx context.Context, every time.Duration) {
 		select {
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			r.Flush(fctx)
+			r.Flush(fctx, true)
 			cancel()
 			return
 		case <-t.C:
-			r.Flush(ctx)
+			r.Flush(ctx, false)
 		}
 	}
 }

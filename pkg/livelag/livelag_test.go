@@ -89,14 +89,42 @@ func TestRecorderFlushesCumulativeHistogramsPerSource(t *testing.T) {
 	r1 := NewRecorder(st, zap.NewNop(), prometheus.NewRegistry())
 	r2 := NewRecorder(st, zap.NewNop(), prometheus.NewRegistry())
 	r1.Observe(pid, 10*time.Millisecond)
-	r1.Flush(context.Background())
+	r1.Flush(context.Background(), true)
 	st.fail = false
 	r1.Observe(pid, 20*time.Millisecond)
 	r2.Observe(pid, 2*time.Second)
-	r1.Flush(context.Background())
-	r2.Flush(context.Background())
+	r1.Flush(context.Background(), true)
+	r2.Flush(context.Background(), true)
 	hs, _ := st.LoadLag(context.Background(), pid)
 	if got := Merge(hs); got.Votes != 3 || got.MaxMs != 2000 {
 		t.Fatalf("merged %+v from %d sources, want 3 votes, max 2,000 ms", got, len(hs))
+	}
+}
+
+// A poll with a trickle of votes is written once it has flushVotes new
+// votes or after flushAfter, not at every tick.
+func TestRecorderBatchesQuietPolls(t *testing.T) {
+	st := &memStore{rows: map[id.ID]map[string]Hist{}}
+	hot, quiet := id.New(), id.New()
+	r := NewRecorder(st, zap.NewNop(), prometheus.NewRegistry())
+	r.Observe(quiet, time.Millisecond)
+	r.Flush(context.Background(), false) // first flush of a poll: its flushed time is zero, so written
+	r.Observe(quiet, time.Millisecond)
+	for range flushVotes {
+		r.Observe(hot, time.Millisecond)
+	}
+	r.Flush(context.Background(), false)
+	hs, _ := st.LoadLag(context.Background(), quiet)
+	if got := Merge(hs).Votes; got != 1 {
+		t.Fatalf("quiet poll written with %d votes, want 1 (its second vote waits for flushAfter)", got)
+	}
+	hs, _ = st.LoadLag(context.Background(), hot)
+	if got := Merge(hs).Votes; got != flushVotes {
+		t.Fatalf("hot poll written with %d votes, want %d", got, flushVotes)
+	}
+	r.Flush(context.Background(), true)
+	hs, _ = st.LoadLag(context.Background(), quiet)
+	if got := Merge(hs).Votes; got != 2 {
+		t.Fatalf("after a full flush the quiet poll has %d votes, want 2", got)
 	}
 }
