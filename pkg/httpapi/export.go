@@ -113,7 +113,13 @@ func (h *handlers) exportPoll(c *gin.Context) {
 		filename: "poll-" + p.ID.String() + "." + string(format)}
 	rows, orphans, err := export.Stream(c.Request.Context(), h.exports, m.rows, export.StreamOptions{
 		Poll: p.ID, Buckets: p.IndexBuckets, Format: format, Key: export.PollKey(h.exportKey, p.ID),
-		Grain: export.VotedAtGrain, Label: "owner"}, w, func() { _ = rc.Flush() })
+		Grain: export.VotedAtGrain, Label: "owner"}, w, func() {
+		// Flushing before the first byte would send the status without
+		// the export's headers, and lose the chance of an error answer.
+		if w.started {
+			_ = rc.Flush()
+		}
+	})
 	fields := []zap.Field{zap.Int64("rows", rows), zap.Int64("orphans", orphans), zap.Int64("bytes", w.n),
 		zap.Int64("duration_ms", time.Since(began).Milliseconds())}
 	switch {

@@ -107,7 +107,7 @@ func readJSONLExport(t *testing.T, r testenv.Response) []exportRow {
 // limit answers 429 with Retry-After.
 func TestOwnerExport(t *testing.T) {
 	cfg := testenv.Config(t)
-	cfg.RateLimit.ExportsPerHourPerUser = 4
+	cfg.RateLimit.ExportsPerHourPerUser = 5
 	a, srv := testenv.Server(t, cfg)
 	e := &env{app: a, c: testenv.NewClient(t, srv.URL)}
 
@@ -217,10 +217,19 @@ func TestOwnerExport(t *testing.T) {
 		}
 	}
 
-	// The fourth export in the hour is the last; the fifth is refused, from
-	// the owner's account whatever the poll.
 	e.c.Do("GET", "/v1/polls/"+pollB+"/export?format=jsonl", owner, nil).Must(t, http.StatusOK)
-	must429(t, "fifth export", e.c.Do("GET", "/v1/polls/"+pollA+"/export?format=csv", owner, nil), 4)
+	// A poll without ballots: no bytes at all in JSON Lines, and still the
+	// export's headers (every bucket empty, nothing flushed before them).
+	pollC, _ := e.c.Poll(owner, nil)
+	r = e.c.Do("GET", "/v1/polls/"+pollC+"/export?format=jsonl", owner, nil).Must(t, http.StatusOK)
+	if r.Header.Get("Content-Type") != "application/x-ndjson" || len(r.Raw) != 0 ||
+		r.Header.Get("Content-Disposition") != `attachment; filename=poll-`+pollC+`.jsonl` {
+		t.Fatalf("empty poll: %q %q %q", r.Header.Get("Content-Type"), r.Header.Get("Content-Disposition"), r.Raw)
+	}
+
+	// The fifth export in the hour is the last; the sixth is refused, from
+	// the owner's account whatever the poll.
+	must429(t, "sixth export", e.c.Do("GET", "/v1/polls/"+pollA+"/export?format=csv", owner, nil), 5)
 
 	if got := metric(t, a.Registry, "tally_owner_exports_total", "format", "csv", "outcome", "finished"); got != 2 {
 		t.Fatalf("finished csv exports %v, want 2", got)
