@@ -100,7 +100,7 @@ func (h *handlers) exportPoll(c *gin.Context) {
 		return
 	}
 
-	log := loggerFrom(c).With(zap.String("poll_id", p.ID.String()), zap.String("owner_id", caller.UserID.String()),
+	log := loggerFrom(c).With(zap.Stringer("poll_id", p.ID), zap.Stringer("user_id", caller.UserID),
 		zap.String("format", string(format)))
 	m.exports.WithLabelValues(string(format), "started").Inc()
 	began := time.Now()
