@@ -489,6 +489,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/polls/{poll_id}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description a poll id; anything that is not a UUID is 400 VALIDATION_FAILED (field poll_id)
+                 * @example 0f8fad5b-d9cb-469f-a165-70867728950e
+                 */
+                poll_id: components["parameters"]["PollID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * The poll's ballots as CSV or JSON Lines (owner only), streamed
+         * @description Every current ballot of the poll, one row or line each, streamed as it is read (any size of poll; a client that disconnects stops the read). Columns: poll_id, voter, vote_id, option_ids (CSV: joined by ";"; JSON Lines: an array), voted_at, anonymous. voter is a per-poll pseudonym (64 hex digits, HMAC-SHA256 keyed by the server's export secret and the poll id): stable for a voter within the poll, different in every other poll, so two polls' exports cannot be joined. voted_at is truncated to the minute (UTC). No IP address, user agent, device or bot signal is ever included. A read that fails after the first bytes were sent cuts the connection rather than ending the body. Each export counts against the owner's limit (TALLY_RATE_EXPORTS_PER_HOUR_PER_USER, default 10 per hour).
+         */
+        get: operations["exportPollBallots"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -2314,6 +2340,61 @@ export interface operations {
                 };
             };
             /** @description VALIDATION_FAILED: poll_id is not a UUID, limit outside 1 to 1000, or after_seq not a non-negative integer */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            /** @description FORBIDDEN (anonymous voter token) or NOT_POLL_OWNER (the caller does not own the poll) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            404: components["responses"]["PollNotFound"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    exportPollBallots: {
+        parameters: {
+            query?: {
+                /** @description csv (the default) or jsonl */
+                format?: "csv" | "jsonl";
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description a poll id; anything that is not a UUID is 400 VALIDATION_FAILED (field poll_id)
+                 * @example 0f8fad5b-d9cb-469f-a165-70867728950e
+                 */
+                poll_id: components["parameters"]["PollID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the poll's ballots */
+            200: {
+                headers: {
+                    /** @description attachment; filename=poll-<poll_id>.csv or .jsonl */
+                    "Content-Disposition"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example poll_id,voter,vote_id,option_ids,voted_at,anonymous */
+                    "text/csv": string;
+                    "application/x-ndjson": string;
+                };
+            };
+            /** @description VALIDATION_FAILED: poll_id is not a UUID, or format is neither csv nor jsonl */
             400: {
                 headers: {
                     [name: string]: unknown;

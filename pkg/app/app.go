@@ -281,6 +281,8 @@ func (a *App) Router() (http.Handler, error) {
 		Anon:           a.Anon,
 		ReceiptKeys:    a.Receipts,
 		Audit:          a.Audit,
+		Exports:        cassandra.NewVoteSource(a.CQL, nil),
+		ExportKey:      a.Cfg.ExportKey(),
 		Tracer:         a.tracer,
 	})
 }

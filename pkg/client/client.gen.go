@@ -519,6 +519,24 @@ func (e GetHealth200JSONResponseBodyStatus) Valid() bool {
 	}
 }
 
+// Defines values for ExportPollBallotsParamsFormat.
+const (
+	ExportPollBallotsParamsFormatCsv   ExportPollBallotsParamsFormat = "csv"
+	ExportPollBallotsParamsFormatJsonl ExportPollBallotsParamsFormat = "jsonl"
+)
+
+// Valid indicates whether the value is a known member of the ExportPollBallotsParamsFormat enum.
+func (e ExportPollBallotsParamsFormat) Valid() bool {
+	switch e {
+	case ExportPollBallotsParamsFormatCsv:
+		return true
+	case ExportPollBallotsParamsFormatJsonl:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for GetResultsParamsTally.
 const (
 	GetResultsParamsTallyFinal GetResultsParamsTally = "final"
@@ -1179,6 +1197,15 @@ type GetAuditLogParams struct {
 	// AfterSeq entries with a greater seq; a next_after_seq this API returned, or 0 (the default) for the first page
 	AfterSeq *int64 `form:"after_seq,omitempty" json:"after_seq,omitempty"`
 }
+
+// ExportPollBallotsParams defines parameters for ExportPollBallots.
+type ExportPollBallotsParams struct {
+	// Format csv (the default) or jsonl
+	Format *ExportPollBallotsParamsFormat `form:"format,omitempty" json:"format,omitempty"`
+}
+
+// ExportPollBallotsParamsFormat defines parameters for ExportPollBallots.
+type ExportPollBallotsParamsFormat string
 
 // OpenLiveResultsParams defines parameters for OpenLiveResults.
 type OpenLiveResultsParams struct {
@@ -2421,6 +2448,13 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/polls/{poll_id}/challenge (the `GetChallenge` operationId).
 	GetChallenge(ctx context.Context, pollId PollID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ExportPollBallots The poll's ballots as CSV or JSON Lines (owner only), streamed
+	//
+	// Every current ballot of the poll, one row or line each, streamed as it is read (any size of poll; a client that disconnects stops the read). Columns: poll_id, voter, vote_id, option_ids (CSV: joined by ";"; JSON Lines: an array), voted_at, anonymous. voter is a per-poll pseudonym (64 hex digits, HMAC-SHA256 keyed by the server's export secret and the poll id): stable for a voter within the poll, different in every other poll, so two polls' exports cannot be joined. voted_at is truncated to the minute (UTC). No IP address, user agent, device or bot signal is ever included. A read that fails after the first bytes were sent cuts the connection rather than ending the body. Each export counts against the owner's limit (TALLY_RATE_EXPORTS_PER_HOUR_PER_USER, default 10 per hour).
+	//
+	// Corresponds with GET /v1/polls/{poll_id}/export (the `ExportPollBallots` operationId).
+	ExportPollBallots(ctx context.Context, pollId PollID, params *ExportPollBallotsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetFlagReport Flagged votes and the results without them (owner only)
 	//
 	// How many of the poll's votes bot signals flagged and why, with the results with and without them. Counted from the poll's vote rows (like tally=final: at most one count per poll per TALLY_RESULTS_FINAL_MIN_INTERVAL in a process) and cached for TALLY_RESULTS_FLAGS_CACHE_TTL (5 s). Each answer computed from a count (not from the cache) is recorded in the poll's audit log (tally.retallied_excluding_flagged, with the owner and the counts shown). Rate-limited like results reads, per client IP and per account.
@@ -2814,6 +2848,23 @@ func (c *Client) GetAuditLog(ctx context.Context, pollId PollID, params *GetAudi
 // Corresponds with GET /v1/polls/{poll_id}/challenge (the `GetChallenge` operationId).
 func (c *Client) GetChallenge(ctx context.Context, pollId PollID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetChallengeRequest(c.Server, pollId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ExportPollBallots The poll's ballots as CSV or JSON Lines (owner only), streamed
+//
+// Every current ballot of the poll, one row or line each, streamed as it is read (any size of poll; a client that disconnects stops the read). Columns: poll_id, voter, vote_id, option_ids (CSV: joined by ";"; JSON Lines: an array), voted_at, anonymous. voter is a per-poll pseudonym (64 hex digits, HMAC-SHA256 keyed by the server's export secret and the poll id): stable for a voter within the poll, different in every other poll, so two polls' exports cannot be joined. voted_at is truncated to the minute (UTC). No IP address, user agent, device or bot signal is ever included. A read that fails after the first bytes were sent cuts the connection rather than ending the body. Each export counts against the owner's limit (TALLY_RATE_EXPORTS_PER_HOUR_PER_USER, default 10 per hour).
+//
+// Corresponds with GET /v1/polls/{poll_id}/export (the `ExportPollBallots` operationId).
+func (c *Client) ExportPollBallots(ctx context.Context, pollId PollID, params *ExportPollBallotsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewExportPollBallotsRequest(c.Server, pollId, params)
 	if err != nil {
 		return nil, err
 	}
@@ -3575,6 +3626,67 @@ func NewGetChallengeRequest(server string, pollId PollID) (*http.Request, error)
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewExportPollBallotsRequest constructs an http.Request for the ExportPollBallots method
+func NewExportPollBallotsRequest(server string, pollId PollID, params *ExportPollBallotsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "poll_id", pollId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/polls/%s/export", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Format != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "format", *params.Format, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -4379,6 +4491,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/polls/{poll_id}/challenge (the `GetChallenge` operationId).
 	GetChallengeWithResponse(ctx context.Context, pollId PollID, reqEditors ...RequestEditorFn) (*GetChallengeResponse, error)
+
+	// ExportPollBallotsWithResponse The poll's ballots as CSV or JSON Lines (owner only), streamed
+	//
+	// Every current ballot of the poll, one row or line each, streamed as it is read (any size of poll; a client that disconnects stops the read). Columns: poll_id, voter, vote_id, option_ids (CSV: joined by ";"; JSON Lines: an array), voted_at, anonymous. voter is a per-poll pseudonym (64 hex digits, HMAC-SHA256 keyed by the server's export secret and the poll id): stable for a voter within the poll, different in every other poll, so two polls' exports cannot be joined. voted_at is truncated to the minute (UTC). No IP address, user agent, device or bot signal is ever included. A read that fails after the first bytes were sent cuts the connection rather than ending the body. Each export counts against the owner's limit (TALLY_RATE_EXPORTS_PER_HOUR_PER_USER, default 10 per hour).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/polls/{poll_id}/export (the `ExportPollBallots` operationId).
+	ExportPollBallotsWithResponse(ctx context.Context, pollId PollID, params *ExportPollBallotsParams, reqEditors ...RequestEditorFn) (*ExportPollBallotsResponse, error)
 
 	// GetFlagReportWithResponse Flagged votes and the results without them (owner only)
 	//
@@ -5533,6 +5654,106 @@ func (r GetChallengeResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetChallengeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ExportPollBallotsResponse200Headers the declared response headers of an HTTP 200 response for ExportPollBallots
+type ExportPollBallotsResponse200Headers struct {
+	ContentDisposition *string
+}
+
+// ExportPollBallotsResponse429Headers the declared response headers of an HTTP 429 response for ExportPollBallots
+type ExportPollBallotsResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+}
+
+// ExportPollBallotsResponse503Headers the declared response headers of an HTTP 503 response for ExportPollBallots
+type ExportPollBallotsResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ExportPollBallotsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *PollNotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ExportPollBallotsResponse200Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ExportPollBallotsResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ExportPollBallotsResponse503Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ExportPollBallotsResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ExportPollBallotsResponse) GetJSON401() *Unauthenticated {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ExportPollBallotsResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ExportPollBallotsResponse) GetJSON404() *PollNotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ExportPollBallotsResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ExportPollBallotsResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ExportPollBallotsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ExportPollBallotsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ExportPollBallotsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ExportPollBallotsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -6736,6 +6957,21 @@ func (c *ClientWithResponses) GetChallengeWithResponse(ctx context.Context, poll
 	return ParseGetChallengeResponse(rsp)
 }
 
+// ExportPollBallotsWithResponse The poll's ballots as CSV or JSON Lines (owner only), streamed
+//
+// Every current ballot of the poll, one row or line each, streamed as it is read (any size of poll; a client that disconnects stops the read). Columns: poll_id, voter, vote_id, option_ids (CSV: joined by ";"; JSON Lines: an array), voted_at, anonymous. voter is a per-poll pseudonym (64 hex digits, HMAC-SHA256 keyed by the server's export secret and the poll id): stable for a voter within the poll, different in every other poll, so two polls' exports cannot be joined. voted_at is truncated to the minute (UTC). No IP address, user agent, device or bot signal is ever included. A read that fails after the first bytes were sent cuts the connection rather than ending the body. Each export counts against the owner's limit (TALLY_RATE_EXPORTS_PER_HOUR_PER_USER, default 10 per hour).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/polls/{poll_id}/export (the `ExportPollBallots` operationId).
+func (c *ClientWithResponses) ExportPollBallotsWithResponse(ctx context.Context, pollId PollID, params *ExportPollBallotsParams, reqEditors ...RequestEditorFn) (*ExportPollBallotsResponse, error) {
+	rsp, err := c.ExportPollBallots(ctx, pollId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseExportPollBallotsResponse(rsp)
+}
+
 // GetFlagReportWithResponse Flagged votes and the results without them (owner only)
 //
 // How many of the poll's votes bot signals flagged and why, with the results with and without them. Counted from the poll's vote rows (like tally=final: at most one count per poll per TALLY_RESULTS_FINAL_MIN_INTERVAL in a process) and cached for TALLY_RESULTS_FLAGS_CACHE_TTL (5 s). Each answer computed from a count (not from the cache) is recorded in the poll's audit log (tally.retallied_excluding_flagged, with the owner and the counts shown). Rate-limited like results reads, per client IP and per account.
@@ -7936,6 +8172,121 @@ func ParseGetChallengeResponse(rsp *http.Response) (*GetChallengeResponse, error
 		response.Headers200 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetChallengeResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseExportPollBallotsResponse parses an HTTP response from a ExportPollBallotsWithResponse call
+func ParseExportPollBallotsResponse(rsp *http.Response) (*ExportPollBallotsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ExportPollBallotsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest PollNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ExportPollBallotsResponse200Headers
+		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentDisposition = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 429:
+		var headers ExportPollBallotsResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ExportPollBallotsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
