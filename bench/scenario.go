@@ -206,7 +206,7 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 	var (
 		mu         sync.Mutex
 		accepted   []cast
-		maybe      []cast // shed with "may still be recorded"
+		maybe      []cast       // shed with "may still be recorded"
 		hot        atomic.Int64 // unique voters accepted on polls[0]
 		mismatches atomic.Int64 // same-key retries answered with another request id
 	)

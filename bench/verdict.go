@@ -12,15 +12,15 @@ import (
 // verdict is the correctness check every run ends with. A run whose verdict
 // fails is a failed run, whatever its speed.
 type verdict struct {
-	OK              bool     `json:"ok"`
-	UniqueAccepted  int      `json:"unique_accepted_voters"`
-	Rows            int      `json:"rows"`
-	Missing         int      `json:"accepted_but_missing"`
-	Unexpected      int      `json:"rows_never_accepted"`
+	OK             bool `json:"ok"`
+	UniqueAccepted int  `json:"unique_accepted_voters"`
+	Rows           int  `json:"rows"`
+	Missing        int  `json:"accepted_but_missing"`
+	Unexpected     int  `json:"rows_never_accepted"`
 	// ShedRecorded are rows of votes answered 503 "may still be recorded"
 	// whose retry with the same Idempotency-Key then answered 2xx with the
 	// same request: the outcome the 503 announced, not a fault.
-	ShedRecorded int `json:"shed_then_recorded_confirmed_by_retry"`
+	ShedRecorded    int      `json:"shed_then_recorded_confirmed_by_retry"`
 	RetryMismatches int64    `json:"same_key_retries_with_other_request_id"`
 	PollsChecked    int      `json:"polls_final_checked"`
 	FinalMismatches int      `json:"polls_final_not_equal_rows"`
