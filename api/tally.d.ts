@@ -489,6 +489,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/polls/{poll_id}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description a poll id; anything that is not a UUID is 400 VALIDATION_FAILED (field poll_id)
+                 * @example 0f8fad5b-d9cb-469f-a165-70867728950e
+                 */
+                poll_id: components["parameters"]["PollID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * The poll's ballots as CSV or JSON Lines (owner only), streamed
+         * @description Every current ballot of the poll, one row or line each, streamed as it is read (any size of poll; a client that disconnects stops the read). Columns: poll_id, voter, vote_id, option_ids (CSV: joined by ";"; JSON Lines: an array), voted_at, anonymous, scores (score polls: scores[i] for option_ids[i]; CSV: joined by ";", empty on other polls; JSON Lines: an array, absent on other polls). voter is a per-poll pseudonym (64 hex digits, HMAC-SHA256 keyed by the server's export secret and the poll id): stable for a voter within the poll, different in every other poll, so two polls' exports cannot be joined. voted_at is truncated to the minute (UTC). No IP address, user agent, device or bot signal is ever included. A read that fails after the first bytes were sent cuts the connection rather than ending the body. Each export counts against the owner's limit (TALLY_RATE_EXPORTS_PER_HOUR_PER_USER, default 10 per hour).
+         */
+        get: operations["exportPollBallots"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -934,6 +960,34 @@ export interface components {
             }[];
             method?: components["schemas"]["Method"];
             count?: components["schemas"]["MethodCount"];
+            /**
+             * @description Where the poll's tally stands, the same word in REST results and in the live stream's frames: live (open, the live counters), reconciling (closed, the exact count from the rows not frozen yet), certified (the final tally is frozen and never changes again; it carries its certificate).
+             * @enum {string}
+             */
+            tally_state?: "live" | "reconciling" | "certified";
+            certificate?: components["schemas"]["TallyCertificate"];
+        };
+        /** @description What a certified tally carries: the ballot rows it counted, when it was frozen, and the head of the poll's owner-action audit chain at that moment (absent when the chain was empty). `tally verify --poll` checks the chain against this anchor, so an edited or deleted entry, the last one included, is found. */
+        TallyCertificate: {
+            ballots: number;
+            /** Format: date-time */
+            frozen_at: string;
+            audit_head?: {
+                seq: number;
+                /** @description SHA-256 of the last entry, hex */
+                hash: string;
+            };
+            /** @description How far the live figures were from the truth before the freeze: the reconciliations that measured counter drift (live counters are not idempotent; reconciliation repairs them), the largest drift in ballots or one option's count, how many of those runs repaired it, and how long accepted votes took to reach the live tally (accept to apply, merged from every worker; p99 is the upper bound of a power-of-two millisecond bucket, max is exact). Absent on tallies frozen before it was kept. */
+            drift_history?: {
+                reconciliations_with_drift: number;
+                max_counter_drift: number;
+                repairs: number;
+                live_lag: {
+                    votes: number;
+                    max_ms: number;
+                    p99_ms: number;
+                };
+            };
         };
         /** @description The counting method's exact count from the vote rows: on tally=final of ranked, schulze and score polls only (computed on demand while the poll is open; once it is frozen, from the rows the frozen tally was counted from, which no longer change, so the same every time). Ties no rule settles go by a lot seeded with the poll id (tie_rule says how). See docs/architecture.md, "Counting methods". */
         MethodCount: {
@@ -2326,6 +2380,61 @@ export interface operations {
                 };
             };
             /** @description VALIDATION_FAILED: poll_id is not a UUID, limit outside 1 to 1000, or after_seq not a non-negative integer */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            /** @description FORBIDDEN (anonymous voter token) or NOT_POLL_OWNER (the caller does not own the poll) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            404: components["responses"]["PollNotFound"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    exportPollBallots: {
+        parameters: {
+            query?: {
+                /** @description csv (the default) or jsonl */
+                format?: "csv" | "jsonl";
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description a poll id; anything that is not a UUID is 400 VALIDATION_FAILED (field poll_id)
+                 * @example 0f8fad5b-d9cb-469f-a165-70867728950e
+                 */
+                poll_id: components["parameters"]["PollID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the poll's ballots */
+            200: {
+                headers: {
+                    /** @description attachment; filename=poll-<poll_id>.csv or .jsonl */
+                    "Content-Disposition"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example poll_id,voter,vote_id,option_ids,voted_at,anonymous,scores */
+                    "text/csv": string;
+                    "application/x-ndjson": string;
+                };
+            };
+            /** @description VALIDATION_FAILED: poll_id is not a UUID, or format is neither csv nor jsonl */
             400: {
                 headers: {
                     [name: string]: unknown;

@@ -59,8 +59,9 @@ func newAuditVerifyCmd() *cobra.Command {
 		Short: "Check a poll's owner-action audit chain; exits 1 when it is broken",
 		Long: "Reads the poll's whole audit chain and checks it: seqs without gaps from 1, each entry's prev_hash " +
 			"the previous entry's hash, each hash recomputed from the entry. An edited or deleted entry fails. " +
-			"Deleting the last entries leaves a valid shorter chain: pass the head recorded elsewhere (the " +
-			"certified tally, or a head the owner read from GET /v1/polls/{id}/audit) as --head to detect it.",
+			"Deleting the last entries leaves a valid shorter chain, so it is checked against an anchor: the head " +
+			"stored with the poll's certified final tally when the poll is frozen, or a head given as --head " +
+			"(one the owner read from GET /v1/polls/{id}/audit, say), which takes precedence.",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			pid, err := pollFlag(pollID, true)
 			if err != nil {
@@ -76,7 +77,7 @@ func newAuditVerifyCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&pollID, "poll", "", "poll id (required)")
-	cmd.Flags().StringVar(&head, "head", "", "the anchored head, SEQ:HASH (hash in hex)")
+	cmd.Flags().StringVar(&head, "head", "", "the anchored head, SEQ:HASH (hash in hex); default: the certified final tally's")
 	_ = cmd.MarkFlagRequired("poll")
 	return cmd
 }
@@ -99,12 +100,25 @@ type auditVerifyReport struct {
 	Entries int    `json:"entries"`
 	Head    string `json:"head,omitempty"`
 	Anchor  string `json:"anchor,omitempty"`
-	Valid   bool   `json:"valid"`
-	Error   string `json:"error,omitempty"`
+	// AnchorFrom says where the anchor came from: the --head flag, or the
+	// poll's certified final tally.
+	AnchorFrom string `json:"anchor_from,omitempty"`
+	Valid      bool   `json:"valid"`
+	Error      string `json:"error,omitempty"`
 }
 
 // runAuditVerify prints the report; a broken chain is an error (exit 1).
 func runAuditVerify(ctx context.Context, a *app.App, w io.Writer, pollID id.ID, anchor *audit.Head) error {
+	from := "--head"
+	if anchor == nil {
+		// Without a head given, a certified tally's anchor is used: the
+		// chain's head when the tally was frozen.
+		stored, err := a.Tally.AuditAnchor(ctx, pollID)
+		if err != nil {
+			return err
+		}
+		anchor, from = stored, "certified final tally"
+	}
 	head, n, err := a.VerifyAuditChain(ctx, pollID, anchor)
 	if err != nil && !errors.Is(err, audit.ErrChainBroken) {
 		return err
@@ -114,7 +128,7 @@ func runAuditVerify(ctx context.Context, a *app.App, w io.Writer, pollID id.ID, 
 		rep.Head = head.String()
 	}
 	if anchor != nil {
-		rep.Anchor = anchor.String()
+		rep.Anchor, rep.AnchorFrom = anchor.String(), from
 	}
 	if err != nil {
 		rep.Error = err.Error()

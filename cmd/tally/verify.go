@@ -38,7 +38,7 @@ func newVerifyCmd() *cobra.Command {
 			"--repair writes missing or wrong index rows, and adds counter drift to shard 0 of the polls named " +
 			"with --poll, or of every poll with --repair-counters. Nothing is written to a poll whose final tally is " +
 			"frozen: its problems are reported as frozen, and a final tally is never repaired. " +
-			"With --poll, the poll's owner-action audit chain is checked too (against --audit-head when given): " +
+			"With --poll, the poll's owner-action audit chain is checked too (against --audit-head when given, else against the head anchored in its certified final tally): " +
 			"an edited or deleted entry, and with the anchored head a deleted last entry, is an inconsistency. " +
 			"Exits 1 while inconsistencies remain, a final tally differing from the rows among them.",
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -79,7 +79,7 @@ func newVerifyCmd() *cobra.Command {
 	f.IntVar(&o.Splits, "splits", 0, "token ranges to cut the ring into (0: 64, at least the ring's own)")
 	f.IntVar(&o.Workers, "workers", 0, "token ranges read at once (0: 16)")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
-	f.StringVar(&auditHead, "audit-head", "", "with --poll, the anchored head of the poll's audit chain, SEQ:HASH")
+	f.StringVar(&auditHead, "audit-head", "", "with --poll, the anchored head of the poll's audit chain, SEQ:HASH (default: the certified final tally's)")
 	return cmd
 }
 

@@ -35,6 +35,7 @@ import (
 	"github.com/tally-vote/tally/pkg/kafkax/reconcile"
 	"github.com/tally-vote/tally/pkg/kafkax/votes"
 	"github.com/tally-vote/tally/pkg/live"
+	"github.com/tally-vote/tally/pkg/livelag"
 	"github.com/tally-vote/tally/pkg/observe"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/ratelimit"
@@ -280,6 +281,8 @@ func (a *App) Router() (http.Handler, error) {
 		Anon:           a.Anon,
 		ReceiptKeys:    a.Receipts,
 		Audit:          a.Audit,
+		Exports:        cassandra.NewVoteSource(a.CQL, nil),
+		ExportKey:      a.Cfg.ExportKey(),
 		Tracer:         a.tracer,
 	})
 }
@@ -307,10 +310,13 @@ func (a *App) RunWorker(ctx context.Context) error {
 	defer recon.Close()
 
 	var wg sync.WaitGroup
+	// Each applied vote's accept → apply time, per poll: the live-lag
+	// history a poll's certified tally carries.
+	lag := livelag.NewRecorder(cassandra.NewLagStore(cassandra.NewTallyStore(a.CQL)), a.Log.Named("livelag"), a.Registry)
 	drain := vote.NewDrainer(a.Cfg.Worker.DrainConfig, vote.DrainDeps{
 		Polls: a.Polls, Votes: a.Votes, Failures: a.failures, Flags: a.flags,
 		Log: a.Log.Named("worker"), Registry: a.Registry, CloseGrace: a.Cfg.Reconcile.FinalizeDelay,
-		Frozen: a.Tally.Frozen,
+		Frozen: a.Tally.Frozen, Lag: lag.Observe,
 		OnDeadLetter: func(ctx context.Context, msg vote.Message, cause error) {
 			a.Audit.Record(ctx, msg.PollID, id.ID{}, audit.VoteDeadLetter,
 				map[string]any{"request_id": msg.RequestID, "error": cause.Error()})
@@ -324,7 +330,8 @@ func (a *App) RunWorker(ctx context.Context) error {
 		Tracer: a.tracer,
 	})
 	a.worker.Store(w)
-	wg.Add(6)
+	wg.Add(7)
+	go func() { defer wg.Done(); lag.Run(ctx, time.Second) }()
 	go func() { defer wg.Done(); a.dlqDepth.Watch(ctx, 30*time.Second, a.Cfg.Kafka, dlq.DefaultGroup) }()
 	go func() { defer wg.Done(); a.Reconciler.RecordDrains(ctx) }()
 	go func() { defer wg.Done(); a.Reconciler.Schedule(ctx) }()

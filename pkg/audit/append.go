@@ -165,6 +165,16 @@ func (l *Log) link(ctx context.Context, pollID, actor id.ID, kind string, body [
 	}
 }
 
+// Head reads the poll's chain head at serial consistency (the zero Head
+// for an empty chain): what a frozen final tally anchors.
+func (l *Log) Head(ctx context.Context, pollID id.ID) (Head, error) {
+	last, ok, err := l.chainStore.Head(ctx, pollID)
+	if err != nil || !ok {
+		return Head{}, err
+	}
+	return Head{Seq: last.Seq, Hash: last.Hash}, nil
+}
+
 // Page reads up to limit entries after afterSeq, in seq order, and the
 // chain's head (the zero Head for an empty chain).
 func (l *Log) Page(ctx context.Context, pollID id.ID, afterSeq int64, limit int) ([]Entry, Head, error) {

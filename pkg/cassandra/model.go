@@ -360,11 +360,26 @@ type finalTallyRow struct {
 	Votes    *int64    `db:"votes"`
 	Ballots  int64     `db:"ballots"`
 	AsOf     time.Time `db:"as_of"`
+	// AuditSeq and AuditHash anchor the poll's audit chain (null when the
+	// chain was empty at the freeze, or the tally predates 022).
+	AuditSeq  *int64 `db:"audit_seq"`
+	AuditHash []byte `db:"audit_hash"`
+	// Drift is the drift history frozen with the tally, as JSON (023).
+	Drift *string `db:"drift"`
 }
 
 // addTo folds the row into f.
 func (r finalTallyRow) addTo(f *tally.Frozen) {
 	f.Counts.Ballots, f.AsOf = r.Ballots, r.AsOf
+	if r.AuditSeq != nil && *r.AuditSeq > 0 {
+		f.Audit = &audit.Head{Seq: *r.AuditSeq, Hash: r.AuditHash}
+	}
+	if r.Drift != nil && f.Drift == nil {
+		var h tally.DriftHistory
+		if json.Unmarshal([]byte(*r.Drift), &h) == nil {
+			f.Drift = &h
+		}
+	}
 	if r.OptionID != nil && r.Votes != nil {
 		f.Counts.Options[*r.OptionID] = *r.Votes
 	}

@@ -102,10 +102,11 @@ var talliesTable = table.New(table.Metadata{
 	SortKey: []string{"option_id"},
 })
 
-// finalTalliesTable holds the frozen final tally of a closed poll (008).
+// finalTalliesTable holds the frozen final tally of a closed poll (008),
+// with the audit chain's head when it was frozen (022).
 var finalTalliesTable = table.New(table.Metadata{
 	Name:    "final_tallies",
-	Columns: []string{"poll_id", "option_id", "votes", "ballots", "as_of"},
+	Columns: []string{"poll_id", "option_id", "votes", "ballots", "as_of", "audit_seq", "audit_hash", "drift"},
 	PartKey: []string{"poll_id"},
 	SortKey: []string{"option_id"},
 })
@@ -169,6 +170,24 @@ var auditChainTable = table.New(table.Metadata{
 	SortKey: []string{"seq"},
 })
 
+// pollDriftTable records the counter drift each reconciliation measured on
+// a poll (023).
+var pollDriftTable = table.New(table.Metadata{
+	Name:    "poll_drift",
+	Columns: []string{"poll_id", "at", "ballots", "max_option", "repaired"},
+	PartKey: []string{"poll_id"},
+	SortKey: []string{"at"},
+})
+
+// pollLiveLagTable holds each worker process's live-lag histogram of a
+// poll (023).
+var pollLiveLagTable = table.New(table.Metadata{
+	Name:    "poll_live_lag",
+	Columns: []string{"poll_id", "source", "counts", "max_ms", "updated_at"},
+	PartKey: []string{"poll_id"},
+	SortKey: []string{"source"},
+})
+
 // allTables lists the metadata above; a test checks each against the
 // migrated schema, so a migration that changes a table fails until its
 // metadata here follows.
@@ -177,5 +196,5 @@ var allTables = []*table.Table{
 	pollsTable, pollsByCreatorTable, pollIdempotencyTable,
 	votesTable, votesByPollTable, voteCountsTable, talliesTable, finalTalliesTable,
 	voteRequestFailuresTable, auditLogTable, pollInvitesTable, pendingFinalsTable, regionDrainsTable,
-	unfinishedBallotsTable, auditChainTable,
+	unfinishedBallotsTable, auditChainTable, pollDriftTable, pollLiveLagTable,
 }

@@ -2,8 +2,8 @@ package cassandra
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
-	"time"
 
 	"github.com/gocql/gocql"
 	"github.com/scylladb/gocqlx/v2"
@@ -33,10 +33,10 @@ var (
 	anyRow    = newStatement(qb.Select(votesByPollTable.Name()).Columns("voter_id").
 			Where(qb.Eq("poll_id"), qb.In("bucket")).Limit(1).ToCql())
 	insertFinalStatics = newStatement(qb.Insert(finalTalliesTable.Name()).
-				Columns("poll_id", "ballots", "as_of").Unique().ToCql())
+				Columns("poll_id", "ballots", "as_of", "audit_seq", "audit_hash", "drift").Unique().ToCql())
 	insertFinalOption = newStatement(qb.Insert(finalTalliesTable.Name()).
 				Columns("poll_id", "option_id", "votes").ToCql())
-	selectFinal = newStatement(finalTalliesTable.Select("option_id", "votes", "ballots", "as_of"))
+	selectFinal = newStatement(finalTalliesTable.Select("option_id", "votes", "ballots", "as_of", "audit_seq", "audit_hash", "drift"))
 )
 
 // AdjustShard adds delta to one shard as one single-partition counter batch.
@@ -141,11 +141,25 @@ func (st *TallyStore) AnyRow(ctx context.Context, pollID id.ID, buckets int) (bo
 }
 
 // SaveFinal freezes the final tally with one conditional single-partition
-// batch: the static row IF NOT EXISTS plus the option rows, all or nothing.
-// When a final tally exists already it is returned unchanged.
-func (st *TallyStore) SaveFinal(ctx context.Context, pollID id.ID, c tally.Counts, asOf time.Time) (tally.Frozen, error) {
+// batch: the static row IF NOT EXISTS (with the audit anchor) plus the
+// option rows, all or nothing. When a final tally exists already it is
+// returned unchanged.
+func (st *TallyStore) SaveFinal(ctx context.Context, pollID id.ID, f tally.Frozen) (tally.Frozen, error) {
+	c := f.Counts
+	statics := finalTallyRow{PollID: pollID, Ballots: c.Ballots, AsOf: f.AsOf}
+	if f.Audit != nil {
+		statics.AuditSeq, statics.AuditHash = &f.Audit.Seq, f.Audit.Hash
+	}
+	if f.Drift != nil {
+		b, err := json.Marshal(f.Drift)
+		if err != nil {
+			return tally.Frozen{}, err
+		}
+		s := string(b)
+		statics.Drift = &s
+	}
 	b := newBatch(ctx, st.s, gocql.UnloggedBatch)
-	b.add(insertFinalStatics, finalTallyRow{PollID: pollID, Ballots: c.Ballots, AsOf: asOf})
+	b.add(insertFinalStatics, statics)
 	for opt, n := range c.Options {
 		b.add(insertFinalOption, finalTallyRow{PollID: pollID, OptionID: &opt, Votes: &n})
 	}
@@ -154,10 +168,10 @@ func (st *TallyStore) SaveFinal(ctx context.Context, pollID id.ID, c tally.Count
 		return tally.Frozen{}, apperr.Unavailable("freeze final tally", err)
 	}
 	if applied {
-		return tally.Frozen{Counts: c, AsOf: asOf}, nil
+		return f, nil
 	}
-	f, _, err := st.LoadFinal(ctx, pollID)
-	return f, err
+	frozen, _, err := st.LoadFinal(ctx, pollID)
+	return frozen, err
 }
 
 // LoadFinal reads the frozen final tally.

@@ -387,6 +387,27 @@ func (e ResultsTally) Valid() bool {
 	}
 }
 
+// Defines values for ResultsTallyState.
+const (
+	ResultsTallyStateCertified   ResultsTallyState = "certified"
+	ResultsTallyStateLive        ResultsTallyState = "live"
+	ResultsTallyStateReconciling ResultsTallyState = "reconciling"
+)
+
+// Valid indicates whether the value is a known member of the ResultsTallyState enum.
+func (e ResultsTallyState) Valid() bool {
+	switch e {
+	case ResultsTallyStateCertified:
+		return true
+	case ResultsTallyStateLive:
+		return true
+	case ResultsTallyStateReconciling:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ResultsVisibility.
 const (
 	ResultsVisibilityAfterClose ResultsVisibility = "after_close"
@@ -495,6 +516,24 @@ const (
 func (e GetHealth200JSONResponseBodyStatus) Valid() bool {
 	switch e {
 	case GetHealth200JSONResponseBodyStatusOk:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportPollBallotsParamsFormat.
+const (
+	ExportPollBallotsParamsFormatCsv   ExportPollBallotsParamsFormat = "csv"
+	ExportPollBallotsParamsFormatJsonl ExportPollBallotsParamsFormat = "jsonl"
+)
+
+// Valid indicates whether the value is a known member of the ExportPollBallotsParamsFormat enum.
+func (e ExportPollBallotsParamsFormat) Valid() bool {
+	switch e {
+	case ExportPollBallotsParamsFormatCsv:
+		return true
+	case ExportPollBallotsParamsFormatJsonl:
 		return true
 	default:
 		return false
@@ -921,6 +960,9 @@ type RequestStatusState string
 type Results struct {
 	AsOf *time.Time `json:"as_of,omitempty"`
 
+	// Certificate What a certified tally carries: the ballot rows it counted, when it was frozen, and the head of the poll's owner-action audit chain at that moment (absent when the chain was empty). `tally verify --poll` checks the chain against this anchor, so an edited or deleted entry, the last one included, is found.
+	Certificate *TallyCertificate `json:"certificate,omitempty"`
+
 	// Count The counting method's exact count from the vote rows: on tally=final of ranked, schulze and score polls only (computed on demand while the poll is open; once it is frozen, from the rows the frozen tally was counted from, which no longer change, so the same every time). Ties no rule settles go by a lot seeded with the poll id (tie_rule says how). See docs/architecture.md, "Counting methods".
 	Count *MethodCount `json:"count,omitempty"`
 
@@ -943,6 +985,9 @@ type Results struct {
 	Status *ResultsStatus      `json:"status,omitempty"`
 	Tally  *ResultsTally       `json:"tally,omitempty"`
 
+	// TallyState Where the poll's tally stands, the same word in REST results and in the live stream's frames: live (open, the live counters), reconciling (closed, the exact count from the rows not frozen yet), certified (the final tally is frozen and never changes again; it carries its certificate).
+	TallyState *ResultsTallyState `json:"tally_state,omitempty"`
+
 	// TotalVotes ballots (voters)
 	TotalVotes *int `json:"total_votes,omitempty"`
 }
@@ -952,6 +997,9 @@ type ResultsStatus string
 
 // ResultsTally defines model for Results.Tally.
 type ResultsTally string
+
+// ResultsTallyState Where the poll's tally stands, the same word in REST results and in the live stream's frames: live (open, the live counters), reconciling (closed, the exact count from the rows not frozen yet), certified (the final tally is frozen and never changes again; it carries its certificate).
+type ResultsTallyState string
 
 // ResultsVisibility Who sees the results (REST, live socket), and when. always: everyone. after_vote: until the poll closes, the owner and callers who voted; everyone after. after_close: until the poll closes, the owner alone; everyone after. owner_only: the owner alone, also after close. The owner (the poll's creator) sees them in every mode; others get 403 RESULTS_HIDDEN. The owner may change it at any time (PATCH); an open live socket whose caller may no longer see the results is closed with 4403 at its next re-check (TALLY_HTTP_LIVE_RECHECK).
 type ResultsVisibility string
@@ -1026,6 +1074,29 @@ type SettingsInput struct {
 
 // SettingsInputMethod The counting method (see Method; absent: plurality, or approval when allow_multiple_options is true). Sent with allow_multiple_options the two must agree (true for every method but plurality), else 400 VALIDATION_FAILED (field settings.allow_multiple_options). A change once a vote exists is 409 OPTIONS_FROZEN.
 type SettingsInputMethod string
+
+// TallyCertificate What a certified tally carries: the ballot rows it counted, when it was frozen, and the head of the poll's owner-action audit chain at that moment (absent when the chain was empty). `tally verify --poll` checks the chain against this anchor, so an edited or deleted entry, the last one included, is found.
+type TallyCertificate struct {
+	AuditHead *struct {
+		// Hash SHA-256 of the last entry, hex
+		Hash string `json:"hash"`
+		Seq  int    `json:"seq"`
+	} `json:"audit_head,omitempty"`
+	Ballots int `json:"ballots"`
+
+	// DriftHistory How far the live figures were from the truth before the freeze: the reconciliations that measured counter drift (live counters are not idempotent; reconciliation repairs them), the largest drift in ballots or one option's count, how many of those runs repaired it, and how long accepted votes took to reach the live tally (accept to apply, merged from every worker; p99 is the upper bound of a power-of-two millisecond bucket, max is exact). Absent on tallies frozen before it was kept.
+	DriftHistory *struct {
+		LiveLag struct {
+			MaxMs int `json:"max_ms"`
+			P99Ms int `json:"p99_ms"`
+			Votes int `json:"votes"`
+		} `json:"live_lag"`
+		MaxCounterDrift          int `json:"max_counter_drift"`
+		ReconciliationsWithDrift int `json:"reconciliations_with_drift"`
+		Repairs                  int `json:"repairs"`
+	} `json:"drift_history,omitempty"`
+	FrozenAt time.Time `json:"frozen_at"`
+}
 
 // Token defines model for Token.
 type Token struct {
@@ -1191,6 +1262,15 @@ type GetAuditLogParams struct {
 	// AfterSeq entries with a greater seq; a next_after_seq this API returned, or 0 (the default) for the first page
 	AfterSeq *int64 `form:"after_seq,omitempty" json:"after_seq,omitempty"`
 }
+
+// ExportPollBallotsParams defines parameters for ExportPollBallots.
+type ExportPollBallotsParams struct {
+	// Format csv (the default) or jsonl
+	Format *ExportPollBallotsParamsFormat `form:"format,omitempty" json:"format,omitempty"`
+}
+
+// ExportPollBallotsParamsFormat defines parameters for ExportPollBallots.
+type ExportPollBallotsParamsFormat string
 
 // OpenLiveResultsParams defines parameters for OpenLiveResults.
 type OpenLiveResultsParams struct {
@@ -2474,6 +2554,13 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/polls/{poll_id}/challenge (the `GetChallenge` operationId).
 	GetChallenge(ctx context.Context, pollId PollID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ExportPollBallots The poll's ballots as CSV or JSON Lines (owner only), streamed
+	//
+	// Every current ballot of the poll, one row or line each, streamed as it is read (any size of poll; a client that disconnects stops the read). Columns: poll_id, voter, vote_id, option_ids (CSV: joined by ";"; JSON Lines: an array), voted_at, anonymous, scores (score polls: scores[i] for option_ids[i]; CSV: joined by ";", empty on other polls; JSON Lines: an array, absent on other polls). voter is a per-poll pseudonym (64 hex digits, HMAC-SHA256 keyed by the server's export secret and the poll id): stable for a voter within the poll, different in every other poll, so two polls' exports cannot be joined. voted_at is truncated to the minute (UTC). No IP address, user agent, device or bot signal is ever included. A read that fails after the first bytes were sent cuts the connection rather than ending the body. Each export counts against the owner's limit (TALLY_RATE_EXPORTS_PER_HOUR_PER_USER, default 10 per hour).
+	//
+	// Corresponds with GET /v1/polls/{poll_id}/export (the `ExportPollBallots` operationId).
+	ExportPollBallots(ctx context.Context, pollId PollID, params *ExportPollBallotsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetFlagReport Flagged votes and the results without them (owner only)
 	//
 	// How many of the poll's votes bot signals flagged and why, with the results with and without them. Counted from the poll's vote rows (like tally=final: at most one count per poll per TALLY_RESULTS_FINAL_MIN_INTERVAL in a process) and cached for TALLY_RESULTS_FLAGS_CACHE_TTL (5 s). Each answer computed from a count (not from the cache) is recorded in the poll's audit log (tally.retallied_excluding_flagged, with the owner and the counts shown). Rate-limited like results reads, per client IP and per account.
@@ -2867,6 +2954,23 @@ func (c *Client) GetAuditLog(ctx context.Context, pollId PollID, params *GetAudi
 // Corresponds with GET /v1/polls/{poll_id}/challenge (the `GetChallenge` operationId).
 func (c *Client) GetChallenge(ctx context.Context, pollId PollID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetChallengeRequest(c.Server, pollId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ExportPollBallots The poll's ballots as CSV or JSON Lines (owner only), streamed
+//
+// Every current ballot of the poll, one row or line each, streamed as it is read (any size of poll; a client that disconnects stops the read). Columns: poll_id, voter, vote_id, option_ids (CSV: joined by ";"; JSON Lines: an array), voted_at, anonymous, scores (score polls: scores[i] for option_ids[i]; CSV: joined by ";", empty on other polls; JSON Lines: an array, absent on other polls). voter is a per-poll pseudonym (64 hex digits, HMAC-SHA256 keyed by the server's export secret and the poll id): stable for a voter within the poll, different in every other poll, so two polls' exports cannot be joined. voted_at is truncated to the minute (UTC). No IP address, user agent, device or bot signal is ever included. A read that fails after the first bytes were sent cuts the connection rather than ending the body. Each export counts against the owner's limit (TALLY_RATE_EXPORTS_PER_HOUR_PER_USER, default 10 per hour).
+//
+// Corresponds with GET /v1/polls/{poll_id}/export (the `ExportPollBallots` operationId).
+func (c *Client) ExportPollBallots(ctx context.Context, pollId PollID, params *ExportPollBallotsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewExportPollBallotsRequest(c.Server, pollId, params)
 	if err != nil {
 		return nil, err
 	}
@@ -3628,6 +3732,67 @@ func NewGetChallengeRequest(server string, pollId PollID) (*http.Request, error)
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewExportPollBallotsRequest constructs an http.Request for the ExportPollBallots method
+func NewExportPollBallotsRequest(server string, pollId PollID, params *ExportPollBallotsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "poll_id", pollId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/polls/%s/export", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Format != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "format", *params.Format, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -4432,6 +4597,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/polls/{poll_id}/challenge (the `GetChallenge` operationId).
 	GetChallengeWithResponse(ctx context.Context, pollId PollID, reqEditors ...RequestEditorFn) (*GetChallengeResponse, error)
+
+	// ExportPollBallotsWithResponse The poll's ballots as CSV or JSON Lines (owner only), streamed
+	//
+	// Every current ballot of the poll, one row or line each, streamed as it is read (any size of poll; a client that disconnects stops the read). Columns: poll_id, voter, vote_id, option_ids (CSV: joined by ";"; JSON Lines: an array), voted_at, anonymous, scores (score polls: scores[i] for option_ids[i]; CSV: joined by ";", empty on other polls; JSON Lines: an array, absent on other polls). voter is a per-poll pseudonym (64 hex digits, HMAC-SHA256 keyed by the server's export secret and the poll id): stable for a voter within the poll, different in every other poll, so two polls' exports cannot be joined. voted_at is truncated to the minute (UTC). No IP address, user agent, device or bot signal is ever included. A read that fails after the first bytes were sent cuts the connection rather than ending the body. Each export counts against the owner's limit (TALLY_RATE_EXPORTS_PER_HOUR_PER_USER, default 10 per hour).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/polls/{poll_id}/export (the `ExportPollBallots` operationId).
+	ExportPollBallotsWithResponse(ctx context.Context, pollId PollID, params *ExportPollBallotsParams, reqEditors ...RequestEditorFn) (*ExportPollBallotsResponse, error)
 
 	// GetFlagReportWithResponse Flagged votes and the results without them (owner only)
 	//
@@ -5586,6 +5760,106 @@ func (r GetChallengeResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetChallengeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ExportPollBallotsResponse200Headers the declared response headers of an HTTP 200 response for ExportPollBallots
+type ExportPollBallotsResponse200Headers struct {
+	ContentDisposition *string
+}
+
+// ExportPollBallotsResponse429Headers the declared response headers of an HTTP 429 response for ExportPollBallots
+type ExportPollBallotsResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+}
+
+// ExportPollBallotsResponse503Headers the declared response headers of an HTTP 503 response for ExportPollBallots
+type ExportPollBallotsResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ExportPollBallotsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *PollNotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ExportPollBallotsResponse200Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ExportPollBallotsResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ExportPollBallotsResponse503Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ExportPollBallotsResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ExportPollBallotsResponse) GetJSON401() *Unauthenticated {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ExportPollBallotsResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ExportPollBallotsResponse) GetJSON404() *PollNotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ExportPollBallotsResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ExportPollBallotsResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ExportPollBallotsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ExportPollBallotsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ExportPollBallotsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ExportPollBallotsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -6789,6 +7063,21 @@ func (c *ClientWithResponses) GetChallengeWithResponse(ctx context.Context, poll
 	return ParseGetChallengeResponse(rsp)
 }
 
+// ExportPollBallotsWithResponse The poll's ballots as CSV or JSON Lines (owner only), streamed
+//
+// Every current ballot of the poll, one row or line each, streamed as it is read (any size of poll; a client that disconnects stops the read). Columns: poll_id, voter, vote_id, option_ids (CSV: joined by ";"; JSON Lines: an array), voted_at, anonymous, scores (score polls: scores[i] for option_ids[i]; CSV: joined by ";", empty on other polls; JSON Lines: an array, absent on other polls). voter is a per-poll pseudonym (64 hex digits, HMAC-SHA256 keyed by the server's export secret and the poll id): stable for a voter within the poll, different in every other poll, so two polls' exports cannot be joined. voted_at is truncated to the minute (UTC). No IP address, user agent, device or bot signal is ever included. A read that fails after the first bytes were sent cuts the connection rather than ending the body. Each export counts against the owner's limit (TALLY_RATE_EXPORTS_PER_HOUR_PER_USER, default 10 per hour).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/polls/{poll_id}/export (the `ExportPollBallots` operationId).
+func (c *ClientWithResponses) ExportPollBallotsWithResponse(ctx context.Context, pollId PollID, params *ExportPollBallotsParams, reqEditors ...RequestEditorFn) (*ExportPollBallotsResponse, error) {
+	rsp, err := c.ExportPollBallots(ctx, pollId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseExportPollBallotsResponse(rsp)
+}
+
 // GetFlagReportWithResponse Flagged votes and the results without them (owner only)
 //
 // How many of the poll's votes bot signals flagged and why, with the results with and without them. Counted from the poll's vote rows (like tally=final: at most one count per poll per TALLY_RESULTS_FINAL_MIN_INTERVAL in a process) and cached for TALLY_RESULTS_FLAGS_CACHE_TTL (5 s). Each answer computed from a count (not from the cache) is recorded in the poll's audit log (tally.retallied_excluding_flagged, with the owner and the counts shown). Rate-limited like results reads, per client IP and per account.
@@ -7989,6 +8278,121 @@ func ParseGetChallengeResponse(rsp *http.Response) (*GetChallengeResponse, error
 		response.Headers200 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetChallengeResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseExportPollBallotsResponse parses an HTTP response from a ExportPollBallotsWithResponse call
+func ParseExportPollBallotsResponse(rsp *http.Response) (*ExportPollBallotsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ExportPollBallotsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest PollNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ExportPollBallotsResponse200Headers
+		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentDisposition = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 429:
+		var headers ExportPollBallotsResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ExportPollBallotsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

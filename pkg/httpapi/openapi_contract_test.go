@@ -55,6 +55,7 @@ var rateLimited = map[string]bool{
 	"POST /v1/polls":                 true,
 	"POST /v1/polls/{poll_id}/votes": true,
 	"GET /v1/polls/{poll_id}/flags":  true,
+	"GET /v1/polls/{poll_id}/export": true,
 }
 
 // TestOpenAPIStatuses checks that every operation documents the statuses

@@ -15,6 +15,7 @@ import (
 	"github.com/tally-vote/tally/pkg/anonaccess"
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/auth"
+	"github.com/tally-vote/tally/pkg/export"
 	"github.com/tally-vote/tally/pkg/live"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/ratelimit"
@@ -60,6 +61,12 @@ type Deps struct {
 	// Audit reads a poll's owner-action chain for its owner; nil answers
 	// the audit route 503.
 	Audit AuditReader
+	// Exports reads the ballots of owner exports (cassandra.VoteSource);
+	// nil answers the export route 503.
+	Exports export.Source
+	// ExportKey is the server secret the per-poll pseudonyms of owner
+	// exports are keyed from (export.PollKey).
+	ExportKey []byte
 	// Tracer, when set, spans every request but the probes and /metrics;
 	// nil installs no tracing middleware at all.
 	Tracer trace.TracerProvider
@@ -81,6 +88,13 @@ type handlers struct {
 	now       func() time.Time
 	publicURL string
 	audit     AuditReader
+	// Owner exports: the source, the pseudonym secret, the owner's limit
+	// rules, the metrics and the write timeout each write moves forward.
+	exports       export.Source
+	exportKey     []byte
+	exportRules   []ratelimit.Rule
+	exportMetrics *exportMetrics
+	writeTimeout  time.Duration
 }
 
 // NewRouter builds the HTTP handler.
@@ -131,6 +145,8 @@ func NewRouter(d Deps) (*gin.Engine, error) {
 
 	h := &handlers{limiter: d.Limiter, voteRules: d.Limiter.Rules(ratelimit.Vote), auth: d.Auth, polls: d.Polls, votes: d.Votes, tally: d.Tally, hub: d.Hub, statuses: d.Statuses, anon: d.Anon, now: d.Now, publicURL: d.PublicURL,
 		audit:   d.Audit,
+		exports: d.Exports, exportKey: d.ExportKey, exportRules: d.Limiter.Rules(ratelimit.Export),
+		exportMetrics: newExportMetrics(d.Registry), writeTimeout: d.HTTP.WriteTimeout,
 		sockets: newLiveSockets(d.HTTP, d.PublicURL, d.Registry)}
 	required, optional := authenticate(d.Auth, true), authenticate(d.Auth, false)
 	l := d.Limiter
@@ -158,5 +174,7 @@ func NewRouter(d Deps) (*gin.Engine, error) {
 	v1.GET("/polls/:poll_id/challenge", optional, h.challenge)
 	v1.GET("/polls/:poll_id/flags", required, accountOnly, limit(l, ratelimit.Results), h.flags)
 	v1.GET("/polls/:poll_id/audit", required, accountOnly, limit(l, ratelimit.Results), h.auditLog)
+	// Limited inside the handler, per owner, once the caller is the owner.
+	v1.GET("/polls/:poll_id/export", required, accountOnly, h.exportPoll)
 	return r, nil
 }

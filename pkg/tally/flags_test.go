@@ -15,6 +15,7 @@ import (
 	"github.com/tally-vote/tally/pkg/audit"
 	"github.com/tally-vote/tally/pkg/count"
 	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/livelag"
 	"github.com/tally-vote/tally/pkg/poll"
 )
 
@@ -131,10 +132,13 @@ func (f *fakeStore) AnyRow(context.Context, id.ID, int) (bool, error) { return t
 func (f *fakeStore) AdjustShard(context.Context, id.ID, int, Counts) error {
 	return errors.New("unexpected repair")
 }
-func (f *fakeStore) SaveFinal(_ context.Context, _ id.ID, c Counts, asOf time.Time) (Frozen, error) {
-	f.frozen = &c
-	return Frozen{Counts: c, AsOf: asOf}, nil
+func (f *fakeStore) SaveFinal(_ context.Context, _ id.ID, fr Frozen) (Frozen, error) {
+	f.frozen = &fr.Counts
+	return fr, nil
 }
+func (f *fakeStore) RecordDrift(context.Context, id.ID, time.Time, Drift) error { return nil }
+func (f *fakeStore) DriftRuns(context.Context, id.ID) ([]Drift, error)          { return nil, nil }
+func (f *fakeStore) LoadLag(context.Context, id.ID) ([]livelag.Hist, error)     { return nil, nil }
 func (f *fakeStore) LoadFinal(context.Context, id.ID) (Frozen, bool, error) {
 	return Frozen{}, false, nil
 }
@@ -154,6 +158,8 @@ func (a *fakeAudit) Append(ctx context.Context, pollID, actor id.ID, kind string
 	a.Record(ctx, pollID, actor, kind, detail)
 	return audit.Entry{}, nil
 }
+
+func (a *fakeAudit) Head(context.Context, id.ID) (audit.Head, error) { return audit.Head{}, nil }
 
 // downCache and downFence fail every call, as Redis does when it is down.
 type downCache struct{}

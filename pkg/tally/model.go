@@ -4,6 +4,7 @@ package tally
 
 import (
 	"crypto/sha1"
+	"encoding/hex"
 	"math"
 	"time"
 
@@ -144,6 +145,52 @@ const (
 	Final Mode = "final"
 )
 
+// State is where a poll's tally stands, in one vocabulary for REST results
+// and the live stream's frames (the final frame included).
+type State string
+
+// States.
+const (
+	// StateLive: the poll is open; the counts are the live counters.
+	StateLive State = "live"
+	// StateReconciling: the poll is closed and its exact count from the
+	// rows is not frozen yet (votes accepted before the close may still be
+	// draining); tally=final counts the rows as they stand.
+	StateReconciling State = "reconciling"
+	// StateCertified: the final tally is frozen and carries its
+	// Certificate. It never changes again.
+	StateCertified State = "certified"
+)
+
+// Certificate is what a certified tally carries: how many ballot rows it
+// counted, when it was frozen, and the head of the poll's owner-action
+// audit chain at that moment (the anchor against which an edited or
+// deleted entry, the last one included, is detected).
+type Certificate struct {
+	Ballots   int64      `json:"ballots"`
+	FrozenAt  time.Time  `json:"frozen_at"`
+	AuditHead *AuditHead `json:"audit_head,omitempty"`
+	// DriftHistory is how far the live figures were from the truth
+	// before the freeze.
+	DriftHistory *DriftHistory `json:"drift_history,omitempty"`
+}
+
+// AuditHead is an anchored audit chain head: the last entry's seq and
+// hash (hex).
+type AuditHead struct {
+	Seq  int64  `json:"seq"`
+	Hash string `json:"hash"`
+}
+
+// CertificateOf is the certificate of a frozen tally.
+func CertificateOf(f Frozen) *Certificate {
+	c := &Certificate{Ballots: f.Counts.Ballots, FrozenAt: f.AsOf.UTC(), DriftHistory: f.Drift}
+	if f.Audit != nil {
+		c.AuditHead = &AuditHead{Seq: f.Audit.Seq, Hash: hex.EncodeToString(f.Audit.Hash)}
+	}
+	return c
+}
+
 // OptionResult is one option's line in the results.
 type OptionResult struct {
 	OptionID   id.ID   `json:"option_id"`
@@ -170,6 +217,18 @@ type Results struct {
 	// adds Count, the method's exact count from the rows.
 	Method count.Method  `json:"method,omitempty"`
 	Count  *count.Result `json:"count,omitempty"`
+	// TallyState is live, reconciling or certified; Certificate is set
+	// when certified.
+	TallyState  State        `json:"tally_state"`
+	Certificate *Certificate `json:"certificate,omitempty"`
+}
+
+// Certify marks r as the certified tally c.
+func (r *Results) Certify(c *Certificate) {
+	if c == nil {
+		return
+	}
+	r.TallyState, r.Certificate = StateCertified, c
 }
 
 // BuildResults shapes counts into the SPEC's results document. Percentages
@@ -180,9 +239,13 @@ func BuildResults(p *poll.Poll, c Counts, mode Mode, asOf, now time.Time) *Resul
 		PollID:     p.ID,
 		Status:     p.StatusAt(now),
 		Tally:      mode,
+		TallyState: StateLive,
 		TotalVotes: c.Ballots,
 		AsOf:       asOf.UTC(),
 		Options:    make([]OptionResult, 0, len(p.Options)),
+	}
+	if r.Status == poll.Closed {
+		r.TallyState = StateReconciling
 	}
 	for _, o := range p.Options {
 		v := c.Options[o.ID]

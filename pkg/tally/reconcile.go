@@ -113,7 +113,20 @@ func (s *Service) Reconcile(ctx context.Context, p *poll.Poll, opts ReconcileOpt
 		s.m.flagged.Observe(float64(rows.Flagged.Ballots) / float64(rows.All.Ballots))
 	}
 	rep.CounterDrift = shards.Diff(rows.All)
-	if !rep.CounterDrift.IsZero() && ((fenced && !opts.MeasureOnly) || opts.Final) {
+	repair := !rep.CounterDrift.IsZero() && ((fenced && !opts.MeasureOnly) || opts.Final)
+	if !rep.CounterDrift.IsZero() {
+		// The drift history the freeze certifies. A final run's own drift
+		// must be in it, so its failure fails the run; other runs keep it
+		// best effort.
+		if err := s.store.RecordDrift(ctx, p.ID, s.now(), DriftOf(rep.CounterDrift, repair)); err != nil {
+			if opts.Final {
+				s.m.runs.WithLabelValues("failed").Inc()
+				return rep, err
+			}
+			s.log.Warn("record drift", zap.Stringer("poll_id", p.ID), zap.Error(err))
+		}
+	}
+	if repair {
 		if err := s.store.AdjustShard(ctx, p.ID, 0, rep.CounterDrift); err != nil {
 			s.m.runs.WithLabelValues("failed").Inc()
 			return rep, err
@@ -125,7 +138,36 @@ func (s *Service) Reconcile(ctx context.Context, p *poll.Poll, opts ReconcileOpt
 
 	rep.AsOf = s.now().UTC()
 	if opts.Final {
-		frozen, err := s.store.SaveFinal(ctx, p.ID, rep.Rows, rep.AsOf)
+		f := Frozen{Counts: rep.Rows, AsOf: rep.AsOf}
+		if s.audit != nil {
+			// The chain's head is anchored with the tally. A head that
+			// cannot be read fails the run, which is retried: a final
+			// tally is never frozen without its anchor.
+			head, err := s.audit.Head(ctx, p.ID)
+			if err != nil {
+				s.m.runs.WithLabelValues("failed").Inc()
+				return rep, err
+			}
+			if head.Seq > 0 {
+				f.Audit = &head
+			}
+		}
+		// The drift history up to this run. Nothing writes it for this
+		// poll once it is frozen: no reconciliation runs on a frozen poll's
+		// counters, and its votes are all applied.
+		runs, err := s.store.DriftRuns(ctx, p.ID)
+		if err != nil {
+			s.m.runs.WithLabelValues("failed").Inc()
+			return rep, err
+		}
+		lag, err := s.store.LoadLag(ctx, p.ID)
+		if err != nil {
+			s.m.runs.WithLabelValues("failed").Inc()
+			return rep, err
+		}
+		hist := HistoryOf(runs, lag)
+		f.Drift = &hist
+		frozen, err := s.store.SaveFinal(ctx, p.ID, f)
 		if err != nil {
 			s.m.runs.WithLabelValues("failed").Inc()
 			return rep, err

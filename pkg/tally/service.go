@@ -15,6 +15,7 @@ import (
 	"github.com/tally-vote/tally/pkg/audit"
 	"github.com/tally-vote/tally/pkg/count"
 	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/livelag"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/redisx"
 )
@@ -33,19 +34,76 @@ type Store interface {
 	AdjustShard(ctx context.Context, pollID id.ID, shard int, delta Counts) error
 	// SaveFinal freezes a closed poll's final tally unless one is frozen
 	// already, and returns the frozen one (c's own when it was written).
-	SaveFinal(ctx context.Context, pollID id.ID, c Counts, asOf time.Time) (Frozen, error)
+	// f.Audit, when set, is stored with it as the audit chain's anchor.
+	SaveFinal(ctx context.Context, pollID id.ID, f Frozen) (Frozen, error)
 	// LoadFinal returns the frozen final tally; found is false if none.
 	LoadFinal(ctx context.Context, pollID id.ID) (f Frozen, found bool, err error)
 	// Ballots reads every ballot's options, in the voter's order, through
 	// the per-poll index, and their scores (nil but on score polls): what a
 	// ranked or score count needs beyond totals.
 	Ballots(ctx context.Context, pollID id.ID, buckets int) ([][]id.ID, [][]int, error)
+	// RecordDrift keeps one reconciliation's measured counter drift;
+	// DriftRuns reads them all (the drift history a freeze certifies).
+	RecordDrift(ctx context.Context, pollID id.ID, at time.Time, d Drift) error
+	DriftRuns(ctx context.Context, pollID id.ID) ([]Drift, error)
+	// LoadLag reads every worker's live-lag histogram of the poll.
+	LoadLag(ctx context.Context, pollID id.ID) ([]livelag.Hist, error)
 }
 
 // Frozen is a closed poll's final tally.
 type Frozen struct {
 	Counts Counts
 	AsOf   time.Time
+	// Audit is the head of the poll's owner-action audit chain when the
+	// tally was frozen (nil: the chain was empty, or the tally predates
+	// the anchor): edits and deletions of the chain, the last entry
+	// included, are caught against it.
+	Audit *audit.Head
+	// Drift is the poll's drift history up to the freeze (nil on tallies
+	// frozen before it was kept).
+	Drift *DriftHistory
+}
+
+// Drift is one reconciliation's measured counter drift, in absolute
+// ballots and the largest absolute difference of one option.
+type Drift struct {
+	Ballots   int64
+	MaxOption int64
+	Repaired  bool
+}
+
+// DriftOf sizes a measured difference between counters and rows.
+func DriftOf(d Counts, repaired bool) Drift {
+	out := Drift{Ballots: abs(d.Ballots), Repaired: repaired}
+	for _, v := range d.Options {
+		out.MaxOption = max(out.MaxOption, abs(v))
+	}
+	return out
+}
+
+// DriftHistory is how far a poll's live figures were from the truth over
+// its life, frozen with its final tally: the reconciliations that measured
+// counter drift, the largest drift, how many repaired it, and how long
+// accepted votes took to reach the live tally.
+type DriftHistory struct {
+	Reconciliations int64 `json:"reconciliations_with_drift"`
+	// MaxCounterDrift is the largest drift measured, in ballots or in one
+	// option's count, whichever was larger.
+	MaxCounterDrift int64           `json:"max_counter_drift"`
+	Repairs         int64           `json:"repairs"`
+	LiveLag         livelag.Summary `json:"live_lag"`
+}
+
+// HistoryOf sums a poll's drift runs and live-lag histograms.
+func HistoryOf(runs []Drift, lag []livelag.Hist) DriftHistory {
+	h := DriftHistory{Reconciliations: int64(len(runs)), LiveLag: livelag.Merge(lag)}
+	for _, r := range runs {
+		h.MaxCounterDrift = max(h.MaxCounterDrift, r.Ballots, r.MaxOption)
+		if r.Repaired {
+			h.Repairs++
+		}
+	}
+	return h
 }
 
 // Config tunes caching.
@@ -81,6 +139,9 @@ const maxFinalMemo = 4096
 type Auditor interface {
 	Record(ctx context.Context, pollID, actor id.ID, kind string, detail map[string]any)
 	Append(ctx context.Context, pollID, actor id.ID, kind string, detail map[string]any) (audit.Entry, error)
+	// Head reads the poll's chain head (the zero Head for an empty chain),
+	// anchored in the final tally when it is frozen.
+	Head(ctx context.Context, pollID id.ID) (audit.Head, error)
 }
 
 // Cache holds computed results for a short while (pkg/redisx implements it
@@ -261,6 +322,8 @@ type snapshot struct {
 	// Count is the method's exact count, on tally=final of ranked and
 	// Schulze polls.
 	Count *count.Result `json:"count,omitempty"`
+	// Certificate is set when the counts are the frozen final tally.
+	Certificate *Certificate `json:"certificate,omitempty"`
 }
 
 func cacheKey(mode Mode, pollID id.ID) string {
@@ -274,8 +337,18 @@ func (s *Service) Results(ctx context.Context, p *poll.Poll, mode Mode) (*Result
 	if err != nil {
 		return nil, err
 	}
-	r := BuildResults(p, snap.Counts, mode, snap.AsOf, s.now())
+	now := s.now()
+	r := BuildResults(p, snap.Counts, mode, snap.AsOf, now)
 	r.Method, r.Count = p.Settings.CountingMethod(), snap.Count
+	r.Certify(snap.Certificate)
+	if mode == Live && r.TallyState == StateReconciling {
+		// Live counters of a closed poll: the state is the poll's, so a
+		// frozen tally says certified here too (one small read, closed
+		// polls only).
+		if _, found, err := s.store.LoadFinal(ctx, p.ID); err == nil && found {
+			r.TallyState = StateCertified
+		}
+	}
 	return r, nil
 }
 
@@ -336,7 +409,7 @@ func (s *Service) compute(ctx context.Context, p *poll.Poll, mode Mode) (snapsho
 			return snapshot{}, 0, err
 		}
 		if found {
-			snap := snapshot{Counts: f.Counts, AsOf: f.AsOf}
+			snap := snapshot{Counts: f.Counts, AsOf: f.AsOf, Certificate: CertificateOf(f)}
 			return s.withCount(ctx, p, snap, time.Minute)
 		}
 	}
@@ -444,6 +517,16 @@ func (s *Service) LiveSince(ctx context.Context, p *poll.Poll, since time.Time) 
 	return BuildResults(p, snap.Counts, Live, snap.AsOf, s.now()), nil
 }
 
+// AuditAnchor is the audit chain head anchored in the poll's certified
+// final tally, nil while the tally is not frozen or anchors nothing.
+func (s *Service) AuditAnchor(ctx context.Context, pollID id.ID) (*audit.Head, error) {
+	f, found, err := s.store.LoadFinal(ctx, pollID)
+	if err != nil || !found {
+		return nil, err
+	}
+	return f.Audit, nil
+}
+
 // FrozenResults returns the poll's frozen final tally, and false while it
 // has none.
 func (s *Service) FrozenResults(ctx context.Context, p *poll.Poll) (*Results, bool, error) {
@@ -451,5 +534,7 @@ func (s *Service) FrozenResults(ctx context.Context, p *poll.Poll) (*Results, bo
 	if err != nil || !found {
 		return nil, false, err
 	}
-	return BuildResults(p, f.Counts, Final, f.AsOf, s.now()), true, nil
+	r := BuildResults(p, f.Counts, Final, f.AsOf, s.now())
+	r.Certify(CertificateOf(f))
+	return r, true, nil
 }
