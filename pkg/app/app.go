@@ -103,10 +103,10 @@ type seenCounter struct {
 	notices    *live.Notifier
 }
 
-func (c seenCounter) Add(ctx context.Context, p *poll.Poll, shard int, ballots [][]id.ID) error {
+func (c seenCounter) Add(ctx context.Context, p *poll.Poll, shard int, ballots [][]id.ID, scores [][]int) error {
 	c.active.Seen(p.ID)
 	c.reconciler.Seen(ctx, p)
-	if err := c.Counter.Add(ctx, p, shard, ballots); err != nil {
+	if err := c.Counter.Add(ctx, p, shard, ballots, scores); err != nil {
 		return err
 	}
 	c.notices.Changed(p.ID)

@@ -439,6 +439,7 @@ const (
 	SettingsInputMethodPlurality   SettingsInputMethod = "plurality"
 	SettingsInputMethodRanked      SettingsInputMethod = "ranked"
 	SettingsInputMethodSchulze     SettingsInputMethod = "schulze"
+	SettingsInputMethodScore       SettingsInputMethod = "score"
 )
 
 // Valid indicates whether the value is a known member of the SettingsInputMethod enum.
@@ -453,6 +454,8 @@ func (e SettingsInputMethod) Valid() bool {
 	case SettingsInputMethodRanked:
 		return true
 	case SettingsInputMethodSchulze:
+		return true
+	case SettingsInputMethodScore:
 		return true
 	default:
 		return false
@@ -629,10 +632,14 @@ type FlagReport struct {
 	ByReason map[string]int `json:"by_reason"`
 
 	// FlaggedVotes ballots carrying at least one flag
-	FlaggedVotes            int                `json:"flagged_votes"`
-	PollId                  openapi_types.UUID `json:"poll_id"`
-	Results                 Results            `json:"results"`
-	ResultsExcludingFlagged Results            `json:"results_excluding_flagged"`
+	FlaggedVotes int                `json:"flagged_votes"`
+	PollId       openapi_types.UUID `json:"poll_id"`
+
+	// Results A poll's results. What tally=live shows depends on the method: plurality and approval, ballots per option (the result itself); ranked and schulze, first preferences (ballots ranking each option first), not the method's result, which only tally=final carries (count); score, each option's number of scores (votes) and running mean (mean). See docs/architecture.md, "Counting methods".
+	Results Results `json:"results"`
+
+	// ResultsExcludingFlagged A poll's results. What tally=live shows depends on the method: plurality and approval, ballots per option (the result itself); ranked and schulze, first preferences (ballots ranking each option first), not the method's result, which only tally=final carries (count); score, each option's number of scores (votes) and running mean (mean). See docs/architecture.md, "Counting methods".
+	ResultsExcludingFlagged Results `json:"results_excluding_flagged"`
 
 	// TotalVotes ballots (voters), flagged included
 	TotalVotes int `json:"total_votes"`
@@ -673,10 +680,10 @@ type LoginRequest struct {
 	AdditionalProperties map[string]interface{} `json:"-"`
 }
 
-// Method How ballots are counted. plurality: one option per ballot, most ballots wins. approval: any number of options within min/max_votes_per_user, most approvals wins (what allow_multiple_options=true has always meant; a poll created with the boolean alone reads approval). ranked: option_ids in preference order, most preferred first, distinct, not necessarily every option, counted by instant-runoff (ties for last place: backward countback, then a lot seeded by the poll id). schulze: the same ranked ballots counted by the Schulze method (unranked options rank below ranked ones). score: each option scored 0-5 (not accepted on new polls yet). allow_multiple_options is true for every method but plurality. Fixed once a vote exists (409 OPTIONS_FROZEN). See docs/architecture.md, "Counting methods".
+// Method How ballots are counted. plurality: one option per ballot, most ballots wins. approval: any number of options within min/max_votes_per_user, most approvals wins (what allow_multiple_options=true has always meant; a poll created with the boolean alone reads approval). ranked: option_ids in preference order, most preferred first, distinct, not necessarily every option, counted by instant-runoff (ties for last place: backward countback, then a lot seeded by the poll id). schulze: the same ranked ballots counted by the Schulze method (unranked options rank below ranked ones). score: each listed option scored 0-5 (body scores, not option_ids), the highest total wins (ties: most 5s, then the lot); live and final results show each option's number of scores (votes) and their mean. allow_multiple_options is true for every method but plurality. Fixed once a vote exists (409 OPTIONS_FROZEN). See docs/architecture.md, "Counting methods".
 type Method string
 
-// MethodCount The counting method's exact count from the vote rows: on tally=final of ranked and schulze polls only (computed on demand while the poll is open; once it is frozen, from the rows the frozen tally was counted from, which no longer change, so the same every time). Ties no rule settles go by a lot seeded with the poll id (tie_rule says how). See docs/architecture.md, "Counting methods".
+// MethodCount The counting method's exact count from the vote rows: on tally=final of ranked, schulze and score polls only (computed on demand while the poll is open; once it is frozen, from the rows the frozen tally was counted from, which no longer change, so the same every time). Ties no rule settles go by a lot seeded with the poll id (tie_rule says how). See docs/architecture.md, "Counting methods".
 type MethodCount struct {
 	Ballots *int `json:"ballots,omitempty"`
 
@@ -701,7 +708,7 @@ type MethodCount struct {
 		Winner  *openapi_types.UUID `json:"winner,omitempty"`
 	} `json:"instant_runoff,omitempty"`
 
-	// Method How ballots are counted. plurality: one option per ballot, most ballots wins. approval: any number of options within min/max_votes_per_user, most approvals wins (what allow_multiple_options=true has always meant; a poll created with the boolean alone reads approval). ranked: option_ids in preference order, most preferred first, distinct, not necessarily every option, counted by instant-runoff (ties for last place: backward countback, then a lot seeded by the poll id). schulze: the same ranked ballots counted by the Schulze method (unranked options rank below ranked ones). score: each option scored 0-5 (not accepted on new polls yet). allow_multiple_options is true for every method but plurality. Fixed once a vote exists (409 OPTIONS_FROZEN). See docs/architecture.md, "Counting methods".
+	// Method How ballots are counted. plurality: one option per ballot, most ballots wins. approval: any number of options within min/max_votes_per_user, most approvals wins (what allow_multiple_options=true has always meant; a poll created with the boolean alone reads approval). ranked: option_ids in preference order, most preferred first, distinct, not necessarily every option, counted by instant-runoff (ties for last place: backward countback, then a lot seeded by the poll id). schulze: the same ranked ballots counted by the Schulze method (unranked options rank below ranked ones). score: each listed option scored 0-5 (body scores, not option_ids), the highest total wins (ties: most 5s, then the lot); live and final results show each option's number of scores (votes) and their mean. allow_multiple_options is true for every method but plurality. Fixed once a vote exists (409 OPTIONS_FROZEN). See docs/architecture.md, "Counting methods".
 	Method *Method `json:"method,omitempty"`
 
 	// Schulze schulze polls; d and p are indexed like options
@@ -726,6 +733,25 @@ type MethodCount struct {
 		Winners *[]openapi_types.UUID `json:"winners,omitempty"`
 	} `json:"schulze,omitempty"`
 
+	// Score score polls
+	Score *struct {
+		Ballots *int `json:"ballots,omitempty"`
+		Options *[]struct {
+			// Count ballots that scored the option
+			Count *int `json:"count,omitempty"`
+
+			// Distribution distribution[s]: ballots that gave score s
+			Distribution *[]int `json:"distribution,omitempty"`
+
+			// Mean total / count (0 when count is 0)
+			Mean     *float32            `json:"mean,omitempty"`
+			OptionId *openapi_types.UUID `json:"option_id,omitempty"`
+			Total    *int                `json:"total,omitempty"`
+		} `json:"options,omitempty"`
+		TieRule *string             `json:"tie_rule,omitempty"`
+		Winner  *openapi_types.UUID `json:"winner,omitempty"`
+	} `json:"score,omitempty"`
+
 	// Winner absent when no ballot ranks any option
 	Winner *openapi_types.UUID `json:"winner,omitempty"`
 }
@@ -738,7 +764,10 @@ type MyVote struct {
 	HasVoted  *bool                 `json:"has_voted,omitempty"`
 	OptionId  *openapi_types.UUID   `json:"option_id,omitempty"`
 	OptionIds *[]openapi_types.UUID `json:"option_ids,omitempty"`
-	VotedAt   *time.Time            `json:"voted_at,omitempty"`
+
+	// Scores score polls: scores[i] is the score given to option_ids[i]
+	Scores  *[]int     `json:"scores,omitempty"`
+	VotedAt *time.Time `json:"voted_at,omitempty"`
 }
 
 // NullOnly absent or null
@@ -927,26 +956,29 @@ type RequestStatus struct {
 // RequestStatusState defines model for RequestStatus.State.
 type RequestStatusState string
 
-// Results defines model for Results.
+// Results A poll's results. What tally=live shows depends on the method: plurality and approval, ballots per option (the result itself); ranked and schulze, first preferences (ballots ranking each option first), not the method's result, which only tally=final carries (count); score, each option's number of scores (votes) and running mean (mean). See docs/architecture.md, "Counting methods".
 type Results struct {
 	AsOf *time.Time `json:"as_of,omitempty"`
 
 	// Certificate What a certified tally carries: the ballot rows it counted, when it was frozen, and the head of the poll's owner-action audit chain at that moment (absent when the chain was empty). `tally verify --poll` checks the chain against this anchor, so an edited or deleted entry, the last one included, is found.
 	Certificate *TallyCertificate `json:"certificate,omitempty"`
 
-	// Count The counting method's exact count from the vote rows: on tally=final of ranked and schulze polls only (computed on demand while the poll is open; once it is frozen, from the rows the frozen tally was counted from, which no longer change, so the same every time). Ties no rule settles go by a lot seeded with the poll id (tie_rule says how). See docs/architecture.md, "Counting methods".
+	// Count The counting method's exact count from the vote rows: on tally=final of ranked, schulze and score polls only (computed on demand while the poll is open; once it is frozen, from the rows the frozen tally was counted from, which no longer change, so the same every time). Ties no rule settles go by a lot seeded with the poll id (tie_rule says how). See docs/architecture.md, "Counting methods".
 	Count *MethodCount `json:"count,omitempty"`
 
-	// Method How ballots are counted. plurality: one option per ballot, most ballots wins. approval: any number of options within min/max_votes_per_user, most approvals wins (what allow_multiple_options=true has always meant; a poll created with the boolean alone reads approval). ranked: option_ids in preference order, most preferred first, distinct, not necessarily every option, counted by instant-runoff (ties for last place: backward countback, then a lot seeded by the poll id). schulze: the same ranked ballots counted by the Schulze method (unranked options rank below ranked ones). score: each option scored 0-5 (not accepted on new polls yet). allow_multiple_options is true for every method but plurality. Fixed once a vote exists (409 OPTIONS_FROZEN). See docs/architecture.md, "Counting methods".
+	// Method How ballots are counted. plurality: one option per ballot, most ballots wins. approval: any number of options within min/max_votes_per_user, most approvals wins (what allow_multiple_options=true has always meant; a poll created with the boolean alone reads approval). ranked: option_ids in preference order, most preferred first, distinct, not necessarily every option, counted by instant-runoff (ties for last place: backward countback, then a lot seeded by the poll id). schulze: the same ranked ballots counted by the Schulze method (unranked options rank below ranked ones). score: each listed option scored 0-5 (body scores, not option_ids), the highest total wins (ties: most 5s, then the lot); live and final results show each option's number of scores (votes) and their mean. allow_multiple_options is true for every method but plurality. Fixed once a vote exists (409 OPTIONS_FROZEN). See docs/architecture.md, "Counting methods".
 	Method  *Method `json:"method,omitempty"`
 	Options *[]struct {
-		Label    *string             `json:"label,omitempty"`
+		Label *string `json:"label,omitempty"`
+
+		// Mean score polls: the mean score of the ballots that scored the option (votes counts them), to two decimals; absent when none did
+		Mean     *float32            `json:"mean,omitempty"`
 		OptionId *openapi_types.UUID `json:"option_id,omitempty"`
 
 		// Percentage share of ballots that chose the option
 		Percentage *float32 `json:"percentage,omitempty"`
 
-		// Votes ballots that chose the option (on ranked and schulze polls: that rank it at all)
+		// Votes ballots that chose the option; on ranked and schulze polls, ballots that rank it first (first preferences), live and final alike
 		Votes *int `json:"votes,omitempty"`
 	} `json:"options,omitempty"`
 	PollId *openapi_types.UUID `json:"poll_id,omitempty"`
@@ -972,6 +1004,17 @@ type ResultsTallyState string
 // ResultsVisibility Who sees the results (REST, live socket), and when. always: everyone. after_vote: until the poll closes, the owner and callers who voted; everyone after. after_close: until the poll closes, the owner alone; everyone after. owner_only: the owner alone, also after close. The owner (the poll's creator) sees them in every mode; others get 403 RESULTS_HIDDEN. The owner may change it at any time (PATCH); an open live socket whose caller may no longer see the results is closed with 4403 at its next re-check (TALLY_HTTP_LIVE_RECHECK).
 type ResultsVisibility string
 
+// ScoreEntry defines model for ScoreEntry.
+type ScoreEntry struct {
+	OptionId openapi_types.UUID `json:"option_id"`
+
+	// Score an integer from 0 to 5, else 400 VALIDATION_FAILED (field scores)
+	Score int `json:"score"`
+}
+
+// Scores A score poll's ballot: each listed option once (else 400 VALIDATION_FAILED, field scores), at least min_votes_per_user and at most max_votes_per_user (0: every option) entries. An option left out is unscored: it adds nothing to that option's total and is left out of its mean.
+type Scores = []ScoreEntry
+
 // Settings defines model for Settings.
 type Settings struct {
 	AllowAnonymous       *bool `json:"allow_anonymous,omitempty"`
@@ -989,7 +1032,7 @@ type Settings struct {
 	// MaxVotesPerUser 0 means every option may be chosen
 	MaxVotesPerUser *int `json:"max_votes_per_user,omitempty"`
 
-	// Method How ballots are counted. plurality: one option per ballot, most ballots wins. approval: any number of options within min/max_votes_per_user, most approvals wins (what allow_multiple_options=true has always meant; a poll created with the boolean alone reads approval). ranked: option_ids in preference order, most preferred first, distinct, not necessarily every option, counted by instant-runoff (ties for last place: backward countback, then a lot seeded by the poll id). schulze: the same ranked ballots counted by the Schulze method (unranked options rank below ranked ones). score: each option scored 0-5 (not accepted on new polls yet). allow_multiple_options is true for every method but plurality. Fixed once a vote exists (409 OPTIONS_FROZEN). See docs/architecture.md, "Counting methods".
+	// Method How ballots are counted. plurality: one option per ballot, most ballots wins. approval: any number of options within min/max_votes_per_user, most approvals wins (what allow_multiple_options=true has always meant; a poll created with the boolean alone reads approval). ranked: option_ids in preference order, most preferred first, distinct, not necessarily every option, counted by instant-runoff (ties for last place: backward countback, then a lot seeded by the poll id). schulze: the same ranked ballots counted by the Schulze method (unranked options rank below ranked ones). score: each listed option scored 0-5 (body scores, not option_ids), the highest total wins (ties: most 5s, then the lot); live and final results show each option's number of scores (votes) and their mean. allow_multiple_options is true for every method but plurality. Fixed once a vote exists (409 OPTIONS_FROZEN). See docs/architecture.md, "Counting methods".
 	Method *Method `json:"method,omitempty"`
 
 	// MinVotesPerUser the fewest options a ballot must hold
@@ -1016,7 +1059,7 @@ type SettingsInput struct {
 	// MaxVotesPerUser 0 means every option may be chosen. Must not exceed the poll's number of options, and a value above 1 needs allow_multiple_options (both 400 VALIDATION_FAILED, field settings.max_votes_per_user).
 	MaxVotesPerUser *int `json:"max_votes_per_user,omitempty"`
 
-	// Method The counting method (see Method; absent: plurality, or approval when allow_multiple_options is true). score is not accepted yet (400 VALIDATION_FAILED, field settings.method). Sent with allow_multiple_options the two must agree (true for every method but plurality), else 400 VALIDATION_FAILED (field settings.allow_multiple_options). A change once a vote exists is 409 OPTIONS_FROZEN.
+	// Method The counting method (see Method; absent: plurality, or approval when allow_multiple_options is true). Sent with allow_multiple_options the two must agree (true for every method but plurality), else 400 VALIDATION_FAILED (field settings.allow_multiple_options). A change once a vote exists is 409 OPTIONS_FROZEN.
 	Method *SettingsInputMethod `json:"method,omitempty"`
 
 	// MinVotesPerUser The fewest options a ballot must hold (absent: 1). 1 <= min_votes_per_user <= max_votes_per_user (0: every option) <= the poll's number of options; a plurality poll takes exactly 1 (400 VALIDATION_FAILED, field settings.min_votes_per_user). A ballot with fewer is 400 VALIDATION_FAILED (field option_ids).
@@ -1029,7 +1072,7 @@ type SettingsInput struct {
 	AdditionalProperties    map[string]interface{} `json:"-"`
 }
 
-// SettingsInputMethod The counting method (see Method; absent: plurality, or approval when allow_multiple_options is true). score is not accepted yet (400 VALIDATION_FAILED, field settings.method). Sent with allow_multiple_options the two must agree (true for every method but plurality), else 400 VALIDATION_FAILED (field settings.allow_multiple_options). A change once a vote exists is 409 OPTIONS_FROZEN.
+// SettingsInputMethod The counting method (see Method; absent: plurality, or approval when allow_multiple_options is true). Sent with allow_multiple_options the two must agree (true for every method but plurality), else 400 VALIDATION_FAILED (field settings.allow_multiple_options). A change once a vote exists is 409 OPTIONS_FROZEN.
 type SettingsInputMethod string
 
 // TallyCertificate What a certified tally carries: the ballot rows it counted, when it was frozen, and the head of the poll's owner-action audit chain at that moment (absent when the chain was empty). `tally verify --poll` checks the chain against this anchor, so an edited or deleted entry, the last one included, is found.
@@ -1097,19 +1140,23 @@ type VoteRecorded struct {
 
 	// RequestId the same for every retry with the same Idempotency-Key, on either path
 	RequestId *openapi_types.UUID `json:"request_id,omitempty"`
-	Status    *VoteRecordedStatus `json:"status,omitempty"`
-	VoteId    *openapi_types.UUID `json:"vote_id,omitempty"`
+
+	// Scores score polls: scores[i] is the score given to option_ids[i]
+	Scores *[]int              `json:"scores,omitempty"`
+	Status *VoteRecordedStatus `json:"status,omitempty"`
+	VoteId *openapi_types.UUID `json:"vote_id,omitempty"`
 }
 
 // VoteRecordedStatus defines model for VoteRecorded.Status.
 type VoteRecordedStatus string
 
-// VoteRequest Exactly one of option_id (single-choice polls) and option_ids (multi-option polls); sending both is 400 VALIDATION_FAILED. An option that is not the poll's is 422 INVALID_OPTION.
+// VoteRequest Exactly one of option_id (single-choice polls), option_ids (multi-option and ranked polls) and scores (score polls, which take nothing else); sending two is 400 VALIDATION_FAILED. An option that is not the poll's is 422 INVALID_OPTION.
 //
 // Example: {"option_id":"3f0e5a1c-6d2b-4c6e-9a51-2b7d8e4f1a90"}
 type VoteRequest struct {
 	OptionId             *openapi_types.UUID    `json:"option_id,omitempty"`
 	OptionIds            *[]openapi_types.UUID  `json:"option_ids,omitempty"`
+	Scores               *[]ScoreEntry          `json:"scores,omitempty"`
 	AdditionalProperties map[string]interface{} `json:"-"`
 	union                json.RawMessage
 }
@@ -1120,6 +1167,9 @@ type VoteRequest0 struct {
 
 	// OptionIds absent or null
 	OptionIds *NullOnly `json:"option_ids,omitempty"`
+
+	// Scores absent or null
+	Scores *NullOnly `json:"scores,omitempty"`
 }
 
 // VoteRequest1 defines model for VoteRequest.1.
@@ -1129,6 +1179,21 @@ type VoteRequest1 struct {
 
 	// OptionIds at least min_votes_per_user (1 unless set), no option twice; more than one needs a method other than plurality, and at most max_votes_per_user (0: every option), else 400 VALIDATION_FAILED. On ranked and schulze polls the order is the voter's preference, most preferred first.
 	OptionIds OptionIDs `json:"option_ids"`
+
+	// Scores absent or null
+	Scores *NullOnly `json:"scores,omitempty"`
+}
+
+// VoteRequest2 defines model for VoteRequest.2.
+type VoteRequest2 struct {
+	// OptionId absent or null
+	OptionId *NullOnly `json:"option_id,omitempty"`
+
+	// OptionIds absent or null
+	OptionIds *NullOnly `json:"option_ids,omitempty"`
+
+	// Scores A score poll's ballot: each listed option once (else 400 VALIDATION_FAILED, field scores), at least min_votes_per_user and at most max_votes_per_user (0: every option) entries. An option left out is unscored: it adds nothing to that option's total and is left out of its mean.
+	Scores Scores `json:"scores"`
 }
 
 // DeviceFingerprint defines model for DeviceFingerprint.
@@ -2162,6 +2227,32 @@ func (t *VoteRequest) MergeVoteRequest1(v VoteRequest1) error {
 	return err
 }
 
+// AsVoteRequest2 returns the union data inside the VoteRequest as a VoteRequest2
+func (t VoteRequest) AsVoteRequest2() (VoteRequest2, error) {
+	var body VoteRequest2
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromVoteRequest2 overwrites any union data inside the VoteRequest as the provided VoteRequest2
+func (t *VoteRequest) FromVoteRequest2(v VoteRequest2) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeVoteRequest2 performs a merge with any union data inside the VoteRequest, using the provided VoteRequest2
+func (t *VoteRequest) MergeVoteRequest2(v VoteRequest2) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
 // Override default JSON handling for VoteRequest to handle AdditionalProperties and union
 func (a *VoteRequest) UnmarshalJSON(b []byte) error {
 	err := a.union.UnmarshalJSON(b)
@@ -2188,6 +2279,14 @@ func (a *VoteRequest) UnmarshalJSON(b []byte) error {
 			return fmt.Errorf("error reading 'option_ids': %w", err)
 		}
 		delete(object, "option_ids")
+	}
+
+	if raw, found := object["scores"]; found {
+		err = json.Unmarshal(raw, &a.Scores)
+		if err != nil {
+			return fmt.Errorf("error reading 'scores': %w", err)
+		}
+		delete(object, "scores")
 	}
 
 	if len(object) != 0 {
@@ -2230,6 +2329,13 @@ func (a VoteRequest) MarshalJSON() ([]byte, error) {
 		object["option_ids"], err = json.Marshal(a.OptionIds)
 		if err != nil {
 			return nil, fmt.Errorf("error marshaling 'option_ids': %w", err)
+		}
+	}
+
+	if a.Scores != nil {
+		object["scores"], err = json.Marshal(a.Scores)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'scores': %w", err)
 		}
 	}
 
@@ -2450,7 +2556,7 @@ type ClientInterface interface {
 
 	// ExportPollBallots The poll's ballots as CSV or JSON Lines (owner only), streamed
 	//
-	// Every current ballot of the poll, one row or line each, streamed as it is read (any size of poll; a client that disconnects stops the read). Columns: poll_id, voter, vote_id, option_ids (CSV: joined by ";"; JSON Lines: an array), voted_at, anonymous. voter is a per-poll pseudonym (64 hex digits, HMAC-SHA256 keyed by the server's export secret and the poll id): stable for a voter within the poll, different in every other poll, so two polls' exports cannot be joined. voted_at is truncated to the minute (UTC). No IP address, user agent, device or bot signal is ever included. A read that fails after the first bytes were sent cuts the connection rather than ending the body. Each export counts against the owner's limit (TALLY_RATE_EXPORTS_PER_HOUR_PER_USER, default 10 per hour).
+	// Every current ballot of the poll, one row or line each, streamed as it is read (any size of poll; a client that disconnects stops the read). Columns: poll_id, voter, vote_id, option_ids (CSV: joined by ";"; JSON Lines: an array), voted_at, anonymous, scores (score polls: scores[i] for option_ids[i]; CSV: joined by ";", empty on other polls; JSON Lines: an array, absent on other polls). voter is a per-poll pseudonym (64 hex digits, HMAC-SHA256 keyed by the server's export secret and the poll id): stable for a voter within the poll, different in every other poll, so two polls' exports cannot be joined. voted_at is truncated to the minute (UTC). No IP address, user agent, device or bot signal is ever included. A read that fails after the first bytes were sent cuts the connection rather than ending the body. Each export counts against the owner's limit (TALLY_RATE_EXPORTS_PER_HOUR_PER_USER, default 10 per hour).
 	//
 	// Corresponds with GET /v1/polls/{poll_id}/export (the `ExportPollBallots` operationId).
 	ExportPollBallots(ctx context.Context, pollId PollID, params *ExportPollBallotsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2860,7 +2966,7 @@ func (c *Client) GetChallenge(ctx context.Context, pollId PollID, reqEditors ...
 
 // ExportPollBallots The poll's ballots as CSV or JSON Lines (owner only), streamed
 //
-// Every current ballot of the poll, one row or line each, streamed as it is read (any size of poll; a client that disconnects stops the read). Columns: poll_id, voter, vote_id, option_ids (CSV: joined by ";"; JSON Lines: an array), voted_at, anonymous. voter is a per-poll pseudonym (64 hex digits, HMAC-SHA256 keyed by the server's export secret and the poll id): stable for a voter within the poll, different in every other poll, so two polls' exports cannot be joined. voted_at is truncated to the minute (UTC). No IP address, user agent, device or bot signal is ever included. A read that fails after the first bytes were sent cuts the connection rather than ending the body. Each export counts against the owner's limit (TALLY_RATE_EXPORTS_PER_HOUR_PER_USER, default 10 per hour).
+// Every current ballot of the poll, one row or line each, streamed as it is read (any size of poll; a client that disconnects stops the read). Columns: poll_id, voter, vote_id, option_ids (CSV: joined by ";"; JSON Lines: an array), voted_at, anonymous, scores (score polls: scores[i] for option_ids[i]; CSV: joined by ";", empty on other polls; JSON Lines: an array, absent on other polls). voter is a per-poll pseudonym (64 hex digits, HMAC-SHA256 keyed by the server's export secret and the poll id): stable for a voter within the poll, different in every other poll, so two polls' exports cannot be joined. voted_at is truncated to the minute (UTC). No IP address, user agent, device or bot signal is ever included. A read that fails after the first bytes were sent cuts the connection rather than ending the body. Each export counts against the owner's limit (TALLY_RATE_EXPORTS_PER_HOUR_PER_USER, default 10 per hour).
 //
 // Corresponds with GET /v1/polls/{poll_id}/export (the `ExportPollBallots` operationId).
 func (c *Client) ExportPollBallots(ctx context.Context, pollId PollID, params *ExportPollBallotsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4494,7 +4600,7 @@ type ClientWithResponsesInterface interface {
 
 	// ExportPollBallotsWithResponse The poll's ballots as CSV or JSON Lines (owner only), streamed
 	//
-	// Every current ballot of the poll, one row or line each, streamed as it is read (any size of poll; a client that disconnects stops the read). Columns: poll_id, voter, vote_id, option_ids (CSV: joined by ";"; JSON Lines: an array), voted_at, anonymous. voter is a per-poll pseudonym (64 hex digits, HMAC-SHA256 keyed by the server's export secret and the poll id): stable for a voter within the poll, different in every other poll, so two polls' exports cannot be joined. voted_at is truncated to the minute (UTC). No IP address, user agent, device or bot signal is ever included. A read that fails after the first bytes were sent cuts the connection rather than ending the body. Each export counts against the owner's limit (TALLY_RATE_EXPORTS_PER_HOUR_PER_USER, default 10 per hour).
+	// Every current ballot of the poll, one row or line each, streamed as it is read (any size of poll; a client that disconnects stops the read). Columns: poll_id, voter, vote_id, option_ids (CSV: joined by ";"; JSON Lines: an array), voted_at, anonymous, scores (score polls: scores[i] for option_ids[i]; CSV: joined by ";", empty on other polls; JSON Lines: an array, absent on other polls). voter is a per-poll pseudonym (64 hex digits, HMAC-SHA256 keyed by the server's export secret and the poll id): stable for a voter within the poll, different in every other poll, so two polls' exports cannot be joined. voted_at is truncated to the minute (UTC). No IP address, user agent, device or bot signal is ever included. A read that fails after the first bytes were sent cuts the connection rather than ending the body. Each export counts against the owner's limit (TALLY_RATE_EXPORTS_PER_HOUR_PER_USER, default 10 per hour).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -6959,7 +7065,7 @@ func (c *ClientWithResponses) GetChallengeWithResponse(ctx context.Context, poll
 
 // ExportPollBallotsWithResponse The poll's ballots as CSV or JSON Lines (owner only), streamed
 //
-// Every current ballot of the poll, one row or line each, streamed as it is read (any size of poll; a client that disconnects stops the read). Columns: poll_id, voter, vote_id, option_ids (CSV: joined by ";"; JSON Lines: an array), voted_at, anonymous. voter is a per-poll pseudonym (64 hex digits, HMAC-SHA256 keyed by the server's export secret and the poll id): stable for a voter within the poll, different in every other poll, so two polls' exports cannot be joined. voted_at is truncated to the minute (UTC). No IP address, user agent, device or bot signal is ever included. A read that fails after the first bytes were sent cuts the connection rather than ending the body. Each export counts against the owner's limit (TALLY_RATE_EXPORTS_PER_HOUR_PER_USER, default 10 per hour).
+// Every current ballot of the poll, one row or line each, streamed as it is read (any size of poll; a client that disconnects stops the read). Columns: poll_id, voter, vote_id, option_ids (CSV: joined by ";"; JSON Lines: an array), voted_at, anonymous, scores (score polls: scores[i] for option_ids[i]; CSV: joined by ";", empty on other polls; JSON Lines: an array, absent on other polls). voter is a per-poll pseudonym (64 hex digits, HMAC-SHA256 keyed by the server's export secret and the poll id): stable for a voter within the poll, different in every other poll, so two polls' exports cannot be joined. voted_at is truncated to the minute (UTC). No IP address, user agent, device or bot signal is ever included. A read that fails after the first bytes were sent cuts the connection rather than ending the body. Each export counts against the owner's limit (TALLY_RATE_EXPORTS_PER_HOUR_PER_USER, default 10 per hour).
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/audit"
+	"github.com/tally-vote/tally/pkg/count"
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/livelag"
 	"github.com/tally-vote/tally/pkg/poll"
@@ -117,9 +118,11 @@ type fakeStore struct {
 	ballots [][]id.ID
 }
 
-func (f *fakeStore) SumShards(context.Context, id.ID, int) (Counts, error)  { return f.shards, nil }
-func (f *fakeStore) Ballots(context.Context, id.ID, int) ([][]id.ID, error) { return f.ballots, nil }
-func (f *fakeStore) CountRows(context.Context, id.ID, int, func(int, int, int64)) (RowCounts, error) {
+func (f *fakeStore) SumShards(context.Context, id.ID, int) (Counts, error) { return f.shards, nil }
+func (f *fakeStore) Ballots(context.Context, id.ID, int) ([][]id.ID, [][]int, error) {
+	return f.ballots, nil, nil
+}
+func (f *fakeStore) CountRows(context.Context, id.ID, count.Method, int, func(int, int, int64)) (RowCounts, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.scans++
@@ -268,9 +271,9 @@ type slowStore struct {
 	repaired bool
 }
 
-func (f *slowStore) CountRows(ctx context.Context, p id.ID, b int, pr func(int, int, int64)) (RowCounts, error) {
+func (f *slowStore) CountRows(ctx context.Context, p id.ID, m count.Method, b int, pr func(int, int, int64)) (RowCounts, error) {
 	time.Sleep(f.scan)
-	return f.fakeStore.CountRows(ctx, p, b, pr)
+	return f.fakeStore.CountRows(ctx, p, m, b, pr)
 }
 
 func (f *slowStore) AdjustShard(context.Context, id.ID, int, Counts) error {

@@ -196,13 +196,13 @@ func (s *Service) finalCount(ctx context.Context, p *poll.Poll) *count.Result {
 	if !carriesCount(p) {
 		return nil
 	}
-	ballots, err := s.store.Ballots(ctx, p.ID, p.IndexBuckets)
+	ballots, scores, err := s.store.Ballots(ctx, p.ID, p.IndexBuckets)
 	if err != nil {
 		s.log.Warn("final count: read ballots", zap.Stringer("poll_id", p.ID), zap.Error(err))
 		return nil
 	}
 	s.m.methodCounts.WithLabelValues(string(p.Settings.CountingMethod())).Inc()
-	c := MethodCount(p, ballots)
+	c := MethodCountScored(p, ballots, scores)
 	return &c
 }
 
@@ -227,7 +227,7 @@ func (s *Service) auditReport(ctx context.Context, rep Report) {
 }
 
 func (s *Service) measure(ctx context.Context, p *poll.Poll, progress func(int, int, int64)) (RowCounts, Counts, error) {
-	rows, err := s.store.CountRows(ctx, p.ID, p.IndexBuckets, progress)
+	rows, err := s.store.CountRows(ctx, p.ID, p.Settings.CountingMethod(), p.IndexBuckets, progress)
 	if err != nil {
 		return rows, Counts{}, err
 	}

@@ -25,9 +25,9 @@ type Store interface {
 	// SumShards reads every counter shard of a poll and sums them.
 	SumShards(ctx context.Context, pollID id.ID, shards int) (Counts, error)
 	// CountRows counts ballot rows through the per-poll index, with and
-	// without flagged ballots in the same pass, calling progress (when set)
-	// after each bucket.
-	CountRows(ctx context.Context, pollID id.ID, buckets int, progress func(done, total int, ballots int64)) (RowCounts, error)
+	// without flagged ballots in the same pass, each ballot adding what
+	// Tallied says under m, calling progress (when set) after each bucket.
+	CountRows(ctx context.Context, pollID id.ID, m count.Method, buckets int, progress func(done, total int, ballots int64)) (RowCounts, error)
 	// AnyRow reports whether the poll has at least one ballot row.
 	AnyRow(ctx context.Context, pollID id.ID, buckets int) (bool, error)
 	// AdjustShard adds deltas to one counter shard (used to repair drift).
@@ -39,8 +39,9 @@ type Store interface {
 	// LoadFinal returns the frozen final tally; found is false if none.
 	LoadFinal(ctx context.Context, pollID id.ID) (f Frozen, found bool, err error)
 	// Ballots reads every ballot's options, in the voter's order, through
-	// the per-poll index: what a ranked count needs beyond totals.
-	Ballots(ctx context.Context, pollID id.ID, buckets int) ([][]id.ID, error)
+	// the per-poll index, and their scores (nil but on score polls): what a
+	// ranked or score count needs beyond totals.
+	Ballots(ctx context.Context, pollID id.ID, buckets int) ([][]id.ID, [][]int, error)
 	// RecordDrift keeps one reconciliation's measured counter drift;
 	// DriftRuns reads them all (the drift history a freeze certifies).
 	RecordDrift(ctx context.Context, pollID id.ID, at time.Time, d Drift) error
@@ -290,10 +291,14 @@ func (s *Service) VisibleTo(p *poll.Poll, caller id.ID, signedIn bool, voted fun
 
 // Add counts applied ballots in one counter shard (implements
 // vote.Counter): one counter batch however many ballots.
-func (s *Service) Add(ctx context.Context, p *poll.Poll, shard int, ballots [][]id.ID) error {
-	d := NewCounts()
-	for _, opts := range ballots {
-		d.Add(opts)
+func (s *Service) Add(ctx context.Context, p *poll.Poll, shard int, ballots [][]id.ID, scores [][]int) error {
+	d, m := NewCounts(), p.Settings.CountingMethod()
+	for i, opts := range ballots {
+		var sc []int
+		if i < len(scores) {
+			sc = scores[i]
+		}
+		d.AddBallot(m, opts, sc)
 	}
 	return s.store.AdjustShard(ctx, p.ID, shard, d)
 }
@@ -424,12 +429,12 @@ func (s *Service) withCount(ctx context.Context, p *poll.Poll, snap snapshot, tt
 	if !carriesCount(p) {
 		return snap, ttl, nil
 	}
-	ballots, err := s.store.Ballots(ctx, p.ID, p.IndexBuckets)
+	ballots, scores, err := s.store.Ballots(ctx, p.ID, p.IndexBuckets)
 	if err != nil {
 		return snapshot{}, 0, err
 	}
 	s.m.methodCounts.WithLabelValues(string(p.Settings.CountingMethod())).Inc()
-	c := MethodCount(p, ballots)
+	c := MethodCountScored(p, ballots, scores)
 	snap.Count = &c
 	return snap, ttl, nil
 }
@@ -446,7 +451,7 @@ func (s *Service) countRows(ctx context.Context, p *poll.Poll) (finalMemo, time.
 	v, err, _ := s.group.Do("rows:"+p.ID.String(), func() (any, error) {
 		s.m.scans.Inc()
 		asOf := s.now().UTC()
-		rc, err := s.store.CountRows(ctx, p.ID, p.IndexBuckets, nil)
+		rc, err := s.store.CountRows(ctx, p.ID, p.Settings.CountingMethod(), p.IndexBuckets, nil)
 		if err != nil {
 			return finalMemo{}, err
 		}
