@@ -221,3 +221,33 @@ func TestWorkerYieldIsBounded(t *testing.T) {
 	defer stop()
 	waitFor(t, "the backlog to drain under endless pressure", func() bool { return in.commits() == 20 })
 }
+
+// Under pressure that never ends, a yield that ran its full YieldMax is
+// followed by a window of draining that asks nothing: between two asks
+// more than one batch goes through, so the drain keeps a share of the time.
+func TestWorkerDrainsAFloorUnderEndlessPressure(t *testing.T) {
+	in := poisonBacklog(400)
+	var (
+		mu     sync.Mutex
+		seen   []int // commits at each ask
+		biggst int
+	)
+	stop := yieldingWorker(t, in, WorkerConfig{BatchSize: 8, BatchWait: time.Millisecond, Concurrency: 4,
+		YieldPause: time.Millisecond, YieldMax: 50 * time.Millisecond}, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		n := in.commits()
+		if len(seen) > 0 {
+			biggst = max(biggst, n-seen[len(seen)-1])
+		}
+		seen = append(seen, n)
+		return true
+	})
+	defer stop()
+	waitFor(t, "the backlog to drain under endless pressure", func() bool { return in.commits() == 400 })
+	mu.Lock()
+	defer mu.Unlock()
+	if biggst <= 8 {
+		t.Fatalf("at most %d messages drained between two asks; want more than one batch of 8 (the floor)", biggst)
+	}
+}

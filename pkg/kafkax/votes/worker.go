@@ -35,9 +35,11 @@ type WorkerConfig struct {
 	// pressure is over: the backlog grows in Kafka and the front door keeps
 	// the CPU, Cassandra's included.
 	YieldPause time.Duration `env:"YIELD_PAUSE" envDefault:"200ms"`
-	// YieldMax bounds one full yield: after it the worker drains one small
-	// batch at concurrency 1 even under pressure, so a burst that never
-	// ends still moves the live tally and lets a freeze complete.
+	// YieldMax bounds one full yield: after it the worker drains for a
+	// fifth of YieldMax whatever the pressure, climbing from concurrency
+	// 1, so pressure that does not end (a box too small for the load)
+	// still leaves the drain a sixth of the time: the live tally moves and
+	// a freeze completes.
 	YieldMax time.Duration `env:"YIELD_MAX" envDefault:"5s"`
 	// DrainConfig is the drain's retries, under the same prefix
 	// (TALLY_WORKER_POISON_ATTEMPTS, TALLY_WORKER_MAX_BACKOFF).
@@ -77,8 +79,11 @@ type Worker struct {
 	log *zap.Logger
 	m   *workerMetrics
 	// conc is the adaptive concurrency, 1 to cfg.Concurrency.
-	conc   int
-	tracer trace.Tracer
+	conc int
+	// drainUntil: after a yield that ran its full YieldMax the worker
+	// drains until then whatever the pressure.
+	drainUntil time.Time
+	tracer     trace.Tracer
 }
 
 type workerMetrics struct {
@@ -205,10 +210,12 @@ func (w *Worker) apply(ctx context.Context, batch []kafka.Message) error {
 // pressure it drains nothing: it waits, asking again every YieldPause, for
 // at most YieldMax, then goes on at concurrency 1 (a burst's votes wait in
 // Kafka and the live tally trails; bench reports by how much, second by
-// second). Otherwise it adds one to the concurrency per batch, so after a
-// burst the drain climbs back to full speed and catches up.
+// second). A yield that ran its full YieldMax is followed by YieldMax/5 of
+// draining whatever the pressure. Otherwise it adds one to the concurrency
+// per batch, so after a burst the drain climbs back to full speed and
+// catches up.
 func (w *Worker) adapt(ctx context.Context) {
-	if w.d.Yield != nil && w.d.Yield() {
+	if w.d.Yield != nil && time.Now().After(w.drainUntil) && w.d.Yield() {
 		w.conc = 1
 		w.m.conc.Set(1)
 		w.m.yielding.Set(1)
@@ -219,8 +226,12 @@ func (w *Worker) adapt(ctx context.Context) {
 			w.m.yields.Inc()
 			_ = retry.Sleep(ctx, pause)
 		}
-		w.m.yielded.Add(time.Since(start).Seconds())
+		yielded := time.Since(start)
+		w.m.yielded.Add(yielded.Seconds())
 		w.m.yielding.Set(0)
+		if yielded >= w.cfg.YieldMax && ctx.Err() == nil {
+			w.drainUntil = time.Now().Add(w.cfg.YieldMax / 5)
+		}
 		return
 	}
 	if w.conc < w.cfg.Concurrency {
