@@ -18,6 +18,7 @@ import (
 	"github.com/tally-vote/tally/pkg/anonaccess"
 	"github.com/tally-vote/tally/pkg/auth"
 	"github.com/tally-vote/tally/pkg/cassandra"
+	"github.com/tally-vote/tally/pkg/events"
 	"github.com/tally-vote/tally/pkg/httpapi"
 	"github.com/tally-vote/tally/pkg/kafkax"
 	"github.com/tally-vote/tally/pkg/kafkax/votes"
@@ -80,9 +81,12 @@ type Config struct {
 	Queue     votes.Config          `envPrefix:"VOTE_"`
 	Worker    votes.WorkerConfig    `envPrefix:"WORKER_"`
 	Reconcile tally.ReconcileConfig `envPrefix:"RECONCILE_"`
-	Admit     admit.Config          `envPrefix:"ADMIT_"`
-	Bots      abuse.Config          `envPrefix:"BOT_"`
-	Receipt   receipt.Config        `envPrefix:"RECEIPT_"`
+	// Events tunes the public event stream's results.changed
+	// (TALLY_EVENTS_EVERY, _MIN_BALLOTS, _STEP).
+	Events  events.Config  `envPrefix:"EVENTS_"`
+	Admit   admit.Config   `envPrefix:"ADMIT_"`
+	Bots    abuse.Config   `envPrefix:"BOT_"`
+	Receipt receipt.Config `envPrefix:"RECEIPT_"`
 
 	// AnonAccess is TALLY_POW_* and TALLY_INVITE_* (no prefix of its own).
 	AnonAccess anonaccess.Config
