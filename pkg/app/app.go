@@ -46,6 +46,7 @@ import (
 	"github.com/tally-vote/tally/pkg/tally"
 	"github.com/tally-vote/tally/pkg/tracing"
 	"github.com/tally-vote/tally/pkg/vote"
+	"github.com/tally-vote/tally/pkg/webhook"
 )
 
 // App is one Tally process's parts.
@@ -76,6 +77,8 @@ type App struct {
 	Receipts *receipt.Keyring
 	// Events publishes the public event stream (tally.events).
 	Events *events.Publisher
+	// Webhooks registers owner webhooks and delivers events to them.
+	Webhooks *webhook.Service
 
 	failures  *cassandra.FailureStore
 	votesW    *kafka.Writer
@@ -208,6 +211,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option
 	a.kafkaStats = observe.NewKafka(reg, writers)
 	a.Events = events.NewPublisher(cfg.Events, events.NewEmitter(eventsW, log.Named("events"), reg), pollsOf{a}, a.Tally,
 		log.Named("events"), a.Now, reg)
+	a.Webhooks = webhook.New(cfg.Webhook, cassandra.NewWebhookStore(s), log.Named("webhook"), a.Now, reg)
 	a.Tally.OnFrozen(func(_ context.Context, p *poll.Poll, f tally.Frozen) { a.Events.Frozen(p, f) })
 	a.dlqDepth = observe.NewDLQ(reg)
 	const activeWindow = 5 * time.Minute
@@ -322,6 +326,7 @@ func (a *App) Router() (http.Handler, error) {
 		Anon:           a.Anon,
 		ReceiptKeys:    a.Receipts,
 		Audit:          a.Audit,
+		Webhooks:       a.Webhooks,
 		Tracer:         a.tracer,
 	})
 }
@@ -366,7 +371,8 @@ func (a *App) RunWorker(ctx context.Context) error {
 		Tracer: a.tracer,
 	})
 	a.worker.Store(w)
-	wg.Add(6)
+	wg.Add(7)
+	go func() { defer wg.Done(); a.RunWebhooks(ctx) }()
 	go func() { defer wg.Done(); a.dlqDepth.Watch(ctx, 30*time.Second, a.Cfg.Kafka, dlq.DefaultGroup) }()
 	go func() { defer wg.Done(); a.Reconciler.RecordDrains(ctx) }()
 	go func() { defer wg.Done(); a.Reconciler.Schedule(ctx) }()
@@ -402,6 +408,24 @@ func (a *App) RunWorker(ctx context.Context) error {
 			return nil
 		case <-time.After(2 * time.Second):
 		}
+	}
+}
+
+// RunWebhooks is the webhook delivery process: a consumer group
+// (TALLY_WEBHOOK_GROUP) on the events topic, until ctx ends. The worker
+// runs it; without an events topic it does nothing.
+func (a *App) RunWebhooks(ctx context.Context) {
+	if a.Cfg.Kafka.EventsTopic == "" {
+		return
+	}
+	group := a.Cfg.Webhook.Group
+	if group == "" {
+		group = "tally-webhooks"
+	}
+	r := kafkax.NewReader(a.Cfg.Kafka, a.Cfg.Kafka.EventsTopic, group)
+	defer r.Close()
+	if err := a.Webhooks.Run(ctx, r); err != nil {
+		a.Log.Error("webhook delivery stopped", zap.Error(err))
 	}
 }
 

@@ -28,6 +28,7 @@ import (
 	"github.com/tally-vote/tally/pkg/redisx"
 	"github.com/tally-vote/tally/pkg/tally"
 	"github.com/tally-vote/tally/pkg/vote"
+	"github.com/tally-vote/tally/pkg/webhook"
 )
 
 // Config is the whole process's configuration.
@@ -83,7 +84,9 @@ type Config struct {
 	Reconcile tally.ReconcileConfig `envPrefix:"RECONCILE_"`
 	// Events tunes the public event stream's results.changed
 	// (TALLY_EVENTS_EVERY, _MIN_BALLOTS, _STEP).
-	Events  events.Config  `envPrefix:"EVENTS_"`
+	Events events.Config `envPrefix:"EVENTS_"`
+	// Webhook tunes owner webhooks and their delivery (TALLY_WEBHOOK_*).
+	Webhook webhook.Config `envPrefix:"WEBHOOK_"`
 	Admit   admit.Config   `envPrefix:"ADMIT_"`
 	Bots    abuse.Config   `envPrefix:"BOT_"`
 	Receipt receipt.Config `envPrefix:"RECEIPT_"`

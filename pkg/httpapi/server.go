@@ -22,6 +22,7 @@ import (
 	"github.com/tally-vote/tally/pkg/tally"
 	"github.com/tally-vote/tally/pkg/vote"
 	"github.com/tally-vote/tally/pkg/web"
+	"github.com/tally-vote/tally/pkg/webhook"
 )
 
 // MaxBodyBytes is the request body cap from the SPEC.
@@ -60,6 +61,9 @@ type Deps struct {
 	// Audit reads a poll's owner-action chain for its owner; nil answers
 	// the audit route 503.
 	Audit AuditReader
+	// Webhooks registers a poll's webhooks; nil answers the webhook routes
+	// 503.
+	Webhooks *webhook.Service
 	// Tracer, when set, spans every request but the probes and /metrics;
 	// nil installs no tracing middleware at all.
 	Tracer trace.TracerProvider
@@ -81,6 +85,7 @@ type handlers struct {
 	now       func() time.Time
 	publicURL string
 	audit     AuditReader
+	webhooks  *webhook.Service
 }
 
 // NewRouter builds the HTTP handler.
@@ -130,7 +135,7 @@ func NewRouter(d Deps) (*gin.Engine, error) {
 	}
 
 	h := &handlers{limiter: d.Limiter, voteRules: d.Limiter.Rules(ratelimit.Vote), auth: d.Auth, polls: d.Polls, votes: d.Votes, tally: d.Tally, hub: d.Hub, statuses: d.Statuses, anon: d.Anon, now: d.Now, publicURL: d.PublicURL,
-		audit:   d.Audit,
+		audit: d.Audit, webhooks: d.Webhooks,
 		sockets: newLiveSockets(d.HTTP, d.PublicURL, d.Registry)}
 	required, optional := authenticate(d.Auth, true), authenticate(d.Auth, false)
 	l := d.Limiter
@@ -158,5 +163,10 @@ func NewRouter(d Deps) (*gin.Engine, error) {
 	v1.GET("/polls/:poll_id/challenge", optional, h.challenge)
 	v1.GET("/polls/:poll_id/flags", required, accountOnly, limit(l, ratelimit.Results), h.flags)
 	v1.GET("/polls/:poll_id/audit", required, accountOnly, limit(l, ratelimit.Results), h.auditLog)
+	v1.POST("/polls/:poll_id/webhooks", required, accountOnly, h.createWebhook)
+	v1.GET("/polls/:poll_id/webhooks", required, accountOnly, h.listWebhooks)
+	v1.DELETE("/polls/:poll_id/webhooks/:webhook_id", required, accountOnly, h.deleteWebhook)
+	v1.POST("/polls/:poll_id/webhooks/:webhook_id/test", required, accountOnly, h.testWebhook)
+	v1.GET("/polls/:poll_id/webhooks/:webhook_id/deliveries", required, accountOnly, limit(l, ratelimit.Results), h.webhookDeliveries)
 	return r, nil
 }
