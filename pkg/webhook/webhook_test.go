@@ -51,7 +51,7 @@ func TestGuardRefusesAtDialTime(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
 	defer srv.Close()
 	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
-	_, err := Guard{}.Client(2*time.Second).Get("http://localhost:" + port + "/")
+	_, err := Guard{}.Client(2 * time.Second).Get("http://localhost:" + port + "/")
 	if !errors.Is(err, ErrForbiddenTarget) {
 		t.Fatalf("dial to loopback: %v", err)
 	}
