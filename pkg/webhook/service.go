@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -327,6 +328,12 @@ func (s *Service) deliver(ctx context.Context, w Webhook, ev events.Event, body 
 			return false
 		}
 		backoff = min(2*backoff, s.cfg.MaxBackoff)
+		if _, err := s.get(ctx, w.PollID, w.ID); errors.Is(err, ErrNotFound) {
+			// Deleted while its receiver failed: nothing more to send.
+			d.Status, d.LastError, d.UpdatedAt = StatusGivenUp, "webhook deleted", s.now().UTC()
+			s.m.WithLabelValues("given_up").Inc()
+			return s.save(ctx, d)
+		}
 	}
 }
 
