@@ -134,6 +134,21 @@ func (s eventedPolls) Create(ctx context.Context, p *poll.Poll) error {
 	return nil
 }
 
+// eventsGate holds the poll's results.changed window in Redis, so all
+// processes together emit at most one per window.
+func (a *App) eventsGate(ctx context.Context, pollID id.ID, every time.Duration) (time.Duration, error) {
+	key := redisx.EventsResults(pollID)
+	ok, err := a.Redis.SetNX(ctx, key, 1, every).Result()
+	if err != nil || ok {
+		return 0, err
+	}
+	ttl, err := a.Redis.PTTL(ctx, key).Result()
+	if err != nil || ttl <= 0 {
+		return time.Millisecond, nil
+	}
+	return ttl, nil
+}
+
 // pollsOf reads polls through the app's poll service, built after the
 // publisher that reads through it.
 type pollsOf struct{ a *App }
@@ -210,7 +225,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option
 	}
 	a.kafkaStats = observe.NewKafka(reg, writers)
 	a.Events = events.NewPublisher(cfg.Events, events.NewEmitter(eventsW, log.Named("events"), reg), pollsOf{a}, a.Tally,
-		log.Named("events"), a.Now, reg)
+		log.Named("events"), a.Now, reg).WithGate(a.eventsGate)
 	a.Webhooks = webhook.New(cfg.Webhook, cassandra.NewWebhookStore(s), log.Named("webhook"), a.Now, reg)
 	a.Tally.OnFrozen(func(_ context.Context, p *poll.Poll, f tally.Frozen) { a.Events.Frozen(p, f) })
 	a.dlqDepth = observe.NewDLQ(reg)

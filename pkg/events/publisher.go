@@ -50,6 +50,12 @@ type Live interface {
 	LiveSince(ctx context.Context, p *poll.Poll, since time.Time) (*tally.Results, error)
 }
 
+// Gate spaces one poll's results.changed across processes: it answers 0
+// when this process may emit now (and holds the poll for every), or how
+// long until it may. An error lets the process emit (its own coalescing
+// still bounds it).
+type Gate func(ctx context.Context, pollID id.ID, every time.Duration) (time.Duration, error)
+
 // Publisher turns Tally's happenings into public events: the poll
 // lifecycle (PollCreated, PollClosed), the freeze (Frozen) and counter
 // changes (Changed), applying the poll's results visibility and the
@@ -62,6 +68,7 @@ type Publisher struct {
 	log     *zap.Logger
 	now     func() time.Time
 	notices *live.Notifier
+	gate    Gate
 	work    chan change
 	stop    chan struct{}
 	wg      sync.WaitGroup
@@ -86,9 +93,9 @@ const maxRemembered = 100_000
 func NewPublisher(cfg Config, emit *Emitter, polls Polls, lv Live, log *zap.Logger, now func() time.Time, reg prometheus.Registerer) *Publisher {
 	o := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tally_events_results_total",
-		Help: "Coalesced counter changes considered for results.changed, by outcome: emitted, hidden (the results are not public), small (fewer ballots than the minimum), unchanged (the rounded counts did not move), failed (reading the poll or results failed), dropped (the work queue was full).",
+		Help: "Coalesced counter changes considered for results.changed, by outcome: emitted, hidden (the results are not public), small (fewer ballots than the minimum), unchanged (the rounded counts did not move), deferred (another process emitted the poll's within the window; retried at its end), failed (reading the poll or results failed), dropped (the work queue was full).",
 	}, []string{"outcome"})
-	for _, s := range []string{"emitted", "hidden", "small", "unchanged", "failed", "dropped"} {
+	for _, s := range []string{"emitted", "hidden", "small", "unchanged", "deferred", "failed", "dropped"} {
 		o.WithLabelValues(s)
 	}
 	if reg != nil {
@@ -101,6 +108,13 @@ func NewPublisher(cfg Config, emit *Emitter, polls Polls, lv Live, log *zap.Logg
 	p.notices = live.NewNotifier(p.enqueue, p.cfg.Every, nil, log, nil)
 	p.wg.Add(1)
 	go p.run()
+	return p
+}
+
+// WithGate spaces results.changed across processes through g (app: a
+// Redis key per poll). Call before any change arrives.
+func (p *Publisher) WithGate(g Gate) *Publisher {
+	p.gate = g
 	return p
 }
 
@@ -214,11 +228,25 @@ func (p *Publisher) results(c change) {
 	}
 	p.mu.Lock()
 	prev, seen := p.last[c.pollID]
+	p.mu.Unlock()
 	if seen && equal(prev, counts) {
-		p.mu.Unlock()
 		p.outcome.WithLabelValues("unchanged").Inc()
 		return
 	}
+	if p.gate != nil {
+		wait, err := p.gate(ctx, c.pollID, p.cfg.Every)
+		if err != nil {
+			p.log.Debug("results.changed gate", zap.Stringer("poll_id", c.pollID), zap.Error(err))
+		} else if wait > 0 {
+			// Another process emitted within the window: this change is
+			// looked at again when the window ends (the notifier's own
+			// window keeps later changes coalesced meanwhile).
+			p.outcome.WithLabelValues("deferred").Inc()
+			time.AfterFunc(wait, func() { _ = p.enqueue(context.Background(), c.pollID, c.at) })
+			return
+		}
+	}
+	p.mu.Lock()
 	if len(p.last) >= maxRemembered {
 		p.last = map[id.ID]Counts{}
 	}
