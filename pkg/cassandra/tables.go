@@ -169,6 +169,24 @@ var auditChainTable = table.New(table.Metadata{
 	SortKey: []string{"seq"},
 })
 
+// webhooksTable holds a poll's webhook targets and secrets (021).
+var webhooksTable = table.New(table.Metadata{
+	Name:    "webhooks",
+	Columns: []string{"poll_id", "webhook_id", "url", "secret", "created_at"},
+	PartKey: []string{"poll_id"},
+	SortKey: []string{"webhook_id"},
+})
+
+// webhookDeliveriesTable is the delivery log, one row per webhook and
+// event (021).
+var webhookDeliveriesTable = table.New(table.Metadata{
+	Name: "webhook_deliveries",
+	Columns: []string{"webhook_id", "event_id", "event_type", "status", "attempts", "status_code", "last_error",
+		"updated_at"},
+	PartKey: []string{"webhook_id"},
+	SortKey: []string{"event_id"},
+})
+
 // allTables lists the metadata above; a test checks each against the
 // migrated schema, so a migration that changes a table fails until its
 // metadata here follows.
@@ -177,5 +195,5 @@ var allTables = []*table.Table{
 	pollsTable, pollsByCreatorTable, pollIdempotencyTable,
 	votesTable, votesByPollTable, voteCountsTable, talliesTable, finalTalliesTable,
 	voteRequestFailuresTable, auditLogTable, pollInvitesTable, pendingFinalsTable, regionDrainsTable,
-	unfinishedBallotsTable, auditChainTable,
+	unfinishedBallotsTable, auditChainTable, webhooksTable, webhookDeliveriesTable,
 }
