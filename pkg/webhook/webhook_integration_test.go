@@ -245,3 +245,35 @@ func topicIDs(t *testing.T, cfg kafkax.Config, pollID string) map[string]string 
 		}
 	}
 }
+
+// TestWebhookRegistrationRefusesInternalTargets: without the operator
+// setting a loopback or metadata-service target is refused 400 and not
+// stored; a stranger cannot register on someone else's poll.
+func TestWebhookRegistrationRefusesInternalTargets(t *testing.T) {
+	cfg := testenv.Config(t)
+	_, srv := testenv.Server(t, cfg)
+	c := testenv.NewClient(t, srv.URL)
+	owner, _ := c.Account()
+	pollID, _ := c.Poll(owner, nil)
+	base := "/v1/polls/" + pollID + "/webhooks"
+	for _, u := range []string{"http://127.0.0.1:8080/hook", "http://169.254.169.254/latest", "http://[::1]/", "http://10.0.0.8/", "gopher://example.com/"} {
+		r := c.Do("POST", base, owner, map[string]any{"url": u})
+		if r.Status != http.StatusBadRequest || r.Code() != "VALIDATION_FAILED" {
+			t.Fatalf("%s: %d %s", u, r.Status, r.Raw)
+		}
+	}
+	if r := c.Do("POST", base, owner, map[string]any{}); r.Status != http.StatusBadRequest {
+		t.Fatalf("no url: %d %s", r.Status, r.Raw)
+	}
+	other, _ := c.Account()
+	if r := c.Do("POST", base, other, map[string]any{"url": "http://203.0.113.9/"}); r.Status != http.StatusForbidden || r.Code() != "NOT_POLL_OWNER" {
+		t.Fatalf("stranger: %d %s", r.Status, r.Raw)
+	}
+	list := c.Do("GET", base, owner, nil).Must(t, http.StatusOK)
+	if hs := list.Body["webhooks"].([]any); len(hs) != 0 {
+		t.Fatalf("refused targets stored: %s", list.Raw)
+	}
+	if r := c.Do("POST", base+"/"+id.New().String()+"/test", owner, nil); r.Status != http.StatusNotFound {
+		t.Fatalf("test of an unknown webhook: %d %s", r.Status, r.Raw)
+	}
+}
