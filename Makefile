@@ -52,7 +52,7 @@ $(LOCAL)/dev-receipt-key:
 
 run: build up $(LOCAL)/dev-jwt-secret $(LOCAL)/dev-receipt-key ## bring the stack up, migrate, and serve on http://127.0.0.1:8080
 	./$(BIN) migrate
-	TALLY_JWT_SECRET=$$(cat $(LOCAL)/dev-jwt-secret) TALLY_RECEIPT_KEYS_FILE=$(LOCAL)/dev-receipt-key ./$(BIN) serve
+	GOGC=$${GOGC:-400} GOMEMLIMIT=$${GOMEMLIMIT:-460MiB} TALLY_JWT_SECRET=$$(cat $(LOCAL)/dev-jwt-secret) TALLY_RECEIPT_KEYS_FILE=$(LOCAL)/dev-receipt-key ./$(BIN) serve
 
 test: test-unit check-generate fuzz-smoke test-integration test-contract check-ops ## unit tests with -race, integration tests and the API contract test against the real servers
 

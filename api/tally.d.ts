@@ -489,6 +489,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/polls/{poll_id}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description a poll id; anything that is not a UUID is 400 VALIDATION_FAILED (field poll_id)
+                 * @example 0f8fad5b-d9cb-469f-a165-70867728950e
+                 */
+                poll_id: components["parameters"]["PollID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * The poll's ballots as CSV or JSON Lines (owner only), streamed
+         * @description Every current ballot of the poll, one row or line each, streamed as it is read (any size of poll; a client that disconnects stops the read). Columns: poll_id, voter, vote_id, option_ids (CSV: joined by ";"; JSON Lines: an array), voted_at, anonymous, scores (score polls: scores[i] for option_ids[i]; CSV: joined by ";", empty on other polls; JSON Lines: an array, absent on other polls). voter is a per-poll pseudonym (64 hex digits, HMAC-SHA256 keyed by the server's export secret and the poll id): stable for a voter within the poll, different in every other poll, so two polls' exports cannot be joined. voted_at is truncated to the minute (UTC). No IP address, user agent, device or bot signal is ever included. A read that fails after the first bytes were sent cuts the connection rather than ending the body. Each export counts against the owner's limit (TALLY_RATE_EXPORTS_PER_HOUR_PER_USER, default 10 per hour).
+         */
+        get: operations["exportPollBallots"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/polls/{poll_id}/webhooks": {
         parameters: {
             query?: never;
@@ -723,7 +749,7 @@ export interface components {
          */
         EmbedOrigin: string;
         /**
-         * @description How ballots are counted. plurality: one option per ballot, most ballots wins. approval: any number of options within min/max_votes_per_user, most approvals wins (what allow_multiple_options=true has always meant; a poll created with the boolean alone reads approval). ranked: option_ids in preference order, most preferred first, distinct, not necessarily every option, counted by instant-runoff (ties for last place: backward countback, then a lot seeded by the poll id). schulze: the same ranked ballots counted by the Schulze method (unranked options rank below ranked ones). score: each option scored 0-5 (not accepted on new polls yet). allow_multiple_options is true for every method but plurality. Fixed once a vote exists (409 OPTIONS_FROZEN). See docs/architecture.md, "Counting methods".
+         * @description How ballots are counted. plurality: one option per ballot, most ballots wins. approval: any number of options within min/max_votes_per_user, most approvals wins (what allow_multiple_options=true has always meant; a poll created with the boolean alone reads approval). ranked: option_ids in preference order, most preferred first, distinct, not necessarily every option, counted by instant-runoff (ties for last place: backward countback, then a lot seeded by the poll id). schulze: the same ranked ballots counted by the Schulze method (unranked options rank below ranked ones). score: each listed option scored 0-5 (body scores, not option_ids), the highest total wins (ties: most 5s, then the lot); live and final results show each option's number of scores (votes) and their mean. allow_multiple_options is true for every method but plurality. Fixed once a vote exists (409 OPTIONS_FROZEN). See docs/architecture.md, "Counting methods".
          * @default plurality
          * @enum {string}
          */
@@ -803,10 +829,10 @@ export interface components {
             /** @description The fewest options a ballot must hold (absent: 1). 1 <= min_votes_per_user <= max_votes_per_user (0: every option) <= the poll's number of options; a plurality poll takes exactly 1 (400 VALIDATION_FAILED, field settings.min_votes_per_user). A ballot with fewer is 400 VALIDATION_FAILED (field option_ids). */
             min_votes_per_user?: number | null;
             /**
-             * @description The counting method (see Method; absent: plurality, or approval when allow_multiple_options is true). score is not accepted yet (400 VALIDATION_FAILED, field settings.method). Sent with allow_multiple_options the two must agree (true for every method but plurality), else 400 VALIDATION_FAILED (field settings.allow_multiple_options). A change once a vote exists is 409 OPTIONS_FROZEN.
+             * @description The counting method (see Method; absent: plurality, or approval when allow_multiple_options is true). Sent with allow_multiple_options the two must agree (true for every method but plurality), else 400 VALIDATION_FAILED (field settings.allow_multiple_options). A change once a vote exists is 409 OPTIONS_FROZEN.
              * @enum {string|null}
              */
-            method?: "plurality" | "approval" | "ranked" | "schulze" | null;
+            method?: "plurality" | "approval" | "ranked" | "schulze" | "score" | null;
             bot_policy?: components["schemas"]["BotPolicy"] | null;
             anonymous_access?: components["schemas"]["AnonymousAccess"] | null;
             /** @description The origins (such as https://blog.example.com) whose pages may frame the poll's embed widget, GET /embed/{poll_id}: its Content-Security-Policy names them in frame-ancestors, while every other answer keeps frame-ancestors 'none'. The list is replaced whole; [] clears it (no page may frame the widget, which still answers when opened on its own). At most 10, no two the same (scheme and host compared without regard to case); anything else is 400 VALIDATION_FAILED, field settings.embed_origins. */
@@ -931,7 +957,7 @@ export interface components {
          */
         NullOnly: null;
         /**
-         * @description Exactly one of option_id (single-choice polls) and option_ids (multi-option polls); sending both is 400 VALIDATION_FAILED. An option that is not the poll's is 422 INVALID_OPTION.
+         * @description Exactly one of option_id (single-choice polls), option_ids (multi-option and ranked polls) and scores (score polls, which take nothing else); sending two is 400 VALIDATION_FAILED. An option that is not the poll's is 422 INVALID_OPTION.
          * @example {
          *       "option_id": "3f0e5a1c-6d2b-4c6e-9a51-2b7d8e4f1a90"
          *     }
@@ -940,15 +966,22 @@ export interface components {
             /** Format: uuid */
             option_id?: string | null;
             option_ids?: string[] | null;
+            scores?: components["schemas"]["ScoreEntry"][] | null;
         } & {
             [key: string]: unknown;
         }) & ({
             /** Format: uuid */
             option_id: string;
             option_ids?: components["schemas"]["NullOnly"];
+            scores?: components["schemas"]["NullOnly"];
         } | {
             option_id?: components["schemas"]["NullOnly"];
             option_ids: components["schemas"]["OptionIDs"];
+            scores?: components["schemas"]["NullOnly"];
+        } | {
+            option_id?: components["schemas"]["NullOnly"];
+            option_ids?: components["schemas"]["NullOnly"];
+            scores: components["schemas"]["Scores"];
         });
         VoteRecorded: {
             /** @enum {string} */
@@ -965,6 +998,8 @@ export interface components {
             /** Format: uuid */
             option_id?: string;
             option_ids?: string[];
+            /** @description score polls: scores[i] is the score given to option_ids[i] */
+            scores?: number[];
             /** Format: date-time */
             recorded_at?: string;
         };
@@ -997,9 +1032,12 @@ export interface components {
             /** Format: uuid */
             option_id?: string;
             option_ids?: string[];
+            /** @description score polls: scores[i] is the score given to option_ids[i] */
+            scores?: number[];
             /** Format: date-time */
             voted_at?: string;
         };
+        /** @description A poll's results. What tally=live shows depends on the method: plurality and approval, ballots per option (the result itself); ranked and schulze, first preferences (ballots ranking each option first), not the method's result, which only tally=final carries (count); score, each option's number of scores (votes) and running mean (mean). See docs/architecture.md, "Counting methods". */
         Results: {
             /** Format: uuid */
             poll_id?: string;
@@ -1015,10 +1053,12 @@ export interface components {
                 /** Format: uuid */
                 option_id?: string;
                 label?: string;
-                /** @description ballots that chose the option (on ranked and schulze polls: that rank it at all) */
+                /** @description ballots that chose the option; on ranked and schulze polls, ballots that rank it first (first preferences), live and final alike */
                 votes?: number;
                 /** @description share of ballots that chose the option */
                 percentage?: number;
+                /** @description score polls: the mean score of the ballots that scored the option (votes counts them), to two decimals; absent when none did */
+                mean?: number;
             }[];
             method?: components["schemas"]["Method"];
             count?: components["schemas"]["MethodCount"];
@@ -1039,8 +1079,19 @@ export interface components {
                 /** @description SHA-256 of the last entry, hex */
                 hash: string;
             };
+            /** @description How far the live figures were from the truth before the freeze: the reconciliations that measured counter drift (live counters are not idempotent; reconciliation repairs them), the largest drift in ballots or one option's count, how many of those runs repaired it, and how long accepted votes took to reach the live tally (accept to apply, merged from every worker; p99 is the upper bound of a power-of-two millisecond bucket, max is exact). Absent on tallies frozen before it was kept. */
+            drift_history?: {
+                reconciliations_with_drift: number;
+                max_counter_drift: number;
+                repairs: number;
+                live_lag: {
+                    votes: number;
+                    max_ms: number;
+                    p99_ms: number;
+                };
+            };
         };
-        /** @description The counting method's exact count from the vote rows: on tally=final of ranked and schulze polls only (computed on demand while the poll is open; once it is frozen, from the rows the frozen tally was counted from, which no longer change, so the same every time). Ties no rule settles go by a lot seeded with the poll id (tie_rule says how). See docs/architecture.md, "Counting methods". */
+        /** @description The counting method's exact count from the vote rows: on tally=final of ranked, schulze and score polls only (computed on demand while the poll is open; once it is frozen, from the rows the frozen tally was counted from, which no longer change, so the same every time). Ties no rule settles go by a lot seeded with the poll id (tie_rule says how). See docs/architecture.md, "Counting methods". */
         MethodCount: {
             method?: components["schemas"]["Method"];
             ballots?: number;
@@ -1089,6 +1140,24 @@ export interface components {
                 }[];
                 /** @description every option no other beats */
                 winners?: string[];
+                /** Format: uuid */
+                winner?: string;
+                tie_rule?: string;
+            };
+            /** @description score polls */
+            score?: {
+                ballots?: number;
+                options?: {
+                    /** Format: uuid */
+                    option_id?: string;
+                    /** @description ballots that scored the option */
+                    count?: number;
+                    total?: number;
+                    /** @description total / count (0 when count is 0) */
+                    mean?: number;
+                    /** @description distribution[s]: ballots that gave score s */
+                    distribution?: number[];
+                }[];
                 /** Format: uuid */
                 winner?: string;
                 tie_rule?: string;
@@ -1156,6 +1225,14 @@ export interface components {
              * @description the after_seq of the next page; absent on the last page
              */
             next_after_seq?: number;
+        };
+        /** @description A score poll's ballot: each listed option once (else 400 VALIDATION_FAILED, field scores), at least min_votes_per_user and at most max_votes_per_user (0: every option) entries. An option left out is unscored: it adds nothing to that option's total and is left out of its mean. */
+        Scores: components["schemas"]["ScoreEntry"][];
+        ScoreEntry: {
+            /** Format: uuid */
+            option_id: string;
+            /** @description an integer from 0 to 5, else 400 VALIDATION_FAILED (field scores) */
+            score: number;
         };
         Webhook: {
             /** Format: uuid */
@@ -1857,7 +1934,7 @@ export interface operations {
                     "application/json": components["schemas"]["VoteAccepted"];
                 };
             };
-            /** @description VALIDATION_FAILED: poll_id is not a UUID, Idempotency-Key over 255 characters, malformed JSON, both or neither of option_id and option_ids, an option twice, or more (or fewer) options than the poll allows */
+            /** @description VALIDATION_FAILED: poll_id is not a UUID, Idempotency-Key over 255 characters, malformed JSON, both or neither of option_id and option_ids, an option twice, or more (or fewer) options than the poll allows; on score polls (field scores) option_ids instead of scores, an option scored twice, a score that is not an integer from 0 to 5; scores on a poll of another method */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2440,6 +2517,61 @@ export interface operations {
                 };
             };
             /** @description VALIDATION_FAILED: poll_id is not a UUID, limit outside 1 to 1000, or after_seq not a non-negative integer */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            /** @description FORBIDDEN (anonymous voter token) or NOT_POLL_OWNER (the caller does not own the poll) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            404: components["responses"]["PollNotFound"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    exportPollBallots: {
+        parameters: {
+            query?: {
+                /** @description csv (the default) or jsonl */
+                format?: "csv" | "jsonl";
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description a poll id; anything that is not a UUID is 400 VALIDATION_FAILED (field poll_id)
+                 * @example 0f8fad5b-d9cb-469f-a165-70867728950e
+                 */
+                poll_id: components["parameters"]["PollID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the poll's ballots */
+            200: {
+                headers: {
+                    /** @description attachment; filename=poll-<poll_id>.csv or .jsonl */
+                    "Content-Disposition"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example poll_id,voter,vote_id,option_ids,voted_at,anonymous,scores */
+                    "text/csv": string;
+                    "application/x-ndjson": string;
+                };
+            };
+            /** @description VALIDATION_FAILED: poll_id is not a UUID, or format is neither csv nor jsonl */
             400: {
                 headers: {
                     [name: string]: unknown;

@@ -45,6 +45,13 @@ func (b *bench) benchEnv(mode string) []string {
 	} {
 		env = append(env, k+"="+v)
 	}
+	// The GC settings Tally is deployed with (deploy/k8s, docker-compose),
+	// unless the caller set its own.
+	for k, v := range map[string]string{"GOGC": "400", "GOMEMLIMIT": "460MiB"} {
+		if _, ok := os.LookupEnv(k); !ok {
+			env = append(env, k+"="+v)
+		}
+	}
 	return env
 }
 

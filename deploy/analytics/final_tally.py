@@ -10,7 +10,11 @@ IP and user agent never leave Cassandra.
 
 Prints one JSON document: {"poll_id", "total_votes", "options": {id: votes}},
 counted like `GET /v1/polls/{id}/results?tally=final`: total_votes counts
-ballots (rows), an option's votes count the ballots that chose it.
+ballots (rows), an option's votes count the ballots that chose it. That is
+the final tally of plurality and approval polls only: on ranked and Schulze
+polls tally=final counts first preferences (option_ids[0]) and on score polls
+the ballots that scored each option, with their scores in the `scores` column
+(see docs/architecture.md, "Counting methods").
 """
 import argparse
 import json

@@ -36,6 +36,7 @@ import (
 	"github.com/tally-vote/tally/pkg/kafkax/reconcile"
 	"github.com/tally-vote/tally/pkg/kafkax/votes"
 	"github.com/tally-vote/tally/pkg/live"
+	"github.com/tally-vote/tally/pkg/livelag"
 	"github.com/tally-vote/tally/pkg/observe"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/ratelimit"
@@ -109,10 +110,10 @@ type seenCounter struct {
 	events     *events.Publisher
 }
 
-func (c seenCounter) Add(ctx context.Context, p *poll.Poll, shard int, ballots [][]id.ID) error {
+func (c seenCounter) Add(ctx context.Context, p *poll.Poll, shard int, ballots [][]id.ID, scores [][]int) error {
 	c.active.Seen(p.ID)
 	c.reconciler.Seen(ctx, p)
-	if err := c.Counter.Add(ctx, p, shard, ballots); err != nil {
+	if err := c.Counter.Add(ctx, p, shard, ballots, scores); err != nil {
 		return err
 	}
 	c.notices.Changed(p.ID)
@@ -342,6 +343,8 @@ func (a *App) Router() (http.Handler, error) {
 		ReceiptKeys:    a.Receipts,
 		Audit:          a.Audit,
 		Webhooks:       a.Webhooks,
+		Exports:        cassandra.NewVoteSource(a.CQL, nil),
+		ExportKey:      a.Cfg.ExportKey(),
 		Tracer:         a.tracer,
 	})
 }
@@ -369,10 +372,13 @@ func (a *App) RunWorker(ctx context.Context) error {
 	defer recon.Close()
 
 	var wg sync.WaitGroup
+	// Each applied vote's accept → apply time, per poll: the live-lag
+	// history a poll's certified tally carries.
+	lag := livelag.NewRecorder(cassandra.NewLagStore(cassandra.NewTallyStore(a.CQL)), a.Log.Named("livelag"), a.Registry)
 	drain := vote.NewDrainer(a.Cfg.Worker.DrainConfig, vote.DrainDeps{
 		Polls: a.Polls, Votes: a.Votes, Failures: a.failures, Flags: a.flags,
 		Log: a.Log.Named("worker"), Registry: a.Registry, CloseGrace: a.Cfg.Reconcile.FinalizeDelay,
-		Frozen: a.Tally.Frozen,
+		Frozen: a.Tally.Frozen, Lag: lag.Observe,
 		OnDeadLetter: func(ctx context.Context, msg vote.Message, cause error) {
 			a.Audit.Record(ctx, msg.PollID, id.ID{}, audit.VoteDeadLetter,
 				map[string]any{"request_id": msg.RequestID, "error": cause.Error()})
@@ -386,8 +392,9 @@ func (a *App) RunWorker(ctx context.Context) error {
 		Tracer: a.tracer,
 	})
 	a.worker.Store(w)
-	wg.Add(7)
+	wg.Add(8)
 	go func() { defer wg.Done(); a.RunWebhooks(ctx) }()
+	go func() { defer wg.Done(); lag.Run(ctx, time.Second) }()
 	go func() { defer wg.Done(); a.dlqDepth.Watch(ctx, 30*time.Second, a.Cfg.Kafka, dlq.DefaultGroup) }()
 	go func() { defer wg.Done(); a.Reconciler.RecordDrains(ctx) }()
 	go func() { defer wg.Done(); a.Reconciler.Schedule(ctx) }()

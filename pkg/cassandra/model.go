@@ -218,6 +218,8 @@ type voteRow struct {
 	WriteID        id.ID     `db:"write_id"`
 	Device         *string   `db:"device"`
 	Flags          []string  `db:"flags"`
+	// Scores are a score ballot's scores, in option_ids' order (020).
+	Scores []int `db:"scores"`
 	// WrittenAt is WRITETIME(vote_id) in microseconds, read by scans only.
 	WrittenAt int64 `db:"written_at"`
 }
@@ -243,7 +245,7 @@ func toVoteRow(b *vote.Ballot, writeID id.ID) voteRow {
 		PollID: b.PollID, VoterID: b.VoterID, OptionIDs: b.OptionIDs, VoteID: b.VoteID, RequestID: b.RequestID,
 		IdempotencyKey: nullable(b.IdempotencyKey), VotedAt: b.VotedAt, Anonymous: b.Anonymous,
 		IP: nullable(b.IP), UserAgent: nullable(b.UserAgent), WriteID: writeID,
-		Device: nullable(b.Device), Flags: b.Flags,
+		Device: nullable(b.Device), Flags: b.Flags, Scores: b.Scores,
 	}
 }
 
@@ -265,6 +267,7 @@ func voteRowFromMap(pollID, voterID id.ID, m map[string]any) voteRow {
 	dev, _ := m["device"].(string)
 	r.Device = nullable(dev)
 	r.Flags, _ = m["flags"].([]string)
+	r.Scores, _ = m["scores"].([]int)
 	return r
 }
 
@@ -272,7 +275,7 @@ func (r voteRow) toBallot() *vote.Ballot {
 	return &vote.Ballot{
 		PollID: r.PollID, VoterID: r.VoterID, OptionIDs: r.OptionIDs, VoteID: r.VoteID, RequestID: r.RequestID,
 		IdempotencyKey: deref(r.IdempotencyKey), VotedAt: r.VotedAt, Anonymous: r.Anonymous,
-		IP: deref(r.IP), UserAgent: deref(r.UserAgent), Device: deref(r.Device), Flags: r.Flags,
+		IP: deref(r.IP), UserAgent: deref(r.UserAgent), Device: deref(r.Device), Flags: r.Flags, Scores: r.Scores,
 	}
 }
 
@@ -280,7 +283,8 @@ func (r voteRow) toScanRow() vote.Ballot {
 	return vote.Ballot{
 		PollID: r.PollID, VoterID: r.VoterID, VoteID: r.VoteID, RequestID: r.RequestID, OptionIDs: r.OptionIDs,
 		IdempotencyKey: deref(r.IdempotencyKey), VotedAt: r.VotedAt, Anonymous: r.Anonymous,
-		IP: deref(r.IP), UserAgent: deref(r.UserAgent), Flags: r.Flags, WrittenAt: time.UnixMicro(r.WrittenAt).UTC(),
+		IP: deref(r.IP), UserAgent: deref(r.UserAgent), Flags: r.Flags, Scores: r.Scores,
+		WrittenAt: time.UnixMicro(r.WrittenAt).UTC(),
 	}
 }
 
@@ -295,6 +299,7 @@ type voteIndexRow struct {
 	VoteID    id.ID     `db:"vote_id"`
 	VotedAt   time.Time `db:"voted_at"`
 	Flags     []string  `db:"flags"`
+	Scores    []int     `db:"scores"`
 }
 
 // voteIndexColumns are the columns an index row is written with: never the
@@ -308,13 +313,13 @@ var (
 
 func toVoteIndexRow(pollID id.ID, bucket int, voterID id.ID, e vote.IndexEntry) voteIndexRow {
 	return voteIndexRow{PollID: pollID, Bucket: bucket, VoterID: voterID, Options: e.Options, VoteID: e.VoteID,
-		VotedAt: e.VotedAt, Flags: e.Flags}
+		VotedAt: e.VotedAt, Flags: e.Flags, Scores: e.Scores}
 }
 
 // ballotIndexRow is the index row of a ballot.
 func ballotIndexRow(pollID id.ID, bucket int, b *vote.Ballot) voteIndexRow {
 	return voteIndexRow{PollID: pollID, Bucket: bucket, VoterID: b.VoterID, Options: b.OptionIDs, VoteID: b.VoteID,
-		VotedAt: b.VotedAt, Flags: b.Flags}
+		VotedAt: b.VotedAt, Flags: b.Flags, Scores: b.Scores}
 }
 
 // choices is the row's options, falling back to the legacy list.
@@ -326,7 +331,7 @@ func (r voteIndexRow) choices() []id.ID {
 }
 
 func (r voteIndexRow) toIndexEntry() vote.IndexEntry {
-	return vote.IndexEntry{VoteID: r.VoteID, Options: r.choices(), VotedAt: r.VotedAt, Flags: r.Flags}
+	return vote.IndexEntry{VoteID: r.VoteID, Options: r.choices(), VotedAt: r.VotedAt, Flags: r.Flags, Scores: r.Scores}
 }
 
 // voteCountRow is a row of vote_counts: one counter shard of one option, or
@@ -359,6 +364,8 @@ type finalTallyRow struct {
 	// chain was empty at the freeze, or the tally predates 022).
 	AuditSeq  *int64 `db:"audit_seq"`
 	AuditHash []byte `db:"audit_hash"`
+	// Drift is the drift history frozen with the tally, as JSON (023).
+	Drift *string `db:"drift"`
 }
 
 // addTo folds the row into f.
@@ -366,6 +373,12 @@ func (r finalTallyRow) addTo(f *tally.Frozen) {
 	f.Counts.Ballots, f.AsOf = r.Ballots, r.AsOf
 	if r.AuditSeq != nil && *r.AuditSeq > 0 {
 		f.Audit = &audit.Head{Seq: *r.AuditSeq, Hash: r.AuditHash}
+	}
+	if r.Drift != nil && f.Drift == nil {
+		var h tally.DriftHistory
+		if json.Unmarshal([]byte(*r.Drift), &h) == nil {
+			f.Drift = &h
+		}
 	}
 	if r.OptionID != nil && r.Votes != nil {
 		f.Counts.Options[*r.OptionID] = *r.Votes

@@ -65,21 +65,22 @@ var pollIdempotencyTable = table.New(table.Metadata{
 })
 
 // votesTable is the truth: one partition per (poll, voter) (003; write_id
-// 008; device and flags 010).
+// 008; device and flags 010; scores 020).
 var votesTable = table.New(table.Metadata{
 	Name: "votes",
 	Columns: []string{
 		"poll_id", "voter_id", "option_ids", "vote_id", "request_id", "idempotency_key",
-		"voted_at", "anonymous", "ip", "user_agent", "write_id", "device", "flags",
+		"voted_at", "anonymous", "ip", "user_agent", "write_id", "device", "flags", "scores",
 	},
 	PartKey: []string{"poll_id", "voter_id"},
 })
 
 // votesByPollTable is the per-poll index of ballots (003; options 005, which
-// new rows write instead of the legacy option_ids list; flags 010).
+// new rows write instead of the legacy option_ids list; flags 010; scores
+// 020).
 var votesByPollTable = table.New(table.Metadata{
 	Name:    "votes_by_poll",
-	Columns: []string{"poll_id", "bucket", "voter_id", "option_ids", "options", "vote_id", "voted_at", "flags"},
+	Columns: []string{"poll_id", "bucket", "voter_id", "option_ids", "options", "vote_id", "voted_at", "flags", "scores"},
 	PartKey: []string{"poll_id", "bucket"},
 	SortKey: []string{"voter_id"},
 })
@@ -105,7 +106,7 @@ var talliesTable = table.New(table.Metadata{
 // with the audit chain's head when it was frozen (022).
 var finalTalliesTable = table.New(table.Metadata{
 	Name:    "final_tallies",
-	Columns: []string{"poll_id", "option_id", "votes", "ballots", "as_of", "audit_seq", "audit_hash"},
+	Columns: []string{"poll_id", "option_id", "votes", "ballots", "as_of", "audit_seq", "audit_hash", "drift"},
 	PartKey: []string{"poll_id"},
 	SortKey: []string{"option_id"},
 })
@@ -187,6 +188,24 @@ var webhookDeliveriesTable = table.New(table.Metadata{
 	SortKey: []string{"event_id"},
 })
 
+// pollDriftTable records the counter drift each reconciliation measured on
+// a poll (023).
+var pollDriftTable = table.New(table.Metadata{
+	Name:    "poll_drift",
+	Columns: []string{"poll_id", "at", "ballots", "max_option", "repaired"},
+	PartKey: []string{"poll_id"},
+	SortKey: []string{"at"},
+})
+
+// pollLiveLagTable holds each worker process's live-lag histogram of a
+// poll (023).
+var pollLiveLagTable = table.New(table.Metadata{
+	Name:    "poll_live_lag",
+	Columns: []string{"poll_id", "source", "counts", "max_ms", "updated_at"},
+	PartKey: []string{"poll_id"},
+	SortKey: []string{"source"},
+})
+
 // allTables lists the metadata above; a test checks each against the
 // migrated schema, so a migration that changes a table fails until its
 // metadata here follows.
@@ -195,5 +214,5 @@ var allTables = []*table.Table{
 	pollsTable, pollsByCreatorTable, pollIdempotencyTable,
 	votesTable, votesByPollTable, voteCountsTable, talliesTable, finalTalliesTable,
 	voteRequestFailuresTable, auditLogTable, pollInvitesTable, pendingFinalsTable, regionDrainsTable,
-	unfinishedBallotsTable, auditChainTable, webhooksTable, webhookDeliveriesTable,
+	unfinishedBallotsTable, auditChainTable, pollDriftTable, pollLiveLagTable, webhooksTable, webhookDeliveriesTable,
 }

@@ -2,6 +2,7 @@ package cassandra
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 
 	"github.com/gocql/gocql"
@@ -9,6 +10,7 @@ import (
 	"github.com/scylladb/gocqlx/v2/qb"
 
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/count"
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/tally"
 )
@@ -27,14 +29,14 @@ var (
 			Where(voteCountsTable.PrimaryKeyCmp()...).ToCql())
 	sumShards = newStatement(qb.Select(voteCountsTable.Name()).Columns("option_id", "votes").
 			Where(qb.Eq("poll_id"), qb.In("shard")).ToCql())
-	countRows = newStatement(votesByPollTable.Select("options", "option_ids", "flags"))
+	countRows = newStatement(votesByPollTable.Select("options", "option_ids", "flags", "scores"))
 	anyRow    = newStatement(qb.Select(votesByPollTable.Name()).Columns("voter_id").
 			Where(qb.Eq("poll_id"), qb.In("bucket")).Limit(1).ToCql())
 	insertFinalStatics = newStatement(qb.Insert(finalTalliesTable.Name()).
-				Columns("poll_id", "ballots", "as_of", "audit_seq", "audit_hash").Unique().ToCql())
+				Columns("poll_id", "ballots", "as_of", "audit_seq", "audit_hash", "drift").Unique().ToCql())
 	insertFinalOption = newStatement(qb.Insert(finalTalliesTable.Name()).
 				Columns("poll_id", "option_id", "votes").ToCql())
-	selectFinal = newStatement(finalTalliesTable.Select("option_id", "votes", "ballots", "as_of", "audit_seq", "audit_hash"))
+	selectFinal = newStatement(finalTalliesTable.Select("option_id", "votes", "ballots", "as_of", "audit_seq", "audit_hash", "drift"))
 )
 
 // AdjustShard adds delta to one shard as one single-partition counter batch.
@@ -79,16 +81,17 @@ func (st *TallyStore) SumShards(ctx context.Context, pollID id.ID, shards int) (
 	return c, nil
 }
 
-// CountRows counts ballots bucket by bucket through the per-poll index,
+// CountRows counts ballots bucket by bucket through the per-poll index
+// (each adding what tally.Tallied says under m),
 // paging through each bucket partition, with and without the flagged ones
 // (the index row repeats the ballot's flags).
-func (st *TallyStore) CountRows(ctx context.Context, pollID id.ID, buckets int, progress func(done, total int, ballots int64)) (tally.RowCounts, error) {
+func (st *TallyStore) CountRows(ctx context.Context, pollID id.ID, m count.Method, buckets int, progress func(done, total int, ballots int64)) (tally.RowCounts, error) {
 	c := tally.NewRowCounts()
 	for _, b := range shardList(buckets) {
 		iter := countRows.query(ctx, st.s).BindStruct(voteIndexRow{PollID: pollID, Bucket: b}).PageSize(5000).Iter()
 		var r voteIndexRow
 		for iter.StructScan(&r) {
-			c.Add(r.choices(), r.Flags)
+			c.AddBallot(m, r.choices(), r.Scores, r.Flags)
 			r = voteIndexRow{}
 		}
 		if err := iter.Close(); err != nil {
@@ -101,23 +104,27 @@ func (st *TallyStore) CountRows(ctx context.Context, pollID id.ID, buckets int, 
 	return c, nil
 }
 
-// Ballots reads every ballot's options through the per-poll index, bucket
+// Ballots reads every ballot's options and scores through the per-poll index, bucket
 // by bucket, each in the order the voter gave them (the index keeps the
 // row's list as it is).
-func (st *TallyStore) Ballots(ctx context.Context, pollID id.ID, buckets int) ([][]id.ID, error) {
-	var out [][]id.ID
+func (st *TallyStore) Ballots(ctx context.Context, pollID id.ID, buckets int) ([][]id.ID, [][]int, error) {
+	var (
+		out    [][]id.ID
+		scores [][]int
+	)
 	for _, b := range shardList(buckets) {
 		iter := countRows.query(ctx, st.s).BindStruct(voteIndexRow{PollID: pollID, Bucket: b}).PageSize(5000).Iter()
 		var r voteIndexRow
 		for iter.StructScan(&r) {
 			out = append(out, r.choices())
+			scores = append(scores, r.Scores)
 			r = voteIndexRow{}
 		}
 		if err := iter.Close(); err != nil {
-			return nil, apperr.Unavailable("read ballots", err)
+			return nil, nil, apperr.Unavailable("read ballots", err)
 		}
 	}
-	return out, nil
+	return out, scores, nil
 }
 
 // AnyRow looks for one ballot row.
@@ -142,6 +149,14 @@ func (st *TallyStore) SaveFinal(ctx context.Context, pollID id.ID, f tally.Froze
 	statics := finalTallyRow{PollID: pollID, Ballots: c.Ballots, AsOf: f.AsOf}
 	if f.Audit != nil {
 		statics.AuditSeq, statics.AuditHash = &f.Audit.Seq, f.Audit.Hash
+	}
+	if f.Drift != nil {
+		b, err := json.Marshal(f.Drift)
+		if err != nil {
+			return tally.Frozen{}, err
+		}
+		s := string(b)
+		statics.Drift = &s
 	}
 	b := newBatch(ctx, st.s, gocql.UnloggedBatch)
 	b.add(insertFinalStatics, statics)

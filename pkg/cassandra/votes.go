@@ -3,6 +3,7 @@ package cassandra
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"github.com/gocql/gocql"
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,15 +36,21 @@ func NewVoteStore(s gocqlx.Session, cfg Config, reg prometheus.Registerer) *Vote
 var (
 	// insertVote writes an unflagged ballot, insertFlaggedVote a flagged
 	// one: an unflagged ballot leaves flags unset rather than null.
-	insertVote        = newStatement(qb.Insert(votesTable.Name()).Columns(voteColumns...).Unique().ToCql())
-	insertFlaggedVote = newStatement(qb.Insert(votesTable.Name()).Columns(append(voteColumns, "flags")...).Unique().ToCql())
-	selectVote        = newStatement(votesTable.Get("option_ids", "vote_id", "request_id", "idempotency_key",
-		"voted_at", "anonymous", "ip", "user_agent", "write_id", "device", "flags"))
+	// A score ballot's variants add scores (insertScoredVote,
+	// insertScoredFlaggedVote); other ballots leave it unset.
+	insertVote              = newStatement(qb.Insert(votesTable.Name()).Columns(voteColumns...).Unique().ToCql())
+	insertFlaggedVote       = newStatement(qb.Insert(votesTable.Name()).Columns(slices.Concat(voteColumns, []string{"flags"})...).Unique().ToCql())
+	insertScoredVote        = newStatement(qb.Insert(votesTable.Name()).Columns(slices.Concat(voteColumns, []string{"scores"})...).Unique().ToCql())
+	insertScoredFlaggedVote = newStatement(qb.Insert(votesTable.Name()).Columns(slices.Concat(voteColumns, []string{"flags", "scores"})...).Unique().ToCql())
+	selectVote              = newStatement(votesTable.Get("option_ids", "vote_id", "request_id", "idempotency_key",
+		"voted_at", "anonymous", "ip", "user_agent", "write_id", "device", "flags", "scores"))
 	selectVoteIndex = newStatement(votesByPollTable.Get("vote_id"))
 	// insertVoteIndex writes an index row, insertFlaggedVoteIndex a
 	// flagged ballot's.
-	insertVoteIndex        = newStatement(qb.Insert(votesByPollTable.Name()).Columns(voteIndexColumns...).ToCql())
-	insertFlaggedVoteIndex = newStatement(qb.Insert(votesByPollTable.Name()).Columns(voteIndexFlaggedColumns...).ToCql())
+	insertVoteIndex              = newStatement(qb.Insert(votesByPollTable.Name()).Columns(voteIndexColumns...).ToCql())
+	insertFlaggedVoteIndex       = newStatement(qb.Insert(votesByPollTable.Name()).Columns(voteIndexFlaggedColumns...).ToCql())
+	insertScoredVoteIndex        = newStatement(qb.Insert(votesByPollTable.Name()).Columns(slices.Concat(voteIndexColumns, []string{"scores"})...).ToCql())
+	insertScoredFlaggedVoteIndex = newStatement(qb.Insert(votesByPollTable.Name()).Columns(slices.Concat(voteIndexFlaggedColumns, []string{"scores"})...).ToCql())
 )
 
 // voteColumns are the columns every ballot is written with.
@@ -52,17 +59,27 @@ var voteColumns = []string{"poll_id", "voter_id", "option_ids", "vote_id", "requ
 
 // voteInsert is the statement that writes b.
 func voteInsert(b *vote.Ballot) statement {
-	if len(b.Flags) > 0 {
+	switch {
+	case len(b.Flags) > 0 && len(b.Scores) > 0:
+		return insertScoredFlaggedVote
+	case len(b.Flags) > 0:
 		return insertFlaggedVote
+	case len(b.Scores) > 0:
+		return insertScoredVote
 	}
 	return insertVote
 }
 
 // indexInsert is the statement that writes the index row of a ballot
 // with flags.
-func indexInsert(flags []string) statement {
-	if len(flags) > 0 {
+func indexInsert(flags []string, scores []int) statement {
+	switch {
+	case len(flags) > 0 && len(scores) > 0:
+		return insertScoredFlaggedVoteIndex
+	case len(flags) > 0:
 		return insertFlaggedVoteIndex
+	case len(scores) > 0:
+		return insertScoredVoteIndex
 	}
 	return insertVoteIndex
 }
@@ -127,11 +144,11 @@ func (st *VoteStore) Indexed(ctx context.Context, b *vote.Ballot, bucket int) (b
 func (st *VoteStore) Index(ctx context.Context, pollID id.ID, bucket int, ballots []*vote.Ballot) error {
 	var err error
 	if len(ballots) == 1 {
-		err = indexInsert(ballots[0].Flags).query(ctx, st.s).BindStruct(ballotIndexRow(pollID, bucket, ballots[0])).ExecRelease()
+		err = indexInsert(ballots[0].Flags, ballots[0].Scores).query(ctx, st.s).BindStruct(ballotIndexRow(pollID, bucket, ballots[0])).ExecRelease()
 	} else {
 		batch := newBatch(ctx, st.s, gocql.UnloggedBatch)
 		for _, b := range ballots {
-			batch.add(indexInsert(b.Flags), ballotIndexRow(pollID, bucket, b))
+			batch.add(indexInsert(b.Flags, b.Scores), ballotIndexRow(pollID, bucket, b))
 		}
 		err = batch.exec(st.s)
 	}

@@ -439,6 +439,7 @@ const (
 	SettingsInputMethodPlurality   SettingsInputMethod = "plurality"
 	SettingsInputMethodRanked      SettingsInputMethod = "ranked"
 	SettingsInputMethodSchulze     SettingsInputMethod = "schulze"
+	SettingsInputMethodScore       SettingsInputMethod = "score"
 )
 
 // Valid indicates whether the value is a known member of the SettingsInputMethod enum.
@@ -453,6 +454,8 @@ func (e SettingsInputMethod) Valid() bool {
 	case SettingsInputMethodRanked:
 		return true
 	case SettingsInputMethodSchulze:
+		return true
+	case SettingsInputMethodScore:
 		return true
 	default:
 		return false
@@ -534,6 +537,24 @@ const (
 func (e GetHealth200JSONResponseBodyStatus) Valid() bool {
 	switch e {
 	case GetHealth200JSONResponseBodyStatusOk:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportPollBallotsParamsFormat.
+const (
+	ExportPollBallotsParamsFormatCsv   ExportPollBallotsParamsFormat = "csv"
+	ExportPollBallotsParamsFormatJsonl ExportPollBallotsParamsFormat = "jsonl"
+)
+
+// Valid indicates whether the value is a known member of the ExportPollBallotsParamsFormat enum.
+func (e ExportPollBallotsParamsFormat) Valid() bool {
+	switch e {
+	case ExportPollBallotsParamsFormatCsv:
+		return true
+	case ExportPollBallotsParamsFormatJsonl:
 		return true
 	default:
 		return false
@@ -638,10 +659,14 @@ type FlagReport struct {
 	ByReason map[string]int `json:"by_reason"`
 
 	// FlaggedVotes ballots carrying at least one flag
-	FlaggedVotes            int                `json:"flagged_votes"`
-	PollId                  openapi_types.UUID `json:"poll_id"`
-	Results                 Results            `json:"results"`
-	ResultsExcludingFlagged Results            `json:"results_excluding_flagged"`
+	FlaggedVotes int                `json:"flagged_votes"`
+	PollId       openapi_types.UUID `json:"poll_id"`
+
+	// Results A poll's results. What tally=live shows depends on the method: plurality and approval, ballots per option (the result itself); ranked and schulze, first preferences (ballots ranking each option first), not the method's result, which only tally=final carries (count); score, each option's number of scores (votes) and running mean (mean). See docs/architecture.md, "Counting methods".
+	Results Results `json:"results"`
+
+	// ResultsExcludingFlagged A poll's results. What tally=live shows depends on the method: plurality and approval, ballots per option (the result itself); ranked and schulze, first preferences (ballots ranking each option first), not the method's result, which only tally=final carries (count); score, each option's number of scores (votes) and running mean (mean). See docs/architecture.md, "Counting methods".
+	ResultsExcludingFlagged Results `json:"results_excluding_flagged"`
 
 	// TotalVotes ballots (voters), flagged included
 	TotalVotes int `json:"total_votes"`
@@ -682,10 +707,10 @@ type LoginRequest struct {
 	AdditionalProperties map[string]interface{} `json:"-"`
 }
 
-// Method How ballots are counted. plurality: one option per ballot, most ballots wins. approval: any number of options within min/max_votes_per_user, most approvals wins (what allow_multiple_options=true has always meant; a poll created with the boolean alone reads approval). ranked: option_ids in preference order, most preferred first, distinct, not necessarily every option, counted by instant-runoff (ties for last place: backward countback, then a lot seeded by the poll id). schulze: the same ranked ballots counted by the Schulze method (unranked options rank below ranked ones). score: each option scored 0-5 (not accepted on new polls yet). allow_multiple_options is true for every method but plurality. Fixed once a vote exists (409 OPTIONS_FROZEN). See docs/architecture.md, "Counting methods".
+// Method How ballots are counted. plurality: one option per ballot, most ballots wins. approval: any number of options within min/max_votes_per_user, most approvals wins (what allow_multiple_options=true has always meant; a poll created with the boolean alone reads approval). ranked: option_ids in preference order, most preferred first, distinct, not necessarily every option, counted by instant-runoff (ties for last place: backward countback, then a lot seeded by the poll id). schulze: the same ranked ballots counted by the Schulze method (unranked options rank below ranked ones). score: each listed option scored 0-5 (body scores, not option_ids), the highest total wins (ties: most 5s, then the lot); live and final results show each option's number of scores (votes) and their mean. allow_multiple_options is true for every method but plurality. Fixed once a vote exists (409 OPTIONS_FROZEN). See docs/architecture.md, "Counting methods".
 type Method string
 
-// MethodCount The counting method's exact count from the vote rows: on tally=final of ranked and schulze polls only (computed on demand while the poll is open; once it is frozen, from the rows the frozen tally was counted from, which no longer change, so the same every time). Ties no rule settles go by a lot seeded with the poll id (tie_rule says how). See docs/architecture.md, "Counting methods".
+// MethodCount The counting method's exact count from the vote rows: on tally=final of ranked, schulze and score polls only (computed on demand while the poll is open; once it is frozen, from the rows the frozen tally was counted from, which no longer change, so the same every time). Ties no rule settles go by a lot seeded with the poll id (tie_rule says how). See docs/architecture.md, "Counting methods".
 type MethodCount struct {
 	Ballots *int `json:"ballots,omitempty"`
 
@@ -710,7 +735,7 @@ type MethodCount struct {
 		Winner  *openapi_types.UUID `json:"winner,omitempty"`
 	} `json:"instant_runoff,omitempty"`
 
-	// Method How ballots are counted. plurality: one option per ballot, most ballots wins. approval: any number of options within min/max_votes_per_user, most approvals wins (what allow_multiple_options=true has always meant; a poll created with the boolean alone reads approval). ranked: option_ids in preference order, most preferred first, distinct, not necessarily every option, counted by instant-runoff (ties for last place: backward countback, then a lot seeded by the poll id). schulze: the same ranked ballots counted by the Schulze method (unranked options rank below ranked ones). score: each option scored 0-5 (not accepted on new polls yet). allow_multiple_options is true for every method but plurality. Fixed once a vote exists (409 OPTIONS_FROZEN). See docs/architecture.md, "Counting methods".
+	// Method How ballots are counted. plurality: one option per ballot, most ballots wins. approval: any number of options within min/max_votes_per_user, most approvals wins (what allow_multiple_options=true has always meant; a poll created with the boolean alone reads approval). ranked: option_ids in preference order, most preferred first, distinct, not necessarily every option, counted by instant-runoff (ties for last place: backward countback, then a lot seeded by the poll id). schulze: the same ranked ballots counted by the Schulze method (unranked options rank below ranked ones). score: each listed option scored 0-5 (body scores, not option_ids), the highest total wins (ties: most 5s, then the lot); live and final results show each option's number of scores (votes) and their mean. allow_multiple_options is true for every method but plurality. Fixed once a vote exists (409 OPTIONS_FROZEN). See docs/architecture.md, "Counting methods".
 	Method *Method `json:"method,omitempty"`
 
 	// Schulze schulze polls; d and p are indexed like options
@@ -735,6 +760,25 @@ type MethodCount struct {
 		Winners *[]openapi_types.UUID `json:"winners,omitempty"`
 	} `json:"schulze,omitempty"`
 
+	// Score score polls
+	Score *struct {
+		Ballots *int `json:"ballots,omitempty"`
+		Options *[]struct {
+			// Count ballots that scored the option
+			Count *int `json:"count,omitempty"`
+
+			// Distribution distribution[s]: ballots that gave score s
+			Distribution *[]int `json:"distribution,omitempty"`
+
+			// Mean total / count (0 when count is 0)
+			Mean     *float32            `json:"mean,omitempty"`
+			OptionId *openapi_types.UUID `json:"option_id,omitempty"`
+			Total    *int                `json:"total,omitempty"`
+		} `json:"options,omitempty"`
+		TieRule *string             `json:"tie_rule,omitempty"`
+		Winner  *openapi_types.UUID `json:"winner,omitempty"`
+	} `json:"score,omitempty"`
+
 	// Winner absent when no ballot ranks any option
 	Winner *openapi_types.UUID `json:"winner,omitempty"`
 }
@@ -747,7 +791,10 @@ type MyVote struct {
 	HasVoted  *bool                 `json:"has_voted,omitempty"`
 	OptionId  *openapi_types.UUID   `json:"option_id,omitempty"`
 	OptionIds *[]openapi_types.UUID `json:"option_ids,omitempty"`
-	VotedAt   *time.Time            `json:"voted_at,omitempty"`
+
+	// Scores score polls: scores[i] is the score given to option_ids[i]
+	Scores  *[]int     `json:"scores,omitempty"`
+	VotedAt *time.Time `json:"voted_at,omitempty"`
 }
 
 // NullOnly absent or null
@@ -936,26 +983,29 @@ type RequestStatus struct {
 // RequestStatusState defines model for RequestStatus.State.
 type RequestStatusState string
 
-// Results defines model for Results.
+// Results A poll's results. What tally=live shows depends on the method: plurality and approval, ballots per option (the result itself); ranked and schulze, first preferences (ballots ranking each option first), not the method's result, which only tally=final carries (count); score, each option's number of scores (votes) and running mean (mean). See docs/architecture.md, "Counting methods".
 type Results struct {
 	AsOf *time.Time `json:"as_of,omitempty"`
 
 	// Certificate What a certified tally carries: the ballot rows it counted, when it was frozen, and the head of the poll's owner-action audit chain at that moment (absent when the chain was empty). `tally verify --poll` checks the chain against this anchor, so an edited or deleted entry, the last one included, is found.
 	Certificate *TallyCertificate `json:"certificate,omitempty"`
 
-	// Count The counting method's exact count from the vote rows: on tally=final of ranked and schulze polls only (computed on demand while the poll is open; once it is frozen, from the rows the frozen tally was counted from, which no longer change, so the same every time). Ties no rule settles go by a lot seeded with the poll id (tie_rule says how). See docs/architecture.md, "Counting methods".
+	// Count The counting method's exact count from the vote rows: on tally=final of ranked, schulze and score polls only (computed on demand while the poll is open; once it is frozen, from the rows the frozen tally was counted from, which no longer change, so the same every time). Ties no rule settles go by a lot seeded with the poll id (tie_rule says how). See docs/architecture.md, "Counting methods".
 	Count *MethodCount `json:"count,omitempty"`
 
-	// Method How ballots are counted. plurality: one option per ballot, most ballots wins. approval: any number of options within min/max_votes_per_user, most approvals wins (what allow_multiple_options=true has always meant; a poll created with the boolean alone reads approval). ranked: option_ids in preference order, most preferred first, distinct, not necessarily every option, counted by instant-runoff (ties for last place: backward countback, then a lot seeded by the poll id). schulze: the same ranked ballots counted by the Schulze method (unranked options rank below ranked ones). score: each option scored 0-5 (not accepted on new polls yet). allow_multiple_options is true for every method but plurality. Fixed once a vote exists (409 OPTIONS_FROZEN). See docs/architecture.md, "Counting methods".
+	// Method How ballots are counted. plurality: one option per ballot, most ballots wins. approval: any number of options within min/max_votes_per_user, most approvals wins (what allow_multiple_options=true has always meant; a poll created with the boolean alone reads approval). ranked: option_ids in preference order, most preferred first, distinct, not necessarily every option, counted by instant-runoff (ties for last place: backward countback, then a lot seeded by the poll id). schulze: the same ranked ballots counted by the Schulze method (unranked options rank below ranked ones). score: each listed option scored 0-5 (body scores, not option_ids), the highest total wins (ties: most 5s, then the lot); live and final results show each option's number of scores (votes) and their mean. allow_multiple_options is true for every method but plurality. Fixed once a vote exists (409 OPTIONS_FROZEN). See docs/architecture.md, "Counting methods".
 	Method  *Method `json:"method,omitempty"`
 	Options *[]struct {
-		Label    *string             `json:"label,omitempty"`
+		Label *string `json:"label,omitempty"`
+
+		// Mean score polls: the mean score of the ballots that scored the option (votes counts them), to two decimals; absent when none did
+		Mean     *float32            `json:"mean,omitempty"`
 		OptionId *openapi_types.UUID `json:"option_id,omitempty"`
 
 		// Percentage share of ballots that chose the option
 		Percentage *float32 `json:"percentage,omitempty"`
 
-		// Votes ballots that chose the option (on ranked and schulze polls: that rank it at all)
+		// Votes ballots that chose the option; on ranked and schulze polls, ballots that rank it first (first preferences), live and final alike
 		Votes *int `json:"votes,omitempty"`
 	} `json:"options,omitempty"`
 	PollId *openapi_types.UUID `json:"poll_id,omitempty"`
@@ -981,6 +1031,17 @@ type ResultsTallyState string
 // ResultsVisibility Who sees the results (REST, live socket), and when. always: everyone. after_vote: until the poll closes, the owner and callers who voted; everyone after. after_close: until the poll closes, the owner alone; everyone after. owner_only: the owner alone, also after close. The owner (the poll's creator) sees them in every mode; others get 403 RESULTS_HIDDEN. The owner may change it at any time (PATCH); an open live socket whose caller may no longer see the results is closed with 4403 at its next re-check (TALLY_HTTP_LIVE_RECHECK).
 type ResultsVisibility string
 
+// ScoreEntry defines model for ScoreEntry.
+type ScoreEntry struct {
+	OptionId openapi_types.UUID `json:"option_id"`
+
+	// Score an integer from 0 to 5, else 400 VALIDATION_FAILED (field scores)
+	Score int `json:"score"`
+}
+
+// Scores A score poll's ballot: each listed option once (else 400 VALIDATION_FAILED, field scores), at least min_votes_per_user and at most max_votes_per_user (0: every option) entries. An option left out is unscored: it adds nothing to that option's total and is left out of its mean.
+type Scores = []ScoreEntry
+
 // Settings defines model for Settings.
 type Settings struct {
 	AllowAnonymous       *bool `json:"allow_anonymous,omitempty"`
@@ -998,7 +1059,7 @@ type Settings struct {
 	// MaxVotesPerUser 0 means every option may be chosen
 	MaxVotesPerUser *int `json:"max_votes_per_user,omitempty"`
 
-	// Method How ballots are counted. plurality: one option per ballot, most ballots wins. approval: any number of options within min/max_votes_per_user, most approvals wins (what allow_multiple_options=true has always meant; a poll created with the boolean alone reads approval). ranked: option_ids in preference order, most preferred first, distinct, not necessarily every option, counted by instant-runoff (ties for last place: backward countback, then a lot seeded by the poll id). schulze: the same ranked ballots counted by the Schulze method (unranked options rank below ranked ones). score: each option scored 0-5 (not accepted on new polls yet). allow_multiple_options is true for every method but plurality. Fixed once a vote exists (409 OPTIONS_FROZEN). See docs/architecture.md, "Counting methods".
+	// Method How ballots are counted. plurality: one option per ballot, most ballots wins. approval: any number of options within min/max_votes_per_user, most approvals wins (what allow_multiple_options=true has always meant; a poll created with the boolean alone reads approval). ranked: option_ids in preference order, most preferred first, distinct, not necessarily every option, counted by instant-runoff (ties for last place: backward countback, then a lot seeded by the poll id). schulze: the same ranked ballots counted by the Schulze method (unranked options rank below ranked ones). score: each listed option scored 0-5 (body scores, not option_ids), the highest total wins (ties: most 5s, then the lot); live and final results show each option's number of scores (votes) and their mean. allow_multiple_options is true for every method but plurality. Fixed once a vote exists (409 OPTIONS_FROZEN). See docs/architecture.md, "Counting methods".
 	Method *Method `json:"method,omitempty"`
 
 	// MinVotesPerUser the fewest options a ballot must hold
@@ -1025,7 +1086,7 @@ type SettingsInput struct {
 	// MaxVotesPerUser 0 means every option may be chosen. Must not exceed the poll's number of options, and a value above 1 needs allow_multiple_options (both 400 VALIDATION_FAILED, field settings.max_votes_per_user).
 	MaxVotesPerUser *int `json:"max_votes_per_user,omitempty"`
 
-	// Method The counting method (see Method; absent: plurality, or approval when allow_multiple_options is true). score is not accepted yet (400 VALIDATION_FAILED, field settings.method). Sent with allow_multiple_options the two must agree (true for every method but plurality), else 400 VALIDATION_FAILED (field settings.allow_multiple_options). A change once a vote exists is 409 OPTIONS_FROZEN.
+	// Method The counting method (see Method; absent: plurality, or approval when allow_multiple_options is true). Sent with allow_multiple_options the two must agree (true for every method but plurality), else 400 VALIDATION_FAILED (field settings.allow_multiple_options). A change once a vote exists is 409 OPTIONS_FROZEN.
 	Method *SettingsInputMethod `json:"method,omitempty"`
 
 	// MinVotesPerUser The fewest options a ballot must hold (absent: 1). 1 <= min_votes_per_user <= max_votes_per_user (0: every option) <= the poll's number of options; a plurality poll takes exactly 1 (400 VALIDATION_FAILED, field settings.min_votes_per_user). A ballot with fewer is 400 VALIDATION_FAILED (field option_ids).
@@ -1038,7 +1099,7 @@ type SettingsInput struct {
 	AdditionalProperties    map[string]interface{} `json:"-"`
 }
 
-// SettingsInputMethod The counting method (see Method; absent: plurality, or approval when allow_multiple_options is true). score is not accepted yet (400 VALIDATION_FAILED, field settings.method). Sent with allow_multiple_options the two must agree (true for every method but plurality), else 400 VALIDATION_FAILED (field settings.allow_multiple_options). A change once a vote exists is 409 OPTIONS_FROZEN.
+// SettingsInputMethod The counting method (see Method; absent: plurality, or approval when allow_multiple_options is true). Sent with allow_multiple_options the two must agree (true for every method but plurality), else 400 VALIDATION_FAILED (field settings.allow_multiple_options). A change once a vote exists is 409 OPTIONS_FROZEN.
 type SettingsInputMethod string
 
 // TallyCertificate What a certified tally carries: the ballot rows it counted, when it was frozen, and the head of the poll's owner-action audit chain at that moment (absent when the chain was empty). `tally verify --poll` checks the chain against this anchor, so an edited or deleted entry, the last one included, is found.
@@ -1048,7 +1109,19 @@ type TallyCertificate struct {
 		Hash string `json:"hash"`
 		Seq  int    `json:"seq"`
 	} `json:"audit_head,omitempty"`
-	Ballots  int       `json:"ballots"`
+	Ballots int `json:"ballots"`
+
+	// DriftHistory How far the live figures were from the truth before the freeze: the reconciliations that measured counter drift (live counters are not idempotent; reconciliation repairs them), the largest drift in ballots or one option's count, how many of those runs repaired it, and how long accepted votes took to reach the live tally (accept to apply, merged from every worker; p99 is the upper bound of a power-of-two millisecond bucket, max is exact). Absent on tallies frozen before it was kept.
+	DriftHistory *struct {
+		LiveLag struct {
+			MaxMs int `json:"max_ms"`
+			P99Ms int `json:"p99_ms"`
+			Votes int `json:"votes"`
+		} `json:"live_lag"`
+		MaxCounterDrift          int `json:"max_counter_drift"`
+		ReconciliationsWithDrift int `json:"reconciliations_with_drift"`
+		Repairs                  int `json:"repairs"`
+	} `json:"drift_history,omitempty"`
 	FrozenAt time.Time `json:"frozen_at"`
 }
 
@@ -1094,19 +1167,23 @@ type VoteRecorded struct {
 
 	// RequestId the same for every retry with the same Idempotency-Key, on either path
 	RequestId *openapi_types.UUID `json:"request_id,omitempty"`
-	Status    *VoteRecordedStatus `json:"status,omitempty"`
-	VoteId    *openapi_types.UUID `json:"vote_id,omitempty"`
+
+	// Scores score polls: scores[i] is the score given to option_ids[i]
+	Scores *[]int              `json:"scores,omitempty"`
+	Status *VoteRecordedStatus `json:"status,omitempty"`
+	VoteId *openapi_types.UUID `json:"vote_id,omitempty"`
 }
 
 // VoteRecordedStatus defines model for VoteRecorded.Status.
 type VoteRecordedStatus string
 
-// VoteRequest Exactly one of option_id (single-choice polls) and option_ids (multi-option polls); sending both is 400 VALIDATION_FAILED. An option that is not the poll's is 422 INVALID_OPTION.
+// VoteRequest Exactly one of option_id (single-choice polls), option_ids (multi-option and ranked polls) and scores (score polls, which take nothing else); sending two is 400 VALIDATION_FAILED. An option that is not the poll's is 422 INVALID_OPTION.
 //
 // Example: {"option_id":"3f0e5a1c-6d2b-4c6e-9a51-2b7d8e4f1a90"}
 type VoteRequest struct {
 	OptionId             *openapi_types.UUID    `json:"option_id,omitempty"`
 	OptionIds            *[]openapi_types.UUID  `json:"option_ids,omitempty"`
+	Scores               *[]ScoreEntry          `json:"scores,omitempty"`
 	AdditionalProperties map[string]interface{} `json:"-"`
 	union                json.RawMessage
 }
@@ -1117,6 +1194,9 @@ type VoteRequest0 struct {
 
 	// OptionIds absent or null
 	OptionIds *NullOnly `json:"option_ids,omitempty"`
+
+	// Scores absent or null
+	Scores *NullOnly `json:"scores,omitempty"`
 }
 
 // VoteRequest1 defines model for VoteRequest.1.
@@ -1126,6 +1206,21 @@ type VoteRequest1 struct {
 
 	// OptionIds at least min_votes_per_user (1 unless set), no option twice; more than one needs a method other than plurality, and at most max_votes_per_user (0: every option), else 400 VALIDATION_FAILED. On ranked and schulze polls the order is the voter's preference, most preferred first.
 	OptionIds OptionIDs `json:"option_ids"`
+
+	// Scores absent or null
+	Scores *NullOnly `json:"scores,omitempty"`
+}
+
+// VoteRequest2 defines model for VoteRequest.2.
+type VoteRequest2 struct {
+	// OptionId absent or null
+	OptionId *NullOnly `json:"option_id,omitempty"`
+
+	// OptionIds absent or null
+	OptionIds *NullOnly `json:"option_ids,omitempty"`
+
+	// Scores A score poll's ballot: each listed option once (else 400 VALIDATION_FAILED, field scores), at least min_votes_per_user and at most max_votes_per_user (0: every option) entries. An option left out is unscored: it adds nothing to that option's total and is left out of its mean.
+	Scores Scores `json:"scores"`
 }
 
 // Webhook defines model for Webhook.
@@ -1235,6 +1330,15 @@ type GetAuditLogParams struct {
 	// AfterSeq entries with a greater seq; a next_after_seq this API returned, or 0 (the default) for the first page
 	AfterSeq *int64 `form:"after_seq,omitempty" json:"after_seq,omitempty"`
 }
+
+// ExportPollBallotsParams defines parameters for ExportPollBallots.
+type ExportPollBallotsParams struct {
+	// Format csv (the default) or jsonl
+	Format *ExportPollBallotsParamsFormat `form:"format,omitempty" json:"format,omitempty"`
+}
+
+// ExportPollBallotsParamsFormat defines parameters for ExportPollBallots.
+type ExportPollBallotsParamsFormat string
 
 // OpenLiveResultsParams defines parameters for OpenLiveResults.
 type OpenLiveResultsParams struct {
@@ -2200,6 +2304,32 @@ func (t *VoteRequest) MergeVoteRequest1(v VoteRequest1) error {
 	return err
 }
 
+// AsVoteRequest2 returns the union data inside the VoteRequest as a VoteRequest2
+func (t VoteRequest) AsVoteRequest2() (VoteRequest2, error) {
+	var body VoteRequest2
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromVoteRequest2 overwrites any union data inside the VoteRequest as the provided VoteRequest2
+func (t *VoteRequest) FromVoteRequest2(v VoteRequest2) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeVoteRequest2 performs a merge with any union data inside the VoteRequest, using the provided VoteRequest2
+func (t *VoteRequest) MergeVoteRequest2(v VoteRequest2) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
 // Override default JSON handling for VoteRequest to handle AdditionalProperties and union
 func (a *VoteRequest) UnmarshalJSON(b []byte) error {
 	err := a.union.UnmarshalJSON(b)
@@ -2226,6 +2356,14 @@ func (a *VoteRequest) UnmarshalJSON(b []byte) error {
 			return fmt.Errorf("error reading 'option_ids': %w", err)
 		}
 		delete(object, "option_ids")
+	}
+
+	if raw, found := object["scores"]; found {
+		err = json.Unmarshal(raw, &a.Scores)
+		if err != nil {
+			return fmt.Errorf("error reading 'scores': %w", err)
+		}
+		delete(object, "scores")
 	}
 
 	if len(object) != 0 {
@@ -2268,6 +2406,13 @@ func (a VoteRequest) MarshalJSON() ([]byte, error) {
 		object["option_ids"], err = json.Marshal(a.OptionIds)
 		if err != nil {
 			return nil, fmt.Errorf("error marshaling 'option_ids': %w", err)
+		}
+	}
+
+	if a.Scores != nil {
+		object["scores"], err = json.Marshal(a.Scores)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'scores': %w", err)
 		}
 	}
 
@@ -2485,6 +2630,13 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/polls/{poll_id}/challenge (the `GetChallenge` operationId).
 	GetChallenge(ctx context.Context, pollId PollID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ExportPollBallots The poll's ballots as CSV or JSON Lines (owner only), streamed
+	//
+	// Every current ballot of the poll, one row or line each, streamed as it is read (any size of poll; a client that disconnects stops the read). Columns: poll_id, voter, vote_id, option_ids (CSV: joined by ";"; JSON Lines: an array), voted_at, anonymous, scores (score polls: scores[i] for option_ids[i]; CSV: joined by ";", empty on other polls; JSON Lines: an array, absent on other polls). voter is a per-poll pseudonym (64 hex digits, HMAC-SHA256 keyed by the server's export secret and the poll id): stable for a voter within the poll, different in every other poll, so two polls' exports cannot be joined. voted_at is truncated to the minute (UTC). No IP address, user agent, device or bot signal is ever included. A read that fails after the first bytes were sent cuts the connection rather than ending the body. Each export counts against the owner's limit (TALLY_RATE_EXPORTS_PER_HOUR_PER_USER, default 10 per hour).
+	//
+	// Corresponds with GET /v1/polls/{poll_id}/export (the `ExportPollBallots` operationId).
+	ExportPollBallots(ctx context.Context, pollId PollID, params *ExportPollBallotsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetFlagReport Flagged votes and the results without them (owner only)
 	//
@@ -2917,6 +3069,23 @@ func (c *Client) GetAuditLog(ctx context.Context, pollId PollID, params *GetAudi
 // Corresponds with GET /v1/polls/{poll_id}/challenge (the `GetChallenge` operationId).
 func (c *Client) GetChallenge(ctx context.Context, pollId PollID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetChallengeRequest(c.Server, pollId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ExportPollBallots The poll's ballots as CSV or JSON Lines (owner only), streamed
+//
+// Every current ballot of the poll, one row or line each, streamed as it is read (any size of poll; a client that disconnects stops the read). Columns: poll_id, voter, vote_id, option_ids (CSV: joined by ";"; JSON Lines: an array), voted_at, anonymous, scores (score polls: scores[i] for option_ids[i]; CSV: joined by ";", empty on other polls; JSON Lines: an array, absent on other polls). voter is a per-poll pseudonym (64 hex digits, HMAC-SHA256 keyed by the server's export secret and the poll id): stable for a voter within the poll, different in every other poll, so two polls' exports cannot be joined. voted_at is truncated to the minute (UTC). No IP address, user agent, device or bot signal is ever included. A read that fails after the first bytes were sent cuts the connection rather than ending the body. Each export counts against the owner's limit (TALLY_RATE_EXPORTS_PER_HOUR_PER_USER, default 10 per hour).
+//
+// Corresponds with GET /v1/polls/{poll_id}/export (the `ExportPollBallots` operationId).
+func (c *Client) ExportPollBallots(ctx context.Context, pollId PollID, params *ExportPollBallotsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewExportPollBallotsRequest(c.Server, pollId, params)
 	if err != nil {
 		return nil, err
 	}
@@ -3776,6 +3945,67 @@ func NewGetChallengeRequest(server string, pollId PollID) (*http.Request, error)
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewExportPollBallotsRequest constructs an http.Request for the ExportPollBallots method
+func NewExportPollBallotsRequest(server string, pollId PollID, params *ExportPollBallotsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "poll_id", pollId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/polls/%s/export", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Format != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "format", *params.Format, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -4811,6 +5041,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/polls/{poll_id}/challenge (the `GetChallenge` operationId).
 	GetChallengeWithResponse(ctx context.Context, pollId PollID, reqEditors ...RequestEditorFn) (*GetChallengeResponse, error)
+
+	// ExportPollBallotsWithResponse The poll's ballots as CSV or JSON Lines (owner only), streamed
+	//
+	// Every current ballot of the poll, one row or line each, streamed as it is read (any size of poll; a client that disconnects stops the read). Columns: poll_id, voter, vote_id, option_ids (CSV: joined by ";"; JSON Lines: an array), voted_at, anonymous, scores (score polls: scores[i] for option_ids[i]; CSV: joined by ";", empty on other polls; JSON Lines: an array, absent on other polls). voter is a per-poll pseudonym (64 hex digits, HMAC-SHA256 keyed by the server's export secret and the poll id): stable for a voter within the poll, different in every other poll, so two polls' exports cannot be joined. voted_at is truncated to the minute (UTC). No IP address, user agent, device or bot signal is ever included. A read that fails after the first bytes were sent cuts the connection rather than ending the body. Each export counts against the owner's limit (TALLY_RATE_EXPORTS_PER_HOUR_PER_USER, default 10 per hour).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/polls/{poll_id}/export (the `ExportPollBallots` operationId).
+	ExportPollBallotsWithResponse(ctx context.Context, pollId PollID, params *ExportPollBallotsParams, reqEditors ...RequestEditorFn) (*ExportPollBallotsResponse, error)
 
 	// GetFlagReportWithResponse Flagged votes and the results without them (owner only)
 	//
@@ -6011,6 +6250,106 @@ func (r GetChallengeResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetChallengeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ExportPollBallotsResponse200Headers the declared response headers of an HTTP 200 response for ExportPollBallots
+type ExportPollBallotsResponse200Headers struct {
+	ContentDisposition *string
+}
+
+// ExportPollBallotsResponse429Headers the declared response headers of an HTTP 429 response for ExportPollBallots
+type ExportPollBallotsResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+}
+
+// ExportPollBallotsResponse503Headers the declared response headers of an HTTP 503 response for ExportPollBallots
+type ExportPollBallotsResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ExportPollBallotsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *PollNotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ExportPollBallotsResponse200Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ExportPollBallotsResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ExportPollBallotsResponse503Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ExportPollBallotsResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ExportPollBallotsResponse) GetJSON401() *Unauthenticated {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ExportPollBallotsResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ExportPollBallotsResponse) GetJSON404() *PollNotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ExportPollBallotsResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ExportPollBallotsResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ExportPollBallotsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ExportPollBallotsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ExportPollBallotsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ExportPollBallotsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7714,6 +8053,21 @@ func (c *ClientWithResponses) GetChallengeWithResponse(ctx context.Context, poll
 	return ParseGetChallengeResponse(rsp)
 }
 
+// ExportPollBallotsWithResponse The poll's ballots as CSV or JSON Lines (owner only), streamed
+//
+// Every current ballot of the poll, one row or line each, streamed as it is read (any size of poll; a client that disconnects stops the read). Columns: poll_id, voter, vote_id, option_ids (CSV: joined by ";"; JSON Lines: an array), voted_at, anonymous, scores (score polls: scores[i] for option_ids[i]; CSV: joined by ";", empty on other polls; JSON Lines: an array, absent on other polls). voter is a per-poll pseudonym (64 hex digits, HMAC-SHA256 keyed by the server's export secret and the poll id): stable for a voter within the poll, different in every other poll, so two polls' exports cannot be joined. voted_at is truncated to the minute (UTC). No IP address, user agent, device or bot signal is ever included. A read that fails after the first bytes were sent cuts the connection rather than ending the body. Each export counts against the owner's limit (TALLY_RATE_EXPORTS_PER_HOUR_PER_USER, default 10 per hour).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/polls/{poll_id}/export (the `ExportPollBallots` operationId).
+func (c *ClientWithResponses) ExportPollBallotsWithResponse(ctx context.Context, pollId PollID, params *ExportPollBallotsParams, reqEditors ...RequestEditorFn) (*ExportPollBallotsResponse, error) {
+	rsp, err := c.ExportPollBallots(ctx, pollId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseExportPollBallotsResponse(rsp)
+}
+
 // GetFlagReportWithResponse Flagged votes and the results without them (owner only)
 //
 // How many of the poll's votes bot signals flagged and why, with the results with and without them. Counted from the poll's vote rows (like tally=final: at most one count per poll per TALLY_RESULTS_FINAL_MIN_INTERVAL in a process) and cached for TALLY_RESULTS_FLAGS_CACHE_TTL (5 s). Each answer computed from a count (not from the cache) is recorded in the poll's audit log (tally.retallied_excluding_flagged, with the owner and the counts shown). Rate-limited like results reads, per client IP and per account.
@@ -8996,6 +9350,121 @@ func ParseGetChallengeResponse(rsp *http.Response) (*GetChallengeResponse, error
 		response.Headers200 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetChallengeResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseExportPollBallotsResponse parses an HTTP response from a ExportPollBallotsWithResponse call
+func ParseExportPollBallotsResponse(rsp *http.Response) (*ExportPollBallotsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ExportPollBallotsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest PollNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ExportPollBallotsResponse200Headers
+		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentDisposition = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 429:
+		var headers ExportPollBallotsResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ExportPollBallotsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

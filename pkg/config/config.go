@@ -53,6 +53,12 @@ type Config struct {
 	// voter ids derived from them; empty uses JWTSecret. Set it to rotate
 	// the JWT secret without letting every invite code vote again.
 	AnonAccessKey string `env:"ANON_ACCESS_KEY"`
+	// ExportOwnerKey is the server secret of the voter pseudonyms in poll
+	// owners' exports (GET /v1/polls/{id}/export), keyed per poll
+	// (export.PollKey); empty uses JWTSecret. Set it to rotate the JWT
+	// secret without changing every poll's pseudonyms. Unrelated to the
+	// operator CLI's TALLY_EXPORT_PSEUDONYM_KEY.
+	ExportOwnerKey string `env:"EXPORT_OWNER_KEY"`
 	// TrustedProxies are proxy addresses whose X-Forwarded-For is believed.
 	TrustedProxies []string `env:"TRUSTED_PROXIES" envSeparator:","`
 	// LiveBackstop is how often each process re-reads a watched poll's
@@ -164,8 +170,14 @@ func (c Config) Check() error {
 	if c.AnonAccessKey != "" && len(c.AnonAccessKey) < MinSecretLen {
 		return fmt.Errorf("TALLY_ANON_ACCESS_KEY must be at least %d characters", MinSecretLen)
 	}
+	if c.ExportOwnerKey != "" && len(c.ExportOwnerKey) < MinSecretLen {
+		return fmt.Errorf("TALLY_EXPORT_OWNER_KEY must be at least %d characters", MinSecretLen)
+	}
 	if c.Env != Production {
 		return nil
+	}
+	if why := weakSecret(c.ExportOwnerKey); c.ExportOwnerKey != "" && why != "" {
+		return fmt.Errorf("TALLY_EXPORT_OWNER_KEY is too predictable for production (%s)", why)
 	}
 	if why := weakSecret(c.AnonAccessKey); c.AnonAccessKey != "" && why != "" {
 		return fmt.Errorf("TALLY_ANON_ACCESS_KEY is too predictable for production (%s)", why)
@@ -216,4 +228,14 @@ func weakSecret(s string) string {
 		}
 	}
 	return ""
+}
+
+// ExportKey is the secret of owner exports' pseudonyms: ExportOwnerKey, or
+// JWTSecret when it is unset (random per process in dev unless `make run`
+// keeps one in .local/dev-jwt-secret, so pseudonyms change with it).
+func (c Config) ExportKey() []byte {
+	if c.ExportOwnerKey != "" {
+		return []byte(c.ExportOwnerKey)
+	}
+	return []byte(c.JWTSecret)
 }

@@ -50,6 +50,9 @@ func TestCheck(t *testing.T) {
 		}), ""},
 		{"receipts off in production without a key", prod(nil), ""},
 		{"a malformed receipt key in dev", Config{Env: Dev, JWTSecret: strong, Receipt: receipt.Config{Keys: "abc"}}, "TALLY_RECEIPT_KEYS"},
+		{"short export owner key in dev", Config{Env: Dev, JWTSecret: strong, ExportOwnerKey: "short"}, "TALLY_EXPORT_OWNER_KEY"},
+		{"weak export owner key in production", prod(func(c *Config) { c.ExportOwnerKey = strings.Repeat("a", 40) }), "TALLY_EXPORT_OWNER_KEY"},
+		{"strong export owner key in production", prod(func(c *Config) { c.ExportOwnerKey = strong }), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Check()
@@ -60,6 +63,17 @@ func TestCheck(t *testing.T) {
 				t.Fatalf("got %v, want an error containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestExportKey(t *testing.T) {
+	c := Config{JWTSecret: strong}
+	if string(c.ExportKey()) != strong {
+		t.Fatal("without TALLY_EXPORT_OWNER_KEY the export key is not the JWT secret")
+	}
+	c.ExportOwnerKey = "another-secret-0123456789abcdefghij"
+	if string(c.ExportKey()) != c.ExportOwnerKey {
+		t.Fatal("TALLY_EXPORT_OWNER_KEY is not the export key")
 	}
 }
 

@@ -1,9 +1,12 @@
 package export
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -139,5 +142,48 @@ func TestCheckpointDropsTornLine(t *testing.T) {
 	other.KeyCheck = "other"
 	if err := c.head.matches(other); !errors.Is(err, ErrCheckpoint) {
 		t.Fatalf("another key resumed: %v", err)
+	}
+}
+
+// TestScoresInEveryFormat: a score ballot's scores are written beside its
+// options in CSV (joined by ';'), JSON Lines and Parquet, and read back
+// from Parquet; other ballots leave the column empty.
+func TestScoresInEveryFormat(t *testing.T) {
+	o := Options{RealVoterIDs: true}
+	v := voters{real: true}
+	at := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	scored := o.record(v, vote.Ballot{PollID: id.New(), VoterID: id.New(), VoteID: id.New(),
+		OptionIDs: []id.ID{id.New(), id.New()}, Scores: []int{5, 0}, VotedAt: at})
+	plain := o.record(v, vote.Ballot{PollID: id.New(), VoterID: id.New(), VoteID: id.New(),
+		OptionIDs: []id.ID{id.New()}, VotedAt: at})
+	if f := csvFields(scored); f[6] != "5;0" {
+		t.Fatalf("csv scores %q", f[6])
+	}
+	if f := csvFields(plain); f[6] != "" {
+		t.Fatalf("csv scores of a plain ballot %q", f[6])
+	}
+	var spool bytes.Buffer
+	for _, r := range []Record{scored, plain} {
+		line, _ := json.Marshal(r)
+		spool.Write(append(line, '\n'))
+	}
+	if !strings.Contains(spool.String(), `"scores":[5,0]`) {
+		t.Fatalf("json lines %s", spool.String())
+	}
+	path := filepath.Join(t.TempDir(), "x.parquet")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeParquet(f, &spool, o); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	got, cols, err := ReadParquet(path)
+	if err != nil || len(got) != 2 || !slices.Contains(cols, "scores") {
+		t.Fatalf("read parquet: %v, %d rows, columns %v", err, len(got), cols)
+	}
+	if !slices.Equal(got[0].Scores, []int{5, 0}) || got[1].Scores != nil {
+		t.Fatalf("parquet scores %v, %v", got[0].Scores, got[1].Scores)
 	}
 }

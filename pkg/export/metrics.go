@@ -2,8 +2,9 @@ package export
 
 import "github.com/prometheus/client_golang/prometheus"
 
-// Metrics of exports. An export is a batch job: `tally export
-// --metrics-textfile` writes them for node_exporter's textfile collector.
+// Metrics of exports. A CLI export is a batch job: `tally export
+// --metrics-textfile` writes them for node_exporter's textfile collector;
+// the API's owner exports (Stream) count on the server's registry.
 type Metrics struct {
 	rows    *prometheus.CounterVec
 	units   *prometheus.CounterVec
@@ -15,7 +16,7 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		rows: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tally_export_rows_total",
-			Help: "Vote rows written by exports, by source (table or poll)."}, []string{"source"}),
+			Help: "Vote rows written by exports, by source: table or poll (tally export), owner (GET /v1/polls/{id}/export)."}, []string{"source"}),
 		units: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tally_export_units_total",
 			Help: "Export units (token ranges or index buckets) by outcome: read, resumed (done by an earlier run) or failed."},
 			[]string{"source", "outcome"}),

@@ -1,7 +1,9 @@
 // Package export writes the vote rows of one poll, or of the whole votes
 // table, to CSV, JSON Lines or Parquet for analytics, with voter ids
 // pseudonymised by a keyed hash, resumably unit by unit (token range or
-// index bucket).
+// index bucket) — `tally export`'s Run — or streams one poll's rows to a
+// writer as they are read, with per-poll pseudonyms and coarsened times,
+// for the API's owner export (Stream).
 package export
 
 import (

@@ -26,10 +26,13 @@ import (
 // (64 hex digits) or, with real ids, the id itself. IP and UserAgent are
 // nil when their columns are left out.
 type Record struct {
-	PollID    string    `json:"poll_id"`
-	Voter     string    `json:"voter"`
-	VoteID    string    `json:"vote_id"`
-	OptionIDs []string  `json:"option_ids"`
+	PollID    string   `json:"poll_id"`
+	Voter     string   `json:"voter"`
+	VoteID    string   `json:"vote_id"`
+	OptionIDs []string `json:"option_ids"`
+	// Scores are a score ballot's scores, Scores[i] for OptionIDs[i]
+	// (absent, or empty, on other methods).
+	Scores    []int     `json:"scores,omitempty"`
 	VotedAt   time.Time `json:"voted_at"`
 	Anonymous bool      `json:"anonymous"`
 	IP        *string   `json:"ip,omitempty"`
@@ -37,7 +40,7 @@ type Record struct {
 }
 
 // baseColumns are the columns every export has, in CSV order.
-var baseColumns = []string{"poll_id", "voter", "vote_id", "option_ids", "voted_at", "anonymous"}
+var baseColumns = []string{"poll_id", "voter", "vote_id", "option_ids", "voted_at", "anonymous", "scores"}
 
 // columns are an export's columns.
 func (o Options) columns() []string {
@@ -86,7 +89,7 @@ func (v voters) keyCheck() string {
 // record builds the exported record of a row.
 func (o Options) record(v voters, r vote.Ballot) Record {
 	rec := Record{PollID: r.PollID.String(), Voter: v.id(r.VoterID), VoteID: r.VoteID.String(),
-		OptionIDs: make([]string, len(r.OptionIDs)), VotedAt: r.VotedAt.UTC(), Anonymous: r.Anonymous}
+		OptionIDs: make([]string, len(r.OptionIDs)), Scores: r.Scores, VotedAt: r.VotedAt.UTC(), Anonymous: r.Anonymous}
 	for i, id := range r.OptionIDs {
 		rec.OptionIDs[i] = id.String()
 	}
@@ -102,10 +105,15 @@ func (o Options) record(v voters, r vote.Ballot) Record {
 // timeLayout is voted_at in CSV: UTC, milliseconds (Cassandra's precision).
 const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 
-// csvFields is a record as a CSV line; option ids are joined by ';'.
+// csvFields is a record as a CSV line; option ids are joined by ';', and
+// so are a score ballot's scores (empty on other ballots).
 func csvFields(r Record) []string {
+	scores := make([]string, len(r.Scores))
+	for i, s := range r.Scores {
+		scores[i] = strconv.Itoa(s)
+	}
 	f := []string{r.PollID, r.Voter, r.VoteID, strings.Join(r.OptionIDs, ";"), r.VotedAt.Format(timeLayout),
-		strconv.FormatBool(r.Anonymous)}
+		strconv.FormatBool(r.Anonymous), strings.Join(scores, ";")}
 	if r.IP != nil {
 		f = append(f, *r.IP)
 	}
@@ -163,6 +171,7 @@ type (
 		OptionIDs []string  `parquet:"option_ids,list"`
 		VotedAt   time.Time `parquet:"voted_at,timestamp(millisecond)"`
 		Anonymous bool      `parquet:"anonymous"`
+		Scores    []int32   `parquet:"scores,list"`
 	}
 	pqRowIP struct {
 		pqRow
@@ -180,8 +189,15 @@ type (
 )
 
 func toPQ(r Record) pqRow {
-	return pqRow{PollID: r.PollID, Voter: r.Voter, VoteID: r.VoteID, OptionIDs: r.OptionIDs, VotedAt: r.VotedAt,
+	row := pqRow{PollID: r.PollID, Voter: r.Voter, VoteID: r.VoteID, OptionIDs: r.OptionIDs, VotedAt: r.VotedAt,
 		Anonymous: r.Anonymous}
+	if len(r.Scores) > 0 {
+		row.Scores = make([]int32, len(r.Scores))
+		for i, s := range r.Scores {
+			row.Scores[i] = int32(s)
+		}
+	}
+	return row
 }
 
 func deref(s *string) string {
@@ -271,6 +287,9 @@ func ReadParquet(path string) ([]Record, []string, error) {
 	for i, r := range rows {
 		out[i] = Record{PollID: r.PollID, Voter: r.Voter, VoteID: r.VoteID, OptionIDs: r.OptionIDs,
 			VotedAt: r.VotedAt.UTC(), Anonymous: r.Anonymous}
+		for _, s := range r.Scores {
+			out[i].Scores = append(out[i].Scores, int(s))
+		}
 		if slices.Contains(cols, "ip") {
 			out[i].IP = &rows[i].IP
 		}

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"errors"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/id"
 )
 
@@ -74,5 +76,26 @@ func TestRequestLoggerCarriesTheRequestID(t *testing.T) {
 	}
 	if !slices.Equal(msgs, []string{"request failed", "http request"}) {
 		t.Fatalf("lines %q", msgs)
+	}
+}
+
+// A shed vote writes no log line: it is counted, and at overload a line per
+// refusal would spend the CPU the bound exists to save. Other 5xx do.
+func TestShedRequestsAreCountedNotLogged(t *testing.T) {
+	gin.SetMode(gin.ReleaseMode)
+	core, logs := observer.New(zapcore.InfoLevel)
+	r := gin.New()
+	r.Use(requestContext(zap.New(core)))
+	r.GET("/shed", func(c *gin.Context) { abort(c, apperr.ErrOverloaded) })
+	r.GET("/down", func(c *gin.Context) { abort(c, apperr.Unavailable("insert vote", errors.New("timeout"))) })
+	for _, path := range []string{"/shed", "/down"} {
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+		if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
+			t.Fatalf("%s: %d, Retry-After %q", path, w.Code, w.Header().Get("Retry-After"))
+		}
+	}
+	if n := logs.FilterMessage("request failed").Len(); n != 1 {
+		t.Fatalf("%d error lines, want 1 (the outage, not the shed vote)", n)
 	}
 }

@@ -83,7 +83,10 @@ func abort(c *gin.Context, err error) {
 	if !ok {
 		status = http.StatusInternalServerError
 	}
-	if status >= 500 {
+	// A shed request (503 OVERLOADED) is the admission bound doing its job
+	// and is counted (tally_admission_refused_total, tally_http_requests_total);
+	// a line for each would cost most at the moment the box has least to spare.
+	if status >= 500 && code != apperr.CodeOverloaded {
 		loggerFrom(c).Error("request failed", zap.String("code", body.Code), zap.Error(err))
 	}
 	var limited *ratelimit.Limited

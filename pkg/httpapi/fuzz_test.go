@@ -171,8 +171,8 @@ func checkSettings(t *testing.T, s poll.Settings, options int) {
 		!s.ResultsVisibility.Valid() {
 		t.Fatalf("settings %+v stored for %d options", s, options)
 	}
-	// The method is stored by name, agrees with the boolean, is not score
-	// (not accepted yet), and 1 ≤ min ≤ max (0: every option) ≤ options.
+	// The method is stored by name, agrees with the boolean, and 1 ≤ min ≤
+	// max (0: every option) ≤ options.
 	m, maxChoices := s.CountingMethod(), s.MaxVotesPerUser
 	if maxChoices == 0 {
 		maxChoices = options
@@ -180,7 +180,7 @@ func checkSettings(t *testing.T, s poll.Settings, options int) {
 	if m == count.Plurality {
 		maxChoices = 1
 	}
-	if (s.Method != "" && s.Method != m) || m == count.Score || s.AllowMultipleOptions != (m != count.Plurality) ||
+	if (s.Method != "" && s.Method != m) || s.AllowMultipleOptions != (m != count.Plurality) ||
 		s.MinVotesPerUser < 0 || s.MinVotesPerUser > maxChoices {
 		t.Fatalf("settings %+v stored for %d options", s, options)
 	}
@@ -299,6 +299,10 @@ func FuzzVoteBody(f *testing.F) {
 	for i, o := range r.active.Options {
 		f.Add([]byte(`{"option_id":"`+o.ID.String()+`"}`), strconv.Itoa(i))
 		f.Add([]byte(`{"option_ids":["`+o.ID.String()+`","`+r.active.Options[(i+1)%3].ID.String()+`"]}`), " key ")
+		// Score ballots: the rig's poll is not a score poll, so each is
+		// refused on scores, whatever its scores.
+		f.Add([]byte(`{"scores":[{"option_id":"`+o.ID.String()+`","score":`+strconv.Itoa(i*3)+`}]}`), "s")
+		f.Add([]byte(`{"scores":[{"option_id":"`+o.ID.String()+`","score":2.5},{"option_id":"`+o.ID.String()+`"}],"option_ids":null}`), "")
 	}
 	f.Fuzz(func(t *testing.T, body []byte, key string) {
 		if !httpguts.ValidHeaderFieldValue(key) {
@@ -314,9 +318,10 @@ func FuzzVoteBody(f *testing.F) {
 		if b == nil {
 			// Everything the document accepts is a ballot of well-formed
 			// UUIDs; the server may still refuse it for the poll's rules
-			// (422 for an option it lacks, 400 past max_votes_per_user),
+			// (422 for an option it lacks, 400 past max_votes_per_user,
+			// 400 on scores sent to a poll that is not a score poll),
 			// never for its form.
-			if a.status == 400 && a.err.Field != "option_ids" && a.err.Field != "Idempotency-Key" &&
+			if a.status == 400 && a.err.Field != "option_ids" && a.err.Field != "scores" && a.err.Field != "Idempotency-Key" &&
 				r.documentAccepts("VoteRequest", body) && shapeOK(body) {
 				t.Fatalf("document accepts, server refuses: %q: %s", body, a.body)
 			}

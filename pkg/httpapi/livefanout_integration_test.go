@@ -251,7 +251,7 @@ func TestLiveBackstopRepairsALostNotice(t *testing.T) {
 	}
 	// tally.Service.Add counts without announcing (the app's counter
 	// wrapper is what publishes).
-	if err := a.Tally.Add(ctx, p, 0, [][]id.ID{{mustUUID(t, opts[1])}}); err != nil {
+	if err := a.Tally.Add(ctx, p, 0, [][]id.ID{{mustUUID(t, opts[1])}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	// One backstop, the live cache's TTL, and slack for a busy machine.

@@ -59,7 +59,6 @@ func TestCountingMethodSettings(t *testing.T) {
 		field    string
 	}{
 		{map[string]any{"method": "borda"}, "settings.method"},
-		{map[string]any{"method": "score"}, "settings.method"},
 		{map[string]any{"method": "plurality", "allow_multiple_options": true}, "settings.allow_multiple_options"},
 		{map[string]any{"method": "approval", "min_votes_per_user": 3, "max_votes_per_user": 2}, "settings.min_votes_per_user"},
 		{map[string]any{"min_votes_per_user": 0, "method": "approval"}, "settings.min_votes_per_user"},

@@ -55,6 +55,7 @@ var rateLimited = map[string]bool{
 	"POST /v1/polls":                 true,
 	"POST /v1/polls/{poll_id}/votes": true,
 	"GET /v1/polls/{poll_id}/flags":  true,
+	"GET /v1/polls/{poll_id}/export": true,
 }
 
 // TestOpenAPIStatuses checks that every operation documents the statuses
@@ -213,11 +214,16 @@ func TestOpenAPIConstraints(t *testing.T) {
 	}
 
 	v := schema("VoteRequest")
-	if len(v.OneOf) != 2 {
-		t.Fatalf("VoteRequest.oneOf has %d branches, want 2", len(v.OneOf))
+	if len(v.OneOf) != 3 {
+		t.Fatalf("VoteRequest.oneOf has %d branches, want 3", len(v.OneOf))
 	}
 	required(v.OneOf[0].Value, "option_id")
 	required(v.OneOf[1].Value, "option_ids")
+	required(v.OneOf[2].Value, "scores")
+	entry := prop(v.OneOf[2].Value, "scores").Items.Value
+	required(entry, "option_id", "score")
+	eqF("score.minimum", prop(entry, "score").Min, 0)
+	eqF("score.maximum", prop(entry, "score").Max, 5)
 	ids := prop(v.OneOf[1].Value, "option_ids")
 	eqU("option_ids.minItems", &ids.MinItems, 1)
 	if !ids.UniqueItems || ids.Items.Value.Format != "uuid" {

@@ -15,6 +15,7 @@ import (
 	"github.com/tally-vote/tally/pkg/anonaccess"
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/auth"
+	"github.com/tally-vote/tally/pkg/export"
 	"github.com/tally-vote/tally/pkg/live"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/ratelimit"
@@ -64,6 +65,12 @@ type Deps struct {
 	// Webhooks registers a poll's webhooks; nil answers the webhook routes
 	// 503.
 	Webhooks *webhook.Service
+	// Exports reads the ballots of owner exports (cassandra.VoteSource);
+	// nil answers the export route 503.
+	Exports export.Source
+	// ExportKey is the server secret the per-poll pseudonyms of owner
+	// exports are keyed from (export.PollKey).
+	ExportKey []byte
 	// Tracer, when set, spans every request but the probes and /metrics;
 	// nil installs no tracing middleware at all.
 	Tracer trace.TracerProvider
@@ -86,6 +93,13 @@ type handlers struct {
 	publicURL string
 	audit     AuditReader
 	webhooks  *webhook.Service
+	// Owner exports: the source, the pseudonym secret, the owner's limit
+	// rules, the metrics and the write timeout each write moves forward.
+	exports       export.Source
+	exportKey     []byte
+	exportRules   []ratelimit.Rule
+	exportMetrics *exportMetrics
+	writeTimeout  time.Duration
 }
 
 // NewRouter builds the HTTP handler.
@@ -135,8 +149,11 @@ func NewRouter(d Deps) (*gin.Engine, error) {
 	}
 
 	h := &handlers{limiter: d.Limiter, voteRules: d.Limiter.Rules(ratelimit.Vote), auth: d.Auth, polls: d.Polls, votes: d.Votes, tally: d.Tally, hub: d.Hub, statuses: d.Statuses, anon: d.Anon, now: d.Now, publicURL: d.PublicURL,
-		audit: d.Audit, webhooks: d.Webhooks,
-		sockets: newLiveSockets(d.HTTP, d.PublicURL, d.Registry)}
+		audit:   d.Audit,
+		exports: d.Exports, exportKey: d.ExportKey, exportRules: d.Limiter.Rules(ratelimit.Export),
+		exportMetrics: newExportMetrics(d.Registry), writeTimeout: d.HTTP.WriteTimeout,
+		webhooks: d.Webhooks,
+		sockets:  newLiveSockets(d.HTTP, d.PublicURL, d.Registry)}
 	required, optional := authenticate(d.Auth, true), authenticate(d.Auth, false)
 	l := d.Limiter
 
@@ -168,5 +185,7 @@ func NewRouter(d Deps) (*gin.Engine, error) {
 	v1.DELETE("/polls/:poll_id/webhooks/:webhook_id", required, accountOnly, h.deleteWebhook)
 	v1.POST("/polls/:poll_id/webhooks/:webhook_id/test", required, accountOnly, h.testWebhook)
 	v1.GET("/polls/:poll_id/webhooks/:webhook_id/deliveries", required, accountOnly, limit(l, ratelimit.Results), h.webhookDeliveries)
+	// Limited inside the handler, per owner, once the caller is the owner.
+	v1.GET("/polls/:poll_id/export", required, accountOnly, h.exportPoll)
 	return r, nil
 }

@@ -2,12 +2,14 @@ package httpapi
 
 import (
 	"errors"
+	"math"
 	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/count"
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/vote"
 	"github.com/tally-vote/tally/pkg/wirejson"
@@ -16,6 +18,15 @@ import (
 type voteRequest struct {
 	OptionID  *id.ID  `json:"option_id"`
 	OptionIDs []id.ID `json:"option_ids"`
+	// Scores is a score poll's ballot: each option scored once.
+	Scores []scoreEntry `json:"scores"`
+}
+
+// scoreEntry is one option's score on a score ballot. Score is read as a
+// number and checked here, so 2.5 or "3" get a refusal that says why.
+type scoreEntry struct {
+	OptionID *id.ID   `json:"option_id"`
+	Score    *float64 `json:"score"`
 }
 
 func (r voteRequest) options() ([]id.ID, error) {
@@ -28,6 +39,40 @@ func (r voteRequest) options() ([]id.ID, error) {
 	return r.OptionIDs, nil
 }
 
+// scores splits a score ballot into its options and their scores (nil, nil
+// without one): each entry names an option once, with an integer score
+// from 0 to count.MaxScore, else 400 VALIDATION_FAILED on scores. Whether
+// the poll takes scores, and how many, vote.CheckScores and vote.Choose
+// judge.
+func (r voteRequest) scores() ([]id.ID, []int, error) {
+	if r.Scores == nil {
+		return nil, nil, nil
+	}
+	if r.OptionID != nil || r.OptionIDs != nil {
+		return nil, nil, apperr.Invalid("scores", "send scores or option_id(s), not both")
+	}
+	if len(r.Scores) == 0 {
+		return nil, nil, apperr.Invalid("scores", "score at least one option")
+	}
+	ids, scores := make([]id.ID, len(r.Scores)), make([]int, len(r.Scores))
+	seen := make(map[id.ID]bool, len(r.Scores))
+	for i, e := range r.Scores {
+		switch {
+		case e.OptionID == nil:
+			return nil, nil, apperr.Invalid("scores", "entry %d has no option_id", i)
+		case seen[*e.OptionID]:
+			return nil, nil, apperr.Invalid("scores", "option %s is scored twice", *e.OptionID)
+		case e.Score == nil:
+			return nil, nil, apperr.Invalid("scores", "entry %d has no score", i)
+		case *e.Score != math.Trunc(*e.Score) || *e.Score < 0 || *e.Score > count.MaxScore:
+			return nil, nil, apperr.Invalid("scores", "each score is an integer from 0 to %d", count.MaxScore)
+		}
+		seen[*e.OptionID] = true
+		ids[i], scores[i] = *e.OptionID, int(*e.Score)
+	}
+	return ids, scores, nil
+}
+
 type recordedResponse struct {
 	Status     string    `json:"status"`
 	VoteID     string    `json:"vote_id"`
@@ -35,6 +80,7 @@ type recordedResponse struct {
 	PollID     string    `json:"poll_id"`
 	OptionID   string    `json:"option_id,omitempty"`
 	OptionIDs  []id.ID   `json:"option_ids"`
+	Scores     []int     `json:"scores,omitempty"`
 	RecordedAt time.Time `json:"recorded_at"`
 }
 
@@ -42,12 +88,13 @@ type myVoteResponse struct {
 	HasVoted  bool       `json:"has_voted"`
 	OptionID  string     `json:"option_id,omitempty"`
 	OptionIDs []id.ID    `json:"option_ids,omitempty"`
+	Scores    []int      `json:"scores,omitempty"`
 	VotedAt   *time.Time `json:"voted_at,omitempty"`
 }
 
 func toRecorded(b *vote.Ballot) recordedResponse {
 	r := recordedResponse{Status: "recorded", VoteID: b.VoteID.String(), RequestID: b.RequestID.String(), PollID: b.PollID.String(),
-		OptionIDs: b.OptionIDs, RecordedAt: b.VotedAt}
+		OptionIDs: b.OptionIDs, Scores: b.Scores, RecordedAt: b.VotedAt}
 	if len(b.OptionIDs) == 1 {
 		r.OptionID = b.OptionIDs[0].String()
 	}
@@ -75,9 +122,17 @@ func (h *handlers) castVote(c *gin.Context) {
 		abort(c, err)
 		return
 	}
+	scored, scores, err := req.scores()
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	if scores != nil {
+		options = scored
+	}
 	caller, _ := principal(c)
 	out, err := h.votes.Cast(c.Request.Context(), vote.Request{PollID: pollID, VoterID: caller.UserID,
-		Anonymous: caller.Anonymous, Credentials: c.Request.Header, OptionIDs: options, IdempotencyKey: key, IP: c.ClientIP(), UserAgent: c.Request.UserAgent(),
+		Anonymous: caller.Anonymous, Credentials: c.Request.Header, OptionIDs: options, Scores: scores, IdempotencyKey: key, IP: c.ClientIP(), UserAgent: c.Request.UserAgent(),
 		Device: c.GetHeader("X-Device-Fingerprint"), AccountCreated: caller.AccountCreated,
 		// The route's limits are checked in the vote's admission round trip.
 		Limits: limitHits(c, h.voteRules)})
@@ -199,7 +254,7 @@ func (h *handlers) myVote(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	r := myVoteResponse{HasVoted: true, OptionIDs: b.OptionIDs, VotedAt: &b.VotedAt}
+	r := myVoteResponse{HasVoted: true, OptionIDs: b.OptionIDs, Scores: b.Scores, VotedAt: &b.VotedAt}
 	if len(b.OptionIDs) == 1 {
 		r.OptionID = b.OptionIDs[0].String()
 	}

@@ -41,12 +41,6 @@ func (sp SettingsPatch) validateMethod() error {
 	if !m.Valid() {
 		return apperr.Invalid("settings.method", "must be plurality, approval, ranked, schulze or score")
 	}
-	if m == count.Score {
-		// Score ballots need a column of their own in votes and a body of
-		// scores; until the vote path carries them, a score poll could not
-		// take a single vote.
-		return apperr.Invalid("settings.method", "score polls are not accepted yet")
-	}
 	if sp.AllowMultipleOptions != nil && *sp.AllowMultipleOptions != (m != count.Plurality) {
 		return apperr.Invalid("settings.allow_multiple_options", "conflicts with settings.method %q (true for every method but plurality)", m)
 	}

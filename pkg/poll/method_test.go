@@ -30,7 +30,7 @@ func TestCreateSettingsMethod(t *testing.T) {
 		{"plurality with the boolean", SettingsPatch{Method: ptr(count.Plurality), AllowMultipleOptions: ptr(true)}, 3, "", false, "settings.allow_multiple_options"},
 		{"ranked without the boolean", SettingsPatch{Method: ptr(count.Ranked), AllowMultipleOptions: ptr(false)}, 3, "", false, "settings.allow_multiple_options"},
 		{"unknown method", SettingsPatch{Method: ptr(count.Method("borda"))}, 3, "", false, "settings.method"},
-		{"score not accepted yet", SettingsPatch{Method: ptr(count.Score)}, 3, "", false, "settings.method"},
+		{"score sets the boolean", SettingsPatch{Method: ptr(count.Score)}, 3, count.Score, true, ""},
 		{"min zero", SettingsPatch{Method: ptr(count.Approval), MinVotesPerUser: ptr(0)}, 3, "", false, "settings.min_votes_per_user"},
 		{"min over max", SettingsPatch{Method: ptr(count.Approval), MinVotesPerUser: ptr(3), MaxVotesPerUser: ptr(2)}, 3, "", false, "settings.min_votes_per_user"},
 		{"min over options", SettingsPatch{Method: ptr(count.Ranked), MinVotesPerUser: ptr(4)}, 3, "", false, "settings.min_votes_per_user"},

@@ -5,9 +5,9 @@
 // let in again smoothly rather than at a window's edge.
 //
 // Limits are grouped in route classes (vote, poll creation, login,
-// register, anonymous tokens, results reads), each with limits per client
-// IP and per account (login also per login name, whatever the IP). Each
-// class fails open (Redis down: the request passes, the system of record
+// register, anonymous tokens, results reads, owner exports), each with
+// limits per client IP and per account (login also per login name,
+// whatever the IP). Each class fails open (Redis down: the request passes, the system of record
 // still guards every invariant) or closed (503 UNAVAILABLE).
 //
 // The vote route's limits do not cost a round trip of their own: they
@@ -41,10 +41,13 @@ const (
 	Register   = "register"
 	Anonymous  = "anonymous"
 	Results    = "results"
+	// Export is a poll owner's ballot export (GET /v1/polls/{id}/export),
+	// limited per account only: each one scans a whole poll.
+	Export = "export"
 )
 
 // Classes lists every route class.
-var Classes = []string{Vote, PollCreate, Login, Register, Anonymous, Results}
+var Classes = []string{Vote, PollCreate, Login, Register, Anonymous, Results, Export}
 
 // Config holds every limit; 0 disables a limit.
 type Config struct {
@@ -64,6 +67,10 @@ type Config struct {
 	AnonymousPerHourPerIP   int `env:"ANONYMOUS_PER_HOUR_PER_IP" envDefault:"60"`
 	ResultsPerMinutePerIP   int `env:"RESULTS_PER_MINUTE_PER_IP" envDefault:"600"`
 	ResultsPerMinutePerUser int `env:"RESULTS_PER_MINUTE_PER_USER" envDefault:"600"`
+	// ExportsPerHourPerUser bounds the ballot exports one account starts
+	// per hour, over all its polls (a burst of that many, then one every
+	// hour/N).
+	ExportsPerHourPerUser int `env:"EXPORTS_PER_HOUR_PER_USER" envDefault:"10"`
 	// FailClosed names the classes refused with 503 UNAVAILABLE while
 	// Redis cannot answer; the others pass.
 	FailClosed []string `env:"FAIL_CLOSED" envSeparator:"," envDefault:"login"`
@@ -216,6 +223,8 @@ func (l *Limiter) Rules(class string) []Rule {
 	case Results:
 		add(ByAccount, c.ResultsPerMinutePerUser, time.Minute)
 		add(ByIP, c.ResultsPerMinutePerIP, time.Minute)
+	case Export:
+		add(ByAccount, c.ExportsPerHourPerUser, time.Hour)
 	}
 	return rs
 }

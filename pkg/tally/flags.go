@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/audit"
+	"github.com/tally-vote/tally/pkg/count"
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 )
@@ -42,7 +43,13 @@ func NewRowCounts() RowCounts {
 // Add counts one ballot row with its options and flags. Empty and repeated
 // flag names are ignored; a ballot with no flag left is unflagged.
 func (r *RowCounts) Add(options []id.ID, flags []string) {
-	r.All.Add(options)
+	r.AddBallot(count.Approval, options, nil, flags)
+}
+
+// AddBallot counts one ballot row under method m (Counts.AddBallot), with
+// its flags as Add does.
+func (r *RowCounts) AddBallot(m count.Method, options []id.ID, scores []int, flags []string) {
+	r.All.AddBallot(m, options, scores)
 	flagged := false
 	for i, f := range flags {
 		if f == "" || slices.Contains(flags[:i], f) {
@@ -55,7 +62,7 @@ func (r *RowCounts) Add(options []id.ID, flags []string) {
 		r.Flagged.Ballots++
 		return
 	}
-	r.Unflagged.Add(options)
+	r.Unflagged.AddBallot(m, options, scores)
 }
 
 // FlagReport is what a poll's owner (GET /v1/polls/{id}/flags) and an

@@ -13,7 +13,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/audit"
+	"github.com/tally-vote/tally/pkg/count"
 	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/livelag"
 	"github.com/tally-vote/tally/pkg/poll"
 )
 
@@ -116,9 +118,11 @@ type fakeStore struct {
 	ballots [][]id.ID
 }
 
-func (f *fakeStore) SumShards(context.Context, id.ID, int) (Counts, error)  { return f.shards, nil }
-func (f *fakeStore) Ballots(context.Context, id.ID, int) ([][]id.ID, error) { return f.ballots, nil }
-func (f *fakeStore) CountRows(context.Context, id.ID, int, func(int, int, int64)) (RowCounts, error) {
+func (f *fakeStore) SumShards(context.Context, id.ID, int) (Counts, error) { return f.shards, nil }
+func (f *fakeStore) Ballots(context.Context, id.ID, int) ([][]id.ID, [][]int, error) {
+	return f.ballots, nil, nil
+}
+func (f *fakeStore) CountRows(context.Context, id.ID, count.Method, int, func(int, int, int64)) (RowCounts, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.scans++
@@ -132,6 +136,9 @@ func (f *fakeStore) SaveFinal(_ context.Context, _ id.ID, fr Frozen) (Frozen, er
 	f.frozen = &fr.Counts
 	return fr, nil
 }
+func (f *fakeStore) RecordDrift(context.Context, id.ID, time.Time, Drift) error { return nil }
+func (f *fakeStore) DriftRuns(context.Context, id.ID) ([]Drift, error)          { return nil, nil }
+func (f *fakeStore) LoadLag(context.Context, id.ID) ([]livelag.Hist, error)     { return nil, nil }
 func (f *fakeStore) LoadFinal(context.Context, id.ID) (Frozen, bool, error) {
 	return Frozen{}, false, nil
 }
@@ -264,9 +271,9 @@ type slowStore struct {
 	repaired bool
 }
 
-func (f *slowStore) CountRows(ctx context.Context, p id.ID, b int, pr func(int, int, int64)) (RowCounts, error) {
+func (f *slowStore) CountRows(ctx context.Context, p id.ID, m count.Method, b int, pr func(int, int, int64)) (RowCounts, error) {
 	time.Sleep(f.scan)
-	return f.fakeStore.CountRows(ctx, p, b, pr)
+	return f.fakeStore.CountRows(ctx, p, m, b, pr)
 }
 
 func (f *slowStore) AdjustShard(context.Context, id.ID, int, Counts) error {

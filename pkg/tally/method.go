@@ -10,7 +10,10 @@ import (
 // option: the winner of a ranked or Schulze poll is not the option with
 // the most selections, so tally=final carries the method's whole count
 // (rounds, or the pairwise matrices).
-func carriesCount(p *poll.Poll) bool { return p.Settings.CountingMethod().Ordered() }
+func carriesCount(p *poll.Poll) bool {
+	m := p.Settings.CountingMethod()
+	return m.Ordered() || m == count.Score
+}
 
 // MethodCount counts ballots (option ids in the voter's order, as the rows
 // keep them) under p's counting method. The options are in display order
@@ -18,6 +21,12 @@ func carriesCount(p *poll.Poll) bool { return p.Settings.CountingMethod().Ordere
 // same result: a frozen poll's rows never change, hence neither does its
 // count.
 func MethodCount(p *poll.Poll, ballots [][]id.ID) count.Result {
+	return MethodCountScored(p, ballots, nil)
+}
+
+// MethodCountScored is MethodCount with the ballots' scores (scores[i][j]
+// for ballots[i][j]), which a score poll counts.
+func MethodCountScored(p *poll.Poll, ballots [][]id.ID, scores [][]int) count.Result {
 	c := count.Contest{Options: make([]string, len(p.Options)), Seed: p.ID.String()}
 	for i, o := range p.Options {
 		c.Options[i] = o.ID.String()
@@ -30,6 +39,12 @@ func MethodCount(p *poll.Poll, ballots [][]id.ID) count.Result {
 			ids = append(ids, o.String())
 		}
 		bs[i].OptionIDs = ids[start:len(ids):len(ids)]
+		if i < len(scores) && len(scores[i]) == len(b) {
+			bs[i].Scores = make(map[string]int, len(b))
+			for j, o := range bs[i].OptionIDs {
+				bs[i].Scores[o] = scores[i][j]
+			}
+		}
 	}
 	return count.Count(p.Settings.CountingMethod(), c, bs)
 }

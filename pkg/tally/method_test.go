@@ -123,3 +123,79 @@ func TestFinalReconcileReportsTheCount(t *testing.T) {
 		t.Fatalf("non-final run: %+v, %v", rep.Count, err)
 	}
 }
+
+// shardRecorder is a Store that keeps what AdjustShard adds.
+type shardRecorder struct {
+	fakeStore
+	added Counts
+}
+
+func (r *shardRecorder) AdjustShard(_ context.Context, _ id.ID, _ int, d Counts) error {
+	r.added = d
+	return nil
+}
+
+// TestLiveCountersCountFirstPreferences: the counters of a ranked or
+// Schulze poll get each ballot's first preference only (the published
+// first-round counts of the Tennessee example: 42, 26, 15, 17), while an
+// approval poll's get every option a ballot lists.
+func TestLiveCountersCountFirstPreferences(t *testing.T) {
+	for _, tc := range []struct {
+		method count.Method
+		want   map[string]int64
+	}{
+		{count.Ranked, map[string]int64{"M": 42, "N": 26, "C": 15, "K": 17}},
+		{count.Schulze, map[string]int64{"M": 42, "N": 26, "C": 15, "K": 17}},
+		{count.Approval, map[string]int64{"M": 100, "N": 100, "C": 100, "K": 100}},
+	} {
+		p, ballots, ids := tennesseePoll(tc.method)
+		st := &shardRecorder{}
+		s, _ := newOfflineService(t, st, nil)
+		if err := s.Add(context.Background(), p, 0, ballots, nil); err != nil {
+			t.Fatal(err)
+		}
+		if st.added.Ballots != 100 {
+			t.Fatalf("%s: %d ballots counted, want 100", tc.method, st.added.Ballots)
+		}
+		for name, n := range tc.want {
+			if got := st.added.Options[ids[name]]; got != n {
+				t.Errorf("%s: %s counted %d, want %d", tc.method, name, got, n)
+			}
+		}
+	}
+}
+
+// TestScoreCountersCarryRunningMeans: on a score poll each ballot adds one
+// to every option it scores and its score to the option's ScoreSumKey, so
+// the results document shows each option's number of scores and mean; the
+// method's count from the same ballots agrees.
+func TestScoreCountersCarryRunningMeans(t *testing.T) {
+	p := &poll.Poll{ID: id.New(), Settings: poll.Settings{Method: count.Score, AllowMultipleOptions: true},
+		StartTime: time.Now().Add(-time.Hour), EndTime: time.Now().Add(time.Hour),
+		Options: []poll.Option{{ID: id.New(), Text: "a"}, {ID: id.New(), Text: "b"}, {ID: id.New(), Text: "c"}}}
+	a, b, c := p.Options[0].ID, p.Options[1].ID, p.Options[2].ID
+	ballots := [][]id.ID{{a, b}, {b}, {a, b}}
+	scores := [][]int{{5, 0}, {4}, {2, 3}}
+	st := &shardRecorder{}
+	s, _ := newOfflineService(t, st, nil)
+	if err := s.Add(context.Background(), p, 0, ballots, scores); err != nil {
+		t.Fatal(err)
+	}
+	d := st.added
+	if d.Ballots != 3 || d.Options[a] != 2 || d.Options[ScoreSumKey(a)] != 7 || d.Options[b] != 3 ||
+		d.Options[ScoreSumKey(b)] != 7 || d.Options[c] != 0 {
+		t.Fatalf("counters %+v", d)
+	}
+	if ScoreSumKey(a) == a || ScoreSumKey(a) == ScoreSumKey(b) || ScoreSumKey(a) != ScoreSumKey(a) {
+		t.Fatal("ScoreSumKey is not a distinct, stable key per option")
+	}
+	r := BuildResults(p, d, Live, time.Now(), time.Now())
+	if r.Options[0].Votes != 2 || r.Options[0].Mean == nil || *r.Options[0].Mean != 3.5 ||
+		r.Options[1].Votes != 3 || *r.Options[1].Mean != 2.33 || r.Options[2].Mean != nil {
+		t.Fatalf("results %+v", r.Options)
+	}
+	res := MethodCountScored(p, ballots, scores)
+	if res.Score == nil || res.Score.Options[0].Mean != 3.5 || res.Score.Options[1].Count != 3 || res.Winner != a.String() {
+		t.Fatalf("count %+v", res.Score)
+	}
+}

@@ -3,6 +3,7 @@
 package tally
 
 import (
+	"crypto/sha1"
 	"encoding/hex"
 	"math"
 	"time"
@@ -55,6 +56,54 @@ func (c *Counts) Add(options []id.ID) {
 	for _, o := range options {
 		c.Options[o]++
 	}
+}
+
+// Tallied is what a ballot adds to the per-option counts (the live
+// counters, the rows' count, the frozen totals) under method m: on ranked
+// and Schulze polls only its first preference, so options[].votes shows
+// first preferences, the count instant-runoff's first round starts from;
+// under the other methods every option it lists. The method's exact
+// result (rounds, pairwise matrices) is counted from the rows instead.
+func Tallied(m count.Method, options []id.ID) []id.ID {
+	if m.Ordered() && len(options) > 1 {
+		return options[:1]
+	}
+	return options
+}
+
+// AddBallot counts one ballot under method m: what Tallied says for most
+// methods; on a score poll (scores[i] for options[i]) each scored option's
+// count of ballots under its id and its score under ScoreSumKey, so the
+// counters carry running means.
+func (c *Counts) AddBallot(m count.Method, options []id.ID, scores []int) {
+	if m != count.Score || len(scores) != len(options) {
+		c.Add(Tallied(m, options))
+		return
+	}
+	c.Ballots++
+	for i, o := range options {
+		c.Options[o]++
+		c.Options[ScoreSumKey(o)] += int64(scores[i])
+	}
+}
+
+// scoreSumNamespace seeds ScoreSumKey.
+var scoreSumNamespace = [16]byte{0x3a, 0x8c, 0x51, 0x0e, 0x97, 0x22, 0x4f, 0x6d, 0xb1, 0x05, 0xc4, 0x7e, 0x19, 0xd8, 0x63, 0x20}
+
+// ScoreSumKey is the key under which a score poll's counts (counter shards,
+// row counts, frozen totals) keep the sum of option o's scores, beside o's
+// own key, which counts the ballots that scored it: a name-based UUID
+// (SHA-1 of a fixed namespace and o), so it is the same everywhere and no
+// option id.
+func ScoreSumKey(o id.ID) id.ID {
+	h := sha1.New()
+	h.Write(scoreSumNamespace[:])
+	h.Write(o[:])
+	var k id.ID
+	copy(k[:], h.Sum(nil))
+	k[6] = (k[6] & 0x0f) | 0x50
+	k[8] = (k[8] & 0x3f) | 0x80
+	return k
 }
 
 // Diff returns want minus c, per key; a zero result means they agree.
@@ -121,6 +170,9 @@ type Certificate struct {
 	Ballots   int64      `json:"ballots"`
 	FrozenAt  time.Time  `json:"frozen_at"`
 	AuditHead *AuditHead `json:"audit_head,omitempty"`
+	// DriftHistory is how far the live figures were from the truth
+	// before the freeze.
+	DriftHistory *DriftHistory `json:"drift_history,omitempty"`
 }
 
 // AuditHead is an anchored audit chain head: the last entry's seq and
@@ -132,7 +184,7 @@ type AuditHead struct {
 
 // CertificateOf is the certificate of a frozen tally.
 func CertificateOf(f Frozen) *Certificate {
-	c := &Certificate{Ballots: f.Counts.Ballots, FrozenAt: f.AsOf.UTC()}
+	c := &Certificate{Ballots: f.Counts.Ballots, FrozenAt: f.AsOf.UTC(), DriftHistory: f.Drift}
 	if f.Audit != nil {
 		c.AuditHead = &AuditHead{Seq: f.Audit.Seq, Hash: hex.EncodeToString(f.Audit.Hash)}
 	}
@@ -145,6 +197,10 @@ type OptionResult struct {
 	Label      string  `json:"label"`
 	Votes      int64   `json:"votes"`
 	Percentage float64 `json:"percentage"`
+	// Mean is, on score polls, the mean score of the ballots that scored
+	// the option (Votes counts them), to two decimals; absent when none
+	// did and on every other method.
+	Mean *float64 `json:"mean,omitempty"`
 }
 
 // Results is the document GET .../results and the live socket serve.
@@ -156,8 +212,9 @@ type Results struct {
 	AsOf       time.Time      `json:"as_of"`
 	Options    []OptionResult `json:"options"`
 	// Method is the poll's counting method. On ranked and Schulze polls
-	// options[].votes counts the ballots that rank each option, and
-	// tally=final adds Count, the method's exact count from the rows.
+	// options[].votes counts first preferences (Tallied), on score polls
+	// the ballots that scored each option (with Mean), and tally=final
+	// adds Count, the method's exact count from the rows.
 	Method count.Method  `json:"method,omitempty"`
 	Count  *count.Result `json:"count,omitempty"`
 	// TallyState is live, reconciling or certified; Certificate is set
@@ -196,7 +253,12 @@ func BuildResults(p *poll.Poll, c Counts, mode Mode, asOf, now time.Time) *Resul
 		if c.Ballots > 0 {
 			pct = math.Round(float64(v)*10000/float64(c.Ballots)) / 100
 		}
-		r.Options = append(r.Options, OptionResult{OptionID: o.ID, Label: o.Text, Votes: v, Percentage: pct})
+		or := OptionResult{OptionID: o.ID, Label: o.Text, Votes: v, Percentage: pct}
+		if v > 0 && p.Settings.CountingMethod() == count.Score {
+			mean := math.Round(float64(c.Options[ScoreSumKey(o.ID)])*100/float64(v)) / 100
+			or.Mean = &mean
+		}
+		r.Options = append(r.Options, or)
 	}
 	return r
 }

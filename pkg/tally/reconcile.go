@@ -113,7 +113,20 @@ func (s *Service) Reconcile(ctx context.Context, p *poll.Poll, opts ReconcileOpt
 		s.m.flagged.Observe(float64(rows.Flagged.Ballots) / float64(rows.All.Ballots))
 	}
 	rep.CounterDrift = shards.Diff(rows.All)
-	if !rep.CounterDrift.IsZero() && ((fenced && !opts.MeasureOnly) || opts.Final) {
+	repair := !rep.CounterDrift.IsZero() && ((fenced && !opts.MeasureOnly) || opts.Final)
+	if !rep.CounterDrift.IsZero() {
+		// The drift history the freeze certifies. A final run's own drift
+		// must be in it, so its failure fails the run; other runs keep it
+		// best effort.
+		if err := s.store.RecordDrift(ctx, p.ID, s.now(), DriftOf(rep.CounterDrift, repair)); err != nil {
+			if opts.Final {
+				s.m.runs.WithLabelValues("failed").Inc()
+				return rep, err
+			}
+			s.log.Warn("record drift", zap.Stringer("poll_id", p.ID), zap.Error(err))
+		}
+	}
+	if repair {
 		if err := s.store.AdjustShard(ctx, p.ID, 0, rep.CounterDrift); err != nil {
 			s.m.runs.WithLabelValues("failed").Inc()
 			return rep, err
@@ -139,6 +152,21 @@ func (s *Service) Reconcile(ctx context.Context, p *poll.Poll, opts ReconcileOpt
 				f.Audit = &head
 			}
 		}
+		// The drift history up to this run. Nothing writes it for this
+		// poll once it is frozen: no reconciliation runs on a frozen poll's
+		// counters, and its votes are all applied.
+		runs, err := s.store.DriftRuns(ctx, p.ID)
+		if err != nil {
+			s.m.runs.WithLabelValues("failed").Inc()
+			return rep, err
+		}
+		lag, err := s.store.LoadLag(ctx, p.ID)
+		if err != nil {
+			s.m.runs.WithLabelValues("failed").Inc()
+			return rep, err
+		}
+		hist := HistoryOf(runs, lag)
+		f.Drift = &hist
 		frozen, err := s.store.SaveFinal(ctx, p.ID, f)
 		if err != nil {
 			s.m.runs.WithLabelValues("failed").Inc()
@@ -174,13 +202,13 @@ func (s *Service) finalCount(ctx context.Context, p *poll.Poll) *count.Result {
 	if !carriesCount(p) {
 		return nil
 	}
-	ballots, err := s.store.Ballots(ctx, p.ID, p.IndexBuckets)
+	ballots, scores, err := s.store.Ballots(ctx, p.ID, p.IndexBuckets)
 	if err != nil {
 		s.log.Warn("final count: read ballots", zap.Stringer("poll_id", p.ID), zap.Error(err))
 		return nil
 	}
 	s.m.methodCounts.WithLabelValues(string(p.Settings.CountingMethod())).Inc()
-	c := MethodCount(p, ballots)
+	c := MethodCountScored(p, ballots, scores)
 	return &c
 }
 
@@ -205,7 +233,7 @@ func (s *Service) auditReport(ctx context.Context, rep Report) {
 }
 
 func (s *Service) measure(ctx context.Context, p *poll.Poll, progress func(int, int, int64)) (RowCounts, Counts, error) {
-	rows, err := s.store.CountRows(ctx, p.ID, p.IndexBuckets, progress)
+	rows, err := s.store.CountRows(ctx, p.ID, p.Settings.CountingMethod(), p.IndexBuckets, progress)
 	if err != nil {
 		return rows, Counts{}, err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/tally-vote/tally/pkg/audit"
 	"github.com/tally-vote/tally/pkg/count"
 	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/livelag"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/redisx"
 )
@@ -24,9 +25,9 @@ type Store interface {
 	// SumShards reads every counter shard of a poll and sums them.
 	SumShards(ctx context.Context, pollID id.ID, shards int) (Counts, error)
 	// CountRows counts ballot rows through the per-poll index, with and
-	// without flagged ballots in the same pass, calling progress (when set)
-	// after each bucket.
-	CountRows(ctx context.Context, pollID id.ID, buckets int, progress func(done, total int, ballots int64)) (RowCounts, error)
+	// without flagged ballots in the same pass, each ballot adding what
+	// Tallied says under m, calling progress (when set) after each bucket.
+	CountRows(ctx context.Context, pollID id.ID, m count.Method, buckets int, progress func(done, total int, ballots int64)) (RowCounts, error)
 	// AnyRow reports whether the poll has at least one ballot row.
 	AnyRow(ctx context.Context, pollID id.ID, buckets int) (bool, error)
 	// AdjustShard adds deltas to one counter shard (used to repair drift).
@@ -38,8 +39,15 @@ type Store interface {
 	// LoadFinal returns the frozen final tally; found is false if none.
 	LoadFinal(ctx context.Context, pollID id.ID) (f Frozen, found bool, err error)
 	// Ballots reads every ballot's options, in the voter's order, through
-	// the per-poll index: what a ranked count needs beyond totals.
-	Ballots(ctx context.Context, pollID id.ID, buckets int) ([][]id.ID, error)
+	// the per-poll index, and their scores (nil but on score polls): what a
+	// ranked or score count needs beyond totals.
+	Ballots(ctx context.Context, pollID id.ID, buckets int) ([][]id.ID, [][]int, error)
+	// RecordDrift keeps one reconciliation's measured counter drift;
+	// DriftRuns reads them all (the drift history a freeze certifies).
+	RecordDrift(ctx context.Context, pollID id.ID, at time.Time, d Drift) error
+	DriftRuns(ctx context.Context, pollID id.ID) ([]Drift, error)
+	// LoadLag reads every worker's live-lag histogram of the poll.
+	LoadLag(ctx context.Context, pollID id.ID) ([]livelag.Hist, error)
 }
 
 // Frozen is a closed poll's final tally.
@@ -51,6 +59,51 @@ type Frozen struct {
 	// the anchor): edits and deletions of the chain, the last entry
 	// included, are caught against it.
 	Audit *audit.Head
+	// Drift is the poll's drift history up to the freeze (nil on tallies
+	// frozen before it was kept).
+	Drift *DriftHistory
+}
+
+// Drift is one reconciliation's measured counter drift, in absolute
+// ballots and the largest absolute difference of one option.
+type Drift struct {
+	Ballots   int64
+	MaxOption int64
+	Repaired  bool
+}
+
+// DriftOf sizes a measured difference between counters and rows.
+func DriftOf(d Counts, repaired bool) Drift {
+	out := Drift{Ballots: abs(d.Ballots), Repaired: repaired}
+	for _, v := range d.Options {
+		out.MaxOption = max(out.MaxOption, abs(v))
+	}
+	return out
+}
+
+// DriftHistory is how far a poll's live figures were from the truth over
+// its life, frozen with its final tally: the reconciliations that measured
+// counter drift, the largest drift, how many repaired it, and how long
+// accepted votes took to reach the live tally.
+type DriftHistory struct {
+	Reconciliations int64 `json:"reconciliations_with_drift"`
+	// MaxCounterDrift is the largest drift measured, in ballots or in one
+	// option's count, whichever was larger.
+	MaxCounterDrift int64           `json:"max_counter_drift"`
+	Repairs         int64           `json:"repairs"`
+	LiveLag         livelag.Summary `json:"live_lag"`
+}
+
+// HistoryOf sums a poll's drift runs and live-lag histograms.
+func HistoryOf(runs []Drift, lag []livelag.Hist) DriftHistory {
+	h := DriftHistory{Reconciliations: int64(len(runs)), LiveLag: livelag.Merge(lag)}
+	for _, r := range runs {
+		h.MaxCounterDrift = max(h.MaxCounterDrift, r.Ballots, r.MaxOption)
+		if r.Repaired {
+			h.Repairs++
+		}
+	}
+	return h
 }
 
 // Config tunes caching.
@@ -248,10 +301,14 @@ func (s *Service) VisibleTo(p *poll.Poll, caller id.ID, signedIn bool, voted fun
 
 // Add counts applied ballots in one counter shard (implements
 // vote.Counter): one counter batch however many ballots.
-func (s *Service) Add(ctx context.Context, p *poll.Poll, shard int, ballots [][]id.ID) error {
-	d := NewCounts()
-	for _, opts := range ballots {
-		d.Add(opts)
+func (s *Service) Add(ctx context.Context, p *poll.Poll, shard int, ballots [][]id.ID, scores [][]int) error {
+	d, m := NewCounts(), p.Settings.CountingMethod()
+	for i, opts := range ballots {
+		var sc []int
+		if i < len(scores) {
+			sc = scores[i]
+		}
+		d.AddBallot(m, opts, sc)
 	}
 	return s.store.AdjustShard(ctx, p.ID, shard, d)
 }
@@ -382,12 +439,12 @@ func (s *Service) withCount(ctx context.Context, p *poll.Poll, snap snapshot, tt
 	if !carriesCount(p) {
 		return snap, ttl, nil
 	}
-	ballots, err := s.store.Ballots(ctx, p.ID, p.IndexBuckets)
+	ballots, scores, err := s.store.Ballots(ctx, p.ID, p.IndexBuckets)
 	if err != nil {
 		return snapshot{}, 0, err
 	}
 	s.m.methodCounts.WithLabelValues(string(p.Settings.CountingMethod())).Inc()
-	c := MethodCount(p, ballots)
+	c := MethodCountScored(p, ballots, scores)
 	snap.Count = &c
 	return snap, ttl, nil
 }
@@ -404,7 +461,7 @@ func (s *Service) countRows(ctx context.Context, p *poll.Poll) (finalMemo, time.
 	v, err, _ := s.group.Do("rows:"+p.ID.String(), func() (any, error) {
 		s.m.scans.Inc()
 		asOf := s.now().UTC()
-		rc, err := s.store.CountRows(ctx, p.ID, p.IndexBuckets, nil)
+		rc, err := s.store.CountRows(ctx, p.ID, p.Settings.CountingMethod(), p.IndexBuckets, nil)
 		if err != nil {
 			return finalMemo{}, err
 		}

@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tally-vote/tally/pkg/count"
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/scan"
@@ -24,6 +25,9 @@ var ErrUnknownPoll = errors.New("poll not found")
 type Layout struct {
 	IndexBuckets  int
 	CounterShards int
+	// Method is the poll's counting method: what a ballot adds to the
+	// counters and totals (tally.Tallied).
+	Method count.Method
 }
 
 // LayoutFunc reads a poll's layout.
@@ -40,7 +44,7 @@ func PollLayouts(get func(context.Context, id.ID) (*poll.Poll, error)) LayoutFun
 		if err != nil {
 			return Layout{}, err
 		}
-		return Layout{IndexBuckets: p.IndexBuckets, CounterShards: p.CounterShards}, nil
+		return Layout{IndexBuckets: p.IndexBuckets, CounterShards: p.CounterShards, Method: p.Settings.CountingMethod()}, nil
 	}
 }
 

@@ -123,7 +123,7 @@ func (r *run) row(v vote.Ballot) error {
 		return fmt.Errorf("read poll %s: %w", v.PollID, ps.err)
 	}
 	ps.mu.Lock()
-	ps.rows.Add(v.OptionIDs)
+	ps.rows.AddBallot(ps.layout.Method, v.OptionIDs, v.Scores)
 	ps.mu.Unlock()
 
 	bucket := vote.Bucket(v.VoterID, ps.layout.IndexBuckets)
@@ -172,13 +172,13 @@ func (r *run) row(v vote.Ballot) error {
 			// row means "counted" to a redelivery of the ballot: a row
 			// left unindexed by a crash was not counted, so count it first.
 			c := tally.NewCounts()
-			c.Add(v.OptionIDs)
+			c.AddBallot(ps.layout.Method, v.OptionIDs, v.Scores)
 			if err := r.d.Counters.AdjustShard(ctx, v.PollID, vote.Shard(v.VoteID, ps.layout.CounterShards), c); err != nil {
 				return err
 			}
 		}
 		err := r.d.Index.Put(ctx, v.PollID, bucket, v.VoterID,
-			vote.IndexEntry{VoteID: v.VoteID, Options: v.OptionIDs, VotedAt: v.VotedAt, Flags: v.Flags})
+			vote.IndexEntry{VoteID: v.VoteID, Options: v.OptionIDs, VotedAt: v.VotedAt, Flags: v.Flags, Scores: v.Scores})
 		if err != nil {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/scylladb/gocqlx/v2"
 
 	"github.com/tally-vote/tally/pkg/cassandra"
+	"github.com/tally-vote/tally/pkg/count"
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/tally"
@@ -210,7 +211,7 @@ func TestVerifyRepairsIndexAndCounters(t *testing.T) {
 	}
 	// The reconciliation path, which counts through the index, now agrees
 	// with the rows.
-	rc, err := counters.CountRows(ctx, pa.ID, buckets, nil)
+	rc, err := counters.CountRows(ctx, pa.ID, count.Plurality, buckets, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -165,8 +165,11 @@ type Request struct {
 	Anonymous       bool
 	// Credentials are the caller's anonymous-access headers (invite code,
 	// proof of work), read only on polls that ask for them.
-	Credentials    http.Header
-	OptionIDs      []id.ID
+	Credentials http.Header
+	OptionIDs   []id.ID
+	// Scores are a score ballot's scores, Scores[i] for OptionIDs[i]; nil
+	// on every other method.
+	Scores         []int
 	IdempotencyKey string
 	IP, UserAgent  string
 	// Device is the client's device fingerprint header, or empty.
@@ -250,6 +253,7 @@ func (s *Service) ballot(r Request) *Ballot {
 		PollID:         r.PollID,
 		VoterID:        r.VoterID,
 		OptionIDs:      r.OptionIDs,
+		Scores:         r.Scores,
 		VoteID:         id.New(),
 		RequestID:      s.ids.New(r.PollID, r.VoterID, r.IdempotencyKey),
 		IdempotencyKey: r.IdempotencyKey,
@@ -279,6 +283,9 @@ func (s *Service) cast(ctx context.Context, p *poll.Poll, seenAt time.Time, a *A
 	}
 	opts, err := Choose(p, b.OptionIDs)
 	if err != nil {
+		return Receipt{}, err
+	}
+	if err := CheckScores(p, len(opts), b.Scores); err != nil {
 		return Receipt{}, err
 	}
 	b.OptionIDs = opts

@@ -55,6 +55,9 @@ type DrainDeps struct {
 	// OnDeadLetter, when set, is told about each dead-lettered vote (the
 	// audit log).
 	OnDeadLetter func(ctx context.Context, msg Message, cause error)
+	// Lag, when set, is told how long after its acceptance each vote was
+	// applied, per poll (the drift history a certified tally carries).
+	Lag func(pollID id.ID, d time.Duration)
 }
 
 // Delivery is one message of a batch as the queue delivered it.
@@ -319,7 +322,11 @@ func (w *Drainer) record(ctx context.Context, msg Message, replay bool) (Outcome
 		return Outcome{}, err
 	case out.New:
 		w.m.messages.WithLabelValues("recorded").Inc()
-		w.m.delay.Observe(time.Since(msg.AcceptedAt).Seconds())
+		delay := time.Since(msg.AcceptedAt)
+		w.m.delay.Observe(delay.Seconds())
+		if w.d.Lag != nil {
+			w.d.Lag(msg.PollID, delay)
+		}
 		w.outcome(msg, "recorded", start, nil)
 	default:
 		w.m.messages.WithLabelValues("replayed").Inc()

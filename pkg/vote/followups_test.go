@@ -51,7 +51,7 @@ func (r *recorder) Index(_ context.Context, _ id.ID, _ int, bs []*Ballot) error 
 	}
 	return nil
 }
-func (r *recorder) Add(_ context.Context, _ *poll.Poll, shard int, ballots [][]id.ID) error {
+func (r *recorder) Add(_ context.Context, _ *poll.Poll, shard int, ballots [][]id.ID, _ [][]int) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls++

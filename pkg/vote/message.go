@@ -18,6 +18,7 @@ type Message struct {
 	PollID         id.ID     `json:"poll_id"`
 	VoterID        id.ID     `json:"voter_id"`
 	OptionIDs      []id.ID   `json:"option_ids"`
+	Scores         []int     `json:"scores,omitempty"`
 	IdempotencyKey string    `json:"idempotency_key,omitempty"`
 	AcceptedAt     time.Time `json:"accepted_at"`
 	Anonymous      bool      `json:"anonymous,omitempty"`
@@ -43,7 +44,7 @@ type Message struct {
 func FromBallot(b *Ballot) Message {
 	return Message{
 		RequestID: b.RequestID, VoteID: b.VoteID, PollID: b.PollID, VoterID: b.VoterID,
-		OptionIDs: b.OptionIDs, IdempotencyKey: b.IdempotencyKey, AcceptedAt: b.VotedAt,
+		OptionIDs: b.OptionIDs, Scores: b.Scores, IdempotencyKey: b.IdempotencyKey, AcceptedAt: b.VotedAt,
 		Anonymous: b.Anonymous, IP: b.IP, UserAgent: b.UserAgent, Device: b.Device, Flags: b.Flags,
 	}
 }
@@ -51,7 +52,7 @@ func FromBallot(b *Ballot) Message {
 // Ballot is the row the message becomes.
 func (m Message) Ballot() *Ballot {
 	return &Ballot{
-		PollID: m.PollID, VoterID: m.VoterID, OptionIDs: m.OptionIDs, VoteID: m.VoteID,
+		PollID: m.PollID, VoterID: m.VoterID, OptionIDs: m.OptionIDs, Scores: m.Scores, VoteID: m.VoteID,
 		RequestID: m.RequestID, IdempotencyKey: m.IdempotencyKey, VotedAt: m.AcceptedAt,
 		Anonymous: m.Anonymous, IP: m.IP, UserAgent: m.UserAgent, Device: m.Device, Flags: m.Flags,
 	}

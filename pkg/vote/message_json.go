@@ -22,6 +22,16 @@ func (m *Message) AppendJSON(dst []byte) ([]byte, error) {
 	dst = wirejson.ID(dst, m.VoterID)
 	dst = append(dst, `,"option_ids":`...)
 	dst = wirejson.IDs(dst, m.OptionIDs)
+	if len(m.Scores) > 0 {
+		dst = append(dst, `,"scores":[`...)
+		for i, s := range m.Scores {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = strconv.AppendInt(dst, int64(s), 10)
+		}
+		dst = append(dst, ']')
+	}
 	if m.IdempotencyKey != "" {
 		dst = append(dst, `,"idempotency_key":`...)
 		dst = wirejson.String(dst, m.IdempotencyKey)
@@ -62,7 +72,7 @@ func (m *Message) AppendJSON(dst []byte) ([]byte, error) {
 // SizeHint is a capacity for AppendJSON's buffer that holds m unless its
 // strings need many escapes.
 func (m *Message) SizeHint() int {
-	n := 400 + 39*len(m.OptionIDs) + len(m.IdempotencyKey) + len(m.IP) + len(m.UserAgent) + len(m.Device) + len(m.HTTPRequestID)
+	n := 400 + 39*len(m.OptionIDs) + 3*len(m.Scores) + len(m.IdempotencyKey) + len(m.IP) + len(m.UserAgent) + len(m.Device) + len(m.HTTPRequestID)
 	for _, f := range m.Flags {
 		n += len(f) + 3
 	}

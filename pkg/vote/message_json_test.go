@@ -42,6 +42,9 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 	for _, ids := range [][]id.ID{nil, {}, {id.New(), id.New(), {}}} {
 		add(func(m *Message) { m.OptionIDs = ids })
 	}
+	for _, sc := range [][]int{nil, {}, {5}, {0, 3, 5}} {
+		add(func(m *Message) { m.Scores = sc })
+	}
 	for _, fl := range [][]string{nil, {}, {"ip_burst", "device_reuse"}} {
 		add(func(m *Message) { m.Flags = fl })
 	}

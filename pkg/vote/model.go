@@ -48,6 +48,9 @@ type Ballot struct {
 	// (pkg/abuse), sorted; a flagged ballot is recorded and counted like
 	// any other, and a re-tally can leave it out.
 	Flags []string
+	// Scores are a score poll's ballot: Scores[i] (0..count.MaxScore) is
+	// the score given to OptionIDs[i]. Nil on every other method.
+	Scores []int
 	// WrittenAt is when the row was written to Cassandra, as a scan of
 	// votes reads it (zero elsewhere). VotedAt is when the vote was
 	// accepted: for a backlog applied late, long before the row existed.
@@ -131,4 +134,6 @@ type IndexEntry struct {
 	VotedAt time.Time
 	// Flags are the ballot's bot signals (pkg/abuse).
 	Flags []string
+	// Scores are a score ballot's scores, in Options' order.
+	Scores []int
 }

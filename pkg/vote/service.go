@@ -43,7 +43,8 @@ type Fence interface {
 // Counter adds applied ballots to the live tally: each element of ballots
 // is one ballot's chosen options, all counted in one shard.
 type Counter interface {
-	Add(ctx context.Context, p *poll.Poll, shard int, ballots [][]id.ID) error
+	// scores[i] are ballots[i]'s scores (nil but on score polls).
+	Add(ctx context.Context, p *poll.Poll, shard int, ballots [][]id.ID, scores [][]int) error
 }
 
 // Outcome is one ballot's result from Apply, waiting for its follow-ups.
@@ -347,11 +348,11 @@ func (s *Service) FollowUps(ctx context.Context, outs []Outcome) error {
 	for pollID, shards := range counts {
 		for sh, idx := range shards {
 			run("counter", len(idx), func() error {
-				ballots := make([][]id.ID, len(idx))
+				ballots, scores := make([][]id.ID, len(idx)), make([][]int, len(idx))
 				for j, i := range idx {
-					ballots[j] = outs[i].Ballot.OptionIDs
+					ballots[j], scores[j] = outs[i].Ballot.OptionIDs, outs[i].Ballot.Scores
 				}
-				if err := s.counter.Add(ctx, polls[pollID], sh, ballots); err != nil {
+				if err := s.counter.Add(ctx, polls[pollID], sh, ballots, scores); err != nil {
 					return err
 				}
 				// Counted: a retry of this call must not count them again.

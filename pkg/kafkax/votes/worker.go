@@ -213,9 +213,11 @@ func (w *Worker) adapt(ctx context.Context) {
 		w.m.conc.Set(1)
 		w.m.yielding.Set(1)
 		start := time.Now()
+		// A pause of 0 would spin: at least 10 ms between asks.
+		pause := max(w.cfg.YieldPause, 10*time.Millisecond)
 		for w.d.Yield() && time.Since(start) < w.cfg.YieldMax && ctx.Err() == nil {
 			w.m.yields.Inc()
-			_ = retry.Sleep(ctx, w.cfg.YieldPause)
+			_ = retry.Sleep(ctx, pause)
 		}
 		w.m.yielded.Add(time.Since(start).Seconds())
 		w.m.yielding.Set(0)
