@@ -515,6 +515,108 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/polls/{poll_id}/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description a poll id; anything that is not a UUID is 400 VALIDATION_FAILED (field poll_id)
+                 * @example 0f8fad5b-d9cb-469f-a165-70867728950e
+                 */
+                poll_id: components["parameters"]["PollID"];
+            };
+            cookie?: never;
+        };
+        /** The poll's webhooks, without their secrets (owner only) */
+        get: operations["listWebhooks"];
+        put?: never;
+        /**
+         * Register a webhook for the poll's public events (owner only)
+         * @description The poll's events (poll.created, poll.closed, tally.frozen, results.changed; CloudEvents JSON, the same as on the tally.events topic) are POSTed to the URL, at least once and in order, with X-Tally-Timestamp (unix seconds) and X-Tally-Signature "sha256=" + hex HMAC-SHA256 under the secret of "timestamp.body". Deduplicate by the event id (X-Tally-Event-Id). The secret is answered once.
+         */
+        post: operations["createWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/polls/{poll_id}/webhooks/{webhook_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description a poll id; anything that is not a UUID is 400 VALIDATION_FAILED (field poll_id)
+                 * @example 0f8fad5b-d9cb-469f-a165-70867728950e
+                 */
+                poll_id: components["parameters"]["PollID"];
+                /** @description a webhook id; anything that is not a UUID is 400 VALIDATION_FAILED */
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove a webhook (owner only); its delivery log stays */
+        delete: operations["deleteWebhook"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/polls/{poll_id}/webhooks/{webhook_id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description a poll id; anything that is not a UUID is 400 VALIDATION_FAILED (field poll_id)
+                 * @example 0f8fad5b-d9cb-469f-a165-70867728950e
+                 */
+                poll_id: components["parameters"]["PollID"];
+                /** @description a webhook id; anything that is not a UUID is 400 VALIDATION_FAILED */
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send one webhook.test event now, once, and answer its delivery record (owner only) */
+        post: operations["testWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/polls/{poll_id}/webhooks/{webhook_id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description a poll id; anything that is not a UUID is 400 VALIDATION_FAILED (field poll_id)
+                 * @example 0f8fad5b-d9cb-469f-a165-70867728950e
+                 */
+                poll_id: components["parameters"]["PollID"];
+                /** @description a webhook id; anything that is not a UUID is 400 VALIDATION_FAILED */
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        /** The webhook's delivery log, one record per event (owner only) */
+        get: operations["listWebhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1131,6 +1233,41 @@ export interface components {
             option_id: string;
             /** @description an integer from 0 to 5, else 400 VALIDATION_FAILED (field scores) */
             score: number;
+        };
+        Webhook: {
+            /** Format: uuid */
+            webhook_id: string;
+            /** Format: uuid */
+            poll_id: string;
+            /** @description the target; events are POSTed to it */
+            url: string;
+            /** Format: date-time */
+            created_at: string;
+            /** @description the HMAC-SHA256 signing secret; only in the answer to the registration, never again */
+            secret?: string;
+        };
+        WebhookList: {
+            webhooks: components["schemas"]["Webhook"][];
+        };
+        CreateWebhookRequest: {
+            /** @description an absolute http or https URL; loopback, link-local, private and unspecified targets are refused unless the operator allows them */
+            url: string;
+        };
+        WebhookDelivery: {
+            event_id: string;
+            /** @description poll.created, poll.closed, tally.frozen, results.changed or webhook.test */
+            event_type: string;
+            /** @enum {string} */
+            status: "pending" | "delivered" | "given_up";
+            attempts: number;
+            /** @description the receiver's last HTTP status, 0 when it did not answer */
+            status_code: number;
+            last_error?: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        WebhookDeliveries: {
+            deliveries: components["schemas"]["WebhookDelivery"][];
         };
     };
     responses: {
@@ -2454,6 +2591,298 @@ export interface operations {
                 };
             };
             404: components["responses"]["PollNotFound"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listWebhooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description a poll id; anything that is not a UUID is 400 VALIDATION_FAILED (field poll_id)
+                 * @example 0f8fad5b-d9cb-469f-a165-70867728950e
+                 */
+                poll_id: components["parameters"]["PollID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the webhooks */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookList"];
+                };
+            };
+            /** @description VALIDATION_FAILED: poll_id is not a UUID */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            /** @description FORBIDDEN (anonymous voter token) or NOT_POLL_OWNER (the caller does not own the poll) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description NOT_FOUND or POLL_NOT_FOUND: no such poll, or no such webhook on it */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    createWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description a poll id; anything that is not a UUID is 400 VALIDATION_FAILED (field poll_id)
+                 * @example 0f8fad5b-d9cb-469f-a165-70867728950e
+                 */
+                poll_id: components["parameters"]["PollID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateWebhookRequest"];
+            };
+        };
+        responses: {
+            /** @description registered, with its secret */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            /** @description VALIDATION_FAILED: poll_id is not a UUID, the body is not JSON, url is missing, not http(s), does not resolve, or resolves to a refused address, or the poll has its maximum of webhooks */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            /** @description FORBIDDEN (anonymous voter token) or NOT_POLL_OWNER (the caller does not own the poll) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description NOT_FOUND or POLL_NOT_FOUND: no such poll, or no such webhook on it */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            413: components["responses"]["BodyTooLarge"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    deleteWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description a poll id; anything that is not a UUID is 400 VALIDATION_FAILED (field poll_id)
+                 * @example 0f8fad5b-d9cb-469f-a165-70867728950e
+                 */
+                poll_id: components["parameters"]["PollID"];
+                /** @description a webhook id; anything that is not a UUID is 400 VALIDATION_FAILED */
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description removed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description VALIDATION_FAILED: poll_id or webhook_id is not a UUID */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            /** @description FORBIDDEN (anonymous voter token) or NOT_POLL_OWNER (the caller does not own the poll) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description NOT_FOUND or POLL_NOT_FOUND: no such poll, or no such webhook on it */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    testWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description a poll id; anything that is not a UUID is 400 VALIDATION_FAILED (field poll_id)
+                 * @example 0f8fad5b-d9cb-469f-a165-70867728950e
+                 */
+                poll_id: components["parameters"]["PollID"];
+                /** @description a webhook id; anything that is not a UUID is 400 VALIDATION_FAILED */
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the delivery record: delivered, or given_up with the error */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDelivery"];
+                };
+            };
+            /** @description VALIDATION_FAILED: poll_id or webhook_id is not a UUID */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            /** @description FORBIDDEN (anonymous voter token) or NOT_POLL_OWNER (the caller does not own the poll) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description NOT_FOUND or POLL_NOT_FOUND: no such poll, or no such webhook on it */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listWebhookDeliveries: {
+        parameters: {
+            query?: {
+                /** @description an empty value means the default */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description a poll id; anything that is not a UUID is 400 VALIDATION_FAILED (field poll_id)
+                 * @example 0f8fad5b-d9cb-469f-a165-70867728950e
+                 */
+                poll_id: components["parameters"]["PollID"];
+                /** @description a webhook id; anything that is not a UUID is 400 VALIDATION_FAILED */
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the delivery records */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDeliveries"];
+                };
+            };
+            /** @description VALIDATION_FAILED: poll_id or webhook_id is not a UUID, or limit outside 1 to 1000 */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            /** @description FORBIDDEN (anonymous voter token) or NOT_POLL_OWNER (the caller does not own the poll) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description NOT_FOUND or POLL_NOT_FOUND: no such poll, or no such webhook on it */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
         };

@@ -29,6 +29,7 @@ import (
 	"github.com/tally-vote/tally/pkg/cassandra"
 	"github.com/tally-vote/tally/pkg/config"
 	"github.com/tally-vote/tally/pkg/dlq"
+	"github.com/tally-vote/tally/pkg/events"
 	"github.com/tally-vote/tally/pkg/httpapi"
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/kafkax"
@@ -46,6 +47,7 @@ import (
 	"github.com/tally-vote/tally/pkg/tally"
 	"github.com/tally-vote/tally/pkg/tracing"
 	"github.com/tally-vote/tally/pkg/vote"
+	"github.com/tally-vote/tally/pkg/webhook"
 )
 
 // App is one Tally process's parts.
@@ -74,6 +76,10 @@ type App struct {
 	Anon *anonaccess.Service
 	// Receipts signs ballot receipts and lists the keys that verify them.
 	Receipts *receipt.Keyring
+	// Events publishes the public event stream (tally.events).
+	Events *events.Publisher
+	// Webhooks registers owner webhooks and delivers events to them.
+	Webhooks *webhook.Service
 
 	failures  *cassandra.FailureStore
 	votesW    *kafka.Writer
@@ -101,6 +107,7 @@ type seenCounter struct {
 	active     *observe.ActivePolls
 	reconciler *tally.Reconciler
 	notices    *live.Notifier
+	events     *events.Publisher
 }
 
 func (c seenCounter) Add(ctx context.Context, p *poll.Poll, shard int, ballots [][]id.ID, scores [][]int) error {
@@ -110,7 +117,45 @@ func (c seenCounter) Add(ctx context.Context, p *poll.Poll, shard int, ballots [
 		return err
 	}
 	c.notices.Changed(p.ID)
+	c.events.Changed(p.ID)
 	return nil
+}
+
+// eventedPolls emits poll.created once the poll's rows are written.
+type eventedPolls struct {
+	poll.Store
+	events *events.Publisher
+}
+
+func (s eventedPolls) Create(ctx context.Context, p *poll.Poll) error {
+	if err := s.Store.Create(ctx, p); err != nil {
+		return err
+	}
+	s.events.PollCreated(p)
+	return nil
+}
+
+// eventsGate holds the poll's results.changed window in Redis, so all
+// processes together emit at most one per window.
+func (a *App) eventsGate(ctx context.Context, pollID id.ID, every time.Duration) (time.Duration, error) {
+	key := redisx.EventsResults(pollID)
+	ok, err := a.Redis.SetNX(ctx, key, 1, every).Result()
+	if err != nil || ok {
+		return 0, err
+	}
+	ttl, err := a.Redis.PTTL(ctx, key).Result()
+	if err != nil || ttl <= 0 {
+		return time.Millisecond, nil
+	}
+	return ttl, nil
+}
+
+// pollsOf reads polls through the app's poll service, built after the
+// publisher that reads through it.
+type pollsOf struct{ a *App }
+
+func (p pollsOf) Get(ctx context.Context, pollID id.ID) (*poll.Poll, error) {
+	return p.a.Polls.Get(ctx, pollID)
 }
 
 // Option changes how New builds the process.
@@ -173,7 +218,17 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option
 	a.votesW = kafkax.NewWriter(cfg.Kafka, cfg.Kafka.VotesTopic)
 	a.dlqW = kafkax.NewWriter(cfg.Kafka, cfg.Kafka.DLQTopic)
 	a.reconcile = kafkax.NewWriter(cfg.Kafka, cfg.Kafka.ReconcileTopic)
-	a.kafkaStats = observe.NewKafka(reg, map[string]*kafka.Writer{"votes": a.votesW, "dlq": a.dlqW, "reconcile": a.reconcile})
+	writers := map[string]*kafka.Writer{"votes": a.votesW, "dlq": a.dlqW, "reconcile": a.reconcile}
+	var eventsW events.Writer = events.Discard{}
+	if cfg.Kafka.EventsTopic != "" {
+		w := kafkax.NewWriter(cfg.Kafka, cfg.Kafka.EventsTopic)
+		writers["events"], eventsW = w, w
+	}
+	a.kafkaStats = observe.NewKafka(reg, writers)
+	a.Events = events.NewPublisher(cfg.Events, events.NewEmitter(eventsW, log.Named("events"), reg), pollsOf{a}, a.Tally,
+		log.Named("events"), a.Now, reg).WithGate(a.eventsGate)
+	a.Webhooks = webhook.New(cfg.Webhook, cassandra.NewWebhookStore(s), log.Named("webhook"), a.Now, reg)
+	a.Tally.OnFrozen(func(_ context.Context, p *poll.Poll, f tally.Frozen) { a.Events.Frozen(p, f) })
 	a.dlqDepth = observe.NewDLQ(reg)
 	const activeWindow = 5 * time.Minute
 	a.active = observe.NewActivePolls(reg, redisx.NewActivePollSet(a.Redis, redisx.ActivePolls(), 2*activeWindow),
@@ -183,14 +238,20 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option
 		Sender: reconcile.NewRequests(a.reconcile), Offsets: a.votesProgress, Pending: cassandra.NewPendingFinals(s),
 		Region: cfg.Region, Drains: cassandra.NewRegionDrains(s, a.Now), Log: log.Named("reconcile"), Now: a.Now, Metrics: reg})
 	changes := redisx.NewPollChanges(a.Redis, log.Named("poll_changes"))
-	a.Polls = poll.NewService(cfg.Poll, poll.Deps{Store: pollStore, Votes: a.Tally, Audit: a.Audit,
-		OnClose: a.Reconciler.PollClosed, Cursors: poll.NewCursors([]byte(cfg.JWTSecret)), Log: log.Named("poll"), Now: a.Now,
+	a.Polls = poll.NewService(cfg.Poll, poll.Deps{Store: eventedPolls{Store: pollStore, events: a.Events}, Votes: a.Tally, Audit: a.Audit,
+		OnClose: func(ctx context.Context, p *poll.Poll) {
+			a.Reconciler.PollClosed(ctx, p)
+			a.Events.PollClosed(p)
+		}, Cursors: poll.NewCursors([]byte(cfg.JWTSecret)), Log: log.Named("poll"), Now: a.Now,
 		Metrics: reg, Changes: changes})
 	a.Hub = live.NewHub(live.Config{Backstop: cfg.LiveBackstop, Recheck: cfg.HTTP.LiveRecheck}, a.Tally, a.Polls,
 		log.Named("live"), reg)
 	a.Notices = live.NewNotifier(changes.PublishCounted, cfg.LiveNoticeEvery, nil, log.Named("live"), reg)
 	changes.Listen(redisx.Listener{Counted: a.Hub.Counted, PollChanged: a.Hub.PollChanged, Connected: a.Hub.Resync})
-	a.Tally.OnChanged(a.Notices.Changed)
+	a.Tally.OnChanged(func(pollID id.ID) {
+		a.Notices.Changed(pollID)
+		a.Events.Changed(pollID)
+	})
 
 	q := votes.New(cfg.Queue, a.votesW, log.Named("queue"), a.Now, reg)
 	if a.tracer != nil {
@@ -206,7 +267,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option
 	a.Anon = anonaccess.New(cfg.AnonAccess, []byte(anonKey), anonaccess.Deps{Store: cassandra.NewInviteStore(s),
 		Ballots: vote.Ballots{Store: voteStore}, Audit: a.Audit, Log: log.Named("anonaccess"), Now: a.Now, Metrics: reg})
 	a.Votes = vote.NewService(cfg.Vote, vote.Deps{Store: voteStore,
-		Counter: seenCounter{Counter: a.Tally, active: a.active, reconciler: a.Reconciler, notices: a.Notices},
+		Counter: seenCounter{Counter: a.Tally, active: a.active, reconciler: a.Reconciler, notices: a.Notices, events: a.Events},
 		Fence:   fences, Polls: a.Polls, Voters: a.Anon, Queue: q, Flags: a.flags, Log: log.Named("vote"), Now: a.Now,
 		Admission:  admission.New(a.Redis, admission.Config{RequestTTL: cfg.Queue.RequestTTL, AutoPipeline: cfg.Redis.AutoPipeline}, log.Named("admission")),
 		Limits:     a.Limit,
@@ -281,6 +342,7 @@ func (a *App) Router() (http.Handler, error) {
 		Anon:           a.Anon,
 		ReceiptKeys:    a.Receipts,
 		Audit:          a.Audit,
+		Webhooks:       a.Webhooks,
 		Exports:        cassandra.NewVoteSource(a.CQL, nil),
 		ExportKey:      a.Cfg.ExportKey(),
 		Tracer:         a.tracer,
@@ -330,7 +392,8 @@ func (a *App) RunWorker(ctx context.Context) error {
 		Tracer: a.tracer,
 	})
 	a.worker.Store(w)
-	wg.Add(7)
+	wg.Add(8)
+	go func() { defer wg.Done(); a.RunWebhooks(ctx) }()
 	go func() { defer wg.Done(); lag.Run(ctx, time.Second) }()
 	go func() { defer wg.Done(); a.dlqDepth.Watch(ctx, 30*time.Second, a.Cfg.Kafka, dlq.DefaultGroup) }()
 	go func() { defer wg.Done(); a.Reconciler.RecordDrains(ctx) }()
@@ -370,6 +433,24 @@ func (a *App) RunWorker(ctx context.Context) error {
 	}
 }
 
+// RunWebhooks is the webhook delivery process: a consumer group
+// (TALLY_WEBHOOK_GROUP) on the events topic, until ctx ends. The worker
+// runs it; without an events topic it does nothing.
+func (a *App) RunWebhooks(ctx context.Context) {
+	if a.Cfg.Kafka.EventsTopic == "" {
+		return
+	}
+	group := a.Cfg.Webhook.Group
+	if group == "" {
+		group = "tally-webhooks"
+	}
+	r := kafkax.NewReader(a.Cfg.Kafka, a.Cfg.Kafka.EventsTopic, group)
+	defer r.Close()
+	if err := a.Webhooks.Run(ctx, r); err != nil {
+		a.Log.Error("webhook delivery stopped", zap.Error(err))
+	}
+}
+
 // Reconcile runs one poll's reconciliation in this process; progress may be
 // nil.
 func (a *App) Reconcile(ctx context.Context, pollID id.ID, waitFinal bool, progress func(done, total int, ballots int64)) (tally.Report, error) {
@@ -392,6 +473,7 @@ func (a *App) CloseWriters() {
 func (a *App) Close() {
 	a.Hub.Close()
 	a.Polls.Close()
+	a.Events.Close()
 	a.CloseWriters()
 	if err := a.Redis.Close(); err != nil {
 		a.Log.Warn("close redis", zap.Error(err))

@@ -170,6 +170,24 @@ var auditChainTable = table.New(table.Metadata{
 	SortKey: []string{"seq"},
 })
 
+// webhooksTable holds a poll's webhook targets and secrets (021).
+var webhooksTable = table.New(table.Metadata{
+	Name:    "webhooks",
+	Columns: []string{"poll_id", "webhook_id", "url", "secret", "created_at"},
+	PartKey: []string{"poll_id"},
+	SortKey: []string{"webhook_id"},
+})
+
+// webhookDeliveriesTable is the delivery log, one row per webhook and
+// event (021).
+var webhookDeliveriesTable = table.New(table.Metadata{
+	Name: "webhook_deliveries",
+	Columns: []string{"webhook_id", "event_id", "event_type", "status", "attempts", "status_code", "last_error",
+		"updated_at"},
+	PartKey: []string{"webhook_id"},
+	SortKey: []string{"event_id"},
+})
+
 // pollDriftTable records the counter drift each reconciliation measured on
 // a poll (023).
 var pollDriftTable = table.New(table.Metadata{
@@ -196,5 +214,5 @@ var allTables = []*table.Table{
 	pollsTable, pollsByCreatorTable, pollIdempotencyTable,
 	votesTable, votesByPollTable, voteCountsTable, talliesTable, finalTalliesTable,
 	voteRequestFailuresTable, auditLogTable, pollInvitesTable, pendingFinalsTable, regionDrainsTable,
-	unfinishedBallotsTable, auditChainTable, pollDriftTable, pollLiveLagTable,
+	unfinishedBallotsTable, auditChainTable, pollDriftTable, pollLiveLagTable, webhooksTable, webhookDeliveriesTable,
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/tally-vote/tally/pkg/anonaccess"
 	"github.com/tally-vote/tally/pkg/auth"
 	"github.com/tally-vote/tally/pkg/cassandra"
+	"github.com/tally-vote/tally/pkg/events"
 	"github.com/tally-vote/tally/pkg/httpapi"
 	"github.com/tally-vote/tally/pkg/kafkax"
 	"github.com/tally-vote/tally/pkg/kafkax/votes"
@@ -27,6 +28,7 @@ import (
 	"github.com/tally-vote/tally/pkg/redisx"
 	"github.com/tally-vote/tally/pkg/tally"
 	"github.com/tally-vote/tally/pkg/vote"
+	"github.com/tally-vote/tally/pkg/webhook"
 )
 
 // Config is the whole process's configuration.
@@ -86,9 +88,14 @@ type Config struct {
 	Queue     votes.Config          `envPrefix:"VOTE_"`
 	Worker    votes.WorkerConfig    `envPrefix:"WORKER_"`
 	Reconcile tally.ReconcileConfig `envPrefix:"RECONCILE_"`
-	Admit     admit.Config          `envPrefix:"ADMIT_"`
-	Bots      abuse.Config          `envPrefix:"BOT_"`
-	Receipt   receipt.Config        `envPrefix:"RECEIPT_"`
+	// Events tunes the public event stream's results.changed
+	// (TALLY_EVENTS_EVERY, _MIN_BALLOTS, _STEP).
+	Events events.Config `envPrefix:"EVENTS_"`
+	// Webhook tunes owner webhooks and their delivery (TALLY_WEBHOOK_*).
+	Webhook webhook.Config `envPrefix:"WEBHOOK_"`
+	Admit   admit.Config   `envPrefix:"ADMIT_"`
+	Bots    abuse.Config   `envPrefix:"BOT_"`
+	Receipt receipt.Config `envPrefix:"RECEIPT_"`
 
 	// AnonAccess is TALLY_POW_* and TALLY_INVITE_* (no prefix of its own).
 	AnonAccess anonaccess.Config

@@ -23,6 +23,7 @@ import (
 	"github.com/tally-vote/tally/pkg/tally"
 	"github.com/tally-vote/tally/pkg/vote"
 	"github.com/tally-vote/tally/pkg/web"
+	"github.com/tally-vote/tally/pkg/webhook"
 )
 
 // MaxBodyBytes is the request body cap from the SPEC.
@@ -61,6 +62,9 @@ type Deps struct {
 	// Audit reads a poll's owner-action chain for its owner; nil answers
 	// the audit route 503.
 	Audit AuditReader
+	// Webhooks registers a poll's webhooks; nil answers the webhook routes
+	// 503.
+	Webhooks *webhook.Service
 	// Exports reads the ballots of owner exports (cassandra.VoteSource);
 	// nil answers the export route 503.
 	Exports export.Source
@@ -88,6 +92,7 @@ type handlers struct {
 	now       func() time.Time
 	publicURL string
 	audit     AuditReader
+	webhooks  *webhook.Service
 	// Owner exports: the source, the pseudonym secret, the owner's limit
 	// rules, the metrics and the write timeout each write moves forward.
 	exports       export.Source
@@ -147,7 +152,8 @@ func NewRouter(d Deps) (*gin.Engine, error) {
 		audit:   d.Audit,
 		exports: d.Exports, exportKey: d.ExportKey, exportRules: d.Limiter.Rules(ratelimit.Export),
 		exportMetrics: newExportMetrics(d.Registry), writeTimeout: d.HTTP.WriteTimeout,
-		sockets: newLiveSockets(d.HTTP, d.PublicURL, d.Registry)}
+		webhooks: d.Webhooks,
+		sockets:  newLiveSockets(d.HTTP, d.PublicURL, d.Registry)}
 	required, optional := authenticate(d.Auth, true), authenticate(d.Auth, false)
 	l := d.Limiter
 
@@ -174,6 +180,11 @@ func NewRouter(d Deps) (*gin.Engine, error) {
 	v1.GET("/polls/:poll_id/challenge", optional, h.challenge)
 	v1.GET("/polls/:poll_id/flags", required, accountOnly, limit(l, ratelimit.Results), h.flags)
 	v1.GET("/polls/:poll_id/audit", required, accountOnly, limit(l, ratelimit.Results), h.auditLog)
+	v1.POST("/polls/:poll_id/webhooks", required, accountOnly, h.createWebhook)
+	v1.GET("/polls/:poll_id/webhooks", required, accountOnly, h.listWebhooks)
+	v1.DELETE("/polls/:poll_id/webhooks/:webhook_id", required, accountOnly, h.deleteWebhook)
+	v1.POST("/polls/:poll_id/webhooks/:webhook_id/test", required, accountOnly, h.testWebhook)
+	v1.GET("/polls/:poll_id/webhooks/:webhook_id/deliveries", required, accountOnly, limit(l, ratelimit.Results), h.webhookDeliveries)
 	// Limited inside the handler, per owner, once the caller is the owner.
 	v1.GET("/polls/:poll_id/export", required, accountOnly, h.exportPoll)
 	return r, nil

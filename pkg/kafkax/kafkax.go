@@ -15,16 +15,19 @@ import (
 
 // Config describes the brokers and topics.
 type Config struct {
-	Brokers         []string      `env:"BROKERS" envDefault:"127.0.0.1:9092" envSeparator:","`
-	VotesTopic      string        `env:"VOTES_TOPIC" envDefault:"tally.votes"`
-	DLQTopic        string        `env:"DLQ_TOPIC" envDefault:"tally.votes.dlq"`
-	ReconcileTopic  string        `env:"RECONCILE_TOPIC" envDefault:"tally.reconcile"`
-	Group           string        `env:"GROUP" envDefault:"tally-worker"`
-	VotesPartitions int           `env:"VOTES_PARTITIONS" envDefault:"12"`
-	Replication     int           `env:"REPLICATION_FACTOR" envDefault:"1"`
-	BatchTimeout    time.Duration `env:"BATCH_TIMEOUT" envDefault:"2ms"`
-	BatchSize       int           `env:"BATCH_SIZE" envDefault:"16"`
-	WriteTimeout    time.Duration `env:"WRITE_TIMEOUT" envDefault:"5s"`
+	Brokers        []string `env:"BROKERS" envDefault:"127.0.0.1:9092" envSeparator:","`
+	VotesTopic     string   `env:"VOTES_TOPIC" envDefault:"tally.votes"`
+	DLQTopic       string   `env:"DLQ_TOPIC" envDefault:"tally.votes.dlq"`
+	ReconcileTopic string   `env:"RECONCILE_TOPIC" envDefault:"tally.reconcile"`
+	// EventsTopic is the public event stream (pkg/events), keyed by poll.
+	EventsTopic      string        `env:"EVENTS_TOPIC" envDefault:"tally.events"`
+	EventsPartitions int           `env:"EVENTS_PARTITIONS" envDefault:"6"`
+	Group            string        `env:"GROUP" envDefault:"tally-worker"`
+	VotesPartitions  int           `env:"VOTES_PARTITIONS" envDefault:"12"`
+	Replication      int           `env:"REPLICATION_FACTOR" envDefault:"1"`
+	BatchTimeout     time.Duration `env:"BATCH_TIMEOUT" envDefault:"2ms"`
+	BatchSize        int           `env:"BATCH_SIZE" envDefault:"16"`
+	WriteTimeout     time.Duration `env:"WRITE_TIMEOUT" envDefault:"5s"`
 	// Coalesce merges the partition batches the writers send at once into
 	// one produce request per partition leader (Coalescer); off, each
 	// partition batch is its own request, as kafka-go sends it.
@@ -115,6 +118,13 @@ func EnsureTopics(ctx context.Context, cfg Config) error {
 		{Topic: cfg.DLQTopic, NumPartitions: 1, ReplicationFactor: cfg.Replication},
 		{Topic: cfg.ReconcileTopic, NumPartitions: 3, ReplicationFactor: cfg.Replication},
 	}
+	if cfg.EventsTopic != "" {
+		n := cfg.EventsPartitions
+		if n <= 0 {
+			n = 6
+		}
+		topics = append(topics, kafka.TopicConfig{Topic: cfg.EventsTopic, NumPartitions: n, ReplicationFactor: cfg.Replication})
+	}
 	if err := cc.CreateTopics(topics...); err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
 		return fmt.Errorf("create topics: %w", err)
 	}
@@ -125,6 +135,9 @@ func EnsureTopics(ctx context.Context, cfg Config) error {
 func Ready(ctx context.Context, cfg Config) error {
 	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 2 * time.Second}
 	topics := []string{cfg.VotesTopic, cfg.DLQTopic, cfg.ReconcileTopic}
+	if cfg.EventsTopic != "" {
+		topics = append(topics, cfg.EventsTopic)
+	}
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
 	if err != nil {
 		return fmt.Errorf("kafka metadata: %w", err)

@@ -32,6 +32,13 @@ func Results(mode string, pollID id.ID) string {
 	return "tally:" + mode + ":" + pollID.String()
 }
 
+// EventsResults is events:results:{poll}: held for one window after a
+// process emitted the poll's results.changed, so all processes together
+// emit at most one per window.
+func EventsResults(pollID id.ID) string {
+	return "events:results:" + pollID.String()
+}
+
 // ReconcileFence is recon:fence:{poll}: held by the reconciliation that is
 // measuring the poll; follow-up writes wait while it exists.
 func ReconcileFence(pollID id.ID) string {

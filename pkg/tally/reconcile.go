@@ -179,6 +179,12 @@ func (s *Service) Reconcile(ctx context.Context, p *poll.Poll, opts ReconcileOpt
 			rep.AsOf = frozen.AsOf
 		}
 		rep.Count = s.finalCount(ctx, p)
+		if fn := s.frozen.Load(); fn != nil {
+			if frozen.AsOf.IsZero() {
+				frozen = f
+			}
+			(*fn)(ctx, p, frozen)
+		}
 	}
 	s.report(rep)
 	s.auditReport(ctx, rep)

@@ -186,6 +186,16 @@ type Service struct {
 	// complete, when set, finishes the poll's unfinished direct writes
 	// before a final run measures it (CompleteBeforeFinal).
 	complete atomic.Pointer[func(ctx context.Context, p *poll.Poll) error]
+
+	// frozen, when set, hears each final run's frozen tally (OnFrozen).
+	frozen atomic.Pointer[func(ctx context.Context, p *poll.Poll, f Frozen)]
+}
+
+// OnFrozen sets who hears that a final run froze, or found frozen, the
+// poll's final tally (app: the public events). It runs after the tally is
+// stored and must not block.
+func (s *Service) OnFrozen(fn func(ctx context.Context, p *poll.Poll, f Frozen)) {
+	s.frozen.Store(&fn)
 }
 
 // CompleteBeforeFinal sets what a final run does before it measures: the

@@ -88,6 +88,7 @@ func Kafka(t testing.TB) kafkax.Config {
 		VotesTopic:      "test.votes." + s,
 		DLQTopic:        "test.dlq." + s,
 		ReconcileTopic:  "test.reconcile." + s,
+		EventsTopic:     "test.events." + s,
 		Group:           "test-group-" + s,
 		VotesPartitions: 4,
 		Replication:     1,
