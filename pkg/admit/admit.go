@@ -37,8 +37,10 @@ type Gate struct {
 	inFlight atomic.Int64
 	// ewmaNanos is the smoothed latency of admitted requests.
 	ewmaNanos atomic.Int64
-	// pressureUntil is unix nanos until which Pressure reports true.
+	// pressureUntil is unix nanos until which Pressure reports true;
+	// burstUntil, until which Burst does.
 	pressureUntil atomic.Int64
+	burstUntil    atomic.Int64
 	m             metrics
 }
 
@@ -46,6 +48,7 @@ type metrics struct {
 	inFlight prometheus.GaugeFunc
 	refused  prometheus.Counter
 	pressure prometheus.GaugeFunc
+	burst    prometheus.GaugeFunc
 }
 
 // New builds a gate and registers its metrics.
@@ -67,7 +70,15 @@ func New(cfg Config, now func() time.Time, reg prometheus.Registerer) *Gate {
 			return 0
 		}),
 	}
-	reg.MustRegister(g.m.inFlight, g.m.refused, g.m.pressure)
+	g.m.burst = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tally_api_burst", Help: "1 while votes queue at the front door (in flight above the pressure bound, or refused): the co-located drain stops.",
+	}, func() float64 {
+		if g.Burst() {
+			return 1
+		}
+		return 0
+	})
+	reg.MustRegister(g.m.inFlight, g.m.refused, g.m.pressure, g.m.burst)
 	return g
 }
 
@@ -78,11 +89,11 @@ func (g *Gate) Enter() (done func(), err error) {
 	if g.cfg.MaxInFlight > 0 && n > int64(g.cfg.MaxInFlight) {
 		g.inFlight.Add(-1)
 		g.m.refused.Inc()
-		g.signal()
+		g.signalBurst()
 		return nil, apperr.ErrOverloaded
 	}
 	if g.cfg.PressureInFlight > 0 && n > int64(g.cfg.PressureInFlight) {
-		g.signal()
+		g.signalBurst()
 	}
 	start := g.now()
 	return func() {
@@ -110,10 +121,25 @@ func (g *Gate) signal() {
 	g.pressureUntil.Store(g.now().Add(g.cfg.PressureHold).UnixNano())
 }
 
+// signalBurst raises both signals: votes are queueing.
+func (g *Gate) signalBurst() {
+	until := g.now().Add(g.cfg.PressureHold).UnixNano()
+	g.pressureUntil.Store(until)
+	g.burstUntil.Store(until)
+}
+
 // Pressure reports whether the vote path is, or was within PressureHold,
-// busy, slow or full.
+// busy, slow or full: the co-located drain backs off.
 func (g *Gate) Pressure() bool {
 	return g.now().UnixNano() < g.pressureUntil.Load()
+}
+
+// Burst reports whether votes are, or were within PressureHold, queueing
+// at the front door: more in flight than PressureInFlight, or refused at
+// the bound. Slowness alone is not a burst. The co-located drain stops
+// while it lasts.
+func (g *Gate) Burst() bool {
+	return g.now().UnixNano() < g.burstUntil.Load()
 }
 
 // Latency is the smoothed latency of admitted vote requests.

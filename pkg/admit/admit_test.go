@@ -23,10 +23,11 @@ func TestGate(t *testing.T) {
 		after        time.Duration // time passing before the check
 		wantRefused  bool          // the request after the held ones is refused
 		wantPressure bool
+		wantBurst    bool
 	}{
 		{name: "idle", cfg: Config{MaxInFlight: 4, PressureInFlight: 3, PressureLatency: 20 * time.Millisecond, PressureHold: time.Second}},
-		{name: "full refuses the next", cfg: Config{MaxInFlight: 4, PressureHold: time.Second}, hold: 4, wantRefused: true, wantPressure: true},
-		{name: "many in flight is pressure", cfg: Config{MaxInFlight: 10, PressureInFlight: 2, PressureHold: time.Second}, hold: 3, wantPressure: true},
+		{name: "full refuses the next", cfg: Config{MaxInFlight: 4, PressureHold: time.Second}, hold: 4, wantRefused: true, wantPressure: true, wantBurst: true},
+		{name: "many in flight is pressure", cfg: Config{MaxInFlight: 10, PressureInFlight: 2, PressureHold: time.Second}, hold: 3, wantPressure: true, wantBurst: true},
 		{name: "pressure lapses after the hold", cfg: Config{MaxInFlight: 10, PressureInFlight: 2, PressureHold: time.Second}, hold: 3, after: 2 * time.Second},
 		{name: "slow requests are pressure", cfg: Config{PressureLatency: time.Millisecond, PressureHold: time.Second}, finish: time.Second, wantPressure: true},
 		{name: "fast requests are not", cfg: Config{PressureLatency: time.Second, PressureHold: time.Second}, finish: time.Millisecond},
@@ -58,6 +59,11 @@ func TestGate(t *testing.T) {
 			c.t = c.t.Add(tc.after)
 			if got := g.Pressure(); got != tc.wantPressure {
 				t.Fatalf("pressure = %v, want %v", got, tc.wantPressure)
+			}
+			// Slow requests strain the path but are no burst: only
+			// queueing (many in flight, refusals) is.
+			if got := g.Burst(); got != tc.wantBurst {
+				t.Fatalf("burst = %v, want %v", got, tc.wantBurst)
 			}
 		})
 	}

@@ -389,6 +389,7 @@ func (a *App) RunWorker(ctx context.Context) error {
 		// In a process that serves the API the drain yields to it under
 		// pressure; a dedicated worker never sees any.
 		Yield:  a.Gate.Pressure,
+		Burst:  a.Gate.Burst,
 		Tracer: a.tracer,
 	})
 	a.worker.Store(w)

@@ -61,9 +61,13 @@ type WorkerDeps struct {
 	Log      *zap.Logger
 	Registry prometheus.Registerer
 	// Yield, when set, reports whether the API beside this worker is under
-	// pressure; the worker then stops draining (at most YieldMax at a
-	// time) and resumes at concurrency 1.
+	// pressure (slow or busy): the worker halves its concurrency and
+	// pauses YieldPause between batches.
 	Yield func() bool
+	// Burst, when set, reports whether votes queue at the API's door: the
+	// worker then stops draining (at most YieldMax at a time) and resumes
+	// at concurrency 1.
+	Burst func() bool
 	// Tracer, when set, spans each batch's apply (the LWTs and follow-ups
 	// are its children) with a link to every message's producing request.
 	Tracer trace.TracerProvider
@@ -206,23 +210,25 @@ func (w *Worker) apply(ctx context.Context, batch []kafka.Message) error {
 	return err
 }
 
-// adapt runs before every batch. While the API beside the worker is under
-// pressure it drains nothing: it waits, asking again every YieldPause, for
-// at most YieldMax, then goes on at concurrency 1 (a burst's votes wait in
-// Kafka and the live tally trails; bench reports by how much, second by
-// second). A yield that ran its full YieldMax is followed by YieldMax/5 of
-// draining whatever the pressure. Otherwise it adds one to the concurrency
-// per batch, so after a burst the drain climbs back to full speed and
-// catches up.
+// adapt runs before every batch. During a burst at the API beside the
+// worker (votes queueing) it drains nothing: it waits, asking again every
+// YieldPause, for at most YieldMax, then goes on at concurrency 1 (a
+// burst's votes wait in Kafka and the live tally trails; bench reports by
+// how much, second by second). A yield that ran its full YieldMax is
+// followed by YieldMax/5 of draining whatever the burst. Under pressure
+// short of a burst (the API slow, not queueing) it halves its concurrency
+// and pauses YieldPause, still draining, so steady traffic keeps the live
+// tally close. Otherwise it adds one to the concurrency per batch, so after
+// either the drain climbs back to full speed and catches up.
 func (w *Worker) adapt(ctx context.Context) {
-	if w.d.Yield != nil && time.Now().After(w.drainUntil) && w.d.Yield() {
+	if w.d.Burst != nil && time.Now().After(w.drainUntil) && w.d.Burst() {
 		w.conc = 1
 		w.m.conc.Set(1)
 		w.m.yielding.Set(1)
 		start := time.Now()
 		// A pause of 0 would spin: at least 10 ms between asks.
 		pause := max(w.cfg.YieldPause, 10*time.Millisecond)
-		for w.d.Yield() && time.Since(start) < w.cfg.YieldMax && ctx.Err() == nil {
+		for w.d.Burst() && time.Since(start) < w.cfg.YieldMax && ctx.Err() == nil {
 			w.m.yields.Inc()
 			_ = retry.Sleep(ctx, pause)
 		}
@@ -232,6 +238,14 @@ func (w *Worker) adapt(ctx context.Context) {
 		if yielded >= w.cfg.YieldMax && ctx.Err() == nil {
 			w.drainUntil = time.Now().Add(w.cfg.YieldMax / 5)
 		}
+		return
+	}
+	if w.d.Yield != nil && w.d.Yield() {
+		// Strained, not queueing: back off, keep draining.
+		w.conc = max(1, w.conc/2)
+		w.m.conc.Set(float64(w.conc))
+		w.m.yields.Inc()
+		_ = retry.Sleep(ctx, w.cfg.YieldPause)
 		return
 	}
 	if w.conc < w.cfg.Concurrency {
