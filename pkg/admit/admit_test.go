@@ -27,7 +27,8 @@ func TestGate(t *testing.T) {
 	}{
 		{name: "idle", cfg: Config{MaxInFlight: 4, PressureInFlight: 3, PressureLatency: 20 * time.Millisecond, PressureHold: time.Second}},
 		{name: "full refuses the next", cfg: Config{MaxInFlight: 4, PressureHold: time.Second}, hold: 4, wantRefused: true, wantPressure: true, wantBurst: true},
-		{name: "many in flight is pressure", cfg: Config{MaxInFlight: 10, PressureInFlight: 2, PressureHold: time.Second}, hold: 3, wantPressure: true, wantBurst: true},
+		{name: "many in flight is pressure", cfg: Config{MaxInFlight: 10, PressureInFlight: 2, BurstInFlight: 5, PressureHold: time.Second}, hold: 3, wantPressure: true},
+		{name: "a queue is a burst", cfg: Config{MaxInFlight: 10, PressureInFlight: 2, BurstInFlight: 5, PressureHold: time.Second}, hold: 6, wantPressure: true, wantBurst: true},
 		{name: "pressure lapses after the hold", cfg: Config{MaxInFlight: 10, PressureInFlight: 2, PressureHold: time.Second}, hold: 3, after: 2 * time.Second},
 		{name: "slow requests are pressure", cfg: Config{PressureLatency: time.Millisecond, PressureHold: time.Second}, finish: time.Second, wantPressure: true},
 		{name: "fast requests are not", cfg: Config{PressureLatency: time.Second, PressureHold: time.Second}, finish: time.Millisecond},
