@@ -32,9 +32,13 @@ type sseEvent struct {
 
 // sseStream reads a results stream in the background.
 type sseStream struct {
-	resp   *http.Response
+	resp *http.Response
+	// events carries the stream's events in order and is closed after the
+	// last one, so a reader never sees the end before an event the server
+	// wrote ahead of it (a select over two ready channels picks either).
 	events chan sseEvent
 	done   chan error // the read's end (io.EOF: the server ended the stream)
+	err    error      // the read's end, set before events is closed
 }
 
 func openStream(t *testing.T, base, pollID, token string) *sseStream {
@@ -74,6 +78,8 @@ func openStream(t *testing.T, base, pollID, token string) *sseStream {
 		if err == nil {
 			err = io.EOF
 		}
+		s.err = err
+		close(s.events)
 		s.done <- err
 	}()
 	return s
@@ -85,15 +91,16 @@ func (s *sseStream) until(t *testing.T, d time.Duration, what string, ok func(f 
 	deadline := time.After(d)
 	for {
 		select {
-		case ev := <-s.events:
+		case ev, open := <-s.events:
+			if !open {
+				t.Fatalf("%s: the stream ended: %v", what, s.err)
+			}
 			if ev.name != "results" {
 				t.Fatalf("%s: event %q %v", what, ev.name, ev.data)
 			}
 			if ok(ev.data) {
 				return ev.data
 			}
-		case err := <-s.done:
-			t.Fatalf("%s: the stream ended: %v", what, err)
 		case <-deadline:
 			t.Fatalf("%s: no such frame within %v", what, d)
 		}
@@ -294,10 +301,11 @@ func TestLiveFinalFrameWhenThePollFreezes(t *testing.T) {
 func (s *sseStream) next(t *testing.T, d time.Duration) sseEvent {
 	t.Helper()
 	select {
-	case ev := <-s.events:
+	case ev, ok := <-s.events:
+		if !ok {
+			t.Fatalf("the stream ended: %v", s.err)
+		}
 		return ev
-	case err := <-s.done:
-		t.Fatalf("the stream ended: %v", err)
 	case <-time.After(d):
 		t.Fatalf("no event within %v", d)
 	}
