@@ -86,15 +86,15 @@ func TestDeliverRetriesThenDedupes(t *testing.T) {
 	}
 	ev, _ := events.NewPollClosed(closedPoll(pollID))
 	body, _ := json.Marshal(ev)
-	if !s.dispatch(context.Background(), ev, body) {
-		t.Fatal("dispatch stopped")
+	if !s.deliver(context.Background(), w, ev, body, new(bool)) {
+		t.Fatal("deliver stopped")
 	}
 	d, _, _ := st.Delivery(context.Background(), w.ID, ev.ID)
 	if d.Status != StatusDelivered || d.Attempts != 3 || calls.Load() != 3 {
 		t.Fatalf("delivery %+v after %d calls", d, calls.Load())
 	}
 	// Replayed (a restart before the commit): skipped.
-	s.dispatch(context.Background(), ev, body)
+	s.deliver(context.Background(), w, ev, body, new(bool))
 	if calls.Load() != 3 {
 		t.Fatalf("a delivered event was sent again: %d calls", calls.Load())
 	}
@@ -116,7 +116,7 @@ func TestDeliverStopsForADeletedWebhook(t *testing.T) {
 		_ = s.Delete(context.Background(), pollID, w.ID)
 	}()
 	done := make(chan struct{})
-	go func() { s.deliver(context.Background(), w, ev, body); close(done) }()
+	go func() { s.deliver(context.Background(), w, ev, body, new(bool)); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
