@@ -43,6 +43,12 @@ type plan struct {
 	// Watch holds live watchers open on the hot poll (200 WebSockets and
 	// 200 streams unless --ws-watchers / --sse-watchers say otherwise).
 	Watch bool
+	// Webhooks are registered on every poll before the load (webhook-hang),
+	// and the server's delivery figures read when it ends.
+	Webhooks []string
+	// Pair runs the scenario twice, without and then with webhooks
+	// (webhook-hang).
+	Pair bool
 }
 
 // step is one rung of a ladder.
@@ -177,6 +183,9 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 	}
 	polls, err := b.createPolls(url, p.Polls)
 	if err != nil {
+		return nil, err
+	}
+	if err := b.registerWebhooks(url, polls, p.Webhooks); err != nil {
 		return nil, err
 	}
 	zipf := rand.NewZipf(rand.New(rand.NewPCG(1, 2)), 1.1, 1, uint64(len(polls)-1))
@@ -322,6 +331,11 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 		}
 	}
 	b.logf("%s: load done, %d sent; draining", p.Name, stats.sent)
+	var hooks *webhookReport
+	if len(p.Webhooks) > 0 {
+		hooks = &webhookReport{}
+		hooks.fill(b.http, url+"/metrics")
+	}
 	var watched *watchReport
 	if watch != nil {
 		watched = watch.stop(b)
@@ -363,6 +377,7 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 		rep.AcceptAllocBytes = acceptAlloc / float64(n)
 	}
 	rep.Watch = watched
+	rep.Webhooks = hooks
 	rep.Verdict = b.verdict(ctx, url, polls, accepted, maybe, mismatches.Load())
 	return rep, nil
 }
