@@ -185,8 +185,12 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 	if err != nil {
 		return nil, err
 	}
-	if err := b.registerWebhooks(url, polls, p.Webhooks); err != nil {
-		return nil, err
+	var hooks *webhookReport
+	if len(p.Webhooks) > 0 {
+		if err := b.registerWebhooks(url, polls, p.Webhooks); err != nil {
+			return nil, err
+		}
+		hooks = &webhookReport{LanesAtStart: b.waitBusy(ctx, url)}
 	}
 	zipf := rand.NewZipf(rand.New(rand.NewPCG(1, 2)), 1.1, 1, uint64(len(polls)-1))
 	var zmu sync.Mutex
@@ -331,9 +335,7 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 		}
 	}
 	b.logf("%s: load done, %d sent; draining", p.Name, stats.sent)
-	var hooks *webhookReport
-	if len(p.Webhooks) > 0 {
-		hooks = &webhookReport{}
+	if hooks != nil {
 		hooks.fill(b.http, url+"/metrics")
 	}
 	var watched *watchReport

@@ -44,6 +44,9 @@ type webhookReport struct {
 	InFlight        float64 `json:"in_flight_at_end"`
 	PendingEvents   float64 `json:"pending_events_at_end"`
 	Lanes           float64 `json:"lanes_at_end"`
+	// LanesAtStart is tally_webhook_lanes when the load began: above 0,
+	// deliveries (the polls' poll.created) were under way before it.
+	LanesAtStart    float64 `json:"lanes_at_load_start"`
 	HangConnections int     `json:"hang_receiver_connections"`
 	SlowRequests    int     `json:"slow_receiver_requests"`
 	EventsPublished float64 `json:"results_changed_published"`
@@ -96,6 +99,23 @@ func (w *webhookReport) fill(c *http.Client, metricsURL string) {
 	w.InFlight, w.PendingEvents, w.Lanes, w.EventsPublished = m["in_flight"], m["pending"], m["lanes"], m["published"]
 }
 
+// waitBusy waits up to 30 s for the server's delivery process to have
+// lanes open (the polls' poll.created going to the new webhooks), so the
+// load is measured with deliveries under way, and answers the lanes seen.
+func (b *bench) waitBusy(ctx context.Context, url string) float64 {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		n := scrapeCounter(b.http, url+"/metrics", webhookSeries["lanes"])
+		if n > 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			if n == 0 {
+				b.logf("no webhook lane open after 30 s: the load starts with no delivery under way")
+			}
+			return n
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
 // compare sets the baseline's and the hooked phase's p99 and their ratio.
 func (w *webhookReport) compare(base, hooked *scenarioReport) {
 	w.BaselineP99Ms = base.LatencyMs["accepted_p99_after_warmup"]
@@ -109,9 +129,9 @@ func (w *webhookReport) compare(base, hooked *scenarioReport) {
 func (w *webhookReport) String() string {
 	return fmt.Sprintf("accepted p99 after warm-up: baseline %.1f ms, with %d hanging + %d slow (%s) webhooks %.1f ms: ratio %.2f\n"+
 		"  webhook deliveries at the end of the load: attempts %.0f ok + %.0f failed, delivered %.0f, given up %.0f, in flight %.0f, "+
-		"pending events %.0f, lanes %.0f; results.changed published %.0f; hanging receiver held %d connections, slow one answered %d",
+		"pending events %.0f, lanes %.0f (%.0f at the load's start); results.changed published %.0f; hanging receiver held %d connections, slow one answered %d",
 		w.BaselineP99Ms, w.Hanging, w.Slow, time.Duration(w.SlowAnswerS*float64(time.Second)), w.HookedP99Ms, w.Ratio,
-		w.AttemptsOK, w.AttemptsFailed, w.Delivered, w.GivenUp, w.InFlight, w.PendingEvents, w.Lanes, w.EventsPublished,
+		w.AttemptsOK, w.AttemptsFailed, w.Delivered, w.GivenUp, w.InFlight, w.PendingEvents, w.Lanes, w.LanesAtStart, w.EventsPublished,
 		w.HangConnections, w.SlowRequests)
 }
 

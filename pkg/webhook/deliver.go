@@ -57,11 +57,9 @@ func (s *Service) Run(ctx context.Context, r Reader) error {
 		case <-ctx.Done():
 			return nil
 		}
-		s.pending.Inc()
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
 			<-slots
-			s.pending.Dec()
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -71,6 +69,7 @@ func (s *Service) Run(ctx context.Context, r Reader) error {
 			}
 			continue
 		}
+		s.pending.Inc()
 		var ev events.Event
 		var hooks []Webhook
 		if err := json.Unmarshal(m.Value, &ev); err != nil || ev.ID == "" {
