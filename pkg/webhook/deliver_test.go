@@ -129,3 +129,50 @@ func TestDeliverStopsForADeletedWebhook(t *testing.T) {
 }
 
 func closedPoll(pollID id.ID) *poll.Poll { return &poll.Poll{ID: pollID, ClosedAt: time.Now()} }
+
+// TestDeliverGivesUpByTheEventsAge: the give-up clock is the event's
+// publication, so an event replayed after the horizon (a restart long
+// after it) is given up at its first failed attempt, not retried for
+// another GiveUpAfter.
+func TestDeliverGivesUpByTheEventsAge(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusBadGateway)
+	}))
+	defer srv.Close()
+	st := newMemStore()
+	s := New(Config{AllowPrivate: true, GiveUpAfter: time.Hour, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond},
+		st, zap.NewNop(), time.Now, nil)
+	pollID := id.New()
+	w, _ := s.Create(context.Background(), pollID, srv.URL)
+	for _, tc := range []struct {
+		name    string
+		age     time.Duration
+		status  string
+		attempt int32
+	}{
+		{"past the horizon", 2 * time.Hour, StatusGivenUp, 1},
+		{"within it", time.Minute, StatusPending, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			calls.Store(0)
+			ev, _ := events.NewPollClosed(closedPoll(id.New()))
+			ev.Subject, ev.Time = pollID.String(), time.Now().Add(-tc.age)
+			body, _ := json.Marshal(ev)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); s.deliver(ctx, w, ev, body, new(bool)) }()
+			deadline := time.Now().Add(5 * time.Second)
+			for calls.Load() < tc.attempt && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			cancel()
+			<-done
+			d, _, _ := st.Delivery(context.Background(), w.ID, ev.ID)
+			if d.Status != tc.status || calls.Load() < tc.attempt || (tc.status == StatusGivenUp && calls.Load() != 1) {
+				t.Fatalf("%+v after %d attempts", d, calls.Load())
+			}
+		})
+	}
+}

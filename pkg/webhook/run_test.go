@@ -197,3 +197,43 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	return c.next.RoundTrip(r)
 }
+
+// TestRunHoldsAtMostMaxPendingEvents: behind a receiver that hangs, the
+// process fetches MaxPending events and no more until one finishes.
+func TestRunHoldsAtMostMaxPendingEvents(t *testing.T) {
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hang.Close()
+	defer close(release)
+	st := newMemStore()
+	s := New(Config{AllowPrivate: true, Timeout: time.Minute, MaxPending: 3}, st, zap.NewNop(), time.Now, nil)
+	pollID := id.New()
+	if _, err := s.Create(context.Background(), pollID, hang.URL); err != nil {
+		t.Fatal(err)
+	}
+	r := newFakeReader()
+	for i := range 10 {
+		r.push(t, 0, int64(i), pollID)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.Run(ctx, r) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(r.msgs) > 7 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if left := len(r.msgs); left != 7 {
+		t.Fatalf("%d of 10 events fetched with MaxPending 3", 10-left)
+	}
+	cancel()
+	<-done
+	if c := r.committed(0); c != 0 {
+		t.Fatalf("committed to %d behind a hanging receiver", c)
+	}
+}
