@@ -50,6 +50,8 @@ func (s *Service) Run(ctx context.Context, r Reader) error {
 				s.log.Warn("webhooks: final commit", zap.Error(err))
 			}
 		}
+		// Nothing is held any more; the next Run fetches from the commit.
+		s.pending.Set(0)
 	}()
 	for {
 		select {
