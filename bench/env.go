@@ -25,16 +25,22 @@ type server struct {
 func (b *bench) benchEnv(mode string) []string {
 	env := os.Environ()
 	for k, v := range map[string]string{
-		"TALLY_ENV":                       "dev",
-		"TALLY_LOG_LEVEL":                 "warn",
-		"TALLY_HTTP_ADDR":                 b.addr,
-		"TALLY_WORKER_ADDR":               "127.0.0.1:0",
-		"TALLY_JWT_SECRET":                b.secret,
-		"TALLY_PPROF":                     "true",
-		"TALLY_CASSANDRA_KEYSPACE":        b.keyspace,
-		"TALLY_KAFKA_VOTES_TOPIC":         b.topic("votes"),
-		"TALLY_KAFKA_DLQ_TOPIC":           b.topic("dlq"),
-		"TALLY_KAFKA_RECONCILE_TOPIC":     b.topic("reconcile"),
+		"TALLY_ENV":                   "dev",
+		"TALLY_LOG_LEVEL":             "warn",
+		"TALLY_HTTP_ADDR":             b.addr,
+		"TALLY_WORKER_ADDR":           "127.0.0.1:0",
+		"TALLY_JWT_SECRET":            b.secret,
+		"TALLY_PPROF":                 "true",
+		"TALLY_CASSANDRA_KEYSPACE":    b.keyspace,
+		"TALLY_KAFKA_VOTES_TOPIC":     b.topic("votes"),
+		"TALLY_KAFKA_DLQ_TOPIC":       b.topic("dlq"),
+		"TALLY_KAFKA_RECONCILE_TOPIC": b.topic("reconcile"),
+		// The run's own public events and webhook group, never the stack's
+		// tally.events and tally-webhooks; webhook-hang's receivers are on
+		// 127.0.0.1 (every scenario runs with the same setting).
+		"TALLY_KAFKA_EVENTS_TOPIC":        b.topic("events"),
+		"TALLY_WEBHOOK_GROUP":             "tally-bench-webhooks-" + b.runID,
+		"TALLY_WEBHOOK_ALLOW_PRIVATE":     "true",
 		"TALLY_KAFKA_GROUP":               "tally-bench-" + b.runID,
 		"TALLY_RECONCILE_GROUP":           "tally-bench-reconciler-" + b.runID,
 		"TALLY_RATE_DISABLE_PER_IP":       "true",

@@ -248,6 +248,10 @@ func (b *bench) run(ctx context.Context, scenarios []string, jsonPath string, fr
 		// the hot poll: frames per watcher per second, as_of lag, the
 		// server's CPU per frame.
 		"live": {Name: "live", Mode: "async", Polls: 1, Watch: true},
+		// webhook-hang: steady's 1,000 votes/s over 20 polls, first with no
+		// webhooks, then with hanging and slow receivers registered on every
+		// poll; the accepted p99s are compared (issue 23).
+		"webhook-hang": {Name: "webhook-hang", Mode: "async", Polls: 20, Rate: 1000, Pair: true},
 	}
 	var reps []*scenarioReport
 	for _, name := range scenarios {
@@ -260,6 +264,14 @@ func (b *bench) run(ctx context.Context, scenarios []string, jsonPath string, fr
 			rate = p.Rate
 		}
 		b.logf("scenario %s: %.0f votes/s for %s (%s)", p.Name, rate, b.durationOf(p.Name), p.Mode)
+		if p.Pair {
+			pair, err := b.runWebhookHang(ctx, p)
+			if err != nil {
+				return fmt.Errorf("scenario %s: %w", p.Name, err)
+			}
+			reps = append(reps, pair...)
+			continue
+		}
 		rep, err := b.runScenario(ctx, p)
 		if err != nil {
 			return fmt.Errorf("scenario %s: %w", p.Name, err)
@@ -303,7 +315,7 @@ func (b *bench) run(ctx context.Context, scenarios []string, jsonPath string, fr
 // cleanupTopics deletes this run's topics.
 func (b *bench) cleanupTopics(ctx context.Context) {
 	var names []string
-	for _, n := range []string{"votes", "dlq", "reconcile", "ceiling"} {
+	for _, n := range []string{"votes", "dlq", "reconcile", "ceiling", "events"} {
 		names = append(names, b.topic(n))
 	}
 	if err := kafkax.DeleteTopics(ctx, b.cfg.Kafka, names...); err != nil {

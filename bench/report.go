@@ -33,8 +33,10 @@ type scenarioReport struct {
 	// (the sampler's own reads of results and metrics included).
 	AcceptAllocBytes float64 `json:"accept_alloc_bytes_per_vote,omitempty"`
 	// Watch is what live watchers saw (scenarios run with watchers).
-	Watch    *watchReport `json:"live_watchers,omitempty"`
-	Timeline []sample     `json:"timeline"`
+	Watch *watchReport `json:"live_watchers,omitempty"`
+	// Webhooks is the webhook-hang comparison (its hooked phase).
+	Webhooks *webhookReport `json:"webhooks,omitempty"`
+	Timeline []sample       `json:"timeline"`
 	// PerSecond is the run second by second from the load's start: what
 	// the chart draws.
 	PerSecond []perSecond `json:"per_second"`
@@ -274,6 +276,9 @@ func printTable(w io.Writer, conc int, start loadAvg, ceilings []ceiling, bare [
 			}
 			fmt.Fprintf(w, "  API resident memory: %.0f MiB before the watchers, at most %.0f MiB during the watch\n",
 				x.APIRSSStartMB, x.APIRSSMaxMB)
+		}
+		if r.Webhooks != nil {
+			fmt.Fprintf(w, "  %s\n", r.Webhooks)
 		}
 		if l := r.LoadAtStart; !l.Valid() {
 			fmt.Fprintf(w, "  INVALID: 1-minute load %.2f at the scenario's start\n", l.One)

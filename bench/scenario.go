@@ -43,6 +43,12 @@ type plan struct {
 	// Watch holds live watchers open on the hot poll (200 WebSockets and
 	// 200 streams unless --ws-watchers / --sse-watchers say otherwise).
 	Watch bool
+	// Webhooks are registered on every poll before the load (webhook-hang),
+	// and the server's delivery figures read when it ends.
+	Webhooks []string
+	// Pair runs the scenario twice, without and then with webhooks
+	// (webhook-hang).
+	Pair bool
 }
 
 // step is one rung of a ladder.
@@ -178,6 +184,13 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 	polls, err := b.createPolls(url, p.Polls)
 	if err != nil {
 		return nil, err
+	}
+	var hooks *webhookReport
+	if len(p.Webhooks) > 0 {
+		if err := b.registerWebhooks(url, polls, p.Webhooks); err != nil {
+			return nil, err
+		}
+		hooks = &webhookReport{LanesAtStart: b.waitBusy(ctx, url)}
 	}
 	zipf := rand.NewZipf(rand.New(rand.NewPCG(1, 2)), 1.1, 1, uint64(len(polls)-1))
 	var zmu sync.Mutex
@@ -322,6 +335,9 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 		}
 	}
 	b.logf("%s: load done, %d sent; draining", p.Name, stats.sent)
+	if hooks != nil {
+		hooks.fill(b.http, url+"/metrics")
+	}
 	var watched *watchReport
 	if watch != nil {
 		watched = watch.stop(b)
@@ -363,6 +379,7 @@ func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error
 		rep.AcceptAllocBytes = acceptAlloc / float64(n)
 	}
 	rep.Watch = watched
+	rep.Webhooks = hooks
 	rep.Verdict = b.verdict(ctx, url, polls, accepted, maybe, mismatches.Load())
 	return rep, nil
 }

@@ -86,15 +86,15 @@ func TestDeliverRetriesThenDedupes(t *testing.T) {
 	}
 	ev, _ := events.NewPollClosed(closedPoll(pollID))
 	body, _ := json.Marshal(ev)
-	if !s.dispatch(context.Background(), ev, body) {
-		t.Fatal("dispatch stopped")
+	if !s.deliver(context.Background(), w, ev, body, new(bool)) {
+		t.Fatal("deliver stopped")
 	}
 	d, _, _ := st.Delivery(context.Background(), w.ID, ev.ID)
 	if d.Status != StatusDelivered || d.Attempts != 3 || calls.Load() != 3 {
 		t.Fatalf("delivery %+v after %d calls", d, calls.Load())
 	}
 	// Replayed (a restart before the commit): skipped.
-	s.dispatch(context.Background(), ev, body)
+	s.deliver(context.Background(), w, ev, body, new(bool))
 	if calls.Load() != 3 {
 		t.Fatalf("a delivered event was sent again: %d calls", calls.Load())
 	}
@@ -116,7 +116,7 @@ func TestDeliverStopsForADeletedWebhook(t *testing.T) {
 		_ = s.Delete(context.Background(), pollID, w.ID)
 	}()
 	done := make(chan struct{})
-	go func() { s.deliver(context.Background(), w, ev, body); close(done) }()
+	go func() { s.deliver(context.Background(), w, ev, body, new(bool)); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
@@ -129,3 +129,54 @@ func TestDeliverStopsForADeletedWebhook(t *testing.T) {
 }
 
 func closedPoll(pollID id.ID) *poll.Poll { return &poll.Poll{ID: pollID, ClosedAt: time.Now()} }
+
+// TestDeliverGivesUpByTheEventsAge: the give-up clock is the event's
+// publication, so an event replayed after the horizon (a restart long
+// after it) is given up at its first failed attempt, not retried for
+// another GiveUpAfter.
+func TestDeliverGivesUpByTheEventsAge(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusBadGateway)
+	}))
+	defer srv.Close()
+	st := newMemStore()
+	s := New(Config{AllowPrivate: true, GiveUpAfter: time.Hour, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond},
+		st, zap.NewNop(), time.Now, nil)
+	pollID := id.New()
+	w, _ := s.Create(context.Background(), pollID, srv.URL)
+	for _, tc := range []struct {
+		name    string
+		age     time.Duration
+		status  string
+		attempt int32
+	}{
+		{"past the horizon", 2 * time.Hour, StatusGivenUp, 1},
+		{"within it", time.Minute, StatusPending, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			calls.Store(0)
+			ev, _ := events.NewPollClosed(closedPoll(id.New()))
+			ev.Subject, ev.Time = pollID.String(), time.Now().Add(-tc.age)
+			body, _ := json.Marshal(ev)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); s.deliver(ctx, w, ev, body, new(bool)) }()
+			// Wait for the row to say it (a given-up delivery also ends).
+			deadline := time.Now().Add(5 * time.Second)
+			var d Delivery
+			for time.Now().Before(deadline) {
+				if d, _, _ = st.Delivery(context.Background(), w.ID, ev.ID); d.Status == tc.status && int32(d.Attempts) >= tc.attempt {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			cancel()
+			<-done
+			if d.Status != tc.status || int32(d.Attempts) < tc.attempt || (tc.status == StatusGivenUp && calls.Load() != 1) {
+				t.Fatalf("%+v after %d calls", d, calls.Load())
+			}
+		})
+	}
+}

@@ -4,17 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
 	"github.com/tally-vote/tally/pkg/apperr"
@@ -32,12 +29,27 @@ type Config struct {
 	// Timeout bounds one delivery attempt (dial to response).
 	Timeout time.Duration `env:"TIMEOUT" envDefault:"10s"`
 	// MinBackoff and MaxBackoff bound the wait between attempts, doubling
-	// from the first to the second.
+	// from the first to the second. The cap is also how long a receiver
+	// that is back up can wait for its backlog to start (10 s: see
+	// docs/architecture.md, Webhooks).
 	MinBackoff time.Duration `env:"MIN_BACKOFF" envDefault:"1s"`
-	MaxBackoff time.Duration `env:"MAX_BACKOFF" envDefault:"1m"`
-	// GiveUpAfter: an event still undelivered this long after its first
-	// attempt is recorded given_up and the endpoint's next event is sent.
+	MaxBackoff time.Duration `env:"MAX_BACKOFF" envDefault:"10s"`
+	// GiveUpAfter: an event still undelivered this long after it was
+	// published is recorded given_up after its next failed attempt, and
+	// the endpoint's next event is sent.
 	GiveUpAfter time.Duration `env:"GIVE_UP_AFTER" envDefault:"1h"`
+	// Concurrency bounds the delivery attempts in flight at once to
+	// receivers whose last attempt did not fail; RetryConcurrency bounds
+	// the retries of failing ones in a pool of their own, so receivers
+	// that are down or hang cannot take every slot: a hanging receiver
+	// holds a Concurrency slot once, for at most Timeout, and only retry
+	// slots after that.
+	Concurrency      int `env:"CONCURRENCY" envDefault:"32"`
+	RetryConcurrency int `env:"RETRY_CONCURRENCY" envDefault:"8"`
+	// MaxPending bounds the events fetched from the topic and not yet
+	// finished for every webhook (committed); past it the delivery process
+	// stops fetching until the oldest finish.
+	MaxPending int `env:"MAX_PENDING" envDefault:"10000"`
 	// MaxPerPoll bounds a poll's webhooks.
 	MaxPerPoll int `env:"MAX_PER_POLL" envDefault:"5"`
 }
@@ -61,6 +73,15 @@ func (c Config) withDefaults() Config {
 	if c.MaxPerPoll <= 0 {
 		c.MaxPerPoll = 5
 	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 32
+	}
+	if c.RetryConcurrency <= 0 {
+		c.RetryConcurrency = 8
+	}
+	if c.MaxPending <= 0 {
+		c.MaxPending = 10000
+	}
 	return c
 }
 
@@ -76,9 +97,15 @@ type Service struct {
 	log    *zap.Logger
 	now    func() time.Time
 	m      *prometheus.CounterVec
+	// sends and retries are the delivery process's semaphores of attempts
+	// in flight (Concurrency, RetryConcurrency).
+	sends, retries             chan struct{}
+	inFlight, pending, lanesUp prometheus.Gauge
 }
 
-// New builds the service and registers tally_webhook_deliveries_total.
+// New builds the service and registers tally_webhook_deliveries_total,
+// tally_webhook_in_flight, tally_webhook_pending_events and
+// tally_webhook_lanes.
 func New(cfg Config, store Store, log *zap.Logger, now func() time.Time, reg prometheus.Registerer) *Service {
 	cfg = cfg.withDefaults()
 	g := Guard{AllowPrivate: cfg.AllowPrivate}
@@ -89,10 +116,17 @@ func New(cfg Config, store Store, log *zap.Logger, now func() time.Time, reg pro
 	for _, r := range []string{"attempt_ok", "attempt_failed", "delivered", "given_up", "duplicate"} {
 		m.WithLabelValues(r)
 	}
+	inFlight := prometheus.NewGauge(prometheus.GaugeOpts{Name: "tally_webhook_in_flight",
+		Help: "Webhook delivery attempts in flight (at most TALLY_WEBHOOK_CONCURRENCY + TALLY_WEBHOOK_RETRY_CONCURRENCY)."})
+	pending := prometheus.NewGauge(prometheus.GaugeOpts{Name: "tally_webhook_pending_events",
+		Help: "Events fetched by the delivery process and not yet finished for every webhook (at most TALLY_WEBHOOK_MAX_PENDING)."})
+	lanes := prometheus.NewGauge(prometheus.GaugeOpts{Name: "tally_webhook_lanes",
+		Help: "Webhooks with deliveries queued or being retried (one delivery goroutine each)."})
 	if reg != nil {
-		reg.MustRegister(m)
+		reg.MustRegister(m, inFlight, pending, lanes)
 	}
-	return &Service{cfg: cfg, store: store, guard: g, client: g.Client(cfg.Timeout), log: log, now: now, m: m}
+	return &Service{cfg: cfg, store: store, guard: g, client: g.Client(cfg.Timeout), log: log, now: now, m: m,
+		sends: make(chan struct{}, cfg.Concurrency), retries: make(chan struct{}, cfg.RetryConcurrency), inFlight: inFlight, pending: pending, lanesUp: lanes}
 }
 
 // Create registers target for the poll and returns the webhook with its
@@ -207,157 +241,4 @@ func (s *Service) send(ctx context.Context, w Webhook, eventID string, body []by
 	}
 	s.m.WithLabelValues("attempt_ok").Inc()
 	return resp.StatusCode, nil
-}
-
-// Run is the delivery process: a consumer group on the events topic. Each
-// event is delivered to every webhook of its poll in turn (so in order
-// per endpoint), and its offset committed only when each delivery is
-// recorded delivered or given_up: after a restart the group resumes at
-// the first event not finished, and the log's finished rows make the
-// replay skip what was done (dedupe by event id). It returns when ctx
-// ends.
-func (s *Service) Run(ctx context.Context, r *kafka.Reader) error {
-	for {
-		m, err := r.FetchMessage(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			s.log.Warn("webhooks: fetch event", zap.Error(err))
-			if !sleep(ctx, time.Second) {
-				return nil
-			}
-			continue
-		}
-		var ev events.Event
-		if err := json.Unmarshal(m.Value, &ev); err != nil || ev.ID == "" {
-			s.log.Warn("webhooks: not an event, skipped", zap.Int64("offset", m.Offset), zap.Error(err))
-		} else if !s.dispatch(ctx, ev, m.Value) {
-			return nil
-		}
-		for {
-			err := r.CommitMessages(ctx, m)
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			s.log.Warn("webhooks: commit", zap.Error(err))
-			if !sleep(ctx, time.Second) {
-				return nil
-			}
-		}
-	}
-}
-
-// dispatch delivers ev to each of its poll's webhooks; false when ctx
-// ended first.
-func (s *Service) dispatch(ctx context.Context, ev events.Event, body []byte) bool {
-	pollID, err := id.Parse(ev.Subject)
-	if err != nil {
-		return true
-	}
-	var hooks []Webhook
-	for {
-		if hooks, err = s.store.Webhooks(ctx, pollID); err == nil {
-			break
-		}
-		s.log.Warn("webhooks: read webhooks", zap.Stringer("poll_id", pollID), zap.Error(err))
-		if !sleep(ctx, time.Second) {
-			return false
-		}
-	}
-	for _, w := range hooks {
-		if !s.deliver(ctx, w, ev, body) {
-			return false
-		}
-	}
-	return true
-}
-
-// deliver sends ev to w until it is accepted or GiveUpAfter passes,
-// recording each attempt; false when ctx ended first.
-func (s *Service) deliver(ctx context.Context, w Webhook, ev events.Event, body []byte) bool {
-	d, found, err := s.store.Delivery(ctx, w.ID, ev.ID)
-	for err != nil {
-		if !sleep(ctx, time.Second) {
-			return false
-		}
-		d, found, err = s.store.Delivery(ctx, w.ID, ev.ID)
-	}
-	if found && (d.Status == StatusDelivered || d.Status == StatusGivenUp) {
-		s.m.WithLabelValues("duplicate").Inc()
-		return true
-	}
-	if !found {
-		d = Delivery{WebhookID: w.ID, EventID: ev.ID, EventType: ev.Type}
-	}
-	start := s.now()
-	backoff := s.cfg.MinBackoff
-	for {
-		d.Attempts++
-		code, err := s.send(ctx, w, ev.ID, body)
-		if ctx.Err() != nil {
-			return false
-		}
-		d.StatusCode, d.UpdatedAt, d.LastError = code, s.now().UTC(), ""
-		switch {
-		case err == nil:
-			d.Status = StatusDelivered
-		case s.now().Sub(start) >= s.cfg.GiveUpAfter:
-			d.Status, d.LastError = StatusGivenUp, err.Error()
-		default:
-			d.Status, d.LastError = StatusPending, err.Error()
-		}
-		if !s.save(ctx, d) {
-			return false
-		}
-		switch d.Status {
-		case StatusDelivered:
-			s.m.WithLabelValues("delivered").Inc()
-			return true
-		case StatusGivenUp:
-			s.m.WithLabelValues("given_up").Inc()
-			s.log.Warn("webhook delivery given up", zap.Stringer("webhook_id", w.ID), zap.String("event_id", ev.ID),
-				zap.Int("attempts", d.Attempts), zap.String("error", d.LastError))
-			return true
-		}
-		// Full jitter over the doubling backoff.
-		if !sleep(ctx, backoff/2+rand.N(backoff/2+1)) {
-			return false
-		}
-		backoff = min(2*backoff, s.cfg.MaxBackoff)
-		if _, err := s.get(ctx, w.PollID, w.ID); errors.Is(err, ErrNotFound) {
-			// Deleted while its receiver failed: nothing more to send.
-			d.Status, d.LastError, d.UpdatedAt = StatusGivenUp, "webhook deleted", s.now().UTC()
-			s.m.WithLabelValues("given_up").Inc()
-			return s.save(ctx, d)
-		}
-	}
-}
-
-// save records d, retrying until it is written or ctx ends.
-func (s *Service) save(ctx context.Context, d Delivery) bool {
-	for {
-		err := s.store.SaveDelivery(ctx, d)
-		if err == nil {
-			return true
-		}
-		s.log.Warn("webhooks: record delivery", zap.Stringer("webhook_id", d.WebhookID), zap.Error(err))
-		if !sleep(ctx, time.Second) {
-			return false
-		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

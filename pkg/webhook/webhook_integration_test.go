@@ -33,6 +33,10 @@ type receiver struct {
 	types  map[string]string
 	badSig int
 	srv    *http.Server
+	// What a real consumer does: it processes an event id once, in
+	// first-arrival order, and counts the repeats it drops.
+	processed []string
+	dups      int
 }
 
 func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -47,6 +51,11 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	r.got[ev.ID]++
 	r.types[ev.ID] = ev.Type
+	if r.got[ev.ID] == 1 {
+		r.processed = append(r.processed, ev.ID)
+	} else {
+		r.dups++
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
