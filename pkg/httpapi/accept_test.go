@@ -16,6 +16,7 @@ import (
 
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/receipt"
 )
 
 // TestAcceptedAnswerMatchesCJSON: the 202 answer written by appendAccepted
@@ -27,17 +28,22 @@ func TestAcceptedAnswerMatchesCJSON(t *testing.T) {
 	for range 200 {
 		ids = append(ids, id.New())
 	}
+	salts := [][]byte{nil, make([]byte, receipt.SaltSize), bytes.Repeat([]byte{0xff, 0xfb, 0xbf}, 11)[:receipt.SaltSize]}
 	for i, pollID := range ids {
-		requestID := ids[(i+1)%len(ids)]
+		requestID, voteID, salt := ids[(i+1)%len(ids)], ids[(i+2)%len(ids)], salts[i%len(salts)]
 		want := httptest.NewRecorder()
 		c, _ := gin.CreateTestContext(want)
-		c.JSON(http.StatusAccepted, acceptedResponse{Status: "accepted", PollID: pollID.String(),
-			RequestID: requestID.String(), Message: "vote is being processed"})
+		shape := acceptedResponse{Status: "accepted", PollID: pollID.String(),
+			RequestID: requestID.String(), Message: "vote is being processed"}
+		if salt != nil {
+			shape.VoteID, shape.Salt = voteID.String(), receipt.EncodeSalt(salt)
+		}
+		c.JSON(http.StatusAccepted, shape)
 		got := httptest.NewRecorder()
 		c, _ = gin.CreateTestContext(got)
-		b := appendAccepted(make([]byte, 0, acceptedSize), pollID, requestID)
-		if len(b) != acceptedSize {
-			t.Fatalf("answer of %d bytes, acceptedSize %d", len(b), acceptedSize)
+		b := appendAccepted(make([]byte, 0, acceptedSize), pollID, requestID, voteID, salt)
+		if (salt != nil) != (len(b) == acceptedSize) || len(b) > acceptedSize {
+			t.Fatalf("answer of %d bytes, acceptedSize %d (salt %v)", len(b), acceptedSize, salt != nil)
 		}
 		writeJSON(c, http.StatusAccepted, b)
 		if got.Code != want.Code || !bytes.Equal(got.Body.Bytes(), want.Body.Bytes()) ||

@@ -139,7 +139,10 @@ func (r *Redis) Flag(ctx context.Context, a *vote.Admit) error {
 		switch {
 		case owner == rid || state == "":
 			// This request's own flag (a retry), or one of the old
-			// unprefixed form: the conditional write decides.
+			// unprefixed form: the conditional write decides. An
+			// earlier attempt was admitted, so this one's ballot may
+			// replay it: its answer carries no receipt salt.
+			a.Retry = true
 			return nil
 		case state == redisx.FlagQueued:
 			return vote.ErrAlreadyVoted
