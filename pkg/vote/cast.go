@@ -143,10 +143,11 @@ type Admit struct {
 	Ballot *Ballot
 	Limits *ratelimit.Deferred // nil: no limits
 	Bots   *abuse.Check        // nil: no bot rules
-	// Retry is set by Flag when the voter's flag was already this
-	// request's: an earlier attempt with the same Idempotency-Key was
-	// admitted and may have been queued, so this attempt's ballot may
-	// never be the one recorded, and its answer carries no salt.
+	// Retry is set by Flag when an earlier attempt with the same
+	// Idempotency-Key was admitted and may have been queued: the voter's
+	// flag was already this request's, or gone while the request's
+	// marker stayed. This attempt's ballot may then never be the one
+	// recorded, and its answer carries no salt.
 	Retry bool
 }
 
@@ -293,9 +294,9 @@ func (s *Service) ballot(r Request) *Ballot {
 //   - a direct write (sync, write-through) answers it only when its own
 //     ballot applied: a replay finds the first attempt's row, whose
 //     commitment another salt opened;
-//   - a queued ballot (202) answers it unless the admission found the
-//     voter's flag already this request's (Admit.Retry): a retry with the
-//     same Idempotency-Key while the first attempt is queued (or shed, its
+//   - a queued ballot (202) answers it unless the admission knows an
+//     earlier attempt of the request (Admit.Retry): a retry with the same
+//     Idempotency-Key while the first attempt is queued (or shed, its
 //     produce maybe landing late) is queued behind it and replays;
 //   - a retry after the close answers the stored outcome, no salt.
 //
