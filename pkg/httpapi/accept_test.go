@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"maps"
 	"net/http"
@@ -28,6 +29,7 @@ func TestAcceptedAnswerMatchesCJSON(t *testing.T) {
 	for range 200 {
 		ids = append(ids, id.New())
 	}
+	accepted := loadContract(t).Components.Schemas["VoteAccepted"].Value
 	salts := [][]byte{nil, make([]byte, receipt.SaltSize), bytes.Repeat([]byte{0xff, 0xfb, 0xbf}, 11)[:receipt.SaltSize]}
 	for i, pollID := range ids {
 		requestID, voteID, salt := ids[(i+1)%len(ids)], ids[(i+2)%len(ids)], salts[i%len(salts)]
@@ -46,6 +48,13 @@ func TestAcceptedAnswerMatchesCJSON(t *testing.T) {
 			t.Fatalf("answer of %d bytes, acceptedSize %d (salt %v)", len(b), acceptedSize, salt != nil)
 		}
 		writeJSON(c, http.StatusAccepted, b)
+		var raw any
+		if err := json.Unmarshal(b, &raw); err != nil {
+			t.Fatal(err)
+		}
+		if err := accepted.VisitJSON(raw); err != nil {
+			t.Fatalf("%s does not match VoteAccepted: %v", b, err)
+		}
 		if got.Code != want.Code || !bytes.Equal(got.Body.Bytes(), want.Body.Bytes()) ||
 			!maps.EqualFunc(got.Header(), want.Header(), slices.Equal) {
 			t.Fatalf("writeJSON: %d %v %s\nc.JSON:    %d %v %s", got.Code, got.Header(), got.Body, want.Code, want.Header(), want.Body)
