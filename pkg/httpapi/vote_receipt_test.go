@@ -57,7 +57,7 @@ func (m *memVotes) Indexed(context.Context, *vote.Ballot, int) (bool, error) {
 	return true, nil
 }
 func (m *memVotes) Add(context.Context, *poll.Poll, int, [][]id.ID, [][]int) error { return nil }
-func (m *memVotes) Enter(context.Context, []id.ID) (func(), error)                  { return func() {}, nil }
+func (m *memVotes) Enter(context.Context, []id.ID) (func(), error)                 { return func() {}, nil }
 
 type acceptedNever struct{}
 
