@@ -15,6 +15,7 @@ import (
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/ratelimit"
+	"github.com/tally-vote/tally/pkg/receipt"
 	"github.com/tally-vote/tally/pkg/reqid"
 	"github.com/tally-vote/tally/pkg/tracing"
 )
@@ -141,6 +142,12 @@ type Admit struct {
 	Ballot *Ballot
 	Limits *ratelimit.Deferred // nil: no limits
 	Bots   *abuse.Check        // nil: no bot rules
+	// Retry is set by Flag when an earlier attempt with the same
+	// Idempotency-Key was admitted and may have been queued: the voter's
+	// flag was already this request's, or gone while the request's
+	// marker stayed. This attempt's ballot may then never be the one
+	// recorded, and its answer carries no salt.
+	Retry bool
 }
 
 // ErrQueueUnavailable: the queue cannot take ballots right now; Cast
@@ -152,6 +159,17 @@ var ErrQueueUnavailable = errors.New("vote queue unavailable")
 type Receipt struct {
 	RequestID id.ID
 	Recorded  *Ballot
+	// VoteID is the queued ballot's vote id (a 202 with a salt); zero
+	// for a retry, whose first attempt's ballot is the one that counts.
+	VoteID id.ID
+	// Signed is Recorded's receipt (nil with receipts off or a ballot
+	// recorded before them).
+	Signed *receipt.Receipt
+	// Salt opens the commitment of the ballot this attempt wrote, and is
+	// set only when that ballot is (or, queued, will be) the one stored
+	// for the request: never on a replay or a retry (see Service.commit).
+	// Nil when receipts are off. It is never stored, logged or queued.
+	Salt []byte
 	// Limit is the route's rate limits' state once they allowed the vote
 	// (zero when none was checked), for the RateLimit-* headers.
 	Limit ratelimit.Decision
@@ -289,6 +307,10 @@ func (s *Service) cast(ctx context.Context, p *poll.Poll, seenAt time.Time, a *A
 		return Receipt{}, err
 	}
 	b.OptionIDs = opts
+	salt, err := s.commit(b)
+	if err != nil {
+		return Receipt{}, err
+	}
 	async := s.cfg.Mode == "async" && s.queue != nil
 	// Freeze the options this vote was checked against before it can be
 	// accepted: an owner replacing them afterwards is refused. Until the
@@ -323,13 +345,13 @@ func (s *Service) cast(ctx context.Context, p *poll.Poll, seenAt time.Time, a *A
 		if err := s.checkDirect(ctx, a); err != nil {
 			return Receipt{}, err
 		}
-		return s.recordNow(ctx, p, b, "recorded_sync")
+		return s.recordNow(ctx, p, b, salt, "recorded_sync")
 	}
 	err = s.enqueue(ctx, p, seenAt, a)
 	switch {
 	case err == nil:
 		s.m.casts.WithLabelValues("accepted").Inc()
-		return Receipt{RequestID: b.RequestID}, nil
+		return s.accepted(b, salt, a.Retry), nil
 	case errors.Is(err, ErrAlreadyVoted):
 		s.m.casts.WithLabelValues("fast_duplicate").Inc()
 		return Receipt{}, err
@@ -345,7 +367,7 @@ func (s *Service) cast(ctx context.Context, p *poll.Poll, seenAt time.Time, a *A
 		return Receipt{}, err
 	}
 	ctx = context.WithoutCancel(ctx)
-	rec, err := s.recordNow(ctx, p, b, "fallback_sync")
+	rec, err := s.recordNow(ctx, p, b, salt, "fallback_sync")
 	switch {
 	case errors.Is(err, ErrAlreadyVoted):
 		s.settled(ctx, p, b, nil)
@@ -484,9 +506,11 @@ func (s *Service) refused(err error) error {
 	return err
 }
 
-// recordNow records b before answering.
-func (s *Service) recordNow(ctx context.Context, p *poll.Poll, b *Ballot, outcome string) (Receipt, error) {
-	stored, _, err := s.Record(ctx, p, b)
+// recordNow records b before answering. The answer carries salt only when
+// b itself was written: a replay answers the stored ballot, whose
+// commitment this attempt's salt does not open.
+func (s *Service) recordNow(ctx context.Context, p *poll.Poll, b *Ballot, salt []byte, outcome string) (Receipt, error) {
+	stored, created, err := s.Record(ctx, p, b)
 	switch {
 	case errors.Is(err, ErrAlreadyVoted):
 		s.m.casts.WithLabelValues("duplicate").Inc()
@@ -496,7 +520,16 @@ func (s *Service) recordNow(ctx context.Context, p *poll.Poll, b *Ballot, outcom
 		return Receipt{}, err
 	}
 	s.m.casts.WithLabelValues(outcome).Inc()
-	return Receipt{Recorded: stored}, nil
+	rec := Receipt{Recorded: stored, Signed: s.SignReceipt(stored)}
+	switch {
+	case rec.Signed == nil:
+	case created && stored.VoteID == b.VoteID:
+		rec.Salt = salt
+		s.m.receipts.WithLabelValues("recorded").Inc()
+	default:
+		s.m.receipts.WithLabelValues("replayed").Inc()
+	}
+	return rec, nil
 }
 
 // original answers a retry (same Idempotency-Key) that arrives after the
@@ -507,7 +540,11 @@ func (s *Service) original(ctx context.Context, b *Ballot, notActive error) (Rec
 	switch {
 	case err == nil && b.SameRequest(stored):
 		s.m.casts.WithLabelValues("replayed_after_close").Inc()
-		return Receipt{Recorded: stored}, nil
+		rec := Receipt{Recorded: stored, Signed: s.SignReceipt(stored)}
+		if rec.Signed != nil {
+			s.m.receipts.WithLabelValues("replayed").Inc()
+		}
+		return rec, nil
 	case err != nil && !errors.Is(err, ErrNoVote):
 		return Receipt{}, err
 	}

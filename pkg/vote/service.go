@@ -13,6 +13,7 @@ import (
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/ratelimit"
+	"github.com/tally-vote/tally/pkg/receipt"
 	"github.com/tally-vote/tally/pkg/retry"
 )
 
@@ -86,6 +87,9 @@ type Service struct {
 	// unfinished lists direct writes whose follow-ups may be missing; nil
 	// keeps no list (tests and tools).
 	unfinished Unfinished
+	// receipts signs ballot receipts; nil issues none (no salt, no
+	// commitment).
+	receipts *receipt.Keyring
 }
 
 type metrics struct {
@@ -95,6 +99,7 @@ type metrics struct {
 	followUp   *prometheus.CounterVec
 	marks      *prometheus.CounterVec
 	unfinished *prometheus.CounterVec
+	receipts   *prometheus.CounterVec
 }
 
 // Deps are the service's collaborators.
@@ -125,6 +130,9 @@ type Deps struct {
 	// Unfinished lists direct writes whose follow-ups may be missing, for
 	// the final tally to complete; nil keeps no list.
 	Unfinished Unfinished
+	// Receipts signs ballot receipts (TALLY_RECEIPT_ENABLED); nil issues
+	// none: ballots are recorded without a commitment.
+	Receipts *receipt.Keyring
 }
 
 // NewService builds the service and registers its metrics.
@@ -156,7 +164,14 @@ func NewService(cfg Config, d Deps, reg prometheus.Registerer) *Service {
 		Name: "tally_vote_unfinished_total",
 		Help: "Direct writes (sync mode, write-through) whose follow-ups did not finish before the answer (left: an unfinished_ballots entry stays for the freeze), and entries the freeze resolved (resolved) and indexed (indexed_at_freeze).",
 	}, []string{"outcome"})
-	reg.MustRegister(m.casts, m.outcomes, m.lwtLatency, m.followUp, m.marks, m.unfinished)
+	m.receipts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tally_receipts_issued_total",
+		Help: "Ballot receipts answered, by answer: recorded (200 with receipt and salt), accepted (202 with the salt), status (request status with the receipt), replayed (a replay: the stored ballot's receipt, no salt), retried (202 to a retry of a queued request: no salt). Signatures are tally_receipts_signed_total.",
+	}, []string{"answer"})
+	reg.MustRegister(m.casts, m.outcomes, m.lwtLatency, m.followUp, m.marks, m.unfinished, m.receipts)
+	for _, a := range []string{"recorded", "accepted", "status", "replayed", "retried"} {
+		m.receipts.WithLabelValues(a)
+	}
 	for _, o := range []string{"left", "resolved", "indexed_at_freeze"} {
 		m.unfinished.WithLabelValues(o)
 	}
@@ -165,7 +180,7 @@ func NewService(cfg Config, d Deps, reg prometheus.Registerer) *Service {
 	}
 	return &Service{cfg: cfg, store: d.Store, counter: d.Counter, fence: d.Fence, polls: d.Polls, voters: d.Voters, queue: d.Queue, flags: d.Flags,
 		log: d.Log, now: d.Now, m: m, outcomes: NewOutcomeLog(d.Log, cfg.LogSample), ids: NewRequestIDs(d.RequestKey),
-		bots: d.Bots, admission: d.Admission, limits: d.Limits, unfinished: d.Unfinished}
+		bots: d.Bots, admission: d.Admission, limits: d.Limits, unfinished: d.Unfinished, receipts: d.Receipts}
 }
 
 // followUpPolicy retries follow-ups of the synchronous path; the worker
