@@ -266,13 +266,23 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option
 	}
 	a.Anon = anonaccess.New(cfg.AnonAccess, []byte(anonKey), anonaccess.Deps{Store: cassandra.NewInviteStore(s),
 		Ballots: vote.Ballots{Store: voteStore}, Audit: a.Audit, Log: log.Named("anonaccess"), Now: a.Now, Metrics: reg})
+	if a.Receipts, err = cfg.Receipt.Keyring(); err != nil {
+		return nil, err
+	}
+	a.Receipts.Instrument(reg)
+	log.Named("receipt").Info("receipt keys loaded", zap.String("active_kid", a.Receipts.ActiveKeyID()),
+		zap.Int("keys", len(a.Receipts.Keys())), zap.Bool("enabled", cfg.Receipt.Enabled))
+	var issuer *receipt.Keyring // nil: the vote path issues no receipts
+	if cfg.Receipt.Enabled {
+		issuer = a.Receipts
+	}
 	a.Votes = vote.NewService(cfg.Vote, vote.Deps{Store: voteStore,
 		Counter: seenCounter{Counter: a.Tally, active: a.active, reconciler: a.Reconciler, notices: a.Notices, events: a.Events},
 		Fence:   fences, Polls: a.Polls, Voters: a.Anon, Queue: q, Flags: a.flags, Log: log.Named("vote"), Now: a.Now,
 		Admission:  admission.New(a.Redis, admission.Config{RequestTTL: cfg.Queue.RequestTTL, AutoPipeline: cfg.Redis.AutoPipeline}, log.Named("admission")),
 		Limits:     a.Limit,
 		RequestKey: []byte(cfg.JWTSecret), Bots: abuse.NewDetector(cfg.Bots, []byte(cfg.JWTSecret), a.Now, reg),
-		Unfinished: cassandra.NewUnfinished(s)}, reg)
+		Unfinished: cassandra.NewUnfinished(s), Receipts: issuer}, reg)
 	a.Tally.CompleteBeforeFinal(func(ctx context.Context, p *poll.Poll) error {
 		_, err := a.Votes.Complete(ctx, p)
 		return err
@@ -280,12 +290,6 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option
 	a.failures = cassandra.NewFailureStore(s)
 	a.Statuses = vote.NewStatuses(a.Votes, a.failures, a.flags)
 	a.Gate = admit.New(cfg.Admit, a.Now, reg)
-	if a.Receipts, err = cfg.Receipt.Keyring(); err != nil {
-		return nil, err
-	}
-	a.Receipts.Instrument(reg)
-	log.Named("receipt").Info("receipt keys loaded", zap.String("active_kid", a.Receipts.ActiveKeyID()),
-		zap.Int("keys", len(a.Receipts.Keys())), zap.Bool("enabled", cfg.Receipt.Enabled))
 	return a, nil
 }
 

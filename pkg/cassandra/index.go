@@ -22,7 +22,7 @@ type IndexStore struct {
 func NewIndexStore(s gocqlx.Session) *IndexStore { return &IndexStore{s: s} }
 
 // selectIndexEntry reads one voter's index row.
-var selectIndexEntry = newStatement(votesByPollTable.Get("vote_id", "options", "option_ids", "voted_at", "flags", "scores"))
+var selectIndexEntry = newStatement(votesByPollTable.Get("vote_id", "options", "option_ids", "voted_at", "flags", "scores", "commitment"))
 
 // Get reads a voter's index row; found is false when there is none.
 func (st *IndexStore) Get(ctx context.Context, pollID id.ID, bucket int, voterID id.ID) (vote.IndexEntry, bool, error) {
@@ -42,7 +42,7 @@ func (st *IndexStore) Get(ctx context.Context, pollID id.ID, bucket int, voterID
 // worker wrote. It sets only the frozen options column; readers prefer it
 // over a legacy option_ids list left in the row.
 func (st *IndexStore) Put(ctx context.Context, pollID id.ID, bucket int, voterID id.ID, e vote.IndexEntry) error {
-	err := indexInsert(e.Flags, e.Scores).query(ctx, st.s).BindStruct(toVoteIndexRow(pollID, bucket, voterID, e)).ExecRelease()
+	err := indexInsert(e.Flags, e.Scores, e.Commitment).query(ctx, st.s).BindStruct(toVoteIndexRow(pollID, bucket, voterID, e)).ExecRelease()
 	if err != nil {
 		return apperr.Unavailable("write vote index row", err)
 	}

@@ -220,8 +220,20 @@ type voteRow struct {
 	Flags          []string  `db:"flags"`
 	// Scores are a score ballot's scores, in option_ids' order (020).
 	Scores []int `db:"scores"`
+	// Commitment is the ballot's receipt commitment, nil before 024.
+	Commitment []byte `db:"commitment"`
 	// WrittenAt is WRITETIME(vote_id) in microseconds, read by scans only.
 	WrittenAt int64 `db:"written_at"`
+}
+
+// nonEmpty is a blob column's value, nil when it is null or empty (gocql
+// reads a null blob as an empty slice in some paths and nil in others).
+func nonEmpty(v any) []byte {
+	b, _ := v.([]byte)
+	if len(b) == 0 {
+		return nil
+	}
+	return b
 }
 
 // nullable is s as a column that is null when s is empty.
@@ -245,7 +257,7 @@ func toVoteRow(b *vote.Ballot, writeID id.ID) voteRow {
 		PollID: b.PollID, VoterID: b.VoterID, OptionIDs: b.OptionIDs, VoteID: b.VoteID, RequestID: b.RequestID,
 		IdempotencyKey: nullable(b.IdempotencyKey), VotedAt: b.VotedAt, Anonymous: b.Anonymous,
 		IP: nullable(b.IP), UserAgent: nullable(b.UserAgent), WriteID: writeID,
-		Device: nullable(b.Device), Flags: b.Flags, Scores: b.Scores,
+		Device: nullable(b.Device), Flags: b.Flags, Scores: b.Scores, Commitment: b.Commitment,
 	}
 }
 
@@ -268,6 +280,7 @@ func voteRowFromMap(pollID, voterID id.ID, m map[string]any) voteRow {
 	r.Device = nullable(dev)
 	r.Flags, _ = m["flags"].([]string)
 	r.Scores, _ = m["scores"].([]int)
+	r.Commitment = nonEmpty(m["commitment"])
 	return r
 }
 
@@ -276,6 +289,7 @@ func (r voteRow) toBallot() *vote.Ballot {
 		PollID: r.PollID, VoterID: r.VoterID, OptionIDs: r.OptionIDs, VoteID: r.VoteID, RequestID: r.RequestID,
 		IdempotencyKey: deref(r.IdempotencyKey), VotedAt: r.VotedAt, Anonymous: r.Anonymous,
 		IP: deref(r.IP), UserAgent: deref(r.UserAgent), Device: deref(r.Device), Flags: r.Flags, Scores: r.Scores,
+		Commitment: nonEmpty(r.Commitment),
 	}
 }
 
@@ -284,7 +298,8 @@ func (r voteRow) toScanRow() vote.Ballot {
 		PollID: r.PollID, VoterID: r.VoterID, VoteID: r.VoteID, RequestID: r.RequestID, OptionIDs: r.OptionIDs,
 		IdempotencyKey: deref(r.IdempotencyKey), VotedAt: r.VotedAt, Anonymous: r.Anonymous,
 		IP: deref(r.IP), UserAgent: deref(r.UserAgent), Flags: r.Flags, Scores: r.Scores,
-		WrittenAt: time.UnixMicro(r.WrittenAt).UTC(),
+		Commitment: nonEmpty(r.Commitment),
+		WrittenAt:  time.UnixMicro(r.WrittenAt).UTC(),
 	}
 }
 
@@ -300,26 +315,25 @@ type voteIndexRow struct {
 	VotedAt   time.Time `db:"voted_at"`
 	Flags     []string  `db:"flags"`
 	Scores    []int     `db:"scores"`
+	// Commitment is the ballot's receipt commitment, nil before 024.
+	Commitment []byte `db:"commitment"`
 }
 
-// voteIndexColumns are the columns an index row is written with: never the
-// legacy option_ids, which a same-timestamp rewrite would append to, and
-// flags only for a flagged ballot (voteIndexFlaggedColumns): a null
-// collection would write a tombstone into every row of the partition.
-var (
-	voteIndexColumns        = []string{"poll_id", "bucket", "voter_id", "options", "vote_id", "voted_at"}
-	voteIndexFlaggedColumns = append(voteIndexColumns[:len(voteIndexColumns):len(voteIndexColumns)], "flags")
-)
+// voteIndexColumns are the columns every index row is written with: never
+// the legacy option_ids, which a same-timestamp rewrite would append to;
+// flags, scores and commitment only when the ballot has them (see
+// optionalColumns).
+var voteIndexColumns = []string{"poll_id", "bucket", "voter_id", "options", "vote_id", "voted_at"}
 
 func toVoteIndexRow(pollID id.ID, bucket int, voterID id.ID, e vote.IndexEntry) voteIndexRow {
 	return voteIndexRow{PollID: pollID, Bucket: bucket, VoterID: voterID, Options: e.Options, VoteID: e.VoteID,
-		VotedAt: e.VotedAt, Flags: e.Flags, Scores: e.Scores}
+		VotedAt: e.VotedAt, Flags: e.Flags, Scores: e.Scores, Commitment: e.Commitment}
 }
 
 // ballotIndexRow is the index row of a ballot.
 func ballotIndexRow(pollID id.ID, bucket int, b *vote.Ballot) voteIndexRow {
 	return voteIndexRow{PollID: pollID, Bucket: bucket, VoterID: b.VoterID, Options: b.OptionIDs, VoteID: b.VoteID,
-		VotedAt: b.VotedAt, Flags: b.Flags, Scores: b.Scores}
+		VotedAt: b.VotedAt, Flags: b.Flags, Scores: b.Scores, Commitment: b.Commitment}
 }
 
 // choices is the row's options, falling back to the legacy list.
@@ -331,7 +345,8 @@ func (r voteIndexRow) choices() []id.ID {
 }
 
 func (r voteIndexRow) toIndexEntry() vote.IndexEntry {
-	return vote.IndexEntry{VoteID: r.VoteID, Options: r.choices(), VotedAt: r.VotedAt, Flags: r.Flags, Scores: r.Scores}
+	return vote.IndexEntry{VoteID: r.VoteID, Options: r.choices(), VotedAt: r.VotedAt, Flags: r.Flags, Scores: r.Scores,
+		Commitment: nonEmpty(r.Commitment)}
 }
 
 // voteCountRow is a row of vote_counts: one counter shard of one option, or

@@ -65,22 +65,23 @@ var pollIdempotencyTable = table.New(table.Metadata{
 })
 
 // votesTable is the truth: one partition per (poll, voter) (003; write_id
-// 008; device and flags 010; scores 020).
+// 008; device and flags 010; scores 020; commitment 024).
 var votesTable = table.New(table.Metadata{
 	Name: "votes",
 	Columns: []string{
 		"poll_id", "voter_id", "option_ids", "vote_id", "request_id", "idempotency_key",
 		"voted_at", "anonymous", "ip", "user_agent", "write_id", "device", "flags", "scores",
+		"commitment",
 	},
 	PartKey: []string{"poll_id", "voter_id"},
 })
 
 // votesByPollTable is the per-poll index of ballots (003; options 005, which
 // new rows write instead of the legacy option_ids list; flags 010; scores
-// 020).
+// 020; commitment 024).
 var votesByPollTable = table.New(table.Metadata{
 	Name:    "votes_by_poll",
-	Columns: []string{"poll_id", "bucket", "voter_id", "option_ids", "options", "vote_id", "voted_at", "flags", "scores"},
+	Columns: []string{"poll_id", "bucket", "voter_id", "option_ids", "options", "vote_id", "voted_at", "flags", "scores", "commitment"},
 	PartKey: []string{"poll_id", "bucket"},
 	SortKey: []string{"voter_id"},
 })

@@ -33,25 +33,66 @@ func NewVoteStore(s gocqlx.Session, cfg Config, reg prometheus.Registerer) *Vote
 	return &VoteStore{s: s, serial: serial, unknown: unknown}
 }
 
-var (
-	// insertVote writes an unflagged ballot, insertFlaggedVote a flagged
-	// one: an unflagged ballot leaves flags unset rather than null.
-	// A score ballot's variants add scores (insertScoredVote,
-	// insertScoredFlaggedVote); other ballots leave it unset.
-	insertVote              = newStatement(qb.Insert(votesTable.Name()).Columns(voteColumns...).Unique().ToCql())
-	insertFlaggedVote       = newStatement(qb.Insert(votesTable.Name()).Columns(slices.Concat(voteColumns, []string{"flags"})...).Unique().ToCql())
-	insertScoredVote        = newStatement(qb.Insert(votesTable.Name()).Columns(slices.Concat(voteColumns, []string{"scores"})...).Unique().ToCql())
-	insertScoredFlaggedVote = newStatement(qb.Insert(votesTable.Name()).Columns(slices.Concat(voteColumns, []string{"flags", "scores"})...).Unique().ToCql())
-	selectVote              = newStatement(votesTable.Get("option_ids", "vote_id", "request_id", "idempotency_key",
-		"voted_at", "anonymous", "ip", "user_agent", "write_id", "device", "flags", "scores"))
-	selectVoteIndex = newStatement(votesByPollTable.Get("vote_id"))
-	// insertVoteIndex writes an index row, insertFlaggedVoteIndex a
-	// flagged ballot's.
-	insertVoteIndex              = newStatement(qb.Insert(votesByPollTable.Name()).Columns(voteIndexColumns...).ToCql())
-	insertFlaggedVoteIndex       = newStatement(qb.Insert(votesByPollTable.Name()).Columns(voteIndexFlaggedColumns...).ToCql())
-	insertScoredVoteIndex        = newStatement(qb.Insert(votesByPollTable.Name()).Columns(slices.Concat(voteIndexColumns, []string{"scores"})...).ToCql())
-	insertScoredFlaggedVoteIndex = newStatement(qb.Insert(votesByPollTable.Name()).Columns(slices.Concat(voteIndexFlaggedColumns, []string{"scores"})...).ToCql())
+// A ballot's optional columns are written only when it has them, so an
+// unflagged, unscored ballot or one without a receipt commitment leaves
+// them unset rather than null: a null would write a tombstone (for a
+// collection, one into every row of the index partition). Each combination
+// has its statement, indexed by optionalColumns.
+const (
+	withFlags = 1 << iota
+	withScores
+	withCommitment
+	optionalCombinations
 )
+
+// optionalColumns is the set of optional columns b's values fill.
+func optionalColumns(flags []string, scores []int, commitment []byte) int {
+	m := 0
+	if len(flags) > 0 {
+		m |= withFlags
+	}
+	if len(scores) > 0 {
+		m |= withScores
+	}
+	if len(commitment) > 0 {
+		m |= withCommitment
+	}
+	return m
+}
+
+// withOptional is columns and the optional columns m names, in a fixed
+// order.
+func withOptional(columns []string, m int) []string {
+	out := slices.Clone(columns)
+	if m&withFlags != 0 {
+		out = append(out, "flags")
+	}
+	if m&withScores != 0 {
+		out = append(out, "scores")
+	}
+	if m&withCommitment != 0 {
+		out = append(out, "commitment")
+	}
+	return out
+}
+
+var (
+	// insertVotes[m] writes a ballot whose optional columns are m.
+	insertVotes [optionalCombinations]statement
+	// insertVoteIndexes[m] writes an index row whose optional columns
+	// are m.
+	insertVoteIndexes [optionalCombinations]statement
+	selectVote        = newStatement(votesTable.Get("option_ids", "vote_id", "request_id", "idempotency_key",
+		"voted_at", "anonymous", "ip", "user_agent", "write_id", "device", "flags", "scores", "commitment"))
+	selectVoteIndex = newStatement(votesByPollTable.Get("vote_id"))
+)
+
+func init() {
+	for m := range optionalCombinations {
+		insertVotes[m] = newStatement(qb.Insert(votesTable.Name()).Columns(withOptional(voteColumns, m)...).Unique().ToCql())
+		insertVoteIndexes[m] = newStatement(qb.Insert(votesByPollTable.Name()).Columns(withOptional(voteIndexColumns, m)...).ToCql())
+	}
+}
 
 // voteColumns are the columns every ballot is written with.
 var voteColumns = []string{"poll_id", "voter_id", "option_ids", "vote_id", "request_id", "idempotency_key",
@@ -59,29 +100,13 @@ var voteColumns = []string{"poll_id", "voter_id", "option_ids", "vote_id", "requ
 
 // voteInsert is the statement that writes b.
 func voteInsert(b *vote.Ballot) statement {
-	switch {
-	case len(b.Flags) > 0 && len(b.Scores) > 0:
-		return insertScoredFlaggedVote
-	case len(b.Flags) > 0:
-		return insertFlaggedVote
-	case len(b.Scores) > 0:
-		return insertScoredVote
-	}
-	return insertVote
+	return insertVotes[optionalColumns(b.Flags, b.Scores, b.Commitment)]
 }
 
-// indexInsert is the statement that writes the index row of a ballot
-// with flags.
-func indexInsert(flags []string, scores []int) statement {
-	switch {
-	case len(flags) > 0 && len(scores) > 0:
-		return insertScoredFlaggedVoteIndex
-	case len(flags) > 0:
-		return insertFlaggedVoteIndex
-	case len(scores) > 0:
-		return insertScoredVoteIndex
-	}
-	return insertVoteIndex
+// indexInsert is the statement that writes an index row with these
+// optional values.
+func indexInsert(flags []string, scores []int, commitment []byte) statement {
+	return insertVoteIndexes[optionalColumns(flags, scores, commitment)]
 }
 
 // Insert writes the ballot with IF NOT EXISTS, resolving unknown outcomes.
@@ -144,11 +169,11 @@ func (st *VoteStore) Indexed(ctx context.Context, b *vote.Ballot, bucket int) (b
 func (st *VoteStore) Index(ctx context.Context, pollID id.ID, bucket int, ballots []*vote.Ballot) error {
 	var err error
 	if len(ballots) == 1 {
-		err = indexInsert(ballots[0].Flags, ballots[0].Scores).query(ctx, st.s).BindStruct(ballotIndexRow(pollID, bucket, ballots[0])).ExecRelease()
+		err = indexInsert(ballots[0].Flags, ballots[0].Scores, ballots[0].Commitment).query(ctx, st.s).BindStruct(ballotIndexRow(pollID, bucket, ballots[0])).ExecRelease()
 	} else {
 		batch := newBatch(ctx, st.s, gocql.UnloggedBatch)
 		for _, b := range ballots {
-			batch.add(indexInsert(b.Flags, b.Scores), ballotIndexRow(pollID, bucket, b))
+			batch.add(indexInsert(b.Flags, b.Scores, b.Commitment), ballotIndexRow(pollID, bucket, b))
 		}
 		err = batch.exec(st.s)
 	}

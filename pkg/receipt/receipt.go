@@ -31,6 +31,7 @@ var (
 	ErrBadCommitment  = errors.New("receipt: salt and choice do not match the commitment")
 	ErrNoSigningKey   = errors.New("receipt: no signing key configured")
 	ErrTooManyOptions = errors.New("receipt: too many options in one choice")
+	ErrBadScores      = errors.New("receipt: a score ballot has one score from 0 to 255 per option")
 )
 
 // Receipt is what the server signs for one recorded ballot. The salt that
@@ -124,13 +125,44 @@ func EncodeChoice(optionIDs []id.ID) ([]byte, error) {
 	return b, nil
 }
 
+// EncodeScoredChoice is the canonical encoding of a score ballot's choice:
+// EncodeChoice(optionIDs), then one byte per option, scores[i] being the
+// score given to optionIDs[i]. The count prefix fixes where the scores
+// start, and a score ballot's encoding is n bytes longer than the same
+// options' plain encoding, so no score ballot shares its bytes with a
+// ballot of another method. With no scores (len(scores) == 0) it is
+// EncodeChoice: plurality, approval and ranked ballots are unchanged.
+func EncodeScoredChoice(optionIDs []id.ID, scores []int) ([]byte, error) {
+	b, err := EncodeChoice(optionIDs)
+	if err != nil || len(scores) == 0 {
+		return b, err
+	}
+	if len(scores) != len(optionIDs) {
+		return nil, ErrBadScores
+	}
+	for _, s := range scores {
+		if s < 0 || s > 255 {
+			return nil, ErrBadScores
+		}
+		b = append(b, byte(s))
+	}
+	return b, nil
+}
+
 // Commit is SHA-256(salt ‖ EncodeChoice(optionIDs)): it hides the choice from
 // anyone without the salt and binds the salt's holder to exactly one choice.
 func Commit(salt []byte, optionIDs []id.ID) ([CommitmentSize]byte, error) {
+	return CommitBallot(salt, optionIDs, nil)
+}
+
+// CommitBallot is SHA-256(salt ‖ EncodeScoredChoice(optionIDs, scores)): the
+// commitment to any ballot, a score ballot's scores included. With nil
+// scores it is Commit.
+func CommitBallot(salt []byte, optionIDs []id.ID, scores []int) ([CommitmentSize]byte, error) {
 	if len(salt) != SaltSize {
 		return [CommitmentSize]byte{}, ErrBadSalt
 	}
-	choice, err := EncodeChoice(optionIDs)
+	choice, err := EncodeScoredChoice(optionIDs, scores)
 	if err != nil {
 		return [CommitmentSize]byte{}, err
 	}
@@ -146,7 +178,13 @@ func Commit(salt []byte, optionIDs []id.ID) ([CommitmentSize]byte, error) {
 // commitment: what a voter (or whoever they show both to) runs to confirm
 // which choice the receipt stands for.
 func (r *Receipt) OpenCommitment(salt []byte, optionIDs []id.ID) error {
-	c, err := Commit(salt, optionIDs)
+	return r.OpenBallot(salt, optionIDs, nil)
+}
+
+// OpenBallot is OpenCommitment for any ballot, a score ballot's scores
+// included.
+func (r *Receipt) OpenBallot(salt []byte, optionIDs []id.ID, scores []int) error {
+	c, err := CommitBallot(salt, optionIDs, scores)
 	if err != nil {
 		return err
 	}

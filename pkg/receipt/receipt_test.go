@@ -365,3 +365,48 @@ func TestTreeHeadSignature(t *testing.T) {
 		}
 	}
 }
+
+func TestScoredChoiceEncoding(t *testing.T) {
+	opts := []id.ID{fixedID(0x40), fixedID(0x60)}
+	plain, _ := EncodeChoice(opts)
+	// No scores: exactly the plain encoding, so plurality, approval and
+	// ranked commitments are unchanged.
+	for _, none := range [][]int{nil, {}} {
+		enc, err := EncodeScoredChoice(opts, none)
+		if err != nil || !bytes.Equal(enc, plain) {
+			t.Fatalf("no scores: %x %v, want %x", enc, err, plain)
+		}
+	}
+	enc, err := EncodeScoredChoice(opts, []int{5, 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := append(append([]byte(nil), plain...), 5, 0); !bytes.Equal(enc, want) {
+		t.Fatalf("scored encoding %x, want %x", enc, want)
+	}
+	salt := bytes.Repeat([]byte{0xAB}, SaltSize)
+	c, _ := CommitBallot(salt, opts, []int{5, 0})
+	if manual := sha256.Sum256(append(append([]byte(nil), salt...), enc...)); c != manual {
+		t.Fatalf("scored commitment %x, want %x", c, manual)
+	}
+	plainC, _ := Commit(salt, opts)
+	if noScores, _ := CommitBallot(salt, opts, nil); noScores != plainC {
+		t.Fatal("CommitBallot without scores differs from Commit")
+	}
+	// The scores are bound: other scores, swapped scores or none at all do
+	// not open it.
+	r := Receipt{Commitment: c}
+	if err := r.OpenBallot(salt, opts, []int{5, 0}); err != nil {
+		t.Fatal(err)
+	}
+	for _, other := range [][]int{{0, 5}, {4, 0}, nil} {
+		if err := r.OpenBallot(salt, opts, other); !errors.Is(err, ErrBadCommitment) {
+			t.Fatalf("scores %v opened the commitment: %v", other, err)
+		}
+	}
+	for _, bad := range [][]int{{5}, {5, 0, 1}, {-1, 0}, {256, 0}} {
+		if _, err := CommitBallot(salt, opts, bad); !errors.Is(err, ErrBadScores) {
+			t.Fatalf("scores %v: err = %v", bad, err)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -135,7 +136,7 @@ func (r *run) row(v vote.Ballot) error {
 	switch {
 	case !found:
 		problem = "missing"
-	case e.VoteID != v.VoteID || !slices.Equal(e.Options, v.OptionIDs):
+	case e.VoteID != v.VoteID || !slices.Equal(e.Options, v.OptionIDs) || !bytes.Equal(e.Commitment, v.Commitment):
 		problem = "mismatched"
 	default:
 		return nil
@@ -178,7 +179,8 @@ func (r *run) row(v vote.Ballot) error {
 			}
 		}
 		err := r.d.Index.Put(ctx, v.PollID, bucket, v.VoterID,
-			vote.IndexEntry{VoteID: v.VoteID, Options: v.OptionIDs, VotedAt: v.VotedAt, Flags: v.Flags, Scores: v.Scores})
+			vote.IndexEntry{VoteID: v.VoteID, Options: v.OptionIDs, VotedAt: v.VotedAt, Flags: v.Flags, Scores: v.Scores,
+				Commitment: v.Commitment})
 		if err != nil {
 			return err
 		}

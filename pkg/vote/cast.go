@@ -3,6 +3,7 @@ package vote
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/ratelimit"
+	"github.com/tally-vote/tally/pkg/receipt"
 	"github.com/tally-vote/tally/pkg/reqid"
 	"github.com/tally-vote/tally/pkg/tracing"
 )
@@ -152,6 +154,9 @@ var ErrQueueUnavailable = errors.New("vote queue unavailable")
 type Receipt struct {
 	RequestID id.ID
 	Recorded  *Ballot
+	// Salt opens the commitment of the ballot this request wrote (see
+	// Service.commit); nil when receipts are off. It is never stored.
+	Salt []byte
 	// Limit is the route's rate limits' state once they allowed the vote
 	// (zero when none was checked), for the RateLimit-* headers.
 	Limit ratelimit.Decision
@@ -265,6 +270,26 @@ func (s *Service) ballot(r Request) *Ballot {
 	}
 }
 
+// commit draws a fresh salt for b and sets b's commitment to its choice,
+// once the choice is validated and normalised. It returns the salt, which
+// exists only in memory from here to the answer; with receipts off it does
+// nothing.
+func (s *Service) commit(b *Ballot) ([]byte, error) {
+	if s.receipts == nil {
+		return nil, nil
+	}
+	salt, err := receipt.NewSalt()
+	if err != nil {
+		return nil, apperr.Unavailable("draw receipt salt", err)
+	}
+	c, err := receipt.CommitBallot(salt, b.OptionIDs, b.Scores)
+	if err != nil {
+		return nil, fmt.Errorf("commit ballot: %w", err) // a validated choice always encodes
+	}
+	b.Commitment = c[:]
+	return salt, nil
+}
+
 // freezeTimeout bounds the options freeze on an async vote's path (once
 // per poll and process); past it the vote is refused with 503.
 const freezeTimeout = time.Second
@@ -289,6 +314,11 @@ func (s *Service) cast(ctx context.Context, p *poll.Poll, seenAt time.Time, a *A
 		return Receipt{}, err
 	}
 	b.OptionIDs = opts
+	salt, err := s.commit(b)
+	if err != nil {
+		return Receipt{}, err
+	}
+	_ = salt // not answered yet: the vote answers carry it in the next change
 	async := s.cfg.Mode == "async" && s.queue != nil
 	// Freeze the options this vote was checked against before it can be
 	// accepted: an owner replacing them afterwards is refused. Until the

@@ -38,6 +38,10 @@ type Message struct {
 	// HTTPRequestID is the X-Request-Id of the HTTP request that cast the
 	// vote, for the worker's outcome line (pkg/reqid).
 	HTTPRequestID string `json:"http_request_id,omitempty"`
+	// Commitment is the ballot's receipt commitment (base64 in JSON);
+	// absent when receipts are off. The salt that opens it never travels
+	// on the topic.
+	Commitment []byte `json:"commitment,omitempty"`
 }
 
 // FromBallot builds the message for an accepted ballot.
@@ -46,6 +50,7 @@ func FromBallot(b *Ballot) Message {
 		RequestID: b.RequestID, VoteID: b.VoteID, PollID: b.PollID, VoterID: b.VoterID,
 		OptionIDs: b.OptionIDs, Scores: b.Scores, IdempotencyKey: b.IdempotencyKey, AcceptedAt: b.VotedAt,
 		Anonymous: b.Anonymous, IP: b.IP, UserAgent: b.UserAgent, Device: b.Device, Flags: b.Flags,
+		Commitment: b.Commitment,
 	}
 }
 
@@ -55,6 +60,7 @@ func (m Message) Ballot() *Ballot {
 		PollID: m.PollID, VoterID: m.VoterID, OptionIDs: m.OptionIDs, Scores: m.Scores, VoteID: m.VoteID,
 		RequestID: m.RequestID, IdempotencyKey: m.IdempotencyKey, VotedAt: m.AcceptedAt,
 		Anonymous: m.Anonymous, IP: m.IP, UserAgent: m.UserAgent, Device: m.Device, Flags: m.Flags,
+		Commitment: m.Commitment,
 	}
 }
 

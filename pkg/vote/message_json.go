@@ -1,6 +1,7 @@
 package vote
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"strconv"
 
@@ -66,13 +67,19 @@ func (m *Message) AppendJSON(dst []byte) ([]byte, error) {
 		dst = strconv.AppendInt(dst, int64(m.PollVersion), 10)
 	}
 	dst = appendOptionalString(dst, `,"http_request_id":`, m.HTTPRequestID)
+	if len(m.Commitment) > 0 {
+		// encoding/json writes []byte as standard, padded base64.
+		dst = append(dst, `,"commitment":"`...)
+		dst = base64.StdEncoding.AppendEncode(dst, m.Commitment)
+		dst = append(dst, '"')
+	}
 	return append(dst, '}'), nil
 }
 
 // SizeHint is a capacity for AppendJSON's buffer that holds m unless its
 // strings need many escapes.
 func (m *Message) SizeHint() int {
-	n := 400 + 39*len(m.OptionIDs) + 3*len(m.Scores) + len(m.IdempotencyKey) + len(m.IP) + len(m.UserAgent) + len(m.Device) + len(m.HTTPRequestID)
+	n := 400 + 39*len(m.OptionIDs) + 3*len(m.Scores) + len(m.IdempotencyKey) + len(m.IP) + len(m.UserAgent) + len(m.Device) + len(m.HTTPRequestID) + 4*len(m.Commitment)/3 + 20
 	for _, f := range m.Flags {
 		n += len(f) + 3
 	}

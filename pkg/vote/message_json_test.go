@@ -45,6 +45,10 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 	for _, sc := range [][]int{nil, {}, {5}, {0, 3, 5}} {
 		add(func(m *Message) { m.Scores = sc })
 	}
+	for _, c := range [][]byte{nil, {}, {0}, {0xff, 0xfe}, bytes.Repeat([]byte{0xfb, 0xef, 0x3e}, 11)[:32]} {
+		add(func(m *Message) { m.Commitment = c })
+		add(func(m *Message) { m.Commitment, m.Scores, m.HTTPRequestID = c, []int{1, 2}, "r" })
+	}
 	for _, fl := range [][]string{nil, {}, {"ip_burst", "device_reuse"}} {
 		add(func(m *Message) { m.Flags = fl })
 	}
@@ -60,7 +64,8 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 	add(func(m *Message) {
 		*m = FromBallot(&Ballot{PollID: id.New(), VoterID: id.New(), OptionIDs: []id.ID{id.New(), id.New()}, VoteID: id.New(),
 			RequestID: id.New(), IdempotencyKey: "key", VotedAt: time.Now().UTC().Truncate(time.Millisecond), Anonymous: true,
-			IP: "198.51.100.4", UserAgent: "curl/8.5.0", Device: "3q2+7w==", Flags: []string{"new_account_burst"}})
+			IP: "198.51.100.4", UserAgent: "curl/8.5.0", Device: "3q2+7w==", Flags: []string{"new_account_burst"},
+			Commitment: bytes.Repeat([]byte{0xa5}, 32)})
 		m.PollSeenAt, m.OptionsVersion, m.PollVersion, m.HTTPRequestID = time.Now(), 3, 12, "6f1c-req"
 	})
 	for i, m := range cases {
@@ -95,6 +100,33 @@ func BenchmarkMessageAppendJSON(b *testing.B) {
 	for b.Loop() {
 		if _, err := m.AppendJSON(make([]byte, 0, 512)); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestCommitmentTravelsOnTheMessage: the worker writes the commitment the
+// API computed, so it survives the topic's encoding both ways, and a
+// message without one (receipts off, or produced before them) decodes to
+// nil.
+func TestCommitmentTravelsOnTheMessage(t *testing.T) {
+	b := &Ballot{PollID: id.New(), VoterID: id.New(), OptionIDs: []id.ID{id.New()}, VoteID: id.New(), RequestID: id.New(),
+		VotedAt: time.Now().UTC().Truncate(time.Millisecond), Commitment: bytes.Repeat([]byte{0xfe, 0x01}, 16)}
+	for _, c := range [][]byte{b.Commitment, nil} {
+		b.Commitment = c
+		m := FromBallot(b)
+		raw, err := m.AppendJSON(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Decode(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Ballot().Commitment, c) || (c == nil) != (got.Commitment == nil) {
+			t.Fatalf("commitment %x after the topic, want %x (%s)", got.Commitment, c, raw)
+		}
+		if c == nil && bytes.Contains(raw, []byte("commitment")) {
+			t.Fatalf("absent commitment written: %s", raw)
 		}
 	}
 }

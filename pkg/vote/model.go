@@ -51,6 +51,12 @@ type Ballot struct {
 	// Scores are a score poll's ballot: Scores[i] (0..count.MaxScore) is
 	// the score given to OptionIDs[i]. Nil on every other method.
 	Scores []int
+	// Commitment is the ballot's receipt commitment (pkg/receipt,
+	// receipt.CommitmentSize bytes): SHA-256 of a salt only the voter
+	// holds and the choice, options and scores. Nil on ballots recorded
+	// before receipts, or with receipts off. The salt is never on a
+	// Ballot.
+	Commitment []byte
 	// WrittenAt is when the row was written to Cassandra, as a scan of
 	// votes reads it (zero elsewhere). VotedAt is when the vote was
 	// accepted: for a backlog applied late, long before the row existed.
@@ -136,4 +142,6 @@ type IndexEntry struct {
 	Flags []string
 	// Scores are a score ballot's scores, in Options' order.
 	Scores []int
+	// Commitment is the ballot's receipt commitment, nil when it has none.
+	Commitment []byte
 }

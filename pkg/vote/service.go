@@ -13,6 +13,7 @@ import (
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/ratelimit"
+	"github.com/tally-vote/tally/pkg/receipt"
 	"github.com/tally-vote/tally/pkg/retry"
 )
 
@@ -86,6 +87,9 @@ type Service struct {
 	// unfinished lists direct writes whose follow-ups may be missing; nil
 	// keeps no list (tests and tools).
 	unfinished Unfinished
+	// receipts signs ballot receipts; nil issues none (no salt, no
+	// commitment).
+	receipts *receipt.Keyring
 }
 
 type metrics struct {
@@ -125,6 +129,9 @@ type Deps struct {
 	// Unfinished lists direct writes whose follow-ups may be missing, for
 	// the final tally to complete; nil keeps no list.
 	Unfinished Unfinished
+	// Receipts signs ballot receipts (TALLY_RECEIPT_ENABLED); nil issues
+	// none: ballots are recorded without a commitment.
+	Receipts *receipt.Keyring
 }
 
 // NewService builds the service and registers its metrics.
@@ -165,7 +172,7 @@ func NewService(cfg Config, d Deps, reg prometheus.Registerer) *Service {
 	}
 	return &Service{cfg: cfg, store: d.Store, counter: d.Counter, fence: d.Fence, polls: d.Polls, voters: d.Voters, queue: d.Queue, flags: d.Flags,
 		log: d.Log, now: d.Now, m: m, outcomes: NewOutcomeLog(d.Log, cfg.LogSample), ids: NewRequestIDs(d.RequestKey),
-		bots: d.Bots, admission: d.Admission, limits: d.Limits, unfinished: d.Unfinished}
+		bots: d.Bots, admission: d.Admission, limits: d.Limits, unfinished: d.Unfinished, receipts: d.Receipts}
 }
 
 // followUpPolicy retries follow-ups of the synchronous path; the worker
