@@ -10,6 +10,7 @@ import (
 
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/inclusion"
 	"github.com/tally-vote/tally/pkg/ledger"
 	"github.com/tally-vote/tally/pkg/tally"
 )
@@ -148,18 +149,10 @@ func (st *TallyStore) ledgerVoteRows(ctx context.Context, pollID id.ID, rows []l
 	return out, g.Wait()
 }
 
-// RecordedBallot is a current ballot as the receipts route shows it before
-// the freeze.
-type RecordedBallot struct {
-	VoteID     id.ID
-	Commitment []byte
-	VotedAt    time.Time
-}
-
 // FindBallot finds a poll's current ballot by its vote id, asking every
 // index partition of the poll at once through the storage-attached index
 // on vote_id; found is false when no current ballot has that id.
-func (st *TallyStore) FindBallot(ctx context.Context, pollID id.ID, buckets int, voteID id.ID) (RecordedBallot, bool, error) {
+func (st *TallyStore) FindBallot(ctx context.Context, pollID id.ID, buckets int, voteID id.ID) (inclusion.Ballot, bool, error) {
 	hits := make([]*ledgerRow, max(buckets, 1))
 	g, gctx := errgroup.WithContext(ctx)
 	for _, b := range shardList(buckets) {
@@ -176,12 +169,12 @@ func (st *TallyStore) FindBallot(ctx context.Context, pollID id.ID, buckets int,
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return RecordedBallot{}, false, err
+		return inclusion.Ballot{}, false, err
 	}
 	for _, r := range hits {
 		if r != nil {
-			return RecordedBallot{VoteID: r.VoteID, Commitment: r.Commitment, VotedAt: r.VotedAt}, true, nil
+			return inclusion.Ballot{VoteID: r.VoteID, Commitment: r.Commitment, VotedAt: r.VotedAt}, true, nil
 		}
 	}
-	return RecordedBallot{}, false, nil
+	return inclusion.Ballot{}, false, nil
 }
