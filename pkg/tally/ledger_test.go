@@ -30,7 +30,9 @@ func (f *freezeStore) SaveFinal(_ context.Context, _ id.ID, fr Frozen) (Frozen, 
 
 type fixedLedger struct{ read LedgerRead }
 
-func (l *fixedLedger) LedgerEntries(context.Context, id.ID, int) (LedgerRead, error) { return l.read, nil }
+func (l *fixedLedger) LedgerEntries(context.Context, id.ID, int) (LedgerRead, error) {
+	return l.read, nil
+}
 
 func ledgerEntries(n int) []ledger.Entry {
 	es := make([]ledger.Entry, n)
