@@ -53,7 +53,7 @@ func TestExportCLI(t *testing.T) {
 		t.Fatalf("parquet export: exit %d", code)
 	}
 	recs, cols, err := export.ReadParquet(pq)
-	if err != nil || len(recs) != 1 || recs[0].Voter != export.Pseudonym([]byte(key), voter) || len(cols) != 7 {
+	if err != nil || len(recs) != 1 || recs[0].Voter != export.Pseudonym([]byte(key), voter) || len(cols) != 8 {
 		t.Fatalf("parquet file: %v, %+v, columns %v", err, recs, cols)
 	}
 }
