@@ -700,6 +700,29 @@ export interface components {
         ReceiptKeySet: {
             keys: components["schemas"]["ReceiptKey"][];
         };
+        /** @description A recorded ballot's signed receipt. sig is Ed25519 (RFC 8032) by the key kid names (/.well-known/tally-receipt-keys) over the fixed layout "tally-receipt-v1" 0x00 ‖ poll_id (16 bytes) ‖ vote_id (16) ‖ commitment (32) ‖ recorded_at (8, big-endian Unix milliseconds) ‖ ballot_version (4, big-endian) ‖ len(kid) (1) ‖ kid. commitment is SHA-256(salt ‖ choice), choice being the number of options (2 bytes, big-endian), each option id's 16 bytes in the ballot's order, and on a score ballot one byte per option with its score. The salt is not part of the receipt: it is answered once, with the vote. */
+        Receipt: {
+            /** Format: uuid */
+            poll_id: string;
+            /** Format: uuid */
+            vote_id: string;
+            /** @description 32 bytes, base64url without padding */
+            commitment: string;
+            /**
+             * Format: date-time
+             * @description when the ballot was accepted, UTC, millisecond precision (what is signed)
+             */
+            recorded_at: string;
+            /** @description 1 for a voter's first ballot in the poll */
+            ballot_version: number;
+            kid: string;
+            /** @enum {string} */
+            alg: "EdDSA";
+            /** @description 64 bytes, base64url without padding */
+            sig: string;
+        };
+        /** @description The 32 random bytes (base64url without padding) that, with the ballot's choice, open the receipt's commitment. Tally keeps no copy: it is in the answer of the request attempt that wrote the ballot and in no other answer (not a replay with the same Idempotency-Key, not a retry while the first attempt is queued, not the request status). A receipt plus its salt proves the choice to whoever holds both. */
+        ReceiptSalt: string;
         Token: {
             access_token?: string;
             /** @enum {string} */
@@ -1029,6 +1052,10 @@ export interface components {
             scores?: number[];
             /** Format: date-time */
             recorded_at?: string;
+            /** @description with receipts on (the default): the recorded ballot's receipt; a replay gets the same one */
+            receipt?: components["schemas"]["Receipt"];
+            /** @description only when this request attempt wrote the ballot; never on a replay */
+            salt?: components["schemas"]["ReceiptSalt"];
         };
         VoteAccepted: {
             /** @enum {string} */
@@ -1040,6 +1067,13 @@ export interface components {
              * @description the same for every retry with the same Idempotency-Key
              */
             request_id?: string;
+            /**
+             * Format: uuid
+             * @description the queued ballot's vote id; with salt only
+             */
+            vote_id?: string;
+            /** @description with receipts on, only in the first attempt's 202: a retry with the same Idempotency-Key while the first is queued gets neither salt nor vote_id. The receipt it opens comes with the request status once the ballot is recorded. */
+            salt?: components["schemas"]["ReceiptSalt"];
             message?: string;
         };
         RequestStatus: {
@@ -1049,6 +1083,8 @@ export interface components {
             state?: "pending" | "completed" | "failed";
             /** Format: uuid */
             vote_id?: string;
+            /** @description completed, with receipts on: the ballot's receipt, the same on every read; never the salt */
+            receipt?: components["schemas"]["Receipt"];
             error?: {
                 code?: string;
                 message?: string;

@@ -60,8 +60,8 @@ func TestCompose2DCParses(t *testing.T) {
 			if got := str("TALLY_CASSANDRA_REPLICATION"); !strings.Contains(got, "'dc1'") || !strings.Contains(got, "'dc2'") {
 				t.Errorf("replication %q should place replicas in both DCs", got)
 			}
-			if str("TALLY_JWT_SECRET") == "" || str("TALLY_CASSANDRA_KEYSPACE") != "tally" {
-				t.Errorf("regions must share the JWT secret and the keyspace")
+			if str("TALLY_JWT_SECRET") == "" || str("TALLY_RECEIPT_KEYS") == "" || str("TALLY_CASSANDRA_KEYSPACE") != "tally" {
+				t.Errorf("regions must share the JWT secret, the receipt key and the keyspace")
 			}
 		})
 	}

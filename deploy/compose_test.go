@@ -34,7 +34,7 @@ func TestComposeParses(t *testing.T) {
 	}
 	for _, name := range []string{"api", "worker", "migrate"} {
 		env := doc.Services[name].Environment
-		for _, k := range []string{"TALLY_CASSANDRA_HOSTS", "TALLY_KAFKA_BROKERS", "TALLY_REDIS_ADDR", "TALLY_JWT_SECRET"} {
+		for _, k := range []string{"TALLY_CASSANDRA_HOSTS", "TALLY_KAFKA_BROKERS", "TALLY_REDIS_ADDR", "TALLY_JWT_SECRET", "TALLY_RECEIPT_KEYS"} {
 			if _, ok := env[k]; !ok {
 				t.Errorf("service %q lacks %s", name, k)
 			}

@@ -26,8 +26,9 @@ func load(t *testing.T, file string) *types.Project {
 	t.Helper()
 	opts, err := cli.NewProjectOptions([]string{filepath.Join(root, file)},
 		cli.WithWorkingDirectory(root), cli.WithName("tally"),
-		// The only variable the files require; everything else has a default.
-		cli.WithEnv([]string{"TALLY_JWT_SECRET=0123456789abcdef0123456789abcdef"}),
+		// The only variables the files require; everything else has a default.
+		cli.WithEnv([]string{"TALLY_JWT_SECRET=0123456789abcdef0123456789abcdef",
+			"TALLY_RECEIPT_KEYS=nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A="}),
 		cli.WithConsistency(true), cli.WithResolvedPaths(true))
 	if err != nil {
 		t.Fatal(err)

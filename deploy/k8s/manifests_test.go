@@ -531,6 +531,7 @@ func loadWithSecret(t *testing.T) (manifests, config.Config) {
 	m := load(t)
 	env := m.envSettings()
 	env["TALLY_JWT_SECRET"] = strongSecret(t)
+	env["TALLY_RECEIPT_KEYS"] = strongSecret(t)
 	cfg, err := loadConfig(t, env)
 	if err != nil {
 		t.Fatal(err)
@@ -560,9 +561,18 @@ func TestSettingsLoad(t *testing.T) {
 		t.Logf("placeholder refused: %v", err)
 	}
 	env["TALLY_JWT_SECRET"] = strongSecret(t)
+	if _, err := loadConfig(t, env); err == nil {
+		t.Error("the placeholder TALLY_RECEIPT_KEYS was accepted; pods must refuse to start until it is replaced")
+	} else {
+		t.Logf("placeholder receipt key refused: %v", err)
+	}
+	env["TALLY_RECEIPT_KEYS"] = strongSecret(t) // a 32-byte seed in base64
 	cfg, err := loadConfig(t, env)
 	if err != nil {
 		t.Fatalf("the manifests' settings do not load: %v", err)
+	}
+	if !cfg.Receipt.Enabled {
+		t.Error("receipts are off in the manifests")
 	}
 	if cfg.Pprof || cfg.RateLimit.DisablePerIP {
 		t.Error("pprof or the load-test switch is on")

@@ -77,21 +77,22 @@ func withOptional(columns []string, m int) []string {
 }
 
 var (
-	// insertVotes[m] writes a ballot whose optional columns are m.
-	insertVotes [optionalCombinations]statement
-	// insertVoteIndexes[m] writes an index row whose optional columns
-	// are m.
-	insertVoteIndexes [optionalCombinations]statement
-	selectVote        = newStatement(votesTable.Get("option_ids", "vote_id", "request_id", "idempotency_key",
+	// insertVotes[m] writes a ballot whose optional columns are m, and
+	// insertVoteIndexes[m] its index row.
+	insertVotes, insertVoteIndexes = optionalInserts()
+	selectVote                     = newStatement(votesTable.Get("option_ids", "vote_id", "request_id", "idempotency_key",
 		"voted_at", "anonymous", "ip", "user_agent", "write_id", "device", "flags", "scores", "commitment"))
 	selectVoteIndex = newStatement(votesByPollTable.Get("vote_id"))
 )
 
-func init() {
+// optionalInserts builds the ballot and index inserts for every set of
+// optional columns.
+func optionalInserts() (votes, index [optionalCombinations]statement) {
 	for m := range optionalCombinations {
-		insertVotes[m] = newStatement(qb.Insert(votesTable.Name()).Columns(withOptional(voteColumns, m)...).Unique().ToCql())
-		insertVoteIndexes[m] = newStatement(qb.Insert(votesByPollTable.Name()).Columns(withOptional(voteIndexColumns, m)...).ToCql())
+		votes[m] = newStatement(qb.Insert(votesTable.Name()).Columns(withOptional(voteColumns, m)...).Unique().ToCql())
+		index[m] = newStatement(qb.Insert(votesByPollTable.Name()).Columns(withOptional(voteIndexColumns, m)...).ToCql())
 	}
+	return votes, index
 }
 
 // voteColumns are the columns every ballot is written with.

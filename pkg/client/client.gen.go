@@ -267,6 +267,21 @@ func (e ReadinessStatus) Valid() bool {
 	}
 }
 
+// Defines values for ReceiptAlg.
+const (
+	ReceiptAlgEdDSA ReceiptAlg = "EdDSA"
+)
+
+// Valid indicates whether the value is a known member of the ReceiptAlg enum.
+func (e ReceiptAlg) Valid() bool {
+	switch e {
+	case ReceiptAlgEdDSA:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ReceiptKeyAlg.
 const (
 	ReceiptKeyAlgEdDSA ReceiptKeyAlg = "EdDSA"
@@ -971,6 +986,29 @@ type ReadinessChecksStatus string
 // ReadinessStatus defines model for Readiness.Status.
 type ReadinessStatus string
 
+// Receipt A recorded ballot's signed receipt. sig is Ed25519 (RFC 8032) by the key kid names (/.well-known/tally-receipt-keys) over the fixed layout "tally-receipt-v1" 0x00 ‖ poll_id (16 bytes) ‖ vote_id (16) ‖ commitment (32) ‖ recorded_at (8, big-endian Unix milliseconds) ‖ ballot_version (4, big-endian) ‖ len(kid) (1) ‖ kid. commitment is SHA-256(salt ‖ choice), choice being the number of options (2 bytes, big-endian), each option id's 16 bytes in the ballot's order, and on a score ballot one byte per option with its score. The salt is not part of the receipt: it is answered once, with the vote.
+type Receipt struct {
+	Alg ReceiptAlg `json:"alg"`
+
+	// BallotVersion 1 for a voter's first ballot in the poll
+	BallotVersion int `json:"ballot_version"`
+
+	// Commitment 32 bytes, base64url without padding
+	Commitment string             `json:"commitment"`
+	Kid        string             `json:"kid"`
+	PollId     openapi_types.UUID `json:"poll_id"`
+
+	// RecordedAt when the ballot was accepted, UTC, millisecond precision (what is signed)
+	RecordedAt time.Time `json:"recorded_at"`
+
+	// Sig 64 bytes, base64url without padding
+	Sig    string             `json:"sig"`
+	VoteId openapi_types.UUID `json:"vote_id"`
+}
+
+// ReceiptAlg defines model for Receipt.Alg.
+type ReceiptAlg string
+
 // ReceiptKey defines model for ReceiptKey.
 type ReceiptKey struct {
 	// Active true for the one key that signs new receipts
@@ -1003,6 +1041,9 @@ type ReceiptKeyUse string
 type ReceiptKeySet struct {
 	Keys []ReceiptKey `json:"keys"`
 }
+
+// ReceiptSalt The 32 random bytes (base64url without padding) that, with the ballot's choice, open the receipt's commitment. Tally keeps no copy: it is in the answer of the request attempt that wrote the ballot and in no other answer (not a replay with the same Idempotency-Key, not a retry while the first attempt is queued, not the request status). A receipt plus its salt proves the choice to whoever holds both.
+type ReceiptSalt = string
 
 // ReceiptStatus Whether a vote id's commitment is in its poll's ledger. Never a choice or a count: the tree size (the ballot count) and the proof come only to callers who may see the poll's results.
 type ReceiptStatus struct {
@@ -1052,6 +1093,9 @@ type RequestStatus struct {
 		Code    *string `json:"code,omitempty"`
 		Message *string `json:"message,omitempty"`
 	} `json:"error,omitempty"`
+
+	// Receipt completed, with receipts on: the ballot's receipt, the same on every read; never the salt
+	Receipt   *Receipt            `json:"receipt,omitempty"`
 	RequestId *openapi_types.UUID `json:"request_id,omitempty"`
 	State     *RequestStatusState `json:"state,omitempty"`
 	VoteId    *openapi_types.UUID `json:"vote_id,omitempty"`
@@ -1262,7 +1306,13 @@ type VoteAccepted struct {
 
 	// RequestId the same for every retry with the same Idempotency-Key
 	RequestId *openapi_types.UUID `json:"request_id,omitempty"`
-	Status    *VoteAcceptedStatus `json:"status,omitempty"`
+
+	// Salt with receipts on, only in the first attempt's 202: a retry with the same Idempotency-Key while the first is queued gets neither salt nor vote_id. The receipt it opens comes with the request status once the ballot is recorded.
+	Salt   *ReceiptSalt        `json:"salt,omitempty"`
+	Status *VoteAcceptedStatus `json:"status,omitempty"`
+
+	// VoteId the queued ballot's vote id; with salt only
+	VoteId *openapi_types.UUID `json:"vote_id,omitempty"`
 }
 
 // VoteAcceptedStatus defines model for VoteAccepted.Status.
@@ -1270,13 +1320,19 @@ type VoteAcceptedStatus string
 
 // VoteRecorded defines model for VoteRecorded.
 type VoteRecorded struct {
-	OptionId   *openapi_types.UUID   `json:"option_id,omitempty"`
-	OptionIds  *[]openapi_types.UUID `json:"option_ids,omitempty"`
-	PollId     *openapi_types.UUID   `json:"poll_id,omitempty"`
-	RecordedAt *time.Time            `json:"recorded_at,omitempty"`
+	OptionId  *openapi_types.UUID   `json:"option_id,omitempty"`
+	OptionIds *[]openapi_types.UUID `json:"option_ids,omitempty"`
+	PollId    *openapi_types.UUID   `json:"poll_id,omitempty"`
+
+	// Receipt with receipts on (the default): the recorded ballot's receipt; a replay gets the same one
+	Receipt    *Receipt   `json:"receipt,omitempty"`
+	RecordedAt *time.Time `json:"recorded_at,omitempty"`
 
 	// RequestId the same for every retry with the same Idempotency-Key, on either path
 	RequestId *openapi_types.UUID `json:"request_id,omitempty"`
+
+	// Salt only when this request attempt wrote the ballot; never on a replay
+	Salt *ReceiptSalt `json:"salt,omitempty"`
 
 	// Scores score polls: scores[i] is the score given to option_ids[i]
 	Scores *[]int              `json:"scores,omitempty"`

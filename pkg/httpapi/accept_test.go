@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"maps"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/receipt"
 )
 
 // TestAcceptedAnswerMatchesCJSON: the 202 answer written by appendAccepted
@@ -27,19 +29,32 @@ func TestAcceptedAnswerMatchesCJSON(t *testing.T) {
 	for range 200 {
 		ids = append(ids, id.New())
 	}
+	accepted := loadContract(t).Components.Schemas["VoteAccepted"].Value
+	salts := [][]byte{nil, make([]byte, receipt.SaltSize), bytes.Repeat([]byte{0xff, 0xfb, 0xbf}, 11)[:receipt.SaltSize]}
 	for i, pollID := range ids {
-		requestID := ids[(i+1)%len(ids)]
+		requestID, voteID, salt := ids[(i+1)%len(ids)], ids[(i+2)%len(ids)], salts[i%len(salts)]
 		want := httptest.NewRecorder()
 		c, _ := gin.CreateTestContext(want)
-		c.JSON(http.StatusAccepted, acceptedResponse{Status: "accepted", PollID: pollID.String(),
-			RequestID: requestID.String(), Message: "vote is being processed"})
+		shape := acceptedResponse{Status: "accepted", PollID: pollID.String(),
+			RequestID: requestID.String(), Message: "vote is being processed"}
+		if salt != nil {
+			shape.VoteID, shape.Salt = voteID.String(), receipt.EncodeSalt(salt)
+		}
+		c.JSON(http.StatusAccepted, shape)
 		got := httptest.NewRecorder()
 		c, _ = gin.CreateTestContext(got)
-		b := appendAccepted(make([]byte, 0, acceptedSize), pollID, requestID)
-		if len(b) != acceptedSize {
-			t.Fatalf("answer of %d bytes, acceptedSize %d", len(b), acceptedSize)
+		b := appendAccepted(make([]byte, 0, acceptedSize), pollID, requestID, voteID, salt)
+		if (salt != nil) != (len(b) == acceptedSize) || len(b) > acceptedSize {
+			t.Fatalf("answer of %d bytes, acceptedSize %d (salt %v)", len(b), acceptedSize, salt != nil)
 		}
 		writeJSON(c, http.StatusAccepted, b)
+		var raw any
+		if err := json.Unmarshal(b, &raw); err != nil {
+			t.Fatal(err)
+		}
+		if err := accepted.VisitJSON(raw); err != nil {
+			t.Fatalf("%s does not match VoteAccepted: %v", b, err)
+		}
 		if got.Code != want.Code || !bytes.Equal(got.Body.Bytes(), want.Body.Bytes()) ||
 			!maps.EqualFunc(got.Header(), want.Header(), slices.Equal) {
 			t.Fatalf("writeJSON: %d %v %s\nc.JSON:    %d %v %s", got.Code, got.Header(), got.Body, want.Code, want.Header(), want.Body)

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/base64"
 	"errors"
 	"math"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/count"
 	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/receipt"
 	"github.com/tally-vote/tally/pkg/vote"
 	"github.com/tally-vote/tally/pkg/wirejson"
 )
@@ -82,6 +84,12 @@ type recordedResponse struct {
 	OptionIDs  []id.ID   `json:"option_ids"`
 	Scores     []int     `json:"scores,omitempty"`
 	RecordedAt time.Time `json:"recorded_at"`
+	// Receipt is the ballot's signed receipt (receipts on, and a ballot
+	// recorded with a commitment).
+	Receipt *receipt.Receipt `json:"receipt,omitempty"`
+	// Salt opens the receipt's commitment: only in the answer of the
+	// attempt that wrote the ballot, never in a replay's.
+	Salt string `json:"salt,omitempty"`
 }
 
 type myVoteResponse struct {
@@ -146,11 +154,17 @@ func (h *handlers) castVote(c *gin.Context) {
 		rateHeaders(c, out.Limit)
 	}
 	if out.Recorded != nil {
-		// Sync mode, Kafka unavailable, or a retry of a recorded vote.
-		c.JSON(http.StatusOK, toRecorded(out.Recorded))
+		// Sync mode, Kafka unavailable, or a retry of a recorded vote
+		// (a replay: its receipt, no salt).
+		r := toRecorded(out.Recorded)
+		r.Receipt = out.Signed
+		if out.Salt != nil {
+			r.Salt = receipt.EncodeSalt(out.Salt)
+		}
+		c.JSON(http.StatusOK, r)
 		return
 	}
-	writeJSON(c, http.StatusAccepted, appendAccepted(make([]byte, 0, acceptedSize), pollID, out.RequestID))
+	writeJSON(c, http.StatusAccepted, appendAccepted(make([]byte, 0, acceptedSize), pollID, out.RequestID, out.VoteID, out.Salt))
 }
 
 // acceptedResponse is the 202 answer's shape; appendAccepted writes it.
@@ -158,20 +172,34 @@ type acceptedResponse struct {
 	Status    string `json:"status"`
 	PollID    string `json:"poll_id"`
 	RequestID string `json:"request_id"`
-	Message   string `json:"message"`
+	// VoteID and Salt come with a first attempt's 202 when receipts are
+	// on: the salt opens the commitment the request status's receipt
+	// will carry once the ballot is recorded. A retry gets neither.
+	VoteID  string `json:"vote_id,omitempty"`
+	Salt    string `json:"salt,omitempty"`
+	Message string `json:"message"`
 }
 
-// acceptedSize is the length of every 202 answer.
-const acceptedSize = len(`{"status":"accepted","poll_id":"","request_id":"","message":"vote is being processed"}`) + 2*36
+// acceptedSize is the length of the longest 202 answer (vote id and salt).
+const acceptedSize = len(`{"status":"accepted","poll_id":"","request_id":"","vote_id":"","salt":"","message":"vote is being processed"}`) +
+	3*36 + 43
 
 // appendAccepted appends the 202 answer: the bytes encoding/json writes
-// for acceptedResponse{"accepted", pollID, requestID, "vote is being
-// processed"}, without reflection (it is written once per accepted vote).
-func appendAccepted(dst []byte, pollID, requestID id.ID) []byte {
+// for acceptedResponse{"accepted", pollID, requestID, voteID, salt, "vote
+// is being processed"}, vote id and salt omitted when salt is nil, without
+// reflection (it is written once per accepted vote).
+func appendAccepted(dst []byte, pollID, requestID, voteID id.ID, salt []byte) []byte {
 	dst = append(dst, `{"status":"accepted","poll_id":`...)
 	dst = wirejson.ID(dst, pollID)
 	dst = append(dst, `,"request_id":`...)
 	dst = wirejson.ID(dst, requestID)
+	if salt != nil {
+		dst = append(dst, `,"vote_id":`...)
+		dst = wirejson.ID(dst, voteID)
+		dst = append(dst, `,"salt":"`...)
+		dst = base64.RawURLEncoding.AppendEncode(dst, salt)
+		dst = append(dst, '"')
+	}
 	return append(dst, `,"message":"vote is being processed"}`...)
 }
 
@@ -197,6 +225,8 @@ type requestStatusResponse struct {
 	State     string     `json:"state"`
 	VoteID    string     `json:"vote_id,omitempty"`
 	Error     *errorBody `json:"error,omitempty"`
+	// Receipt is a completed request's receipt; never a salt.
+	Receipt *receipt.Receipt `json:"receipt,omitempty"`
 }
 
 func (h *handlers) requestStatus(c *gin.Context) {
@@ -228,7 +258,7 @@ func (h *handlers) requestStatus(c *gin.Context) {
 	r := requestStatusResponse{RequestID: rid.String(), State: st.State}
 	switch st.State {
 	case vote.Completed:
-		r.VoteID = st.VoteID.String()
+		r.VoteID, r.Receipt = st.VoteID.String(), st.Receipt
 	case vote.Failed:
 		r.Error = &errorBody{Code: st.Failure.Code, Message: st.Failure.Message}
 	}

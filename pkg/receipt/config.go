@@ -20,11 +20,14 @@ import (
 // and lines starting with # are skipped. Generate a seed with
 // `head -c 32 /dev/urandom | base64`.
 type Config struct {
-	// Enabled makes the vote path issue receipts. It is off by default until
-	// the vote path returns them; with it on, production refuses to start
-	// without configured keys, because a process that invented its own key
-	// would sign receipts no other process, and no restart, can verify.
-	Enabled bool `env:"ENABLED" envDefault:"false"`
+	// Enabled makes the vote path issue receipts: a commitment stored with
+	// each ballot, the salt in the answer that accepts it, the signed
+	// receipt in the 200 and the request status. On by default; with it
+	// on, production refuses to start without configured keys, because a
+	// process that invented its own key would sign receipts no other
+	// process, and no restart, can verify. Off, ballots are recorded
+	// without a commitment and no answer carries a receipt.
+	Enabled bool `env:"ENABLED" envDefault:"true"`
 	// Keys is the key list inline (a secret: never logged).
 	Keys string `env:"KEYS"`
 	// KeysFile is a path to a file holding the key list, for a mounted secret.

@@ -22,7 +22,9 @@ const (
 )
 
 // AcceptedRequest is req:{poll}:{voter}:{request}: the request was accepted
-// (for request status and retries after the poll closed).
+// (for request status and retries after the poll closed). A request
+// answered with an error whose ballot may still land keeps it as "?"
+// (admission.Flags.Forget): not accepted, but an attempt was admitted.
 func AcceptedRequest(pollID, voterID, requestID id.ID) string {
 	return "req:" + pollID.String() + ":" + voterID.String() + ":" + requestID.String()
 }

@@ -50,7 +50,7 @@ func Config(t testing.TB) config.Config {
 			DrainConfig: vote.DrainConfig{PoisonAttempts: 2, MaxBackoff: 500 * time.Millisecond}},
 		Reconcile: tally.ReconcileConfig{Interval: time.Hour, FinalizeDelay: time.Second, FinalizeWait: 30 * time.Second,
 			Group: "test-reconciler"},
-		Receipt: receipt.Config{Keys: ReceiptSeed},
+		Receipt: receipt.Config{Enabled: true, Keys: ReceiptSeed},
 	}
 }
 

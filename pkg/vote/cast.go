@@ -143,6 +143,12 @@ type Admit struct {
 	Ballot *Ballot
 	Limits *ratelimit.Deferred // nil: no limits
 	Bots   *abuse.Check        // nil: no bot rules
+	// Retry is set by Flag when an earlier attempt with the same
+	// Idempotency-Key was admitted and may have been queued: the voter's
+	// flag was already this request's, or gone while the request's
+	// marker stayed. This attempt's ballot may then never be the one
+	// recorded, and its answer carries no salt.
+	Retry bool
 }
 
 // ErrQueueUnavailable: the queue cannot take ballots right now; Cast
@@ -154,8 +160,16 @@ var ErrQueueUnavailable = errors.New("vote queue unavailable")
 type Receipt struct {
 	RequestID id.ID
 	Recorded  *Ballot
-	// Salt opens the commitment of the ballot this request wrote (see
-	// Service.commit); nil when receipts are off. It is never stored.
+	// VoteID is the queued ballot's vote id (a 202 with a salt); zero
+	// for a retry, whose first attempt's ballot is the one that counts.
+	VoteID id.ID
+	// Signed is Recorded's receipt (nil with receipts off or a ballot
+	// recorded before them).
+	Signed *receipt.Receipt
+	// Salt opens the commitment of the ballot this attempt wrote, and is
+	// set only when that ballot is (or, queued, will be) the one stored
+	// for the request: never on a replay or a retry (see Service.commit).
+	// Nil when receipts are off. It is never stored, logged or queued.
 	Salt []byte
 	// Limit is the route's rate limits' state once they allowed the vote
 	// (zero when none was checked), for the RateLimit-* headers.
@@ -274,6 +288,20 @@ func (s *Service) ballot(r Request) *Ballot {
 // once the choice is validated and normalised. It returns the salt, which
 // exists only in memory from here to the answer; with receipts off it does
 // nothing.
+//
+// The salt is answered at most once, by the attempt whose ballot is the
+// one stored for the request; every other answer carries none:
+//   - a direct write (sync, write-through) answers it only when its own
+//     ballot applied: a replay finds the first attempt's row, whose
+//     commitment another salt opened;
+//   - a queued ballot (202) answers it unless the admission knows an
+//     earlier attempt of the request (Admit.Retry): a retry with the same
+//     Idempotency-Key while the first attempt is queued (or shed, its
+//     produce maybe landing late) is queued behind it and replays;
+//   - a retry after the close answers the stored outcome, no salt.
+//
+// A lost salt is not given again: the receipt (request status) still
+// proves the ballot was recorded, without opening it.
 func (s *Service) commit(b *Ballot) ([]byte, error) {
 	if s.receipts == nil {
 		return nil, nil
@@ -318,7 +346,6 @@ func (s *Service) cast(ctx context.Context, p *poll.Poll, seenAt time.Time, a *A
 	if err != nil {
 		return Receipt{}, err
 	}
-	_ = salt // not answered yet: the vote answers carry it in the next change
 	async := s.cfg.Mode == "async" && s.queue != nil
 	// Freeze the options this vote was checked against before it can be
 	// accepted: an owner replacing them afterwards is refused. Until the
@@ -353,13 +380,13 @@ func (s *Service) cast(ctx context.Context, p *poll.Poll, seenAt time.Time, a *A
 		if err := s.checkDirect(ctx, a); err != nil {
 			return Receipt{}, err
 		}
-		return s.recordNow(ctx, p, b, "recorded_sync")
+		return s.recordNow(ctx, p, b, salt, "recorded_sync")
 	}
 	err = s.enqueue(ctx, p, seenAt, a)
 	switch {
 	case err == nil:
 		s.m.casts.WithLabelValues("accepted").Inc()
-		return Receipt{RequestID: b.RequestID}, nil
+		return s.accepted(b, salt, a.Retry), nil
 	case errors.Is(err, ErrAlreadyVoted):
 		s.m.casts.WithLabelValues("fast_duplicate").Inc()
 		return Receipt{}, err
@@ -375,7 +402,7 @@ func (s *Service) cast(ctx context.Context, p *poll.Poll, seenAt time.Time, a *A
 		return Receipt{}, err
 	}
 	ctx = context.WithoutCancel(ctx)
-	rec, err := s.recordNow(ctx, p, b, "fallback_sync")
+	rec, err := s.recordNow(ctx, p, b, salt, "fallback_sync")
 	switch {
 	case errors.Is(err, ErrAlreadyVoted):
 		s.settled(ctx, p, b, nil)
@@ -514,9 +541,11 @@ func (s *Service) refused(err error) error {
 	return err
 }
 
-// recordNow records b before answering.
-func (s *Service) recordNow(ctx context.Context, p *poll.Poll, b *Ballot, outcome string) (Receipt, error) {
-	stored, _, err := s.Record(ctx, p, b)
+// recordNow records b before answering. The answer carries salt only when
+// b itself was written: a replay answers the stored ballot, whose
+// commitment this attempt's salt does not open.
+func (s *Service) recordNow(ctx context.Context, p *poll.Poll, b *Ballot, salt []byte, outcome string) (Receipt, error) {
+	stored, created, err := s.Record(ctx, p, b)
 	switch {
 	case errors.Is(err, ErrAlreadyVoted):
 		s.m.casts.WithLabelValues("duplicate").Inc()
@@ -526,7 +555,33 @@ func (s *Service) recordNow(ctx context.Context, p *poll.Poll, b *Ballot, outcom
 		return Receipt{}, err
 	}
 	s.m.casts.WithLabelValues(outcome).Inc()
-	return Receipt{Recorded: stored}, nil
+	rec := Receipt{Recorded: stored, Signed: s.SignReceipt(stored)}
+	switch {
+	case rec.Signed == nil:
+	case created && stored.VoteID == b.VoteID:
+		rec.Salt = salt
+		s.m.receipts.WithLabelValues("recorded").Inc()
+	default:
+		s.m.receipts.WithLabelValues("replayed").Inc()
+	}
+	return rec, nil
+}
+
+// accepted is the answer to a queued ballot: its request id, and, unless
+// this attempt is a retry, its vote id and the salt. A retry's ballot is
+// queued behind the first attempt's, which (queued first, for the same
+// voter) is the one recorded; this attempt's salt would not open it.
+func (s *Service) accepted(b *Ballot, salt []byte, retry bool) Receipt {
+	rec := Receipt{RequestID: b.RequestID}
+	switch {
+	case salt == nil:
+	case retry:
+		s.m.receipts.WithLabelValues("retried").Inc()
+	default:
+		rec.VoteID, rec.Salt = b.VoteID, salt
+		s.m.receipts.WithLabelValues("accepted").Inc()
+	}
+	return rec
 }
 
 // original answers a retry (same Idempotency-Key) that arrives after the
@@ -537,7 +592,11 @@ func (s *Service) original(ctx context.Context, b *Ballot, notActive error) (Rec
 	switch {
 	case err == nil && b.SameRequest(stored):
 		s.m.casts.WithLabelValues("replayed_after_close").Inc()
-		return Receipt{Recorded: stored}, nil
+		rec := Receipt{Recorded: stored, Signed: s.SignReceipt(stored)}
+		if rec.Signed != nil {
+			s.m.receipts.WithLabelValues("replayed").Inc()
+		}
+		return rec, nil
 	case err != nil && !errors.Is(err, ErrNoVote):
 		return Receipt{}, err
 	}

@@ -63,6 +63,12 @@ type Ballot struct {
 	WrittenAt time.Time
 }
 
+// ReceiptVersion is the ballot version its receipt signs: 1, a voter's
+// first ballot, until changing and revoking a ballot give rows a version.
+// That change reads the row's version here, and a receipt of an older
+// version then verifies as superseded.
+func (b *Ballot) ReceiptVersion() uint32 { return 1 }
+
 // SameRequest reports whether other is the stored outcome of the request
 // that produced b: same request id, or same non-empty idempotency key.
 func (b *Ballot) SameRequest(other *Ballot) bool {

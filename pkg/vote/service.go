@@ -99,6 +99,7 @@ type metrics struct {
 	followUp   *prometheus.CounterVec
 	marks      *prometheus.CounterVec
 	unfinished *prometheus.CounterVec
+	receipts   *prometheus.CounterVec
 }
 
 // Deps are the service's collaborators.
@@ -163,7 +164,14 @@ func NewService(cfg Config, d Deps, reg prometheus.Registerer) *Service {
 		Name: "tally_vote_unfinished_total",
 		Help: "Direct writes (sync mode, write-through) whose follow-ups did not finish before the answer (left: an unfinished_ballots entry stays for the freeze), and entries the freeze resolved (resolved) and indexed (indexed_at_freeze).",
 	}, []string{"outcome"})
-	reg.MustRegister(m.casts, m.outcomes, m.lwtLatency, m.followUp, m.marks, m.unfinished)
+	m.receipts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tally_receipts_issued_total",
+		Help: "Ballot receipts answered, by answer: recorded (200 with receipt and salt), accepted (202 with the salt), status (request status with the receipt), replayed (a replay: the stored ballot's receipt, no salt), retried (202 to a retry of a queued request: no salt). Signatures are tally_receipts_signed_total.",
+	}, []string{"answer"})
+	reg.MustRegister(m.casts, m.outcomes, m.lwtLatency, m.followUp, m.marks, m.unfinished, m.receipts)
+	for _, a := range []string{"recorded", "accepted", "status", "replayed", "retried"} {
+		m.receipts.WithLabelValues(a)
+	}
 	for _, o := range []string{"left", "resolved", "indexed_at_freeze"} {
 		m.unfinished.WithLabelValues(o)
 	}
@@ -173,6 +181,23 @@ func NewService(cfg Config, d Deps, reg prometheus.Registerer) *Service {
 	return &Service{cfg: cfg, store: d.Store, counter: d.Counter, fence: d.Fence, polls: d.Polls, voters: d.Voters, queue: d.Queue, flags: d.Flags,
 		log: d.Log, now: d.Now, m: m, outcomes: NewOutcomeLog(d.Log, cfg.LogSample), ids: NewRequestIDs(d.RequestKey),
 		bots: d.Bots, admission: d.Admission, limits: d.Limits, unfinished: d.Unfinished, receipts: d.Receipts}
+}
+
+// SignReceipt is b's receipt, signed now from the stored row: Ed25519 is
+// deterministic, so every read of the same row gives the same receipt.
+// Nil with receipts off, for a ballot recorded before them (no
+// commitment), or when the ring cannot sign (logged).
+func (s *Service) SignReceipt(b *Ballot) *receipt.Receipt {
+	if s.receipts == nil || b == nil || len(b.Commitment) != receipt.CommitmentSize {
+		return nil
+	}
+	r := receipt.Receipt{PollID: b.PollID, VoteID: b.VoteID, RecordedAt: b.VotedAt, BallotVersion: b.ReceiptVersion()}
+	copy(r.Commitment[:], b.Commitment)
+	if err := s.receipts.Sign(&r); err != nil {
+		s.log.Error("sign ballot receipt", zap.Stringer("poll_id", b.PollID), zap.Stringer("vote_id", b.VoteID), zap.Error(err))
+		return nil
+	}
+	return &r
 }
 
 // followUpPolicy retries follow-ups of the synchronous path; the worker

@@ -6,6 +6,7 @@ import (
 
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/receipt"
 )
 
 // ErrRequestNotFound is a request id this voter never had accepted.
@@ -37,6 +38,11 @@ type RequestStatus struct {
 	State     string
 	VoteID    id.ID
 	Failure   Failure
+	// Receipt is a completed request's receipt, signed from the stored
+	// row (nil with receipts off or on a ballot recorded before them).
+	// The salt is never part of a status: it was answered once, with the
+	// vote.
+	Receipt *receipt.Receipt
 }
 
 // Statuses derives a request's state from the truth: the voter's ballot row
@@ -70,6 +76,9 @@ func (s *Statuses) Get(ctx context.Context, pollID, voterID, requestID id.ID) (R
 	}
 	if err == nil && b.RequestID == requestID {
 		st.State, st.VoteID = Completed, b.VoteID
+		if st.Receipt = s.votes.SignReceipt(b); st.Receipt != nil {
+			s.votes.m.receipts.WithLabelValues("status").Inc()
+		}
 		return st, nil
 	}
 	// Not this voter's ballot: an id the server never issued for this poll

@@ -103,7 +103,7 @@ const (
 // The admission's answers (the body's first element).
 const (
 	answerHeld    = 0 // {0, holder}: the voter already holds a flag
-	answerAdmit   = 1 // {1, tripped}: admitted (flagged pending in mode flag)
+	answerAdmit   = 1 // {1, tripped[, earlier]}: admitted (flagged pending in mode flag)
 	answerRefused = 2 // {2, tripped}: a bot rule refused the vote
 )
 
@@ -139,7 +139,10 @@ func (r *Redis) Flag(ctx context.Context, a *vote.Admit) error {
 		switch {
 		case owner == rid || state == "":
 			// This request's own flag (a retry), or one of the old
-			// unprefixed form: the conditional write decides.
+			// unprefixed form: the conditional write decides. An
+			// earlier attempt was admitted, so this one's ballot may
+			// replay it: its answer carries no receipt salt.
+			a.Retry = true
 			return nil
 		case state == redisx.FlagQueued:
 			return vote.ErrAlreadyVoted
@@ -250,11 +253,17 @@ func (r *Redis) run(ctx context.Context, mode string, a *vote.Admit) (holder str
 		return "", err
 	}
 	vals, _ := body.([]any)
-	if len(vals) != 2 {
+	if len(vals) != 2 && len(vals) != 3 {
 		return "", fmt.Errorf("admission: unexpected reply %v", reply)
 	}
 	switch code, _ := vals[0].(int64); code {
 	case answerAdmit:
+		if len(vals) == 3 {
+			// The request's marker was there without a flag: an earlier
+			// attempt may have queued a ballot.
+			earlier, _ := vals[2].(int64)
+			a.Retry = a.Retry || earlier == 1
+		}
 		flags, err := a.Bots.Settle(names(vals[1]), false)
 		if flags != nil {
 			a.Ballot.Flags = flags

@@ -291,3 +291,71 @@ func TestFailOpenAndClosed(t *testing.T) {
 		})
 	}
 }
+
+// Retry tells the vote path when an earlier attempt of the same request
+// may have queued a ballot, so the answer carries no receipt salt: the
+// voter's flag is the request's own, or the flag is gone (expired, lost)
+// but the request's marker is still there, accepted or forgotten (a shed
+// produce whose message may land late). A first attempt, and another
+// request, are not retries.
+func TestFlagTellsARetry(t *testing.T) {
+	rdb := testenv.Redis(t)
+	ctx := context.Background()
+	adm := admission.New(rdb, admission.Config{RequestTTL: time.Minute}, zap.NewNop())
+	flags := admission.NewFlags(rdb, zap.NewNop())
+	p := &poll.Poll{ID: id.New()}
+	flag := func(b *vote.Ballot) bool {
+		t.Helper()
+		a := &vote.Admit{Ballot: b}
+		if err := adm.Flag(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		return a.Retry
+	}
+	b := ballot(p.ID)
+	fk, ak := redisx.VoterFlag(p.ID, b.VoterID), redisx.AcceptedRequest(p.ID, b.VoterID, b.RequestID)
+	t.Cleanup(func() { rdb.Del(context.Background(), fk, ak) })
+	if flag(b) {
+		t.Fatal("a first attempt is a retry")
+	}
+	if !flag(b) {
+		t.Fatal("an attempt finding its own pending flag is not a retry")
+	}
+	// The flag expired or was lost; the marker says an attempt was admitted.
+	rdb.Del(ctx, fk)
+	if !flag(b) {
+		t.Fatal("an attempt after its flag expired is not a retry")
+	}
+	if ok, err := flags.Accepted(ctx, p.ID, b.VoterID, b.RequestID); err != nil || !ok {
+		t.Fatalf("accepted %v %v", ok, err)
+	}
+	// Shed: the request is forgotten (not accepted), its marker kept.
+	if err := flags.Forget(ctx, p.ID, b.VoterID, b.RequestID); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := flags.Accepted(ctx, p.ID, b.VoterID, b.RequestID); err != nil || ok {
+		t.Fatalf("a forgotten request is accepted: %v %v", ok, err)
+	}
+	if ttl := rdb.PTTL(ctx, ak).Val(); ttl <= 0 || ttl > time.Minute {
+		t.Fatalf("forgotten marker TTL %v, want its own (at most RequestTTL)", ttl)
+	}
+	rdb.Del(ctx, fk) // the pending flag expired before the retry
+	if !flag(b) {
+		t.Fatal("a retry after a shed attempt is not a retry")
+	}
+	// Forgetting a request never accepted sets no marker.
+	other := ballot(p.ID)
+	if err := flags.Forget(ctx, p.ID, other.VoterID, other.RequestID); err != nil {
+		t.Fatal(err)
+	}
+	if n := rdb.Exists(ctx, redisx.AcceptedRequest(p.ID, other.VoterID, other.RequestID)).Val(); n != 0 {
+		t.Fatal("Forget created a marker")
+	}
+	// Another request of the same voter, once the flag is released.
+	if err := flags.Withdraw(ctx, p.ID, b.VoterID, b.RequestID); err != nil {
+		t.Fatal(err)
+	}
+	if flag(&vote.Ballot{PollID: p.ID, VoterID: b.VoterID, RequestID: id.New()}) {
+		t.Fatal("another request is a retry")
+	}
+}

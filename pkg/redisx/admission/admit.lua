@@ -21,7 +21,9 @@
 --   the fewest requests left, and body is the admission's answer:
 --     {0, holder}  the voter already holds a flag (mode flag only); the
 --                  marker is set only when the holder is this request
---     {1, tripped} admitted: the bot rules the vote tripped
+--     {1, tripped[, earlier]} admitted: the bot rules the vote tripped;
+--                  in mode flag, earlier is 1 when the request's marker
+--                  was already there (an earlier attempt was admitted)
 --     {2, tripped} a tripped bot rule refuses the vote
 --
 -- The limits are redis_rate's GCRA with its state: the same keys, the
@@ -100,9 +102,14 @@ local function admit()
   end
   local tripped, reject = bot_signals()
   if reject then return {2, tripped} end
+  -- A marker without a flag: an earlier attempt of this request was
+  -- admitted (its marker may be a forgotten "?") and its flag is gone
+  -- (expired or lost), so its ballot may be queued or recorded. The third
+  -- element says so: this attempt's answer carries no receipt salt.
+  local earlier = redis.call("EXISTS", ak)
   redis.call("SET", fk, "p:" .. rid, "PX", pending_ttl)
   redis.call("SET", ak, marker, "PX", marker_ttl)
-  return {1, tripped}
+  return {1, tripped, earlier}
 end
 
 local result = admit()

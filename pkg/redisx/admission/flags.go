@@ -3,6 +3,7 @@ package admission
 import (
 	"context"
 	_ "embed"
+	"errors"
 	"sync/atomic"
 	"time"
 
@@ -56,17 +57,32 @@ func (f *Flags) Withdraw(ctx context.Context, pollID, voterID, requestID id.ID) 
 	return releaseFlag.Run(ctx, f.rdb, keys, requestID.String()).Err()
 }
 
-// Forget deletes the request's accepted marker and leaves the voter's
-// flag: the request was answered with an error, but whether its ballot
-// will be recorded is not known yet.
+// Forget un-accepts the request and leaves the voter's flag: the request
+// was answered with an error, but whether its ballot will be recorded is
+// not known yet. Its marker stays, as forgottenMarker until it expires,
+// so Accepted says no while the admission still knows an earlier attempt
+// may have queued a ballot: a retry's answer then carries no receipt salt,
+// which would not open that ballot's commitment (vote.Admit.Retry).
 func (f *Flags) Forget(ctx context.Context, pollID, voterID, requestID id.ID) error {
-	return f.rdb.Del(ctx, redisx.AcceptedRequest(pollID, voterID, requestID)).Err()
+	err := f.rdb.SetArgs(ctx, redisx.AcceptedRequest(pollID, voterID, requestID), forgottenMarker,
+		redis.SetArgs{Mode: "XX", KeepTTL: true}).Err()
+	if errors.Is(err, redis.Nil) {
+		return nil // no marker: nothing was accepted to forget
+	}
+	return err
 }
+
+// forgottenMarker is the value of a forgotten request's marker (admit.lua
+// reads any value as "an earlier attempt was admitted").
+const forgottenMarker = "?"
 
 // Accepted reports whether the request was accepted for the voter.
 func (f *Flags) Accepted(ctx context.Context, pollID, voterID, requestID id.ID) (bool, error) {
-	n, err := f.rdb.Exists(ctx, redisx.AcceptedRequest(pollID, voterID, requestID)).Result()
-	return n == 1, err
+	v, err := f.rdb.Get(ctx, redisx.AcceptedRequest(pollID, voterID, requestID)).Result()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	return err == nil && v != forgottenMarker, err
 }
 
 // MarkQueued makes the voter's flag this request's queued one, once its
