@@ -67,10 +67,12 @@ func TestLedgerRoundTrip(t *testing.T) {
 	votes := "/v1/polls/" + pollID + "/votes"
 
 	var (
-		mu      sync.Mutex
-		voteIDs = map[string]string{} // vote id → option
-		wg      sync.WaitGroup
-		next    = make(chan int)
+		mu       sync.Mutex
+		voteIDs  = map[string]string{} // vote id → option
+		receipts = map[string]receipt.Receipt{}
+		salts    = map[string]string{}
+		wg       sync.WaitGroup
+		next     = make(chan int)
 	)
 	began := time.Now()
 	for range 8 {
@@ -85,8 +87,17 @@ func TestLedgerRoundTrip(t *testing.T) {
 					t.Errorf("vote %d: %d %s", i, r.Status, r.Raw)
 					continue
 				}
+				var ans struct {
+					Receipt receipt.Receipt `json:"receipt"`
+					Salt    string          `json:"salt"`
+				}
+				if err := json.Unmarshal(r.Raw, &ans); err != nil {
+					t.Errorf("vote %d answer: %v", i, err)
+					continue
+				}
 				mu.Lock()
 				voteIDs[r.Str("vote_id")] = o
+				receipts[r.Str("vote_id")], salts[r.Str("vote_id")] = ans.Receipt, ans.Salt
 				mu.Unlock()
 			}
 		}()
@@ -192,7 +203,9 @@ func TestLedgerRoundTrip(t *testing.T) {
 	}
 
 	// After the freeze: included, with a proof that verifies against the
-	// signed head with the published key and nothing else.
+	// signed head with the published key and nothing else: the voter's
+	// receipt (its signature, its commitment opened by the salt), the
+	// route's answer and the key.
 	after := e.c.Do("GET", receiptPath+someVote, "", nil).Must(t, http.StatusOK)
 	var inc receiptAnswer
 	if err := json.Unmarshal(after.Raw, &inc); err != nil {
@@ -219,17 +232,30 @@ func TestLedgerRoundTrip(t *testing.T) {
 	if err := head.VerifyWith(pub); err != nil {
 		t.Fatalf("signed tree head: %v", err)
 	}
+	r := receipts[someVote]
+	if err := r.VerifyWith(pub); err != nil {
+		t.Fatalf("the vote's receipt: %v", err)
+	}
+	salt, err := receipt.DecodeSalt(salts[someVote])
+	if err != nil {
+		t.Fatal(err)
+	}
+	optID, _ := id.Parse(voteIDs[someVote])
+	if err := r.OpenCommitment(salt, []id.ID{optID}); err != nil {
+		t.Fatalf("the salt does not open the receipt: %v", err)
+	}
 	path := make([]ledger.Hash, len(inc.Proof))
 	for i, h := range inc.Proof {
 		copy(path[i][:], unb64(t, h))
 	}
-	var commitment ledger.Hash
-	copy(commitment[:], unb64(t, inc.Commitment))
-	if err := ledger.VerifyInclusion(*inc.LeafIndex, head.Size, ledger.BallotLeaf(vid, commitment), path, head.Root); err != nil {
+	if b64 := base64.RawURLEncoding.EncodeToString(r.Commitment[:]); b64 != inc.Commitment {
+		t.Fatalf("route commitment %s, receipt's %s", inc.Commitment, b64)
+	}
+	if err := ledger.VerifyInclusion(*inc.LeafIndex, head.Size, ledger.BallotLeaf(r.VoteID, r.Commitment), path, head.Root); err != nil {
 		t.Fatalf("inclusion proof: %v", err)
 	}
 	path[0][0] ^= 1
-	if err := ledger.VerifyInclusion(*inc.LeafIndex, head.Size, ledger.BallotLeaf(vid, commitment), path, head.Root); err == nil {
+	if err := ledger.VerifyInclusion(*inc.LeafIndex, head.Size, ledger.BallotLeaf(r.VoteID, r.Commitment), path, head.Root); err == nil {
 		t.Fatal("a changed proof verified")
 	}
 

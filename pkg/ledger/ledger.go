@@ -130,3 +130,19 @@ func (l *Ledger) path(index uint64) []Hash {
 	slices.Reverse(rev)
 	return rev
 }
+
+// RootOf sorts entries into the canonical order, in place, and returns the
+// root and size of the tree over them: what a freeze needs, without the
+// interior nodes Build keeps for proofs (32 bytes a leaf beside the
+// entries, not about 64 more).
+func RootOf(entries []Entry) (Hash, uint64) {
+	slices.SortFunc(entries, compareEntries)
+	if len(entries) == 0 {
+		return EmptyRoot(), 0
+	}
+	leaves := make([]Hash, len(entries))
+	for i, e := range entries {
+		leaves[i] = LeafHash(e.Leaf())
+	}
+	return subtreeRoot(leaves), uint64(len(leaves))
+}

@@ -27,7 +27,8 @@ func TestLedgerMatchesTree(t *testing.T) {
 		SortLeaves(leaves)
 		tree := New(leaves)
 		l := Build(es)
-		if l.Size() != tree.Size() || l.Root() != tree.Root() {
+		root, size := RootOf(append([]Entry(nil), es...))
+		if l.Size() != tree.Size() || l.Root() != tree.Root() || root != tree.Root() || size != tree.Size() {
 			t.Fatalf("n=%d: ledger (%d, %x) != tree (%d, %x)", n, l.Size(), l.Root(), tree.Size(), tree.Root())
 		}
 		for _, e := range es {

@@ -116,8 +116,8 @@ func (s *Service) buildLedger(ctx context.Context, p *poll.Poll, ballots int64, 
 			zap.Int64("mismatched", read.Mismatched))
 		return nil, fmt.Errorf("%w: %d ballots, %d entries, %d mismatched", ErrLedgerRows, ballots, len(read.Entries), read.Mismatched)
 	}
-	l := ledger.Build(read.Entries)
-	h := &LedgerHead{Root: l.Root(), Size: l.Size(), Uncommitted: read.Uncommitted}
+	root, size := ledger.RootOf(read.Entries)
+	h := &LedgerHead{Root: root, Size: size, Uncommitted: read.Uncommitted}
 	took := time.Since(began)
 	d.build.Observe(took.Seconds())
 	th := h.TreeHead(p.ID, asOf)
