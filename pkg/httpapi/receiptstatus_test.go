@@ -10,6 +10,7 @@ import (
 	"github.com/tally-vote/tally/pkg/inclusion"
 	"github.com/tally-vote/tally/pkg/ledger"
 	"github.com/tally-vote/tally/pkg/receipt"
+	"github.com/tally-vote/tally/pkg/tally"
 )
 
 func TestReceiptStatusShapes(t *testing.T) {
@@ -52,5 +53,20 @@ func TestReceiptStatusShapes(t *testing.T) {
 	wh.Status, wh.Withheld = inclusion.Included, true
 	if k := strings.Join(keysOf(receiptStatusOf(wh)), ","); k != "commitment,recorded_at,proof_withheld" {
 		t.Fatalf("withheld: keys %s", k)
+	}
+
+	// Every shape is what the document promises.
+	doc := loadContract(t)
+	for name, v := range map[string]receiptStatusJSON{"recorded": rec, "included": got, "withheld": receiptStatusOf(wh)} {
+		b, _ := json.Marshal(v)
+		if !validAgainst(t, doc, "ReceiptStatus", string(b)) {
+			t.Fatalf("%s answer does not match ReceiptStatus: %s", name, b)
+		}
+	}
+	cert := tally.CertificateOf(tally.Frozen{Counts: tally.NewCounts(), AsOf: at,
+		Ledger: &tally.LedgerHead{Size: 9, KeyID: "k", Sig: make([]byte, 64), Uncommitted: 2}})
+	b, _ := json.Marshal(cert)
+	if !validAgainst(t, doc, "TallyCertificate", string(b)) || !strings.Contains(string(b), `"ledger":{"root":"AAAA`) {
+		t.Fatalf("certificate with a ledger does not match TallyCertificate: %s", b)
 	}
 }
