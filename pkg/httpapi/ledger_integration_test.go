@@ -378,3 +378,37 @@ func TestLedgerRefusesIndexThatDisagreesWithRows(t *testing.T) {
 		t.Fatalf("after the row is back: %s", final.Raw)
 	}
 }
+
+// TestReceiptProofFollowsResultsVisibility: on an owner_only poll the tree
+// size (the ballot count) is the owner's to see. After the freeze anyone
+// learns the ballot is included, only the owner gets the proof.
+func TestReceiptProofFollowsResultsVisibility(t *testing.T) {
+	e := newWorkerlessEnv(t, testenv.Config(t))
+	ctx := context.Background()
+	owner, _ := e.c.Account()
+	pollID, opts := e.c.Poll(owner, map[string]any{"bot_policy": "off", "results_visibility": "owner_only"}, "A", "B")
+	voter, _ := e.c.Account()
+	voteID := e.c.Do("POST", "/v1/polls/"+pollID+"/votes", voter, map[string]any{"option_id": opts[1]}).
+		Must(t, http.StatusOK).Str("vote_id")
+	e.c.Do("PATCH", "/v1/polls/"+pollID, owner, map[string]any{"status": "closed"}).Must(t, http.StatusOK)
+	pid, _ := id.Parse(pollID)
+	p, err := e.app.Polls.Get(ctx, pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.app.Tally.Reconcile(ctx, p, tally.ReconcileOptions{Final: true}); err != nil {
+		t.Fatal(err)
+	}
+	path := "/v1/polls/" + pollID + "/receipts/" + voteID
+	for _, who := range []struct{ name, token string }{{"anyone", ""}, {"the voter", voter}} {
+		r := e.c.Do("GET", path, who.token, nil).Must(t, http.StatusOK)
+		if r.Str("status") != "included" || r.Str("proof_withheld") != "results_hidden" || r.Body["tree_size"] != nil ||
+			r.Body["tree_head"] != nil || r.Body["proof"] != nil {
+			t.Fatalf("%s: %s", who.name, r.Raw)
+		}
+	}
+	r := e.c.Do("GET", path, owner, nil).Must(t, http.StatusOK)
+	if r.Str("status") != "included" || r.Body["tree_size"] != float64(1) || r.Body["tree_head"] == nil {
+		t.Fatalf("owner: %s", r.Raw)
+	}
+}

@@ -118,13 +118,12 @@ func (h *handlers) receipt(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	seeResults := true
-	if err := h.canSeeResults(ctx, c, p); err != nil {
-		if !errors.Is(err, tally.ErrResultsHidden) {
-			abort(c, err)
-			return
+	seeResults := func() (bool, error) {
+		err := h.canSeeResults(ctx, c, p)
+		if errors.Is(err, tally.ErrResultsHidden) {
+			return false, nil
 		}
-		seeResults = false
+		return err == nil, err
 	}
 	a, err := h.inclusion.Lookup(ctx, p, voteID, seeResults)
 	if err != nil {

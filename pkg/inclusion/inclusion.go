@@ -119,8 +119,9 @@ func New(cfg Config, store Store, log *zap.Logger, reg prometheus.Registerer) *S
 // Lookup answers for the vote id of poll p. mayShowSize reports whether
 // the caller may see the poll's results (tally.Visible): an included
 // ballot's proof carries the tree size, which is the ballot count, so it
-// is withheld from a caller who may not.
-func (s *Service) Lookup(ctx context.Context, p *poll.Poll, voteID id.ID, mayShowSize bool) (Answer, error) {
+// is withheld from a caller who may not. It is asked only about an
+// included ballot.
+func (s *Service) Lookup(ctx context.Context, p *poll.Poll, voteID id.ID, mayShowSize func() (bool, error)) (Answer, error) {
 	b, found, err := s.store.FindBallot(ctx, p.ID, p.IndexBuckets, voteID)
 	if err != nil {
 		return Answer{}, err
@@ -139,7 +140,11 @@ func (s *Service) Lookup(ctx context.Context, p *poll.Poll, voteID id.ID, maySho
 		return a, nil
 	}
 	a.Status = Included
-	if !mayShowSize {
+	show, err := mayShowSize()
+	if err != nil {
+		return Answer{}, err
+	}
+	if !show {
 		a.Withheld = true
 		s.lookups.WithLabelValues("withheld").Inc()
 		return a, nil

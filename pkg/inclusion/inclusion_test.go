@@ -51,31 +51,34 @@ func TestLookup(t *testing.T) {
 		st.entries = append(st.entries, e)
 	}
 	s := New(Config{CacheLeaves: 100}, st, zap.NewNop(), prometheus.NewRegistry())
+	asked := 0
+	yes := func() (bool, error) { asked++; return true, nil }
+	no := func() (bool, error) { return false, nil }
 	ctx := context.Background()
 	target := st.entries[11]
 
-	if _, err := s.Lookup(ctx, p, id.New(), true); !errors.Is(err, ErrNoBallot) {
+	if _, err := s.Lookup(ctx, p, id.New(), yes); !errors.Is(err, ErrNoBallot) {
 		t.Fatalf("unknown vote id: %v", err)
 	}
-	a, err := s.Lookup(ctx, p, target.VoteID, true)
-	if err != nil || a.Status != Recorded || a.Proof != nil || string(a.Commitment) != string(target.Commitment[:]) {
-		t.Fatalf("before the freeze: %+v, %v", a, err)
+	a, err := s.Lookup(ctx, p, target.VoteID, yes)
+	if err != nil || a.Status != Recorded || a.Proof != nil || string(a.Commitment) != string(target.Commitment[:]) || asked != 0 {
+		t.Fatalf("before the freeze: %+v, %v (visibility asked %d times)", a, err, asked)
 	}
 
 	l := ledger.Build(st.entries)
 	st.final = &tally.Frozen{AsOf: time.Now(), Ledger: &tally.LedgerHead{Root: l.Root(), Size: l.Size()}}
-	a, err = s.Lookup(ctx, p, target.VoteID, true)
+	a, err = s.Lookup(ctx, p, target.VoteID, yes)
 	if err != nil || a.Status != Included || a.Proof == nil || a.Head == nil {
 		t.Fatalf("after the freeze: %+v, %v", a, err)
 	}
 	if err := ledger.VerifyInclusion(a.Proof.Index, a.Head.Size, target.Leaf(), a.Proof.Path, a.Head.Root); err != nil {
 		t.Fatalf("proof: %v", err)
 	}
-	if _, err := s.Lookup(ctx, p, st.entries[0].VoteID, true); err != nil || st.loads != 1 {
+	if _, err := s.Lookup(ctx, p, st.entries[0].VoteID, yes); err != nil || st.loads != 1 {
 		t.Fatalf("second lookup: loads = %d, %v", st.loads, err)
 	}
 
-	a, err = s.Lookup(ctx, p, target.VoteID, false)
+	a, err = s.Lookup(ctx, p, target.VoteID, no)
 	if err != nil || a.Status != Included || !a.Withheld || a.Proof != nil || a.Head != nil {
 		t.Fatalf("results hidden: %+v, %v", a, err)
 	}
@@ -86,7 +89,7 @@ func TestLookup(t *testing.T) {
 		bad.Ledger = &tally.LedgerHead{Root: ledger.EmptyRoot(), Size: l.Size()}
 		st2 := &memStore{entries: st.entries, final: &bad}
 		s2 := New(Config{}, st2, zap.NewNop(), prometheus.NewRegistry())
-		if _, err := s2.Lookup(ctx, other, target.VoteID, true); !errors.Is(err, errLedgerDiffers) {
+		if _, err := s2.Lookup(ctx, other, target.VoteID, yes); !errors.Is(err, errLedgerDiffers) {
 			t.Fatalf("err = %v", err)
 		}
 	})

@@ -144,7 +144,9 @@ func (s *Service) checkFrozenLedger(p *poll.Poll, built *LedgerHead, frozen Froz
 	}
 	if frozen.Ledger.Root == built.Root && frozen.Ledger.Size == built.Size {
 		s.ledger.runs.WithLabelValues("frozen").Inc()
-		s.ledger.uncomm.Add(float64(built.Uncommitted))
+		if frozen.Ledger == built { // this run's write applied; a re-run's finds the stored head
+			s.ledger.uncomm.Add(float64(built.Uncommitted))
+		}
 		return nil
 	}
 	s.ledger.runs.WithLabelValues("refused_changed").Inc()

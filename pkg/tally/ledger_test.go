@@ -88,6 +88,9 @@ func TestFinalRunFreezesSignedLedger(t *testing.T) {
 		if n := testutil.ToFloat64(s.ledger.runs.WithLabelValues("frozen")); n != 2 {
 			t.Fatalf("frozen builds = %v, want 2", n)
 		}
+		if n := testutil.ToFloat64(s.ledger.uncomm); n != 1 {
+			t.Fatalf("uncommitted ballots counted %v times, want once (at the freeze)", n)
+		}
 	})
 	t.Run("a re-run over changed rows refuses", func(t *testing.T) {
 		src.read.Entries[2].Commitment[31] ^= 1
