@@ -3,7 +3,6 @@ package vote
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -284,40 +283,6 @@ func (s *Service) ballot(r Request) *Ballot {
 	}
 }
 
-// commit draws a fresh salt for b and sets b's commitment to its choice,
-// once the choice is validated and normalised. It returns the salt, which
-// exists only in memory from here to the answer; with receipts off it does
-// nothing.
-//
-// The salt is answered at most once, by the attempt whose ballot is the
-// one stored for the request; every other answer carries none:
-//   - a direct write (sync, write-through) answers it only when its own
-//     ballot applied: a replay finds the first attempt's row, whose
-//     commitment another salt opened;
-//   - a queued ballot (202) answers it unless the admission knows an
-//     earlier attempt of the request (Admit.Retry): a retry with the same
-//     Idempotency-Key while the first attempt is queued (or shed, its
-//     produce maybe landing late) is queued behind it and replays;
-//   - a retry after the close answers the stored outcome, no salt.
-//
-// A lost salt is not given again: the receipt (request status) still
-// proves the ballot was recorded, without opening it.
-func (s *Service) commit(b *Ballot) ([]byte, error) {
-	if s.receipts == nil {
-		return nil, nil
-	}
-	salt, err := receipt.NewSalt()
-	if err != nil {
-		return nil, apperr.Unavailable("draw receipt salt", err)
-	}
-	c, err := receipt.CommitBallot(salt, b.OptionIDs, b.Scores)
-	if err != nil {
-		return nil, fmt.Errorf("commit ballot: %w", err) // a validated choice always encodes
-	}
-	b.Commitment = c[:]
-	return salt, nil
-}
-
 // freezeTimeout bounds the options freeze on an async vote's path (once
 // per poll and process); past it the vote is refused with 503.
 const freezeTimeout = time.Second
@@ -565,23 +530,6 @@ func (s *Service) recordNow(ctx context.Context, p *poll.Poll, b *Ballot, salt [
 		s.m.receipts.WithLabelValues("replayed").Inc()
 	}
 	return rec, nil
-}
-
-// accepted is the answer to a queued ballot: its request id, and, unless
-// this attempt is a retry, its vote id and the salt. A retry's ballot is
-// queued behind the first attempt's, which (queued first, for the same
-// voter) is the one recorded; this attempt's salt would not open it.
-func (s *Service) accepted(b *Ballot, salt []byte, retry bool) Receipt {
-	rec := Receipt{RequestID: b.RequestID}
-	switch {
-	case salt == nil:
-	case retry:
-		s.m.receipts.WithLabelValues("retried").Inc()
-	default:
-		rec.VoteID, rec.Salt = b.VoteID, salt
-		s.m.receipts.WithLabelValues("accepted").Inc()
-	}
-	return rec
 }
 
 // original answers a retry (same Idempotency-Key) that arrives after the

@@ -183,23 +183,6 @@ func NewService(cfg Config, d Deps, reg prometheus.Registerer) *Service {
 		bots: d.Bots, admission: d.Admission, limits: d.Limits, unfinished: d.Unfinished, receipts: d.Receipts}
 }
 
-// SignReceipt is b's receipt, signed now from the stored row: Ed25519 is
-// deterministic, so every read of the same row gives the same receipt.
-// Nil with receipts off, for a ballot recorded before them (no
-// commitment), or when the ring cannot sign (logged).
-func (s *Service) SignReceipt(b *Ballot) *receipt.Receipt {
-	if s.receipts == nil || b == nil || len(b.Commitment) != receipt.CommitmentSize {
-		return nil
-	}
-	r := receipt.Receipt{PollID: b.PollID, VoteID: b.VoteID, RecordedAt: b.VotedAt, BallotVersion: b.ReceiptVersion()}
-	copy(r.Commitment[:], b.Commitment)
-	if err := s.receipts.Sign(&r); err != nil {
-		s.log.Error("sign ballot receipt", zap.Stringer("poll_id", b.PollID), zap.Stringer("vote_id", b.VoteID), zap.Error(err))
-		return nil
-	}
-	return &r
-}
-
 // followUpPolicy retries follow-ups of the synchronous path; the worker
 // retries its own for as long as it takes.
 var followUpPolicy = retry.Policy{Base: 50 * time.Millisecond, Max: 2 * time.Second}
