@@ -385,6 +385,33 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/polls/{poll_id}/receipts/{vote_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description a poll id; anything that is not a UUID is 400 VALIDATION_FAILED (field poll_id)
+                 * @example 0f8fad5b-d9cb-469f-a165-70867728950e
+                 */
+                poll_id: components["parameters"]["PollID"];
+                vote_id: string;
+            };
+            cookie?: never;
+        };
+        /**
+         * Is this receipt's ballot in the poll's ledger (public)
+         * @description A receipt holder needs no account. Before the poll's final tally is frozen the answer is the ballot's current commitment and recorded time (status recorded); after it, status included with the leaf's index, the tree size, the inclusion proof and the signed tree head, so the receipt, the proof and the public key from /.well-known/tally-receipt-keys suffice to check it (leaf data = vote id ‖ commitment, leaf hash SHA-256(0x00 ‖ data), RFC 6962). A vote id a change replaced is no longer the voter's current ballot: 404. A token is optional; it matters only on polls whose results it may see.
+         */
+        get: operations["getReceiptStatus"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/polls/{poll_id}/live": {
         parameters: {
             query?: never;
@@ -504,7 +531,7 @@ export interface paths {
         };
         /**
          * The poll's ballots as CSV or JSON Lines (owner only), streamed
-         * @description Every current ballot of the poll, one row or line each, streamed as it is read (any size of poll; a client that disconnects stops the read). Columns: poll_id, voter, vote_id, option_ids (CSV: joined by ";"; JSON Lines: an array), voted_at, anonymous, scores (score polls: scores[i] for option_ids[i]; CSV: joined by ";", empty on other polls; JSON Lines: an array, absent on other polls). voter is a per-poll pseudonym (64 hex digits, HMAC-SHA256 keyed by the server's export secret and the poll id): stable for a voter within the poll, different in every other poll, so two polls' exports cannot be joined. voted_at is truncated to the minute (UTC). No IP address, user agent, device or bot signal is ever included. A read that fails after the first bytes were sent cuts the connection rather than ending the body. Each export counts against the owner's limit (TALLY_RATE_EXPORTS_PER_HOUR_PER_USER, default 10 per hour).
+         * @description Every current ballot of the poll, one row or line each, streamed as it is read (any size of poll; a client that disconnects stops the read). Columns: poll_id, voter, vote_id, option_ids (CSV: joined by ";"; JSON Lines: an array), voted_at, anonymous, scores (score polls: scores[i] for option_ids[i]; CSV: joined by ";", empty on other polls; JSON Lines: an array, absent on other polls), commitment (the ballot's receipt commitment, 32 bytes base64url, empty for a ballot recorded before receipts; never a salt — with vote_id, what `tally verify --poll ID --ledger FILE` rebuilds the signed ledger root from). voter is a per-poll pseudonym (64 hex digits, HMAC-SHA256 keyed by the server's export secret and the poll id): stable for a voter within the poll, different in every other poll, so two polls' exports cannot be joined. voted_at is truncated to the minute (UTC). No IP address, user agent, device or bot signal is ever included. A read that fails after the first bytes were sent cuts the connection rather than ending the body. Each export counts against the owner's limit (TALLY_RATE_EXPORTS_PER_HOUR_PER_USER, default 10 per hour).
          */
         get: operations["exportPollBallots"];
         put?: never;
@@ -1126,6 +1153,21 @@ export interface components {
                     p99_ms: number;
                 };
             };
+            /** @description The poll's ledger, frozen in the same write as the tally: the RFC 6962 Merkle root over one leaf per current ballot (vote id, 16 bytes, then its 32-byte commitment; sorted by vote id; a ballot recorded before receipts has 32 zero bytes), the leaf count, and the Ed25519 signature of the tree head (tally-ledger-head-v1: poll id, size, root, frozen_at at millisecond precision, kid) by the receipt key `kid` from /.well-known/tally-receipt-keys. Binary fields are base64url without padding. kid and signature are empty when no signing key was configured at the freeze. `tally verify --poll ID --ledger FILE` recomputes the root and the tally from an owner export. Absent on tallies frozen before ledgers. */
+            ledger?: {
+                /** @description 32 bytes, base64url */
+                root: string;
+                /** Format: int64 */
+                size: number;
+                kid: string;
+                /** @description 64 bytes, base64url */
+                signature: string;
+                /**
+                 * Format: int64
+                 * @description leaves of ballots recorded before receipts (all-zero commitment)
+                 */
+                uncommitted?: number;
+            };
         };
         /** @description The counting method's exact count from the vote rows: on tally=final of ranked, schulze and score polls only (computed on demand while the poll is open; once it is frozen, from the rows the frozen tally was counted from, which no longer change, so the same every time). Ties no rule settles go by a lot seeded with the poll id (tie_rule says how). See docs/architecture.md, "Counting methods". */
         MethodCount: {
@@ -1243,6 +1285,50 @@ export interface components {
             };
             prev_hash: string;
             hash: string;
+        };
+        /** @description A poll's frozen ledger head, signed with the receipt key `kid` over "tally-ledger-head-v1" 0x00, the poll id (16 bytes), size (8 bytes big-endian), root (32 bytes), frozen_at (8 bytes, signed big-endian Unix milliseconds), len(kid) (1 byte) and kid. */
+        SignedTreeHead: {
+            /** Format: uuid */
+            poll_id: string;
+            /** Format: int64 */
+            size: number;
+            /** @description 32 bytes, base64url */
+            root: string;
+            /** Format: date-time */
+            frozen_at: string;
+            kid: string;
+            /** @enum {string} */
+            alg: "EdDSA";
+            /** @description 64 bytes, base64url */
+            sig: string;
+        };
+        /** @description Whether a vote id's commitment is in its poll's ledger. Never a choice or a count: the tree size (the ballot count) and the proof come only to callers who may see the poll's results. */
+        ReceiptStatus: {
+            /** Format: uuid */
+            poll_id: string;
+            /** Format: uuid */
+            vote_id: string;
+            /**
+             * @description recorded: the voter's current ballot, the ledger not frozen yet (or the poll was frozen before ledgers); included: its leaf is in the frozen, signed ledger.
+             * @enum {string}
+             */
+            status: "recorded" | "included";
+            /** @description 32 bytes, base64url; all zero for a ballot recorded before receipts */
+            commitment: string;
+            /** Format: date-time */
+            recorded_at: string;
+            /** Format: int64 */
+            leaf_index?: number;
+            /** Format: int64 */
+            tree_size?: number;
+            /** @description RFC 9162 §2.1.3 audit path, nearest sibling first, each 32 bytes base64url */
+            proof?: string[];
+            tree_head?: components["schemas"]["SignedTreeHead"];
+            /**
+             * @description set on an included ballot whose proof is held back because the poll's results are hidden from the caller
+             * @enum {string}
+             */
+            proof_withheld?: "results_hidden";
         };
         /** @description the chain's last entry when the page was read */
         AuditHead: {
@@ -2352,6 +2438,54 @@ export interface operations {
             };
         };
     };
+    getReceiptStatus: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description a poll id; anything that is not a UUID is 400 VALIDATION_FAILED (field poll_id)
+                 * @example 0f8fad5b-d9cb-469f-a165-70867728950e
+                 */
+                poll_id: components["parameters"]["PollID"];
+                vote_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the ballot's status */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReceiptStatus"];
+                };
+            };
+            /** @description VALIDATION_FAILED: poll_id or vote_id is not a UUID */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            /** @description POLL_NOT_FOUND, or NOT_FOUND: no current ballot of the poll has this vote id */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     openLiveResults: {
         parameters: {
             query?: {
@@ -2602,7 +2736,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    /** @example poll_id,voter,vote_id,option_ids,voted_at,anonymous,scores */
+                    /** @example poll_id,voter,vote_id,option_ids,voted_at,anonymous,scores,commitment */
                     "text/csv": string;
                     "application/x-ndjson": string;
                 };

@@ -37,7 +37,7 @@ func TestExportCLI(t *testing.T) {
 	}
 	out, code = runTally(t, bin, env, "export", "--format", "csv", "--real-voter-ids", "--include-ip")
 	if code != 0 || !strings.Contains(string(out), voter.String()) || !strings.Contains(string(out), "192.0.2.7") ||
-		!strings.HasPrefix(string(out), "poll_id,voter,vote_id,option_ids,voted_at,anonymous,scores,ip\n") {
+		!strings.HasPrefix(string(out), "poll_id,voter,vote_id,option_ids,voted_at,anonymous,scores,commitment,ip\n") {
 		t.Fatalf("export with real ids and ip: exit %d:\n%s", code, out)
 	}
 	keyFile := filepath.Join(t.TempDir(), "key")
@@ -53,7 +53,7 @@ func TestExportCLI(t *testing.T) {
 		t.Fatalf("parquet export: exit %d", code)
 	}
 	recs, cols, err := export.ReadParquet(pq)
-	if err != nil || len(recs) != 1 || recs[0].Voter != export.Pseudonym([]byte(key), voter) || len(cols) != 7 {
+	if err != nil || len(recs) != 1 || recs[0].Voter != export.Pseudonym([]byte(key), voter) || len(cols) != 8 {
 		t.Fatalf("parquet file: %v, %+v, columns %v", err, recs, cols)
 	}
 }

@@ -27,6 +27,7 @@ func newVerifyCmd() *cobra.Command {
 		asJSON         bool
 		repairCounters bool
 		auditHead      string
+		ledgerFile     string
 	)
 	cmd := &cobra.Command{
 		Use:   "verify",
@@ -40,7 +41,10 @@ func newVerifyCmd() *cobra.Command {
 			"frozen: its problems are reported as frozen, and a final tally is never repaired. " +
 			"With --poll, the poll's owner-action audit chain is checked too (against --audit-head when given, else against the head anchored in its certified final tally): " +
 			"an edited or deleted entry, and with the anchored head a deleted last entry, is an inconsistency. " +
-			"Exits 1 while inconsistencies remain, a final tally differing from the rows among them.",
+			"Exits 1 while inconsistencies remain, a final tally differing from the rows among them. " +
+			"With --poll ID --ledger FILE it checks only an export of the poll (CSV or JSON Lines, from the owner export " +
+			"or tally export) against the poll's certified tally: it recomputes the Merkle root and the tally from the " +
+			"file alone, verifies the frozen tree head's signature with the receipt keys, and exits 1 unless all match.",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			pid, err := pollFlag(pollID, false)
 			if err != nil {
@@ -54,6 +58,14 @@ func newVerifyCmd() *cobra.Command {
 			}
 			if anchor != nil && pid == (id.ID{}) {
 				return errors.New("--audit-head needs --poll")
+			}
+			if ledgerFile != "" {
+				if pid == (id.ID{}) {
+					return errors.New("--ledger needs --poll")
+				}
+				return withApp(cmd.Context(), func(ctx context.Context, a *app.App) error {
+					return runLedgerVerify(ctx, a, os.Stdout, pid, ledgerFile, asJSON)
+				})
 			}
 			return withApp(cmd.Context(), func(ctx context.Context, a *app.App) error {
 				verr := runVerify(ctx, a, o, asJSON)
@@ -79,6 +91,7 @@ func newVerifyCmd() *cobra.Command {
 	f.IntVar(&o.Splits, "splits", 0, "token ranges to cut the ring into (0: 64, at least the ring's own)")
 	f.IntVar(&o.Workers, "workers", 0, "token ranges read at once (0: 16)")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	f.StringVar(&ledgerFile, "ledger", "", "with --poll, check this export of the poll against its signed ledger root and certified tally (nothing else is checked)")
 	f.StringVar(&auditHead, "audit-head", "", "with --poll, the anchored head of the poll's audit chain, SEQ:HASH (default: the certified final tally's)")
 	return cmd
 }
@@ -118,6 +131,49 @@ func runVerify(ctx context.Context, a *app.App, o verify.Options, asJSON bool) e
 		return fmt.Errorf("verify: %d inconsistencies remain", n)
 	}
 	return nil
+}
+
+// runLedgerVerify checks an export file against the poll's frozen ledger
+// and tally, printing the report; a mismatch is an error (exit 1).
+func runLedgerVerify(ctx context.Context, a *app.App, w io.Writer, pollID id.ID, path string, asJSON bool) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	rep, err := a.VerifyLedger(ctx, pollID, f)
+	if err != nil {
+		return err
+	}
+	a.Logger().Named("verify").Info("ledger checked", zap.Stringer("poll_id", pollID), zap.Int64("records", rep.Records),
+		zap.Bool("match", rep.Match), zap.Bool("root_matches", rep.RootMatches), zap.Bool("tally_matches", rep.TallyMatches),
+		zap.Bool("signature_valid", rep.SignatureValid))
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		printLedgerVerify(w, rep)
+	}
+	if !rep.Match {
+		return fmt.Errorf("verify --ledger: the export does not match poll %s's certified ledger and tally", pollID)
+	}
+	return nil
+}
+
+func printLedgerVerify(w io.Writer, rep verify.LedgerReport) {
+	fmt.Fprintf(w, "export of poll %s: %d ballots (%d without a commitment)\n", rep.PollID, rep.Records, rep.Uncommitted)
+	fmt.Fprintf(w, "ledger root from the file %s over %d leaves; frozen %s over %d\n", rep.Root, rep.Size, rep.FrozenRoot, rep.FrozenSize)
+	fmt.Fprintf(w, "tree head signature (kid %s): valid=%v; root matches=%v; tally matches=%v\n",
+		rep.KeyID, rep.SignatureValid, rep.RootMatches, rep.TallyMatches)
+	for _, p := range rep.Problems {
+		fmt.Fprintf(w, "MISMATCH: %s\n", p)
+	}
+	if rep.Match {
+		fmt.Fprintln(w, "match: the export gives the signed ledger root and the certified tally")
+	}
 }
 
 func printVerify(w io.Writer, rep verify.Report) {

@@ -32,6 +32,7 @@ import (
 	"github.com/tally-vote/tally/pkg/events"
 	"github.com/tally-vote/tally/pkg/httpapi"
 	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/inclusion"
 	"github.com/tally-vote/tally/pkg/kafkax"
 	"github.com/tally-vote/tally/pkg/kafkax/reconcile"
 	"github.com/tally-vote/tally/pkg/kafkax/votes"
@@ -76,6 +77,8 @@ type App struct {
 	Anon *anonaccess.Service
 	// Receipts signs ballot receipts and lists the keys that verify them.
 	Receipts *receipt.Keyring
+	// Inclusion answers receipt lookups against the polls' ledgers.
+	Inclusion *inclusion.Service
 	// Events publishes the public event stream (tally.events).
 	Events *events.Publisher
 	// Webhooks registers owner webhooks and delivers events to them.
@@ -272,6 +275,9 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option
 	a.Receipts.Instrument(reg)
 	log.Named("receipt").Info("receipt keys loaded", zap.String("active_kid", a.Receipts.ActiveKeyID()),
 		zap.Int("keys", len(a.Receipts.Keys())), zap.Bool("enabled", cfg.Receipt.Enabled))
+	// Final runs freeze the poll's ledger, signed with the receipt key.
+	a.Tally.SetLedger(cassandra.NewTallyStore(s), a.Receipts, reg)
+	a.Inclusion = inclusion.New(cfg.Ledger, cassandra.NewTallyStore(s), log.Named("inclusion"), reg)
 	var issuer *receipt.Keyring // nil: the vote path issues no receipts
 	if cfg.Receipt.Enabled {
 		issuer = a.Receipts
@@ -345,6 +351,7 @@ func (a *App) Router() (http.Handler, error) {
 		Gate:           a.Gate,
 		Anon:           a.Anon,
 		ReceiptKeys:    a.Receipts,
+		Inclusion:      a.Inclusion,
 		Audit:          a.Audit,
 		Webhooks:       a.Webhooks,
 		Exports:        cassandra.NewVoteSource(a.CQL, nil),

@@ -108,6 +108,14 @@ func (a *App) Verify(ctx context.Context, o verify.Options) (verify.Report, erro
 		Finals: tallies, Log: a.Log.Named("verify"), Now: time.Now}, o)
 }
 
+// VerifyLedger recomputes a frozen poll's ledger root and tally from an
+// export and compares them with the frozen, signed ones (tally verify
+// --ledger); the head's signature is checked with the receipt key ring.
+func (a *App) VerifyLedger(ctx context.Context, pollID id.ID, r io.Reader) (verify.LedgerReport, error) {
+	return verify.Ledger(ctx, verify.LedgerDeps{Layout: verify.PollLayouts(a.Polls.Get),
+		Finals: cassandra.NewTallyStore(a.CQL), Keys: a.Receipts.Keys()}, pollID, r)
+}
+
 // Migrate applies the schema's pending cql/ migrations (tally migrate).
 func Migrate(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 	return cassandra.Migrate(ctx, cfg.Cassandra, log.Named("migrate"))

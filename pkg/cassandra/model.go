@@ -381,6 +381,13 @@ type finalTallyRow struct {
 	AuditHash []byte `db:"audit_hash"`
 	// Drift is the drift history frozen with the tally, as JSON (023).
 	Drift *string `db:"drift"`
+	// The signed ledger head frozen with the tally (025); null on tallies
+	// frozen before it.
+	LedgerRoot        []byte  `db:"ledger_root"`
+	LedgerSize        *int64  `db:"ledger_size"`
+	LedgerKID         *string `db:"ledger_kid"`
+	LedgerSig         []byte  `db:"ledger_sig"`
+	LedgerUncommitted *int64  `db:"ledger_uncommitted"`
 }
 
 // addTo folds the row into f.
@@ -394,6 +401,17 @@ func (r finalTallyRow) addTo(f *tally.Frozen) {
 		if json.Unmarshal([]byte(*r.Drift), &h) == nil {
 			f.Drift = &h
 		}
+	}
+	if len(r.LedgerRoot) == 32 && r.LedgerSize != nil && f.Ledger == nil {
+		h := &tally.LedgerHead{Size: uint64(*r.LedgerSize), Sig: r.LedgerSig}
+		copy(h.Root[:], r.LedgerRoot)
+		if r.LedgerKID != nil {
+			h.KeyID = *r.LedgerKID
+		}
+		if r.LedgerUncommitted != nil {
+			h.Uncommitted = *r.LedgerUncommitted
+		}
+		f.Ledger = h
 	}
 	if r.OptionID != nil && r.Votes != nil {
 		f.Counts.Options[*r.OptionID] = *r.Votes

@@ -104,10 +104,12 @@ var talliesTable = table.New(table.Metadata{
 })
 
 // finalTalliesTable holds the frozen final tally of a closed poll (008),
-// with the audit chain's head when it was frozen (022).
+// with the audit chain's head when it was frozen (022), its drift history
+// (023) and its signed ledger head (025).
 var finalTalliesTable = table.New(table.Metadata{
-	Name:    "final_tallies",
-	Columns: []string{"poll_id", "option_id", "votes", "ballots", "as_of", "audit_seq", "audit_hash", "drift"},
+	Name: "final_tallies",
+	Columns: []string{"poll_id", "option_id", "votes", "ballots", "as_of", "audit_seq", "audit_hash", "drift",
+		"ledger_root", "ledger_size", "ledger_kid", "ledger_sig", "ledger_uncommitted"},
 	PartKey: []string{"poll_id"},
 	SortKey: []string{"option_id"},
 })

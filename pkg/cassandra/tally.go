@@ -33,10 +33,12 @@ var (
 	anyRow    = newStatement(qb.Select(votesByPollTable.Name()).Columns("voter_id").
 			Where(qb.Eq("poll_id"), qb.In("bucket")).Limit(1).ToCql())
 	insertFinalStatics = newStatement(qb.Insert(finalTalliesTable.Name()).
-				Columns("poll_id", "ballots", "as_of", "audit_seq", "audit_hash", "drift").Unique().ToCql())
+				Columns("poll_id", "ballots", "as_of", "audit_seq", "audit_hash", "drift",
+			"ledger_root", "ledger_size", "ledger_kid", "ledger_sig", "ledger_uncommitted").Unique().ToCql())
 	insertFinalOption = newStatement(qb.Insert(finalTalliesTable.Name()).
 				Columns("poll_id", "option_id", "votes").ToCql())
-	selectFinal = newStatement(finalTalliesTable.Select("option_id", "votes", "ballots", "as_of", "audit_seq", "audit_hash", "drift"))
+	selectFinal = newStatement(finalTalliesTable.Select("option_id", "votes", "ballots", "as_of", "audit_seq", "audit_hash", "drift",
+		"ledger_root", "ledger_size", "ledger_kid", "ledger_sig", "ledger_uncommitted"))
 )
 
 // AdjustShard adds delta to one shard as one single-partition counter batch.
@@ -141,7 +143,8 @@ func (st *TallyStore) AnyRow(ctx context.Context, pollID id.ID, buckets int) (bo
 }
 
 // SaveFinal freezes the final tally with one conditional single-partition
-// batch: the static row IF NOT EXISTS (with the audit anchor) plus the
+// batch: the static row IF NOT EXISTS (with the audit anchor and the
+// signed ledger head, so the root is written once) plus the
 // option rows, all or nothing. When a final tally exists already it is
 // returned unchanged.
 func (st *TallyStore) SaveFinal(ctx context.Context, pollID id.ID, f tally.Frozen) (tally.Frozen, error) {
@@ -157,6 +160,11 @@ func (st *TallyStore) SaveFinal(ctx context.Context, pollID id.ID, f tally.Froze
 		}
 		s := string(b)
 		statics.Drift = &s
+	}
+	if h := f.Ledger; h != nil {
+		size, unc := int64(h.Size), h.Uncommitted
+		statics.LedgerRoot, statics.LedgerSize, statics.LedgerKID, statics.LedgerSig = h.Root[:], &size, &h.KeyID, h.Sig
+		statics.LedgerUncommitted = &unc
 	}
 	b := newBatch(ctx, st.s, gocql.UnloggedBatch)
 	b.add(insertFinalStatics, statics)

@@ -342,6 +342,39 @@ func (e ReceiptKeyUse) Valid() bool {
 	}
 }
 
+// Defines values for ReceiptStatusProofWithheld.
+const (
+	ReceiptStatusProofWithheldResultsHidden ReceiptStatusProofWithheld = "results_hidden"
+)
+
+// Valid indicates whether the value is a known member of the ReceiptStatusProofWithheld enum.
+func (e ReceiptStatusProofWithheld) Valid() bool {
+	switch e {
+	case ReceiptStatusProofWithheldResultsHidden:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ReceiptStatusStatus.
+const (
+	ReceiptStatusStatusIncluded ReceiptStatusStatus = "included"
+	ReceiptStatusStatusRecorded ReceiptStatusStatus = "recorded"
+)
+
+// Valid indicates whether the value is a known member of the ReceiptStatusStatus enum.
+func (e ReceiptStatusStatus) Valid() bool {
+	switch e {
+	case ReceiptStatusStatusIncluded:
+		return true
+	case ReceiptStatusStatusRecorded:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for RequestStatusState.
 const (
 	RequestStatusStateCompleted RequestStatusState = "completed"
@@ -471,6 +504,21 @@ func (e SettingsInputMethod) Valid() bool {
 	case SettingsInputMethodSchulze:
 		return true
 	case SettingsInputMethodScore:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SignedTreeHeadAlg.
+const (
+	SignedTreeHeadAlgEdDSA SignedTreeHeadAlg = "EdDSA"
+)
+
+// Valid indicates whether the value is a known member of the SignedTreeHeadAlg enum.
+func (e SignedTreeHeadAlg) Valid() bool {
+	switch e {
+	case SignedTreeHeadAlgEdDSA:
 		return true
 	default:
 		return false
@@ -997,6 +1045,35 @@ type ReceiptKeySet struct {
 // ReceiptSalt The 32 random bytes (base64url without padding) that, with the ballot's choice, open the receipt's commitment. Tally keeps no copy: it is in the answer of the request attempt that wrote the ballot and in no other answer (not a replay with the same Idempotency-Key, not a retry while the first attempt is queued, not the request status). A receipt plus its salt proves the choice to whoever holds both.
 type ReceiptSalt = string
 
+// ReceiptStatus Whether a vote id's commitment is in its poll's ledger. Never a choice or a count: the tree size (the ballot count) and the proof come only to callers who may see the poll's results.
+type ReceiptStatus struct {
+	// Commitment 32 bytes, base64url; all zero for a ballot recorded before receipts
+	Commitment string             `json:"commitment"`
+	LeafIndex  *int64             `json:"leaf_index,omitempty"`
+	PollId     openapi_types.UUID `json:"poll_id"`
+
+	// Proof RFC 9162 §2.1.3 audit path, nearest sibling first, each 32 bytes base64url
+	Proof *[]string `json:"proof,omitempty"`
+
+	// ProofWithheld set on an included ballot whose proof is held back because the poll's results are hidden from the caller
+	ProofWithheld *ReceiptStatusProofWithheld `json:"proof_withheld,omitempty"`
+	RecordedAt    time.Time                   `json:"recorded_at"`
+
+	// Status recorded: the voter's current ballot, the ledger not frozen yet (or the poll was frozen before ledgers); included: its leaf is in the frozen, signed ledger.
+	Status ReceiptStatusStatus `json:"status"`
+
+	// TreeHead A poll's frozen ledger head, signed with the receipt key `kid` over "tally-ledger-head-v1" 0x00, the poll id (16 bytes), size (8 bytes big-endian), root (32 bytes), frozen_at (8 bytes, signed big-endian Unix milliseconds), len(kid) (1 byte) and kid.
+	TreeHead *SignedTreeHead    `json:"tree_head,omitempty"`
+	TreeSize *int64             `json:"tree_size,omitempty"`
+	VoteId   openapi_types.UUID `json:"vote_id"`
+}
+
+// ReceiptStatusProofWithheld set on an included ballot whose proof is held back because the poll's results are hidden from the caller
+type ReceiptStatusProofWithheld string
+
+// ReceiptStatusStatus recorded: the voter's current ballot, the ledger not frozen yet (or the poll was frozen before ledgers); included: its leaf is in the frozen, signed ledger.
+type ReceiptStatusStatus string
+
 // RegisterRequest Example: {"email":"ada@example.com","password":"correct-horse-battery","username":"ada_l"}
 type RegisterRequest struct {
 	// Email trimmed and lower-cased before it is checked; at most 254 characters
@@ -1146,6 +1223,24 @@ type SettingsInput struct {
 // SettingsInputMethod The counting method (see Method; absent: plurality, or approval when allow_multiple_options is true). Sent with allow_multiple_options the two must agree (true for every method but plurality), else 400 VALIDATION_FAILED (field settings.allow_multiple_options). A change once a vote exists is 409 OPTIONS_FROZEN.
 type SettingsInputMethod string
 
+// SignedTreeHead A poll's frozen ledger head, signed with the receipt key `kid` over "tally-ledger-head-v1" 0x00, the poll id (16 bytes), size (8 bytes big-endian), root (32 bytes), frozen_at (8 bytes, signed big-endian Unix milliseconds), len(kid) (1 byte) and kid.
+type SignedTreeHead struct {
+	Alg      SignedTreeHeadAlg  `json:"alg"`
+	FrozenAt time.Time          `json:"frozen_at"`
+	Kid      string             `json:"kid"`
+	PollId   openapi_types.UUID `json:"poll_id"`
+
+	// Root 32 bytes, base64url
+	Root string `json:"root"`
+
+	// Sig 64 bytes, base64url
+	Sig  string `json:"sig"`
+	Size int64  `json:"size"`
+}
+
+// SignedTreeHeadAlg defines model for SignedTreeHead.Alg.
+type SignedTreeHeadAlg string
+
 // TallyCertificate What a certified tally carries: the ballot rows it counted, when it was frozen, and the head of the poll's owner-action audit chain at that moment (absent when the chain was empty). `tally verify --poll` checks the chain against this anchor, so an edited or deleted entry, the last one included, is found.
 type TallyCertificate struct {
 	AuditHead *struct {
@@ -1167,6 +1262,21 @@ type TallyCertificate struct {
 		Repairs                  int `json:"repairs"`
 	} `json:"drift_history,omitempty"`
 	FrozenAt time.Time `json:"frozen_at"`
+
+	// Ledger The poll's ledger, frozen in the same write as the tally: the RFC 6962 Merkle root over one leaf per current ballot (vote id, 16 bytes, then its 32-byte commitment; sorted by vote id; a ballot recorded before receipts has 32 zero bytes), the leaf count, and the Ed25519 signature of the tree head (tally-ledger-head-v1: poll id, size, root, frozen_at at millisecond precision, kid) by the receipt key `kid` from /.well-known/tally-receipt-keys. Binary fields are base64url without padding. kid and signature are empty when no signing key was configured at the freeze. `tally verify --poll ID --ledger FILE` recomputes the root and the tally from an owner export. Absent on tallies frozen before ledgers.
+	Ledger *struct {
+		Kid string `json:"kid"`
+
+		// Root 32 bytes, base64url
+		Root string `json:"root"`
+
+		// Signature 64 bytes, base64url
+		Signature string `json:"signature"`
+		Size      int64  `json:"size"`
+
+		// Uncommitted leaves of ballots recorded before receipts (all-zero commitment)
+		Uncommitted *int64 `json:"uncommitted,omitempty"`
+	} `json:"ledger,omitempty"`
 }
 
 // Token defines model for Token.
@@ -2689,7 +2799,7 @@ type ClientInterface interface {
 
 	// ExportPollBallots The poll's ballots as CSV or JSON Lines (owner only), streamed
 	//
-	// Every current ballot of the poll, one row or line each, streamed as it is read (any size of poll; a client that disconnects stops the read). Columns: poll_id, voter, vote_id, option_ids (CSV: joined by ";"; JSON Lines: an array), voted_at, anonymous, scores (score polls: scores[i] for option_ids[i]; CSV: joined by ";", empty on other polls; JSON Lines: an array, absent on other polls). voter is a per-poll pseudonym (64 hex digits, HMAC-SHA256 keyed by the server's export secret and the poll id): stable for a voter within the poll, different in every other poll, so two polls' exports cannot be joined. voted_at is truncated to the minute (UTC). No IP address, user agent, device or bot signal is ever included. A read that fails after the first bytes were sent cuts the connection rather than ending the body. Each export counts against the owner's limit (TALLY_RATE_EXPORTS_PER_HOUR_PER_USER, default 10 per hour).
+	// Every current ballot of the poll, one row or line each, streamed as it is read (any size of poll; a client that disconnects stops the read). Columns: poll_id, voter, vote_id, option_ids (CSV: joined by ";"; JSON Lines: an array), voted_at, anonymous, scores (score polls: scores[i] for option_ids[i]; CSV: joined by ";", empty on other polls; JSON Lines: an array, absent on other polls), commitment (the ballot's receipt commitment, 32 bytes base64url, empty for a ballot recorded before receipts; never a salt — with vote_id, what `tally verify --poll ID --ledger FILE` rebuilds the signed ledger root from). voter is a per-poll pseudonym (64 hex digits, HMAC-SHA256 keyed by the server's export secret and the poll id): stable for a voter within the poll, different in every other poll, so two polls' exports cannot be joined. voted_at is truncated to the minute (UTC). No IP address, user agent, device or bot signal is ever included. A read that fails after the first bytes were sent cuts the connection rather than ending the body. Each export counts against the owner's limit (TALLY_RATE_EXPORTS_PER_HOUR_PER_USER, default 10 per hour).
 	//
 	// Corresponds with GET /v1/polls/{poll_id}/export (the `ExportPollBallots` operationId).
 	ExportPollBallots(ctx context.Context, pollId PollID, params *ExportPollBallotsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2732,6 +2842,13 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/polls/{poll_id}/live (the `OpenLiveResults` operationId).
 	OpenLiveResults(ctx context.Context, pollId PollID, params *OpenLiveResultsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetReceiptStatus Is this receipt's ballot in the poll's ledger (public)
+	//
+	// A receipt holder needs no account. Before the poll's final tally is frozen the answer is the ballot's current commitment and recorded time (status recorded); after it, status included with the leaf's index, the tree size, the inclusion proof and the signed tree head, so the receipt, the proof and the public key from /.well-known/tally-receipt-keys suffice to check it (leaf data = vote id ‖ commitment, leaf hash SHA-256(0x00 ‖ data), RFC 6962). A vote id a change replaced is no longer the voter's current ballot: 404. A token is optional; it matters only on polls whose results it may see.
+	//
+	// Corresponds with GET /v1/polls/{poll_id}/receipts/{vote_id} (the `GetReceiptStatus` operationId).
+	GetReceiptStatus(ctx context.Context, pollId PollID, voteId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetResults Results
 	//
@@ -3137,7 +3254,7 @@ func (c *Client) GetChallenge(ctx context.Context, pollId PollID, reqEditors ...
 
 // ExportPollBallots The poll's ballots as CSV or JSON Lines (owner only), streamed
 //
-// Every current ballot of the poll, one row or line each, streamed as it is read (any size of poll; a client that disconnects stops the read). Columns: poll_id, voter, vote_id, option_ids (CSV: joined by ";"; JSON Lines: an array), voted_at, anonymous, scores (score polls: scores[i] for option_ids[i]; CSV: joined by ";", empty on other polls; JSON Lines: an array, absent on other polls). voter is a per-poll pseudonym (64 hex digits, HMAC-SHA256 keyed by the server's export secret and the poll id): stable for a voter within the poll, different in every other poll, so two polls' exports cannot be joined. voted_at is truncated to the minute (UTC). No IP address, user agent, device or bot signal is ever included. A read that fails after the first bytes were sent cuts the connection rather than ending the body. Each export counts against the owner's limit (TALLY_RATE_EXPORTS_PER_HOUR_PER_USER, default 10 per hour).
+// Every current ballot of the poll, one row or line each, streamed as it is read (any size of poll; a client that disconnects stops the read). Columns: poll_id, voter, vote_id, option_ids (CSV: joined by ";"; JSON Lines: an array), voted_at, anonymous, scores (score polls: scores[i] for option_ids[i]; CSV: joined by ";", empty on other polls; JSON Lines: an array, absent on other polls), commitment (the ballot's receipt commitment, 32 bytes base64url, empty for a ballot recorded before receipts; never a salt — with vote_id, what `tally verify --poll ID --ledger FILE` rebuilds the signed ledger root from). voter is a per-poll pseudonym (64 hex digits, HMAC-SHA256 keyed by the server's export secret and the poll id): stable for a voter within the poll, different in every other poll, so two polls' exports cannot be joined. voted_at is truncated to the minute (UTC). No IP address, user agent, device or bot signal is ever included. A read that fails after the first bytes were sent cuts the connection rather than ending the body. Each export counts against the owner's limit (TALLY_RATE_EXPORTS_PER_HOUR_PER_USER, default 10 per hour).
 //
 // Corresponds with GET /v1/polls/{poll_id}/export (the `ExportPollBallots` operationId).
 func (c *Client) ExportPollBallots(ctx context.Context, pollId PollID, params *ExportPollBallotsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3231,6 +3348,23 @@ func (c *Client) MintInvites(ctx context.Context, pollId PollID, body MintInvite
 // Corresponds with GET /v1/polls/{poll_id}/live (the `OpenLiveResults` operationId).
 func (c *Client) OpenLiveResults(ctx context.Context, pollId PollID, params *OpenLiveResultsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewOpenLiveResultsRequest(c.Server, pollId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetReceiptStatus Is this receipt's ballot in the poll's ledger (public)
+//
+// A receipt holder needs no account. Before the poll's final tally is frozen the answer is the ballot's current commitment and recorded time (status recorded); after it, status included with the leaf's index, the tree size, the inclusion proof and the signed tree head, so the receipt, the proof and the public key from /.well-known/tally-receipt-keys suffice to check it (leaf data = vote id ‖ commitment, leaf hash SHA-256(0x00 ‖ data), RFC 6962). A vote id a change replaced is no longer the voter's current ballot: 404. A token is optional; it matters only on polls whose results it may see.
+//
+// Corresponds with GET /v1/polls/{poll_id}/receipts/{vote_id} (the `GetReceiptStatus` operationId).
+func (c *Client) GetReceiptStatus(ctx context.Context, pollId PollID, voteId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetReceiptStatusRequest(c.Server, pollId, voteId)
 	if err != nil {
 		return nil, err
 	}
@@ -4248,6 +4382,47 @@ func NewOpenLiveResultsRequest(server string, pollId PollID, params *OpenLiveRes
 	return req, nil
 }
 
+// NewGetReceiptStatusRequest constructs an http.Request for the GetReceiptStatus method
+func NewGetReceiptStatusRequest(server string, pollId PollID, voteId openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "poll_id", pollId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "vote_id", voteId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/polls/%s/receipts/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetResultsRequest constructs an http.Request for the GetResults method
 func NewGetResultsRequest(server string, pollId PollID, params *GetResultsParams) (*http.Request, error) {
 	var err error
@@ -5100,7 +5275,7 @@ type ClientWithResponsesInterface interface {
 
 	// ExportPollBallotsWithResponse The poll's ballots as CSV or JSON Lines (owner only), streamed
 	//
-	// Every current ballot of the poll, one row or line each, streamed as it is read (any size of poll; a client that disconnects stops the read). Columns: poll_id, voter, vote_id, option_ids (CSV: joined by ";"; JSON Lines: an array), voted_at, anonymous, scores (score polls: scores[i] for option_ids[i]; CSV: joined by ";", empty on other polls; JSON Lines: an array, absent on other polls). voter is a per-poll pseudonym (64 hex digits, HMAC-SHA256 keyed by the server's export secret and the poll id): stable for a voter within the poll, different in every other poll, so two polls' exports cannot be joined. voted_at is truncated to the minute (UTC). No IP address, user agent, device or bot signal is ever included. A read that fails after the first bytes were sent cuts the connection rather than ending the body. Each export counts against the owner's limit (TALLY_RATE_EXPORTS_PER_HOUR_PER_USER, default 10 per hour).
+	// Every current ballot of the poll, one row or line each, streamed as it is read (any size of poll; a client that disconnects stops the read). Columns: poll_id, voter, vote_id, option_ids (CSV: joined by ";"; JSON Lines: an array), voted_at, anonymous, scores (score polls: scores[i] for option_ids[i]; CSV: joined by ";", empty on other polls; JSON Lines: an array, absent on other polls), commitment (the ballot's receipt commitment, 32 bytes base64url, empty for a ballot recorded before receipts; never a salt — with vote_id, what `tally verify --poll ID --ledger FILE` rebuilds the signed ledger root from). voter is a per-poll pseudonym (64 hex digits, HMAC-SHA256 keyed by the server's export secret and the poll id): stable for a voter within the poll, different in every other poll, so two polls' exports cannot be joined. voted_at is truncated to the minute (UTC). No IP address, user agent, device or bot signal is ever included. A read that fails after the first bytes were sent cuts the connection rather than ending the body. Each export counts against the owner's limit (TALLY_RATE_EXPORTS_PER_HOUR_PER_USER, default 10 per hour).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -5151,6 +5326,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/polls/{poll_id}/live (the `OpenLiveResults` operationId).
 	OpenLiveResultsWithResponse(ctx context.Context, pollId PollID, params *OpenLiveResultsParams, reqEditors ...RequestEditorFn) (*OpenLiveResultsResponse, error)
+
+	// GetReceiptStatusWithResponse Is this receipt's ballot in the poll's ledger (public)
+	//
+	// A receipt holder needs no account. Before the poll's final tally is frozen the answer is the ballot's current commitment and recorded time (status recorded); after it, status included with the leaf's index, the tree size, the inclusion proof and the signed tree head, so the receipt, the proof and the public key from /.well-known/tally-receipt-keys suffice to check it (leaf data = vote id ‖ commitment, leaf hash SHA-256(0x00 ‖ data), RFC 6962). A vote id a change replaced is no longer the voter's current ballot: 404. A token is optional; it matters only on polls whose results it may see.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/polls/{poll_id}/receipts/{vote_id} (the `GetReceiptStatus` operationId).
+	GetReceiptStatusWithResponse(ctx context.Context, pollId PollID, voteId openapi_types.UUID, reqEditors ...RequestEditorFn) (*GetReceiptStatusResponse, error)
 
 	// GetResultsWithResponse Results
 	//
@@ -6778,6 +6962,99 @@ func (r OpenLiveResultsResponse) ContentType() string {
 	return ""
 }
 
+// GetReceiptStatusResponse429Headers the declared response headers of an HTTP 429 response for GetReceiptStatus
+type GetReceiptStatusResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+}
+
+// GetReceiptStatusResponse503Headers the declared response headers of an HTTP 503 response for GetReceiptStatus
+type GetReceiptStatusResponse503Headers struct {
+	RetryAfter *int
+}
+
+type GetReceiptStatusResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ReceiptStatus
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetReceiptStatusResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetReceiptStatusResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetReceiptStatusResponse) GetJSON200() *ReceiptStatus {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetReceiptStatusResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetReceiptStatusResponse) GetJSON401() *Unauthenticated {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetReceiptStatusResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetReceiptStatusResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetReceiptStatusResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetReceiptStatusResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetReceiptStatusResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetReceiptStatusResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetReceiptStatusResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetResultsResponse429Headers the declared response headers of an HTTP 429 response for GetResults
 type GetResultsResponse429Headers struct {
 	RateLimitLimit     *int
@@ -8111,7 +8388,7 @@ func (c *ClientWithResponses) GetChallengeWithResponse(ctx context.Context, poll
 
 // ExportPollBallotsWithResponse The poll's ballots as CSV or JSON Lines (owner only), streamed
 //
-// Every current ballot of the poll, one row or line each, streamed as it is read (any size of poll; a client that disconnects stops the read). Columns: poll_id, voter, vote_id, option_ids (CSV: joined by ";"; JSON Lines: an array), voted_at, anonymous, scores (score polls: scores[i] for option_ids[i]; CSV: joined by ";", empty on other polls; JSON Lines: an array, absent on other polls). voter is a per-poll pseudonym (64 hex digits, HMAC-SHA256 keyed by the server's export secret and the poll id): stable for a voter within the poll, different in every other poll, so two polls' exports cannot be joined. voted_at is truncated to the minute (UTC). No IP address, user agent, device or bot signal is ever included. A read that fails after the first bytes were sent cuts the connection rather than ending the body. Each export counts against the owner's limit (TALLY_RATE_EXPORTS_PER_HOUR_PER_USER, default 10 per hour).
+// Every current ballot of the poll, one row or line each, streamed as it is read (any size of poll; a client that disconnects stops the read). Columns: poll_id, voter, vote_id, option_ids (CSV: joined by ";"; JSON Lines: an array), voted_at, anonymous, scores (score polls: scores[i] for option_ids[i]; CSV: joined by ";", empty on other polls; JSON Lines: an array, absent on other polls), commitment (the ballot's receipt commitment, 32 bytes base64url, empty for a ballot recorded before receipts; never a salt — with vote_id, what `tally verify --poll ID --ledger FILE` rebuilds the signed ledger root from). voter is a per-poll pseudonym (64 hex digits, HMAC-SHA256 keyed by the server's export secret and the poll id): stable for a voter within the poll, different in every other poll, so two polls' exports cannot be joined. voted_at is truncated to the minute (UTC). No IP address, user agent, device or bot signal is ever included. A read that fails after the first bytes were sent cuts the connection rather than ending the body. Each export counts against the owner's limit (TALLY_RATE_EXPORTS_PER_HOUR_PER_USER, default 10 per hour).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -8197,6 +8474,21 @@ func (c *ClientWithResponses) OpenLiveResultsWithResponse(ctx context.Context, p
 		return nil, err
 	}
 	return ParseOpenLiveResultsResponse(rsp)
+}
+
+// GetReceiptStatusWithResponse Is this receipt's ballot in the poll's ledger (public)
+//
+// A receipt holder needs no account. Before the poll's final tally is frozen the answer is the ballot's current commitment and recorded time (status recorded); after it, status included with the leaf's index, the tree size, the inclusion proof and the signed tree head, so the receipt, the proof and the public key from /.well-known/tally-receipt-keys suffice to check it (leaf data = vote id ‖ commitment, leaf hash SHA-256(0x00 ‖ data), RFC 6962). A vote id a change replaced is no longer the voter's current ballot: 404. A token is optional; it matters only on polls whose results it may see.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/polls/{poll_id}/receipts/{vote_id} (the `GetReceiptStatus` operationId).
+func (c *ClientWithResponses) GetReceiptStatusWithResponse(ctx context.Context, pollId PollID, voteId openapi_types.UUID, reqEditors ...RequestEditorFn) (*GetReceiptStatusResponse, error) {
+	rsp, err := c.GetReceiptStatus(ctx, pollId, voteId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetReceiptStatusResponse(rsp)
 }
 
 // GetResultsWithResponse Results
@@ -9896,6 +10188,111 @@ func ParseOpenLiveResultsResponse(rsp *http.Response) (*OpenLiveResultsResponse,
 	switch {
 	case rsp.StatusCode == 503:
 		var headers OpenLiveResultsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetReceiptStatusResponse parses an HTTP response from a GetReceiptStatusWithResponse call
+func ParseGetReceiptStatusResponse(rsp *http.Response) (*GetReceiptStatusResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetReceiptStatusResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ReceiptStatus
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers GetReceiptStatusResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetReceiptStatusResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

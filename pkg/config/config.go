@@ -20,6 +20,7 @@ import (
 	"github.com/tally-vote/tally/pkg/cassandra"
 	"github.com/tally-vote/tally/pkg/events"
 	"github.com/tally-vote/tally/pkg/httpapi"
+	"github.com/tally-vote/tally/pkg/inclusion"
 	"github.com/tally-vote/tally/pkg/kafkax"
 	"github.com/tally-vote/tally/pkg/kafkax/votes"
 	"github.com/tally-vote/tally/pkg/poll"
@@ -96,6 +97,9 @@ type Config struct {
 	Admit   admit.Config   `envPrefix:"ADMIT_"`
 	Bots    abuse.Config   `envPrefix:"BOT_"`
 	Receipt receipt.Config `envPrefix:"RECEIPT_"`
+	// Ledger bounds the frozen ledgers held for receipt proofs
+	// (TALLY_LEDGER_CACHE_LEAVES).
+	Ledger inclusion.Config `envPrefix:"LEDGER_"`
 
 	// AnonAccess is TALLY_POW_* and TALLY_INVITE_* (no prefix of its own).
 	AnonAccess anonaccess.Config

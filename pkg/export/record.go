@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
@@ -35,12 +36,17 @@ type Record struct {
 	Scores    []int     `json:"scores,omitempty"`
 	VotedAt   time.Time `json:"voted_at"`
 	Anonymous bool      `json:"anonymous"`
-	IP        *string   `json:"ip,omitempty"`
-	UserAgent *string   `json:"user_agent,omitempty"`
+	// Commitment is the ballot's receipt commitment, base64url without
+	// padding ("" for a ballot recorded before receipts, whose ledger leaf
+	// has 32 zero bytes): with VoteID, what `tally verify --ledger`
+	// rebuilds the poll's ledger from. Never a salt.
+	Commitment string  `json:"commitment"`
+	IP         *string `json:"ip,omitempty"`
+	UserAgent  *string `json:"user_agent,omitempty"`
 }
 
 // baseColumns are the columns every export has, in CSV order.
-var baseColumns = []string{"poll_id", "voter", "vote_id", "option_ids", "voted_at", "anonymous", "scores"}
+var baseColumns = []string{"poll_id", "voter", "vote_id", "option_ids", "voted_at", "anonymous", "scores", "commitment"}
 
 // columns are an export's columns.
 func (o Options) columns() []string {
@@ -89,7 +95,8 @@ func (v voters) keyCheck() string {
 // record builds the exported record of a row.
 func (o Options) record(v voters, r vote.Ballot) Record {
 	rec := Record{PollID: r.PollID.String(), Voter: v.id(r.VoterID), VoteID: r.VoteID.String(),
-		OptionIDs: make([]string, len(r.OptionIDs)), Scores: r.Scores, VotedAt: r.VotedAt.UTC(), Anonymous: r.Anonymous}
+		OptionIDs: make([]string, len(r.OptionIDs)), Scores: r.Scores, VotedAt: r.VotedAt.UTC(), Anonymous: r.Anonymous,
+		Commitment: base64.RawURLEncoding.EncodeToString(r.Commitment)}
 	for i, id := range r.OptionIDs {
 		rec.OptionIDs[i] = id.String()
 	}
@@ -113,7 +120,7 @@ func csvFields(r Record) []string {
 		scores[i] = strconv.Itoa(s)
 	}
 	f := []string{r.PollID, r.Voter, r.VoteID, strings.Join(r.OptionIDs, ";"), r.VotedAt.Format(timeLayout),
-		strconv.FormatBool(r.Anonymous), strings.Join(scores, ";")}
+		strconv.FormatBool(r.Anonymous), strings.Join(scores, ";"), r.Commitment}
 	if r.IP != nil {
 		f = append(f, *r.IP)
 	}
@@ -165,13 +172,14 @@ func writeCSVHeader(w io.Writer, cols []string) (int64, error) {
 // column is absent from the file's schema, not a column of nulls.
 type (
 	pqRow struct {
-		PollID    string    `parquet:"poll_id"`
-		Voter     string    `parquet:"voter"`
-		VoteID    string    `parquet:"vote_id"`
-		OptionIDs []string  `parquet:"option_ids,list"`
-		VotedAt   time.Time `parquet:"voted_at,timestamp(millisecond)"`
-		Anonymous bool      `parquet:"anonymous"`
-		Scores    []int32   `parquet:"scores,list"`
+		PollID     string    `parquet:"poll_id"`
+		Voter      string    `parquet:"voter"`
+		VoteID     string    `parquet:"vote_id"`
+		OptionIDs  []string  `parquet:"option_ids,list"`
+		VotedAt    time.Time `parquet:"voted_at,timestamp(millisecond)"`
+		Anonymous  bool      `parquet:"anonymous"`
+		Scores     []int32   `parquet:"scores,list"`
+		Commitment string    `parquet:"commitment"`
 	}
 	pqRowIP struct {
 		pqRow
@@ -190,7 +198,7 @@ type (
 
 func toPQ(r Record) pqRow {
 	row := pqRow{PollID: r.PollID, Voter: r.Voter, VoteID: r.VoteID, OptionIDs: r.OptionIDs, VotedAt: r.VotedAt,
-		Anonymous: r.Anonymous}
+		Anonymous: r.Anonymous, Commitment: r.Commitment}
 	if len(r.Scores) > 0 {
 		row.Scores = make([]int32, len(r.Scores))
 		for i, s := range r.Scores {
@@ -286,7 +294,7 @@ func ReadParquet(path string) ([]Record, []string, error) {
 	out := make([]Record, len(rows))
 	for i, r := range rows {
 		out[i] = Record{PollID: r.PollID, Voter: r.Voter, VoteID: r.VoteID, OptionIDs: r.OptionIDs,
-			VotedAt: r.VotedAt.UTC(), Anonymous: r.Anonymous}
+			VotedAt: r.VotedAt.UTC(), Anonymous: r.Anonymous, Commitment: r.Commitment}
 		for _, s := range r.Scores {
 			out[i].Scores = append(out[i].Scores, int(s))
 		}

@@ -65,7 +65,7 @@ func readCSVExport(t *testing.T, r testenv.Response) []exportRow {
 	if err != nil {
 		t.Fatalf("export is not CSV: %v\n%s", err, r.Raw)
 	}
-	if got := strings.Join(lines[0], ","); got != "poll_id,voter,vote_id,option_ids,voted_at,anonymous,scores" {
+	if got := strings.Join(lines[0], ","); got != "poll_id,voter,vote_id,option_ids,voted_at,anonymous,scores,commitment" {
 		t.Fatalf("CSV header %q", got)
 	}
 	var out []exportRow

@@ -1,11 +1,16 @@
 package httpapi
 
 import (
+	"encoding/base64"
+	"errors"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/inclusion"
 	"github.com/tally-vote/tally/pkg/receipt"
+	"github.com/tally-vote/tally/pkg/tally"
 )
 
 // ReceiptKeysPath is where the public receipt keys are served. It sits
@@ -35,4 +40,95 @@ func receiptKeys(kr *receipt.Keyring) gin.HandlerFunc {
 		c.Header("Cache-Control", receiptKeysMaxAge)
 		c.JSON(http.StatusOK, set)
 	}
+}
+
+// receiptTimeLayout is RFC 3339 in UTC at millisecond precision, the
+// precision receipts and tree heads are signed at.
+const receiptTimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// treeHeadJSON is a signed tree head on the wire; binary fields are
+// base64url without padding, like receipts and the keys.
+type treeHeadJSON struct {
+	PollID   string `json:"poll_id"`
+	Size     uint64 `json:"size"`
+	Root     string `json:"root"`
+	FrozenAt string `json:"frozen_at"`
+	KeyID    string `json:"kid"`
+	Alg      string `json:"alg"`
+	Sig      string `json:"sig"`
+}
+
+// receiptStatusJSON answers GET /v1/polls/{id}/receipts/{vote_id}.
+type receiptStatusJSON struct {
+	PollID string `json:"poll_id"`
+	VoteID string `json:"vote_id"`
+	Status string `json:"status"`
+	// Commitment is the ballot's commitment as its leaf holds it: 32 zero
+	// bytes for a ballot recorded before receipts.
+	Commitment string `json:"commitment"`
+	RecordedAt string `json:"recorded_at"`
+	// Set when included and not withheld.
+	LeafIndex *uint64       `json:"leaf_index,omitempty"`
+	TreeSize  *uint64       `json:"tree_size,omitempty"`
+	Proof     []string      `json:"proof,omitempty"`
+	TreeHead  *treeHeadJSON `json:"tree_head,omitempty"`
+	// ProofWithheld is "results_hidden" when an included ballot's proof is
+	// held back: the tree size is the poll's ballot count.
+	ProofWithheld string `json:"proof_withheld,omitempty"`
+}
+
+func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+func receiptStatusOf(a inclusion.Answer) receiptStatusJSON {
+	c := make([]byte, receipt.CommitmentSize)
+	copy(c, a.Commitment)
+	out := receiptStatusJSON{PollID: a.PollID.String(), VoteID: a.VoteID.String(), Status: string(a.Status),
+		Commitment: b64(c), RecordedAt: a.RecordedAt.UTC().Format(receiptTimeLayout)}
+	if a.Withheld {
+		out.ProofWithheld = "results_hidden"
+	}
+	if a.Proof != nil && a.Head != nil {
+		out.LeafIndex, out.TreeSize = &a.Proof.Index, &a.Proof.Size
+		out.Proof = make([]string, len(a.Proof.Path))
+		for i, h := range a.Proof.Path {
+			out.Proof[i] = b64(h[:])
+		}
+		out.TreeHead = &treeHeadJSON{PollID: a.Head.PollID.String(), Size: a.Head.Size, Root: b64(a.Head.Root[:]),
+			FrozenAt: a.Head.FrozenAt.UTC().Format(receiptTimeLayout), KeyID: a.Head.KeyID, Alg: "EdDSA", Sig: b64(a.Head.Sig)}
+	}
+	return out
+}
+
+// receipt answers whether a vote id's commitment is in its poll's ledger.
+// It is public (a receipt is all its holder has) and never shows a choice;
+// the tree size, which is the ballot count, is shown only to a caller who
+// may see the poll's results.
+func (h *handlers) receipt(c *gin.Context) {
+	if h.inclusion == nil {
+		abort(c, apperr.ErrUnavailable)
+		return
+	}
+	voteID, err := pathUUID(c, "vote_id")
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	p := h.pathPoll(c)
+	if p == nil {
+		return
+	}
+	ctx := c.Request.Context()
+	seeResults := func() (bool, error) {
+		err := h.canSeeResults(ctx, c, p)
+		if errors.Is(err, tally.ErrResultsHidden) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	a, err := h.inclusion.Lookup(ctx, p, voteID, seeResults)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, receiptStatusOf(a))
 }

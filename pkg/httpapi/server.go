@@ -16,6 +16,7 @@ import (
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/auth"
 	"github.com/tally-vote/tally/pkg/export"
+	"github.com/tally-vote/tally/pkg/inclusion"
 	"github.com/tally-vote/tally/pkg/live"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/ratelimit"
@@ -59,6 +60,8 @@ type Deps struct {
 	// ReceiptKeys are the public keys served at ReceiptKeysPath; nil serves
 	// an empty set.
 	ReceiptKeys *receipt.Keyring
+	// Inclusion answers GET …/receipts/{vote_id}; nil answers it 503.
+	Inclusion *inclusion.Service
 	// Audit reads a poll's owner-action chain for its owner; nil answers
 	// the audit route 503.
 	Audit AuditReader
@@ -93,6 +96,7 @@ type handlers struct {
 	publicURL string
 	audit     AuditReader
 	webhooks  *webhook.Service
+	inclusion *inclusion.Service
 	// Owner exports: the source, the pseudonym secret, the owner's limit
 	// rules, the metrics and the write timeout each write moves forward.
 	exports       export.Source
@@ -152,8 +156,8 @@ func NewRouter(d Deps) (*gin.Engine, error) {
 		audit:   d.Audit,
 		exports: d.Exports, exportKey: d.ExportKey, exportRules: d.Limiter.Rules(ratelimit.Export),
 		exportMetrics: newExportMetrics(d.Registry), writeTimeout: d.HTTP.WriteTimeout,
-		webhooks: d.Webhooks,
-		sockets:  newLiveSockets(d.HTTP, d.PublicURL, d.Registry)}
+		webhooks: d.Webhooks, inclusion: d.Inclusion,
+		sockets: newLiveSockets(d.HTTP, d.PublicURL, d.Registry)}
 	required, optional := authenticate(d.Auth, true), authenticate(d.Auth, false)
 	l := d.Limiter
 
@@ -173,6 +177,8 @@ func NewRouter(d Deps) (*gin.Engine, error) {
 	v1.GET("/polls/:poll_id/votes/me", required, h.myVote)
 	v1.GET("/polls/:poll_id/votes/requests/:request_id", required, h.requestStatus)
 	v1.GET("/polls/:poll_id/results", optional, limit(l, ratelimit.Results), h.results)
+	// Public: a receipt holder needs no account. Limited like results.
+	v1.GET("/polls/:poll_id/receipts/:vote_id", optional, limit(l, ratelimit.Results), h.receipt)
 	v1.GET("/polls/:poll_id/live", optional, h.live)
 	v1.GET("/polls/:poll_id/results/stream", optional, h.resultsStream)
 	v1.POST("/polls/:poll_id/invites", required, accountOnly, h.mintInvites)

@@ -173,6 +173,8 @@ type Certificate struct {
 	// DriftHistory is how far the live figures were from the truth
 	// before the freeze.
 	DriftHistory *DriftHistory `json:"drift_history,omitempty"`
+	// Ledger is the signed root over the poll's ballots' commitments.
+	Ledger *CertLedger `json:"ledger,omitempty"`
 }
 
 // AuditHead is an anchored audit chain head: the last entry's seq and
@@ -184,7 +186,7 @@ type AuditHead struct {
 
 // CertificateOf is the certificate of a frozen tally.
 func CertificateOf(f Frozen) *Certificate {
-	c := &Certificate{Ballots: f.Counts.Ballots, FrozenAt: f.AsOf.UTC(), DriftHistory: f.Drift}
+	c := &Certificate{Ballots: f.Counts.Ballots, FrozenAt: f.AsOf.UTC(), DriftHistory: f.Drift, Ledger: certLedgerOf(f.Ledger)}
 	if f.Audit != nil {
 		c.AuditHead = &AuditHead{Seq: f.Audit.Seq, Hash: hex.EncodeToString(f.Audit.Hash)}
 	}

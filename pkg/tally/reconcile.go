@@ -167,8 +167,20 @@ func (s *Service) Reconcile(ctx context.Context, p *poll.Poll, opts ReconcileOpt
 		}
 		hist := HistoryOf(runs, lag)
 		f.Drift = &hist
+		if s.ledger != nil {
+			// The ledger is frozen in the same write as the tally: a poll
+			// whose index disagrees with its rows is not certified.
+			if f.Ledger, err = s.buildLedger(ctx, p, rep.Rows.Ballots, f.AsOf); err != nil {
+				s.m.runs.WithLabelValues("failed").Inc()
+				return rep, err
+			}
+		}
 		frozen, err := s.store.SaveFinal(ctx, p.ID, f)
 		if err != nil {
+			s.m.runs.WithLabelValues("failed").Inc()
+			return rep, err
+		}
+		if err := s.checkFrozenLedger(p, f.Ledger, frozen); err != nil {
 			s.m.runs.WithLabelValues("failed").Inc()
 			return rep, err
 		}

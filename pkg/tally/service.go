@@ -62,6 +62,9 @@ type Frozen struct {
 	// Drift is the poll's drift history up to the freeze (nil on tallies
 	// frozen before it was kept).
 	Drift *DriftHistory
+	// Ledger is the poll's signed ledger head (nil on tallies frozen
+	// before ledgers, or by a service without SetLedger).
+	Ledger *LedgerHead
 }
 
 // Drift is one reconciliation's measured counter drift, in absolute
@@ -186,6 +189,9 @@ type Service struct {
 	// complete, when set, finishes the poll's unfinished direct writes
 	// before a final run measures it (CompleteBeforeFinal).
 	complete atomic.Pointer[func(ctx context.Context, p *poll.Poll) error]
+
+	// ledger, when set, builds the ledger final runs freeze (SetLedger).
+	ledger *ledgerDeps
 
 	// frozen, when set, hears each final run's frozen tally (OnFrozen).
 	frozen atomic.Pointer[func(ctx context.Context, p *poll.Poll, f Frozen)]
