@@ -43,14 +43,17 @@ var (
 	insertScoredVote        = newStatement(qb.Insert(votesTable.Name()).Columns(slices.Concat(voteColumns, []string{"scores"})...).Unique().ToCql())
 	insertScoredFlaggedVote = newStatement(qb.Insert(votesTable.Name()).Columns(slices.Concat(voteColumns, []string{"flags", "scores"})...).Unique().ToCql())
 	selectVote              = newStatement(votesTable.Get("option_ids", "vote_id", "request_id", "idempotency_key",
-		"voted_at", "anonymous", "ip", "user_agent", "write_id", "device", "flags", "scores"))
+		"voted_at", "anonymous", "ip", "user_agent", "write_id", "device", "flags", "scores",
+		"version", "revoked", "changed_at", "change_requests"))
 	selectVoteIndex = newStatement(votesByPollTable.Get("vote_id"))
 	// insertVoteIndex writes an index row, insertFlaggedVoteIndex a
 	// flagged ballot's.
-	insertVoteIndex              = newStatement(qb.Insert(votesByPollTable.Name()).Columns(voteIndexColumns...).ToCql())
-	insertFlaggedVoteIndex       = newStatement(qb.Insert(votesByPollTable.Name()).Columns(voteIndexFlaggedColumns...).ToCql())
-	insertScoredVoteIndex        = newStatement(qb.Insert(votesByPollTable.Name()).Columns(slices.Concat(voteIndexColumns, []string{"scores"})...).ToCql())
-	insertScoredFlaggedVoteIndex = newStatement(qb.Insert(votesByPollTable.Name()).Columns(slices.Concat(voteIndexFlaggedColumns, []string{"scores"})...).ToCql())
+	// They are written USING TIMESTAMP the ballot's accept time (see
+	// voteIndexRow.TS).
+	insertVoteIndex              = newStatement(qb.Insert(votesByPollTable.Name()).Columns(voteIndexColumns...).TimestampNamed("ts").ToCql())
+	insertFlaggedVoteIndex       = newStatement(qb.Insert(votesByPollTable.Name()).Columns(voteIndexFlaggedColumns...).TimestampNamed("ts").ToCql())
+	insertScoredVoteIndex        = newStatement(qb.Insert(votesByPollTable.Name()).Columns(slices.Concat(voteIndexColumns, []string{"scores"})...).TimestampNamed("ts").ToCql())
+	insertScoredFlaggedVoteIndex = newStatement(qb.Insert(votesByPollTable.Name()).Columns(slices.Concat(voteIndexFlaggedColumns, []string{"scores"})...).TimestampNamed("ts").ToCql())
 )
 
 // voteColumns are the columns every ballot is written with.

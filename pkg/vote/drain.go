@@ -313,11 +313,17 @@ func (w *Drainer) record(ctx context.Context, msg Message, replay bool) (Outcome
 	start := time.Now()
 	out, err := w.d.Votes.ApplyQueued(ctx, p, msg.Ballot())
 	switch {
-	case errors.Is(err, ErrAlreadyVoted):
+	case errors.Is(err, ErrAlreadyVoted), errors.Is(err, ErrChangeLimit):
+		// ErrChangeLimit: a vote cast again after a revoke, past the
+		// voter's change limit; as final as a duplicate.
+		refused := ErrAlreadyVoted
+		if errors.Is(err, ErrChangeLimit) {
+			refused = ErrChangeLimit
+		}
 		w.m.messages.WithLabelValues("duplicate").Inc()
 		w.outcome(msg, "duplicate", start, err)
 		return Outcome{}, w.d.Failures.SaveFailure(ctx, msg.PollID, msg.VoterID, msg.RequestID,
-			Failure{Code: ErrAlreadyVoted.Code.String(), Message: ErrAlreadyVoted.Message})
+			Failure{Code: refused.Code.String(), Message: refused.Message})
 	case err != nil:
 		return Outcome{}, err
 	case out.New:

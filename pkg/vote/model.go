@@ -55,6 +55,19 @@ type Ballot struct {
 	// votes reads it (zero elsewhere). VotedAt is when the vote was
 	// accepted: for a backlog applied late, long before the row existed.
 	WrittenAt time.Time
+	// Version counts the changes made to the ballot (0: as first cast):
+	// every change, revoke and vote cast again after a revoke moves it on
+	// by one, each a conditional write against the version it read.
+	Version int
+	// Revoked is a revoked ballot: the row stays, so that no redelivery or
+	// retry of the first request writes the ballot back, and counts
+	// nothing.
+	Revoked bool
+	// ChangedAt is when the last change was applied (zero before one).
+	ChangedAt time.Time
+	// Changes are the change requests applied to the ballot, by request
+	// id, with what each did: a retried change is answered from here.
+	Changes map[id.ID]ChangeOutcome
 }
 
 // SameRequest reports whether other is the stored outcome of the request
@@ -136,4 +149,8 @@ type IndexEntry struct {
 	Flags []string
 	// Scores are a score ballot's scores, in Options' order.
 	Scores []int
+	// Version is the ballot version the entry counted; Revoked entries
+	// count nothing (the voter revoked the ballot).
+	Version int
+	Revoked bool
 }

@@ -68,7 +68,7 @@ func (s *Statuses) Get(ctx context.Context, pollID, voterID, requestID id.ID) (R
 	if err != nil && !errors.Is(err, ErrNoVote) {
 		return st, err
 	}
-	if err == nil && b.RequestID == requestID {
+	if err == nil && (b.RequestID == requestID || b.Changes[requestID] != (ChangeOutcome{})) {
 		st.State, st.VoteID = Completed, b.VoteID
 		return st, nil
 	}

@@ -63,6 +63,13 @@ func (f *Flags) Forget(ctx context.Context, pollID, voterID, requestID id.ID) er
 	return f.rdb.Del(ctx, redisx.AcceptedRequest(pollID, voterID, requestID)).Err()
 }
 
+// Holds reports whether the voter's flag is held: a request of the voter
+// is pending, queued or recorded (vote.FlagHolder).
+func (f *Flags) Holds(ctx context.Context, pollID, voterID id.ID) (bool, error) {
+	n, err := f.rdb.Exists(ctx, redisx.VoterFlag(pollID, voterID)).Result()
+	return n == 1, err
+}
+
 // Accepted reports whether the request was accepted for the voter.
 func (f *Flags) Accepted(ctx context.Context, pollID, voterID, requestID id.ID) (bool, error) {
 	n, err := f.rdb.Exists(ctx, redisx.AcceptedRequest(pollID, voterID, requestID)).Result()
