@@ -332,12 +332,14 @@ func (r voteRow) toBallot() *vote.Ballot {
 }
 
 func (r voteRow) toScanRow() vote.Ballot {
-	return vote.Ballot{
+	b := vote.Ballot{
 		PollID: r.PollID, VoterID: r.VoterID, VoteID: r.VoteID, RequestID: r.RequestID, OptionIDs: r.OptionIDs,
 		IdempotencyKey: deref(r.IdempotencyKey), VotedAt: r.VotedAt, Anonymous: r.Anonymous,
 		IP: deref(r.IP), UserAgent: deref(r.UserAgent), Flags: r.Flags, Scores: r.Scores,
 		WrittenAt: time.UnixMicro(r.WrittenAt).UTC(),
 	}
+	r.changeState(&b)
+	return b
 }
 
 // voteIndexRow is a row of votes_by_poll. Options is the frozen list new

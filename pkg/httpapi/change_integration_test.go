@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/tally"
 	"github.com/tally-vote/tally/pkg/testenv"
+	"github.com/tally-vote/tally/pkg/verify"
 )
 
 // changedRow is a voter's row in votes, read with plain CQL.
@@ -391,4 +393,153 @@ func TestChangeRules(t *testing.T) {
 		t.Fatalf("row: %+v", row)
 	}
 	e.checkCounted(t, ranked, []string{voterID})
+}
+
+// TestChangesFrozenAndVerified: voters vote, change, revoke and vote again;
+// the poll closes and its final tally is frozen. The frozen tally counts
+// only current, unrevoked ballots (counted here from the rows with plain
+// CQL), and tally verify finds rows, index, counters and final in
+// agreement.
+func TestChangesFrozenAndVerified(t *testing.T) {
+	e := newEnv(t)
+	owner, _ := e.c.Account()
+	pollID, opts := e.c.Poll(owner, changeSettings())
+	base := "/v1/polls/" + pollID + "/votes"
+	const voters = 30
+	ids := make([]string, voters)
+	var wg sync.WaitGroup
+	for i := range voters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok, vid := e.c.Account()
+			ids[i] = vid
+			e.c.Do("POST", base, tok, map[string]any{"option_id": opts[0]}).Must(t, http.StatusOK)
+			switch i % 3 {
+			case 0:
+				e.c.Do("PUT", base+"/me", tok, map[string]any{"option_id": opts[1+i%2]}).Must(t, http.StatusOK)
+			case 1:
+				e.c.Do("DELETE", base+"/me", tok, nil).Must(t, http.StatusOK)
+				if i%2 == 1 {
+					e.c.Do("POST", base, tok, map[string]any{"option_id": opts[2]}).Must(t, http.StatusOK)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	e.checkCounted(t, pollID, ids)
+	e.c.Do("PATCH", "/v1/polls/"+pollID, owner, map[string]any{"status": "closed"}).Must(t, http.StatusOK)
+
+	pid, _ := id.Parse(pollID)
+	p, err := e.app.Polls.Get(context.Background(), pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.app.Tally.Reconcile(context.Background(), p, tally.ReconcileOptions{Final: true}); err != nil {
+		t.Fatal(err)
+	}
+	rb, rv := e.rowsTally(t, pollID)
+	total, votes := e.c.Results(owner, pollID, "final")
+	for o, n := range votes {
+		if n != rv[o] {
+			t.Errorf("final %s = %d, rows %d", o, n, rv[o])
+		}
+	}
+	if total != rb || rb != voters-voters/3+voters/6 {
+		t.Fatalf("final %d ballots, rows %d", total, rb)
+	}
+	rep, err := e.app.Verify(context.Background(), verify.Options{Poll: pid, Splits: 4, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Consistent || rep.FinalsChecked != 1 || rep.IndexMismatched+rep.IndexMissing != 0 || len(rep.CounterDrift) != 0 {
+		t.Fatalf("verify: %+v", rep)
+	}
+}
+
+// TestChangeWhileQueued (async mode, worker in process): a change sent
+// right after a queued vote's 202 is applied only once that vote is
+// recorded and counted, and is otherwise 409 VOTE_CHANGE_CONFLICT, never
+// 404; every 202 completes. A revoked voter's new vote goes through the
+// queue and the worker writes it over the revoked row.
+func TestChangeWhileQueued(t *testing.T) {
+	cfg := testenv.Config(t)
+	cfg.Vote.Mode = "async"
+	e := newWorkerEnv(t, cfg)
+	owner, _ := e.c.Account()
+	pollID, opts := e.c.Poll(owner, changeSettings())
+	base := "/v1/polls/" + pollID + "/votes"
+	const voters = 40
+	tokens, ids, requests := make([]string, voters), make([]string, voters), make([]string, voters)
+	early := make([]int, voters)
+	var wg sync.WaitGroup
+	for i := range voters {
+		tokens[i], ids[i] = e.c.Account()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := e.c.Do("POST", base, tokens[i], map[string]any{"option_id": opts[0]}).Must(t, http.StatusAccepted)
+			requests[i] = r.Str("request_id")
+			c := e.c.Do("PUT", base+"/me", tokens[i], map[string]any{"option_id": opts[1]}, "Idempotency-Key", "early")
+			if c.Status != http.StatusOK && c.Code() != "VOTE_CHANGE_CONFLICT" {
+				t.Errorf("change right after a 202: %d %s", c.Status, c.Raw)
+			}
+			early[i] = c.Status
+		}()
+	}
+	wg.Wait()
+	refused := 0
+	for i := range voters {
+		testenv.Eventually(t, 30*time.Second, func() error {
+			st := e.c.Do("GET", base+"/requests/"+requests[i], tokens[i], nil).Must(t, http.StatusOK)
+			if st.Str("state") != "completed" {
+				return fmt.Errorf("request %d: %s", i, st.Raw)
+			}
+			return nil
+		})
+		if early[i] != http.StatusOK {
+			refused++
+			testenv.Eventually(t, 10*time.Second, func() error {
+				if c := e.c.Do("PUT", base+"/me", tokens[i], map[string]any{"option_id": opts[1]}, "Idempotency-Key", "early"); c.Status != http.StatusOK {
+					return fmt.Errorf("change: %d %s", c.Status, c.Raw)
+				}
+				return nil
+			})
+		}
+	}
+	t.Logf("%d of %d changes sent right after the 202 were refused as pending", refused, voters)
+	e.checkCounted(t, pollID, ids)
+
+	// Revoke half, and have them vote again through the queue.
+	again := map[int]string{}
+	for i := 0; i < voters; i += 2 {
+		e.c.Do("DELETE", base+"/me", tokens[i], nil).Must(t, http.StatusOK)
+		r := e.c.Do("POST", base, tokens[i], map[string]any{"option_id": opts[2]}, "Idempotency-Key", "again").Must(t, http.StatusAccepted)
+		again[i] = r.Str("request_id")
+	}
+	for i, rid := range again {
+		testenv.Eventually(t, 30*time.Second, func() error {
+			st := e.c.Do("GET", base+"/requests/"+rid, tokens[i], nil).Must(t, http.StatusOK)
+			if st.Str("state") != "completed" {
+				return fmt.Errorf("vote again %d: %s", i, st.Raw)
+			}
+			return nil
+		})
+		if row := e.changedRowOf(t, pollID, ids[i]); row.Revoked || row.Version != 3 || row.Options[0].String() != opts[2] {
+			t.Fatalf("voter %d after voting again: %+v", i, row)
+		}
+		// The first vote's request still reads completed.
+		if st := e.c.Do("GET", base+"/requests/"+requests[i], tokens[i], nil); st.Str("state") != "completed" {
+			t.Fatalf("first request of voter %d: %s", i, st.Raw)
+		}
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		rb, _ := e.rowsTally(t, pollID)
+		cb, _ := e.counters(t, pollID)
+		if rb != cb {
+			return fmt.Errorf("counters %d ballots, rows %d", cb, rb)
+		}
+		return nil
+	})
+	e.checkCounted(t, pollID, ids)
 }

@@ -181,12 +181,7 @@ func (s *Service) change(ctx context.Context, r ChangeRequest) (ChangeReceipt, e
 	case errors.Is(err, ErrNoVote):
 		// A first vote still queued has no row yet: say so (409), and
 		// leave it to be recorded; otherwise there is nothing to change.
-		if h, ok := s.flags.(FlagHolder); ok {
-			if held, herr := h.Holds(ctx, r.PollID, r.VoterID); herr == nil && held {
-				return rec, ErrVotePending
-			}
-		}
-		return rec, ErrNothingToChange
+		return rec, s.nothingToChange(ctx, r.PollID, r.VoterID)
 	case err != nil:
 		return rec, err
 	}
@@ -202,7 +197,9 @@ func (s *Service) change(ctx context.Context, r ChangeRequest) (ChangeReceipt, e
 		return rec, err
 	}
 	if stored.Revoked {
-		return rec, ErrNothingToChange
+		// The revoke released the voter's flag: a flag held now is a
+		// vote cast again and still queued.
+		return rec, s.nothingToChange(ctx, r.PollID, r.VoterID)
 	}
 	next := *stored
 	next.Version, next.ChangedAt = stored.Version+1, s.now().UTC().Truncate(time.Millisecond)
@@ -258,6 +255,19 @@ func (s *Service) change(ctx context.Context, r ChangeRequest) (ChangeReceipt, e
 	s.audited(ctx, &next, rec.Outcome)
 	s.finish(ctx, p, &next)
 	return rec, nil
+}
+
+// nothingToChange is the answer to a change of a voter without a current
+// ballot: ErrVotePending (409) while a vote of theirs is queued (the
+// voter's flag is held), so the change never overtakes it and its 202
+// stands; ErrNothingToChange (404) otherwise.
+func (s *Service) nothingToChange(ctx context.Context, pollID, voterID id.ID) error {
+	if h, ok := s.flags.(FlagHolder); ok {
+		if held, err := h.Holds(ctx, pollID, voterID); err == nil && held {
+			return ErrVotePending
+		}
+	}
+	return ErrNothingToChange
 }
 
 // release frees the voter's flag after a revoke, so the voter may vote
