@@ -26,7 +26,9 @@ type fakeIndex struct {
 	failMov int
 }
 
-func newFakeIndex() *fakeIndex { return &fakeIndex{e: map[id.ID]IndexEntry{}, counts: map[id.ID]int64{}} }
+func newFakeIndex() *fakeIndex {
+	return &fakeIndex{e: map[id.ID]IndexEntry{}, counts: map[id.ID]int64{}}
+}
 
 func (x *fakeIndex) Change(context.Context, *Ballot, int, id.ID, ChangeOutcome) (bool, *Ballot, error) {
 	return false, nil, errors.New("not used")
