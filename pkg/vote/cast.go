@@ -330,6 +330,12 @@ func (s *Service) cast(ctx context.Context, p *poll.Poll, seenAt time.Time, a *A
 	case err == nil:
 		s.m.casts.WithLabelValues("accepted").Inc()
 		return Receipt{RequestID: b.RequestID}, nil
+	case errors.Is(err, ErrAlreadyVoted) && b.IdempotencyKey != "" && p.Settings.AllowVoteChange:
+		// The voter's flag is held by another request: on a poll whose
+		// ballots change, that is also a vote cast again after a revoke,
+		// and this may be a retry of the first vote, answered with its
+		// original outcome from the row (one read, on the refusal path).
+		return s.original(ctx, b, err)
 	case errors.Is(err, ErrAlreadyVoted):
 		s.m.casts.WithLabelValues("fast_duplicate").Inc()
 		return Receipt{}, err
@@ -505,7 +511,7 @@ func (s *Service) recordNow(ctx context.Context, p *poll.Poll, b *Ballot, outcom
 func (s *Service) original(ctx context.Context, b *Ballot, notActive error) (Receipt, error) {
 	stored, err := s.Mine(ctx, b.PollID, b.VoterID)
 	switch {
-	case err == nil && b.SameRequest(stored):
+	case err == nil && (b.SameRequest(stored) || stored.Changes[b.RequestID] != (ChangeOutcome{})):
 		s.m.casts.WithLabelValues("replayed_after_close").Inc()
 		return Receipt{Recorded: stored}, nil
 	case err != nil && !errors.Is(err, ErrNoVote):

@@ -337,6 +337,15 @@ func (w *Drainer) record(ctx context.Context, msg Message, replay bool) (Outcome
 	default:
 		w.m.messages.WithLabelValues("replayed").Inc()
 		w.outcome(msg, "replayed", start, nil)
+		if out.Ballot.Revoked && w.d.Flags != nil {
+			// A retry of a vote since revoked took the voter's flag again
+			// (the revoke had released it): free it, or the voter could
+			// not vote again until it expires. Release only deletes the
+			// flag while it holds this request.
+			if err := w.d.Flags.Release(ctx, msg.PollID, msg.VoterID, msg.RequestID); err != nil {
+				w.log.Warn("release the voter's flag", zap.Stringer("request_id", msg.RequestID), zap.Error(err))
+			}
+		}
 	}
 	return out, nil
 }
