@@ -176,6 +176,18 @@ func (s *Service) change(ctx context.Context, r ChangeRequest) (ChangeReceipt, e
 		}
 	}
 	rec := ChangeReceipt{RequestID: s.ids.New(r.PollID, r.VoterID, changeKey(r.Revoke, r.IdempotencyKey))}
+	// The new ballot meets every rule a new vote meets, judged before
+	// anything is read (a retry carries the same body, so it passes
+	// again).
+	var opts []id.ID
+	if !r.Revoke {
+		if opts, err = Choose(p, r.OptionIDs); err != nil {
+			return rec, err
+		}
+		if err := CheckScores(p, len(opts), r.Scores); err != nil {
+			return rec, err
+		}
+	}
 	stored, err := s.store.Get(ctx, r.PollID, r.VoterID)
 	switch {
 	case errors.Is(err, ErrNoVote):
@@ -207,14 +219,6 @@ func (s *Service) change(ctx context.Context, r ChangeRequest) (ChangeReceipt, e
 		next.Revoked = true
 		rec.Outcome = ChangeOutcome{Kind: KindRevoked, Version: next.Version}
 	} else {
-		// The new ballot meets every rule a new vote meets.
-		opts, err := Choose(p, r.OptionIDs)
-		if err != nil {
-			return rec, err
-		}
-		if err := CheckScores(p, len(opts), r.Scores); err != nil {
-			return rec, err
-		}
 		next.OptionIDs, next.Scores = opts, r.Scores
 		rec.Outcome = ChangeOutcome{Kind: KindChanged, Version: next.Version}
 	}
