@@ -2124,6 +2124,15 @@ export interface operations {
                     "application/json": components["schemas"]["VoteChanged"];
                 };
             };
+            /** @description queued (async mode) behind the voter's earlier requests; follow request_id: completed once applied, or failed (NOT_FOUND, VOTE_CHANGE_LIMIT, FORBIDDEN) when the ballot cannot change by then */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VoteAccepted"];
+                };
+            };
             /** @description VALIDATION_FAILED: as for a vote (poll_id, Idempotency-Key, body, option counts, scores) */
             400: {
                 headers: {
@@ -2212,6 +2221,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["VoteChanged"];
+                };
+            };
+            /** @description queued (async mode); follow request_id, as for PUT */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VoteAccepted"];
                 };
             };
             /** @description VALIDATION_FAILED: poll_id is not a UUID, or Idempotency-Key over 255 characters */

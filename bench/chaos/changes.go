@@ -13,14 +13,15 @@ const changeVoters = 200
 
 // changeOutcome is one change request's answer, to compare its retry with.
 type changeOutcome struct {
-	status  int
-	state   string
-	version float64
+	status    int
+	state     string
+	version   float64
+	requestID string
 }
 
 func outcomeOf(a answer) changeOutcome {
 	v, _ := a.body["version"].(float64)
-	return changeOutcome{status: a.status, state: a.str("status"), version: v}
+	return changeOutcome{status: a.status, state: a.str("status"), version: v, requestID: a.str("request_id")}
 }
 
 // injectChangeKill (issue 22): on a poll of its own that allows changes,
@@ -55,21 +56,34 @@ func injectChangeKill(ctx context.Context, h *harness, ph *phase, l *load) error
 		}
 		tokens = append(tokens, tok.token)
 	}
-	// until sends a request until it gets ok, retrying the answers that
-	// say "not yet" (409 VOTE_CHANGE_CONFLICT, 503, no answer).
-	until := func(method, path, tok string, body any, key string, ok int) answer {
+	// until sends a request until it is answered 200 or 202, retrying
+	// the answers that say "not yet" (409 VOTE_CHANGE_CONFLICT, 503, no
+	// answer); a 202 is then followed until its request completed.
+	until := func(method, path, tok string, body any, key string) answer {
 		deadline := time.Now().Add(3 * time.Minute)
 		for {
 			a := h.api.do(ctx, method, path, tok, body, h.runID+"-"+key)
 			retry := a.status == 0 || a.status == http.StatusServiceUnavailable || a.code() == "VOTE_CHANGE_CONFLICT"
-			if a.status == ok || !retry || time.Now().After(deadline) || ctx.Err() != nil {
+			if a.status == http.StatusAccepted {
+				for rid := a.str("request_id"); time.Now().Before(deadline) && ctx.Err() == nil; time.Sleep(200 * time.Millisecond) {
+					st := h.api.do(ctx, "GET", base+"/requests/"+rid, tok, nil, "")
+					if s := st.str("state"); s == "completed" || s == "failed" {
+						if s == "failed" {
+							ph.violate("change-kill: %s %s request %s failed: %v", method, path, rid, st.body)
+						}
+						break
+					}
+				}
+				return a
+			}
+			if a.status == http.StatusOK || !retry || time.Now().After(deadline) || ctx.Err() != nil {
 				return a
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
 	for i, tok := range tokens {
-		if a := until("POST", base, tok, map[string]any{"option_id": opts[i%3]}, "v1", http.StatusAccepted); a.status != http.StatusAccepted && a.status != http.StatusOK {
+		if a := until("POST", base, tok, map[string]any{"option_id": opts[i%3]}, "v1"); a.status != http.StatusAccepted && a.status != http.StatusOK {
 			return fmt.Errorf("vote %d: %d %v", i, a.status, a.body)
 		}
 	}
@@ -85,14 +99,14 @@ func injectChangeKill(ctx context.Context, h *harness, ph *phase, l *load) error
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			changes[i] = outcomeOf(until("PUT", base+"/me", tok, map[string]any{"option_id": opts[(i+1)%3]}, "c1", http.StatusOK))
+			changes[i] = outcomeOf(until("PUT", base+"/me", tok, map[string]any{"option_id": opts[(i+1)%3]}, "c1"))
 			expect[i] = opts[(i+1)%3]
 			if i%2 == 0 {
-				revokes[i] = outcomeOf(until("DELETE", base+"/me", tok, nil, "r1", http.StatusOK))
+				revokes[i] = outcomeOf(until("DELETE", base+"/me", tok, nil, "r1"))
 				expect[i] = ""
 			}
 			if i%4 == 0 {
-				if a := until("POST", base, tok, map[string]any{"option_id": opts[(i+2)%3]}, "v2", http.StatusAccepted); a.status == http.StatusAccepted || a.status == http.StatusOK {
+				if a := until("POST", base, tok, map[string]any{"option_id": opts[(i+2)%3]}, "v2"); a.status == http.StatusAccepted || a.status == http.StatusOK {
 					expect[i] = opts[(i+2)%3]
 				} else {
 					ph.violate("change-kill: vote again %d: %d %v", i, a.status, a.body)
@@ -105,15 +119,20 @@ func injectChangeKill(ctx context.Context, h *harness, ph *phase, l *load) error
 		return err
 	}
 	for i, tok := range tokens {
-		if changes[i].status != http.StatusOK || changes[i].version != 1 {
+		// 200 (written through) or 202 (queued, followed to completed);
+		// either way the retry is answered from the row: this request,
+		// its kind and version.
+		if changes[i].status != http.StatusOK && changes[i].status != http.StatusAccepted {
 			ph.violate("change-kill: change %d answered %+v", i, changes[i])
 			continue
 		}
-		if got := outcomeOf(h.api.do(ctx, "PUT", base+"/me", tok, map[string]any{"option_id": opts[(i+1)%3]}, h.runID+"-c1")); got != changes[i] {
+		if got := outcomeOf(h.api.do(ctx, "PUT", base+"/me", tok, map[string]any{"option_id": opts[(i+1)%3]}, h.runID+"-c1")); got.status != http.StatusOK ||
+			got.requestID != changes[i].requestID || got.state != "changed" || got.version != 1 {
 			ph.violate("change-kill: retried change %d answered %+v, first %+v", i, got, changes[i])
 		}
 		if i%2 == 0 {
-			if got := outcomeOf(h.api.do(ctx, "DELETE", base+"/me", tok, nil, h.runID+"-r1")); got != revokes[i] || got.version != 2 {
+			if got := outcomeOf(h.api.do(ctx, "DELETE", base+"/me", tok, nil, h.runID+"-r1")); got.status != http.StatusOK ||
+				got.requestID != revokes[i].requestID || got.state != "revoked" || got.version != 2 {
 				ph.violate("change-kill: retried revoke %d answered %+v, first %+v", i, got, revokes[i])
 			}
 		}

@@ -7460,6 +7460,8 @@ type RevokeMyVoteResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *VoteChanged
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *VoteAccepted
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *Error
 	// JSON401 the response for an HTTP 401 `application/json` response
@@ -7485,6 +7487,11 @@ type RevokeMyVoteResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r RevokeMyVoteResponse) GetJSON200() *VoteChanged {
 	return r.JSON200
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r RevokeMyVoteResponse) GetJSON202() *VoteAccepted {
+	return r.JSON202
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -7657,6 +7664,8 @@ type ChangeMyVoteResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *VoteChanged
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *VoteAccepted
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *Error
 	// JSON401 the response for an HTTP 401 `application/json` response
@@ -7686,6 +7695,11 @@ type ChangeMyVoteResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ChangeMyVoteResponse) GetJSON200() *VoteChanged {
 	return r.JSON200
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r ChangeMyVoteResponse) GetJSON202() *VoteAccepted {
+	return r.JSON202
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -10924,6 +10938,13 @@ func ParseRevokeMyVoteResponse(rsp *http.Response) (*RevokeMyVoteResponse, error
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest VoteAccepted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -11126,6 +11147,13 @@ func ParseChangeMyVoteResponse(rsp *http.Response) (*ChangeMyVoteResponse, error
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest VoteAccepted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest Error

@@ -458,10 +458,11 @@ func TestChangesFrozenAndVerified(t *testing.T) {
 }
 
 // TestChangeWhileQueued (async mode, worker in process): a change sent
-// right after a queued vote's 202 is applied only once that vote is
+// right after a queued vote's 202 is queued (202) only once that vote is
 // recorded and counted, and is otherwise 409 VOTE_CHANGE_CONFLICT, never
-// 404; every 202 completes. A revoked voter's new vote goes through the
-// queue and the worker writes it over the revoked row.
+// 404; every 202 completes, changes included. A revoke is queued too; the
+// revoked voter's new vote goes through the queue and the worker writes it
+// over the revoked row.
 func TestChangeWhileQueued(t *testing.T) {
 	cfg := testenv.Config(t)
 	cfg.Vote.Mode = "async"
@@ -471,7 +472,17 @@ func TestChangeWhileQueued(t *testing.T) {
 	base := "/v1/polls/" + pollID + "/votes"
 	const voters = 40
 	tokens, ids, requests := make([]string, voters), make([]string, voters), make([]string, voters)
-	early := make([]int, voters)
+	early, changeReqs := make([]int, voters), make([]string, voters)
+	completed := func(i int, rid string) {
+		t.Helper()
+		testenv.Eventually(t, 30*time.Second, func() error {
+			st := e.c.Do("GET", base+"/requests/"+rid, tokens[i], nil).Must(t, http.StatusOK)
+			if st.Str("state") != "completed" {
+				return fmt.Errorf("voter %d request %s: %s", i, rid, st.Raw)
+			}
+			return nil
+		})
+	}
 	var wg sync.WaitGroup
 	for i := range voters {
 		tokens[i], ids[i] = e.c.Account()
@@ -481,10 +492,13 @@ func TestChangeWhileQueued(t *testing.T) {
 			r := e.c.Do("POST", base, tokens[i], map[string]any{"option_id": opts[0]}).Must(t, http.StatusAccepted)
 			requests[i] = r.Str("request_id")
 			c := e.c.Do("PUT", base+"/me", tokens[i], map[string]any{"option_id": opts[1]}, "Idempotency-Key", "early")
-			if c.Status != http.StatusOK && c.Code() != "VOTE_CHANGE_CONFLICT" {
+			if c.Status != http.StatusAccepted && c.Code() != "VOTE_CHANGE_CONFLICT" {
 				t.Errorf("change right after a 202: %d %s", c.Status, c.Raw)
 			}
 			early[i] = c.Status
+			if c.Status == http.StatusAccepted {
+				changeReqs[i] = c.Str("request_id")
+			}
 		}()
 	}
 	wg.Wait()
@@ -497,14 +511,22 @@ func TestChangeWhileQueued(t *testing.T) {
 			}
 			return nil
 		})
-		if early[i] != http.StatusOK {
+		if early[i] != http.StatusAccepted {
 			refused++
 			testenv.Eventually(t, 10*time.Second, func() error {
-				if c := e.c.Do("PUT", base+"/me", tokens[i], map[string]any{"option_id": opts[1]}, "Idempotency-Key", "early"); c.Status != http.StatusOK {
+				c := e.c.Do("PUT", base+"/me", tokens[i], map[string]any{"option_id": opts[1]}, "Idempotency-Key", "early")
+				if c.Status != http.StatusAccepted {
 					return fmt.Errorf("change: %d %s", c.Status, c.Raw)
 				}
+				changeReqs[i] = c.Str("request_id")
 				return nil
 			})
+		}
+		completed(i, changeReqs[i])
+		// Its retry now answers from the row: the change's own outcome.
+		if c := e.c.Do("PUT", base+"/me", tokens[i], map[string]any{"option_id": opts[1]}, "Idempotency-Key", "early"); c.Status != http.StatusOK ||
+			c.Str("request_id") != changeReqs[i] || c.Str("status") != "changed" || c.Body["version"].(float64) != 1 {
+			t.Fatalf("retried queued change %d: %d %s", i, c.Status, c.Raw)
 		}
 	}
 	t.Logf("%d of %d changes sent right after the 202 were refused as pending", refused, voters)
@@ -513,7 +535,8 @@ func TestChangeWhileQueued(t *testing.T) {
 	// Revoke half, and have them vote again through the queue.
 	again := map[int]string{}
 	for i := 0; i < voters; i += 2 {
-		e.c.Do("DELETE", base+"/me", tokens[i], nil).Must(t, http.StatusOK)
+		d := e.c.Do("DELETE", base+"/me", tokens[i], nil).Must(t, http.StatusAccepted)
+		completed(i, d.Str("request_id"))
 		r := e.c.Do("POST", base, tokens[i], map[string]any{"option_id": opts[2]}, "Idempotency-Key", "again").Must(t, http.StatusAccepted)
 		again[i] = r.Str("request_id")
 	}

@@ -95,6 +95,12 @@ func (h *handlers) voteChange(c *gin.Context, revoke bool) {
 		abort(c, err)
 		return
 	}
+	if out.Queued {
+		// Async mode: queued behind the voter's earlier requests; follow
+		// request_id.
+		writeJSON(c, http.StatusAccepted, appendAccepted(make([]byte, 0, acceptedSize), out.Ballot.PollID, out.RequestID))
+		return
+	}
 	if out.Replayed {
 		c.Header("Idempotent-Replayed", "true")
 	}

@@ -116,6 +116,16 @@ type ChangeReceipt struct {
 	RequestID id.ID
 	Outcome   ChangeOutcome
 	Replayed  bool
+	// Queued: the change was queued (async mode, 202); the worker applies
+	// it, and the request's status says when (Outcome is unset).
+	Queued bool
+}
+
+// AcceptMarker remembers that a request was accepted, for its status
+// (pkg/redisx/admission's Flags offers it): a queued change has no
+// admission to set it.
+type AcceptMarker interface {
+	MarkAccepted(ctx context.Context, pollID, voterID, requestID id.ID) error
 }
 
 // changeKey is the key a change request's id is derived from: the kind
@@ -147,6 +157,8 @@ func (s *Service) Change(ctx context.Context, r ChangeRequest) (ChangeReceipt, e
 	switch {
 	case err == nil && rec.Replayed:
 		label = "replayed"
+	case err == nil && rec.Queued:
+		label = "queued"
 	case errors.Is(err, ErrChangeConflict), errors.Is(err, ErrVotePending):
 		label = "conflict"
 	case errors.Is(err, ErrChangeLimit):
@@ -166,7 +178,7 @@ func (s *Service) change(ctx context.Context, r ChangeRequest) (ChangeReceipt, e
 	if s.changes == nil || s.moves == nil {
 		return ChangeReceipt{}, ErrChangeNotAllowed
 	}
-	p, _, err := s.polls.View(ctx, r.PollID)
+	p, seenAt, err := s.polls.View(ctx, r.PollID)
 	if err != nil {
 		return ChangeReceipt{}, err
 	}
@@ -235,6 +247,13 @@ func (s *Service) change(ctx context.Context, r ChangeRequest) (ChangeReceipt, e
 	if !found || e.Version < stored.Version {
 		return rec, ErrVotePending
 	}
+	if s.cfg.Mode == "async" && s.queue != nil && s.queue.Available() {
+		queued, err := s.queueChange(ctx, p, seenAt, r, stored, next, rec)
+		if !errors.Is(err, ErrQueueUnavailable) {
+			return queued, err
+		}
+		// The queue is down: the change is written through.
+	}
 	ctx = context.WithoutCancel(ctx) // once written, it completes
 	if s.unfinished != nil {
 		if err := s.unfinished.Begin(ctx, p.ID, r.VoterID); err != nil {
@@ -259,6 +278,88 @@ func (s *Service) change(ctx context.Context, r ChangeRequest) (ChangeReceipt, e
 	s.audited(ctx, &next, rec.Outcome)
 	s.finish(ctx, p, &next)
 	return rec, nil
+}
+
+// queueChange queues a change like a vote (async mode): keyed by its
+// voter, so the worker applies it after every earlier request of the
+// voter. The worker judges it again against the row as it is then
+// (ApplyChange). It returns ErrQueueUnavailable when the queue cannot take
+// it, and the caller writes it through.
+func (s *Service) queueChange(ctx context.Context, p *poll.Poll, seenAt time.Time, r ChangeRequest, stored *Ballot, next Ballot, rec ChangeReceipt) (ChangeReceipt, error) {
+	b := &Ballot{PollID: r.PollID, VoterID: stored.VoterID, VoteID: stored.VoteID, RequestID: rec.RequestID,
+		IdempotencyKey: r.IdempotencyKey, VotedAt: s.now().UTC().Truncate(time.Millisecond), Anonymous: r.Anonymous,
+		Change: rec.Outcome.Kind}
+	if !r.Revoke {
+		b.OptionIDs, b.Scores = next.OptionIDs, next.Scores
+	}
+	if m, ok := s.flags.(AcceptMarker); ok {
+		if err := m.MarkAccepted(ctx, b.PollID, b.VoterID, b.RequestID); err != nil {
+			s.log.Warn("mark a queued change accepted; its status reads 404 until it is applied",
+				zap.Stringer("poll_id", b.PollID), zap.Error(err))
+		}
+	}
+	if err := s.queue.Enqueue(ctx, p, seenAt, b); err != nil {
+		return rec, err
+	}
+	rec.Queued, rec.Outcome, rec.Ballot = true, ChangeOutcome{}, stored
+	return rec, nil
+}
+
+// ApplyChange is the worker's apply of a queued change (b.Change): judged
+// against the voter's row as it is now, then the same conditional write as
+// a direct change. A redelivery (the row records the request) is answered
+// from the row, and its follow-ups settle nothing twice. A change that
+// cannot apply (no ballot, a revoked one, the limit, changes switched off)
+// is refused with that error, stored as the request's failure.
+func (s *Service) ApplyChange(ctx context.Context, p *poll.Poll, b *Ballot) (Outcome, error) {
+	if s.changes == nil {
+		return Outcome{}, ErrChangeNotAllowed
+	}
+	for range maxSettleAttempts {
+		stored, err := s.store.Get(ctx, b.PollID, b.VoterID)
+		switch {
+		case errors.Is(err, ErrNoVote):
+			return Outcome{}, ErrNothingToChange
+		case err != nil:
+			return Outcome{}, err
+		}
+		if _, ok := stored.Changes[b.RequestID]; ok {
+			s.m.outcomes.WithLabelValues("replayed").Inc()
+			return Outcome{Poll: p, Ballot: stored}, nil
+		}
+		switch {
+		case !p.Settings.AllowVoteChange:
+			return Outcome{}, ErrChangeNotAllowed
+		case stored.Revoked:
+			return Outcome{}, ErrNothingToChange
+		case stored.Version >= p.Settings.VoteChanges():
+			return Outcome{}, ErrChangeLimit
+		}
+		next := *stored
+		next.Version, next.ChangedAt = stored.Version+1, b.VotedAt
+		o := ChangeOutcome{Kind: b.Change, Version: next.Version}
+		if b.Change == KindRevoked {
+			next.Revoked = true
+		} else {
+			next.OptionIDs, next.Scores = b.OptionIDs, b.Scores
+		}
+		applied, cur, err := s.changes.Change(ctx, &next, stored.Version, b.RequestID, o)
+		switch {
+		case err != nil:
+			return Outcome{}, err
+		case applied:
+			s.m.outcomes.WithLabelValues("changed").Inc()
+			if next.Revoked {
+				s.release(ctx, stored)
+			}
+			s.audited(ctx, &next, o)
+			return Outcome{Poll: p, Ballot: &next, New: true, Count: true}, nil
+		case cur != nil && cur.Changes[b.RequestID] != (ChangeOutcome{}):
+			return Outcome{Poll: p, Ballot: cur}, nil
+		}
+		// A direct change of the same ballot won: judge this one again.
+	}
+	return Outcome{}, apperr.Unavailable("apply queued change", fmt.Errorf("the ballot of voter %s kept changing", b.VoterID))
 }
 
 // nothingToChange is the answer to a change of a voter without a current

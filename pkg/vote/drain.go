@@ -311,8 +311,21 @@ func (w *Drainer) record(ctx context.Context, msg Message, replay bool) (Outcome
 		return Outcome{}, err
 	}
 	start := time.Now()
-	out, err := w.d.Votes.ApplyQueued(ctx, p, msg.Ballot())
+	var out Outcome
+	if msg.Change != "" {
+		out, err = w.d.Votes.ApplyChange(ctx, p, msg.Ballot())
+	} else {
+		out, err = w.d.Votes.ApplyQueued(ctx, p, msg.Ballot())
+	}
 	switch {
+	case msg.Change != "" && (errors.Is(err, ErrNothingToChange) || errors.Is(err, ErrChangeLimit) || errors.Is(err, ErrChangeNotAllowed)):
+		// A queued change that cannot apply: final, like a duplicate.
+		var coded *apperr.Error
+		errors.As(err, &coded)
+		w.m.messages.WithLabelValues("duplicate").Inc()
+		w.outcome(msg, "refused", start, err)
+		return Outcome{}, w.d.Failures.SaveFailure(ctx, msg.PollID, msg.VoterID, msg.RequestID,
+			Failure{Code: coded.Code.String(), Message: coded.Message})
 	case errors.Is(err, ErrAlreadyVoted), errors.Is(err, ErrChangeLimit):
 		// ErrChangeLimit: a vote cast again after a revoke, past the
 		// voter's change limit; as final as a duplicate.

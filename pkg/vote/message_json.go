@@ -66,13 +66,14 @@ func (m *Message) AppendJSON(dst []byte) ([]byte, error) {
 		dst = strconv.AppendInt(dst, int64(m.PollVersion), 10)
 	}
 	dst = appendOptionalString(dst, `,"http_request_id":`, m.HTTPRequestID)
+	dst = appendOptionalString(dst, `,"change":`, m.Change)
 	return append(dst, '}'), nil
 }
 
 // SizeHint is a capacity for AppendJSON's buffer that holds m unless its
 // strings need many escapes.
 func (m *Message) SizeHint() int {
-	n := 400 + 39*len(m.OptionIDs) + 3*len(m.Scores) + len(m.IdempotencyKey) + len(m.IP) + len(m.UserAgent) + len(m.Device) + len(m.HTTPRequestID)
+	n := 400 + 39*len(m.OptionIDs) + 3*len(m.Scores) + len(m.IdempotencyKey) + len(m.IP) + len(m.UserAgent) + len(m.Device) + len(m.HTTPRequestID) + len(m.Change)
 	for _, f := range m.Flags {
 		n += len(f) + 3
 	}

@@ -68,6 +68,9 @@ type Ballot struct {
 	// Changes are the change requests applied to the ballot, by request
 	// id, with what each did: a retried change is answered from here.
 	Changes map[id.ID]ChangeOutcome
+	// Change is what a queued change asks of the voter's ballot
+	// (KindChanged, KindRevoked); empty for a vote. Never stored.
+	Change string
 }
 
 // SameRequest reports whether other is the stored outcome of the request

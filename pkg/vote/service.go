@@ -177,7 +177,7 @@ func NewService(cfg Config, d Deps, reg prometheus.Registerer) *Service {
 	}, []string{"outcome"})
 	m.changes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tally_vote_changes_total",
-		Help: "Vote change requests (kind changed or revoked) by outcome: applied, replayed (a retry answered from the row), conflict (409: another change first, or the ballot still being recorded), limit (409: the voter's change limit), refused (4xx: the poll's rules), failed (503).",
+		Help: "Vote change requests (kind changed or revoked) by outcome: applied (written through), queued (async mode, 202), replayed (a retry answered from the row), conflict (409: another change first, or the ballot still being recorded), limit (409: the voter's change limit), refused (4xx: the poll's rules), failed (503).",
 	}, []string{"kind", "outcome"})
 	m.settleLost = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "tally_vote_settle_conflicts_total",
@@ -185,7 +185,7 @@ func NewService(cfg Config, d Deps, reg prometheus.Registerer) *Service {
 	})
 	reg.MustRegister(m.casts, m.outcomes, m.lwtLatency, m.followUp, m.marks, m.unfinished, m.changes, m.settleLost)
 	for _, k := range []string{KindChanged, KindRevoked} {
-		for _, o := range []string{"applied", "replayed", "conflict", "limit", "refused", "failed"} {
+		for _, o := range []string{"applied", "queued", "replayed", "conflict", "limit", "refused", "failed"} {
 			m.changes.WithLabelValues(k, o)
 		}
 	}

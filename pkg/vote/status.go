@@ -61,6 +61,13 @@ func NewStatuses(votes *Service, failures FailureStore, accepted Accepted) *Stat
 	return &Statuses{votes: votes, failures: failures, accepted: accepted}
 }
 
+// changeable reports whether the poll allows changing a ballot, from the
+// process's view of it (no Cassandra read).
+func (s *Statuses) changeable(ctx context.Context, pollID id.ID) bool {
+	p, _, err := s.votes.polls.View(ctx, pollID)
+	return err == nil && p.Settings.AllowVoteChange
+}
+
 // Get returns the state of the caller's request.
 func (s *Statuses) Get(ctx context.Context, pollID, voterID, requestID id.ID) (RequestStatus, error) {
 	st := RequestStatus{RequestID: requestID}
@@ -90,6 +97,12 @@ func (s *Statuses) Get(ctx context.Context, pollID, voterID, requestID id.ID) (R
 	switch {
 	case !known:
 		return st, ErrRequestNotFound
+	case b != nil && s.changeable(ctx, pollID):
+		// On a poll whose ballots change, an accepted request of a voter
+		// with a ballot may be a queued change or a vote after a revoke:
+		// pending until the worker stores its outcome (the row's changes,
+		// or a failure).
+		st.State = Pending
 	case b != nil:
 		// The voter's ballot came from another request; this one will
 		// fail (or has failed) as a duplicate.
