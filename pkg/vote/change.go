@@ -466,4 +466,3 @@ func (s *Service) recast(ctx context.Context, p *poll.Poll, b, stored *Ballot) (
 	s.m.outcomes.WithLabelValues("duplicate").Inc()
 	return Outcome{Poll: p, Ballot: stored}, ErrAlreadyVoted
 }
-
