@@ -267,9 +267,17 @@ export interface paths {
          * @description An anonymous voter on an invite or pow poll sends the code or solved challenge it voted with.
          */
         get: operations["getMyVote"];
-        put?: never;
+        /**
+         * Replace the caller's ballot
+         * @description Only on polls with settings.allow_vote_change, while the poll is open, and within the voter's settings.max_vote_changes. The new ballot is checked exactly as a new vote (same body, same rules). The change is one conditional write on the caller's ballot against the version read, answered once counted: vote_id stays the same, and a retry of the original vote still gets its original answer.
+         */
+        put: operations["changeMyVote"];
         post?: never;
-        delete?: never;
+        /**
+         * Revoke the caller's ballot
+         * @description Only on polls with settings.allow_vote_change, while the poll is open. The ballot stops counting; the row stays revoked, so no retry or redelivery of the original vote brings it back. The voter may vote again (POST …/votes) while the poll is open.
+         */
+        delete: operations["revokeMyVote"];
         options?: never;
         head?: never;
         patch?: never;
@@ -661,7 +669,7 @@ export interface components {
         Error: {
             error: {
                 /** @enum {string} */
-                code: "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_POLL_OWNER" | "RESULTS_HIDDEN" | "NOT_FOUND" | "POLL_NOT_FOUND" | "REQUEST_NOT_FOUND" | "METHOD_NOT_ALLOWED" | "EMAIL_TAKEN" | "USERNAME_TAKEN" | "ALREADY_VOTED" | "INVITE_REQUIRED" | "INVITE_INVALID" | "POW_REQUIRED" | "POW_INVALID" | "POLL_NOT_ACTIVE" | "OPTIONS_FROZEN" | "IDEMPOTENCY_CONFLICT" | "BODY_TOO_LARGE" | "INVALID_OPTION" | "RATE_LIMITED" | "UNAVAILABLE" | "INTERNAL";
+                code: "VALIDATION_FAILED" | "UNAUTHENTICATED" | "FORBIDDEN" | "NOT_POLL_OWNER" | "RESULTS_HIDDEN" | "NOT_FOUND" | "POLL_NOT_FOUND" | "REQUEST_NOT_FOUND" | "METHOD_NOT_ALLOWED" | "EMAIL_TAKEN" | "USERNAME_TAKEN" | "ALREADY_VOTED" | "INVITE_REQUIRED" | "INVITE_INVALID" | "POW_REQUIRED" | "POW_INVALID" | "POLL_NOT_ACTIVE" | "OPTIONS_FROZEN" | "IDEMPOTENCY_CONFLICT" | "BODY_TOO_LARGE" | "INVALID_OPTION" | "RATE_LIMITED" | "UNAVAILABLE" | "INTERNAL" | "VOTE_CHANGE_LIMIT" | "VOTE_CHANGE_CONFLICT";
                 message: string;
                 /** @description the request field that broke a rule (VALIDATION_FAILED only) */
                 field?: string;
@@ -792,6 +800,13 @@ export interface components {
             anonymous_access?: components["schemas"]["AnonymousAccess"];
             /** @description Origins whose pages may frame the poll's widget at /embed/{poll_id}; empty when none may. */
             embed_origins?: components["schemas"]["EmbedOrigin"][];
+            /**
+             * @description voters may change (PUT) or revoke (DELETE) their ballot at /votes/me while the poll is open
+             * @default false
+             */
+            allow_vote_change: boolean;
+            /** @description how many changes, revokes and votes after a revoke one voter may make (the limit in force; 5 unless set) */
+            max_vote_changes?: number;
         };
         /**
          * @description An exact origin: http or https (lower case), a DNS name or IPv4 address, and an optional port (1 to 65535). No path, query, user info or wildcard; IPv6 literals are refused because CSP cannot name them.
@@ -887,6 +902,13 @@ export interface components {
             anonymous_access?: components["schemas"]["AnonymousAccess"] | null;
             /** @description The origins (such as https://blog.example.com) whose pages may frame the poll's embed widget, GET /embed/{poll_id}: its Content-Security-Policy names them in frame-ancestors, while every other answer keeps frame-ancestors 'none'. The list is replaced whole; [] clears it (no page may frame the widget, which still answers when opened on its own). At most 10, no two the same (scheme and host compared without regard to case); anything else is 400 VALIDATION_FAILED, field settings.embed_origins. */
             embed_origins?: components["schemas"]["EmbedOrigin"][] | null;
+            /**
+             * @description Lets voters change (PUT /v1/polls/{poll_id}/votes/me) or revoke (DELETE) their ballot until the poll closes, and vote again after a revoke. Off unless set.
+             * @default false
+             */
+            allow_vote_change: boolean | null;
+            /** @description How many changes, revokes and votes after a revoke one voter may make (absent: 5); past it 409 VOTE_CHANGE_LIMIT. Outside 1 to 100: 400 VALIDATION_FAILED (field settings.max_vote_changes). */
+            max_vote_changes?: number | null;
         } & {
             [key: string]: unknown;
         }) | null;
@@ -1099,6 +1121,33 @@ export interface components {
             scores?: number[];
             /** Format: date-time */
             voted_at?: string;
+            /** @description how many times the ballot was changed, revoked or cast again (absent: never) */
+            version?: number;
+            /** @description the caller revoked their ballot (has_voted is false); they may vote again while the poll is open */
+            revoked?: boolean;
+            /**
+             * Format: date-time
+             * @description when the ballot last changed
+             */
+            changed_at?: string;
+        };
+        /** @description What a change or revoke did: status and the ballot version it wrote. vote_id is the ballot's, the same across changes. A retry with the same Idempotency-Key gets the same status and version (Idempotent-Replayed: true); the choice is shown only while the ballot is still at that version. */
+        VoteChanged: {
+            /** @enum {string} */
+            status: "changed" | "revoked";
+            /** Format: uuid */
+            poll_id: string;
+            /** Format: uuid */
+            vote_id: string;
+            /** Format: uuid */
+            request_id: string;
+            version: number;
+            /** Format: uuid */
+            option_id?: string;
+            option_ids?: string[];
+            scores?: number[];
+            /** Format: date-time */
+            changed_at?: string;
         };
         /** @description A poll's results. What tally=live shows depends on the method: plurality and approval, ballots per option (the result itself); ranked and schulze, first preferences (ballots ranking each option first), not the method's result, which only tally=final carries (count); score, each option's number of scores (votes) and running mean (mean). See docs/architecture.md, "Counting methods". */
         Results: {
@@ -2151,6 +2200,198 @@ export interface operations {
                 };
             };
             404: components["responses"]["PollNotFound"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    changeMyVote: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Retries with the same key return the original outcome. Surrounding spaces are trimmed; a key that is not valid UTF-8, or longer than 255 characters (not bytes), is 400 VALIDATION_FAILED (field Idempotency-Key).
+                 * @example 7d2c1f0e-vote-1
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /**
+                 * @description Read only from anonymous voter tokens on a poll with allow_anonymous and anonymous_access invite (ignored elsewhere): one of the owner's invite codes (24 characters of A-Z, a-z, 0-9, - and _; surrounding spaces ignored). The ballot belongs to the code, not to the token, so a code votes once whatever token carries it (a second vote is 409 ALREADY_VOTED). On the reads (own vote, request status, results) it names the voter the same way.
+                 * @example q3Jt0xQpWm1c9ZrB7yL2aVfE
+                 */
+                "X-Invite-Code"?: components["parameters"]["InviteCode"];
+                /** @description Read only from anonymous voter tokens on a poll with allow_anonymous and anonymous_access pow (ignored elsewhere): "<challenge>:<solution>", where challenge comes from GET /v1/polls/{poll_id}/challenge and solution (1 to 64 of A-Z, a-z, 0-9, -, _, . and ~) makes SHA-256 of the text "<challenge>:<solution>" start with the challenge's difficulty in zero bits. The ballot belongs to the challenge: one solved challenge votes once, whatever token or solution carries it. On the reads (own vote, request status, results) it names the voter the same way, also after the challenge expired. */
+                "X-Proof-Of-Work"?: components["parameters"]["ProofOfWork"];
+            };
+            path: {
+                /**
+                 * @description a poll id; anything that is not a UUID is 400 VALIDATION_FAILED (field poll_id)
+                 * @example 0f8fad5b-d9cb-469f-a165-70867728950e
+                 */
+                poll_id: components["parameters"]["PollID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VoteRequest"];
+            };
+        };
+        responses: {
+            /** @description changed (or a retry of a change) */
+            200: {
+                headers: {
+                    /** @description true on a retry answered with its original outcome */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VoteChanged"];
+                };
+            };
+            /** @description queued (async mode) behind the voter's earlier requests; follow request_id: completed once applied, or failed (NOT_FOUND, VOTE_CHANGE_LIMIT, FORBIDDEN) when the ballot cannot change by then */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VoteAccepted"];
+                };
+            };
+            /** @description VALIDATION_FAILED: as for a vote (poll_id, Idempotency-Key, body, option counts, scores) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            /** @description FORBIDDEN: the poll does not allow changing a vote, or an anonymous token where anonymous votes are not allowed; INVITE_* / POW_* as for a vote */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description POLL_NOT_FOUND, or NOT_FOUND: the caller has no ballot (or revoked it) to change */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description POLL_NOT_ACTIVE (closed or draft), VOTE_CHANGE_LIMIT (the voter's change limit), VOTE_CHANGE_CONFLICT (another change of the ballot applied first, or the ballot is still being recorded: retry shortly) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            413: components["responses"]["BodyTooLarge"];
+            /** @description INVALID_OPTION: an option that is not the poll's */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    revokeMyVote: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Retries with the same key return the original outcome. Surrounding spaces are trimmed; a key that is not valid UTF-8, or longer than 255 characters (not bytes), is 400 VALIDATION_FAILED (field Idempotency-Key).
+                 * @example 7d2c1f0e-vote-1
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                /**
+                 * @description Read only from anonymous voter tokens on a poll with allow_anonymous and anonymous_access invite (ignored elsewhere): one of the owner's invite codes (24 characters of A-Z, a-z, 0-9, - and _; surrounding spaces ignored). The ballot belongs to the code, not to the token, so a code votes once whatever token carries it (a second vote is 409 ALREADY_VOTED). On the reads (own vote, request status, results) it names the voter the same way.
+                 * @example q3Jt0xQpWm1c9ZrB7yL2aVfE
+                 */
+                "X-Invite-Code"?: components["parameters"]["InviteCode"];
+                /** @description Read only from anonymous voter tokens on a poll with allow_anonymous and anonymous_access pow (ignored elsewhere): "<challenge>:<solution>", where challenge comes from GET /v1/polls/{poll_id}/challenge and solution (1 to 64 of A-Z, a-z, 0-9, -, _, . and ~) makes SHA-256 of the text "<challenge>:<solution>" start with the challenge's difficulty in zero bits. The ballot belongs to the challenge: one solved challenge votes once, whatever token or solution carries it. On the reads (own vote, request status, results) it names the voter the same way, also after the challenge expired. */
+                "X-Proof-Of-Work"?: components["parameters"]["ProofOfWork"];
+            };
+            path: {
+                /**
+                 * @description a poll id; anything that is not a UUID is 400 VALIDATION_FAILED (field poll_id)
+                 * @example 0f8fad5b-d9cb-469f-a165-70867728950e
+                 */
+                poll_id: components["parameters"]["PollID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description revoked (or a retry of a revoke) */
+            200: {
+                headers: {
+                    /** @description true on a retry answered with its original outcome */
+                    "Idempotent-Replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VoteChanged"];
+                };
+            };
+            /** @description queued (async mode); follow request_id, as for PUT */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VoteAccepted"];
+                };
+            };
+            /** @description VALIDATION_FAILED: poll_id is not a UUID, or Idempotency-Key over 255 characters */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            /** @description FORBIDDEN: the poll does not allow changing a vote; INVITE_* / POW_* as for a vote */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description POLL_NOT_FOUND, or NOT_FOUND: the caller has no ballot (or revoked it already) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description POLL_NOT_ACTIVE (closed or draft), VOTE_CHANGE_LIMIT, VOTE_CHANGE_CONFLICT (see PUT) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
         };
     };

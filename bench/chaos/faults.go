@@ -78,6 +78,7 @@ func matrix() []faultSpec {
 		{"cassandra-restart", "stack down cassandra, stack up cassandra", false, true, injectCassandraRestart},
 		{"close-race", "PATCH status=closed racing PATCH description on many polls", true, false, injectCloseRace},
 		{"options-race", "a vote racing PATCH options on fresh polls", true, false, injectOptionsRace},
+		{"change-kill", "voters change, revoke and vote again on a poll while the worker is SIGKILLed (issue 22)", false, true, injectChangeKill},
 		{"storm", "one voter's 50 concurrent requests, each with its own key, for many voters", true, false, injectStorm},
 		{"owner-patch", "the owner extends end_time, moves it into the past, replaces options and closes while votes stream in", false, false, injectOwnerPatch},
 		{"slow-bodies", "one voter trickles 300 vote bodies a byte a second while the steady load goes on", false, false, injectSlowBodies},

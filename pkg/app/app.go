@@ -107,6 +107,7 @@ type App struct {
 // Once counted, the change is announced to the live hubs.
 type seenCounter struct {
 	vote.Counter
+	mover      *tally.Service
 	active     *observe.ActivePolls
 	reconciler *tally.Reconciler
 	notices    *live.Notifier
@@ -122,6 +123,26 @@ func (c seenCounter) Add(ctx context.Context, p *poll.Poll, shard int, ballots [
 	c.notices.Changed(p.ID)
 	c.events.Changed(p.ID)
 	return nil
+}
+
+// Move moves a changed ballot's count (vote.CountMover), then announces
+// the change like Add.
+func (c seenCounter) Move(ctx context.Context, p *poll.Poll, shard int, from, to *vote.IndexEntry) error {
+	c.active.Seen(p.ID)
+	c.reconciler.Seen(ctx, p)
+	if err := c.mover.Move(ctx, p, shard, choiceOf(from), choiceOf(to)); err != nil {
+		return err
+	}
+	c.notices.Changed(p.ID)
+	c.events.Changed(p.ID)
+	return nil
+}
+
+func choiceOf(e *vote.IndexEntry) *tally.Choice {
+	if e == nil {
+		return nil
+	}
+	return &tally.Choice{Options: e.Options, Scores: e.Scores}
 }
 
 // eventedPolls emits poll.created once the poll's rows are written.
@@ -282,9 +303,10 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option
 	if cfg.Receipt.Enabled {
 		issuer = a.Receipts
 	}
+	counter := seenCounter{Counter: a.Tally, mover: a.Tally, active: a.active, reconciler: a.Reconciler, notices: a.Notices, events: a.Events}
 	a.Votes = vote.NewService(cfg.Vote, vote.Deps{Store: voteStore,
-		Counter: seenCounter{Counter: a.Tally, active: a.active, reconciler: a.Reconciler, notices: a.Notices, events: a.Events},
-		Fence:   fences, Polls: a.Polls, Voters: a.Anon, Queue: q, Flags: a.flags, Log: log.Named("vote"), Now: a.Now,
+		Counter: counter, Changes: voteStore, Moves: counter, Audit: a.Audit,
+		Fence: fences, Polls: a.Polls, Voters: a.Anon, Queue: q, Flags: a.flags, Log: log.Named("vote"), Now: a.Now,
 		Admission:  admission.New(a.Redis, admission.Config{RequestTTL: cfg.Queue.RequestTTL, AutoPipeline: cfg.Redis.AutoPipeline}, log.Named("admission")),
 		Limits:     a.Limit,
 		RequestKey: []byte(cfg.JWTSecret), Bots: abuse.NewDetector(cfg.Bots, []byte(cfg.JWTSecret), a.Now, reg),

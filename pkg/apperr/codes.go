@@ -37,6 +37,8 @@ const (
 	CodeRateLimited
 	CodeUnavailable
 	CodeOverloaded
+	CodeVoteChangeLimit
+	CodeVoteChangeConflict
 	numCodes
 )
 
@@ -67,6 +69,8 @@ var codeNames = [numCodes]string{
 	CodeRateLimited:         "RATE_LIMITED",
 	CodeUnavailable:         "UNAVAILABLE",
 	CodeOverloaded:          "OVERLOADED",
+	CodeVoteChangeLimit:     "VOTE_CHANGE_LIMIT",
+	CodeVoteChangeConflict:  "VOTE_CHANGE_CONFLICT",
 }
 
 // String is the code's SPEC name.

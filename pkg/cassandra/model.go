@@ -66,6 +66,8 @@ type pollRow struct {
 	EmbedOrigins            []string   `db:"embed_origins"`
 	MinVotesPerUser         *int       `db:"min_votes_per_user"`
 	Method                  *string    `db:"method"`
+	AllowVoteChange         *bool      `db:"allow_vote_change"`
+	MaxVoteChanges          *int       `db:"max_vote_changes"`
 	OptionText              *string    `db:"option_text"`
 	DisplayOrder            *int       `db:"display_order"`
 }
@@ -77,7 +79,7 @@ var pollStaticColumns = []string{
 	"poll_id", "creator_id", "title", "description", "start_time", "end_time", "closed_at", "created_at",
 	"updated_at", "show_results_during_voting", "allow_anonymous", "allow_multiple_options",
 	"max_votes_per_user", "counter_shards", "index_buckets", "bot_policy", "anonymous_access",
-	"results_visibility", "embed_origins", "min_votes_per_user", "method",
+	"results_visibility", "embed_origins", "min_votes_per_user", "method", "allow_vote_change", "max_vote_changes",
 }
 
 // pollOptionColumns are the columns of one option's row.
@@ -100,6 +102,12 @@ func toPollRow(p *poll.Poll) pollRow {
 	}
 	if p.Settings.MinVotesPerUser > 0 {
 		r.MinVotesPerUser = &p.Settings.MinVotesPerUser
+	}
+	if p.Settings.AllowVoteChange {
+		r.AllowVoteChange = &p.Settings.AllowVoteChange
+	}
+	if p.Settings.MaxVoteChanges > 0 {
+		r.MaxVoteChanges = &p.Settings.MaxVoteChanges
 	}
 	if !p.ClosedAt.IsZero() {
 		r.ClosedAt = &p.ClosedAt
@@ -143,6 +151,13 @@ func (r pollRow) addToPoll(p *poll.Poll) {
 	}
 	if r.MinVotesPerUser != nil {
 		p.Settings.MinVotesPerUser = *r.MinVotesPerUser
+	}
+	// Null before 026: no change allowed.
+	if r.AllowVoteChange != nil {
+		p.Settings.AllowVoteChange = *r.AllowVoteChange
+	}
+	if r.MaxVoteChanges != nil {
+		p.Settings.MaxVoteChanges = *r.MaxVoteChanges
 	}
 	p.CounterShards, p.IndexBuckets = r.CounterShards, r.IndexBuckets
 	// A partition whose only row is the static one reads a null option_id.
@@ -224,6 +239,12 @@ type voteRow struct {
 	Commitment []byte `db:"commitment"`
 	// WrittenAt is WRITETIME(vote_id) in microseconds, read by scans only.
 	WrittenAt int64 `db:"written_at"`
+	// Version, Revoked, ChangedAt and ChangeRequests are a changed
+	// ballot's (026); null on a ballot as first cast.
+	Version        *int                  `db:"version"`
+	Revoked        *bool                 `db:"revoked"`
+	ChangedAt      *time.Time            `db:"changed_at"`
+	ChangeRequests map[gocql.UUID]string `db:"change_requests"`
 }
 
 // nonEmpty is a blob column's value, nil when it is null or empty (gocql
@@ -281,26 +302,59 @@ func voteRowFromMap(pollID, voterID id.ID, m map[string]any) voteRow {
 	r.Flags, _ = m["flags"].([]string)
 	r.Scores, _ = m["scores"].([]int)
 	r.Commitment = nonEmpty(m["commitment"])
+	if v, ok := m["version"].(int); ok && v > 0 {
+		r.Version = &v
+	}
+	if v, ok := m["revoked"].(bool); ok && v {
+		r.Revoked = &v
+	}
+	if v, ok := m["changed_at"].(time.Time); ok && !v.IsZero() {
+		r.ChangedAt = &v
+	}
+	r.ChangeRequests, _ = m["change_requests"].(map[gocql.UUID]string)
 	return r
 }
 
+// changeState copies the row's change columns into b.
+func (r voteRow) changeState(b *vote.Ballot) {
+	if r.Version != nil {
+		b.Version = *r.Version
+	}
+	b.Revoked = r.Revoked != nil && *r.Revoked
+	if r.ChangedAt != nil {
+		b.ChangedAt = *r.ChangedAt
+	}
+	if len(r.ChangeRequests) > 0 {
+		b.Changes = make(map[id.ID]vote.ChangeOutcome, len(r.ChangeRequests))
+		for rid, text := range r.ChangeRequests {
+			if o, ok := vote.ParseChangeOutcome(text); ok {
+				b.Changes[id.ID(rid)] = o
+			}
+		}
+	}
+}
+
 func (r voteRow) toBallot() *vote.Ballot {
-	return &vote.Ballot{
+	b := &vote.Ballot{
 		PollID: r.PollID, VoterID: r.VoterID, OptionIDs: r.OptionIDs, VoteID: r.VoteID, RequestID: r.RequestID,
 		IdempotencyKey: deref(r.IdempotencyKey), VotedAt: r.VotedAt, Anonymous: r.Anonymous,
 		IP: deref(r.IP), UserAgent: deref(r.UserAgent), Device: deref(r.Device), Flags: r.Flags, Scores: r.Scores,
 		Commitment: nonEmpty(r.Commitment),
 	}
+	r.changeState(b)
+	return b
 }
 
 func (r voteRow) toScanRow() vote.Ballot {
-	return vote.Ballot{
+	b := vote.Ballot{
 		PollID: r.PollID, VoterID: r.VoterID, VoteID: r.VoteID, RequestID: r.RequestID, OptionIDs: r.OptionIDs,
 		IdempotencyKey: deref(r.IdempotencyKey), VotedAt: r.VotedAt, Anonymous: r.Anonymous,
 		IP: deref(r.IP), UserAgent: deref(r.UserAgent), Flags: r.Flags, Scores: r.Scores,
 		Commitment: nonEmpty(r.Commitment),
 		WrittenAt:  time.UnixMicro(r.WrittenAt).UTC(),
 	}
+	r.changeState(&b)
+	return b
 }
 
 // voteIndexRow is a row of votes_by_poll. Options is the frozen list new
@@ -317,6 +371,13 @@ type voteIndexRow struct {
 	Scores    []int     `db:"scores"`
 	// Commitment is the ballot's receipt commitment, nil before 024.
 	Commitment []byte `db:"commitment"`
+	// Version and Revoked are what a changed ballot's entry counted (026).
+	Version *int  `db:"version"`
+	Revoked *bool `db:"revoked"`
+	// TS is the write timestamp of an entry of a ballot as first cast:
+	// its accept time, so a late rewrite of it (a retried follow-up)
+	// never overwrites a change's entry, written later (settle).
+	TS int64 `db:"ts"`
 }
 
 // voteIndexColumns are the columns every index row is written with: never
@@ -327,13 +388,13 @@ var voteIndexColumns = []string{"poll_id", "bucket", "voter_id", "options", "vot
 
 func toVoteIndexRow(pollID id.ID, bucket int, voterID id.ID, e vote.IndexEntry) voteIndexRow {
 	return voteIndexRow{PollID: pollID, Bucket: bucket, VoterID: voterID, Options: e.Options, VoteID: e.VoteID,
-		VotedAt: e.VotedAt, Flags: e.Flags, Scores: e.Scores, Commitment: e.Commitment}
+		VotedAt: e.VotedAt, Flags: e.Flags, Scores: e.Scores, Commitment: e.Commitment, TS: indexTS(e.VotedAt)}
 }
 
 // ballotIndexRow is the index row of a ballot.
 func ballotIndexRow(pollID id.ID, bucket int, b *vote.Ballot) voteIndexRow {
 	return voteIndexRow{PollID: pollID, Bucket: bucket, VoterID: b.VoterID, Options: b.OptionIDs, VoteID: b.VoteID,
-		VotedAt: b.VotedAt, Flags: b.Flags, Scores: b.Scores, Commitment: b.Commitment}
+		VotedAt: b.VotedAt, Flags: b.Flags, Scores: b.Scores, Commitment: b.Commitment, TS: indexTS(b.VotedAt)}
 }
 
 // choices is the row's options, falling back to the legacy list.
@@ -345,9 +406,24 @@ func (r voteIndexRow) choices() []id.ID {
 }
 
 func (r voteIndexRow) toIndexEntry() vote.IndexEntry {
-	return vote.IndexEntry{VoteID: r.VoteID, Options: r.choices(), VotedAt: r.VotedAt, Flags: r.Flags, Scores: r.Scores,
-		Commitment: nonEmpty(r.Commitment)}
+	e := vote.IndexEntry{VoteID: r.VoteID, Options: r.choices(), VotedAt: r.VotedAt, Flags: r.Flags, Scores: r.Scores,
+		Commitment: nonEmpty(r.Commitment), Revoked: r.revoked()}
+	if r.Version != nil {
+		e.Version = *r.Version
+	}
+	return e
 }
+
+// indexTS is the write timestamp of a first-cast ballot's index entry.
+func indexTS(votedAt time.Time) int64 {
+	if votedAt.IsZero() {
+		return time.Now().UnixMicro()
+	}
+	return votedAt.UnixMicro()
+}
+
+// revoked reports an entry of a revoked ballot, which counts nothing.
+func (r voteIndexRow) revoked() bool { return r.Revoked != nil && *r.Revoked }
 
 // voteCountRow is a row of vote_counts: one counter shard of one option, or
 // of the ballots under tally.BallotKey.

@@ -136,6 +136,12 @@ func (st *PollStore) Update(ctx context.Context, id id.ID, ch poll.Change) error
 		if sp.AnonymousAccess != nil {
 			set("anonymous_access", string(*sp.AnonymousAccess))
 		}
+		if sp.AllowVoteChange != nil {
+			set("allow_vote_change", *sp.AllowVoteChange)
+		}
+		if sp.MaxVoteChanges != nil {
+			set("max_vote_changes", *sp.MaxVoteChanges)
+		}
 		if sp.EmbedOrigins != nil {
 			// An empty list writes a null: the same as never set.
 			set("embed_origins", nilIfEmpty(*sp.EmbedOrigins))

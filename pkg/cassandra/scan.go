@@ -32,7 +32,7 @@ const (
 // written: voted_at is when the vote was accepted, which for a backlog
 // applied late is long before the row existed.
 var scanColumns = []string{"poll_id", "voter_id", "option_ids", "vote_id", "request_id", "idempotency_key", "voted_at",
-	"anonymous", "ip", "user_agent", "flags", "scores", "commitment", "WRITETIME(vote_id) AS written_at"}
+	"anonymous", "ip", "user_agent", "flags", "scores", "commitment", "WRITETIME(vote_id) AS written_at", "version", "revoked", "changed_at"}
 
 // scanVotes reads one token range (lo, hi] of votes; qb's token builder
 // compares token(poll_id, voter_id) with bound token values.

@@ -31,7 +31,7 @@ var usersByUsernameTable = table.New(table.Metadata{
 // pollsTable keeps a poll in one partition: statics for the poll, a
 // clustering row per option (002; options_version and options_frozen 008;
 // poll_version 012; results_visibility 014; embed_origins 015;
-// min_votes_per_user, method 016).
+// min_votes_per_user, method 016; allow_vote_change, max_vote_changes 026).
 var pollsTable = table.New(table.Metadata{
 	Name: "polls",
 	Columns: []string{
@@ -40,7 +40,7 @@ var pollsTable = table.New(table.Metadata{
 		"updated_at", "show_results_during_voting", "allow_anonymous", "allow_multiple_options",
 		"max_votes_per_user", "counter_shards", "index_buckets", "options_version", "options_frozen",
 		"bot_policy", "anonymous_access", "poll_version", "results_visibility", "embed_origins",
-		"min_votes_per_user", "method", "option_text", "display_order",
+		"min_votes_per_user", "method", "option_text", "display_order", "allow_vote_change", "max_vote_changes",
 	},
 	PartKey: []string{"poll_id"},
 	SortKey: []string{"option_id"},
@@ -65,23 +65,24 @@ var pollIdempotencyTable = table.New(table.Metadata{
 })
 
 // votesTable is the truth: one partition per (poll, voter) (003; write_id
-// 008; device and flags 010; scores 020; commitment 024).
+// 008; device and flags 010; scores 020; commitment 024; version, revoked,
+// changed_at, change_requests 026).
 var votesTable = table.New(table.Metadata{
 	Name: "votes",
 	Columns: []string{
 		"poll_id", "voter_id", "option_ids", "vote_id", "request_id", "idempotency_key",
 		"voted_at", "anonymous", "ip", "user_agent", "write_id", "device", "flags", "scores",
-		"commitment",
+		"commitment", "version", "revoked", "changed_at", "change_requests",
 	},
 	PartKey: []string{"poll_id", "voter_id"},
 })
 
 // votesByPollTable is the per-poll index of ballots (003; options 005, which
 // new rows write instead of the legacy option_ids list; flags 010; scores
-// 020; commitment 024).
+// 020; commitment 024; version, revoked 026).
 var votesByPollTable = table.New(table.Metadata{
 	Name:    "votes_by_poll",
-	Columns: []string{"poll_id", "bucket", "voter_id", "option_ids", "options", "vote_id", "voted_at", "flags", "scores", "commitment"},
+	Columns: []string{"poll_id", "bucket", "voter_id", "option_ids", "options", "vote_id", "voted_at", "flags", "scores", "commitment", "version", "revoked"},
 	PartKey: []string{"poll_id", "bucket"},
 	SortKey: []string{"voter_id"},
 })

@@ -29,7 +29,7 @@ var (
 			Where(voteCountsTable.PrimaryKeyCmp()...).ToCql())
 	sumShards = newStatement(qb.Select(voteCountsTable.Name()).Columns("option_id", "votes").
 			Where(qb.Eq("poll_id"), qb.In("shard")).ToCql())
-	countRows = newStatement(votesByPollTable.Select("options", "option_ids", "flags", "scores"))
+	countRows = newStatement(votesByPollTable.Select("options", "option_ids", "flags", "scores", "revoked"))
 	anyRow    = newStatement(qb.Select(votesByPollTable.Name()).Columns("voter_id").
 			Where(qb.Eq("poll_id"), qb.In("bucket")).Limit(1).ToCql())
 	insertFinalStatics = newStatement(qb.Insert(finalTalliesTable.Name()).
@@ -93,7 +93,11 @@ func (st *TallyStore) CountRows(ctx context.Context, pollID id.ID, m count.Metho
 		iter := countRows.query(ctx, st.s).BindStruct(voteIndexRow{PollID: pollID, Bucket: b}).PageSize(5000).Iter()
 		var r voteIndexRow
 		for iter.StructScan(&r) {
-			c.AddBallot(m, r.choices(), r.Scores, r.Flags)
+			// A revoked ballot's entry stays (so no replay counts it
+			// again) and counts nothing.
+			if !r.revoked() {
+				c.AddBallot(m, r.choices(), r.Scores, r.Flags)
+			}
 			r = voteIndexRow{}
 		}
 		if err := iter.Close(); err != nil {
@@ -118,8 +122,10 @@ func (st *TallyStore) Ballots(ctx context.Context, pollID id.ID, buckets int) ([
 		iter := countRows.query(ctx, st.s).BindStruct(voteIndexRow{PollID: pollID, Bucket: b}).PageSize(5000).Iter()
 		var r voteIndexRow
 		for iter.StructScan(&r) {
-			out = append(out, r.choices())
-			scores = append(scores, r.Scores)
+			if !r.revoked() {
+				out = append(out, r.choices())
+				scores = append(scores, r.Scores)
+			}
 			r = voteIndexRow{}
 		}
 		if err := iter.Close(); err != nil {

@@ -81,7 +81,8 @@ var (
 	// insertVoteIndexes[m] its index row.
 	insertVotes, insertVoteIndexes = optionalInserts()
 	selectVote                     = newStatement(votesTable.Get("option_ids", "vote_id", "request_id", "idempotency_key",
-		"voted_at", "anonymous", "ip", "user_agent", "write_id", "device", "flags", "scores", "commitment"))
+		"voted_at", "anonymous", "ip", "user_agent", "write_id", "device", "flags", "scores", "commitment",
+		"version", "revoked", "changed_at", "change_requests"))
 	selectVoteIndex = newStatement(votesByPollTable.Get("vote_id"))
 )
 
@@ -90,7 +91,9 @@ var (
 func optionalInserts() (votes, index [optionalCombinations]statement) {
 	for m := range optionalCombinations {
 		votes[m] = newStatement(qb.Insert(votesTable.Name()).Columns(withOptional(voteColumns, m)...).Unique().ToCql())
-		index[m] = newStatement(qb.Insert(votesByPollTable.Name()).Columns(withOptional(voteIndexColumns, m)...).ToCql())
+		// Written USING TIMESTAMP the ballot's accept time (see
+		// voteIndexRow.TS).
+		index[m] = newStatement(qb.Insert(votesByPollTable.Name()).Columns(withOptional(voteIndexColumns, m)...).TimestampNamed("ts").ToCql())
 	}
 	return votes, index
 }

@@ -86,6 +86,8 @@ const (
 	ErrorErrorCodeUNAVAILABLE         ErrorErrorCode = "UNAVAILABLE"
 	ErrorErrorCodeUSERNAMETAKEN       ErrorErrorCode = "USERNAME_TAKEN"
 	ErrorErrorCodeVALIDATIONFAILED    ErrorErrorCode = "VALIDATION_FAILED"
+	ErrorErrorCodeVOTECHANGECONFLICT  ErrorErrorCode = "VOTE_CHANGE_CONFLICT"
+	ErrorErrorCodeVOTECHANGELIMIT     ErrorErrorCode = "VOTE_CHANGE_LIMIT"
 )
 
 // Valid indicates whether the value is a known member of the ErrorErrorCode enum.
@@ -138,6 +140,10 @@ func (e ErrorErrorCode) Valid() bool {
 	case ErrorErrorCodeUSERNAMETAKEN:
 		return true
 	case ErrorErrorCodeVALIDATIONFAILED:
+		return true
+	case ErrorErrorCodeVOTECHANGECONFLICT:
+		return true
+	case ErrorErrorCodeVOTECHANGELIMIT:
 		return true
 	default:
 		return false
@@ -555,6 +561,24 @@ func (e VoteAcceptedStatus) Valid() bool {
 	}
 }
 
+// Defines values for VoteChangedStatus.
+const (
+	VoteChangedStatusChanged VoteChangedStatus = "changed"
+	VoteChangedStatusRevoked VoteChangedStatus = "revoked"
+)
+
+// Valid indicates whether the value is a known member of the VoteChangedStatus enum.
+func (e VoteChangedStatus) Valid() bool {
+	switch e {
+	case VoteChangedStatusChanged:
+		return true
+	case VoteChangedStatusRevoked:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for VoteRecordedStatus.
 const (
 	VoteRecordedStatusRecorded VoteRecordedStatus = "recorded"
@@ -851,12 +875,20 @@ type MethodCountInstantRunoffRoundsTieBreak string
 
 // MyVote defines model for MyVote.
 type MyVote struct {
+	// ChangedAt when the ballot last changed
+	ChangedAt *time.Time            `json:"changed_at,omitempty"`
 	HasVoted  *bool                 `json:"has_voted,omitempty"`
 	OptionId  *openapi_types.UUID   `json:"option_id,omitempty"`
 	OptionIds *[]openapi_types.UUID `json:"option_ids,omitempty"`
 
+	// Revoked the caller revoked their ballot (has_voted is false); they may vote again while the poll is open
+	Revoked *bool `json:"revoked,omitempty"`
+
 	// Scores score polls: scores[i] is the score given to option_ids[i]
-	Scores  *[]int     `json:"scores,omitempty"`
+	Scores *[]int `json:"scores,omitempty"`
+
+	// Version how many times the ballot was changed, revoked or cast again (absent: never)
+	Version *int       `json:"version,omitempty"`
 	VotedAt *time.Time `json:"voted_at,omitempty"`
 }
 
@@ -1168,6 +1200,9 @@ type Settings struct {
 	AllowAnonymous       *bool `json:"allow_anonymous,omitempty"`
 	AllowMultipleOptions *bool `json:"allow_multiple_options,omitempty"`
 
+	// AllowVoteChange voters may change (PUT) or revoke (DELETE) their ballot at /votes/me while the poll is open
+	AllowVoteChange *bool `json:"allow_vote_change,omitempty"`
+
 	// AnonymousAccess How anonymous voters are admitted when allow_anonymous is true: any anonymous token (open), one vote per owner-issued invite code (invite), or one vote per solved proof-of-work challenge (pow).
 	AnonymousAccess *AnonymousAccess `json:"anonymous_access,omitempty"`
 
@@ -1176,6 +1211,9 @@ type Settings struct {
 
 	// EmbedOrigins Origins whose pages may frame the poll's widget at /embed/{poll_id}; empty when none may.
 	EmbedOrigins *[]EmbedOrigin `json:"embed_origins,omitempty"`
+
+	// MaxVoteChanges how many changes, revokes and votes after a revoke one voter may make (the limit in force; 5 unless set)
+	MaxVoteChanges *int `json:"max_vote_changes,omitempty"`
 
 	// MaxVotesPerUser 0 means every option may be chosen
 	MaxVotesPerUser *int `json:"max_votes_per_user,omitempty"`
@@ -1196,13 +1234,19 @@ type Settings struct {
 
 // SettingsInput Settings to set; absent (or null) fields keep their default (create) or current value (update).
 type SettingsInput struct {
-	AllowAnonymous       *bool            `json:"allow_anonymous,omitempty"`
-	AllowMultipleOptions *bool            `json:"allow_multiple_options,omitempty"`
-	AnonymousAccess      *AnonymousAccess `json:"anonymous_access,omitempty"`
-	BotPolicy            *BotPolicy       `json:"bot_policy,omitempty"`
+	AllowAnonymous       *bool `json:"allow_anonymous,omitempty"`
+	AllowMultipleOptions *bool `json:"allow_multiple_options,omitempty"`
+
+	// AllowVoteChange Lets voters change (PUT /v1/polls/{poll_id}/votes/me) or revoke (DELETE) their ballot until the poll closes, and vote again after a revoke. Off unless set.
+	AllowVoteChange *bool            `json:"allow_vote_change,omitempty"`
+	AnonymousAccess *AnonymousAccess `json:"anonymous_access,omitempty"`
+	BotPolicy       *BotPolicy       `json:"bot_policy,omitempty"`
 
 	// EmbedOrigins The origins (such as https://blog.example.com) whose pages may frame the poll's embed widget, GET /embed/{poll_id}: its Content-Security-Policy names them in frame-ancestors, while every other answer keeps frame-ancestors 'none'. The list is replaced whole; [] clears it (no page may frame the widget, which still answers when opened on its own). At most 10, no two the same (scheme and host compared without regard to case); anything else is 400 VALIDATION_FAILED, field settings.embed_origins.
 	EmbedOrigins *[]EmbedOrigin `json:"embed_origins,omitempty"`
+
+	// MaxVoteChanges How many changes, revokes and votes after a revoke one voter may make (absent: 5); past it 409 VOTE_CHANGE_LIMIT. Outside 1 to 100: 400 VALIDATION_FAILED (field settings.max_vote_changes).
+	MaxVoteChanges *int `json:"max_vote_changes,omitempty"`
 
 	// MaxVotesPerUser 0 means every option may be chosen. Must not exceed the poll's number of options, and a value above 1 needs allow_multiple_options (both 400 VALIDATION_FAILED, field settings.max_votes_per_user).
 	MaxVotesPerUser *int `json:"max_votes_per_user,omitempty"`
@@ -1317,6 +1361,22 @@ type VoteAccepted struct {
 
 // VoteAcceptedStatus defines model for VoteAccepted.Status.
 type VoteAcceptedStatus string
+
+// VoteChanged What a change or revoke did: status and the ballot version it wrote. vote_id is the ballot's, the same across changes. A retry with the same Idempotency-Key gets the same status and version (Idempotent-Replayed: true); the choice is shown only while the ballot is still at that version.
+type VoteChanged struct {
+	ChangedAt *time.Time            `json:"changed_at,omitempty"`
+	OptionId  *openapi_types.UUID   `json:"option_id,omitempty"`
+	OptionIds *[]openapi_types.UUID `json:"option_ids,omitempty"`
+	PollId    openapi_types.UUID    `json:"poll_id"`
+	RequestId openapi_types.UUID    `json:"request_id"`
+	Scores    *[]int                `json:"scores,omitempty"`
+	Status    VoteChangedStatus     `json:"status"`
+	Version   int                   `json:"version"`
+	VoteId    openapi_types.UUID    `json:"vote_id"`
+}
+
+// VoteChangedStatus defines model for VoteChanged.Status.
+type VoteChangedStatus string
 
 // VoteRecorded defines model for VoteRecorded.
 type VoteRecorded struct {
@@ -1551,8 +1611,32 @@ type CastVoteParams struct {
 	XProofOfWork *ProofOfWork `json:"X-Proof-Of-Work,omitempty"`
 }
 
+// RevokeMyVoteParams defines parameters for RevokeMyVote.
+type RevokeMyVoteParams struct {
+	// IdempotencyKey Retries with the same key return the original outcome. Surrounding spaces are trimmed; a key that is not valid UTF-8, or longer than 255 characters (not bytes), is 400 VALIDATION_FAILED (field Idempotency-Key).
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+
+	// XInviteCode Read only from anonymous voter tokens on a poll with allow_anonymous and anonymous_access invite (ignored elsewhere): one of the owner's invite codes (24 characters of A-Z, a-z, 0-9, - and _; surrounding spaces ignored). The ballot belongs to the code, not to the token, so a code votes once whatever token carries it (a second vote is 409 ALREADY_VOTED). On the reads (own vote, request status, results) it names the voter the same way.
+	XInviteCode *InviteCode `json:"X-Invite-Code,omitempty"`
+
+	// XProofOfWork Read only from anonymous voter tokens on a poll with allow_anonymous and anonymous_access pow (ignored elsewhere): "<challenge>:<solution>", where challenge comes from GET /v1/polls/{poll_id}/challenge and solution (1 to 64 of A-Z, a-z, 0-9, -, _, . and ~) makes SHA-256 of the text "<challenge>:<solution>" start with the challenge's difficulty in zero bits. The ballot belongs to the challenge: one solved challenge votes once, whatever token or solution carries it. On the reads (own vote, request status, results) it names the voter the same way, also after the challenge expired.
+	XProofOfWork *ProofOfWork `json:"X-Proof-Of-Work,omitempty"`
+}
+
 // GetMyVoteParams defines parameters for GetMyVote.
 type GetMyVoteParams struct {
+	// XInviteCode Read only from anonymous voter tokens on a poll with allow_anonymous and anonymous_access invite (ignored elsewhere): one of the owner's invite codes (24 characters of A-Z, a-z, 0-9, - and _; surrounding spaces ignored). The ballot belongs to the code, not to the token, so a code votes once whatever token carries it (a second vote is 409 ALREADY_VOTED). On the reads (own vote, request status, results) it names the voter the same way.
+	XInviteCode *InviteCode `json:"X-Invite-Code,omitempty"`
+
+	// XProofOfWork Read only from anonymous voter tokens on a poll with allow_anonymous and anonymous_access pow (ignored elsewhere): "<challenge>:<solution>", where challenge comes from GET /v1/polls/{poll_id}/challenge and solution (1 to 64 of A-Z, a-z, 0-9, -, _, . and ~) makes SHA-256 of the text "<challenge>:<solution>" start with the challenge's difficulty in zero bits. The ballot belongs to the challenge: one solved challenge votes once, whatever token or solution carries it. On the reads (own vote, request status, results) it names the voter the same way, also after the challenge expired.
+	XProofOfWork *ProofOfWork `json:"X-Proof-Of-Work,omitempty"`
+}
+
+// ChangeMyVoteParams defines parameters for ChangeMyVote.
+type ChangeMyVoteParams struct {
+	// IdempotencyKey Retries with the same key return the original outcome. Surrounding spaces are trimmed; a key that is not valid UTF-8, or longer than 255 characters (not bytes), is 400 VALIDATION_FAILED (field Idempotency-Key).
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+
 	// XInviteCode Read only from anonymous voter tokens on a poll with allow_anonymous and anonymous_access invite (ignored elsewhere): one of the owner's invite codes (24 characters of A-Z, a-z, 0-9, - and _; surrounding spaces ignored). The ballot belongs to the code, not to the token, so a code votes once whatever token carries it (a second vote is 409 ALREADY_VOTED). On the reads (own vote, request status, results) it names the voter the same way.
 	XInviteCode *InviteCode `json:"X-Invite-Code,omitempty"`
 
@@ -1592,6 +1676,9 @@ type MintInvitesJSONRequestBody = InviteMint
 
 // CastVoteJSONRequestBody defines body for CastVote for application/json ContentType.
 type CastVoteJSONRequestBody = VoteRequest
+
+// ChangeMyVoteJSONRequestBody defines body for ChangeMyVote for application/json ContentType.
+type ChangeMyVoteJSONRequestBody = VoteRequest
 
 // CreateWebhookJSONRequestBody defines body for CreateWebhook for application/json ContentType.
 type CreateWebhookJSONRequestBody = CreateWebhookRequest
@@ -2239,6 +2326,14 @@ func (a *SettingsInput) UnmarshalJSON(b []byte) error {
 		delete(object, "allow_multiple_options")
 	}
 
+	if raw, found := object["allow_vote_change"]; found {
+		err = json.Unmarshal(raw, &a.AllowVoteChange)
+		if err != nil {
+			return fmt.Errorf("error reading 'allow_vote_change': %w", err)
+		}
+		delete(object, "allow_vote_change")
+	}
+
 	if raw, found := object["anonymous_access"]; found {
 		err = json.Unmarshal(raw, &a.AnonymousAccess)
 		if err != nil {
@@ -2261,6 +2356,14 @@ func (a *SettingsInput) UnmarshalJSON(b []byte) error {
 			return fmt.Errorf("error reading 'embed_origins': %w", err)
 		}
 		delete(object, "embed_origins")
+	}
+
+	if raw, found := object["max_vote_changes"]; found {
+		err = json.Unmarshal(raw, &a.MaxVoteChanges)
+		if err != nil {
+			return fmt.Errorf("error reading 'max_vote_changes': %w", err)
+		}
+		delete(object, "max_vote_changes")
 	}
 
 	if raw, found := object["max_votes_per_user"]; found {
@@ -2336,6 +2439,13 @@ func (a SettingsInput) MarshalJSON() ([]byte, error) {
 		}
 	}
 
+	if a.AllowVoteChange != nil {
+		object["allow_vote_change"], err = json.Marshal(a.AllowVoteChange)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'allow_vote_change': %w", err)
+		}
+	}
+
 	if a.AnonymousAccess != nil {
 		object["anonymous_access"], err = json.Marshal(a.AnonymousAccess)
 		if err != nil {
@@ -2354,6 +2464,13 @@ func (a SettingsInput) MarshalJSON() ([]byte, error) {
 		object["embed_origins"], err = json.Marshal(a.EmbedOrigins)
 		if err != nil {
 			return nil, fmt.Errorf("error marshaling 'embed_origins': %w", err)
+		}
+	}
+
+	if a.MaxVoteChanges != nil {
+		object["max_vote_changes"], err = json.Marshal(a.MaxVoteChanges)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'max_vote_changes': %w", err)
 		}
 	}
 
@@ -2882,12 +2999,37 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/polls/{poll_id}/votes (the `CastVote` operationId).
 	CastVote(ctx context.Context, pollId PollID, params *CastVoteParams, body CastVoteJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// RevokeMyVote Revoke the caller's ballot
+	//
+	// Only on polls with settings.allow_vote_change, while the poll is open. The ballot stops counting; the row stays revoked, so no retry or redelivery of the original vote brings it back. The voter may vote again (POST …/votes) while the poll is open.
+	//
+	// Corresponds with DELETE /v1/polls/{poll_id}/votes/me (the `RevokeMyVote` operationId).
+	RevokeMyVote(ctx context.Context, pollId PollID, params *RevokeMyVoteParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetMyVote The caller's own vote
 	//
 	// An anonymous voter on an invite or pow poll sends the code or solved challenge it voted with.
 	//
 	// Corresponds with GET /v1/polls/{poll_id}/votes/me (the `GetMyVote` operationId).
 	GetMyVote(ctx context.Context, pollId PollID, params *GetMyVoteParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ChangeMyVoteWithBody Replace the caller's ballot
+	//
+	// Only on polls with settings.allow_vote_change, while the poll is open, and within the voter's settings.max_vote_changes. The new ballot is checked exactly as a new vote (same body, same rules). The change is one conditional write on the caller's ballot against the version read, answered once counted: vote_id stays the same, and a retry of the original vote still gets its original answer.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /v1/polls/{poll_id}/votes/me (the `ChangeMyVote` operationId).
+	ChangeMyVoteWithBody(ctx context.Context, pollId PollID, params *ChangeMyVoteParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ChangeMyVote Replace the caller's ballot
+	//
+	// Only on polls with settings.allow_vote_change, while the poll is open, and within the voter's settings.max_vote_changes. The new ballot is checked exactly as a new vote (same body, same rules). The change is one conditional write on the caller's ballot against the version read, answered once counted: vote_id stays the same, and a retry of the original vote still gets its original answer.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /v1/polls/{poll_id}/votes/me (the `ChangeMyVote` operationId).
+	ChangeMyVote(ctx context.Context, pollId PollID, params *ChangeMyVoteParams, body ChangeMyVoteJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetVoteRequestStatus State of the caller's async vote request
 	//
@@ -3447,6 +3589,23 @@ func (c *Client) CastVote(ctx context.Context, pollId PollID, params *CastVotePa
 	return c.Client.Do(req)
 }
 
+// RevokeMyVote Revoke the caller's ballot
+//
+// Only on polls with settings.allow_vote_change, while the poll is open. The ballot stops counting; the row stays revoked, so no retry or redelivery of the original vote brings it back. The voter may vote again (POST …/votes) while the poll is open.
+//
+// Corresponds with DELETE /v1/polls/{poll_id}/votes/me (the `RevokeMyVote` operationId).
+func (c *Client) RevokeMyVote(ctx context.Context, pollId PollID, params *RevokeMyVoteParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeMyVoteRequest(c.Server, pollId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetMyVote The caller's own vote
 //
 // An anonymous voter on an invite or pow poll sends the code or solved challenge it voted with.
@@ -3454,6 +3613,44 @@ func (c *Client) CastVote(ctx context.Context, pollId PollID, params *CastVotePa
 // Corresponds with GET /v1/polls/{poll_id}/votes/me (the `GetMyVote` operationId).
 func (c *Client) GetMyVote(ctx context.Context, pollId PollID, params *GetMyVoteParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetMyVoteRequest(c.Server, pollId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ChangeMyVoteWithBody Replace the caller's ballot
+//
+// Only on polls with settings.allow_vote_change, while the poll is open, and within the voter's settings.max_vote_changes. The new ballot is checked exactly as a new vote (same body, same rules). The change is one conditional write on the caller's ballot against the version read, answered once counted: vote_id stays the same, and a retry of the original vote still gets its original answer.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /v1/polls/{poll_id}/votes/me (the `ChangeMyVote` operationId).
+func (c *Client) ChangeMyVoteWithBody(ctx context.Context, pollId PollID, params *ChangeMyVoteParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewChangeMyVoteRequestWithBody(c.Server, pollId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ChangeMyVote Replace the caller's ballot
+//
+// Only on polls with settings.allow_vote_change, while the poll is open, and within the voter's settings.max_vote_changes. The new ballot is checked exactly as a new vote (same body, same rules). The change is one conditional write on the caller's ballot against the version read, answered once counted: vote_id stays the same, and a retry of the original vote still gets its original answer.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /v1/polls/{poll_id}/votes/me (the `ChangeMyVote` operationId).
+func (c *Client) ChangeMyVote(ctx context.Context, pollId PollID, params *ChangeMyVoteParams, body ChangeMyVoteJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewChangeMyVoteRequest(c.Server, pollId, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4692,6 +4889,77 @@ func NewCastVoteRequestWithBody(server string, pollId PollID, params *CastVotePa
 	return req, nil
 }
 
+// NewRevokeMyVoteRequest constructs an http.Request for the RevokeMyVote method
+func NewRevokeMyVoteRequest(server string, pollId PollID, params *RevokeMyVoteParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "poll_id", pollId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/polls/%s/votes/me", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+		if params.XInviteCode != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Invite-Code", *params.XInviteCode, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Invite-Code", headerParam1)
+		}
+
+		if params.XProofOfWork != nil {
+			var headerParam2 string
+
+			headerParam2, err = runtime.StyleParamWithOptions("simple", false, "X-Proof-Of-Work", *params.XProofOfWork, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Proof-Of-Work", headerParam2)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewGetMyVoteRequest constructs an http.Request for the GetMyVote method
 func NewGetMyVoteRequest(server string, pollId PollID, params *GetMyVoteParams) (*http.Request, error) {
 	var err error
@@ -4745,6 +5013,90 @@ func NewGetMyVoteRequest(server string, pollId PollID, params *GetMyVoteParams) 
 			}
 
 			req.Header.Set("X-Proof-Of-Work", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewChangeMyVoteRequest calls the generic ChangeMyVote builder with application/json body
+func NewChangeMyVoteRequest(server string, pollId PollID, params *ChangeMyVoteParams, body ChangeMyVoteJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewChangeMyVoteRequestWithBody(server, pollId, params, "application/json", bodyReader)
+}
+
+// NewChangeMyVoteRequestWithBody constructs an http.Request for the ChangeMyVote method, with any body, and a specified content type
+func NewChangeMyVoteRequestWithBody(server string, pollId PollID, params *ChangeMyVoteParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "poll_id", pollId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/polls/%s/votes/me", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+		if params.XInviteCode != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Invite-Code", *params.XInviteCode, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Invite-Code", headerParam1)
+		}
+
+		if params.XProofOfWork != nil {
+			var headerParam2 string
+
+			headerParam2, err = runtime.StyleParamWithOptions("simple", false, "X-Proof-Of-Work", *params.XProofOfWork, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Proof-Of-Work", headerParam2)
 		}
 
 	}
@@ -5372,6 +5724,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/polls/{poll_id}/votes (the `CastVote` operationId).
 	CastVoteWithResponse(ctx context.Context, pollId PollID, params *CastVoteParams, body CastVoteJSONRequestBody, reqEditors ...RequestEditorFn) (*CastVoteResponse, error)
 
+	// RevokeMyVoteWithResponse Revoke the caller's ballot
+	//
+	// Only on polls with settings.allow_vote_change, while the poll is open. The ballot stops counting; the row stays revoked, so no retry or redelivery of the original vote brings it back. The voter may vote again (POST …/votes) while the poll is open.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/polls/{poll_id}/votes/me (the `RevokeMyVote` operationId).
+	RevokeMyVoteWithResponse(ctx context.Context, pollId PollID, params *RevokeMyVoteParams, reqEditors ...RequestEditorFn) (*RevokeMyVoteResponse, error)
+
 	// GetMyVoteWithResponse The caller's own vote
 	//
 	// An anonymous voter on an invite or pow poll sends the code or solved challenge it voted with.
@@ -5380,6 +5741,24 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/polls/{poll_id}/votes/me (the `GetMyVote` operationId).
 	GetMyVoteWithResponse(ctx context.Context, pollId PollID, params *GetMyVoteParams, reqEditors ...RequestEditorFn) (*GetMyVoteResponse, error)
+
+	// ChangeMyVoteWithBodyWithResponse Replace the caller's ballot
+	//
+	// Only on polls with settings.allow_vote_change, while the poll is open, and within the voter's settings.max_vote_changes. The new ballot is checked exactly as a new vote (same body, same rules). The change is one conditional write on the caller's ballot against the version read, answered once counted: vote_id stays the same, and a retry of the original vote still gets its original answer.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/polls/{poll_id}/votes/me (the `ChangeMyVote` operationId).
+	ChangeMyVoteWithBodyWithResponse(ctx context.Context, pollId PollID, params *ChangeMyVoteParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ChangeMyVoteResponse, error)
+
+	// ChangeMyVoteWithResponse Replace the caller's ballot
+	//
+	// Only on polls with settings.allow_vote_change, while the poll is open, and within the voter's settings.max_vote_changes. The new ballot is checked exactly as a new vote (same body, same rules). The change is one conditional write on the caller's ballot against the version read, answered once counted: vote_id stays the same, and a retry of the original vote still gets its original answer.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/polls/{poll_id}/votes/me (the `ChangeMyVote` operationId).
+	ChangeMyVoteWithResponse(ctx context.Context, pollId PollID, params *ChangeMyVoteParams, body ChangeMyVoteJSONRequestBody, reqEditors ...RequestEditorFn) (*ChangeMyVoteResponse, error)
 
 	// GetVoteRequestStatusWithResponse State of the caller's async vote request
 	//
@@ -7391,6 +7770,127 @@ func (r CastVoteResponse) ContentType() string {
 	return ""
 }
 
+// RevokeMyVoteResponse200Headers the declared response headers of an HTTP 200 response for RevokeMyVote
+type RevokeMyVoteResponse200Headers struct {
+	IdempotentReplayed *string
+}
+
+// RevokeMyVoteResponse429Headers the declared response headers of an HTTP 429 response for RevokeMyVote
+type RevokeMyVoteResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+}
+
+// RevokeMyVoteResponse503Headers the declared response headers of an HTTP 503 response for RevokeMyVote
+type RevokeMyVoteResponse503Headers struct {
+	RetryAfter *int
+}
+
+type RevokeMyVoteResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *VoteChanged
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *VoteAccepted
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *RevokeMyVoteResponse200Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RevokeMyVoteResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RevokeMyVoteResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RevokeMyVoteResponse) GetJSON200() *VoteChanged {
+	return r.JSON200
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r RevokeMyVoteResponse) GetJSON202() *VoteAccepted {
+	return r.JSON202
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RevokeMyVoteResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RevokeMyVoteResponse) GetJSON401() *Unauthenticated {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r RevokeMyVoteResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r RevokeMyVoteResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r RevokeMyVoteResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r RevokeMyVoteResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r RevokeMyVoteResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RevokeMyVoteResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RevokeMyVoteResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RevokeMyVoteResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RevokeMyVoteResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetMyVoteResponse503Headers the declared response headers of an HTTP 503 response for GetMyVote
 type GetMyVoteResponse503Headers struct {
 	RetryAfter *int
@@ -7468,6 +7968,141 @@ func (r GetMyVoteResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetMyVoteResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ChangeMyVoteResponse200Headers the declared response headers of an HTTP 200 response for ChangeMyVote
+type ChangeMyVoteResponse200Headers struct {
+	IdempotentReplayed *string
+}
+
+// ChangeMyVoteResponse429Headers the declared response headers of an HTTP 429 response for ChangeMyVote
+type ChangeMyVoteResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+}
+
+// ChangeMyVoteResponse503Headers the declared response headers of an HTTP 503 response for ChangeMyVote
+type ChangeMyVoteResponse503Headers struct {
+	RetryAfter *int
+}
+
+type ChangeMyVoteResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *VoteChanged
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *VoteAccepted
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *Error
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthenticated
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Error
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *Error
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Error
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *BodyTooLarge
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *Error
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ChangeMyVoteResponse200Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ChangeMyVoteResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ChangeMyVoteResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ChangeMyVoteResponse) GetJSON200() *VoteChanged {
+	return r.JSON200
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r ChangeMyVoteResponse) GetJSON202() *VoteAccepted {
+	return r.JSON202
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ChangeMyVoteResponse) GetJSON400() *Error {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ChangeMyVoteResponse) GetJSON401() *Unauthenticated {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ChangeMyVoteResponse) GetJSON403() *Error {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ChangeMyVoteResponse) GetJSON404() *Error {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r ChangeMyVoteResponse) GetJSON409() *Error {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r ChangeMyVoteResponse) GetJSON413() *BodyTooLarge {
+	return r.JSON413
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r ChangeMyVoteResponse) GetJSON422() *Error {
+	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ChangeMyVoteResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ChangeMyVoteResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ChangeMyVoteResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ChangeMyVoteResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ChangeMyVoteResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ChangeMyVoteResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -8551,6 +9186,21 @@ func (c *ClientWithResponses) CastVoteWithResponse(ctx context.Context, pollId P
 	return ParseCastVoteResponse(rsp)
 }
 
+// RevokeMyVoteWithResponse Revoke the caller's ballot
+//
+// Only on polls with settings.allow_vote_change, while the poll is open. The ballot stops counting; the row stays revoked, so no retry or redelivery of the original vote brings it back. The voter may vote again (POST …/votes) while the poll is open.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/polls/{poll_id}/votes/me (the `RevokeMyVote` operationId).
+func (c *ClientWithResponses) RevokeMyVoteWithResponse(ctx context.Context, pollId PollID, params *RevokeMyVoteParams, reqEditors ...RequestEditorFn) (*RevokeMyVoteResponse, error) {
+	rsp, err := c.RevokeMyVote(ctx, pollId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeMyVoteResponse(rsp)
+}
+
 // GetMyVoteWithResponse The caller's own vote
 //
 // An anonymous voter on an invite or pow poll sends the code or solved challenge it voted with.
@@ -8564,6 +9214,36 @@ func (c *ClientWithResponses) GetMyVoteWithResponse(ctx context.Context, pollId 
 		return nil, err
 	}
 	return ParseGetMyVoteResponse(rsp)
+}
+
+// ChangeMyVoteWithBodyWithResponse Replace the caller's ballot
+//
+// Only on polls with settings.allow_vote_change, while the poll is open, and within the voter's settings.max_vote_changes. The new ballot is checked exactly as a new vote (same body, same rules). The change is one conditional write on the caller's ballot against the version read, answered once counted: vote_id stays the same, and a retry of the original vote still gets its original answer.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/polls/{poll_id}/votes/me (the `ChangeMyVote` operationId).
+func (c *ClientWithResponses) ChangeMyVoteWithBodyWithResponse(ctx context.Context, pollId PollID, params *ChangeMyVoteParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ChangeMyVoteResponse, error) {
+	rsp, err := c.ChangeMyVoteWithBody(ctx, pollId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseChangeMyVoteResponse(rsp)
+}
+
+// ChangeMyVoteWithResponse Replace the caller's ballot
+//
+// Only on polls with settings.allow_vote_change, while the poll is open, and within the voter's settings.max_vote_changes. The new ballot is checked exactly as a new vote (same body, same rules). The change is one conditional write on the caller's ballot against the version read, answered once counted: vote_id stays the same, and a retry of the original vote still gets its original answer.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/polls/{poll_id}/votes/me (the `ChangeMyVote` operationId).
+func (c *ClientWithResponses) ChangeMyVoteWithResponse(ctx context.Context, pollId PollID, params *ChangeMyVoteParams, body ChangeMyVoteJSONRequestBody, reqEditors ...RequestEditorFn) (*ChangeMyVoteResponse, error) {
+	rsp, err := c.ChangeMyVote(ctx, pollId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseChangeMyVoteResponse(rsp)
 }
 
 // GetVoteRequestStatusWithResponse State of the caller's async vote request
@@ -10690,6 +11370,142 @@ func ParseCastVoteResponse(rsp *http.Response) (*CastVoteResponse, error) {
 	return response, nil
 }
 
+// ParseRevokeMyVoteResponse parses an HTTP response from a RevokeMyVoteWithResponse call
+func ParseRevokeMyVoteResponse(rsp *http.Response) (*RevokeMyVoteResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RevokeMyVoteResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest VoteChanged
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest VoteAccepted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers RevokeMyVoteResponse200Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 429:
+		var headers RevokeMyVoteResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers RevokeMyVoteResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseGetMyVoteResponse parses an HTTP response from a GetMyVoteWithResponse call
 func ParseGetMyVoteResponse(rsp *http.Response) (*GetMyVoteResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -10751,6 +11567,156 @@ func ParseGetMyVoteResponse(rsp *http.Response) (*GetMyVoteResponse, error) {
 	switch {
 	case rsp.StatusCode == 503:
 		var headers GetMyVoteResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseChangeMyVoteResponse parses an HTTP response from a ChangeMyVoteWithResponse call
+func ParseChangeMyVoteResponse(rsp *http.Response) (*ChangeMyVoteResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ChangeMyVoteResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest VoteChanged
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest VoteAccepted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthenticated
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest BodyTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Error
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ChangeMyVoteResponse200Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 429:
+		var headers ChangeMyVoteResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ChangeMyVoteResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

@@ -299,6 +299,9 @@ func readUnit(ctx context.Context, d Deps, o Options, v voters, u Unit, dir stri
 	enc := newEncoder(format, part)
 	var rows, orphans int64
 	fn := func(r vote.Ballot) error {
+		if r.Revoked {
+			return nil // revoked: not a ballot any more
+		}
 		rows++
 		return enc.encode(o.record(v, r))
 	}

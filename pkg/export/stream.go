@@ -106,6 +106,9 @@ func Stream(ctx context.Context, src Source, m *Metrics, o StreamOptions, w io.W
 		began := time.Now()
 		var n int64
 		orph, err := src.Bucket(ctx, o.Poll, bucket, scan.DefaultConsistency, func(r vote.Ballot) error {
+			if r.Revoked {
+				return nil // revoked: not a ballot any more
+			}
 			rec := opts.record(v, r)
 			rec.VotedAt = Coarsen(rec.VotedAt, o.Grain)
 			n++

@@ -52,6 +52,8 @@ var statusByCode = map[apperr.Code]int{
 	apperr.CodeRateLimited:         http.StatusTooManyRequests,
 	apperr.CodeUnavailable:         http.StatusServiceUnavailable,
 	apperr.CodeOverloaded:          http.StatusServiceUnavailable,
+	apperr.CodeVoteChangeLimit:     http.StatusConflict,
+	apperr.CodeVoteChangeConflict:  http.StatusConflict,
 	apperr.CodeInternal:            http.StatusInternalServerError,
 }
 

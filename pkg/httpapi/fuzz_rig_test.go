@@ -141,6 +141,18 @@ func (s voteBoundary) Index(context.Context, id.ID, int, []*vote.Ballot) error {
 func (s voteBoundary) Indexed(context.Context, *vote.Ballot, int) (bool, error) {
 	return false, refused("indexed")
 }
+func (s voteBoundary) Change(context.Context, *vote.Ballot, int, id.ID, vote.ChangeOutcome) (bool, *vote.Ballot, error) {
+	return false, nil, refused("change vote")
+}
+func (s voteBoundary) Entry(context.Context, id.ID, int, id.ID) (vote.IndexEntry, bool, error) {
+	return vote.IndexEntry{}, false, refused("read index entry")
+}
+func (s voteBoundary) MoveEntry(context.Context, id.ID, int, id.ID, vote.IndexEntry, int, bool) (bool, error) {
+	return false, refused("move index entry")
+}
+func (s voteBoundary) Move(context.Context, *poll.Poll, int, *vote.IndexEntry, *vote.IndexEntry) error {
+	return refused("move counters")
+}
 
 const rigSecret = "fuzz-secret-0123456789abcdef0123456789"
 
@@ -192,6 +204,7 @@ func newRig(tb testing.TB) *rig {
 		Auth:  auth.NewService(auth.Config{TokenTTL: time.Hour, BcryptCost: bcrypt.MinCost}, userBoundary{r.rec}, r.tokens, log, now),
 		Polls: polls,
 		Votes: vote.NewService(vote.Config{Mode: "sync"}, vote.Deps{Store: voteBoundary{r.rec}, Polls: polls,
+			Changes: voteBoundary{r.rec}, Moves: voteBoundary{r.rec},
 			// No anonymous-access service: invite and proof-of-work polls
 			// refuse anonymous voters (503), as an unwired process does.
 			Voters: (*anonaccess.Service)(nil), Log: log, Now: now}, reg),

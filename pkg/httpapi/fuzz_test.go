@@ -352,6 +352,42 @@ func FuzzVoteBody(f *testing.F) {
 	})
 }
 
+// FuzzChangeBody covers PUT and DELETE …/votes/me: a change's body is a
+// vote's, judged by the same rules before the store is reached (the rig's
+// store answers 503), so the server and the document agree on it; a
+// revoke ignores its body.
+func FuzzChangeBody(f *testing.F) {
+	f.Add([]byte(`{"option_id":"3f0e5a1c-6d2b-4c6e-9a51-2b7d8e4f1a90"}`), "")
+	f.Add([]byte(`{}`), "k")
+	f.Add([]byte(`{"option_ids":[]}`), "")
+	r := newRig(f)
+	target := "/v1/polls/" + r.active.ID.String() + "/votes/me"
+	for i, o := range r.active.Options {
+		f.Add([]byte(`{"option_id":"`+o.ID.String()+`"}`), strconv.Itoa(i))
+		f.Add([]byte(`{"option_ids":["`+o.ID.String()+`","`+r.active.Options[(i+1)%3].ID.String()+`"]}`), " key ")
+		f.Add([]byte(`{"option_ids":["`+o.ID.String()+`","`+o.ID.String()+`"]}`), "")
+		f.Add([]byte(`{"scores":[{"option_id":"`+o.ID.String()+`","score":1}]}`), "s")
+	}
+	f.Fuzz(func(t *testing.T, body []byte, key string) {
+		if !httpguts.ValidHeaderFieldValue(key) {
+			return
+		}
+		a := r.do("PUT", target, r.voterTok, body, "Idempotency-Key", key)
+		checkEnvelope(t, a, 400, 422, 503)
+		checkKey(t, a, key, nil)
+		switch {
+		case a.status == 503 && !r.documentAccepts("VoteRequest", body):
+			t.Fatalf("server took a change body the document refuses: %q", body)
+		case a.status == 400 && a.err.Field != "option_ids" && a.err.Field != "option_id" && a.err.Field != "scores" &&
+			a.err.Field != "Idempotency-Key" && r.documentAccepts("VoteRequest", body) && shapeOK(body):
+			t.Fatalf("document accepts, server refuses: %q: %s", body, a.body)
+		}
+		d := r.do("DELETE", target, r.voterTok, body, "Idempotency-Key", key)
+		checkEnvelope(t, d, 400, 503)
+		checkKey(t, d, key, nil)
+	})
+}
+
 // FuzzQueryParams covers the query and path parameters: limit and cursor
 // of the poll list, tally of the results, and a poll id in the path.
 func FuzzQueryParams(f *testing.F) {

@@ -31,6 +31,8 @@ type settingsInput struct {
 	EmbedOrigins            *[]string               `json:"embed_origins"`
 	MinVotesPerUser         *int                    `json:"min_votes_per_user"`
 	Method                  *count.Method           `json:"method"`
+	AllowVoteChange         *bool                   `json:"allow_vote_change"`
+	MaxVoteChanges          *int                    `json:"max_vote_changes"`
 }
 
 type createPollRequest struct {
@@ -89,6 +91,9 @@ type settingsResponse struct {
 	EmbedOrigins    []string     `json:"embed_origins"`
 	MinVotesPerUser int          `json:"min_votes_per_user"`
 	Method          count.Method `json:"method"`
+	AllowVoteChange bool         `json:"allow_vote_change"`
+	// MaxVoteChanges is the limit in force (the default when unset).
+	MaxVoteChanges int `json:"max_vote_changes"`
 }
 
 func toSettings(s poll.Settings) settingsResponse {
@@ -99,6 +104,7 @@ func toSettings(s poll.Settings) settingsResponse {
 		MaxVotesPerUser: s.MaxVotesPerUser, BotPolicy: s.BotPolicy, AnonymousAccess: s.AnonymousAccess,
 		EmbedOrigins:    s.EmbedOrigins,
 		MinVotesPerUser: max(s.MinVotesPerUser, 1), Method: s.CountingMethod(),
+		AllowVoteChange: s.AllowVoteChange, MaxVoteChanges: s.VoteChanges(),
 	}
 	if r.EmbedOrigins == nil {
 		r.EmbedOrigins = []string{}

@@ -175,6 +175,10 @@ func NewRouter(d Deps) (*gin.Engine, error) {
 	// work on votes, never a client's upload.
 	v1.POST("/polls/:poll_id/votes", admission(d.Gate), required, h.castVote)
 	v1.GET("/polls/:poll_id/votes/me", required, h.myVote)
+	// Changes count against the vote route's limits, and hold an
+	// admission slot like a vote.
+	v1.PUT("/polls/:poll_id/votes/me", admission(d.Gate), required, limit(l, ratelimit.Vote), h.changeVote)
+	v1.DELETE("/polls/:poll_id/votes/me", admission(d.Gate), required, limit(l, ratelimit.Vote), h.revokeVote)
 	v1.GET("/polls/:poll_id/votes/requests/:request_id", required, h.requestStatus)
 	v1.GET("/polls/:poll_id/results", optional, limit(l, ratelimit.Results), h.results)
 	// Public: a receipt holder needs no account. Limited like results.

@@ -98,6 +98,12 @@ type myVoteResponse struct {
 	OptionIDs []id.ID    `json:"option_ids,omitempty"`
 	Scores    []int      `json:"scores,omitempty"`
 	VotedAt   *time.Time `json:"voted_at,omitempty"`
+	// Version counts the ballot's changes (absent: never changed);
+	// Revoked is a revoked ballot (has_voted false), which the voter may
+	// cast again while the poll is open.
+	Version   int        `json:"version,omitempty"`
+	Revoked   bool       `json:"revoked,omitempty"`
+	ChangedAt *time.Time `json:"changed_at,omitempty"`
 }
 
 func toRecorded(b *vote.Ballot) recordedResponse {
@@ -284,7 +290,15 @@ func (h *handlers) myVote(c *gin.Context) {
 		abort(c, err)
 		return
 	}
-	r := myVoteResponse{HasVoted: true, OptionIDs: b.OptionIDs, Scores: b.Scores, VotedAt: &b.VotedAt}
+	r := myVoteResponse{HasVoted: true, OptionIDs: b.OptionIDs, Scores: b.Scores, VotedAt: &b.VotedAt, Version: b.Version}
+	if !b.ChangedAt.IsZero() {
+		r.ChangedAt = &b.ChangedAt
+	}
+	if b.Revoked {
+		// The choice of a revoked ballot is no longer the voter's vote.
+		c.JSON(http.StatusOK, myVoteResponse{HasVoted: false, Revoked: true, Version: b.Version, ChangedAt: r.ChangedAt})
+		return
+	}
 	if len(b.OptionIDs) == 1 {
 		r.OptionID = b.OptionIDs[0].String()
 	}

@@ -61,6 +61,30 @@ type Settings struct {
 	// EmbedOrigins are the origins whose pages may frame the poll's widget
 	// (/embed/{poll_id}); empty lets none. See checkEmbedOrigins.
 	EmbedOrigins []string `json:"embed_origins,omitempty"`
+	// AllowVoteChange lets a voter change or revoke their ballot while
+	// the poll is open (PUT and DELETE /v1/polls/{id}/votes/me); off
+	// unless the creator asks for it.
+	AllowVoteChange bool `json:"allow_vote_change"`
+	// MaxVoteChanges bounds how often one voter may change, revoke or
+	// cast again after a revoke (0: DefaultMaxVoteChanges). Read it with
+	// VoteChanges.
+	MaxVoteChanges int `json:"max_vote_changes"`
+}
+
+// DefaultMaxVoteChanges is a voter's limit on changes where the poll sets
+// none; MaxVoteChangesLimit is the highest a poll may set.
+const (
+	DefaultMaxVoteChanges = 5
+	MaxVoteChangesLimit   = 100
+)
+
+// VoteChanges is how many changes (a change, a revoke, a vote after a
+// revoke) one voter may make on the poll.
+func (s Settings) VoteChanges() int {
+	if s.MaxVoteChanges > 0 {
+		return s.MaxVoteChanges
+	}
+	return DefaultMaxVoteChanges
 }
 
 // BotPolicy is a poll's answer to a vote that trips a bot signal.

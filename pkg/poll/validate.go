@@ -91,6 +91,9 @@ func checkSettings(s Settings, numOptions int) error {
 	if err := checkChoiceLimits(s, numOptions); err != nil {
 		return err
 	}
+	if s.MaxVoteChanges < 0 || s.MaxVoteChanges > MaxVoteChangesLimit {
+		return apperr.Invalid("settings.max_vote_changes", "must be from 1 to %d", MaxVoteChangesLimit)
+	}
 	if s.ResultsVisibility != "" && !s.ResultsVisibility.Valid() {
 		return apperr.Invalid("settings.results_visibility", "must be always, after_vote, after_close or owner_only")
 	}
@@ -146,6 +149,10 @@ type fingerprintSettings struct {
 	EmbedOrigins    []string     `json:"embed_origins,omitempty"`
 	Method          count.Method `json:"method,omitempty"`
 	MinVotesPerUser int          `json:"min_votes_per_user,omitempty"`
+	// The vote-change settings are left out when unset, so a request
+	// without them fingerprints as before they existed.
+	AllowVoteChange bool `json:"allow_vote_change,omitempty"`
+	MaxVoteChanges  int  `json:"max_vote_changes,omitempty"`
 }
 
 func fingerprintSettingsOf(s Settings) fingerprintSettings {
@@ -162,6 +169,7 @@ func fingerprintSettingsOf(s Settings) fingerprintSettings {
 		f.Method = m
 	}
 	f.MinVotesPerUser = s.MinVotesPerUser
+	f.AllowVoteChange, f.MaxVoteChanges = s.AllowVoteChange, s.MaxVoteChanges
 	return f
 }
 
@@ -248,6 +256,8 @@ type SettingsPatch struct {
 	EmbedOrigins    *[]string
 	MinVotesPerUser *int
 	Method          *count.Method
+	AllowVoteChange *bool
+	MaxVoteChanges  *int
 }
 
 // Apply overlays the patch on base.
@@ -267,6 +277,12 @@ func (sp SettingsPatch) Apply(base Settings) Settings {
 	}
 	if sp.AnonymousAccess != nil {
 		base.AnonymousAccess = *sp.AnonymousAccess
+	}
+	if sp.AllowVoteChange != nil {
+		base.AllowVoteChange = *sp.AllowVoteChange
+	}
+	if sp.MaxVoteChanges != nil {
+		base.MaxVoteChanges = *sp.MaxVoteChanges
 	}
 	if sp.EmbedOrigins != nil {
 		// A copy: the patch's slice belongs to the request.

@@ -75,6 +75,9 @@ func (sp SettingsPatch) Validate() error {
 	if err := sp.validateMethod(); err != nil {
 		return err
 	}
+	if sp.MaxVoteChanges != nil && (*sp.MaxVoteChanges < 1 || *sp.MaxVoteChanges > MaxVoteChangesLimit) {
+		return apperr.Invalid("settings.max_vote_changes", "must be from 1 to %d", MaxVoteChangesLimit)
+	}
 	if sp.ResultsVisibility == nil {
 		return nil
 	}

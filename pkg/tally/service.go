@@ -319,6 +319,30 @@ func (s *Service) Add(ctx context.Context, p *poll.Poll, shard int, ballots [][]
 	return s.store.AdjustShard(ctx, p.ID, shard, d)
 }
 
+// Choice is what one ballot counts: its options, and a score ballot's
+// scores.
+type Choice struct {
+	Options []id.ID
+	Scores  []int
+}
+
+// Move moves one changed ballot's count in one counter shard (behind
+// vote.CountMover): what from counted is taken away, what to counts is
+// added, in one counter batch. Either may be nil (a first count, a
+// revoke).
+func (s *Service) Move(ctx context.Context, p *poll.Poll, shard int, from, to *Choice) error {
+	d, m := NewCounts(), p.Settings.CountingMethod()
+	if to != nil {
+		d.AddBallot(m, to.Options, to.Scores)
+	}
+	if from != nil {
+		old := NewCounts()
+		old.AddBallot(m, from.Options, from.Scores)
+		d = old.Diff(d)
+	}
+	return s.store.AdjustShard(ctx, p.ID, shard, d)
+}
+
 // Frozen reports whether the poll's final tally is frozen. A frozen tally
 // is never unfrozen; the worker asks before it writes a closed poll's vote.
 func (s *Service) Frozen(ctx context.Context, pollID id.ID) (bool, error) {

@@ -124,7 +124,9 @@ func (r *run) row(v vote.Ballot) error {
 		return fmt.Errorf("read poll %s: %w", v.PollID, ps.err)
 	}
 	ps.mu.Lock()
-	ps.rows.AddBallot(ps.layout.Method, v.OptionIDs, v.Scores)
+	if !v.Revoked { // a revoked ballot's row stays and counts nothing
+		ps.rows.AddBallot(ps.layout.Method, v.OptionIDs, v.Scores)
+	}
 	ps.mu.Unlock()
 
 	bucket := vote.Bucket(v.VoterID, ps.layout.IndexBuckets)
@@ -136,7 +138,11 @@ func (r *run) row(v vote.Ballot) error {
 	switch {
 	case !found:
 		problem = "missing"
-	case e.VoteID != v.VoteID || !slices.Equal(e.Options, v.OptionIDs) || !bytes.Equal(e.Commitment, v.Commitment):
+	case e.VoteID != v.VoteID || e.Version != v.Version || e.Revoked != v.Revoked ||
+		(!v.Revoked && (!slices.Equal(e.Options, v.OptionIDs) || !bytes.Equal(e.Commitment, v.Commitment))):
+		// A changed ballot's entry must be at its version (settle), with
+		// the row's commitment (the ledger reads commitments through the
+		// index).
 		problem = "mismatched"
 	default:
 		return nil
@@ -144,7 +150,7 @@ func (r *run) row(v vote.Ballot) error {
 	// In flight is judged by when the row was written, not when the vote
 	// was accepted: a backlog applied now carries an old VotedAt while its
 	// follow-ups are still to run, and repairing it would count it twice.
-	if r.o.Grace > 0 && r.d.Now().Sub(latest(v.VotedAt, v.WrittenAt)) < r.o.Grace {
+	if r.o.Grace > 0 && r.d.Now().Sub(latest(latest(v.VotedAt, v.WrittenAt), v.ChangedAt)) < r.o.Grace {
 		r.inFlight.Add(1)
 		ps.mu.Lock()
 		ps.inFlight++
@@ -168,7 +174,7 @@ func (r *run) row(v vote.Ballot) error {
 			zap.Stringer("voter_id", v.VoterID), zap.String("problem", problem))
 	}
 	if r.o.Repair && !frozen {
-		if problem == "missing" {
+		if problem == "missing" && !v.Revoked {
 			// Follow-ups count a ballot before they index it, and an index
 			// row means "counted" to a redelivery of the ballot: a row
 			// left unindexed by a crash was not counted, so count it first.
@@ -180,7 +186,7 @@ func (r *run) row(v vote.Ballot) error {
 		}
 		err := r.d.Index.Put(ctx, v.PollID, bucket, v.VoterID,
 			vote.IndexEntry{VoteID: v.VoteID, Options: v.OptionIDs, VotedAt: v.VotedAt, Flags: v.Flags, Scores: v.Scores,
-				Commitment: v.Commitment})
+				Commitment: v.Commitment, Version: v.Version, Revoked: v.Revoked})
 		if err != nil {
 			return err
 		}

@@ -352,6 +352,12 @@ func (s *Service) cast(ctx context.Context, p *poll.Poll, seenAt time.Time, a *A
 	case err == nil:
 		s.m.casts.WithLabelValues("accepted").Inc()
 		return s.accepted(b, salt, a.Retry), nil
+	case errors.Is(err, ErrAlreadyVoted) && b.IdempotencyKey != "" && p.Settings.AllowVoteChange:
+		// The voter's flag is held by another request: on a poll whose
+		// ballots change, that is also a vote cast again after a revoke,
+		// and this may be a retry of the first vote, answered with its
+		// original outcome from the row (one read, on the refusal path).
+		return s.original(ctx, b, err)
 	case errors.Is(err, ErrAlreadyVoted):
 		s.m.casts.WithLabelValues("fast_duplicate").Inc()
 		return Receipt{}, err
@@ -538,7 +544,7 @@ func (s *Service) recordNow(ctx context.Context, p *poll.Poll, b *Ballot, salt [
 func (s *Service) original(ctx context.Context, b *Ballot, notActive error) (Receipt, error) {
 	stored, err := s.Mine(ctx, b.PollID, b.VoterID)
 	switch {
-	case err == nil && b.SameRequest(stored):
+	case err == nil && (b.SameRequest(stored) || stored.Changes[b.RequestID] != (ChangeOutcome{})):
 		s.m.casts.WithLabelValues("replayed_after_close").Inc()
 		rec := Receipt{Recorded: stored, Signed: s.SignReceipt(stored)}
 		if rec.Signed != nil {

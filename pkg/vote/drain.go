@@ -311,13 +311,32 @@ func (w *Drainer) record(ctx context.Context, msg Message, replay bool) (Outcome
 		return Outcome{}, err
 	}
 	start := time.Now()
-	out, err := w.d.Votes.ApplyQueued(ctx, p, msg.Ballot())
+	var out Outcome
+	if msg.Change != "" {
+		out, err = w.d.Votes.ApplyChange(ctx, p, msg.Ballot())
+	} else {
+		out, err = w.d.Votes.ApplyQueued(ctx, p, msg.Ballot())
+	}
 	switch {
-	case errors.Is(err, ErrAlreadyVoted):
+	case msg.Change != "" && (errors.Is(err, ErrNothingToChange) || errors.Is(err, ErrChangeLimit) || errors.Is(err, ErrChangeNotAllowed)):
+		// A queued change that cannot apply: final, like a duplicate.
+		var coded *apperr.Error
+		errors.As(err, &coded)
+		w.m.messages.WithLabelValues("duplicate").Inc()
+		w.outcome(msg, "refused", start, err)
+		return Outcome{}, w.d.Failures.SaveFailure(ctx, msg.PollID, msg.VoterID, msg.RequestID,
+			Failure{Code: coded.Code.String(), Message: coded.Message})
+	case errors.Is(err, ErrAlreadyVoted), errors.Is(err, ErrChangeLimit):
+		// ErrChangeLimit: a vote cast again after a revoke, past the
+		// voter's change limit; as final as a duplicate.
+		refused := ErrAlreadyVoted
+		if errors.Is(err, ErrChangeLimit) {
+			refused = ErrChangeLimit
+		}
 		w.m.messages.WithLabelValues("duplicate").Inc()
 		w.outcome(msg, "duplicate", start, err)
 		return Outcome{}, w.d.Failures.SaveFailure(ctx, msg.PollID, msg.VoterID, msg.RequestID,
-			Failure{Code: ErrAlreadyVoted.Code.String(), Message: ErrAlreadyVoted.Message})
+			Failure{Code: refused.Code.String(), Message: refused.Message})
 	case err != nil:
 		return Outcome{}, err
 	case out.New:
@@ -331,6 +350,15 @@ func (w *Drainer) record(ctx context.Context, msg Message, replay bool) (Outcome
 	default:
 		w.m.messages.WithLabelValues("replayed").Inc()
 		w.outcome(msg, "replayed", start, nil)
+		if out.Ballot.Revoked && w.d.Flags != nil {
+			// A retry of a vote since revoked took the voter's flag again
+			// (the revoke had released it): free it, or the voter could
+			// not vote again until it expires. Release only deletes the
+			// flag while it holds this request.
+			if err := w.d.Flags.Release(ctx, msg.PollID, msg.VoterID, msg.RequestID); err != nil {
+				w.log.Warn("release the voter's flag", zap.Stringer("request_id", msg.RequestID), zap.Error(err))
+			}
+		}
 	}
 	return out, nil
 }

@@ -42,6 +42,10 @@ type Message struct {
 	// absent when receipts are off. The salt that opens it never travels
 	// on the topic.
 	Commitment []byte `json:"commitment,omitempty"`
+	// Change marks a queued change of the voter's ballot (KindChanged,
+	// with the new choice, or KindRevoked); empty for a vote. VoteID is
+	// then the ballot's.
+	Change string `json:"change,omitempty"`
 }
 
 // FromBallot builds the message for an accepted ballot.
@@ -49,7 +53,7 @@ func FromBallot(b *Ballot) Message {
 	return Message{
 		RequestID: b.RequestID, VoteID: b.VoteID, PollID: b.PollID, VoterID: b.VoterID,
 		OptionIDs: b.OptionIDs, Scores: b.Scores, IdempotencyKey: b.IdempotencyKey, AcceptedAt: b.VotedAt,
-		Anonymous: b.Anonymous, IP: b.IP, UserAgent: b.UserAgent, Device: b.Device, Flags: b.Flags,
+		Anonymous: b.Anonymous, IP: b.IP, UserAgent: b.UserAgent, Device: b.Device, Flags: b.Flags, Change: b.Change,
 		Commitment: b.Commitment,
 	}
 }
@@ -59,7 +63,7 @@ func (m Message) Ballot() *Ballot {
 	return &Ballot{
 		PollID: m.PollID, VoterID: m.VoterID, OptionIDs: m.OptionIDs, Scores: m.Scores, VoteID: m.VoteID,
 		RequestID: m.RequestID, IdempotencyKey: m.IdempotencyKey, VotedAt: m.AcceptedAt,
-		Anonymous: m.Anonymous, IP: m.IP, UserAgent: m.UserAgent, Device: m.Device, Flags: m.Flags,
+		Anonymous: m.Anonymous, IP: m.IP, UserAgent: m.UserAgent, Device: m.Device, Flags: m.Flags, Change: m.Change,
 		Commitment: m.Commitment,
 	}
 }
@@ -73,7 +77,13 @@ func Decode(b []byte) (Message, error) {
 		return m, errors.Join(errMalformed, err)
 	}
 	var zero id.ID
-	if m.RequestID == zero || m.VoteID == zero || m.PollID == zero || m.VoterID == zero || len(m.OptionIDs) == 0 {
+	if m.RequestID == zero || m.VoteID == zero || m.PollID == zero || m.VoterID == zero ||
+		(len(m.OptionIDs) == 0 && m.Change != KindRevoked) {
+		return m, errMalformed
+	}
+	switch m.Change {
+	case "", KindChanged, KindRevoked:
+	default:
 		return m, errMalformed
 	}
 	return m, nil

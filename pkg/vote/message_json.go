@@ -73,13 +73,14 @@ func (m *Message) AppendJSON(dst []byte) ([]byte, error) {
 		dst = base64.StdEncoding.AppendEncode(dst, m.Commitment)
 		dst = append(dst, '"')
 	}
+	dst = appendOptionalString(dst, `,"change":`, m.Change)
 	return append(dst, '}'), nil
 }
 
 // SizeHint is a capacity for AppendJSON's buffer that holds m unless its
 // strings need many escapes.
 func (m *Message) SizeHint() int {
-	n := 400 + 39*len(m.OptionIDs) + 3*len(m.Scores) + len(m.IdempotencyKey) + len(m.IP) + len(m.UserAgent) + len(m.Device) + len(m.HTTPRequestID) + 4*len(m.Commitment)/3 + 20
+	n := 400 + 39*len(m.OptionIDs) + 3*len(m.Scores) + len(m.IdempotencyKey) + len(m.IP) + len(m.UserAgent) + len(m.Device) + len(m.HTTPRequestID) + 4*len(m.Commitment)/3 + 20 + len(m.Change)
 	for _, f := range m.Flags {
 		n += len(f) + 3
 	}

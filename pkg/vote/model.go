@@ -61,6 +61,22 @@ type Ballot struct {
 	// votes reads it (zero elsewhere). VotedAt is when the vote was
 	// accepted: for a backlog applied late, long before the row existed.
 	WrittenAt time.Time
+	// Version counts the changes made to the ballot (0: as first cast):
+	// every change, revoke and vote cast again after a revoke moves it on
+	// by one, each a conditional write against the version it read.
+	Version int
+	// Revoked is a revoked ballot: the row stays, so that no redelivery or
+	// retry of the first request writes the ballot back, and counts
+	// nothing.
+	Revoked bool
+	// ChangedAt is when the last change was applied (zero before one).
+	ChangedAt time.Time
+	// Changes are the change requests applied to the ballot, by request
+	// id, with what each did: a retried change is answered from here.
+	Changes map[id.ID]ChangeOutcome
+	// Change is what a queued change asks of the voter's ballot
+	// (KindChanged, KindRevoked); empty for a vote. Never stored.
+	Change string
 }
 
 // ReceiptVersion is the ballot version its receipt signs: 1, a voter's
@@ -150,4 +166,8 @@ type IndexEntry struct {
 	Scores []int
 	// Commitment is the ballot's receipt commitment, nil when it has none.
 	Commitment []byte
+	// Version is the ballot version the entry counted; Revoked entries
+	// count nothing (the voter revoked the ballot).
+	Version int
+	Revoked bool
 }

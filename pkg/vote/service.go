@@ -90,6 +90,16 @@ type Service struct {
 	// receipts signs ballot receipts; nil issues none (no salt, no
 	// commitment).
 	receipts *receipt.Keyring
+	// changes and moves change ballots (change.go); nil: no change is
+	// allowed.
+	changes ChangeStore
+	moves   CountMover
+	audit   Auditor // nil: changes are not audited
+}
+
+// Auditor records system events on a poll's audit log (pkg/audit's Log).
+type Auditor interface {
+	Record(ctx context.Context, pollID, actor id.ID, kind string, detail map[string]any)
 }
 
 type metrics struct {
@@ -100,6 +110,8 @@ type metrics struct {
 	marks      *prometheus.CounterVec
 	unfinished *prometheus.CounterVec
 	receipts   *prometheus.CounterVec
+	changes    *prometheus.CounterVec
+	settleLost prometheus.Counter
 }
 
 // Deps are the service's collaborators.
@@ -133,6 +145,13 @@ type Deps struct {
 	// Receipts signs ballot receipts (TALLY_RECEIPT_ENABLED); nil issues
 	// none: ballots are recorded without a commitment.
 	Receipts *receipt.Keyring
+	// Changes and Moves change and revoke ballots (PUT and DELETE
+	// …/votes/me, a vote after a revoke); nil refuses every change.
+	Changes ChangeStore
+	Moves   CountMover
+	// Audit records changes and revokes, never the choice; nil records
+	// none.
+	Audit Auditor
 }
 
 // NewService builds the service and registers its metrics.
@@ -168,9 +187,22 @@ func NewService(cfg Config, d Deps, reg prometheus.Registerer) *Service {
 		Name: "tally_receipts_issued_total",
 		Help: "Ballot receipts answered, by answer: recorded (200 with receipt and salt), accepted (202 with the salt), status (request status with the receipt), replayed (a replay: the stored ballot's receipt, no salt), retried (202 to a retry of a queued request: no salt). Signatures are tally_receipts_signed_total.",
 	}, []string{"answer"})
-	reg.MustRegister(m.casts, m.outcomes, m.lwtLatency, m.followUp, m.marks, m.unfinished, m.receipts)
+	m.changes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tally_vote_changes_total",
+		Help: "Vote change requests (kind changed or revoked) by outcome: applied (written through), queued (async mode, 202), replayed (a retry answered from the row), conflict (409: another change first, or the ballot still being recorded), limit (409: the voter's change limit), refused (4xx: the poll's rules), failed (503).",
+	}, []string{"kind", "outcome"})
+	m.settleLost = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tally_vote_settle_conflicts_total",
+		Help: "Follow-ups of a changed ballot that lost the conditional index move to a concurrent one and took their counter difference back.",
+	})
+	reg.MustRegister(m.casts, m.outcomes, m.lwtLatency, m.followUp, m.marks, m.unfinished, m.receipts, m.changes, m.settleLost)
 	for _, a := range []string{"recorded", "accepted", "status", "replayed", "retried"} {
 		m.receipts.WithLabelValues(a)
+	}
+	for _, k := range []string{KindChanged, KindRevoked} {
+		for _, o := range []string{"applied", "queued", "replayed", "conflict", "limit", "refused", "failed"} {
+			m.changes.WithLabelValues(k, o)
+		}
 	}
 	for _, o := range []string{"left", "resolved", "indexed_at_freeze"} {
 		m.unfinished.WithLabelValues(o)
@@ -180,7 +212,8 @@ func NewService(cfg Config, d Deps, reg prometheus.Registerer) *Service {
 	}
 	return &Service{cfg: cfg, store: d.Store, counter: d.Counter, fence: d.Fence, polls: d.Polls, voters: d.Voters, queue: d.Queue, flags: d.Flags,
 		log: d.Log, now: d.Now, m: m, outcomes: NewOutcomeLog(d.Log, cfg.LogSample), ids: NewRequestIDs(d.RequestKey),
-		bots: d.Bots, admission: d.Admission, limits: d.Limits, unfinished: d.Unfinished, receipts: d.Receipts}
+		bots: d.Bots, admission: d.Admission, limits: d.Limits, unfinished: d.Unfinished, receipts: d.Receipts,
+		changes: d.Changes, moves: d.Moves, audit: d.Audit}
 }
 
 // followUpPolicy retries follow-ups of the synchronous path; the worker
@@ -254,7 +287,13 @@ func (s *Service) Apply(ctx context.Context, p *poll.Poll, b *Ballot) (Outcome, 
 	case applied:
 		s.m.outcomes.WithLabelValues("recorded").Inc()
 		return Outcome{Poll: p, Ballot: b, New: true, Count: true}, nil
-	case !b.SameRequest(stored):
+	case b.SameRequest(stored):
+	case stored.Changes[b.RequestID] != (ChangeOutcome{}):
+		// A retry of a vote cast again after a revoke.
+	case stored.Revoked:
+		// The voter revoked their ballot and votes again.
+		return s.recast(ctx, p, b, stored)
+	default:
 		s.m.outcomes.WithLabelValues("duplicate").Inc()
 		return Outcome{Poll: p, Ballot: stored}, ErrAlreadyVoted
 	}
@@ -270,7 +309,8 @@ func (s *Service) Apply(ctx context.Context, p *poll.Poll, b *Ballot) (Outcome, 
 // missing was never counted: this delivery counts it.
 func (s *Service) ApplyQueued(ctx context.Context, p *poll.Poll, b *Ballot) (Outcome, error) {
 	out, err := s.Apply(ctx, p, b)
-	if err != nil || out.New {
+	if err != nil || out.New || versioned(out.Ballot) {
+		// A changed ballot's follow-ups compare versions (settle).
 		return out, err
 	}
 	indexed, err := s.store.Indexed(ctx, out.Ballot, Bucket(out.Ballot.VoterID, p.IndexBuckets))
@@ -305,10 +345,26 @@ func (s *Service) FollowUps(ctx context.Context, outs []Outcome) error {
 			index[pollID], counts[pollID] = map[int][]*Ballot{}, map[int][]int{}
 		}
 	}
+	// Changed ballots are settled by version (settle), after the others;
+	// a voter with a changed ballot in the batch is settled alone, its
+	// earlier outcomes in the batch included.
+	var changed []Outcome
+	settled := map[[2]id.ID]bool{}
+	for i, o := range outs {
+		if versioned(o.Ballot) {
+			settled[[2]id.ID{o.Poll.ID, o.Ballot.VoterID}] = true
+			changed = append(changed, o)
+			outs[i].Count = false
+		}
+	}
 	// Counting first: a voter whose ballot appears twice is counted once
 	// if any appearance needs it.
 	for i, o := range outs {
 		k := [2]id.ID{o.Poll.ID, o.Ballot.VoterID}
+		if settled[k] {
+			outs[i].Count = false
+			continue
+		}
 		if !o.Count {
 			continue
 		}
@@ -323,7 +379,7 @@ func (s *Service) FollowUps(ctx context.Context, outs []Outcome) error {
 	clear(seen)
 	for _, o := range outs {
 		k := [2]id.ID{o.Poll.ID, o.Ballot.VoterID}
-		if !seen[k] {
+		if !seen[k] && !settled[k] {
 			seen[k] = true
 			bk := Bucket(o.Ballot.VoterID, o.Poll.IndexBuckets)
 			index[o.Poll.ID][bk] = append(index[o.Poll.ID][bk], o.Ballot)
@@ -386,6 +442,27 @@ func (s *Service) FollowUps(ctx context.Context, outs []Outcome) error {
 		for bk, ballots := range buckets {
 			run("index", len(ballots), func() error { return s.store.Index(ctx, pollID, bk, ballots) })
 		}
+	}
+	wg.Wait()
+	if errs != nil || len(changed) == 0 {
+		return errs
+	}
+	// One settle per voter, of the latest version in the batch (settle
+	// leaves a version already reached alone).
+	latest := map[[2]id.ID]Outcome{}
+	for _, o := range changed {
+		k := [2]id.ID{o.Poll.ID, o.Ballot.VoterID}
+		if cur, ok := latest[k]; !ok || o.Ballot.Version > cur.Ballot.Version {
+			latest[k] = o
+		}
+	}
+	for _, o := range latest {
+		run("settle", 1, func() error {
+			if s.changes == nil || s.moves == nil {
+				return errors.New("settle a changed ballot: no change store")
+			}
+			return s.settle(ctx, o.Poll, o.Ballot)
+		})
 	}
 	wg.Wait()
 	return errs

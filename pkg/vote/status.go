@@ -67,6 +67,13 @@ func NewStatuses(votes *Service, failures FailureStore, accepted Accepted) *Stat
 	return &Statuses{votes: votes, failures: failures, accepted: accepted}
 }
 
+// changeable reports whether the poll allows changing a ballot, from the
+// process's view of it (no Cassandra read).
+func (s *Statuses) changeable(ctx context.Context, pollID id.ID) bool {
+	p, _, err := s.votes.polls.View(ctx, pollID)
+	return err == nil && p.Settings.AllowVoteChange
+}
+
 // Get returns the state of the caller's request.
 func (s *Statuses) Get(ctx context.Context, pollID, voterID, requestID id.ID) (RequestStatus, error) {
 	st := RequestStatus{RequestID: requestID}
@@ -74,7 +81,7 @@ func (s *Statuses) Get(ctx context.Context, pollID, voterID, requestID id.ID) (R
 	if err != nil && !errors.Is(err, ErrNoVote) {
 		return st, err
 	}
-	if err == nil && b.RequestID == requestID {
+	if err == nil && (b.RequestID == requestID || b.Changes[requestID] != (ChangeOutcome{})) {
 		st.State, st.VoteID = Completed, b.VoteID
 		if st.Receipt = s.votes.SignReceipt(b); st.Receipt != nil {
 			s.votes.m.receipts.WithLabelValues("status").Inc()
@@ -99,6 +106,12 @@ func (s *Statuses) Get(ctx context.Context, pollID, voterID, requestID id.ID) (R
 	switch {
 	case !known:
 		return st, ErrRequestNotFound
+	case b != nil && s.changeable(ctx, pollID):
+		// On a poll whose ballots change, an accepted request of a voter
+		// with a ballot may be a queued change or a vote after a revoke:
+		// pending until the worker stores its outcome (the row's changes,
+		// or a failure).
+		st.State = Pending
 	case b != nil:
 		// The voter's ballot came from another request; this one will
 		// fail (or has failed) as a duplicate.

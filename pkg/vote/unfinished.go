@@ -46,6 +46,12 @@ func (s *Service) Complete(ctx context.Context, p *poll.Poll) (int, error) {
 		case errors.Is(err, ErrNoVote):
 		case err != nil:
 			return indexed, err
+		case versioned(b) && s.changes != nil && s.moves != nil:
+			// A change's follow-ups: settle the entry to the row's version.
+			if err := s.settle(ctx, p, b); err != nil {
+				return indexed, err
+			}
+			indexed++
 		default:
 			if err := s.store.Index(ctx, p.ID, Bucket(voter, p.IndexBuckets), []*Ballot{b}); err != nil {
 				return indexed, err

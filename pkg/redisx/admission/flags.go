@@ -76,6 +76,23 @@ func (f *Flags) Forget(ctx context.Context, pollID, voterID, requestID id.ID) er
 // reads any value as "an earlier attempt was admitted").
 const forgottenMarker = "?"
 
+// acceptedChangeTTL is how long a queued change's accepted marker lives.
+const acceptedChangeTTL = 24 * time.Hour
+
+// MarkAccepted sets a request's accepted marker alone (a queued change of
+// a ballot, which has no admission of its own): its status reads pending
+// until the worker applies it (vote.AcceptMarker).
+func (f *Flags) MarkAccepted(ctx context.Context, pollID, voterID, requestID id.ID) error {
+	return f.rdb.Set(ctx, redisx.AcceptedRequest(pollID, voterID, requestID), "1", acceptedChangeTTL).Err()
+}
+
+// Holds reports whether the voter's flag is held: a request of the voter
+// is pending, queued or recorded (vote.FlagHolder).
+func (f *Flags) Holds(ctx context.Context, pollID, voterID id.ID) (bool, error) {
+	n, err := f.rdb.Exists(ctx, redisx.VoterFlag(pollID, voterID)).Result()
+	return n == 1, err
+}
+
 // Accepted reports whether the request was accepted for the voter.
 func (f *Flags) Accepted(ctx context.Context, pollID, voterID, requestID id.ID) (bool, error) {
 	v, err := f.rdb.Get(ctx, redisx.AcceptedRequest(pollID, voterID, requestID)).Result()

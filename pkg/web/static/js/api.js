@@ -92,6 +92,8 @@ export const MESSAGES = {
   EMAIL_TAKEN: 'An account with this email already exists. Log in instead?',
   USERNAME_TAKEN: 'This username is taken. Please choose another.',
   ALREADY_VOTED: 'You have already voted in this poll.',
+  VOTE_CHANGE_LIMIT: 'You have changed your vote as many times as this poll allows.',
+  VOTE_CHANGE_CONFLICT: 'Your vote is still being recorded or was just changed elsewhere. Reload and try again.',
   POLL_NOT_ACTIVE: 'This poll is not open for voting: it has closed or has not started yet.',
   OPTIONS_FROZEN: 'The options cannot change once someone has voted.',
   IDEMPOTENCY_CONFLICT: 'This request clashed with an earlier one. Please reload and try again.',

@@ -1,0 +1,108 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/vote"
+)
+
+// changeResponse answers PUT and DELETE …/votes/me: what this request did
+// (status changed or revoked, and the ballot version it wrote) and the
+// ballot it changed, whose vote_id never changes. A retry is answered with
+// the same status and version (Idempotent-Replayed: true); its choice is
+// shown only while the ballot is still at that version.
+type changeResponse struct {
+	Status    string     `json:"status"`
+	PollID    string     `json:"poll_id"`
+	VoteID    string     `json:"vote_id"`
+	RequestID string     `json:"request_id"`
+	Version   int        `json:"version"`
+	OptionID  string     `json:"option_id,omitempty"`
+	OptionIDs []id.ID    `json:"option_ids,omitempty"`
+	Scores    []int      `json:"scores,omitempty"`
+	ChangedAt *time.Time `json:"changed_at,omitempty"`
+}
+
+func toChange(r vote.ChangeReceipt) changeResponse {
+	b := r.Ballot
+	out := changeResponse{Status: r.Outcome.Kind, PollID: b.PollID.String(), VoteID: b.VoteID.String(),
+		RequestID: r.RequestID.String(), Version: r.Outcome.Version}
+	if b.Version == r.Outcome.Version {
+		if !b.ChangedAt.IsZero() {
+			out.ChangedAt = &b.ChangedAt
+		}
+		if !b.Revoked {
+			out.OptionIDs, out.Scores = b.OptionIDs, b.Scores
+			if len(b.OptionIDs) == 1 {
+				out.OptionID = b.OptionIDs[0].String()
+			}
+		}
+	}
+	return out
+}
+
+// changeVote replaces the caller's ballot (PUT …/votes/me) with the body's
+// choice, in the same shape as a vote.
+func (h *handlers) changeVote(c *gin.Context) {
+	h.voteChange(c, false)
+}
+
+// revokeVote revokes the caller's ballot (DELETE …/votes/me); a body is
+// ignored.
+func (h *handlers) revokeVote(c *gin.Context) {
+	h.voteChange(c, true)
+}
+
+func (h *handlers) voteChange(c *gin.Context, revoke bool) {
+	pollID, err := pathUUID(c, "poll_id")
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	key, err := idempotencyKey(c)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	caller, _ := principal(c)
+	r := vote.ChangeRequest{PollID: pollID, VoterID: caller.UserID, Anonymous: caller.Anonymous,
+		Credentials: c.Request.Header, Revoke: revoke, IdempotencyKey: key}
+	if !revoke {
+		var req voteRequest
+		if err := bindVote(c, &req); err != nil {
+			abort(c, err)
+			return
+		}
+		if r.OptionIDs, err = req.options(); err != nil {
+			abort(c, err)
+			return
+		}
+		scored, scores, err := req.scores()
+		if err != nil {
+			abort(c, err)
+			return
+		}
+		if scores != nil {
+			r.OptionIDs, r.Scores = scored, scores
+		}
+	}
+	out, err := h.votes.Change(c.Request.Context(), r)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	if out.Queued {
+		// Async mode: queued behind the voter's earlier requests; follow
+		// request_id.
+		writeJSON(c, http.StatusAccepted, appendAccepted(make([]byte, 0, acceptedSize), out.Ballot.PollID, out.RequestID, out.Ballot.VoteID, nil))
+		return
+	}
+	if out.Replayed {
+		c.Header("Idempotent-Replayed", "true")
+	}
+	c.JSON(http.StatusOK, toChange(out))
+}
