@@ -79,11 +79,16 @@ func storedCommitments(t *testing.T, a *app.App, pollID, voterID id.ID) (row, in
 	if err := s.Query(`SELECT index_buckets FROM polls WHERE poll_id = ?`, pollID).Scan(&buckets); err != nil {
 		t.Fatalf("read poll: %v", err)
 	}
+	// The index row is a follow-up of the row: a request reads completed
+	// once the row is written, and its index row may come a moment later.
 	b := vote.Bucket(voterID, buckets)
-	if err := s.Query(`SELECT commitment FROM votes_by_poll WHERE poll_id = ? AND bucket = ? AND voter_id = ?`,
-		pollID, b, voterID).Scan(&index); err != nil {
-		t.Fatalf("read votes_by_poll row (bucket %d): %v", b, err)
-	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if err := s.Query(`SELECT commitment FROM votes_by_poll WHERE poll_id = ? AND bucket = ? AND voter_id = ?`,
+			pollID, b, voterID).Scan(&index); err != nil {
+			return fmt.Errorf("read votes_by_poll row (bucket %d): %w", b, err)
+		}
+		return nil
+	})
 	return row, index
 }
 
