@@ -12,10 +12,12 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/tally-vote/tally/pkg/app"
 	"github.com/tally-vote/tally/pkg/config"
 	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/ledger"
 	"github.com/tally-vote/tally/pkg/receipt"
 	"github.com/tally-vote/tally/pkg/tally"
 	"github.com/tally-vote/tally/pkg/testenv"
@@ -122,8 +124,15 @@ func TestBrowserReceipt(t *testing.T) {
 	voter.do(chromedp.Reload())
 	voter.waitFor("the panel after a reload", `!document.getElementById('receipt').hidden && `+
 		fmt.Sprintf(`document.getElementById('receipt-vote').textContent === %q`, shownVote), 15*time.Second)
-	voter.eval(`document.getElementById('receipt-check').click(), true`)
+	// By keyboard, and the answer does not move the page: the panel keeps
+	// its height (the status line has room reserved).
+	before := voter.eval(`document.getElementById('receipt').getBoundingClientRect().height`)
+	voter.eval(`document.getElementById('receipt-check').focus(), true`)
+	voter.do(chromedp.KeyEvent(kb.Enter))
 	voter.waitFor("recorded", `document.getElementById('receipt-status').dataset.result === 'recorded'`, 10*time.Second)
+	if after := voter.eval(`document.getElementById('receipt').getBoundingClientRect().height`); after != before {
+		t.Errorf("the check's answer moved the page: panel height %v, then %v", before, after)
+	}
 
 	// Close and freeze; the check now verifies the proof in the page.
 	owner.do(chromedp.Navigate(link))
@@ -144,6 +153,9 @@ func TestBrowserReceipt(t *testing.T) {
 		t.Fatalf("check after the freeze: %v (%v): %s", r, voter.eval(`document.getElementById('receipt-status').dataset.why || ''`), voter.text("#receipt-status"))
 	}
 	t.Logf("after the freeze the page says: %s", voter.text("#receipt-status"))
+	if after := voter.eval(`document.getElementById('receipt').getBoundingClientRect().height`); after != before {
+		t.Errorf("the verified answer moved the page: panel height %v, then %v", before, after)
+	}
 
 	// The page's check can fail: a changed signature in the kept receipt.
 	voter.eval(fmt.Sprintf(`(() => { const k = 'tally.receipt.%s'; const e = JSON.parse(localStorage.getItem(k)); `+
@@ -194,4 +206,34 @@ func mustID(t *testing.T, s string) id.ID {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// checkKeptReceipt opens the receipt file the page keeps for the poll with
+// the reference verifier: the served key, and the choice of the options
+// labelled want (in any order the server stored them).
+func checkKeptReceipt(t *testing.T, p *person, base, pollID string, want ...string) {
+	t.Helper()
+	raw, _ := p.eval(fmt.Sprintf(`localStorage.getItem('tally.receipt.%s')`, pollID)).(string)
+	f, err := ledger.ParseReceiptFile([]byte(raw))
+	if err != nil {
+		t.Fatalf("kept receipt %q: %v", raw, err)
+	}
+	kr, _ := receipt.ParseKeys(testenv.ReceiptSeed)
+	rep := ledger.CheckReceipt(ledger.CheckInput{File: f, Keys: &ledger.KeySet{Keys: kr.JWKs()}})
+	if !rep.OK() || rep.Choice == nil {
+		t.Fatalf("kept receipt does not verify: %+v", rep.Steps)
+	}
+	options := pollOptions(t, base, pollID)
+	got := map[id.ID]bool{}
+	for _, o := range rep.Choice.OptionIDs {
+		got[o] = true
+	}
+	for _, w := range want {
+		if !got[options[w]] {
+			t.Errorf("the kept receipt opens to %v, without %s", rep.Choice.OptionIDs, w)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("the kept receipt opens to %d options, want %d", len(got), len(want))
+	}
 }

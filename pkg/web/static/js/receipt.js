@@ -99,7 +99,7 @@ async function check() {
   }
   if (a.status === 'recorded') {
     out.dataset.result = 'recorded';
-    out.textContent = 'Recorded: your ballot is stored as your receipt says. Once the poll is closed and its tally certified, the check also proves it is counted.';
+    out.textContent = 'Recorded as your receipt says. Once the poll is closed and its tally certified, the check also proves it is counted.';
     return;
   }
   if (a.proof_withheld) {
@@ -122,7 +122,7 @@ async function check() {
     out.textContent = 'Included: the server says your ballot is leaf ' + (a.leaf_index + 1) + ' of ' + a.tree_size + ' in the poll’s signed ledger. This browser cannot check the proof.' + cli;
   } else if (verdict) {
     out.dataset.result = 'verified';
-    out.textContent = 'Included and verified in this browser: your receipt’s signature, the proof that your ballot is leaf ' + (a.leaf_index + 1) + ' of ' + a.tree_size + ', and the ledger’s signature all check out.';
+    out.textContent = 'Counted: verified in this browser — your receipt, its place in the poll’s signed ledger (leaf ' + (a.leaf_index + 1) + ' of ' + a.tree_size + ') and the ledger’s signature.';
   } else {
     out.dataset.result = 'failed';
     out.textContent = 'The proof did NOT verify against your receipt. Keep your receipt file and report it.' + cli;
