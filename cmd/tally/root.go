@@ -20,7 +20,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCmd(), newWorkerCmd(), newMigrateCmd(), newReconcileCmd(), newAuditCmd(), newVerifyCmd(),
-		newDLQCmd(), newExportCmd())
+		newDLQCmd(), newExportCmd(), newReceiptCmd())
 	return root
 }
 

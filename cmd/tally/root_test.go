@@ -16,6 +16,7 @@ func TestOperatorCommands(t *testing.T) {
 		{[]string{"dlq", "list"}, []string{"json"}, nil},
 		{[]string{"dlq", "replay"}, []string{"group", "poll", "dry-run", "json", "idle"},
 			map[string]string{"group": "tally-dlq-replay", "dry-run": "false"}},
+		{[]string{"receipt", "check"}, []string{"api", "keys", "proof"}, nil},
 	} {
 		cmd, _, err := root.Find(tc.path)
 		if err != nil || cmd.Name() != tc.path[len(tc.path)-1] {

@@ -628,6 +628,9 @@ func TestBrowserMultipleChoice(t *testing.T) {
 	voter.waitFor("own votes shown", `document.getElementById('my-vote').textContent === 'You voted for “Monday”, “Wednesday”.'`, 15*time.Second)
 	voter.waitFor("results", `document.getElementById('results-total').textContent === '1 vote' && `+
 		barCount("Wednesday")+`.querySelector('.bar-count').textContent === '1 vote · 100%'`, 10*time.Second)
+	// A sync 200 gives receipt and salt at once; the kept file opens to both days.
+	voter.waitFor("receipt panel", `document.getElementById('receipt-kid').textContent.length === 11`, 5*time.Second)
+	checkKeptReceipt(t, voter, base, link[strings.LastIndex(link, "/")+1:], "Monday", "Wednesday")
 }
 
 // TestBrowserOwnerChangesVisibility: the owner hides the results of a

@@ -4,6 +4,7 @@
 import { request, tokens, describe, showError, retryable, ApiError, uuid } from './api.js';
 import { solve } from './pow.js';
 import { copyField } from './share.js';
+import { keepReceipt, showReceipt, wireReceipt } from './receipt.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -40,6 +41,12 @@ function reader() {
   return tokens.account() || tokens.anonymous();
 }
 
+// voterReads is how reads that name the voter are sent (the receipt's
+// request status and check).
+function voterReads() {
+  return { token: reader(), headers: credHeaders() };
+}
+
 function visibility(p) {
   const s = p.settings || {};
   if (s.results_visibility) return s.results_visibility;
@@ -59,6 +66,7 @@ export async function startPoll(id, user) {
   renderOwner();
   await refreshMyVote();
   await refreshResults();
+  showReceipt(state.id, voterReads);
   setInterval(tick, 3000);
 }
 
@@ -321,6 +329,7 @@ function chosen() {
 }
 
 $('vote-form').addEventListener('change', () => { voteKey = ''; });
+wireReceipt();
 
 $('vote-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
@@ -405,9 +414,19 @@ async function castVote(ids) {
     }
   }
   if (cred) sessionStorage.setItem(credKey(), JSON.stringify(cred));
-  if (res.status === 202) await waitForRequest(res.data.request_id, tok, headers);
+  // The receipt: a 200 carries it with the salt; a 202 carries the salt
+  // (first attempt only) and the request status the receipt, once recorded.
+  const d = res.data || {};
+  if (res.status === 200 && d.receipt) {
+    keepReceipt(state.id, { receipt: d.receipt, salt: d.salt, choice: { option_ids: d.option_ids || ids } });
+  } else if (res.status === 202) {
+    keepReceipt(state.id, { vote_id: d.vote_id, salt: d.salt, request_id: d.request_id, choice: { option_ids: ids } });
+    const st = await waitForRequest(d.request_id, tok, headers);
+    if (st && st.receipt) keepReceipt(state.id, { receipt: st.receipt });
+  }
   voteKey = '';
   showMyVote(ids);
+  showReceipt(state.id, voterReads);
 }
 
 async function waitForRequest(requestId, tok, headers) {
@@ -417,14 +436,16 @@ async function waitForRequest(requestId, tok, headers) {
   delete h['Idempotency-Key'];
   for (let i = 0; i < 60; i++) {
     const { data } = await request('/v1/polls/' + state.id + '/votes/requests/' + requestId, { token: tok, headers: h });
-    if (data.state === 'completed') return;
+    if (data.state === 'completed') return data;
     if (data.state === 'failed') {
       const e = data.error || {};
       throw new ApiError(409, e.code || 'INTERNAL', e.message || '');
     }
     await new Promise((r) => setTimeout(r, 500));
   }
-  // Still pending: the vote is durably accepted and will be counted.
+  // Still pending: the vote is durably accepted and will be counted (the
+  // receipt panel fetches the receipt on the next load).
+  return null;
 }
 
 // ---- owner ----
