@@ -7,6 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/tally-vote/tally/pkg/apperr"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/webhook"
 )
@@ -113,15 +114,24 @@ func (h *handlers) listWebhooks(c *gin.Context) {
 	c.JSON(http.StatusOK, resp)
 }
 
-// deleteWebhook answers DELETE /v1/polls/{poll_id}/webhooks/{webhook_id}.
-func (h *handlers) deleteWebhook(c *gin.Context) {
-	p := h.ownedPoll(c)
-	if p == nil {
-		return
+// ownedWebhook is the poll of a webhook route, owned by the caller, and
+// the webhook id from the path; ok is false once an error is answered.
+func (h *handlers) ownedWebhook(c *gin.Context) (p *poll.Poll, wid id.ID, ok bool) {
+	if p = h.ownedPoll(c); p == nil {
+		return nil, id.ID{}, false
 	}
 	wid, err := pathUUID(c, "webhook_id")
 	if err != nil {
 		abort(c, err)
+		return nil, id.ID{}, false
+	}
+	return p, wid, true
+}
+
+// deleteWebhook answers DELETE /v1/polls/{poll_id}/webhooks/{webhook_id}.
+func (h *handlers) deleteWebhook(c *gin.Context) {
+	p, wid, ok := h.ownedWebhook(c)
+	if !ok {
 		return
 	}
 	if err := h.webhooks.Delete(c.Request.Context(), p.ID, wid); err != nil {
@@ -134,13 +144,8 @@ func (h *handlers) deleteWebhook(c *gin.Context) {
 // testWebhook answers POST /v1/polls/{poll_id}/webhooks/{webhook_id}/test:
 // one webhook.test event sent now, and its delivery record.
 func (h *handlers) testWebhook(c *gin.Context) {
-	p := h.ownedPoll(c)
-	if p == nil {
-		return
-	}
-	wid, err := pathUUID(c, "webhook_id")
-	if err != nil {
-		abort(c, err)
+	p, wid, ok := h.ownedWebhook(c)
+	if !ok {
 		return
 	}
 	d, err := h.webhooks.Test(c.Request.Context(), p.ID, wid)
@@ -153,13 +158,8 @@ func (h *handlers) testWebhook(c *gin.Context) {
 
 // webhookDeliveries answers GET .../webhooks/{webhook_id}/deliveries.
 func (h *handlers) webhookDeliveries(c *gin.Context) {
-	p := h.ownedPoll(c)
-	if p == nil {
-		return
-	}
-	wid, err := pathUUID(c, "webhook_id")
-	if err != nil {
-		abort(c, err)
+	p, wid, ok := h.ownedWebhook(c)
+	if !ok {
 		return
 	}
 	limit, err := queryInt(c, "limit", 100, 1, 1000)
