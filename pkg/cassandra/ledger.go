@@ -181,9 +181,10 @@ func (st *TallyStore) ledgerVoteRows(ctx context.Context, pollID id.ID, rows []l
 	return out, g.Wait()
 }
 
-// FindBallot finds a poll's current ballot by its vote id, asking every
-// index partition of the poll at once through the storage-attached index
-// on vote_id; found is false when no current ballot has that id.
+// FindBallot finds a poll's ballot by its vote id, asking every index
+// partition of the poll at once through the storage-attached index on
+// vote_id; found is false when no ballot has that id. The entry is the
+// ballot's current version, revoked or not (a change keeps the vote id).
 func (st *TallyStore) FindBallot(ctx context.Context, pollID id.ID, buckets int, voteID id.ID) (inclusion.Ballot, bool, error) {
 	hits := make([]*ledgerRow, max(buckets, 1))
 	g, gctx := errgroup.WithContext(ctx)
@@ -205,7 +206,8 @@ func (st *TallyStore) FindBallot(ctx context.Context, pollID id.ID, buckets int,
 	}
 	for _, r := range hits {
 		if r != nil {
-			return inclusion.Ballot{VoteID: r.VoteID, Commitment: r.Commitment, VotedAt: r.VotedAt}, true, nil
+			return inclusion.Ballot{VoteID: r.VoteID, Commitment: r.Commitment, VotedAt: r.VotedAt, Version: r.version(),
+				Revoked: r.revoked()}, true, nil
 		}
 	}
 	return inclusion.Ballot{}, false, nil
