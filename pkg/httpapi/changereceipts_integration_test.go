@@ -291,3 +291,99 @@ func TestChangedAndRevokedReceipts(t *testing.T) {
 		}
 	}
 }
+
+// TestChangedReceiptsAsync (async mode, worker in process, receipts on): a
+// queued change's 202 carries the vote id and a fresh salt, and the
+// request status, once the worker applied it, the v2 receipt that salt
+// opens; the route then says v1 superseded. A retried change gets its
+// outcome without a salt; a queued revoke's 202 has none, and the
+// ballot's receipts then verify as revoked.
+func TestChangedReceiptsAsync(t *testing.T) {
+	cfg := testenv.Config(t)
+	cfg.Vote.Mode = "async"
+	cfg.Receipt.Enabled = true
+	e := newWorkerEnv(t, cfg)
+	owner, _ := e.c.Account()
+	pollID, opts := e.c.Poll(owner, map[string]any{"allow_vote_change": true, "bot_policy": "off"}, "A", "B")
+	base := "/v1/polls/" + pollID + "/votes"
+	voter, voterID := e.c.Account()
+	completed := func(rid string) testenv.Response {
+		t.Helper()
+		var st testenv.Response
+		testenv.Eventually(t, 30*time.Second, func() error {
+			st = e.c.Do("GET", base+"/requests/"+rid, voter, nil).Must(t, http.StatusOK)
+			if st.Str("state") != "completed" {
+				return fmt.Errorf("request %s: %s", rid, st.Raw)
+			}
+			return nil
+		})
+		return st
+	}
+
+	q1 := e.c.Do("POST", base, voter, map[string]any{"option_id": opts[0]}).Must(t, http.StatusAccepted)
+	r1, _ := receiptOf(t, completed(q1.Str("request_id")))
+	pub := publicKey(t, e, r1.KeyID)
+	opens(t, pub, r1, q1.Str("salt"), 1, opts[0])
+	voteID := q1.Str("vote_id")
+
+	// The change is refused (409) until the vote is counted; then queued.
+	var q2 testenv.Response
+	testenv.Eventually(t, 30*time.Second, func() error {
+		q2 = e.c.Do("PUT", base+"/me", voter, map[string]any{"option_id": opts[1]}, "Idempotency-Key", "async-change")
+		if q2.Status != http.StatusAccepted {
+			return fmt.Errorf("change: %d %s", q2.Status, q2.Raw)
+		}
+		return nil
+	})
+	if q2.Str("vote_id") != voteID || q2.Str("salt") == "" || q2.Str("salt") == q1.Str("salt") {
+		t.Fatalf("queued change: %s", q2.Raw)
+	}
+	st := completed(q2.Str("request_id"))
+	r2, salt := receiptOf(t, st)
+	if salt != "" {
+		t.Fatalf("a request status carries a salt: %s", st.Raw)
+	}
+	opens(t, pub, r2, q2.Str("salt"), 2, opts[1])
+	// The row records the change when the status completes; the worker's
+	// follow-ups then settle the index entry.
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if row, entry := e.storedCommitments(t, pollID, voterID); !bytes.Equal(row, r2.Commitment[:]) || !bytes.Equal(entry, r2.Commitment[:]) {
+			return fmt.Errorf("stored commitments %x / %x, receipt v2 %x", row, entry, r2.Commitment)
+		}
+		return nil
+	})
+	if a := e.receiptStatus(t, pollID, voteID, 1, http.StatusOK); a.Status != "superseded" || a.CurrentVersion != 2 {
+		t.Fatalf("v1 after the queued change: %+v", a)
+	}
+	if a := e.receiptStatus(t, pollID, voteID, 2, http.StatusOK); a.Status != "recorded" || a.Commitment == nil ||
+		!bytes.Equal(unb64(t, *a.Commitment), r2.Commitment[:]) {
+		t.Fatalf("v2: %+v", a)
+	}
+	// Retried once applied: answered from the row, no salt.
+	again := e.c.Do("PUT", base+"/me", voter, map[string]any{"option_id": opts[1]}, "Idempotency-Key", "async-change").Must(t, http.StatusOK)
+	if _, s := receiptOf(t, again); s != "" || again.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("retried change: %s", again.Raw)
+	}
+
+	// A queued revoke: no salt; then every receipt is revoked.
+	var q3 testenv.Response
+	testenv.Eventually(t, 30*time.Second, func() error {
+		q3 = e.c.Do("DELETE", base+"/me", voter, nil, "Idempotency-Key", "async-revoke")
+		if q3.Status != http.StatusAccepted {
+			return fmt.Errorf("revoke: %d %s", q3.Status, q3.Raw)
+		}
+		return nil
+	})
+	if q3.Str("salt") != "" {
+		t.Fatalf("queued revoke carries a salt: %s", q3.Raw)
+	}
+	completed(q3.Str("request_id"))
+	testenv.Eventually(t, 30*time.Second, func() error {
+		for _, v := range []uint32{1, 2} {
+			if a := e.receiptStatus(t, pollID, voteID, v, http.StatusOK); a.Status != "revoked" || a.CurrentVersion != 3 {
+				return fmt.Errorf("version %d after the revoke: %+v", v, a)
+			}
+		}
+		return nil
+	})
+}
