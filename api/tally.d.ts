@@ -409,7 +409,7 @@ export interface paths {
         };
         /**
          * Is this receipt's ballot in the poll's ledger (public)
-         * @description A receipt holder needs no account. Before the poll's final tally is frozen the answer is the ballot's current commitment and recorded time (status recorded); after it, status included with the leaf's index, the tree size, the inclusion proof and the signed tree head, so the receipt, the proof and the public key from /.well-known/tally-receipt-keys suffice to check it (leaf data = vote id ‖ commitment, leaf hash SHA-256(0x00 ‖ data), RFC 6962). A vote id a change replaced is no longer the voter's current ballot: 404. A token is optional; it matters only on polls whose results it may see.
+         * @description A receipt holder needs no account. Before the poll's final tally is frozen the answer is the ballot's current commitment and recorded time (status recorded); after it, status included with the leaf's index, the tree size, the inclusion proof and the signed tree head, so the receipt, the proof and the public key from /.well-known/tally-receipt-keys suffice to check it (leaf data = vote id ‖ commitment, leaf hash SHA-256(0x00 ‖ data), RFC 6962). A change keeps the vote id: pass the receipt's ballot_version as ?version= and a receipt of an earlier version answers superseded (with the current version's number, never its choice or commitment), one of a revoked ballot revoked; without it the current version is answered. A token is optional; it matters only on polls whose results it may see.
          */
         get: operations["getReceiptStatus"];
         put?: never;
@@ -718,10 +718,10 @@ export interface components {
             commitment: string;
             /**
              * Format: date-time
-             * @description when the ballot was accepted, UTC, millisecond precision (what is signed)
+             * @description when the ballot (its vote_id) was first accepted, UTC, millisecond precision (what is signed); the same for every version of a changed ballot
              */
             recorded_at: string;
-            /** @description 1 for a voter's first ballot in the poll */
+            /** @description 1 for a voter's ballot as first cast; each change, revoke or vote cast again after a revoke moves it on by one (the row's version + 1). A receipt of an earlier version than the current one verifies as superseded (GET …/receipts/{vote_id}?version=) */
             ballot_version: number;
             kid: string;
             /** @enum {string} */
@@ -1094,7 +1094,7 @@ export interface components {
              * @description the queued ballot's vote id; with salt only
              */
             vote_id?: string;
-            /** @description with receipts on, only in the first attempt's 202: a retry with the same Idempotency-Key while the first is queued gets neither salt nor vote_id. The receipt it opens comes with the request status once the ballot is recorded. */
+            /** @description with receipts on, only in the first attempt's 202: a retry with the same Idempotency-Key while the first is queued gets neither salt nor vote_id. The receipt it opens comes with the request status once the ballot is recorded. A queued change (PUT) gets a fresh salt for its new version the same way; a queued revoke gets none. */
             salt?: components["schemas"]["ReceiptSalt"];
             message?: string;
         };
@@ -1148,6 +1148,10 @@ export interface components {
             scores?: number[];
             /** Format: date-time */
             changed_at?: string;
+            /** @description changed, with receipts on: the new version's receipt (ballot_version = version + 1); a retry gets it while the ballot is still at that version. Never on a revoke: a revoked ballot has no commitment */
+            receipt?: components["schemas"]["Receipt"];
+            /** @description changed, with receipts on: a fresh salt opening the new version's commitment, only in the answer of the request that wrote it; never on a retry or a revoke */
+            salt?: components["schemas"]["ReceiptSalt"];
         };
         /** @description A poll's results. What tally=live shows depends on the method: plurality and approval, ballots per option (the result itself); ranked and schulze, first preferences (ballots ranking each option first), not the method's result, which only tally=final carries (count); score, each option's number of scores (votes) and running mean (mean). See docs/architecture.md, "Counting methods". */
         Results: {
@@ -1358,12 +1362,14 @@ export interface components {
             /** Format: uuid */
             vote_id: string;
             /**
-             * @description recorded: the voter's current ballot, the ledger not frozen yet (or the poll was frozen before ledgers); included: its leaf is in the frozen, signed ledger.
+             * @description recorded: the receipt's version is the ballot's current one, the ledger not frozen yet (or the poll was frozen before ledgers); included: its leaf is in the frozen, signed ledger; superseded: the receipt is of an earlier version of a changed ballot (current_version is current; only it has a leaf); revoked: the voter revoked the ballot and has not voted again, so it counts nothing and has no leaf.
              * @enum {string}
              */
-            status: "recorded" | "included";
-            /** @description 32 bytes, base64url; all zero for a ballot recorded before receipts */
-            commitment: string;
+            status: "recorded" | "included" | "superseded" | "revoked";
+            /** @description the ballot_version a receipt of the ballot's current version carries (the revoke's when revoked) */
+            current_version: number;
+            /** @description recorded or included only: 32 bytes, base64url; all zero for a ballot recorded before receipts. A superseded or revoked answer shows no commitment */
+            commitment?: string;
             /** Format: date-time */
             recorded_at: string;
             /** Format: int64 */
@@ -2681,7 +2687,10 @@ export interface operations {
     };
     getReceiptStatus: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description the receipt's ballot_version */
+                version?: number;
+            };
             header?: never;
             path: {
                 /**
@@ -2704,7 +2713,7 @@ export interface operations {
                     "application/json": components["schemas"]["ReceiptStatus"];
                 };
             };
-            /** @description VALIDATION_FAILED: poll_id or vote_id is not a UUID */
+            /** @description VALIDATION_FAILED: poll_id or vote_id is not a UUID, or version is not an integer from 1 to 4294967295 */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2714,7 +2723,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthenticated"];
-            /** @description POLL_NOT_FOUND, or NOT_FOUND: no current ballot of the poll has this vote id */
+            /** @description POLL_NOT_FOUND, or NOT_FOUND: no ballot of the poll has this vote id, or the ballot has no such version */
             404: {
                 headers: {
                     [name: string]: unknown;

@@ -1,6 +1,7 @@
 package cassandra
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"time"
@@ -17,12 +18,35 @@ import (
 
 // ledgerRow is what the ledger reads of an index row or a vote row: the
 // ballot's vote id and commitment (024; null on ballots recorded before
-// receipts), and, for a receipt, when it was recorded.
+// receipts), its version and whether it is revoked (026; null reads as 0
+// and false), and, for a receipt, when it was recorded.
 type ledgerRow struct {
 	VoterID    id.ID     `db:"voter_id"`
 	VoteID     id.ID     `db:"vote_id"`
 	Commitment []byte    `db:"commitment"`
 	VotedAt    time.Time `db:"voted_at"`
+	Version    *int      `db:"version"`
+	Revoked    *bool     `db:"revoked"`
+}
+
+func (r ledgerRow) version() int {
+	if r.Version == nil {
+		return 0
+	}
+	return *r.Version
+}
+
+func (r ledgerRow) revoked() bool { return r.Revoked != nil && *r.Revoked }
+
+// agrees reports whether index row r and vote row v name the same current
+// ballot state, as verify's row check does: same vote id, version and
+// revoked, and, unless revoked, the same commitment (a revoke leaves the
+// entry's commitment as it was; a revoked ballot has no leaf).
+func (r ledgerRow) agrees(v *ledgerRow) bool {
+	if v == nil || v.VoteID != r.VoteID || v.version() != r.version() || v.revoked() != r.revoked() {
+		return false
+	}
+	return r.revoked() || bytes.Equal(v.Commitment, r.Commitment)
 }
 
 // entry is the row's ledger entry; uncommitted reports a ballot without a
@@ -38,19 +62,19 @@ func (r ledgerRow) entry() (e ledger.Entry, uncommitted bool) {
 
 var (
 	// ledgerIndexRows lists one bucket of a poll's index as ledger rows.
-	ledgerIndexRows = newStatement(votesByPollTable.Select("voter_id", "vote_id", "commitment", "voted_at"))
+	ledgerIndexRows = newStatement(votesByPollTable.Select("voter_id", "vote_id", "commitment", "voted_at", "version", "revoked"))
 	// ledgerVoteRows reads the vote rows of some voters of one poll.
-	ledgerVoteRows = newStatement(qb.Select(votesTable.Name()).Columns("voter_id", "vote_id", "commitment").
+	ledgerVoteRows = newStatement(qb.Select(votesTable.Name()).Columns("voter_id", "vote_id", "commitment", "version", "revoked").
 			Where(qb.Eq("poll_id"), qb.In("voter_id")).ToCql())
 	// ballotByVoteID finds a ballot in one index partition through the
 	// storage-attached index on vote_id (025).
-	ballotByVoteID = newStatement(qb.Select(votesByPollTable.Name()).Columns("voter_id", "vote_id", "commitment", "voted_at").
+	ballotByVoteID = newStatement(qb.Select(votesByPollTable.Name()).Columns("voter_id", "vote_id", "commitment", "voted_at", "version", "revoked").
 			Where(qb.Eq("poll_id"), qb.Eq("bucket"), qb.Eq("vote_id")).ToCql())
 )
 
 // IndexLedger reads a poll's ledger entries from its per-poll index alone,
 // for rebuilding a frozen ledger whose root is then checked against the
-// signed one.
+// signed one. Revoked ballots' entries have no leaf.
 func (st *TallyStore) IndexLedger(ctx context.Context, pollID id.ID, buckets int) (tally.LedgerRead, error) {
 	var out tally.LedgerRead
 	for _, b := range shardList(buckets) {
@@ -59,6 +83,9 @@ func (st *TallyStore) IndexLedger(ctx context.Context, pollID id.ID, buckets int
 			return tally.LedgerRead{}, err
 		}
 		for _, r := range rows {
+			if r.revoked() {
+				continue
+			}
 			e, unc := r.entry()
 			out.Entries = append(out.Entries, e)
 			if unc {
@@ -71,9 +98,10 @@ func (st *TallyStore) IndexLedger(ctx context.Context, pollID id.ID, buckets int
 
 // LedgerEntries reads a poll's ledger entries through its per-poll index
 // and checks each index row against its vote row, the truth, as `tally
-// verify` does: a missing vote row, or one with another vote id or
-// commitment, is counted in Mismatched and left out. The entries carry
-// the vote rows' commitments.
+// verify` does: a missing vote row, or one with another vote id, version,
+// revoked state or (unless revoked) commitment, is counted in Mismatched
+// and left out. A revoked ballot whose row agrees has no leaf. The
+// entries carry the vote rows' commitments.
 func (st *TallyStore) LedgerEntries(ctx context.Context, pollID id.ID, buckets int) (tally.LedgerRead, error) {
 	var out tally.LedgerRead
 	for _, b := range shardList(buckets) {
@@ -87,8 +115,12 @@ func (st *TallyStore) LedgerEntries(ctx context.Context, pollID id.ID, buckets i
 		}
 		for i, r := range rows {
 			v := truth[i]
-			if v == nil || v.VoteID != r.VoteID || string(v.Commitment) != string(r.Commitment) {
+			if !r.agrees(v) {
 				out.Mismatched++
+				continue
+			}
+			if v.revoked() {
+				out.Revoked++
 				continue
 			}
 			e, unc := v.entry()
@@ -149,9 +181,10 @@ func (st *TallyStore) ledgerVoteRows(ctx context.Context, pollID id.ID, rows []l
 	return out, g.Wait()
 }
 
-// FindBallot finds a poll's current ballot by its vote id, asking every
-// index partition of the poll at once through the storage-attached index
-// on vote_id; found is false when no current ballot has that id.
+// FindBallot finds a poll's ballot by its vote id, asking every index
+// partition of the poll at once through the storage-attached index on
+// vote_id; found is false when no ballot has that id. The entry is the
+// ballot's current version, revoked or not (a change keeps the vote id).
 func (st *TallyStore) FindBallot(ctx context.Context, pollID id.ID, buckets int, voteID id.ID) (inclusion.Ballot, bool, error) {
 	hits := make([]*ledgerRow, max(buckets, 1))
 	g, gctx := errgroup.WithContext(ctx)
@@ -173,7 +206,8 @@ func (st *TallyStore) FindBallot(ctx context.Context, pollID id.ID, buckets int,
 	}
 	for _, r := range hits {
 		if r != nil {
-			return inclusion.Ballot{VoteID: r.VoteID, Commitment: r.Commitment, VotedAt: r.VotedAt}, true, nil
+			return inclusion.Ballot{VoteID: r.VoteID, Commitment: r.Commitment, VotedAt: r.VotedAt, Version: r.version(),
+				Revoked: r.revoked()}, true, nil
 		}
 	}
 	return inclusion.Ballot{}, false, nil

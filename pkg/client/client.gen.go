@@ -365,8 +365,10 @@ func (e ReceiptStatusProofWithheld) Valid() bool {
 
 // Defines values for ReceiptStatusStatus.
 const (
-	ReceiptStatusStatusIncluded ReceiptStatusStatus = "included"
-	ReceiptStatusStatusRecorded ReceiptStatusStatus = "recorded"
+	ReceiptStatusStatusIncluded   ReceiptStatusStatus = "included"
+	ReceiptStatusStatusRecorded   ReceiptStatusStatus = "recorded"
+	ReceiptStatusStatusRevoked    ReceiptStatusStatus = "revoked"
+	ReceiptStatusStatusSuperseded ReceiptStatusStatus = "superseded"
 )
 
 // Valid indicates whether the value is a known member of the ReceiptStatusStatus enum.
@@ -375,6 +377,10 @@ func (e ReceiptStatusStatus) Valid() bool {
 	case ReceiptStatusStatusIncluded:
 		return true
 	case ReceiptStatusStatusRecorded:
+		return true
+	case ReceiptStatusStatusRevoked:
+		return true
+	case ReceiptStatusStatusSuperseded:
 		return true
 	default:
 		return false
@@ -1022,7 +1028,7 @@ type ReadinessStatus string
 type Receipt struct {
 	Alg ReceiptAlg `json:"alg"`
 
-	// BallotVersion 1 for a voter's first ballot in the poll
+	// BallotVersion 1 for a voter's ballot as first cast; each change, revoke or vote cast again after a revoke moves it on by one (the row's version + 1). A receipt of an earlier version than the current one verifies as superseded (GET …/receipts/{vote_id}?version=)
 	BallotVersion int `json:"ballot_version"`
 
 	// Commitment 32 bytes, base64url without padding
@@ -1030,7 +1036,7 @@ type Receipt struct {
 	Kid        string             `json:"kid"`
 	PollId     openapi_types.UUID `json:"poll_id"`
 
-	// RecordedAt when the ballot was accepted, UTC, millisecond precision (what is signed)
+	// RecordedAt when the ballot (its vote_id) was first accepted, UTC, millisecond precision (what is signed); the same for every version of a changed ballot
 	RecordedAt time.Time `json:"recorded_at"`
 
 	// Sig 64 bytes, base64url without padding
@@ -1079,10 +1085,13 @@ type ReceiptSalt = string
 
 // ReceiptStatus Whether a vote id's commitment is in its poll's ledger. Never a choice or a count: the tree size (the ballot count) and the proof come only to callers who may see the poll's results.
 type ReceiptStatus struct {
-	// Commitment 32 bytes, base64url; all zero for a ballot recorded before receipts
-	Commitment string             `json:"commitment"`
-	LeafIndex  *int64             `json:"leaf_index,omitempty"`
-	PollId     openapi_types.UUID `json:"poll_id"`
+	// Commitment recorded or included only: 32 bytes, base64url; all zero for a ballot recorded before receipts. A superseded or revoked answer shows no commitment
+	Commitment *string `json:"commitment,omitempty"`
+
+	// CurrentVersion the ballot_version a receipt of the ballot's current version carries (the revoke's when revoked)
+	CurrentVersion int                `json:"current_version"`
+	LeafIndex      *int64             `json:"leaf_index,omitempty"`
+	PollId         openapi_types.UUID `json:"poll_id"`
 
 	// Proof RFC 9162 §2.1.3 audit path, nearest sibling first, each 32 bytes base64url
 	Proof *[]string `json:"proof,omitempty"`
@@ -1091,7 +1100,7 @@ type ReceiptStatus struct {
 	ProofWithheld *ReceiptStatusProofWithheld `json:"proof_withheld,omitempty"`
 	RecordedAt    time.Time                   `json:"recorded_at"`
 
-	// Status recorded: the voter's current ballot, the ledger not frozen yet (or the poll was frozen before ledgers); included: its leaf is in the frozen, signed ledger.
+	// Status recorded: the receipt's version is the ballot's current one, the ledger not frozen yet (or the poll was frozen before ledgers); included: its leaf is in the frozen, signed ledger; superseded: the receipt is of an earlier version of a changed ballot (current_version is current; only it has a leaf); revoked: the voter revoked the ballot and has not voted again, so it counts nothing and has no leaf.
 	Status ReceiptStatusStatus `json:"status"`
 
 	// TreeHead A poll's frozen ledger head, signed with the receipt key `kid` over "tally-ledger-head-v1" 0x00, the poll id (16 bytes), size (8 bytes big-endian), root (32 bytes), frozen_at (8 bytes, signed big-endian Unix milliseconds), len(kid) (1 byte) and kid.
@@ -1103,7 +1112,7 @@ type ReceiptStatus struct {
 // ReceiptStatusProofWithheld set on an included ballot whose proof is held back because the poll's results are hidden from the caller
 type ReceiptStatusProofWithheld string
 
-// ReceiptStatusStatus recorded: the voter's current ballot, the ledger not frozen yet (or the poll was frozen before ledgers); included: its leaf is in the frozen, signed ledger.
+// ReceiptStatusStatus recorded: the receipt's version is the ballot's current one, the ledger not frozen yet (or the poll was frozen before ledgers); included: its leaf is in the frozen, signed ledger; superseded: the receipt is of an earlier version of a changed ballot (current_version is current; only it has a leaf); revoked: the voter revoked the ballot and has not voted again, so it counts nothing and has no leaf.
 type ReceiptStatusStatus string
 
 // RegisterRequest Example: {"email":"ada@example.com","password":"correct-horse-battery","username":"ada_l"}
@@ -1351,7 +1360,7 @@ type VoteAccepted struct {
 	// RequestId the same for every retry with the same Idempotency-Key
 	RequestId *openapi_types.UUID `json:"request_id,omitempty"`
 
-	// Salt with receipts on, only in the first attempt's 202: a retry with the same Idempotency-Key while the first is queued gets neither salt nor vote_id. The receipt it opens comes with the request status once the ballot is recorded.
+	// Salt with receipts on, only in the first attempt's 202: a retry with the same Idempotency-Key while the first is queued gets neither salt nor vote_id. The receipt it opens comes with the request status once the ballot is recorded. A queued change (PUT) gets a fresh salt for its new version the same way; a queued revoke gets none.
 	Salt   *ReceiptSalt        `json:"salt,omitempty"`
 	Status *VoteAcceptedStatus `json:"status,omitempty"`
 
@@ -1368,11 +1377,17 @@ type VoteChanged struct {
 	OptionId  *openapi_types.UUID   `json:"option_id,omitempty"`
 	OptionIds *[]openapi_types.UUID `json:"option_ids,omitempty"`
 	PollId    openapi_types.UUID    `json:"poll_id"`
-	RequestId openapi_types.UUID    `json:"request_id"`
-	Scores    *[]int                `json:"scores,omitempty"`
-	Status    VoteChangedStatus     `json:"status"`
-	Version   int                   `json:"version"`
-	VoteId    openapi_types.UUID    `json:"vote_id"`
+
+	// Receipt changed, with receipts on: the new version's receipt (ballot_version = version + 1); a retry gets it while the ballot is still at that version. Never on a revoke: a revoked ballot has no commitment
+	Receipt   *Receipt           `json:"receipt,omitempty"`
+	RequestId openapi_types.UUID `json:"request_id"`
+
+	// Salt changed, with receipts on: a fresh salt opening the new version's commitment, only in the answer of the request that wrote it; never on a retry or a revoke
+	Salt    *ReceiptSalt       `json:"salt,omitempty"`
+	Scores  *[]int             `json:"scores,omitempty"`
+	Status  VoteChangedStatus  `json:"status"`
+	Version int                `json:"version"`
+	VoteId  openapi_types.UUID `json:"vote_id"`
 }
 
 // VoteChangedStatus defines model for VoteChanged.Status.
@@ -1569,6 +1584,12 @@ type ExportPollBallotsParamsFormat string
 // OpenLiveResultsParams defines parameters for OpenLiveResults.
 type OpenLiveResultsParams struct {
 	AccessToken *string `form:"access_token,omitempty" json:"access_token,omitempty"`
+}
+
+// GetReceiptStatusParams defines parameters for GetReceiptStatus.
+type GetReceiptStatusParams struct {
+	// Version the receipt's ballot_version
+	Version *int64 `form:"version,omitempty" json:"version,omitempty"`
 }
 
 // GetResultsParams defines parameters for GetResults.
@@ -2962,10 +2983,10 @@ type ClientInterface interface {
 
 	// GetReceiptStatus Is this receipt's ballot in the poll's ledger (public)
 	//
-	// A receipt holder needs no account. Before the poll's final tally is frozen the answer is the ballot's current commitment and recorded time (status recorded); after it, status included with the leaf's index, the tree size, the inclusion proof and the signed tree head, so the receipt, the proof and the public key from /.well-known/tally-receipt-keys suffice to check it (leaf data = vote id ‖ commitment, leaf hash SHA-256(0x00 ‖ data), RFC 6962). A vote id a change replaced is no longer the voter's current ballot: 404. A token is optional; it matters only on polls whose results it may see.
+	// A receipt holder needs no account. Before the poll's final tally is frozen the answer is the ballot's current commitment and recorded time (status recorded); after it, status included with the leaf's index, the tree size, the inclusion proof and the signed tree head, so the receipt, the proof and the public key from /.well-known/tally-receipt-keys suffice to check it (leaf data = vote id ‖ commitment, leaf hash SHA-256(0x00 ‖ data), RFC 6962). A change keeps the vote id: pass the receipt's ballot_version as ?version= and a receipt of an earlier version answers superseded (with the current version's number, never its choice or commitment), one of a revoked ballot revoked; without it the current version is answered. A token is optional; it matters only on polls whose results it may see.
 	//
 	// Corresponds with GET /v1/polls/{poll_id}/receipts/{vote_id} (the `GetReceiptStatus` operationId).
-	GetReceiptStatus(ctx context.Context, pollId PollID, voteId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+	GetReceiptStatus(ctx context.Context, pollId PollID, voteId openapi_types.UUID, params *GetReceiptStatusParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetResults Results
 	//
@@ -3502,11 +3523,11 @@ func (c *Client) OpenLiveResults(ctx context.Context, pollId PollID, params *Ope
 
 // GetReceiptStatus Is this receipt's ballot in the poll's ledger (public)
 //
-// A receipt holder needs no account. Before the poll's final tally is frozen the answer is the ballot's current commitment and recorded time (status recorded); after it, status included with the leaf's index, the tree size, the inclusion proof and the signed tree head, so the receipt, the proof and the public key from /.well-known/tally-receipt-keys suffice to check it (leaf data = vote id ‖ commitment, leaf hash SHA-256(0x00 ‖ data), RFC 6962). A vote id a change replaced is no longer the voter's current ballot: 404. A token is optional; it matters only on polls whose results it may see.
+// A receipt holder needs no account. Before the poll's final tally is frozen the answer is the ballot's current commitment and recorded time (status recorded); after it, status included with the leaf's index, the tree size, the inclusion proof and the signed tree head, so the receipt, the proof and the public key from /.well-known/tally-receipt-keys suffice to check it (leaf data = vote id ‖ commitment, leaf hash SHA-256(0x00 ‖ data), RFC 6962). A change keeps the vote id: pass the receipt's ballot_version as ?version= and a receipt of an earlier version answers superseded (with the current version's number, never its choice or commitment), one of a revoked ballot revoked; without it the current version is answered. A token is optional; it matters only on polls whose results it may see.
 //
 // Corresponds with GET /v1/polls/{poll_id}/receipts/{vote_id} (the `GetReceiptStatus` operationId).
-func (c *Client) GetReceiptStatus(ctx context.Context, pollId PollID, voteId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetReceiptStatusRequest(c.Server, pollId, voteId)
+func (c *Client) GetReceiptStatus(ctx context.Context, pollId PollID, voteId openapi_types.UUID, params *GetReceiptStatusParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetReceiptStatusRequest(c.Server, pollId, voteId, params)
 	if err != nil {
 		return nil, err
 	}
@@ -4580,7 +4601,7 @@ func NewOpenLiveResultsRequest(server string, pollId PollID, params *OpenLiveRes
 }
 
 // NewGetReceiptStatusRequest constructs an http.Request for the GetReceiptStatus method
-func NewGetReceiptStatusRequest(server string, pollId PollID, voteId openapi_types.UUID) (*http.Request, error) {
+func NewGetReceiptStatusRequest(server string, pollId PollID, voteId openapi_types.UUID, params *GetReceiptStatusParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -4610,6 +4631,33 @@ func NewGetReceiptStatusRequest(server string, pollId PollID, voteId openapi_typ
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Version != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "version", *params.Version, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -5681,12 +5729,12 @@ type ClientWithResponsesInterface interface {
 
 	// GetReceiptStatusWithResponse Is this receipt's ballot in the poll's ledger (public)
 	//
-	// A receipt holder needs no account. Before the poll's final tally is frozen the answer is the ballot's current commitment and recorded time (status recorded); after it, status included with the leaf's index, the tree size, the inclusion proof and the signed tree head, so the receipt, the proof and the public key from /.well-known/tally-receipt-keys suffice to check it (leaf data = vote id ‖ commitment, leaf hash SHA-256(0x00 ‖ data), RFC 6962). A vote id a change replaced is no longer the voter's current ballot: 404. A token is optional; it matters only on polls whose results it may see.
+	// A receipt holder needs no account. Before the poll's final tally is frozen the answer is the ballot's current commitment and recorded time (status recorded); after it, status included with the leaf's index, the tree size, the inclusion proof and the signed tree head, so the receipt, the proof and the public key from /.well-known/tally-receipt-keys suffice to check it (leaf data = vote id ‖ commitment, leaf hash SHA-256(0x00 ‖ data), RFC 6962). A change keeps the vote id: pass the receipt's ballot_version as ?version= and a receipt of an earlier version answers superseded (with the current version's number, never its choice or commitment), one of a revoked ballot revoked; without it the current version is answered. A token is optional; it matters only on polls whose results it may see.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/polls/{poll_id}/receipts/{vote_id} (the `GetReceiptStatus` operationId).
-	GetReceiptStatusWithResponse(ctx context.Context, pollId PollID, voteId openapi_types.UUID, reqEditors ...RequestEditorFn) (*GetReceiptStatusResponse, error)
+	GetReceiptStatusWithResponse(ctx context.Context, pollId PollID, voteId openapi_types.UUID, params *GetReceiptStatusParams, reqEditors ...RequestEditorFn) (*GetReceiptStatusResponse, error)
 
 	// GetResultsWithResponse Results
 	//
@@ -9113,13 +9161,13 @@ func (c *ClientWithResponses) OpenLiveResultsWithResponse(ctx context.Context, p
 
 // GetReceiptStatusWithResponse Is this receipt's ballot in the poll's ledger (public)
 //
-// A receipt holder needs no account. Before the poll's final tally is frozen the answer is the ballot's current commitment and recorded time (status recorded); after it, status included with the leaf's index, the tree size, the inclusion proof and the signed tree head, so the receipt, the proof and the public key from /.well-known/tally-receipt-keys suffice to check it (leaf data = vote id ‖ commitment, leaf hash SHA-256(0x00 ‖ data), RFC 6962). A vote id a change replaced is no longer the voter's current ballot: 404. A token is optional; it matters only on polls whose results it may see.
+// A receipt holder needs no account. Before the poll's final tally is frozen the answer is the ballot's current commitment and recorded time (status recorded); after it, status included with the leaf's index, the tree size, the inclusion proof and the signed tree head, so the receipt, the proof and the public key from /.well-known/tally-receipt-keys suffice to check it (leaf data = vote id ‖ commitment, leaf hash SHA-256(0x00 ‖ data), RFC 6962). A change keeps the vote id: pass the receipt's ballot_version as ?version= and a receipt of an earlier version answers superseded (with the current version's number, never its choice or commitment), one of a revoked ballot revoked; without it the current version is answered. A token is optional; it matters only on polls whose results it may see.
 //
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/polls/{poll_id}/receipts/{vote_id} (the `GetReceiptStatus` operationId).
-func (c *ClientWithResponses) GetReceiptStatusWithResponse(ctx context.Context, pollId PollID, voteId openapi_types.UUID, reqEditors ...RequestEditorFn) (*GetReceiptStatusResponse, error) {
-	rsp, err := c.GetReceiptStatus(ctx, pollId, voteId, reqEditors...)
+func (c *ClientWithResponses) GetReceiptStatusWithResponse(ctx context.Context, pollId PollID, voteId openapi_types.UUID, params *GetReceiptStatusParams, reqEditors ...RequestEditorFn) (*GetReceiptStatusResponse, error) {
+	rsp, err := c.GetReceiptStatus(ctx, pollId, voteId, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}

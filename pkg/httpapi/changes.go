@@ -7,6 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/tally-vote/tally/pkg/id"
+	"github.com/tally-vote/tally/pkg/receipt"
 	"github.com/tally-vote/tally/pkg/vote"
 )
 
@@ -14,20 +15,26 @@ import (
 // (status changed or revoked, and the ballot version it wrote) and the
 // ballot it changed, whose vote_id never changes. A retry is answered with
 // the same status and version (Idempotent-Replayed: true); its choice is
-// shown only while the ballot is still at that version.
+// shown only while the ballot is still at that version. A change answers
+// the new version's signed receipt and the fresh salt that opens it; a
+// replay answers the receipt (while the ballot is still at that version)
+// and never a salt; a revoke answers neither (a revoked ballot has no
+// commitment).
 type changeResponse struct {
-	Status    string     `json:"status"`
-	PollID    string     `json:"poll_id"`
-	VoteID    string     `json:"vote_id"`
-	RequestID string     `json:"request_id"`
-	Version   int        `json:"version"`
-	OptionID  string     `json:"option_id,omitempty"`
-	OptionIDs []id.ID    `json:"option_ids,omitempty"`
-	Scores    []int      `json:"scores,omitempty"`
-	ChangedAt *time.Time `json:"changed_at,omitempty"`
+	Status    string           `json:"status"`
+	PollID    string           `json:"poll_id"`
+	VoteID    string           `json:"vote_id"`
+	RequestID string           `json:"request_id"`
+	Version   int              `json:"version"`
+	OptionID  string           `json:"option_id,omitempty"`
+	OptionIDs []id.ID          `json:"option_ids,omitempty"`
+	Scores    []int            `json:"scores,omitempty"`
+	ChangedAt *time.Time       `json:"changed_at,omitempty"`
+	Receipt   *receipt.Receipt `json:"receipt,omitempty"`
+	Salt      string           `json:"salt,omitempty"`
 }
 
-func toChange(r vote.ChangeReceipt) changeResponse {
+func (h *handlers) toChange(r vote.ChangeReceipt) changeResponse {
 	b := r.Ballot
 	out := changeResponse{Status: r.Outcome.Kind, PollID: b.PollID.String(), VoteID: b.VoteID.String(),
 		RequestID: r.RequestID.String(), Version: r.Outcome.Version}
@@ -39,6 +46,10 @@ func toChange(r vote.ChangeReceipt) changeResponse {
 			out.OptionIDs, out.Scores = b.OptionIDs, b.Scores
 			if len(b.OptionIDs) == 1 {
 				out.OptionID = b.OptionIDs[0].String()
+			}
+			out.Receipt = h.votes.SignReceipt(b)
+			if out.Receipt != nil && r.Salt != nil {
+				out.Salt = receipt.EncodeSalt(r.Salt)
 			}
 		}
 	}
@@ -98,11 +109,11 @@ func (h *handlers) voteChange(c *gin.Context, revoke bool) {
 	if out.Queued {
 		// Async mode: queued behind the voter's earlier requests; follow
 		// request_id.
-		writeJSON(c, http.StatusAccepted, appendAccepted(make([]byte, 0, acceptedSize), out.Ballot.PollID, out.RequestID, out.Ballot.VoteID, nil))
+		writeJSON(c, http.StatusAccepted, appendAccepted(make([]byte, 0, acceptedSize), out.Ballot.PollID, out.RequestID, out.Ballot.VoteID, out.Salt))
 		return
 	}
 	if out.Replayed {
 		c.Header("Idempotent-Replayed", "true")
 	}
-	c.JSON(http.StatusOK, toChange(out))
+	c.JSON(http.StatusOK, h.toChange(out))
 }

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/base64"
 	"errors"
+	"math"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -63,9 +64,14 @@ type receiptStatusJSON struct {
 	PollID string `json:"poll_id"`
 	VoteID string `json:"vote_id"`
 	Status string `json:"status"`
+	// CurrentVersion is the receipt version (ballot_version) of the
+	// ballot's current version: the one a superseded receipt was replaced
+	// by, or the revoke.
+	CurrentVersion uint32 `json:"current_version"`
 	// Commitment is the ballot's commitment as its leaf holds it: 32 zero
-	// bytes for a ballot recorded before receipts.
-	Commitment string `json:"commitment"`
+	// bytes for a ballot recorded before receipts. Only when recorded or
+	// included: a superseded or revoked answer shows no commitment.
+	Commitment string `json:"commitment,omitempty"`
 	RecordedAt string `json:"recorded_at"`
 	// Set when included and not withheld.
 	LeafIndex *uint64       `json:"leaf_index,omitempty"`
@@ -80,10 +86,13 @@ type receiptStatusJSON struct {
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
 func receiptStatusOf(a inclusion.Answer) receiptStatusJSON {
-	c := make([]byte, receipt.CommitmentSize)
-	copy(c, a.Commitment)
 	out := receiptStatusJSON{PollID: a.PollID.String(), VoteID: a.VoteID.String(), Status: string(a.Status),
-		Commitment: b64(c), RecordedAt: a.RecordedAt.UTC().Format(receiptTimeLayout)}
+		CurrentVersion: a.CurrentVersion, RecordedAt: a.RecordedAt.UTC().Format(receiptTimeLayout)}
+	if a.Status == inclusion.Recorded || a.Status == inclusion.Included {
+		c := make([]byte, receipt.CommitmentSize)
+		copy(c, a.Commitment)
+		out.Commitment = b64(c)
+	}
 	if a.Withheld {
 		out.ProofWithheld = "results_hidden"
 	}
@@ -102,13 +111,20 @@ func receiptStatusOf(a inclusion.Answer) receiptStatusJSON {
 // receipt answers whether a vote id's commitment is in its poll's ledger.
 // It is public (a receipt is all its holder has) and never shows a choice;
 // the tree size, which is the ballot count, is shown only to a caller who
-// may see the poll's results.
+// may see the poll's results. ?version= is the receipt's ballot_version:
+// a receipt of an earlier version than the current one is superseded;
+// without it the current version is answered.
 func (h *handlers) receipt(c *gin.Context) {
 	if h.inclusion == nil {
 		abort(c, apperr.ErrUnavailable)
 		return
 	}
 	voteID, err := pathUUID(c, "vote_id")
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	version, err := queryInt(c, "version", 0, 1, math.MaxUint32)
 	if err != nil {
 		abort(c, err)
 		return
@@ -125,7 +141,7 @@ func (h *handlers) receipt(c *gin.Context) {
 		}
 		return err == nil, err
 	}
-	a, err := h.inclusion.Lookup(ctx, p, voteID, seeResults)
+	a, err := h.inclusion.Lookup(ctx, p, voteID, uint32(version), seeResults)
 	if err != nil {
 		abort(c, err)
 		return

@@ -55,8 +55,11 @@ type LedgerRead struct {
 	// entry's is all zeros).
 	Uncommitted int64
 	// Mismatched counts index rows whose vote row is missing, or names
-	// another vote id or commitment.
+	// another vote id, version, revoked state or commitment.
 	Mismatched int64
+	// Revoked counts revoked ballots whose index row and vote row agree:
+	// they have no leaf, as they count nothing.
+	Revoked int64
 }
 
 // LedgerSource reads a poll's current ballots for its ledger through the

@@ -1,6 +1,7 @@
 package vote
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -513,8 +514,9 @@ func (s *Service) refused(err error) error {
 }
 
 // recordNow records b before answering. The answer carries salt only when
-// b itself was written: a replay answers the stored ballot, whose
-// commitment this attempt's salt does not open.
+// b itself was written (its commitment is the stored one): a replay
+// answers the stored ballot, whose commitment this attempt's salt does not
+// open.
 func (s *Service) recordNow(ctx context.Context, p *poll.Poll, b *Ballot, salt []byte, outcome string) (Receipt, error) {
 	stored, created, err := s.Record(ctx, p, b)
 	switch {
@@ -529,7 +531,10 @@ func (s *Service) recordNow(ctx context.Context, p *poll.Poll, b *Ballot, salt [
 	rec := Receipt{Recorded: stored, Signed: s.SignReceipt(stored)}
 	switch {
 	case rec.Signed == nil:
-	case created && stored.VoteID == b.VoteID:
+	case created && bytes.Equal(stored.Commitment, b.Commitment):
+		// This attempt's ballot applied: a first vote, or a vote cast
+		// again after a revoke (written over the revoked row, under its
+		// first vote id, with this attempt's commitment).
 		rec.Salt = salt
 		s.m.receipts.WithLabelValues("recorded").Inc()
 	default:

@@ -119,6 +119,12 @@ type ChangeReceipt struct {
 	// Queued: the change was queued (async mode, 202); the worker applies
 	// it, and the request's status says when (Outcome is unset).
 	Queued bool
+	// Salt opens the commitment of the new version this request wrote (or
+	// queued): drawn fresh for every change, never stored, logged or
+	// queued, and answered once. Nil on a revoke (a revoked ballot has no
+	// commitment), a replay, a retry of a queued change, and with
+	// receipts off.
+	Salt []byte
 }
 
 // AcceptMarker remembers that a request was accepted, for its status
@@ -227,6 +233,11 @@ func (s *Service) change(ctx context.Context, r ChangeRequest) (ChangeReceipt, e
 	}
 	next := *stored
 	next.Version, next.ChangedAt = stored.Version+1, s.now().UTC().Truncate(time.Millisecond)
+	// The new version gets a fresh salt and commitment; a revoked ballot
+	// has none (it has no leaf in the ledger, and its receipts verify as
+	// revoked).
+	next.Commitment = nil
+	var salt []byte
 	if r.Revoke {
 		next.Revoked = true
 		rec.Outcome = ChangeOutcome{Kind: KindRevoked, Version: next.Version}
@@ -236,6 +247,11 @@ func (s *Service) change(ctx context.Context, r ChangeRequest) (ChangeReceipt, e
 	}
 	if stored.Version >= p.Settings.VoteChanges() {
 		return rec, ErrChangeLimit
+	}
+	if !r.Revoke {
+		if salt, err = s.commit(&next); err != nil {
+			return rec, err
+		}
 	}
 	// The ballot must be counted at the version read before it changes
 	// again: its first follow-ups (or the last change's) still running
@@ -248,7 +264,7 @@ func (s *Service) change(ctx context.Context, r ChangeRequest) (ChangeReceipt, e
 		return rec, ErrVotePending
 	}
 	if s.cfg.Mode == "async" && s.queue != nil && s.queue.Available() {
-		queued, err := s.queueChange(ctx, p, seenAt, r, stored, next, rec)
+		queued, err := s.queueChange(ctx, p, seenAt, r, stored, next, rec, salt)
 		if !errors.Is(err, ErrQueueUnavailable) {
 			return queued, err
 		}
@@ -271,7 +287,10 @@ func (s *Service) change(ctx context.Context, r ChangeRequest) (ChangeReceipt, e
 		}
 		return rec, ErrChangeConflict
 	}
-	rec.Ballot = &next
+	rec.Ballot, rec.Salt = &next, salt
+	if salt != nil {
+		s.m.receipts.WithLabelValues("changed").Inc()
+	}
 	if r.Revoke {
 		s.release(ctx, stored)
 	}
@@ -285,12 +304,24 @@ func (s *Service) change(ctx context.Context, r ChangeRequest) (ChangeReceipt, e
 // voter. The worker judges it again against the row as it is then
 // (ApplyChange). It returns ErrQueueUnavailable when the queue cannot take
 // it, and the caller writes it through.
-func (s *Service) queueChange(ctx context.Context, p *poll.Poll, seenAt time.Time, r ChangeRequest, stored *Ballot, next Ballot, rec ChangeReceipt) (ChangeReceipt, error) {
+//
+// The message carries the new version's commitment, never the salt. The
+// 202 answers the salt unless the request was accepted already: a retry
+// of a change still queued is queued behind it and replays its outcome,
+// whose commitment another salt opens.
+func (s *Service) queueChange(ctx context.Context, p *poll.Poll, seenAt time.Time, r ChangeRequest, stored *Ballot, next Ballot, rec ChangeReceipt, salt []byte) (ChangeReceipt, error) {
 	b := &Ballot{PollID: r.PollID, VoterID: stored.VoterID, VoteID: stored.VoteID, RequestID: rec.RequestID,
 		IdempotencyKey: r.IdempotencyKey, VotedAt: s.now().UTC().Truncate(time.Millisecond), Anonymous: r.Anonymous,
 		Change: rec.Outcome.Kind}
 	if !r.Revoke {
-		b.OptionIDs, b.Scores = next.OptionIDs, next.Scores
+		b.OptionIDs, b.Scores, b.Commitment = next.OptionIDs, next.Scores, next.Commitment
+	}
+	if salt != nil && s.flags != nil {
+		if ok, err := s.flags.Accepted(ctx, b.PollID, b.VoterID, b.RequestID); err != nil || ok {
+			// A retry of a queued change (or Redis cannot say): no salt.
+			salt = nil
+			s.m.receipts.WithLabelValues("retried").Inc()
+		}
 	}
 	if m, ok := s.flags.(AcceptMarker); ok {
 		if err := m.MarkAccepted(ctx, b.PollID, b.VoterID, b.RequestID); err != nil {
@@ -301,7 +332,10 @@ func (s *Service) queueChange(ctx context.Context, p *poll.Poll, seenAt time.Tim
 	if err := s.queue.Enqueue(ctx, p, seenAt, b); err != nil {
 		return rec, err
 	}
-	rec.Queued, rec.Outcome, rec.Ballot = true, ChangeOutcome{}, stored
+	rec.Queued, rec.Outcome, rec.Ballot, rec.Salt = true, ChangeOutcome{}, stored, salt
+	if salt != nil {
+		s.m.receipts.WithLabelValues("accepted").Inc()
+	}
 	return rec, nil
 }
 
@@ -338,10 +372,13 @@ func (s *Service) ApplyChange(ctx context.Context, p *poll.Poll, b *Ballot) (Out
 		next := *stored
 		next.Version, next.ChangedAt = stored.Version+1, b.VotedAt
 		o := ChangeOutcome{Kind: b.Change, Version: next.Version}
+		// The commitment the API drew for this change (its salt went to
+		// the 202 only); a revoke clears it.
+		next.Commitment = nil
 		if b.Change == KindRevoked {
 			next.Revoked = true
 		} else {
-			next.OptionIDs, next.Scores = b.OptionIDs, b.Scores
+			next.OptionIDs, next.Scores, next.Commitment = b.OptionIDs, b.Scores, b.Commitment
 		}
 		applied, cur, err := s.changes.Change(ctx, &next, stored.Version, b.RequestID, o)
 		switch {
@@ -445,7 +482,9 @@ func (s *Service) recast(ctx context.Context, p *poll.Poll, b, stored *Ballot) (
 		}
 		next := *stored
 		next.Version, next.Revoked, next.ChangedAt = stored.Version+1, false, b.VotedAt
-		next.OptionIDs, next.Scores, next.Flags = b.OptionIDs, b.Scores, b.Flags
+		// The vote cast again brings its own commitment, drawn at its
+		// accept with a fresh salt.
+		next.OptionIDs, next.Scores, next.Flags, next.Commitment = b.OptionIDs, b.Scores, b.Flags, b.Commitment
 		o := ChangeOutcome{Kind: KindRecast, Version: next.Version}
 		applied, cur, err := s.changes.Change(ctx, &next, stored.Version, b.RequestID, o)
 		switch {

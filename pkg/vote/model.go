@@ -79,11 +79,19 @@ type Ballot struct {
 	Change string
 }
 
-// ReceiptVersion is the ballot version its receipt signs: 1, a voter's
-// first ballot, until changing and revoking a ballot give rows a version.
-// That change reads the row's version here, and a receipt of an older
-// version then verifies as superseded.
-func (b *Ballot) ReceiptVersion() uint32 { return 1 }
+// ReceiptVersion is the ballot version its receipt signs: the row's
+// version plus one, so a ballot as first cast (version 0) signs 1, as
+// every receipt issued before changes did, and each change, revoke or
+// vote cast again after a revoke moves it on by one. A receipt of an
+// older version verifies as superseded (or revoked).
+func (b *Ballot) ReceiptVersion() uint32 { return ReceiptVersion(b.Version) }
+
+// ReceiptVersion is the receipt version of row version v.
+func ReceiptVersion(v int) uint32 { return uint32(max(v, 0)) + 1 }
+
+// RowVersion is the row version a receipt version names (-1 for 0, which
+// no receipt carries).
+func RowVersion(rv uint32) int { return int(rv) - 1 }
 
 // SameRequest reports whether other is the stored outcome of the request
 // that produced b: same request id, or same non-empty idempotency key.

@@ -246,3 +246,18 @@ func TestReceiptsOff(t *testing.T) {
 		t.Fatalf("receipts off: %+v", out)
 	}
 }
+
+// TestReceiptVersionOfRow: a ballot as first cast signs receipt version 1,
+// as receipts issued before changes did; each change moves it by one, and
+// RowVersion inverts it.
+func TestReceiptVersionOfRow(t *testing.T) {
+	for v, want := range []uint32{1, 2, 3} {
+		b := &Ballot{Version: v}
+		if got := b.ReceiptVersion(); got != want || RowVersion(got) != v {
+			t.Errorf("row version %d: receipt version %d (row %d), want %d", v, got, RowVersion(got), want)
+		}
+	}
+	if RowVersion(0) >= 0 {
+		t.Error("receipt version 0 names a row version")
+	}
+}

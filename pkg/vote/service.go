@@ -185,7 +185,7 @@ func NewService(cfg Config, d Deps, reg prometheus.Registerer) *Service {
 	}, []string{"outcome"})
 	m.receipts = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tally_receipts_issued_total",
-		Help: "Ballot receipts answered, by answer: recorded (200 with receipt and salt), accepted (202 with the salt), status (request status with the receipt), replayed (a replay: the stored ballot's receipt, no salt), retried (202 to a retry of a queued request: no salt). Signatures are tally_receipts_signed_total.",
+		Help: "Ballot receipts answered, by answer: recorded (200 with receipt and salt), changed (200 to a change with the new version's receipt and salt), accepted (202 with the salt, a vote's or a change's), status (request status with the receipt), replayed (a replay: the stored ballot's receipt, no salt), retried (202 to a retry of a queued request: no salt). Signatures are tally_receipts_signed_total.",
 	}, []string{"answer"})
 	m.changes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tally_vote_changes_total",
@@ -196,7 +196,7 @@ func NewService(cfg Config, d Deps, reg prometheus.Registerer) *Service {
 		Help: "Follow-ups of a changed ballot that lost the conditional index move to a concurrent one and took their counter difference back.",
 	})
 	reg.MustRegister(m.casts, m.outcomes, m.lwtLatency, m.followUp, m.marks, m.unfinished, m.receipts, m.changes, m.settleLost)
-	for _, a := range []string{"recorded", "accepted", "status", "replayed", "retried"} {
+	for _, a := range []string{"recorded", "changed", "accepted", "status", "replayed", "retried"} {
 		m.receipts.WithLabelValues(a)
 	}
 	for _, k := range []string{KindChanged, KindRevoked} {

@@ -27,8 +27,10 @@ func versioned(b *Ballot) bool { return b.Version > 0 || b.Revoked }
 // tally, is exact either way).
 func (s *Service) settle(ctx context.Context, p *poll.Poll, b *Ballot) error {
 	bk := Bucket(b.VoterID, p.IndexBuckets)
+	// The entry carries the row's commitment: the ledger reads
+	// commitments through the index, checked against the rows.
 	want := IndexEntry{VoteID: b.VoteID, Options: b.OptionIDs, VotedAt: b.VotedAt, Flags: b.Flags, Scores: b.Scores,
-		Version: b.Version, Revoked: b.Revoked}
+		Commitment: b.Commitment, Version: b.Version, Revoked: b.Revoked}
 	shard := Shard(b.VoteID, p.CounterShards)
 	for attempt := 0; attempt < maxSettleAttempts; attempt++ {
 		e, found, err := s.changes.Entry(ctx, p.ID, bk, b.VoterID)
