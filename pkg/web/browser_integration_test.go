@@ -474,7 +474,10 @@ func TestBrowserAnonymousAccess(t *testing.T) {
 	owner.waitFor("mint form", `!document.getElementById('owner').hidden && !document.getElementById('mint-form').hidden`, 15*time.Second)
 	owner.eval(`document.getElementById('mint-count').value = '2'`)
 	owner.do(chromedp.Click(chromedp.CSS("#mint-form button[type=submit]")))
-	owner.waitFor("codes", `document.getElementById('mint-codes').value.split('\n').length === 2`, 15*time.Second)
+	// Minting is an owner action: its answer waits for the poll's audit
+	// chain entry (an LWT, retried on a lost race), which a loaded CI box
+	// has taken longer than 15 s to write once.
+	owner.waitFor("codes", `document.getElementById('mint-codes').value.split('\n').length === 2`, 30*time.Second)
 	codesText, _ := owner.eval(`document.getElementById('mint-codes').value`).(string)
 	code := strings.Split(codesText, "\n")[0]
 
