@@ -17,7 +17,6 @@ import (
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/ledger"
 	"github.com/tally-vote/tally/pkg/receipt"
-	"github.com/tally-vote/tally/pkg/tally"
 	"github.com/tally-vote/tally/pkg/testenv"
 )
 
@@ -220,29 +219,12 @@ func TestChangedAndRevokedReceipts(t *testing.T) {
 	const current = steady + 2 // the changer and the recaster; not the revoker
 
 	// Close and freeze.
-	e.c.Do("PATCH", "/v1/polls/"+pollID, owner, map[string]any{"status": "closed"}).Must(t, http.StatusOK)
+	closeAndRunFinal(t, ctx, e.app, e.c, owner, pollID)
 	pid, _ := id.Parse(pollID)
-	p, err := e.app.Polls.Get(ctx, pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.app.Tally.Reconcile(ctx, p, tally.ReconcileOptions{Final: true}); err != nil {
-		t.Fatalf("final run: %v", err)
-	}
-	final := e.c.Do("GET", "/v1/polls/"+pollID+"/results?tally=final", owner, nil).Must(t, http.StatusOK)
-	var res struct {
-		TallyState  string `json:"tally_state"`
-		Certificate struct {
-			Ballots int64            `json:"ballots"`
-			Ledger  tally.CertLedger `json:"ledger"`
-		} `json:"certificate"`
-	}
-	if err := json.Unmarshal(final.Raw, &res); err != nil {
-		t.Fatal(err)
-	}
+	res, final := e.finalResults(t, owner, pollID)
 	cl := res.Certificate.Ledger
 	if res.TallyState != "certified" || res.Certificate.Ballots != current || cl.Size != current {
-		t.Fatalf("certified results: %s", final.Raw)
+		t.Fatalf("certified results: %s", final)
 	}
 
 	// v2 included, with a proof that verifies against the signed head.

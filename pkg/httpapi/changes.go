@@ -69,38 +69,14 @@ func (h *handlers) revokeVote(c *gin.Context) {
 }
 
 func (h *handlers) voteChange(c *gin.Context, revoke bool) {
-	pollID, err := pathUUID(c, "poll_id")
-	if err != nil {
-		abort(c, err)
-		return
-	}
-	key, err := idempotencyKey(c)
+	in, err := readBallotInput(c, !revoke)
 	if err != nil {
 		abort(c, err)
 		return
 	}
 	caller, _ := principal(c)
-	r := vote.ChangeRequest{PollID: pollID, VoterID: caller.UserID, Anonymous: caller.Anonymous,
-		Credentials: c.Request.Header, Revoke: revoke, IdempotencyKey: key}
-	if !revoke {
-		var req voteRequest
-		if err := bindVote(c, &req); err != nil {
-			abort(c, err)
-			return
-		}
-		if r.OptionIDs, err = req.options(); err != nil {
-			abort(c, err)
-			return
-		}
-		scored, scores, err := req.scores()
-		if err != nil {
-			abort(c, err)
-			return
-		}
-		if scores != nil {
-			r.OptionIDs, r.Scores = scored, scores
-		}
-	}
+	r := vote.ChangeRequest{PollID: in.PollID, VoterID: caller.UserID, Anonymous: caller.Anonymous,
+		Credentials: c.Request.Header, Revoke: revoke, IdempotencyKey: in.Key, OptionIDs: in.OptionIDs, Scores: in.Scores}
 	out, err := h.votes.Change(c.Request.Context(), r)
 	if err != nil {
 		abort(c, err)

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/testenv"
 )
 
@@ -92,16 +91,7 @@ func TestEndTimeInThePastIsRefused(t *testing.T) {
 	if closed.Str("status") != "closed" || closed.Str("closed_at") == "" {
 		t.Fatalf("close: %s", closed.Raw)
 	}
-	pid, _ := id.Parse(pollID)
-	testenv.Eventually(t, 60*time.Second, func() error {
-		var ballots int64
-		err := e.app.CQL.Session.Query(`SELECT ballots FROM final_tallies WHERE poll_id = ? LIMIT 1`, pid).Scan(&ballots)
-		if err != nil {
-			return fmt.Errorf("final_tallies: %w", err)
-		}
-		if ballots != 2 {
-			t.Fatalf("frozen tally: %d ballots, want 2", ballots)
-		}
-		return nil
-	})
+	if ballots := testenv.FrozenBallots(t, e.app, pollID, 60*time.Second); ballots != 2 {
+		t.Fatalf("frozen tally: %d ballots, want 2", ballots)
+	}
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/tally-vote/tally/pkg/audit"
 	"github.com/tally-vote/tally/pkg/config"
 	"github.com/tally-vote/tally/pkg/id"
-	"github.com/tally-vote/tally/pkg/tally"
 	"github.com/tally-vote/tally/pkg/vote"
 )
 
@@ -207,14 +206,7 @@ func TestFlagReport(t *testing.T) {
 
 	// Closed and frozen: the final tally of record counts every ballot,
 	// flagged ones included.
-	e.c.Do("PATCH", "/v1/polls/"+pollID, owner, map[string]any{"status": "closed"}).Must(t, http.StatusOK)
-	p, err := e.app.Polls.Get(ctx, mustUUID(t, pollID))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.app.Tally.Reconcile(ctx, p, tally.ReconcileOptions{Final: true}); err != nil {
-		t.Fatal(err)
-	}
+	closeAndRunFinal(t, ctx, e.app, e.c, owner, pollID)
 	if total, votes := e.c.Results(owner, pollID, "final"); total != 9 || votes[opts[0]] != 3 || votes[opts[1]] != 4 || votes[opts[2]] != 2 {
 		t.Fatalf("frozen final: %d %v, want 9 [3 4 2]", total, votes)
 	}

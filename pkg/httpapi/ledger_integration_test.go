@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tally-vote/tally/pkg/app"
 	"github.com/tally-vote/tally/pkg/config"
 	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/ledger"
@@ -153,21 +154,11 @@ func TestLedgerRoundTrip(t *testing.T) {
 	t.Logf("final run with the ledger of %d ballots: %v (ledger read, cross-check and tree: %.0f ms)",
 		ballots, time.Since(began).Round(time.Millisecond), (metricSum(t, e, "tally_ledger_build_seconds")-buildBefore)*1000)
 
-	final := e.c.Do("GET", "/v1/polls/"+pollID+"/results?tally=final", owner, nil).Must(t, http.StatusOK)
-	var res struct {
-		TallyState  string `json:"tally_state"`
-		Certificate struct {
-			Ballots int64            `json:"ballots"`
-			Ledger  tally.CertLedger `json:"ledger"`
-		} `json:"certificate"`
-	}
-	if err := json.Unmarshal(final.Raw, &res); err != nil {
-		t.Fatal(err)
-	}
+	res, final := e.finalResults(t, owner, pollID)
 	cl := res.Certificate.Ledger
 	if res.TallyState != "certified" || res.Certificate.Ballots != ballots || cl.Size != ballots || len(unb64(t, cl.Root)) != 32 ||
 		cl.KeyID == "" || len(unb64(t, cl.Signature)) != 64 {
-		t.Fatalf("certified results: %s", final.Raw)
+		t.Fatalf("certified results: %s", final)
 	}
 
 	// The owner's export, through the verify code path.
@@ -319,6 +310,43 @@ func newWorkerlessEnv(t *testing.T, cfg config.Config) *env {
 	return &env{app: a, c: testenv.NewClient(t, srv.URL)}
 }
 
+// closeAndRunFinal closes the owner's poll through c and runs its final
+// reconciliation in a itself, which freezes the tally of record (and its
+// ledger); closeAndFreeze instead waits for the worker's finalizer.
+func closeAndRunFinal(t *testing.T, ctx context.Context, a *app.App, c *testenv.Client, owner, pollID string) {
+	t.Helper()
+	c.Do("PATCH", "/v1/polls/"+pollID, owner, map[string]any{"status": "closed"}).Must(t, http.StatusOK)
+	p, err := a.Polls.Get(ctx, mustUUID(t, pollID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Tally.Reconcile(ctx, p, tally.ReconcileOptions{Final: true}); err != nil {
+		t.Fatalf("final run: %v", err)
+	}
+}
+
+// certifiedResults is the part of GET …/results?tally=final the ledger
+// tests read.
+type certifiedResults struct {
+	TallyState  string `json:"tally_state"`
+	Certificate struct {
+		Ballots int64            `json:"ballots"`
+		Ledger  tally.CertLedger `json:"ledger"`
+	} `json:"certificate"`
+}
+
+// finalResults reads the owner's tally=final results (200), decoded, and
+// the raw answer for a failure's message.
+func (e *env) finalResults(t *testing.T, owner, pollID string) (certifiedResults, []byte) {
+	t.Helper()
+	final := e.c.Do("GET", "/v1/polls/"+pollID+"/results?tally=final", owner, nil).Must(t, http.StatusOK)
+	var res certifiedResults
+	if err := json.Unmarshal(final.Raw, &res); err != nil {
+		t.Fatal(err)
+	}
+	return res, final.Raw
+}
+
 // TestLedgerRefusesIndexThatDisagreesWithRows: a ballot whose vote row's
 // commitment no longer matches its index row (changed in Cassandra behind
 // Tally's back) makes the final run refuse: nothing is frozen, the refusal
@@ -367,15 +395,8 @@ func TestLedgerRefusesIndexThatDisagreesWithRows(t *testing.T) {
 	if _, err := e.app.Tally.Reconcile(ctx, p, tally.ReconcileOptions{Final: true}); err != nil {
 		t.Fatalf("final run once the row is back: %v", err)
 	}
-	final := e.c.Do("GET", "/v1/polls/"+pollID+"/results?tally=final", owner, nil).Must(t, http.StatusOK)
-	var res struct {
-		TallyState  string `json:"tally_state"`
-		Certificate struct {
-			Ledger tally.CertLedger `json:"ledger"`
-		} `json:"certificate"`
-	}
-	if err := json.Unmarshal(final.Raw, &res); err != nil || res.TallyState != "certified" || res.Certificate.Ledger.Size != 5 {
-		t.Fatalf("after the row is back: %s", final.Raw)
+	if res, final := e.finalResults(t, owner, pollID); res.TallyState != "certified" || res.Certificate.Ledger.Size != 5 {
+		t.Fatalf("after the row is back: %s", final)
 	}
 }
 
@@ -390,15 +411,7 @@ func TestReceiptProofFollowsResultsVisibility(t *testing.T) {
 	voter, _ := e.c.Account()
 	voteID := e.c.Do("POST", "/v1/polls/"+pollID+"/votes", voter, map[string]any{"option_id": opts[1]}).
 		Must(t, http.StatusOK).Str("vote_id")
-	e.c.Do("PATCH", "/v1/polls/"+pollID, owner, map[string]any{"status": "closed"}).Must(t, http.StatusOK)
-	pid, _ := id.Parse(pollID)
-	p, err := e.app.Polls.Get(ctx, pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.app.Tally.Reconcile(ctx, p, tally.ReconcileOptions{Final: true}); err != nil {
-		t.Fatal(err)
-	}
+	closeAndRunFinal(t, ctx, e.app, e.c, owner, pollID)
 	path := "/v1/polls/" + pollID + "/receipts/" + voteID
 	for _, who := range []struct{ name, token string }{{"anyone", ""}, {"the voter", voter}} {
 		r := e.c.Do("GET", path, who.token, nil).Must(t, http.StatusOK)

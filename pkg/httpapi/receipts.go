@@ -10,6 +10,7 @@ import (
 
 	"github.com/tally-vote/tally/pkg/apperr"
 	"github.com/tally-vote/tally/pkg/inclusion"
+	"github.com/tally-vote/tally/pkg/ledger"
 	"github.com/tally-vote/tally/pkg/receipt"
 	"github.com/tally-vote/tally/pkg/tally"
 )
@@ -43,51 +44,13 @@ func receiptKeys(kr *receipt.Keyring) gin.HandlerFunc {
 	}
 }
 
-// receiptTimeLayout is RFC 3339 in UTC at millisecond precision, the
-// precision receipts and tree heads are signed at.
-const receiptTimeLayout = "2006-01-02T15:04:05.000Z07:00"
-
-// treeHeadJSON is a signed tree head on the wire; binary fields are
-// base64url without padding, like receipts and the keys.
-type treeHeadJSON struct {
-	PollID   string `json:"poll_id"`
-	Size     uint64 `json:"size"`
-	Root     string `json:"root"`
-	FrozenAt string `json:"frozen_at"`
-	KeyID    string `json:"kid"`
-	Alg      string `json:"alg"`
-	Sig      string `json:"sig"`
-}
-
-// receiptStatusJSON answers GET /v1/polls/{id}/receipts/{vote_id}.
-type receiptStatusJSON struct {
-	PollID string `json:"poll_id"`
-	VoteID string `json:"vote_id"`
-	Status string `json:"status"`
-	// CurrentVersion is the receipt version (ballot_version) of the
-	// ballot's current version: the one a superseded receipt was replaced
-	// by, or the revoke.
-	CurrentVersion uint32 `json:"current_version"`
-	// Commitment is the ballot's commitment as its leaf holds it: 32 zero
-	// bytes for a ballot recorded before receipts. Only when recorded or
-	// included: a superseded or revoked answer shows no commitment.
-	Commitment string `json:"commitment,omitempty"`
-	RecordedAt string `json:"recorded_at"`
-	// Set when included and not withheld.
-	LeafIndex *uint64       `json:"leaf_index,omitempty"`
-	TreeSize  *uint64       `json:"tree_size,omitempty"`
-	Proof     []string      `json:"proof,omitempty"`
-	TreeHead  *treeHeadJSON `json:"tree_head,omitempty"`
-	// ProofWithheld is "results_hidden" when an included ballot's proof is
-	// held back: the tree size is the poll's ballot count.
-	ProofWithheld string `json:"proof_withheld,omitempty"`
-}
-
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
-func receiptStatusOf(a inclusion.Answer) receiptStatusJSON {
-	out := receiptStatusJSON{PollID: a.PollID.String(), VoteID: a.VoteID.String(), Status: string(a.Status),
-		CurrentVersion: a.CurrentVersion, RecordedAt: a.RecordedAt.UTC().Format(receiptTimeLayout)}
+// receiptStatusOf is the answer of GET /v1/polls/{id}/receipts/{vote_id}
+// in the wire form the reference verifier reads (ledger.ProofAnswer).
+func receiptStatusOf(a inclusion.Answer) ledger.ProofAnswer {
+	out := ledger.ProofAnswer{PollID: a.PollID.String(), VoteID: a.VoteID.String(), Status: string(a.Status),
+		CurrentVersion: a.CurrentVersion, RecordedAt: a.RecordedAt.UTC().Format(receipt.TimeLayout)}
 	if a.Status == inclusion.Recorded || a.Status == inclusion.Included {
 		c := make([]byte, receipt.CommitmentSize)
 		copy(c, a.Commitment)
@@ -102,8 +65,8 @@ func receiptStatusOf(a inclusion.Answer) receiptStatusJSON {
 		for i, h := range a.Proof.Path {
 			out.Proof[i] = b64(h[:])
 		}
-		out.TreeHead = &treeHeadJSON{PollID: a.Head.PollID.String(), Size: a.Head.Size, Root: b64(a.Head.Root[:]),
-			FrozenAt: a.Head.FrozenAt.UTC().Format(receiptTimeLayout), KeyID: a.Head.KeyID, Alg: "EdDSA", Sig: b64(a.Head.Sig)}
+		head := ledger.HeadWireOf(*a.Head)
+		out.TreeHead = &head
 	}
 	return out
 }

@@ -16,7 +16,7 @@ import (
 func TestReceiptStatusShapes(t *testing.T) {
 	at := time.Date(2026, 12, 4, 15, 0, 0, 123456789, time.UTC)
 	base := inclusion.Answer{PollID: id.New(), VoteID: id.New(), Status: inclusion.Recorded, RecordedAt: at, CurrentVersion: 1}
-	keysOf := func(v receiptStatusJSON) []string {
+	keysOf := func(v ledger.ProofAnswer) []string {
 		b, _ := json.Marshal(v)
 		var m map[string]any
 		_ = json.Unmarshal(b, &m)
@@ -72,7 +72,7 @@ func TestReceiptStatusShapes(t *testing.T) {
 
 	// Every shape is what the document promises.
 	doc := loadContract(t)
-	for name, v := range map[string]receiptStatusJSON{"recorded": rec, "included": got, "withheld": receiptStatusOf(wh),
+	for name, v := range map[string]ledger.ProofAnswer{"recorded": rec, "included": got, "withheld": receiptStatusOf(wh),
 		"superseded": supJ, "revoked": revJ} {
 		b, _ := json.Marshal(v)
 		if !validAgainst(t, doc, "ReceiptStatus", string(b)) {

@@ -174,17 +174,9 @@ func assertFirstPreferences(t *testing.T, e *env, pollID string, firsts map[stri
 func closeAndFreeze(t *testing.T, e *env, owner, pollID string, ballots int64) map[string]any {
 	t.Helper()
 	e.c.Do("PATCH", "/v1/polls/"+pollID, owner, map[string]any{"status": "closed"}).Must(t, http.StatusOK)
-	pid, _ := id.Parse(pollID)
-	testenv.Eventually(t, 60*time.Second, func() error {
-		var n int64
-		if err := e.app.CQL.Session.Query(`SELECT ballots FROM final_tallies WHERE poll_id = ? LIMIT 1`, pid).Scan(&n); err != nil {
-			return fmt.Errorf("final_tallies: %w", err)
-		}
-		if n != ballots {
-			t.Fatalf("frozen tally: %d ballots, want %d", n, ballots)
-		}
-		return nil
-	})
+	if n := testenv.FrozenBallots(t, e.app, pollID, 60*time.Second); n != ballots {
+		t.Fatalf("frozen tally: %d ballots, want %d", n, ballots)
+	}
 	return e.c.Do("GET", "/v1/polls/"+pollID+"/results?tally=final", "", nil).Must(t, http.StatusOK).Body
 }
 

@@ -115,38 +115,61 @@ func toRecorded(b *vote.Ballot) recordedResponse {
 	return r
 }
 
-func (h *handlers) castVote(c *gin.Context) {
-	pollID, err := pathUUID(c, "poll_id")
-	if err != nil {
-		abort(c, err)
-		return
+// ballotInput is what a vote (POST …/votes) and a ballot change (PUT and
+// DELETE …/votes/me) read from their request.
+type ballotInput struct {
+	PollID id.ID
+	// Key is the Idempotency-Key header ("" without one).
+	Key string
+	// OptionIDs and Scores are the body's choice: a score ballot's
+	// options and their scores, else the chosen options and nil scores.
+	// Both nil when the body is not read.
+	OptionIDs []id.ID
+	Scores    []int
+}
+
+// readBallotInput reads the poll_id path parameter, the Idempotency-Key
+// header and, with body, the body's choice (bindVote, then
+// voteRequest.options and voteRequest.scores), in that order, and returns
+// the first refusal.
+func readBallotInput(c *gin.Context, body bool) (ballotInput, error) {
+	var in ballotInput
+	var err error
+	if in.PollID, err = pathUUID(c, "poll_id"); err != nil {
+		return in, err
 	}
-	key, err := idempotencyKey(c)
-	if err != nil {
-		abort(c, err)
-		return
+	if in.Key, err = idempotencyKey(c); err != nil {
+		return in, err
+	}
+	if !body {
+		return in, nil
 	}
 	var req voteRequest
 	if err := bindVote(c, &req); err != nil {
-		abort(c, err)
-		return
+		return in, err
 	}
-	options, err := req.options()
-	if err != nil {
-		abort(c, err)
-		return
+	if in.OptionIDs, err = req.options(); err != nil {
+		return in, err
 	}
 	scored, scores, err := req.scores()
 	if err != nil {
+		return in, err
+	}
+	if scores != nil {
+		in.OptionIDs, in.Scores = scored, scores
+	}
+	return in, nil
+}
+
+func (h *handlers) castVote(c *gin.Context) {
+	in, err := readBallotInput(c, true)
+	if err != nil {
 		abort(c, err)
 		return
 	}
-	if scores != nil {
-		options = scored
-	}
 	caller, _ := principal(c)
-	out, err := h.votes.Cast(c.Request.Context(), vote.Request{PollID: pollID, VoterID: caller.UserID,
-		Anonymous: caller.Anonymous, Credentials: c.Request.Header, OptionIDs: options, Scores: scores, IdempotencyKey: key, IP: c.ClientIP(), UserAgent: c.Request.UserAgent(),
+	out, err := h.votes.Cast(c.Request.Context(), vote.Request{PollID: in.PollID, VoterID: caller.UserID,
+		Anonymous: caller.Anonymous, Credentials: c.Request.Header, OptionIDs: in.OptionIDs, Scores: in.Scores, IdempotencyKey: in.Key, IP: c.ClientIP(), UserAgent: c.Request.UserAgent(),
 		Device: c.GetHeader("X-Device-Fingerprint"), AccountCreated: caller.AccountCreated,
 		// The route's limits are checked in the vote's admission round trip.
 		Limits: limitHits(c, h.voteRules)})
@@ -170,7 +193,7 @@ func (h *handlers) castVote(c *gin.Context) {
 		c.JSON(http.StatusOK, r)
 		return
 	}
-	writeJSON(c, http.StatusAccepted, appendAccepted(make([]byte, 0, acceptedSize), pollID, out.RequestID, out.VoteID, out.Salt))
+	writeJSON(c, http.StatusAccepted, appendAccepted(make([]byte, 0, acceptedSize), in.PollID, out.RequestID, out.VoteID, out.Salt))
 }
 
 // acceptedResponse is the 202 answer's shape; appendAccepted writes it.

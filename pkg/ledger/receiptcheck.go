@@ -46,21 +46,34 @@ type KeySet struct {
 }
 
 // ProofAnswer is the receipts route's answer
-// (GET /v1/polls/{id}/receipts/{vote_id}), or a file holding one.
+// (GET /v1/polls/{id}/receipts/{vote_id}), or a file holding one: the
+// server writes it (httpapi) and the verifier reads it, one type so the
+// two cannot drift.
 type ProofAnswer struct {
-	PollID        string    `json:"poll_id"`
-	VoteID        string    `json:"vote_id"`
-	Status        string    `json:"status"`
-	Commitment    string    `json:"commitment"`
-	RecordedAt    string    `json:"recorded_at"`
-	LeafIndex     *uint64   `json:"leaf_index,omitempty"`
-	TreeSize      *uint64   `json:"tree_size,omitempty"`
-	Proof         []string  `json:"proof,omitempty"`
-	TreeHead      *HeadWire `json:"tree_head,omitempty"`
-	ProofWithheld string    `json:"proof_withheld,omitempty"`
+	PollID string `json:"poll_id"`
+	VoteID string `json:"vote_id"`
+	Status string `json:"status"`
+	// CurrentVersion is the receipt version (ballot_version) of the
+	// ballot's current version: the one a superseded receipt was replaced
+	// by, or the revoke.
+	CurrentVersion uint32 `json:"current_version"`
+	// Commitment is the ballot's commitment as its leaf holds it: 32 zero
+	// bytes for a ballot recorded before receipts. Only when recorded or
+	// included: a superseded or revoked answer shows no commitment.
+	Commitment string `json:"commitment,omitempty"`
+	RecordedAt string `json:"recorded_at"`
+	// Set when included and not withheld.
+	LeafIndex *uint64   `json:"leaf_index,omitempty"`
+	TreeSize  *uint64   `json:"tree_size,omitempty"`
+	Proof     []string  `json:"proof,omitempty"`
+	TreeHead  *HeadWire `json:"tree_head,omitempty"`
+	// ProofWithheld is "results_hidden" when an included ballot's proof is
+	// held back: the tree size is the poll's ballot count.
+	ProofWithheld string `json:"proof_withheld,omitempty"`
 }
 
-// HeadWire is a signed tree head on the wire.
+// HeadWire is a signed tree head on the wire; binary fields are base64url
+// without padding, like receipts and the keys.
 type HeadWire struct {
 	PollID   string `json:"poll_id"`
 	Size     uint64 `json:"size"`
@@ -272,6 +285,14 @@ func checkInclusion(rep *Report, in CheckInput, keyFor func(string) (ed25519.Pub
 	}
 	rep.add(StepHead, Passed, "signed by key %s, frozen %s", head.KeyID, head.FrozenAt.Format(time.RFC3339))
 	rep.Included = true
+}
+
+// HeadWireOf writes a signed tree head's wire form, which Decode reads
+// back: frozen_at at the millisecond precision the head is signed at.
+func HeadWireOf(h receipt.TreeHead) HeadWire {
+	b64 := base64.RawURLEncoding.EncodeToString
+	return HeadWire{PollID: h.PollID.String(), Size: h.Size, Root: b64(h.Root[:]),
+		FrozenAt: h.FrozenAt.UTC().Format(receipt.TimeLayout), KeyID: h.KeyID, Alg: "EdDSA", Sig: b64(h.Sig)}
 }
 
 // Decode reads a tree head's wire form (shapes only; VerifyWith checks it).

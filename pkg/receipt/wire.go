@@ -30,9 +30,9 @@ func (kr *Keyring) Issue(pollID, voteID id.ID, optionIDs []id.ID, recordedAt tim
 	return r, salt, nil
 }
 
-// timeLayout is RFC 3339 in UTC at millisecond precision: exactly what is
-// signed, so a receipt read back from JSON verifies.
-const timeLayout = "2006-01-02T15:04:05.000Z07:00"
+// TimeLayout is RFC 3339 in UTC at millisecond precision: exactly what is
+// signed, so a receipt or tree head read back from JSON verifies.
+const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
 
 // wireReceipt is a receipt's JSON form. Binary fields are base64url without
 // padding, like the JWKs that verify them.
@@ -52,7 +52,7 @@ func (r Receipt) MarshalJSON() ([]byte, error) {
 	return json.Marshal(wireReceipt{
 		PollID: r.PollID, VoteID: r.VoteID,
 		Commitment:    base64.RawURLEncoding.EncodeToString(r.Commitment[:]),
-		RecordedAt:    r.RecordedAt.UTC().Format(timeLayout),
+		RecordedAt:    r.RecordedAt.UTC().Format(TimeLayout),
 		BallotVersion: r.BallotVersion, KeyID: r.KeyID, Alg: "EdDSA",
 		Signature: base64.RawURLEncoding.EncodeToString(r.Signature),
 	})

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/tally-vote/tally/pkg/app"
 	"github.com/tally-vote/tally/pkg/auth"
 	"github.com/tally-vote/tally/pkg/config"
+	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/kafkax/votes"
 	"github.com/tally-vote/tally/pkg/poll"
 	"github.com/tally-vote/tally/pkg/ratelimit"
@@ -71,4 +73,23 @@ func Server(t testing.TB, cfg config.Config) (*app.App, *httptest.Server) {
 		a.Close()
 	})
 	return a, srv
+}
+
+// FrozenBallots waits, up to within, until the poll's final tally is frozen
+// (its final_tallies row reads) and returns its ballot count.
+func FrozenBallots(t testing.TB, a *app.App, pollID string, within time.Duration) int64 {
+	t.Helper()
+	pid, err := id.Parse(pollID)
+	if err != nil {
+		t.Fatalf("poll id %q: %v", pollID, err)
+	}
+	var ballots int64
+	Eventually(t, within, func() error {
+		err := a.CQL.Session.Query(`SELECT ballots FROM final_tallies WHERE poll_id = ? LIMIT 1`, pid).Scan(&ballots)
+		if err != nil {
+			return fmt.Errorf("final_tallies of poll %s: %w", pollID, err)
+		}
+		return nil
+	})
+	return ballots
 }

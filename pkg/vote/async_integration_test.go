@@ -74,6 +74,25 @@ func tokens(t *testing.T, c *testenv.Client, n int) []string {
 	return out
 }
 
+// freshVoter mints one anonymous voter per call (see tokens).
+func freshVoter(t *testing.T, c *testenv.Client) func() string {
+	return func() string { return tokens(t, c, 1)[0] }
+}
+
+// voteUntilQueued votes for optionID, each try as the voter next returns,
+// until a vote is queued (202) within 30 s: the queue has then seen Kafka
+// acknowledge. what names the vote in the error of a try that was not.
+func voteUntilQueued(t *testing.T, c *testenv.Client, pollID, optionID, what string, next func() string) {
+	t.Helper()
+	testenv.Eventually(t, 30*time.Second, func() error {
+		r := c.Do("POST", "/v1/polls/"+pollID+"/votes", next(), map[string]any{"option_id": optionID})
+		if r.Status != http.StatusAccepted {
+			return fmt.Errorf("%s: %d %s", what, r.Status, r.Raw)
+		}
+		return nil
+	})
+}
+
 // expectConverged checks final == rows and that live reaches it within 5 s.
 func expectConverged(t *testing.T, e *env, owner, pollID string, opts []string) {
 	t.Helper()

@@ -12,22 +12,6 @@ import (
 	"github.com/tally-vote/tally/pkg/testenv"
 )
 
-// frozenBallots waits until the poll's final tally is frozen and returns
-// its ballot count.
-func frozenBallots(t *testing.T, e *env, pollID string, within time.Duration) int64 {
-	t.Helper()
-	pid, _ := id.Parse(pollID)
-	var ballots int64
-	testenv.Eventually(t, within, func() error {
-		err := e.app.CQL.Session.Query(`SELECT ballots FROM final_tallies WHERE poll_id = ? LIMIT 1`, pid).Scan(&ballots)
-		if err != nil {
-			return fmt.Errorf("final_tallies of poll %s: %w", pollID, err)
-		}
-		return nil
-	})
-	return ballots
-}
-
 // pendingRows counts the poll's rows in pending_finals.
 func pendingRows(t *testing.T, e *env, pollID string) int {
 	t.Helper()
@@ -80,7 +64,7 @@ func TestFreezeSurvivesAWorkerKill(t *testing.T) {
 	time.Sleep(time.Until(end.Add(time.Second)))
 
 	startWorkerApart(t, cfg)
-	if n := frozenBallots(t, e, pollID, 60*time.Second); n != 1 {
+	if n := testenv.FrozenBallots(t, e.app, pollID, 60*time.Second); n != 1 {
 		t.Fatalf("frozen tally: %d ballots, want 1", n)
 	}
 	testenv.Eventually(t, 10*time.Second, func() error {
@@ -104,7 +88,7 @@ func TestSyncVotesGetAFinalTally(t *testing.T) {
 	pollID, opt := newShortPoll(t, e, owner, end)
 	e.c.Do("POST", "/v1/polls/"+pollID+"/votes", voter, map[string]any{"option_id": opt}).Must(t, http.StatusOK)
 	time.Sleep(time.Until(end))
-	if n := frozenBallots(t, e, pollID, 60*time.Second); n != 1 {
+	if n := testenv.FrozenBallots(t, e.app, pollID, 60*time.Second); n != 1 {
 		t.Fatalf("frozen tally: %d ballots, want 1", n)
 	}
 }

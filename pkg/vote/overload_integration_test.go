@@ -111,22 +111,10 @@ func TestSlowKafkaShedsInsteadOfWritingThrough(t *testing.T) {
 	// Votes one at a time first, until one is queued, so the queue has seen
 	// Kafka acknowledge (the first produces may miss 100 ms while the writer
 	// connects; those are written through, correctly: nothing had answered).
-	testenv.Eventually(t, 30*time.Second, func() error {
-		r := e.c.Do("POST", "/v1/polls/"+pollID+"/votes", tokens(t, e.c, 1)[0], map[string]any{"option_id": opts[0]})
-		if r.Status != http.StatusAccepted {
-			return fmt.Errorf("warm-up vote: %d %s", r.Status, r.Raw)
-		}
-		return nil
-	})
+	voteUntilQueued(t, e.c, pollID, opts[0], "warm-up vote", freshVoter(t, e.c))
 	voters := tokens(t, e.c, 1000)
 	// Kafka acknowledged just before the burst (minting voters took a while).
-	testenv.Eventually(t, 30*time.Second, func() error {
-		r := e.c.Do("POST", "/v1/polls/"+pollID+"/votes", tokens(t, e.c, 1)[0], map[string]any{"option_id": opts[0]})
-		if r.Status != http.StatusAccepted {
-			return fmt.Errorf("vote before the burst: %d %s", r.Status, r.Raw)
-		}
-		return nil
-	})
+	voteUntilQueued(t, e.c, pollID, opts[0], "vote before the burst", freshVoter(t, e.c))
 	stalled := make(chan struct{})
 	go func() {
 		defer close(stalled)
@@ -261,13 +249,7 @@ func TestShedVoteInFlightKeepsItsVoter(t *testing.T) {
 	e := start(t, cfg, true)
 	owner, _ := e.c.Account()
 	pollID, opts := e.c.Poll(owner, map[string]any{"allow_anonymous": true})
-	testenv.Eventually(t, 30*time.Second, func() error {
-		r := e.c.Do("POST", "/v1/polls/"+pollID+"/votes", tokens(t, e.c, 1)[0], map[string]any{"option_id": opts[0]})
-		if r.Status != http.StatusAccepted {
-			return fmt.Errorf("warm-up vote: %d %s", r.Status, r.Raw)
-		}
-		return nil
-	})
+	voteUntilQueued(t, e.c, pollID, opts[0], "warm-up vote", freshVoter(t, e.c))
 	voters := tokens(t, e.c, 20)
 	first := make([]testenv.Response, len(voters))
 	second := make([]testenv.Response, len(voters))

@@ -4,7 +4,6 @@ package vote_test
 
 import (
 	"bytes"
-	"fmt"
 	"net/http"
 	"os/exec"
 	"sync"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/tally-vote/tally/pkg/config"
-	"github.com/tally-vote/tally/pkg/id"
 	"github.com/tally-vote/tally/pkg/testenv"
 )
 
@@ -99,16 +97,7 @@ func TestSplitWorkerCountsVotesInAnExtendedPoll(t *testing.T) {
 	}
 
 	e.c.Do("PATCH", "/v1/polls/"+pollID, owner, map[string]any{"status": "closed"}).Must(t, http.StatusOK)
-	pid, _ := id.Parse(pollID)
-	testenv.Eventually(t, 60*time.Second, func() error {
-		var ballots int64
-		err := e.app.CQL.Session.Query(`SELECT ballots FROM final_tallies WHERE poll_id = ? LIMIT 1`, pid).Scan(&ballots)
-		if err != nil {
-			return fmt.Errorf("final_tallies: %w", err)
-		}
-		if ballots != 2 {
-			t.Fatalf("frozen tally: %d ballots, want 2", ballots)
-		}
-		return nil
-	})
+	if ballots := testenv.FrozenBallots(t, e.app, pollID, 60*time.Second); ballots != 2 {
+		t.Fatalf("frozen tally: %d ballots, want 2", ballots)
+	}
 }

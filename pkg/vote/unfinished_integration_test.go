@@ -63,7 +63,7 @@ func TestFrozenTallyCountsAGivenUpFollowUp(t *testing.T) {
 		}
 		return nil
 	})
-	if n := frozenBallots(t, e, pollID, 90*time.Second); n != 2 {
+	if n := testenv.FrozenBallots(t, e.app, pollID, 90*time.Second); n != 2 {
 		t.Fatalf("frozen tally: %d ballots for 2 vote rows (the given-up ballot is not in it)", n)
 	}
 	var left int

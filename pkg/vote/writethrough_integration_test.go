@@ -41,12 +41,7 @@ func TestUnresolvedWriteThroughKeepsItsVoter(t *testing.T) {
 	vote := func(i int, key, opt string) testenv.Response {
 		return e.c.Do("POST", "/v1/polls/"+pollID+"/votes", voters[i], map[string]any{"option_id": opt}, "Idempotency-Key", key)
 	}
-	testenv.Eventually(t, 30*time.Second, func() error {
-		if r := e.c.Do("POST", "/v1/polls/"+pollID+"/votes", other(), map[string]any{"option_id": opts[0]}); r.Status != http.StatusAccepted {
-			return fmt.Errorf("warm-up vote: %d %s", r.Status, r.Raw)
-		}
-		return nil
-	})
+	voteUntilQueued(t, e.c, pollID, opts[0], "warm-up vote", other)
 
 	// Kafka hangs: votes are written through.
 	resume := testenv.Pause(t, "kafka")
