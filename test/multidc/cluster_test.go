@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -69,8 +70,9 @@ type cluster struct {
 }
 
 // newCluster migrates a fresh keyspace replicated to both DCs and starts one
-// `tally serve` (API + worker) per region on it.
-func newCluster(t *testing.T) *cluster {
+// `tally serve` (API + worker) per region on it; env overrides the
+// regions' settings.
+func newCluster(t *testing.T, env ...map[string]string) *cluster {
 	t.Helper()
 	cass := testenv.CassandraConfig()
 	cass.Hosts = []string{"127.0.0.2:9042", "127.0.0.3:9042"}
@@ -92,7 +94,7 @@ func newCluster(t *testing.T) *cluster {
 	bin := testenv.Binary(t)
 	cl := &cluster{cass: cass}
 	for _, s := range regionSpecs {
-		cl.regions = append(cl.regions, startRegion(t, bin, cass, s.name, s.dc, s.addr))
+		cl.regions = append(cl.regions, startRegion(t, bin, cass, s.name, s.dc, s.addr, env...))
 	}
 	for _, r := range cl.regions {
 		r.waitReady(t)
@@ -101,7 +103,7 @@ func newCluster(t *testing.T) *cluster {
 	return cl
 }
 
-func startRegion(t *testing.T, bin string, cass cassandra.Config, name, dc, addr string) *region {
+func startRegion(t *testing.T, bin string, cass cassandra.Config, name, dc, addr string, overrides ...map[string]string) *region {
 	t.Helper()
 	k := testenv.Kafka(t)
 	httpAddr := freeAddr(t, addr)
@@ -137,6 +139,9 @@ func startRegion(t *testing.T, bin string, cass cassandra.Config, name, dc, addr
 	}
 	if regionDrains() {
 		env["TALLY_REGION"] = name
+	}
+	for _, o := range overrides {
+		maps.Copy(env, o)
 	}
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = os.Environ()
