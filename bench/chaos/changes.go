@@ -57,13 +57,16 @@ func injectChangeKill(ctx context.Context, h *harness, ph *phase, l *load) error
 		tokens = append(tokens, tok.token)
 	}
 	// until sends a request until it is answered 200 or 202, retrying
-	// the answers that say "not yet" (409 VOTE_CHANGE_CONFLICT, 503, no
-	// answer); a 202 is then followed until its request completed.
+	// the answers that say "not yet" (409 VOTE_CHANGE_CONFLICT, 503, 429,
+	// no answer) as a client should: after Retry-After when the answer
+	// has one; a 202 is then followed until its request completed. (The
+	// conflict retries count against the voter's vote-route limit, so a
+	// voter kept waiting by a killed worker meets its 429.)
 	until := func(method, path, tok string, body any, key string) answer {
 		deadline := time.Now().Add(3 * time.Minute)
 		for {
 			a := h.api.do(ctx, method, path, tok, body, h.runID+"-"+key)
-			retry := a.status == 0 || a.status == http.StatusServiceUnavailable || a.code() == "VOTE_CHANGE_CONFLICT"
+			retry := retryable(a.status) || a.code() == "VOTE_CHANGE_CONFLICT"
 			if a.status == http.StatusAccepted {
 				for rid := a.str("request_id"); time.Now().Before(deadline) && ctx.Err() == nil; time.Sleep(200 * time.Millisecond) {
 					st := h.api.do(ctx, "GET", base+"/requests/"+rid, tok, nil, "")
@@ -79,7 +82,7 @@ func injectChangeKill(ctx context.Context, h *harness, ph *phase, l *load) error
 			if a.status == http.StatusOK || !retry || time.Now().After(deadline) || ctx.Err() != nil {
 				return a
 			}
-			time.Sleep(100 * time.Millisecond)
+			time.Sleep(max(a.retryAfter, 100*time.Millisecond))
 		}
 	}
 	for i, tok := range tokens {
@@ -118,6 +121,17 @@ func injectChangeKill(ctx context.Context, h *harness, ph *phase, l *load) error
 	if err := <-killed; err != nil {
 		return err
 	}
+	// retried asks again with the request's key, waiting out 429s and
+	// 503s: the check is of the outcome, not of the voter's limits.
+	retried := func(method, path, tok string, body any, key string) answer {
+		for deadline := time.Now().Add(time.Minute); ; {
+			a := h.api.do(ctx, method, path, tok, body, h.runID+"-"+key)
+			if !retryable(a.status) || time.Now().After(deadline) || ctx.Err() != nil {
+				return a
+			}
+			time.Sleep(max(a.retryAfter, 100*time.Millisecond))
+		}
+	}
 	for i, tok := range tokens {
 		// 200 (written through) or 202 (queued, followed to completed);
 		// either way the retry is answered from the row: this request,
@@ -126,12 +140,12 @@ func injectChangeKill(ctx context.Context, h *harness, ph *phase, l *load) error
 			ph.violate("change-kill: change %d answered %+v", i, changes[i])
 			continue
 		}
-		if got := outcomeOf(h.api.do(ctx, "PUT", base+"/me", tok, map[string]any{"option_id": opts[(i+1)%3]}, h.runID+"-c1")); got.status != http.StatusOK ||
+		if got := outcomeOf(retried("PUT", base+"/me", tok, map[string]any{"option_id": opts[(i+1)%3]}, "c1")); got.status != http.StatusOK ||
 			got.requestID != changes[i].requestID || got.state != "changed" || got.version != 1 {
 			ph.violate("change-kill: retried change %d answered %+v, first %+v", i, got, changes[i])
 		}
 		if i%2 == 0 {
-			if got := outcomeOf(h.api.do(ctx, "DELETE", base+"/me", tok, nil, h.runID+"-r1")); got.status != http.StatusOK ||
+			if got := outcomeOf(retried("DELETE", base+"/me", tok, nil, "r1")); got.status != http.StatusOK ||
 				got.requestID != revokes[i].requestID || got.state != "revoked" || got.version != 2 {
 				ph.violate("change-kill: retried revoke %d answered %+v, first %+v", i, got, revokes[i])
 			}

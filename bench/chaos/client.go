@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +22,8 @@ type answer struct {
 	status int
 	body   map[string]any
 	err    error
+	// retryAfter is the Retry-After header's wait, 0 without one.
+	retryAfter time.Duration
 }
 
 // code is the error envelope's code, or "".
@@ -78,6 +81,9 @@ func (c *client) do(ctx context.Context, method, path, token string, body any, k
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	a := answer{status: resp.StatusCode, err: err}
+	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
+		a.retryAfter = time.Duration(secs) * time.Second
+	}
 	_ = json.Unmarshal(raw, &a.body)
 	return a
 }

@@ -218,6 +218,7 @@ func (s *Service) change(ctx context.Context, r ChangeRequest) (ChangeReceipt, e
 	// A retry of this request: its own outcome, also after the close.
 	if o, ok := stored.Changes[rec.RequestID]; ok {
 		rec.Ballot, rec.Outcome, rec.Replayed = stored, o, true
+		s.releaseAgain(ctx, stored, o)
 		return rec, nil
 	}
 	if !p.Settings.AllowVoteChange {
@@ -357,8 +358,9 @@ func (s *Service) ApplyChange(ctx context.Context, p *poll.Poll, b *Ballot) (Out
 		case err != nil:
 			return Outcome{}, err
 		}
-		if _, ok := stored.Changes[b.RequestID]; ok {
+		if o, ok := stored.Changes[b.RequestID]; ok {
 			s.m.outcomes.WithLabelValues("replayed").Inc()
+			s.releaseAgain(ctx, stored, o)
 			return Outcome{Poll: p, Ballot: stored}, nil
 		}
 		switch {
@@ -428,6 +430,19 @@ func (s *Service) release(ctx context.Context, b *Ballot) {
 	if err := s.flags.Release(ctx, b.PollID, b.VoterID, holder); err != nil {
 		s.log.Warn("release voter flag after revoke; a new vote is refused until it expires",
 			zap.Stringer("poll_id", b.PollID), zap.Error(err))
+	}
+}
+
+// releaseAgain releases the voter's flag once more when a revoke is
+// replayed (a redelivery, a retry) and the ballot is still revoked at the
+// version it wrote: a crash between the revoke's write and its release
+// would otherwise hold the flag and refuse the voter's next vote
+// ALREADY_VOTED until the flag expires. Releasing is a compare-and-delete
+// on the request that cast the ballot, so a vote cast again since then
+// (which holds the flag under its own request) keeps its flag.
+func (s *Service) releaseAgain(ctx context.Context, stored *Ballot, o ChangeOutcome) {
+	if o.Kind == KindRevoked && stored.Revoked && stored.Version == o.Version {
+		s.release(ctx, stored)
 	}
 }
 
