@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os/exec"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -94,28 +93,9 @@ func changeFromTheOtherRegion(t *testing.T, mode string) {
 	// Phase 3: two changes per voter at the same moment, one per region.
 	type race struct{ request [2]sent }
 	races := make([]race, voters)
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16)
-	for i, tok := range tokens {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			start := make(chan struct{})
-			var inner sync.WaitGroup
-			for ri, r := range cl.regions {
-				inner.Add(1)
-				go func() {
-					defer inner.Done()
-					<-start
-					races[i].request[ri] = cl.change(t, r, "PUT", tok, pollID, opts[2-2*ri], fmt.Sprintf("race-%s", r.name))
-				}()
-			}
-			close(start)
-			inner.Wait()
-		}()
-	}
-	wg.Wait()
+	cl.bothRegionsAtOnce(voters, func(i, ri int, r *region) {
+		races[i].request[ri] = cl.change(t, r, "PUT", tokens[i], pollID, opts[2-2*ri], "race-"+r.name)
+	})
 	if t.Failed() {
 		t.FailNow()
 	}

@@ -293,6 +293,34 @@ func (cl *cluster) expectConverged(t *testing.T, owner, pollID string, total int
 	})
 }
 
+// bothRegionsAtOnce calls send(i, ri, r) for every voter i < voters and
+// every region, releasing each voter's requests to the regions at the
+// same instant, 16 voters in flight; it returns when all are answered.
+func (cl *cluster) bothRegionsAtOnce(voters int, send func(i, ri int, r *region)) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i := range voters {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			start := make(chan struct{})
+			var inner sync.WaitGroup
+			for ri, r := range cl.regions {
+				inner.Add(1)
+				go func() {
+					defer inner.Done()
+					<-start
+					send(i, ri, r)
+				}()
+			}
+			close(start)
+			inner.Wait()
+		}()
+	}
+	wg.Wait()
+}
+
 // anonymous returns n anonymous voter tokens (valid in both regions: they
 // share the JWT secret).
 func anonymous(t *testing.T, c *testenv.Client, n int) []string {

@@ -33,40 +33,21 @@ func TestSameVoterBothRegionsCountsOnce(t *testing.T) {
 	var (
 		mu        sync.Mutex
 		latencies [2][]time.Duration
-		wg        sync.WaitGroup
 	)
 	// 16 voters at a time, each voter's two requests released together.
-	sem := make(chan struct{}, 16)
-	for i := range tokens {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			start := make(chan struct{})
-			var inner sync.WaitGroup
-			for ri, r := range cl.regions {
-				inner.Add(1)
-				go func() {
-					defer inner.Done()
-					<-start
-					// Each region gets another option, so a double count
-					// also shows as a divergence between live and final.
-					resp, took := r.vote(t, tokens[i], pollID, opts[ri])
-					if resp.Status != http.StatusAccepted {
-						t.Errorf("voter %d region %s: %d %s", i, r.name, resp.Status, resp.Raw)
-						return
-					}
-					mu.Lock()
-					results[i].request[ri] = resp.Str("request_id")
-					latencies[ri] = append(latencies[ri], took)
-					mu.Unlock()
-				}()
-			}
-			close(start)
-			inner.Wait()
-		}()
-	}
-	wg.Wait()
+	cl.bothRegionsAtOnce(voters, func(i, ri int, r *region) {
+		// Each region gets another option, so a double count also
+		// shows as a divergence between live and final.
+		resp, took := r.vote(t, tokens[i], pollID, opts[ri])
+		if resp.Status != http.StatusAccepted {
+			t.Errorf("voter %d region %s: %d %s", i, r.name, resp.Status, resp.Raw)
+			return
+		}
+		mu.Lock()
+		results[i].request[ri] = resp.Str("request_id")
+		latencies[ri] = append(latencies[ri], took)
+		mu.Unlock()
+	})
 	if t.Failed() {
 		t.FailNow()
 	}
