@@ -277,3 +277,47 @@ func TestWorkerKeepsDrainingWhenTheAPIIsOnlySlow(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The drain adapts before every batch: a burst stops it, strain backs it
+// off, and a drain behind its lag target catches up whatever the strain.
+func TestWorkerAdapt(t *testing.T) {
+	now := time.Now()
+	fresh := vote.Delivery{Message: vote.Message{AcceptedAt: now.Add(-100 * time.Millisecond)}}
+	old := vote.Delivery{Message: vote.Message{AcceptedAt: now.Add(-2 * time.Second)}}
+	oldReplay := vote.Delivery{Message: vote.Message{AcceptedAt: now.Add(-time.Hour)}, Replay: true}
+	for _, tc := range []struct {
+		name          string
+		batch         []vote.Delivery
+		strain, burst bool
+		conc          int
+		want          int
+		waits         bool // pauses YieldPause (or yields)
+	}{
+		{name: "calm climbs by one", batch: []vote.Delivery{fresh}, conc: 4, want: 5},
+		{name: "calm at the top stays", batch: []vote.Delivery{fresh}, conc: 16, want: 16},
+		{name: "strain halves and pauses", batch: []vote.Delivery{fresh}, strain: true, conc: 8, want: 4, waits: true},
+		{name: "behind under strain doubles, no pause", batch: []vote.Delivery{fresh, old}, strain: true, conc: 4, want: 8},
+		{name: "behind doubles up to the cap", batch: []vote.Delivery{old}, conc: 12, want: 16},
+		{name: "a replay's old acceptance is not lag", batch: []vote.Delivery{oldReplay}, strain: true, conc: 8, want: 4, waits: true},
+		{name: "a burst stops the drain even behind", batch: []vote.Delivery{old}, strain: true, burst: true, conc: 8, want: 1, waits: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := NewWorker(WorkerConfig{Concurrency: 16, LagTarget: 500 * time.Millisecond, YieldPause: time.Hour, YieldMax: time.Hour},
+				WorkerDeps{DLQ: &topic{}, Log: zap.NewNop(), Registry: prometheus.NewRegistry(),
+					Yield: func() bool { return tc.strain }, Burst: func() bool { return tc.burst }})
+			w.conc = tc.conc
+			w.noteAge(tc.batch, now)
+			// A pause would last an hour: the context ends it, and its
+			// end tells that the worker paused.
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			w.adapt(ctx)
+			if w.conc != tc.want {
+				t.Errorf("concurrency %d after adapt from %d; want %d", w.conc, tc.conc, tc.want)
+			}
+			if paused := ctx.Err() != nil; paused != tc.waits {
+				t.Errorf("paused %v; want %v", paused, tc.waits)
+			}
+		})
+	}
+}

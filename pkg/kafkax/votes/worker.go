@@ -35,6 +35,15 @@ type WorkerConfig struct {
 	// pressure is over: the backlog grows in Kafka and the front door keeps
 	// the CPU, Cassandra's included.
 	YieldPause time.Duration `env:"YIELD_PAUSE" envDefault:"200ms"`
+	// LagTarget is how far behind the API the drain may fall before strain
+	// alone stops slowing it: while the oldest vote of its last batch was
+	// accepted longer ago than this, a slow API does not halve the drain's
+	// concurrency or pause it, and the concurrency climbs by doubling. A
+	// drain that backs off whenever the co-located API is slow falls
+	// behind for good once Cassandra's LWT latency times the arrival rate
+	// exceeds its concurrency (Little's law); the live tally would then
+	// trail by ever more. A burst still stops the drain (YieldMax).
+	LagTarget time.Duration `env:"LAG_TARGET" envDefault:"500ms"`
 	// YieldMax bounds one full yield: after it the worker drains for a
 	// fifth of YieldMax whatever the pressure, climbing from concurrency
 	// 1, so pressure that does not end (a box too small for the load)
@@ -87,7 +96,10 @@ type Worker struct {
 	// drainUntil: after a yield that ran its full YieldMax the worker
 	// drains until then whatever the pressure.
 	drainUntil time.Time
-	tracer     trace.Tracer
+	// behind: the oldest vote of the last batch waited longer than
+	// LagTarget since the API accepted it.
+	behind bool
+	tracer trace.Tracer
 }
 
 type workerMetrics struct {
@@ -98,6 +110,7 @@ type workerMetrics struct {
 	yields   prometheus.Counter
 	yielding prometheus.Gauge
 	yielded  prometheus.Counter
+	behind   prometheus.Gauge
 }
 
 // NewWorker builds a worker and registers its metrics.
@@ -126,7 +139,10 @@ func NewWorker(cfg WorkerConfig, d WorkerDeps) *Worker {
 	m.yielded = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "tally_worker_yield_seconds_total", Help: "Time the worker spent not draining because the co-located API was under pressure.",
 	})
-	d.Registry.MustRegister(m.batch, m.lag, m.dlq, m.conc, m.yields, m.yielding, m.yielded)
+	m.behind = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "tally_worker_behind", Help: "1 while the oldest vote of the worker's last batch waited longer than TALLY_WORKER_LAG_TARGET: strain alone does not slow the drain then.",
+	})
+	d.Registry.MustRegister(m.batch, m.lag, m.dlq, m.conc, m.yields, m.yielding, m.yielded, m.behind)
 	cfg.Concurrency = max(cfg.Concurrency, 1)
 	m.conc.Set(float64(cfg.Concurrency))
 	w := &Worker{cfg: cfg, d: d, log: d.Log, m: m, conc: cfg.Concurrency}
@@ -182,8 +198,10 @@ func (w *Worker) Run(ctx context.Context, reader Fetcher) error {
 // together; each message's producing request is a link rather than a
 // parent, since a batch has many.
 func (w *Worker) apply(ctx context.Context, batch []kafka.Message) error {
+	ds := w.deliveries(batch)
+	w.noteAge(ds, time.Now())
 	if w.tracer == nil {
-		return w.d.Votes.Drain(ctx, w.deliveries(batch), w.conc)
+		return w.d.Votes.Drain(ctx, ds, w.conc)
 	}
 	links := make([]trace.Link, 0, len(batch))
 	for _, km := range batch {
@@ -202,12 +220,32 @@ func (w *Worker) apply(ctx context.Context, batch []kafka.Message) error {
 			attribute.Int("messaging.batch.message_count", len(batch)),
 			attribute.Int("tally.worker.concurrency", w.conc)))
 	defer span.End()
-	err := w.d.Votes.Drain(ctx, w.deliveries(batch), w.conc)
+	err := w.d.Votes.Drain(ctx, ds, w.conc)
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "batch not applied")
 	}
 	return err
+}
+
+// noteAge records whether the oldest vote of a batch waited longer than
+// LagTarget since its acceptance (a replay's original acceptance is old by
+// nature and does not count).
+func (w *Worker) noteAge(ds []vote.Delivery, now time.Time) {
+	behind := false
+	for _, d := range ds {
+		if d.Err == nil && !d.Replay && !d.Message.AcceptedAt.IsZero() &&
+			now.Sub(d.Message.AcceptedAt) > w.cfg.LagTarget {
+			behind = true
+			break
+		}
+	}
+	w.behind = behind && w.cfg.LagTarget > 0
+	if w.behind {
+		w.m.behind.Set(1)
+	} else {
+		w.m.behind.Set(0)
+	}
 }
 
 // adapt runs before every batch. During a burst at the API beside the
@@ -219,7 +257,9 @@ func (w *Worker) apply(ctx context.Context, batch []kafka.Message) error {
 // short of a burst (the API slow, not queueing) it halves its concurrency
 // and pauses YieldPause, still draining, so steady traffic keeps the live
 // tally close. Otherwise it adds one to the concurrency per batch, so after
-// either the drain climbs back to full speed and catches up.
+// either the drain climbs back to full speed and catches up. While the
+// drain is behind (LagTarget) strain does not slow it and it climbs by
+// doubling: only a burst makes it yield then.
 func (w *Worker) adapt(ctx context.Context) {
 	if w.d.Burst != nil && time.Now().After(w.drainUntil) && w.d.Burst() {
 		w.conc = 1
@@ -238,6 +278,12 @@ func (w *Worker) adapt(ctx context.Context) {
 		if yielded >= w.cfg.YieldMax && ctx.Err() == nil {
 			w.drainUntil = time.Now().Add(w.cfg.YieldMax / 5)
 		}
+		return
+	}
+	if w.behind {
+		// Falling behind: catch up whatever the strain.
+		w.conc = min(w.conc*2, w.cfg.Concurrency)
+		w.m.conc.Set(float64(w.conc))
 		return
 	}
 	if w.d.Yield != nil && w.d.Yield() {
