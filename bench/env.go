@@ -206,6 +206,23 @@ type loadAvg struct {
 // Valid reports whether a run that started at this load may be cited.
 func (l loadAvg) Valid() bool { return l.One <= maxStartLoad }
 
+// settle waits, up to settleFor, for the 1-minute load to fall to the
+// validity bound, so that the bench's own setup (a dropped keyspace) or the
+// scenario before does not decide whether the next one counts. The load is
+// read again after it, and recorded as it is.
+func (b *bench) settle(ctx context.Context, what string) {
+	l := readLoadAvg()
+	if l.Valid() || b.settleFor <= 0 {
+		return
+	}
+	b.logf("%s: 1-minute load %.2f; waiting up to %s for it to fall to %.1f", what, l.One, b.settleFor, maxStartLoad)
+	deadline := time.Now().Add(b.settleFor)
+	for !l.Valid() && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(5 * time.Second)
+		l = readLoadAvg()
+	}
+}
+
 func readLoadAvg() loadAvg {
 	raw, err := os.ReadFile("/proc/loadavg")
 	if err != nil {

@@ -69,6 +69,9 @@ type bench struct {
 	// scenarios (0: the ceiling loop's --concurrency, so the drain is
 	// compared with the bare LWT loop at the same concurrency).
 	drainConc int
+	// settleFor is how long the run, and each scenario, waits for the
+	// box's 1-minute load to fall to the validity bound before starting.
+	settleFor time.Duration
 }
 
 // durationOf is a scenario's load duration (per ladder step).
@@ -157,6 +160,7 @@ func newCmd() *cobra.Command {
 	f.DurationVar(&b.bareDur, "bare-duration", 5*time.Second, "duration of each open-loop bare Gin rate")
 	f.DurationVar(&b.warmup, "warmup", 5*time.Second, "warm-up at the start of each load step, left out of the judged accepted p99 (named in the report)")
 	f.DurationVar(&b.idleSample, "idle-sample", 3*time.Second, "accept-only scenarios: API CPU read with only the sampler running, subtracted from each step")
+	f.DurationVar(&b.settleFor, "settle", 3*time.Minute, "wait up to this long, before the run and before each scenario, for the 1-minute load to fall to 1.0 (the run's own setup and the scenario before it load the box); the load is then recorded as it is")
 	f.IntVar(&b.drainConc, "drain-concurrency", 0, "accept-only scenarios: the separate worker's LWT concurrency (default: --concurrency, the bare LWT loop's)")
 	f.IntVar(&b.sseWatchers, "sse-watchers", 0, "Server-Sent Events streams held open on the hot poll during each scenario (live: 200 when neither watcher flag is set)")
 	cmd.AddCommand(newBareGinCmd())
@@ -210,6 +214,7 @@ func (b *bench) run(ctx context.Context, scenarios []string, jsonPath string, fr
 	}
 	defer b.cql.Close()
 
+	b.settle(ctx, "run "+b.runID)
 	start := readLoadAvg()
 	if !start.Valid() {
 		b.logf("run %s: 1-minute load average %.2f at start is above %.1f: this run is INVALID (its figures are printed, not to be cited)",

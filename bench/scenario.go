@@ -166,6 +166,7 @@ func (b *bench) createPolls(url string, n int) ([]pollInfo, error) {
 // runScenario drives one scenario end to end: polls, open-loop load,
 // timeline sampling, drain, and the correctness verdict.
 func (b *bench) runScenario(ctx context.Context, p plan) (*scenarioReport, error) {
+	b.settle(ctx, "scenario "+p.Name)
 	loadAtStart := readLoadAvg()
 	url := b.url
 	var srvPid int
@@ -448,7 +449,7 @@ func (s *sampler) stop() []sample {
 
 // waitDrained waits until the worker group has committed everything.
 func (b *bench) waitDrained(ctx context.Context) {
-	deadline := time.Now().Add(5 * time.Minute)
+	deadline := time.Now().Add(15 * time.Minute)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		lag, err := kafkax.GroupLag(ctx, b.kafkaCfg(), b.topic("votes"), "tally-bench-"+b.runID)
 		total := int64(0)
@@ -460,7 +461,7 @@ func (b *bench) waitDrained(ctx context.Context) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	b.logf("drain did not finish within 5 minutes")
+	b.logf("drain did not finish within 15 minutes")
 }
 
 // scrapeCounter reads one sample from a Prometheus text endpoint.

@@ -297,12 +297,15 @@ func TestWorkerAdapt(t *testing.T) {
 		{name: "calm at the top stays", batch: []vote.Delivery{fresh}, conc: 16, want: 16},
 		{name: "strain halves and pauses", batch: []vote.Delivery{fresh}, strain: true, conc: 8, want: 4, waits: true},
 		{name: "behind under strain doubles, no pause", batch: []vote.Delivery{fresh, old}, strain: true, conc: 4, want: 8},
-		{name: "behind doubles up to the cap", batch: []vote.Delivery{old}, conc: 12, want: 16},
+		{name: "behind under strain doubles up to the concurrency", batch: []vote.Delivery{old}, strain: true, conc: 12, want: 16},
+		{name: "behind under strain comes down to the concurrency", batch: []vote.Delivery{old}, strain: true, conc: 48, want: 16},
+		{name: "behind and calm doubles past the concurrency", batch: []vote.Delivery{old}, conc: 16, want: 32},
+		{name: "behind and calm stops at the catch-up cap", batch: []vote.Delivery{old}, conc: 48, want: 64},
 		{name: "a replay's old acceptance is not lag", batch: []vote.Delivery{oldReplay}, strain: true, conc: 8, want: 4, waits: true},
 		{name: "a burst stops the drain even behind", batch: []vote.Delivery{old}, strain: true, burst: true, conc: 8, want: 1, waits: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := NewWorker(WorkerConfig{Concurrency: 16, LagTarget: 500 * time.Millisecond, YieldPause: time.Hour, YieldMax: time.Hour},
+			w := NewWorker(WorkerConfig{Concurrency: 16, CatchUpConcurrency: 64, LagTarget: 500 * time.Millisecond, YieldPause: time.Hour, YieldMax: time.Hour},
 				WorkerDeps{DLQ: &topic{}, Log: zap.NewNop(), Registry: prometheus.NewRegistry(),
 					Yield: func() bool { return tc.strain }, Burst: func() bool { return tc.burst }})
 			w.conc = tc.conc

@@ -31,6 +31,12 @@ type WorkerConfig struct {
 	// (bench/RESULTS.md: 8 gave far lower API latency and a higher drain
 	// than 128); raise it on dedicated worker nodes.
 	Concurrency int `env:"CONCURRENCY" envDefault:"8"`
+	// CatchUpConcurrency is how high the concurrency climbs while the
+	// drain is behind (LagTarget) and the API beside it is neither strained
+	// nor bursting, such as after a burst: the backlog drains at what
+	// Cassandra gives rather than at what a share of a busy box does. Never
+	// below Concurrency.
+	CatchUpConcurrency int `env:"CATCHUP_CONCURRENCY" envDefault:"64"`
 	// YieldPause is how often a yielding worker asks again whether the
 	// pressure is over: the backlog grows in Kafka and the front door keeps
 	// the CPU, Cassandra's included.
@@ -259,7 +265,8 @@ func (w *Worker) noteAge(ds []vote.Delivery, now time.Time) {
 // tally close. Otherwise it adds one to the concurrency per batch, so after
 // either the drain climbs back to full speed and catches up. While the
 // drain is behind (LagTarget) strain does not slow it and it climbs by
-// doubling: only a burst makes it yield then.
+// doubling, up to CatchUpConcurrency while the API is calm and to
+// Concurrency while it is strained: only a burst makes it yield then.
 func (w *Worker) adapt(ctx context.Context) {
 	if w.d.Burst != nil && time.Now().After(w.drainUntil) && w.d.Burst() {
 		w.conc = 1
@@ -281,8 +288,13 @@ func (w *Worker) adapt(ctx context.Context) {
 		return
 	}
 	if w.behind {
-		// Falling behind: catch up whatever the strain.
-		w.conc = min(w.conc*2, w.cfg.Concurrency)
+		// Falling behind: catch up whatever the strain, and with more
+		// than Concurrency while the API is calm.
+		limit := max(w.cfg.CatchUpConcurrency, w.cfg.Concurrency)
+		if w.d.Yield != nil && w.d.Yield() {
+			limit = w.cfg.Concurrency
+		}
+		w.conc = min(w.conc*2, limit)
 		w.m.conc.Set(float64(w.conc))
 		return
 	}
