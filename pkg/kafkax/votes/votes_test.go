@@ -292,6 +292,7 @@ func TestWorkerAdapt(t *testing.T) {
 		conc          int
 		want          int
 		waits         bool // pauses YieldPause (or yields)
+		dedicated     bool // no API beside the worker
 	}{
 		{name: "calm climbs by one", batch: []vote.Delivery{fresh}, conc: 4, want: 5},
 		{name: "calm at the top stays", batch: []vote.Delivery{fresh}, conc: 16, want: 16},
@@ -303,11 +304,15 @@ func TestWorkerAdapt(t *testing.T) {
 		{name: "behind and calm stops at the catch-up cap", batch: []vote.Delivery{old}, conc: 48, want: 64},
 		{name: "a replay's old acceptance is not lag", batch: []vote.Delivery{oldReplay}, strain: true, conc: 8, want: 4, waits: true},
 		{name: "a burst stops the drain even behind", batch: []vote.Delivery{old}, strain: true, burst: true, conc: 8, want: 1, waits: true},
+		{name: "a dedicated worker behind climbs by one", batch: []vote.Delivery{old}, dedicated: true, conc: 4, want: 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := NewWorker(WorkerConfig{Concurrency: 16, CatchUpConcurrency: 64, LagTarget: 500 * time.Millisecond, YieldPause: time.Hour, YieldMax: time.Hour},
 				WorkerDeps{DLQ: &topic{}, Log: zap.NewNop(), Registry: prometheus.NewRegistry(),
 					Yield: func() bool { return tc.strain }, Burst: func() bool { return tc.burst }})
+			if tc.dedicated {
+				w.d.Yield, w.d.Burst = nil, nil
+			}
 			w.conc = tc.conc
 			w.noteAge(tc.batch, now)
 			// A pause would last an hour: the context ends it, and its

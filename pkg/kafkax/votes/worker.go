@@ -287,9 +287,10 @@ func (w *Worker) adapt(ctx context.Context) {
 		}
 		return
 	}
-	if w.behind {
-		// Falling behind: catch up whatever the strain, and with more
-		// than Concurrency while the API is calm.
+	if w.behind && w.d.Yield != nil {
+		// Falling behind beside an API: catch up whatever the strain, and
+		// with more than Concurrency while the API is calm. A dedicated
+		// worker (no API beside it) runs at its Concurrency as before.
 		limit := max(w.cfg.CatchUpConcurrency, w.cfg.Concurrency)
 		if w.d.Yield != nil && w.d.Yield() {
 			limit = w.cfg.Concurrency
