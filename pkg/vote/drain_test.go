@@ -218,3 +218,50 @@ func TestDrainRefusalVersusPoison(t *testing.T) {
 		})
 	}
 }
+
+// revokedStore holds one voter's ballot as the row has it.
+type revokedStore struct {
+	*drainFakes
+	b *Ballot
+}
+
+func (r revokedStore) Get(context.Context, id.ID, id.ID) (*Ballot, error) { return r.b, nil }
+
+// A revoke's status says completed only with the voter's flag free: a
+// worker killed between the revoke's write and its release left the flag
+// held, and a vote cast on that "completed" was refused ALREADY_VOTED
+// (TestChangesAndRevokesWhileTheWorkerIsKilled). The status read releases
+// the flag of the request that cast the revoked ballot, and nothing once
+// the voter has voted again.
+func TestRevokeStatusFreesTheFlag(t *testing.T) {
+	p := &poll.Poll{ID: id.New(), Settings: poll.Settings{AllowVoteChange: true}}
+	cast, revoke, again := id.New(), id.New(), id.New()
+	for _, tc := range []struct {
+		name     string
+		b        *Ballot
+		asked    id.ID
+		released []id.ID
+	}{
+		{name: "revoked: the caster's flag is released", asked: revoke, released: []id.ID{cast},
+			b: &Ballot{PollID: p.ID, RequestID: cast, Version: 1, Revoked: true,
+				Changes: map[id.ID]ChangeOutcome{revoke: {Kind: KindRevoked, Version: 1}}}},
+		{name: "voted again since: nothing released", asked: revoke,
+			b: &Ballot{PollID: p.ID, RequestID: cast, Version: 2,
+				Changes: map[id.ID]ChangeOutcome{revoke: {Kind: KindRevoked, Version: 1}, again: {Kind: KindRecast, Version: 2}}}},
+		{name: "the first vote's status: nothing released", asked: cast,
+			b: &Ballot{PollID: p.ID, RequestID: cast}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newDrainFakes(p)
+			s := NewService(Config{Mode: "async"}, Deps{Store: revokedStore{f, tc.b}, Counter: f, Fence: f,
+				Flags: f, Log: zap.NewNop(), Now: time.Now}, prometheus.NewRegistry())
+			st, err := NewStatuses(s, f, f).Get(context.Background(), p.ID, id.New(), tc.asked)
+			if err != nil || st.State != Completed {
+				t.Fatalf("status %+v, %v; want completed", st, err)
+			}
+			if len(f.released) != len(tc.released) || (len(tc.released) > 0 && f.released[0] != tc.released[0]) {
+				t.Fatalf("released %v; want %v", f.released, tc.released)
+			}
+		})
+	}
+}

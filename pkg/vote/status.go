@@ -82,6 +82,15 @@ func (s *Statuses) Get(ctx context.Context, pollID, voterID, requestID id.ID) (R
 		return st, err
 	}
 	if err == nil && (b.RequestID == requestID || b.Changes[requestID] != (ChangeOutcome{})) {
+		// A revoke is complete for its voter once the flag is free to
+		// vote again: the worker releases it after the revoke's write, so
+		// a worker killed in between leaves it held until the revoke is
+		// redelivered. Release it here too (a compare-and-delete on the
+		// request that cast the revoked ballot; a vote cast since keeps
+		// its own flag), so "completed" means the voter may vote again.
+		if o, ok := b.Changes[requestID]; ok {
+			s.votes.releaseAgain(ctx, b, o)
+		}
 		st.State, st.VoteID = Completed, b.VoteID
 		if st.Receipt = s.votes.SignReceipt(b); st.Receipt != nil {
 			s.votes.m.receipts.WithLabelValues("status").Inc()
