@@ -165,6 +165,12 @@ func (h *Hub) refresh(ctx context.Context, r *room, st *roomState, cause string,
 		return // a frozen tally never changes
 	}
 	h.m.rereads.WithLabelValues(cause).Inc()
+	// Never older than the last frame: a cached snapshot that a slower
+	// computation wrote over a newer one would otherwise send the bars
+	// back, until the next backstop sent them forward again.
+	if st.last != nil && st.last.Tally == tally.Live && st.last.AsOf.After(since) {
+		since = st.last.AsOf
+	}
 	res, err := h.read(ctx, p, since)
 	if err != nil {
 		if ctx.Err() == nil {

@@ -20,6 +20,7 @@ const state = {
   closing: false, // pollClosed is running
   ticks: 0,
   retryResults: false, // the last results read failed for a reason that passes
+  shown: null, // { tally, at }: the kind and as_of (ms) of the results on screen
 };
 
 // credKey holds what an anonymous voter voted with on this poll (invite
@@ -215,6 +216,12 @@ async function refreshResults() {
 }
 
 function renderResults(r) {
+  // The socket's frames and a results read race: a read answered from a
+  // cache a moment old can arrive after a newer frame. The older document
+  // is dropped, so the bars never go back (the socket sends a change once).
+  const at = Date.parse(r.as_of);
+  if (state.shown && state.shown.tally === r.tally && at < state.shown.at) return;
+  state.shown = { tally: r.tally, at };
   $('results').hidden = false;
   $('results-hidden').hidden = true;
   const final = r.tally === 'final' && r.status === 'closed';
