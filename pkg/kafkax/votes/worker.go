@@ -292,7 +292,7 @@ func (w *Worker) adapt(ctx context.Context) {
 		// with more than Concurrency while the API is calm. A dedicated
 		// worker (no API beside it) runs at its Concurrency as before.
 		limit := max(w.cfg.CatchUpConcurrency, w.cfg.Concurrency)
-		if w.d.Yield != nil && w.d.Yield() {
+		if w.d.Yield() {
 			limit = w.cfg.Concurrency
 		}
 		w.conc = min(w.conc*2, limit)
